@@ -1,0 +1,174 @@
+"""Every error chatocr raises on purpose, in one tree.
+
+    ChatOCRError                      base: catch this to catch everything of ours
+    ├── UserError                     the caller's or the author's mistake: fix the input or config
+    │   ├── ConfigError               bad settings, unknown provider/engine/scenario name
+    │   ├── ScenarioError             a scenario YAML that does not load (names file and line)
+    │   ├── TemplateError             a prompt template that does not render
+    │   └── MissingDependencyError    an optional extra is not installed (says the pip command)
+    ├── PlanningError                 the conversation cannot be fitted to the backend's limits
+    │   └── DocumentTooLargeError     the document alone exceeds the total input budget
+    ├── InputError                    a document we cannot read (corrupt, empty, huge, unsupported)
+    ├── OCRError                      an OCR engine failed on a readable input
+    ├── LLMError                      a chat backend failed; `retryable` says whether trying again may help
+    │   ├── AuthenticationError       missing, wrong or expired credentials
+    │   ├── RateLimitError            too many requests (carries retry_after when the service says)
+    │   ├── ContextTooLongError       the input is too long for the model: re-plan with less
+    │   ├── InvalidRequestError       the service refused the request as malformed
+    │   ├── ServiceUnavailableError   5xx, overloaded, connection refused
+    │   ├── LLMTimeoutError           no answer in time
+    │   └── MalformedResponseError    the answer could not be understood
+    └── ExtractionError               the extraction loop could not produce a result
+
+Every error carries `hint`: one sentence telling the reader what to do next. `str(error)` includes it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "ChatOCRError",
+    "ConfigError",
+    "ContextTooLongError",
+    "DocumentTooLargeError",
+    "ExtractionError",
+    "InputError",
+    "InvalidRequestError",
+    "LLMError",
+    "LLMTimeoutError",
+    "MalformedResponseError",
+    "MissingDependencyError",
+    "OCRError",
+    "PlanningError",
+    "RateLimitError",
+    "ScenarioError",
+    "ServiceUnavailableError",
+    "TemplateError",
+    "UserError",
+]
+
+
+class ChatOCRError(Exception):
+    """Base class of every error chatocr raises on purpose."""
+
+    default_hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class UserError(ChatOCRError):
+    """A mistake in what the caller gave us; running again unchanged will fail again."""
+
+
+class ConfigError(UserError):
+    default_hint = "Check the settings you passed (or `chatocr doctor` for what is available here)."
+
+
+class ScenarioError(UserError):
+    """A scenario file that does not load. `problems` lists every `file:line: message` found."""
+
+    default_hint = "Fix the scenario file; `chatocr scenarios schema` prints the format for editors."
+
+    def __init__(self, message: str, *, problems: list[str] | None = None, hint: str | None = None) -> None:
+        self.problems = problems or [message]
+        super().__init__(message, hint=hint)
+
+
+class TemplateError(UserError):
+    default_hint = "Fix the prompt template named above; variables must exist (templates are strict)."
+
+
+class MissingDependencyError(UserError, ImportError):
+    """An optional part is not installed. The message names the pip command that installs it."""
+
+    def __init__(self, what: str, extra: str, *, package: str | None = None) -> None:
+        command = f'pip install "chatocr[{extra}]"'
+        super().__init__(
+            f"{what} needs the optional package {package or extra!r}, which is not installed.",
+            hint=f"Install it with: {command}",
+        )
+        self.extra = extra
+
+
+class PlanningError(ChatOCRError):
+    default_hint = "Use a backend with larger limits, fewer keys, or a shorter document."
+
+
+class DocumentTooLargeError(PlanningError):
+    default_hint = (
+        "The document alone does not fit the model's input budget: use a model with a larger context, "
+        "or split the document (e.g. one PDF page at a time)."
+    )
+
+
+class InputError(ChatOCRError):
+    default_hint = "Check that the file is a readable image (PNG, JPEG, TIFF, BMP, WebP) or PDF."
+
+
+class OCRError(ChatOCRError):
+    default_hint = "Try another OCR engine (`--ocr`), or `chatocr doctor` to check the installed engines."
+
+
+class LLMError(ChatOCRError):
+    """A chat backend failed. `retryable` tells the retry layer whether trying again may help."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, hint: str | None = None, provider: str | None = None) -> None:
+        self.provider = provider
+        super().__init__(message, hint=hint)
+
+
+class AuthenticationError(LLMError):
+    default_hint = "Set a valid API key or access token (see `chatocr doctor` for the variable to set)."
+
+
+class RateLimitError(LLMError):
+    retryable = True
+    default_hint = "The service is rate-limiting: lower --concurrency, wait, or raise your quota."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        hint: str | None = None,
+        provider: str | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, hint=hint, provider=provider)
+
+
+class ContextTooLongError(LLMError):
+    default_hint = "The input is too long for this model; chatocr re-plans with fewer examples when it can."
+
+
+class InvalidRequestError(LLMError):
+    default_hint = "The service refused the request; check the model name and settings."
+
+
+class ServiceUnavailableError(LLMError):
+    retryable = True
+    default_hint = "The service is unavailable or unreachable; check the base URL and try again later."
+
+
+class LLMTimeoutError(LLMError):
+    retryable = True
+    default_hint = "The model did not answer in time; raise the timeout or use a faster model."
+
+
+class MalformedResponseError(LLMError):
+    retryable = True
+    default_hint = "The service answered something that is not a chat completion; check the base URL."
+
+
+class ExtractionError(ChatOCRError):
+    default_hint = "See the result's transcript and warnings for what the model answered."
