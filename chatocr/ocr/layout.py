@@ -1,0 +1,229 @@
+"""Reading-order text: OCR lines grouped into visual rows, so a key and its value stay together.
+
+Engines return one entry per detected text line, and a key and its value on the same visual row
+(`金额：` ... `¥8,490.57`) often come back as two lines, sometimes far apart in the list. Giving
+the LLM "one OCR line per text line" separates them; this module puts them back on one row:
+
+1. Estimate the page's skew from the lines' top edges and undo it, so a slightly rotated scan
+   still groups rows correctly.
+2. Group lines into rows by vertical overlap (at least half the smaller line's height), never
+   putting two lines that overlap horizontally into one row (they are stacked, not side by side).
+3. Rows top to bottom; cells left to right, separated by spaces proportional to the gap
+   (at least 2 when the gap is at least one character wide, at most MAX_SPACES).
+
+`LayoutText.spans` maps every character range of the rendered text back to its line id; the
+extraction pipeline grounds values to boxes with `LayoutText.line_ids(start, end)`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import statistics
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from chatocr.ocr.types import OCRLine, Page
+
+__all__ = ["MAX_SPACES", "LayoutText", "Span", "display_width", "group_rows", "plain_text", "render_layout"]
+
+MAX_SPACES = 8
+# A line joins a row when it overlaps the row vertically by this share of the smaller height.
+ROW_OVERLAP = 0.5
+# Two lines overlapping horizontally by this share of the narrower one are stacked, not a row.
+STACK_OVERLAP = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Characters [start, end) of the rendered text come from line `line_id`."""
+
+    start: int
+    end: int
+    line_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutText:
+    text: str
+    spans: tuple[Span, ...] = ()
+    _starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_starts", tuple(span.start for span in self.spans))
+
+    def spans_between(self, start: int, end: int) -> list[Span]:
+        """The spans overlapping characters [start, end), in text order."""
+        if end <= start:
+            return []
+        # Spans are sorted and disjoint: begin at the last span starting at or before `start`.
+        first = max(0, bisect.bisect_right(self._starts, start) - 1)
+        found = []
+        for span in self.spans[first:]:
+            if span.start >= end:
+                break
+            if span.end > start:
+                found.append(span)
+        return found
+
+    def line_ids(self, start: int, end: int) -> list[str]:
+        """Ids of the OCR lines covering characters [start, end) (each once, in text order)."""
+        seen: dict[str, None] = {}
+        for span in self.spans_between(start, end):
+            seen.setdefault(span.line_id, None)
+        return list(seen)
+
+    def span_of(self, line_id: str) -> Span:
+        for span in self.spans:
+            if span.line_id == line_id:
+                return span
+        raise KeyError(line_id)
+
+
+@dataclass(slots=True)
+class _Item:
+    line: OCRLine
+    text: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    @property
+    def height(self) -> float:
+        return max(self.y1 - self.y0, 1e-6)
+
+    @property
+    def width(self) -> float:
+        return max(self.x1 - self.x0, 1e-6)
+
+
+@dataclass(slots=True)
+class _Row:
+    items: list[_Item]
+    y0: float
+    y1: float
+
+    def add(self, item: _Item) -> None:
+        self.items.append(item)
+        n = len(self.items)
+        # A running mean keeps the row band from drifting down a page with many tall members.
+        self.y0 += (item.y0 - self.y0) / n
+        self.y1 += (item.y1 - self.y1) / n
+
+
+def _skew(lines: Sequence[OCRLine]) -> float:
+    """The page's rotation in radians: the median angle of the top edges of wide lines."""
+    angles = []
+    for line in lines:
+        (ax, ay), (bx, by), _, (dx, dy) = line.box
+        # Only lines clearly wider than tall say which way the text runs.
+        if bx > ax and math.hypot(bx - ax, by - ay) > 2 * math.hypot(dx - ax, dy - ay):
+            angles.append(math.atan2(by - ay, bx - ax))
+    if not angles:
+        return 0.0
+    angle = statistics.median(angles)
+    # Past ~30 degrees the page is rotated rather than skewed; rows are then not meaningful.
+    return angle if abs(angle) < math.radians(30) else 0.0
+
+
+def _items(lines: Sequence[OCRLine], normalize: bool) -> list[_Item]:
+    angle = _skew(lines)
+    cos, sin = math.cos(-angle), math.sin(-angle)
+    items = []
+    for line in lines:
+        xs, ys = [], []
+        for x, y in line.box:
+            xs.append(x * cos - y * sin)
+            ys.append(x * sin + y * cos)
+        text = unicodedata.normalize("NFKC", line.text) if normalize else line.text
+        items.append(_Item(line, text, min(xs), min(ys), max(xs), max(ys)))
+    return items
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def _rows(items: list[_Item]) -> list[list[_Item]]:
+    rows: list[_Row] = []
+    for item in sorted(items, key=lambda it: ((it.y0 + it.y1) / 2, it.x0)):
+        best: _Row | None = None
+        best_share = ROW_OVERLAP
+        for row in rows:
+            share = _overlap(item.y0, item.y1, row.y0, row.y1) / min(item.height, row.y1 - row.y0 or 1e-6)
+            if share < best_share:
+                continue
+            stacked = any(
+                _overlap(item.x0, item.x1, other.x0, other.x1) > STACK_OVERLAP * min(item.width, other.width)
+                for other in row.items
+            )
+            if not stacked:
+                best, best_share = row, share
+        if best is None:
+            rows.append(_Row([item], item.y0, item.y1))
+        else:
+            best.add(item)
+    rows.sort(key=lambda row: (row.y0 + row.y1) / 2)
+    return [sorted(row.items, key=lambda it: it.x0) for row in rows]
+
+
+def group_rows(lines: Sequence[OCRLine]) -> list[list[OCRLine]]:
+    """The lines of one page as visual rows, top to bottom, each row left to right."""
+    return [[item.line for item in row] for row in _rows(_items(lines, normalize=False))]
+
+
+def display_width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _char_width(items: list[_Item]) -> float:
+    """The page's typical width of one half-width character, in pixels."""
+    widths = [item.width / display_width(item.text) for item in items if item.text.strip()]
+    return statistics.median(widths) if widths else 10.0
+
+
+def _spaces(gap: float, char_width: float) -> int:
+    if gap < char_width:
+        return 1
+    return max(2, min(MAX_SPACES, round(gap / char_width)))
+
+
+def render_layout(pages: Sequence[Page], normalize: bool = False) -> LayoutText:
+    """Render pages as reading-order text with spans back to line ids."""
+    parts: list[str] = []
+    spans: list[Span] = []
+    length = 0
+
+    def emit(piece: str, line_id: str | None = None) -> None:
+        nonlocal length
+        if line_id is not None and piece:
+            spans.append(Span(length, length + len(piece), line_id))
+        parts.append(piece)
+        length += len(piece)
+
+    for number, page in enumerate(pages):
+        if len(pages) > 1:
+            emit(("\n" if number else "") + f"--- page {number + 1} of {len(pages)} ---\n")
+        items = _items(page.lines, normalize)
+        char_width = _char_width(items)
+        for row in _rows(items):
+            previous: _Item | None = None
+            for item in row:
+                if previous is not None:
+                    emit(" " * _spaces(item.x0 - previous.x1, char_width))
+                emit(item.text, item.line.id)
+                previous = item
+            emit("\n")
+    text = "".join(parts)
+    # Drop the final newline (nothing maps to it) so the text ends with the last row.
+    return LayoutText(text[:-1] if text.endswith("\n") else text, tuple(spans))
+
+
+def plain_text(pages: Sequence[Page], normalize: bool = False) -> str:
+    """One OCR line per text line, in the document's (reading) order."""
+    texts = [line.text for page in pages for line in page.lines]
+    if normalize:
+        texts = [unicodedata.normalize("NFKC", text) for text in texts]
+    return "\n".join(texts)

@@ -1,0 +1,94 @@
+"""`rapid`: RapidOCR 3.x with the PP-OCR ONNX models bundled in its wheel; the offline default.
+
+Only the bundled models work offline: asking RapidOCR for another `ocr_version`, `lang_type` or
+`model_type` makes it download from ModelScope at first use. Other ONNX files can be given by
+path through `params` (`Det.model_path`, `Rec.model_path`, `Cls.model_path`).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from chatocr.errors import ConfigError, MissingDependencyError, OCRError
+from chatocr.ocr.base import ImageEngine, RawLine
+from chatocr.ocr.images import ImageLimits
+from chatocr.ocr.types import box_from_any
+
+__all__ = ["RapidEngine"]
+
+_DEFAULT_PARAMS: dict[str, Any] = {
+    # RapidOCR logs every call at INFO; chatocr reports its own timings.
+    "Global.log_level": "critical",
+}
+
+
+class RapidEngine(ImageEngine):
+    name = "rapid"
+
+    def __init__(
+        self,
+        *,
+        params: dict[str, Any] | None = None,
+        threads: int | None = None,
+        limits: ImageLimits | None = None,
+    ) -> None:
+        """params: RapidOCR settings as dotted keys (`{"Global.text_score": 0.6}`).
+        threads: onnxruntime intra-op threads (default: onnxruntime's choice, all cores)."""
+        super().__init__(limits=limits)
+        try:
+            from rapidocr import RapidOCR
+        except ImportError:
+            raise MissingDependencyError("The rapid OCR engine", "rapid", package="rapidocr") from None
+        self.params = {**_DEFAULT_PARAMS, **(params or {})}
+        if threads is not None:
+            self.params["EngineConfig.onnxruntime.intra_op_num_threads"] = int(threads)
+        try:
+            self._ocr = RapidOCR(params=self.params)
+        except Exception as error:  # RapidOCR raises bare Exceptions for bad settings and downloads
+            raise ConfigError(
+                f"RapidOCR could not start with params {self.params}: {error}",
+                hint="Only RapidOCR's bundled models work offline; give other models by path "
+                "(params={'Det.model_path': ...}).",
+            ) from error
+        self.model = _model_name(self._ocr)
+        self._version = importlib.metadata.version("rapidocr")
+
+    def settings(self) -> dict[str, Any]:
+        return {"rapidocr": self._version, "params": self.params}
+
+    def _recognize(self, image: Image.Image) -> list[RawLine]:
+        # RapidOCR treats a 3-channel array as OpenCV BGR.
+        bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
+        try:
+            out: Any = self._ocr(bgr)
+        except Exception as error:
+            raise OCRError(f"RapidOCR failed: {error}") from error
+        if out.boxes is None or out.txts is None:
+            return []
+        scores = out.scores or (1.0,) * len(out.txts)
+        return [
+            RawLine(str(text), box_from_any(box.tolist()), float(score))
+            for box, text, score in zip(out.boxes, out.txts, scores, strict=False)
+        ]
+
+
+def _model_name(ocr: Any) -> str:
+    """e.g. "PP-OCRv6_det_small+PP-OCRv6_rec_small", from the model files RapidOCR loaded."""
+    try:
+        det, rec = ocr.cfg.Det, ocr.cfg.Rec
+        if det.model_path or rec.model_path:
+            return f"{det.model_path or 'default'}+{rec.model_path or 'default'}"
+
+        def value(setting: Any) -> str:
+            return str(getattr(setting, "value", setting))  # RapidOCR stores enums
+
+        return (
+            f"{value(det.ocr_version)}_det_{value(det.model_type)}"
+            f"+{value(rec.ocr_version)}_rec_{value(rec.model_type)}"
+        )
+    except AttributeError:
+        return "rapidocr-default"
