@@ -1,0 +1,225 @@
+"""ERNIE Bot through the `erniebot` SDK (0.5.9), api_type "qianfan" (V1 URLs) or "aistudio".
+
+- Configuration goes in the per-call `_config_` only, never in erniebot's module globals, so two
+  models with different tokens or base URLs coexist safely in one process.
+- ERNIE's message rules are enforced before sending (ernie_rules.to_ernie_payload), so the service's
+  336006 means a bug in that function, not in the caller's plan.
+- The synchronous `create` runs in a worker thread: erniebot 0.5.9's `acreate` silently drops
+  `response_format`.
+- With `ak`/`sk` instead of an access token, erniebot fetches the token from a hard-coded Baidu URL
+  (not from `base_url`); tests therefore use access tokens.
+- Baidu retired the V1 endpoints on 2026-08-31; the "aistudio" api_type or Qianfan V2 (the
+  `qianfan-openai` provider) are the supported paths. V1 stays for private deployments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from chatocr.errors import (
+    AuthenticationError,
+    ConfigError,
+    ContextTooLongError,
+    InvalidRequestError,
+    LLMError,
+    LLMTimeoutError,
+    MalformedResponseError,
+    MissingDependencyError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
+from chatocr.llm._secrets import Secret, install_log_redaction, redact
+from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage
+from chatocr.llm.ernie_rules import ernie_limits, error_for_code, to_ernie_payload
+from chatocr.messages import Limits, Message
+from chatocr.tokens import CharCounter, TokenCounter
+
+__all__ = ["ErnieBotChatModel", "map_http_status"]
+
+ApiType = Literal["qianfan", "aistudio"]
+# erniebot refuses response_format for these families (InvalidArgumentError before sending).
+_NO_JSON_MODE = ("ernie-speed", "ernie-lite", "ernie-tiny", "ernie-char")
+
+
+class ErnieBotChatModel(ChatModel):
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        api_type: ApiType | None = None,
+        access_token: str | Secret | None = None,
+        ak: str | Secret | None = None,
+        sk: str | Secret | None = None,
+        base_url: str | None = None,
+        limits: Limits | None = None,
+        counter: TokenCounter | None = None,
+        retry_policy: RetryPolicy | None = None,
+        default_settings: ChatSettings | None = None,
+    ) -> None:
+        try:
+            import erniebot  # noqa: F401  (fail now, with the install command, not at first call)
+        except ImportError as exc:
+            raise MissingDependencyError("The ernie backend", "ernie", package="erniebot") from exc
+        self.provider = "ernie"
+        self.model = (model or "ernie-3.5").lower()
+        chosen = api_type or os.environ.get("EB_API_TYPE") or "qianfan"
+        if chosen not in ("qianfan", "aistudio"):
+            raise ConfigError(f"api_type must be 'qianfan' or 'aistudio', got {chosen!r}.")
+        self.api_type: ApiType = "aistudio" if chosen == "aistudio" else "qianfan"
+        token = access_token or os.environ.get("EB_ACCESS_TOKEN")
+        if not token and self.api_type == "aistudio":
+            token = os.environ.get("AISTUDIO_ACCESS_TOKEN")
+        self._token = _secret(token)
+        self._ak = _secret(ak or os.environ.get("EB_AK"))
+        self._sk = _secret(sk or os.environ.get("EB_SK"))
+        if not self._token and not (self._ak and self._sk and self.api_type == "qianfan"):
+            variable = (
+                "AISTUDIO_ACCESS_TOKEN"
+                if self.api_type == "aistudio"
+                else "EB_ACCESS_TOKEN (or EB_AK and EB_SK)"
+            )
+            raise AuthenticationError(
+                f"No credentials for ERNIE Bot (api_type {self.api_type}).",
+                hint=f"Pass access_token=... or set {variable}.",
+                provider=self.provider,
+            )
+        self.base_url = base_url or os.environ.get("EB_BASE_URL")
+        if self.base_url and "://localhost" in self.base_url:
+            # erniebot's URL validator refuses "localhost"; say so instead of its opaque error.
+            raise ConfigError(
+                f"erniebot refuses {self.base_url!r} as a base URL.",
+                hint="Use http://127.0.0.1:PORT instead.",
+            )
+        self.limits = limits or ernie_limits(self.model)
+        self.counter = counter or CharCounter()
+        if retry_policy is not None:
+            self.retry_policy = retry_policy
+        if default_settings is not None:
+            self.default_settings = default_settings
+        install_log_redaction()
+
+    def _repr_fields(self) -> dict[str, object]:
+        return {"api_type": self.api_type, "base_url": self.base_url}
+
+    def _config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"api_type": self.api_type, "max_retries": 0}
+        if self._token:
+            config["access_token"] = self._token.reveal()
+        if self._ak and self._sk:
+            config["ak"], config["sk"] = self._ak.reveal(), self._sk.reveal()
+        if self.base_url:
+            config["api_base_url"] = self.base_url
+        return config
+
+    def build_request(self, messages: Sequence[Message], settings: ChatSettings) -> dict[str, Any]:
+        """Keyword arguments for `erniebot.ChatCompletion.create`, without `_config_`."""
+        payload = to_ernie_payload(messages)
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": payload.messages,
+            # ERNIE accepts temperature in (0, 1] only.
+            "temperature": min(1.0, max(0.01, settings.temperature)),
+            "request_timeout": settings.timeout,
+        }
+        if payload.system:
+            request["system"] = payload.system
+        if settings.top_p is not None:
+            request["top_p"] = settings.top_p
+        if settings.max_output_tokens is not None:
+            request["max_output_tokens"] = max(2, min(2048, settings.max_output_tokens))
+        if settings.stop:
+            request["stop"] = list(settings.stop)[:4]
+        # ERNIE knows "json_object" but not schemas; the prompt describes the fields anyway.
+        if settings.json_mode is not None and not self.model.startswith(_NO_JSON_MODE):
+            request["response_format"] = "json_object"
+        return request
+
+    async def _complete(self, messages: Sequence[Message], settings: ChatSettings) -> ChatReply:
+        request = self.build_request(messages, settings)
+        return await asyncio.to_thread(self._complete_blocking, request)
+
+    def _complete_blocking(self, request: dict[str, Any]) -> ChatReply:
+        import erniebot
+        import erniebot.errors as eb
+
+        try:
+            response = erniebot.ChatCompletion.create(**request, _config_=self._config())
+        except eb.APIError as exc:
+            code = exc.ecode if exc.ecode is not None else -1
+            raise error_for_code(code, _short(exc), provider=self.provider) from None
+        except eb.TokenUpdateFailedError as exc:
+            raise AuthenticationError(
+                f"ernie: the access token was refused and could not be renewed ({_short(exc)}).",
+                provider=self.provider,
+            ) from None
+        except eb.TimeoutError as exc:
+            raise LLMTimeoutError(f"ernie: {_short(exc)}", provider=self.provider) from None
+        except eb.ConnectionError as exc:
+            raise ServiceUnavailableError(f"ernie: {_short(exc)}", provider=self.provider) from None
+        except eb.HTTPRequestError as exc:
+            raise _map_http_error(exc, self.provider) from None
+        except eb.InvalidArgumentError as exc:
+            raise InvalidRequestError(
+                f"ernie refused the arguments: {_short(exc)}", provider=self.provider
+            ) from None
+        return _parse(response, self.provider)
+
+
+def _secret(value: str | Secret | None) -> Secret | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, Secret) else Secret(value)
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of an SDK message, keys removed (erniebot appends headers and body)."""
+    return redact(str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _parse(response: Any, provider: str) -> ChatReply:
+    result = getattr(response, "result", None) if "result" in response else None
+    if not isinstance(result, str):
+        raise MalformedResponseError(f"{provider} answered without a text result.", provider=provider)
+    usage = response.get("usage") or {}
+    finish = response.get("finish_reason")
+    truncated = bool(response.get("is_truncated")) or finish == "length"
+    return ChatReply(
+        text=result,
+        finish_reason=finish,
+        truncated=truncated,
+        usage=Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens")),
+        raw=response,
+    )
+
+
+_STATUS = re.compile(r"^\s*code: (\d+)", re.MULTILINE)
+_RETRY_AFTER = re.compile(r"['\"]retry-after['\"]: ['\"]?(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+def map_http_status(status: int, text: str, provider: str, retry_after: float | None = None) -> LLMError:
+    """A non-200 HTTP answer from an ERNIE-style service."""
+    if status == 429:
+        return RateLimitError(text, provider=provider, retry_after=retry_after)
+    if status in (401, 403):
+        return AuthenticationError(text, provider=provider)
+    if status == 413:
+        return ContextTooLongError(text, provider=provider)
+    if status >= 500:
+        return ServiceUnavailableError(text, provider=provider)
+    return InvalidRequestError(text, provider=provider)
+
+
+def _map_http_error(exc: Exception, provider: str) -> LLMError:
+    # erniebot's HTTPRequestError keeps the status and headers only inside its message text.
+    full = str(exc)
+    text = f"{provider}: {_short(exc)}"
+    status_match = _STATUS.search(full)
+    status = int(status_match.group(1)) if status_match else 200
+    if status == 200:
+        return MalformedResponseError(text, provider=provider)
+    after = _RETRY_AFTER.search(full)
+    return map_http_status(status, text, provider, float(after.group(1)) if after else None)

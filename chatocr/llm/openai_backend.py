@@ -1,0 +1,288 @@
+"""Any OpenAI-compatible chat service, through the official `openai` SDK.
+
+One adapter for the wire format; the vendor is a `Preset` (chatocr.llm.presets). The SDK's own
+retries are off (`max_retries=0`): ChatModel.chat owns retrying. The synchronous client runs in a
+worker thread, so one model object serves any number of event loops (`chat_sync` starts a new one
+per call, which an async httpx client would not survive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from chatocr.errors import (
+    AuthenticationError,
+    ConfigError,
+    ContextTooLongError,
+    InvalidRequestError,
+    LLMError,
+    LLMTimeoutError,
+    MalformedResponseError,
+    MissingDependencyError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
+from chatocr.llm._secrets import Secret, install_log_redaction, redact
+from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage
+from chatocr.llm.presets import PRESETS, Preset, SchemaStyle
+from chatocr.messages import Limits, Message
+from chatocr.tokens import CharCounter, TiktokenCounter, TokenCounter
+
+if TYPE_CHECKING:
+    import openai
+
+__all__ = ["LazyTiktokenCounter", "OpenAIChatModel"]
+
+_CONTEXT_MARKERS = (
+    "context_length_exceeded",
+    "maximum context length",
+    "context length",
+    "exceed_context_size",
+    "too many tokens",
+    "input is too long",
+)
+
+
+class LazyTiktokenCounter:
+    """A TiktokenCounter built on first use: building the BPE table takes a moment, and many
+    processes (doctor, the REPL's model switcher) never count."""
+
+    def __init__(self, encoding: str) -> None:
+        self.name = f"tiktoken:{encoding}"
+        self._encoding = encoding
+        self._inner: TiktokenCounter | None = None
+
+    def count(self, text: str) -> int:
+        if self._inner is None:
+            self._inner = TiktokenCounter(self._encoding)
+        return self._inner.count(text)
+
+
+class OpenAIChatModel(ChatModel):
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        preset: str | Preset = "openai",
+        base_url: str | None = None,
+        api_key: str | Secret | None = None,
+        appid: str | None = None,
+        headers: dict[str, str] | None = None,
+        schema_style: SchemaStyle | None = None,
+        limits: Limits | None = None,
+        counter: TokenCounter | None = None,
+        extra_body: dict[str, Any] | None = None,
+        retry_policy: RetryPolicy | None = None,
+        default_settings: ChatSettings | None = None,
+        provider: str | None = None,
+    ) -> None:
+        if isinstance(preset, str):
+            if preset not in PRESETS:
+                raise ConfigError(
+                    f"Unknown OpenAI-compatible preset {preset!r}.",
+                    hint=f"Use one of: {', '.join(PRESETS)}; or preset='openai' with base_url=...",
+                )
+            preset = PRESETS[preset]
+        self.preset = preset
+        self.provider = provider or preset.name
+        chosen = model or preset.default_model
+        if not chosen:
+            raise ConfigError(
+                f"The {preset.name} preset has no default model.",
+                hint=f'Name the served model, e.g. get_chat_model("{self.provider}:Qwen/Qwen2.5-7B").',
+            )
+        self.model = chosen
+        self.base_url = (base_url or os.environ.get(preset.base_url_env) or preset.base_url).rstrip("/")
+        key = api_key if isinstance(api_key, Secret) else Secret(api_key) if api_key else None
+        if key is None:
+            for env in preset.key_envs:
+                if os.environ.get(env):
+                    key = Secret(os.environ[env])
+                    break
+        if key is None and preset.needs_key:
+            raise AuthenticationError(
+                f"No API key for {preset.name}.",
+                hint=f"Set {' or '.join(preset.key_envs)}, or pass api_key=...",
+                provider=self.provider,
+            )
+        # Keyless local servers still need some value in the Authorization header.
+        self._api_key = key or Secret("not-needed")
+        self.schema_style: SchemaStyle = schema_style or preset.schema_style
+        self.limits = limits or preset.limits(self.model)
+        self.counter = counter or (
+            CharCounter() if preset.counter == "chars" else LazyTiktokenCounter(preset.counter)
+        )
+        self._extra_body = extra_body or {}
+        if retry_policy is not None:
+            self.retry_policy = retry_policy
+        if default_settings is not None:
+            self.default_settings = default_settings
+        default_headers = dict(headers or {})
+        appid = appid or (os.environ.get("QIANFAN_APP_ID") if preset.name == "qianfan" else None)
+        if appid:
+            default_headers["appid"] = appid
+        install_log_redaction()
+        self._client = self._make_client(default_headers)
+
+    def _make_client(self, headers: dict[str, str]) -> openai.OpenAI:
+        try:
+            import openai
+        except ImportError as exc:
+            raise MissingDependencyError("The openai backend", "openai", package="openai") from exc
+        return openai.OpenAI(
+            base_url=self.base_url,
+            api_key=self._api_key.reveal(),
+            max_retries=0,  # ChatModel.chat owns retries
+            default_headers=headers or None,
+        )
+
+    def _repr_fields(self) -> dict[str, object]:
+        return {"base_url": self.base_url}
+
+    # ---- request ---------------------------------------------------------------------------
+
+    def build_request(self, messages: Sequence[Message], settings: ChatSettings) -> dict[str, Any]:
+        """The keyword arguments for `chat.completions.create` (public so tests and the REPL can
+        show exactly what would be sent)."""
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": [_wire_message(m) for m in messages],
+            "temperature": settings.temperature,
+        }
+        if settings.top_p is not None:
+            request["top_p"] = settings.top_p
+        if settings.max_output_tokens is not None:
+            request["max_tokens"] = settings.max_output_tokens
+        if settings.stop:
+            request["stop"] = list(settings.stop)
+        if settings.seed is not None:
+            request["seed"] = settings.seed
+        response_format = _response_format(settings.json_mode, self.schema_style)
+        if response_format is not None:
+            request["response_format"] = response_format
+        if self._extra_body:
+            request["extra_body"] = self._extra_body
+        return request
+
+    async def _complete(self, messages: Sequence[Message], settings: ChatSettings) -> ChatReply:
+        request = self.build_request(messages, settings)
+        return await asyncio.to_thread(self._complete_blocking, request, settings.timeout)
+
+    def _complete_blocking(self, request: dict[str, Any], timeout: float) -> ChatReply:
+        import openai
+
+        try:
+            response = self._client.chat.completions.create(**request, timeout=timeout)
+        except openai.OpenAIError as exc:
+            raise _map_error(exc, self.provider) from _cause(exc)
+        except ValueError as exc:  # a 200 whose body is not JSON
+            raise MalformedResponseError(
+                f"{self.provider} answered with a body that is not JSON: {redact(str(exc))[:200]}",
+                provider=self.provider,
+            ) from None
+        return _parse(response, self.provider)
+
+
+def _wire_message(message: Message) -> dict[str, Any]:
+    if not message.images:
+        return {"role": message.role, "content": message.content}
+    # Vision models take a list of parts: the text, then each image as a data URL.
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]
+    parts.extend({"type": "image_url", "image_url": {"url": image.data_url()}} for image in message.images)
+    return {"role": message.role, "content": parts}
+
+
+def _response_format(json_mode: object, style: SchemaStyle) -> dict[str, Any] | None:
+    if json_mode is None:
+        return None
+    if json_mode == "object" or style == "object":
+        return {"type": "json_object"}
+    assert isinstance(json_mode, dict)
+    if style == "llamacpp":
+        return {"type": "json_object", "schema": json_mode}
+    return {"type": "json_schema", "json_schema": {"name": "answer", "schema": json_mode, "strict": False}}
+
+
+def _parse(response: Any, provider: str) -> ChatReply:
+    choices = getattr(response, "choices", None)
+    if not choices:
+        raise MalformedResponseError(f"{provider} answered without any choice.", provider=provider)
+    choice = choices[0]
+    message = getattr(choice, "message", None)
+    text = getattr(message, "content", None)
+    if text is None:
+        # A refusal or a tool call: no text for us. Say so instead of returning "".
+        refusal = getattr(message, "refusal", None)
+        raise MalformedResponseError(
+            f"{provider} answered without text" + (f" (refusal: {refusal})" if refusal else "") + ".",
+            provider=provider,
+        )
+    usage = getattr(response, "usage", None)
+    finish = getattr(choice, "finish_reason", None)
+    return ChatReply(
+        text=text,
+        finish_reason=finish,
+        truncated=finish == "length",
+        usage=Usage(
+            getattr(usage, "prompt_tokens", None),
+            getattr(usage, "completion_tokens", None),
+            getattr(usage, "total_tokens", None),
+        ),
+        model=getattr(response, "model", None) or "",
+        raw=response,
+    )
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    """Chain the SDK's exception unless its text would leak a key."""
+    return exc if redact(str(exc)) == str(exc) else None
+
+
+def _retry_after(headers: Any) -> float | None:
+    if headers is None:
+        return None
+    try:
+        millis = headers.get("retry-after-ms")
+        if millis is not None:
+            return float(millis) / 1000
+        seconds = headers.get("retry-after")
+        return float(seconds) if seconds is not None else None
+    except (TypeError, ValueError):
+        return None  # an HTTP-date Retry-After: fall back to our own backoff
+
+
+def _map_error(exc: Exception, provider: str) -> LLMError:
+    import openai
+
+    text = f"{provider}: {redact(str(exc))}"
+    if isinstance(exc, openai.APITimeoutError):
+        return LLMTimeoutError(text, provider=provider)
+    if isinstance(exc, openai.APIConnectionError):
+        return ServiceUnavailableError(text, provider=provider)
+    if isinstance(exc, openai.APIResponseValidationError):
+        return MalformedResponseError(text, provider=provider)
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        lowered = str(exc).lower()
+        code = str(getattr(exc, "code", "") or "")
+        if status in (401, 403):
+            return AuthenticationError(text, provider=provider)
+        if status == 429:
+            if code == "insufficient_quota" or "insufficient_quota" in lowered:
+                error = RateLimitError(
+                    text, provider=provider, hint="The account's quota is used up: top it up."
+                )
+                error.retryable = False
+                return error
+            return RateLimitError(text, provider=provider, retry_after=_retry_after(exc.response.headers))
+        if status == 413 or any(marker in lowered for marker in _CONTEXT_MARKERS):
+            return ContextTooLongError(text, provider=provider)
+        if status >= 500:
+            return ServiceUnavailableError(text, provider=provider)
+        if status == 404:
+            return InvalidRequestError(text, provider=provider, hint="Check the model name and the base URL.")
+        return InvalidRequestError(text, provider=provider)
+    return MalformedResponseError(text, provider=provider)

@@ -1,0 +1,126 @@
+"""Choosing a chat model by name: `get_chat_model("provider:model", **options)`.
+
+Built-in backends are registered here in code; their modules (and SDKs) are imported only when a
+model of that kind is made. Third-party packages add backends through the entry-point group
+`chatocr.llm`: each entry point names a factory `(model: str | None, **options) -> ChatModel`,
+registered under the entry point's name. Discovery happens once, on the first lookup of an
+unknown name or on `available_backends()`.
+
+    [project.entry-points."chatocr.llm"]
+    mycloud = "chatocr_mycloud:make_model"
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+from chatocr.errors import ConfigError
+from chatocr.llm.base import ChatModel
+from chatocr.llm.presets import PRESETS
+
+__all__ = ["ENTRY_POINT_GROUP", "BackendFactory", "available_backends", "get_chat_model", "register_backend"]
+
+log = logging.getLogger("chatocr.llm")
+
+ENTRY_POINT_GROUP = "chatocr.llm"
+BackendFactory = Callable[..., ChatModel]
+
+_factories: dict[str, BackendFactory] = {}
+_lock = threading.Lock()
+_discovered = False
+
+
+def register_backend(name: str, factory: BackendFactory, *, replace: bool = False) -> None:
+    """Make `get_chat_model("name:...")` call `factory(model, **options)`."""
+    if not name or ":" in name:
+        raise ConfigError(f"A backend name must be non-empty and contain no ':', got {name!r}.")
+    with _lock:
+        if name in _factories and not replace and _factories[name] is not factory:
+            raise ConfigError(
+                f"A chat backend named {name!r} is already registered.",
+                hint="Pass replace=True to override it.",
+            )
+        _factories[name] = factory
+
+
+def _lazy(module: str, cls: str, **fixed: Any) -> BackendFactory:
+    """A factory importing its module on first use (keeps SDK imports out of `import chatocr`)."""
+
+    def factory(model: str | None = None, **options: Any) -> ChatModel:
+        backend = getattr(importlib.import_module(module), cls)
+        instance: ChatModel = backend(model, **{**fixed, **options})
+        return instance
+
+    factory.__qualname__ = f"{cls}[{', '.join(f'{k}={v!r}' for k, v in fixed.items())}]"
+    return factory
+
+
+def _register_builtins() -> None:
+    register_backend("openai", _lazy("chatocr.llm.openai_backend", "OpenAIChatModel"))
+    for preset in PRESETS:
+        if preset == "openai":
+            continue
+        # "qianfan" names the qianfan-SDK backend; Qianfan V2 through the openai SDK is "qianfan-openai".
+        name = "qianfan-openai" if preset == "qianfan" else preset
+        register_backend(
+            name, _lazy("chatocr.llm.openai_backend", "OpenAIChatModel", preset=preset, provider=name)
+        )
+    register_backend("ernie", _lazy("chatocr.llm.erniebot_backend", "ErnieBotChatModel"))
+    register_backend("qianfan", _lazy("chatocr.llm.qianfan_backend", "QianfanChatModel"))
+    register_backend("local", _lazy("chatocr.llm.local", "LocalChatModel"))
+    register_backend("scripted", _lazy("chatocr.llm.scripted", "ScriptedChatModel", model="scripted"))
+
+
+def _discover_plugins() -> None:
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name in _factories:
+            log.warning(
+                "Plugin %s tries to replace the built-in backend %r; ignored.", entry.value, entry.name
+            )
+            continue
+        try:
+            factory = entry.load()
+        except Exception as exc:  # a broken plugin must not break every other backend
+            log.warning("Could not load chat backend plugin %r (%s): %s", entry.name, entry.value, exc)
+            continue
+        register_backend(entry.name, factory)
+
+
+def available_backends() -> list[str]:
+    """Every registered backend name, plugins included, sorted."""
+    _discover_plugins()
+    return sorted(_factories)
+
+
+def get_chat_model(spec: str | ChatModel, **options: Any) -> ChatModel:
+    """A chat model from "provider" or "provider:model" (only the first ':' splits, so
+    "ollama:qwen2.5:1.5b" works), or `spec` itself when it already is a ChatModel."""
+    if isinstance(spec, ChatModel):
+        if options:
+            raise ConfigError("Options cannot be applied to an existing ChatModel instance.")
+        return spec
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"Expected 'provider:model' or a ChatModel, got {spec!r}.")
+    provider, _, model = spec.strip().partition(":")
+    factory = _factories.get(provider)
+    if factory is None:
+        _discover_plugins()
+        factory = _factories.get(provider)
+    if factory is None:
+        raise ConfigError(
+            f"Unknown LLM provider {provider!r} in {spec!r}.",
+            hint=f"Known providers: {', '.join(available_backends())}.",
+        )
+    return factory(model or None, **options)
+
+
+_register_builtins()
