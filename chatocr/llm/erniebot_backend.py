@@ -6,6 +6,8 @@
   336006 means a bug in that function, not in the caller's plan.
 - The synchronous `create` runs in a worker thread: erniebot 0.5.9's `acreate` silently drops
   `response_format`.
+- `base_url` may be a bare host ("http://127.0.0.1:8000"): the api_type's path prefix
+  ("/rpc/2.0/ai_custom/v1/wenxinworkshop" or "/llm/lmapi/v1") is then appended.
 - With `ak`/`sk` instead of an access token, erniebot fetches the token from a hard-coded Baidu URL
   (not from `base_url`); tests therefore use access tokens.
 - Baidu retired the V1 endpoints on 2026-08-31; the "aistudio" api_type or Qianfan V2 (the
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from urllib.parse import urlsplit
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -112,7 +115,7 @@ class ErnieBotChatModel(ChatModel):
         if self._ak and self._sk:
             config["ak"], config["sk"] = self._ak.reveal(), self._sk.reveal()
         if self.base_url:
-            config["api_base_url"] = self.base_url
+            config["api_base_url"] = _with_api_prefix(self.base_url, self.api_type)
         return config
 
     def build_request(self, messages: Sequence[Message], settings: ChatSettings) -> dict[str, Any]:
@@ -152,6 +155,11 @@ class ErnieBotChatModel(ChatModel):
             code = exc.ecode if exc.ecode is not None else -1
             raise error_for_code(code, _short(exc), provider=self.provider) from None
         except eb.TokenUpdateFailedError as exc:
+            # erniebot got 110/111, tried to renew the token without AK/SK, and failed: report
+            # the service's original error, which sits in the exception chain.
+            original = _chained_api_error(exc)
+            if original is not None and original.ecode is not None:
+                raise error_for_code(original.ecode, _short(original), provider=self.provider) from None
             raise AuthenticationError(
                 f"ernie: the access token was refused and could not be renewed ({_short(exc)}).",
                 provider=self.provider,
@@ -167,6 +175,30 @@ class ErnieBotChatModel(ChatModel):
                 f"ernie refused the arguments: {_short(exc)}", provider=self.provider
             ) from None
         return _parse(response, self.provider)
+
+
+# erniebot's base URL includes the API's path prefix; a bare host gets the documented one.
+_API_PREFIX = {"qianfan": "/rpc/2.0/ai_custom/v1/wenxinworkshop", "aistudio": "/llm/lmapi/v1"}
+
+
+def _with_api_prefix(base_url: str, api_type: ApiType) -> str:
+    base = base_url.rstrip("/")
+    if urlsplit(base).path in ("", "/"):
+        return base + _API_PREFIX[api_type]
+    return base
+
+
+def _chained_api_error(exc: BaseException) -> Any:
+    import erniebot.errors as eb
+
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, eb.APIError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _secret(value: str | Secret | None) -> Secret | None:

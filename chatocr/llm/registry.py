@@ -73,7 +73,14 @@ def _register_builtins() -> None:
     register_backend("ernie", _lazy("chatocr.llm.erniebot_backend", "ErnieBotChatModel"))
     register_backend("qianfan", _lazy("chatocr.llm.qianfan_backend", "QianfanChatModel"))
     register_backend("local", _lazy("chatocr.llm.local", "LocalChatModel"))
-    register_backend("scripted", _lazy("chatocr.llm.scripted", "ScriptedChatModel", model="scripted"))
+    register_backend("scripted", _scripted)
+
+
+def _scripted(model: str | None = None, **options: Any) -> ChatModel:
+    """"scripted:name" with the answers in `script=[...]` (a queue) or a function."""
+    from chatocr.llm.scripted import ScriptedChatModel
+
+    return ScriptedChatModel(options.pop("script", ()), model=model or "scripted", **options)
 
 
 def _discover_plugins() -> None:
@@ -120,7 +127,10 @@ def get_chat_model(spec: str | ChatModel, **options: Any) -> ChatModel:
             f"Unknown LLM provider {provider!r} in {spec!r}.",
             hint=f"Known providers: {', '.join(available_backends())}.",
         )
-    return factory(model or None, **options)
+    # model=... in the options is the same as "provider:model"; the string wins when both are given.
+    chosen = model or options.pop("model", None)
+    options.pop("model", None)
+    return factory(chosen or None, **options)
 
 
 _register_builtins()

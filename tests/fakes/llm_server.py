@@ -124,6 +124,12 @@ class Drop:
 Behaviour = Reply | ErrorCode | Status | Slow | Raw | Drop
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (timeout tests) leaves a broken pipe behind: expected here.
+        pass
+
+
 class FakeLLMServer:
     def __init__(
         self,
@@ -141,7 +147,7 @@ class FakeLLMServer:
         self.responder: Callable[[Recorded], str] = lambda request: '{"ok": true}'
         self._queue: deque[Behaviour] = deque()
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd = _QuietServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
