@@ -1,0 +1,274 @@
+"""The scenario format: a document type's fields, task instructions and few-shot examples.
+
+A scenario is plain data, validated by pydantic with `extra="forbid"` so that a typo in a key is
+an error rather than a silently ignored setting. Example answers are checked against the fields
+when the scenario is built: every field present (null where the example has no value), no field
+that does not exist, values of the declared type. `AnswerProblem`s carry a path so that the YAML
+loader can point at the exact line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "AnswerProblem",
+    "Example",
+    "ExampleAnswerError",
+    "FieldSpec",
+    "FieldType",
+    "ItemField",
+    "Scenario",
+    "check_answer",
+    "ungrounded_example_values",
+]
+
+_SLUG = r"^[a-z][a-z0-9_]*$"
+_NUMBER = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$|^[+-]?\.\d+$")
+
+
+class FieldType(str, Enum):
+    text = "text"
+    date = "date"
+    amount = "amount"
+    number = "number"
+    enum = "enum"
+    list = "list"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class ItemField(_Strict):
+    """A sub-field of a list-of-objects field (e.g. an invoice line's amount). No nesting."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    type: Literal["text", "date", "amount", "number"] = "text"
+
+
+class FieldSpec(_Strict):
+    """One key to extract."""
+
+    name: str = Field(min_length=1, description="The key the model answers with.")
+    description: str = Field("", description="What to look for; shown to the model.")
+    type: FieldType = FieldType.text
+    required: bool = Field(False, description="The document type always carries this field.")
+    aliases: tuple[str, ...] = Field((), description="Other names a user may ask for this field by.")
+    choices: tuple[str, ...] = Field((), description="The allowed values of an enum field.")
+    items: tuple[ItemField, ...] = Field((), description="Sub-fields when a list holds objects.")
+
+    @model_validator(mode="after")
+    def _type_specific(self) -> FieldSpec:
+        if self.type is FieldType.enum and not self.choices:
+            raise ValueError(f"field {self.name!r} has type enum but no `choices`")
+        if self.choices and self.type is not FieldType.enum:
+            raise ValueError(f"field {self.name!r} has `choices` but its type is {self.type.value}, not enum")
+        if self.items and self.type is not FieldType.list:
+            raise ValueError(f"field {self.name!r} has `items` but its type is {self.type.value}, not list")
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+class Example(_Strict):
+    """A worked example: OCR text in reading order and the answer we want for it."""
+
+    id: str = Field("", description="Unique within the scenario; derived from the text when omitted.")
+    text: str = Field(min_length=1)
+    answer: dict[str, Any]
+
+    @property
+    def uid(self) -> str:
+        """A content hash: stable across runs, changes whenever the example changes."""
+        payload = json.dumps([self.text, self.answer], ensure_ascii=False, sort_keys=True)
+        return hashlib.sha1(payload.encode("utf-8")).hexdigest()[:12]
+
+
+class AnswerProblem:
+    """A problem in one example answer; `path` is relative to the scenario (for line numbers)."""
+
+    def __init__(self, path: tuple[str | int, ...], message: str) -> None:
+        self.path = path
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{_format_path(self.path)}: {self.message}"
+
+
+class ExampleAnswerError(ValueError):
+    """Raised from Scenario validation; pydantic keeps it in the error's ctx, the loader reads `.problems`."""
+
+    def __init__(self, problems: list[AnswerProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+def _format_path(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _scalar_problem(value: Any, kind: str, choices: tuple[str, ...] = ()) -> str | None:
+    if kind in ("text", "date"):
+        return None if isinstance(value, str) else f"expected a string, got {type(value).__name__}"
+    if kind in ("amount", "number"):
+        if isinstance(value, bool):
+            return "expected a number or a numeric string, got a boolean"
+        if isinstance(value, (int, float)):
+            return None
+        if isinstance(value, str):
+            cleaned = re.sub(r"[\s¥￥$€£]|RM|S\$|元", "", value)
+            return None if _NUMBER.match(cleaned) else f"{value!r} is not a number"
+        return f"expected a number, got {type(value).__name__}"
+    if kind == "enum":
+        return None if value in choices else f"{value!r} is not one of the choices {list(choices)}"
+    return None
+
+
+def check_answer(fields: tuple[FieldSpec, ...], answer: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Problems of one answer against the fields, as (path inside the answer, message)."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    by_name = {field.name: field for field in fields}
+    for key in answer:
+        if key not in by_name:
+            problems.append(((key,), f"unknown field {key!r}; the fields are {list(by_name)}"))
+    for field in fields:
+        if field.name not in answer:
+            problems.append(((), f"missing field {field.name!r} (give every field; use null when absent)"))
+            continue
+        value = answer[field.name]
+        if value is None:
+            if field.required:
+                problems.append(((field.name,), f"field {field.name!r} is required but the answer is null"))
+            continue
+        if field.type is FieldType.list:
+            if not isinstance(value, list):
+                problems.append(((field.name,), f"expected a list, got {type(value).__name__}"))
+                continue
+            for index, item in enumerate(value):
+                problems.extend(_item_problems(field, index, item))
+            continue
+        message = _scalar_problem(value, field.type.value, field.choices)
+        if message:
+            problems.append(((field.name,), message))
+    return problems
+
+
+def _item_problems(field: FieldSpec, index: int, item: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    path: tuple[str | int, ...] = (field.name, index)
+    if not field.items:
+        if isinstance(item, (str, int, float)) and not isinstance(item, bool):
+            return []
+        return [(path, f"list items must be strings or numbers, got {type(item).__name__}")]
+    if not isinstance(item, dict):
+        return [(path, f"list items must be objects with keys {[f.name for f in field.items]}")]
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    known = {sub.name: sub for sub in field.items}
+    for key in item:
+        if key not in known:
+            out.append(((*path, key), f"unknown item key {key!r}; the item keys are {list(known)}"))
+    for sub in field.items:
+        if sub.name not in item:
+            out.append((path, f"item is missing {sub.name!r} (use null when absent)"))
+        elif item[sub.name] is not None:
+            message = _scalar_problem(item[sub.name], sub.type)
+            if message:
+                out.append(((*path, sub.name), message))
+    return out
+
+
+class Scenario(_Strict):
+    """A document type: what to extract, how, and worked examples."""
+
+    name: str = Field(pattern=_SLUG, description="Identifier, e.g. vat_invoice.")
+    title: str = Field(min_length=1, description="Human title in the scenario's language.")
+    language: Literal["zh", "en"] = Field(description="Chooses the prompt set.")
+    description: str = Field(min_length=1, description="What documents this covers; used for routing.")
+    instructions: str = Field("", description="Task-specific rules shown to the model.")
+    fields: tuple[FieldSpec, ...] = Field(min_length=1)
+    examples: tuple[Example, ...] = ()
+
+    @field_validator("fields")
+    @classmethod
+    def _unique_field_names(cls, fields: tuple[FieldSpec, ...]) -> tuple[FieldSpec, ...]:
+        seen: dict[str, str] = {}
+        for field in fields:
+            for name in field.names:
+                key = name.casefold()
+                if key in seen:
+                    raise ValueError(f"the name {name!r} is used by both {seen[key]!r} and {field.name!r}")
+                seen[key] = field.name
+        return fields
+
+    @model_validator(mode="after")
+    def _examples_match_fields(self) -> Scenario:
+        problems: list[AnswerProblem] = []
+        seen_ids: dict[str, int] = {}
+        for index, example in enumerate(self.examples):
+            if example.id:
+                if example.id in seen_ids:
+                    problems.append(
+                        AnswerProblem(
+                            ("examples", index, "id"),
+                            f"duplicate example id {example.id!r} (also examples[{seen_ids[example.id]}])",
+                        )
+                    )
+                seen_ids[example.id] = index
+            for path, message in check_answer(self.fields, example.answer):
+                problems.append(AnswerProblem(("examples", index, "answer", *path), message))
+        if problems:
+            raise ExampleAnswerError(problems)
+        return self
+
+    def field(self, name: str) -> FieldSpec | None:
+        """The field called `name` or having it as an alias (case-insensitive)."""
+        key = name.strip().casefold()
+        for field in self.fields:
+            if any(candidate.casefold() == key for candidate in field.names):
+                return field
+        return None
+
+    def example_id(self, index: int) -> str:
+        """A readable, stable id for examples[index]: `scenario/id` or `scenario/uid`."""
+        example = self.examples[index]
+        return f"{self.name}/{example.id or example.uid}"
+
+
+def _flat(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).split()).casefold()
+
+
+def ungrounded_example_values(scenario: Scenario) -> list[str]:
+    """Example answer values that do not occur in the example's own text (NFKC, case and
+    whitespace ignored, as runtime grounding does). Not an error: a value may legitimately span
+    two columns; `chatocr scenarios validate` shows these as warnings."""
+    out: list[str] = []
+    for index, example in enumerate(scenario.examples):
+        text = _flat(example.text)
+        for field in scenario.fields:
+            values: list[tuple[str, Any]] = [(field.name, example.answer.get(field.name))]
+            if field.type is FieldType.list and isinstance(values[0][1], list):
+                values = []
+                for i, item in enumerate(example.answer[field.name]):
+                    if isinstance(item, dict):
+                        values += [(f"{field.name}[{i}].{k}", v) for k, v in item.items()]
+                    else:
+                        values.append((f"{field.name}[{i}]", item))
+            for where, value in values:
+                grounded_kind = field.type is not FieldType.enum
+                if isinstance(value, str) and value.strip() and grounded_kind and _flat(value) not in text:
+                    out.append(f"examples[{index}].answer.{where}: {value!r} does not occur in the example's text")
+    return out
