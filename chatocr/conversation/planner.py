@@ -1,0 +1,543 @@
+"""The conversation manager: fit instructions, ranked few-shot examples and a document into the
+messages a backend accepts.
+
+Why it is shaped so (see BRIEF.md and shared/reference/field-notes.md):
+- Services limit one message and the whole input (ERNIE in characters, others in tokens), so the
+  examples are packed into as few complete user/assistant turns as the limits allow; the assistant
+  side of an example turn is the example's answer, written by us, never generated.
+- Models forget a task spread over many turns, so the final user turn always re-states the task
+  with the keys next to the document, and `restate_every` adds a short reminder to every Nth
+  example turn.
+- Models use the end of the context best, so the most relevant examples sit nearest the document
+  and the least relevant are dropped first when the budget runs out.
+
+The layout, from first message to last:
+
+    system
+    [example turn N]  user: (reminder) examples      assistant: their answers     <- least relevant
+    ...
+    [example turn 1]  user: (reminder) examples      assistant: their answers     <- most relevant
+    [document part 1] user: part 1 of n              assistant: acknowledgement   (only when split)
+    ...
+    final             user: (inline examples) task + keys + the (last part of the) document
+
+Planning is deterministic: the same inputs give the same messages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from chatocr.conversation.report import DroppedExample, IncludedExample, MessageSize, PlanReport
+from chatocr.conversation.templates import PromptSet
+from chatocr.errors import DocumentTooLargeError, PlanningError
+from chatocr.messages import Limits, Message
+from chatocr.scenarios.model import FieldSpec
+from chatocr.tokens import CachedCounter, TokenCounter
+
+__all__ = ["ConversationPlanner", "Plan", "PlanExample", "PlanPolicy", "TaskSpec"]
+
+Packing = Literal["single", "pairs", "packed"]
+
+
+@dataclass(frozen=True)
+class PlanPolicy:
+    """How to lay out the conversation; recorded in every plan report.
+
+    packing: "single" puts everything in one user message; "pairs" gives each example its own
+        user/assistant pair; "packed" fills each example turn up to the per-message limit.
+    restate_every: also put a short task reminder in every Nth example turn, counted back from the
+        document (None: only the final turn re-states the task, which it always does).
+    max_examples: at most this many examples (None: as many as the budget allows).
+    """
+
+    packing: Packing = "packed"
+    restate_every: int | None = None
+    max_examples: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.packing not in ("single", "pairs", "packed"):
+            raise PlanningError(f"Unknown packing policy {self.packing!r}.", hint="Use single, pairs or packed.")
+        if self.restate_every is not None and self.restate_every < 1:
+            raise PlanningError("restate_every must be at least 1 (or None).")
+        if self.max_examples is not None and self.max_examples < 0:
+            raise PlanningError("max_examples must not be negative.")
+
+
+@dataclass(frozen=True, eq=False)
+class PlanExample:
+    """One candidate example, in ranked order (most relevant first) when handed to the planner.
+
+    Compared and hashed by identity: the planner caches rendered text per example object, so reuse
+    the same objects across documents (and make new ones when the text or answer changes).
+    """
+
+    id: str
+    text: str
+    answer: Mapping[str, Any]
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What to extract: the fields (the requested keys), the document type and its rules."""
+
+    title: str
+    fields: tuple[FieldSpec, ...]
+    instructions: str = ""
+
+    @property
+    def keys(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+
+@dataclass
+class Plan:
+    messages: list[Message]
+    report: PlanReport
+    # The document as sent, one entry per part (the last one is in the final message).
+    document_parts: list[str] = field(default_factory=list)
+
+    @property
+    def system(self) -> str | None:
+        first = self.messages[0] if self.messages else None
+        return first.content if first is not None and first.role == "system" else None
+
+
+@dataclass
+class _Turn:
+    """An example turn under construction; examples in conversation order (most relevant last)."""
+
+    examples: list[PlanExample] = field(default_factory=list)
+    user: str = ""
+    assistant: str = ""
+
+
+class _Sizer:
+    """Measures messages against the limits, in characters and tokens."""
+
+    def __init__(self, limits: Limits, counter: TokenCounter) -> None:
+        self.limits = limits
+        self.counter = counter
+        self.token_budget = limits.input_token_budget()
+
+    def tokens(self, text: str) -> int:
+        return self.counter.count(text)
+
+    def fits_message(self, text: str) -> bool:
+        lim = self.limits
+        if lim.max_message_chars is not None and len(text) > lim.max_message_chars:
+            return False
+        return lim.max_message_tokens is None or self.tokens(text) <= lim.max_message_tokens
+
+    def cost(self, text: str) -> tuple[int, int]:
+        """(characters, tokens including the per-message template overhead)."""
+        return len(text), self.tokens(text) + self.limits.message_overhead_tokens
+
+    def within_total(self, chars: int, tokens: int) -> bool:
+        if self.limits.max_input_chars is not None and chars > self.limits.max_input_chars:
+            return False
+        return self.token_budget is None or tokens <= self.token_budget
+
+
+class ConversationPlanner:
+    """Plans conversations for one prompt set, token counter and set of limits.
+
+    Keep one planner per backend and reuse it across documents: rendered example blocks and the
+    token counts of unchanging text are cached, so only the document is counted anew.
+    """
+
+    def __init__(
+        self,
+        prompts: PromptSet,
+        counter: TokenCounter,
+        limits: Limits,
+        policy: PlanPolicy | None = None,
+    ) -> None:
+        self.prompts = prompts
+        self.counter = counter if isinstance(counter, CachedCounter) else CachedCounter(counter)
+        self.limits = limits
+        self.policy = policy or PlanPolicy()
+        self._sizer = _Sizer(limits, self.counter)
+        # Keyed by the example object itself (identity): its text and answer never change.
+        self._blocks: dict[tuple[PlanExample, int, str], str] = {}
+        self._bounds: dict[PlanExample, tuple[int, int, bool]] = {}
+
+    # -- rendering -----------------------------------------------------------------------------
+
+    def _block(self, example: PlanExample, number: int, kind: str) -> str:
+        """The user-side text, the assistant-side answer, or both inline, of one example."""
+        key = (example, number, kind)
+        cached = self._blocks.get(key)
+        if cached is not None:
+            return cached
+        answer = json.dumps(dict(example.answer), ensure_ascii=False)
+        if kind == "user":
+            text = self.prompts.render("example", number=number, text=example.text)
+        elif kind == "answer":
+            text = self.prompts.render("answer", number=number, answer=answer, labelled=True)
+        else:  # inline: the example and its answer in the same (single) message
+            text = (
+                self.prompts.render("example", number=number, text=example.text)
+                + "\n"
+                + self.prompts.render("answer", number=number, answer=answer, labelled=True)
+            )
+        if len(self._blocks) > 50000:  # bound memory for very long-lived planners
+            self._blocks.clear()
+            self._bounds.clear()
+        self._blocks[key] = text
+        return text
+
+    def _turn_texts(self, examples: Sequence[PlanExample], reminder: str) -> tuple[str, str]:
+        """The user and assistant sides of one example turn. Examples are numbered within the turn,
+        so a turn's text never depends on the others (and needs no re-rendering later)."""
+        blocks = [self._block(ex, i + 1, "user") for i, ex in enumerate(examples)]
+        user = self.prompts.render("examples_turn", blocks=blocks, count=len(examples), reminder=reminder)
+        if len(examples) == 1:
+            answer = json.dumps(dict(examples[0].answer), ensure_ascii=False)
+            assistant = self.prompts.render("answer", number=1, answer=answer, labelled=False)
+        else:
+            assistant = "\n".join(self._block(ex, i + 1, "answer") for i, ex in enumerate(examples))
+        return user, assistant
+
+    def _lower_bound(self, example: PlanExample) -> tuple[int, int, bool]:
+        """A cheap lower bound of what adding `example` costs (characters, tokens) and whether it
+        can fit one message at all; cached per example, so rejecting examples once the budget is
+        full costs almost nothing (libraries of thousands of examples)."""
+        cached = self._bounds.get(example)
+        if cached is None:
+            user = self._block(example, 1, "user")
+            answer = self._block(example, 1, "answer")
+            fits = self._sizer.fits_message(user) and self._sizer.fits_message(answer)
+            tokens = self._sizer.tokens(user) + self._sizer.tokens(answer)
+            cached = (len(user) + len(answer), tokens, fits)
+            self._bounds[example] = cached
+        return cached
+
+    def _final_text(
+        self,
+        task: TaskSpec,
+        text: str,
+        part: int,
+        parts: int,
+        inline: Sequence[PlanExample],
+        *,
+        has_examples: bool = True,
+    ) -> str:
+        """The final user turn. `has_examples` only changes the wording ("the instructions and the
+        examples above"); planning assumes True, the longer wording, and drops it if none fit."""
+        examples = ""
+        if inline:
+            blocks = [self._block(ex, i + 1, "inline") for i, ex in enumerate(inline)]
+            examples = self.prompts.render("examples_inline", blocks=blocks, count=len(inline))
+        return self.prompts.render(
+            "task",
+            title=task.title,
+            keys=task.keys,
+            keys_json=json.dumps(task.keys, ensure_ascii=False),
+            text=text,
+            part=part,
+            parts=parts,
+            examples=examples,
+            has_examples=has_examples or bool(inline),
+        )
+
+    def _system_text(self, task: TaskSpec) -> str:
+        fields = [
+            {
+                "name": f.name,
+                "description": f.description,
+                "type": f.type.value,
+                "required": f.required,
+                "choices": list(f.choices),
+                "item_keys": [item.name for item in f.items],
+            }
+            for f in task.fields
+        ]
+        return self.prompts.render("system", title=task.title, instructions=task.instructions, fields=fields)
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def plan(
+        self,
+        task: TaskSpec,
+        examples: Sequence[PlanExample],
+        document: str,
+        *,
+        policy: PlanPolicy | None = None,
+    ) -> Plan:
+        """Plan the conversation for one document. `examples` must be ranked, most relevant first."""
+        policy = policy or self.policy
+        if not task.fields:
+            raise PlanningError("No keys to extract.", hint="Ask for at least one key or choose a scenario.")
+        sizer = self._sizer
+        document = document.strip("\n")
+        system = self._system_text(task)
+        if not sizer.fits_message(system):
+            raise PlanningError(
+                f"The system prompt alone ({len(system)} characters) exceeds the per-message limit.",
+                hint="Shorten the scenario's instructions and field descriptions, or ask for fewer keys.",
+            )
+        # With no system role, the system text may need its own user turn and an acknowledgement:
+        # budget for that (the worst case); merging into the first user message only saves.
+        ack0 = self.prompts.render("ack", part=0, parts=0)
+        fixed_chars, fixed_tokens = sizer.cost(system)
+        if self.limits.roles.system == "none":
+            chars, tokens = sizer.cost(ack0)
+            fixed_chars, fixed_tokens = fixed_chars + chars, fixed_tokens + tokens
+
+        parts = self._split_document(task, document)
+        part_messages: list[Message] = []
+        for index, part_text in enumerate(parts[:-1], start=1):
+            user = self.prompts.render("document_part", part=index, parts=len(parts), text=part_text)
+            ack = self.prompts.render("ack", part=index, parts=len(parts))
+            part_messages += [Message("user", user, kind="document-part"), Message("assistant", ack, kind="ack")]
+        for message in part_messages:
+            chars, tokens = sizer.cost(message.content)
+            fixed_chars, fixed_tokens = fixed_chars + chars, fixed_tokens + tokens
+
+        final_base = self._final_text(task, parts[-1], len(parts), len(parts), ())
+        final_chars, final_tokens = sizer.cost(final_base)
+        if not sizer.within_total(fixed_chars + final_chars, fixed_tokens + final_tokens):
+            raise DocumentTooLargeError(
+                f"The document ({len(document)} characters) with the task does not fit the input budget "
+                f"even without examples ({fixed_chars + final_chars} characters / {fixed_tokens + final_tokens} "
+                f"tokens needed; limits: {self._budget_text()})."
+            )
+
+        selected, dropped, turns, final_text = self._choose_examples(
+            task, examples, policy, parts, fixed_chars, fixed_tokens, final_base
+        )
+        if not selected:
+            final_text = self._final_text(task, parts[-1], len(parts), len(parts), (), has_examples=False)
+        messages = self._assemble(system, turns, part_messages, final_text, ack0)
+        report = self._report(policy, messages, selected, dropped, turns, len(parts))
+        return Plan(messages, report, parts)
+
+    def _budget_text(self) -> str:
+        lim = self.limits
+        parts = []
+        if lim.max_input_chars is not None:
+            parts.append(f"{lim.max_input_chars} characters")
+        if self._sizer.token_budget is not None:
+            parts.append(f"{self._sizer.token_budget} tokens")
+        if lim.max_message_chars is not None:
+            parts.append(f"{lim.max_message_chars} characters per message")
+        if lim.max_message_tokens is not None:
+            parts.append(f"{lim.max_message_tokens} tokens per message")
+        return ", ".join(parts) or "none"
+
+    def _split_document(self, task: TaskSpec, document: str) -> list[str]:
+        """The document as parts, the last of which goes in the final turn with the task. Split only
+        when it does not fit one message; filled backwards so the final turn is as full as it can be."""
+        sizer = self._sizer
+        if sizer.fits_message(self._final_text(task, document, 1, 1, ())):
+            return [document]
+        # Part numbers change the rendered length only by a few digits: reserve for the worst case.
+        worst = 99999
+
+        def final_fits(text: str) -> bool:
+            return sizer.fits_message(self._final_text(task, text, worst, worst, ()))
+
+        def part_fits(text: str) -> bool:
+            return sizer.fits_message(self.prompts.render("document_part", part=worst, parts=worst, text=text))
+
+        if not final_fits("x") or not part_fits("x"):
+            raise PlanningError(
+                "The per-message limit is smaller than the task prompt itself.",
+                hint=f"Raise the per-message limit or ask for fewer keys (limits: {self._budget_text()}).",
+            )
+        pieces = _pieces(document)
+        parts_reversed: list[str] = []
+        fits = final_fits
+        while pieces:
+            chunk: list[str] = []
+            while pieces:
+                candidate = [pieces[-1], *chunk]
+                if fits("".join(candidate)):
+                    chunk = candidate
+                    pieces.pop()
+                    continue
+                if not chunk:  # one piece too long for a whole message: cut it to the largest fit
+                    head, tail = _largest_fitting_suffix(pieces[-1], fits)
+                    pieces[-1] = head
+                    chunk = [tail]
+                break
+            parts_reversed.append("".join(chunk).strip("\n"))
+            fits = part_fits
+        return list(reversed(parts_reversed))
+
+    def _choose_examples(
+        self,
+        task: TaskSpec,
+        ranked: Sequence[PlanExample],
+        policy: PlanPolicy,
+        parts: list[str],
+        fixed_chars: int,
+        fixed_tokens: int,
+        final_base: str,
+    ) -> tuple[list[tuple[PlanExample, int]], list[DroppedExample], list[_Turn], str]:
+        """Walk the examples from most to least relevant and keep each one that fits."""
+        sizer = self._sizer
+        reminder = self.prompts.render("reminder", title=task.title, keys=task.keys)
+        n_parts = len(parts)
+        chosen: list[PlanExample] = []  # most relevant first
+        dropped: list[DroppedExample] = []
+        turns: list[_Turn] = []  # turns[0] is nearest the document
+        final_text = final_base
+        final_chars, final_tokens = sizer.cost(final_text)
+        turns_chars = turns_tokens = 0
+        limit = policy.max_examples
+
+        for rank, example in enumerate(ranked):
+            if limit is not None and len(chosen) >= limit:
+                dropped.append(DroppedExample(example.id, rank, "max_examples reached", example.score))
+                continue
+            low_chars, low_tokens, can_fit = self._lower_bound(example)
+            if not can_fit:
+                dropped.append(DroppedExample(example.id, rank, "would exceed the per-message limit", example.score))
+                continue
+            if not sizer.within_total(
+                fixed_chars + final_chars + turns_chars + low_chars,
+                fixed_tokens + final_tokens + turns_tokens + low_tokens,
+            ):
+                dropped.append(DroppedExample(example.id, rank, "over the total input budget", example.score))
+                continue
+            if policy.packing == "single":
+                # Inline examples in the final message, in conversation order (most relevant last).
+                inline = [example, *reversed(chosen)]
+                candidate = self._final_text(task, parts[-1], n_parts, n_parts, inline)
+                if not sizer.fits_message(candidate):
+                    dropped.append(
+                        DroppedExample(example.id, rank, "would exceed the per-message limit", example.score)
+                    )
+                    continue
+                chars, tokens = sizer.cost(candidate)
+                if not sizer.within_total(fixed_chars + chars, fixed_tokens + tokens):
+                    dropped.append(DroppedExample(example.id, rank, "over the total input budget", example.score))
+                    continue
+                chosen.append(example)
+                final_text, final_chars, final_tokens = candidate, chars, tokens
+                continue
+
+            # pairs / packed: try the outermost open turn first (packed), else a new outer turn.
+            placed = False
+            options: list[tuple[int, list[PlanExample]]] = []
+            if policy.packing == "packed" and turns:
+                options.append((len(turns) - 1, [example, *turns[-1].examples]))
+            options.append((len(turns), [example]))
+            reasons: list[str] = []
+            for index, members in options:
+                turn_number = index + 1  # 1 = nearest the document
+                remind = reminder if policy.restate_every and turn_number % policy.restate_every == 0 else ""
+                user, assistant = self._turn_texts(members, remind)
+                if not (sizer.fits_message(user) and sizer.fits_message(assistant)):
+                    reasons.append("would exceed the per-message limit")
+                    continue
+                new_turn = _Turn(members, user, assistant)
+                old = turns[index] if index < len(turns) else None
+                delta_chars, delta_tokens = _turn_cost(sizer, new_turn)
+                if old is not None:
+                    old_chars, old_tokens = _turn_cost(sizer, old)
+                    delta_chars, delta_tokens = delta_chars - old_chars, delta_tokens - old_tokens
+                if not sizer.within_total(
+                    fixed_chars + final_chars + turns_chars + delta_chars,
+                    fixed_tokens + final_tokens + turns_tokens + delta_tokens,
+                ):
+                    reasons.append("over the total input budget")
+                    continue
+                if old is None:
+                    turns.append(new_turn)
+                else:
+                    turns[index] = new_turn
+                turns_chars += delta_chars
+                turns_tokens += delta_tokens
+                placed = True
+                break
+            if placed:
+                chosen.append(example)
+            else:
+                reason = "over the total input budget" if "over the total input budget" in reasons else reasons[-1]
+                dropped.append(DroppedExample(example.id, rank, reason, example.score))
+
+        selected: list[tuple[PlanExample, int]] = []
+        if policy.packing == "single":
+            selected = [(ex, 0) for ex in chosen]
+        else:
+            for index, turn in enumerate(turns):
+                selected += [(ex, index + 1) for ex in turn.examples]
+        return selected, dropped, turns, final_text
+
+    def _assemble(
+        self, system: str, turns: list[_Turn], part_messages: list[Message], final_text: str, ack0: str
+    ) -> list[Message]:
+        body: list[Message] = []
+        for turn in reversed(turns):  # outermost (least relevant) first
+            body += [Message("user", turn.user, kind="examples"), Message("assistant", turn.assistant, kind="answers")]
+        body += part_messages
+        body.append(Message("user", final_text, kind="task"))
+        if self.limits.roles.system != "none":
+            return [Message("system", system, kind="system"), *body]
+        merged = system + "\n\n" + body[0].content
+        if self._sizer.fits_message(merged):
+            return [Message("user", merged, kind="system+" + body[0].kind), *body[1:]]
+        return [Message("user", system, kind="system"), Message("assistant", ack0, kind="ack"), *body]
+
+    def _report(
+        self,
+        policy: PlanPolicy,
+        messages: list[Message],
+        selected: list[tuple[PlanExample, int]],
+        dropped: list[DroppedExample],
+        turns: list[_Turn],
+        n_parts: int,
+    ) -> PlanReport:
+        sizes = []
+        total_chars = total_tokens = 0
+        for message in messages:
+            chars, tokens = self._sizer.cost(message.content)
+            sizes.append(MessageSize(message.role, message.kind, chars, tokens))
+            total_chars += chars
+            total_tokens += tokens
+        return PlanReport(
+            packing=policy.packing,
+            restate_every=policy.restate_every,
+            max_examples=policy.max_examples,
+            counter=self.counter.name,
+            system_role=self.limits.roles.system,
+            included=[IncludedExample(ex.id, turn, ex.score) for ex, turn in selected],
+            dropped=dropped,
+            messages=sizes,
+            total_chars=total_chars,
+            total_tokens=total_tokens,
+            budget_chars=self.limits.max_input_chars,
+            budget_tokens=self._sizer.token_budget,
+            example_turns=len(turns),
+            document_parts=n_parts,
+        )
+
+
+def _turn_cost(sizer: _Sizer, turn: _Turn) -> tuple[int, int]:
+    user_chars, user_tokens = sizer.cost(turn.user)
+    asst_chars, asst_tokens = sizer.cost(turn.assistant)
+    return user_chars + asst_chars, user_tokens + asst_tokens
+
+
+def _pieces(document: str) -> list[str]:
+    """The document as lines that keep their newline, so that joining pieces restores it."""
+    return document.splitlines(keepends=True) or [document]
+
+
+def _largest_fitting_suffix(text: str, fits: Any) -> tuple[str, str]:
+    """Split `text` into (head, tail) with the longest tail that fits, by binary search."""
+    low, high = 1, len(text)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(text[-mid:]):
+            low = mid
+        else:
+            high = mid - 1
+    return text[:-low], text[-low:]
