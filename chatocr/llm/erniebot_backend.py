@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from urllib.parse import urlsplit
 from collections.abc import Sequence
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from chatocr.errors import (
     AuthenticationError,

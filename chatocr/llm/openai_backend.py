@@ -43,6 +43,9 @@ _CONTEXT_MARKERS = (
     "exceed_context_size",
     "too many tokens",
     "input is too long",
+    # ERNIE models behind Qianfan V2 / AI Studio v3 keep their V1 wording
+    "max length of current question",
+    "max input characters",
 )
 
 
@@ -278,7 +281,7 @@ def _map_error(exc: Exception, provider: str) -> LLMError:
                 error.retryable = False
                 return error
             return RateLimitError(text, provider=provider, retry_after=_retry_after(exc.response.headers))
-        if status == 413 or any(marker in lowered for marker in _CONTEXT_MARKERS):
+        if status == 413 or any(marker in lowered or marker in code for marker in _CONTEXT_MARKERS):
             return ContextTooLongError(text, provider=provider)
         if status >= 500:
             return ServiceUnavailableError(text, provider=provider)

@@ -211,6 +211,8 @@ class QianfanChatModel(ChatModel):
         except errors.RequestError as exc:
             status = getattr(exc, "status_code", None) or 0
             headers = getattr(exc, "headers", None) or {}
+            if not status or 200 <= int(status) < 300:  # e.g. "Got invalid json response from server"
+                raise MalformedResponseError(f"qianfan: {_short(exc)}", provider=self.provider) from None
             raise map_http_status(
                 int(status), f"qianfan: {_short(exc)}", self.provider, _retry_after(headers)
             ) from None

@@ -153,7 +153,7 @@ def test_empty_conversation_is_refused() -> None:
 
 def test_chat_sync_inside_a_running_loop_points_to_chat() -> None:
     async def inner() -> None:
-        with pytest.raises(ConfigError, match="await model.chat"):
+        with pytest.raises(ConfigError, match=r"await model\.chat"):
             ScriptedChatModel(["x"]).chat_sync(USER)
 
     asyncio.run(inner())

@@ -64,13 +64,13 @@ def test_v1_request_and_reply(server: FakeLLMServer) -> None:
 
 
 def test_model_names_map_to_their_paths(server: FakeLLMServer) -> None:
-    get_chat_model(
-        "ernie:ernie-4.0", base_url=server.url, access_token=server.access_token
-    ).chat_sync([Message("user", "hi")])
+    get_chat_model("ernie:ernie-4.0", base_url=server.url, access_token=server.access_token).chat_sync(
+        [Message("user", "hi")]
+    )
     assert server.last.path.endswith("/chat/completions_pro")
-    get_chat_model(
-        "ernie:ernie-speed", base_url=server.url, access_token=server.access_token
-    ).chat_sync([Message("user", "hi")], ChatSettings(json_mode="object"))
+    get_chat_model("ernie:ernie-speed", base_url=server.url, access_token=server.access_token).chat_sync(
+        [Message("user", "hi")], ChatSettings(json_mode="object")
+    )
     assert server.last.path.endswith("/chat/ernie_speed")
     assert "response_format" not in server.last.body  # erniebot refuses it for ernie-speed
 
@@ -102,8 +102,11 @@ def test_the_fake_enforces_ernie_rules_on_the_raw_sdk(server: FakeLLMServer) -> 
         erniebot.ChatCompletion.create(
             model="ernie-3.5",
             messages=[{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
-            _config_={"api_type": "qianfan", "access_token": server.access_token,
-                      "api_base_url": server.url + "/rpc/2.0/ai_custom/v1/wenxinworkshop"},
+            _config_={
+                "api_type": "qianfan",
+                "access_token": server.access_token,
+                "api_base_url": server.url + "/rpc/2.0/ai_custom/v1/wenxinworkshop",
+            },
         )
     assert info.value.ecode == 336006
 
@@ -226,7 +229,7 @@ def test_debug_logs_are_redacted(server: FakeLLMServer, caplog: pytest.LogCaptur
 def test_missing_credentials_and_bad_options(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(AuthenticationError, match="EB_ACCESS_TOKEN"):
         get_chat_model("ernie:ernie-3.5")
-    with pytest.raises(ConfigError, match="127.0.0.1"):
+    with pytest.raises(ConfigError, match=r"127\.0\.0\.1"):
         get_chat_model("ernie", access_token="t" * 8, base_url="http://localhost:1234")
     with pytest.raises(ConfigError):
         get_chat_model("ernie", access_token="t" * 8, api_type="yinian")
