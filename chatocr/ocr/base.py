@@ -49,13 +49,10 @@ class RawLine:
 
 def build_page(index: int, width: int, height: int, raw: Sequence[RawLine]) -> Page:
     """A Page with lines in reading order and ids "p<page>-l<n>" numbered in that order."""
-    provisional = [
-        OCRLine(f"tmp{i}", r.text, r.box, r.confidence) for i, r in enumerate(raw) if r.text.strip()
-    ]
+    provisional = [OCRLine(f"tmp{i}", r.text, r.box, r.confidence) for i, r in enumerate(raw) if r.text.strip()]
     ordered = [line for row in group_rows(provisional) for line in row]
     lines = tuple(
-        OCRLine(f"p{index}-l{n}", line.text.strip(), line.box, line.confidence)
-        for n, line in enumerate(ordered)
+        OCRLine(f"p{index}-l{n}", line.text.strip(), line.box, line.confidence) for n, line in enumerate(ordered)
     )
     return Page(index, width, height, lines)
 

@@ -131,9 +131,7 @@ def _read_path(path: str | os.PathLike[str], limits: ImageLimits) -> bytes:
     except FileNotFoundError:
         raise InputError(f"No such file: {p}", hint="Check the path.") from None
     except PermissionError:
-        raise InputError(
-            f"Cannot read {p}: permission denied.", hint="Check the file's permissions."
-        ) from None
+        raise InputError(f"Cannot read {p}: permission denied.", hint="Check the file's permissions.") from None
     except OSError as error:
         raise InputError(f"Cannot read {p}: {error.strerror or error}.") from None
 
@@ -168,9 +166,7 @@ def load_input(source: Source, limits: ImageLimits | None = None) -> LoadedInput
         return _from_bytes(data, name, limits)
     if isinstance(source, bytes):
         if len(source) > limits.max_bytes:
-            raise ImageTooLargeError(
-                f"The input is {len(source)} bytes, over the limit of {limits.max_bytes}."
-            )
+            raise ImageTooLargeError(f"The input is {len(source)} bytes, over the limit of {limits.max_bytes}.")
         return _from_bytes(source, name, limits)
     if isinstance(source, Image.Image):
         digest = source_digest(source)

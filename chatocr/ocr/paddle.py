@@ -73,8 +73,7 @@ def _model_name(folder: Path) -> str:
         return str(config["Global"]["model_name"])
     except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
         raise ConfigError(
-            f"{folder} is not a PaddleOCR model folder (no readable inference.yml with Global.model_name): "
-            f"{error}"
+            f"{folder} is not a PaddleOCR model folder (no readable inference.yml with Global.model_name): {error}"
         ) from None
 
 
@@ -95,9 +94,7 @@ class PaddleEngine(ImageEngine):
         """options: extra keyword arguments for `paddleocr.PaddleOCR` (e.g. text_det_limit_side_len)."""
         super().__init__(limits=limits)
         if importlib.util.find_spec("paddleocr") is None or importlib.util.find_spec("paddle") is None:
-            raise MissingDependencyError(
-                "The paddle OCR engine", "paddle", package="paddleocr and paddlepaddle"
-            )
+            raise MissingDependencyError("The paddle OCR engine", "paddle", package="paddleocr and paddlepaddle")
         self.cpu_threads = int(cpu_threads) if cpu_threads else cpu_count()
         self.enable_mkldnn = onednn_safe() if enable_mkldnn is None else bool(enable_mkldnn)
         self.options = dict(options or {})
@@ -165,13 +162,14 @@ def _construct(kwargs: dict[str, Any], local: bool) -> Any:
     if local:
         # With local models there is nothing to fetch: skip PaddleX's start-up probe of the hosts.
         os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
-    with warnings.catch_warnings():
-        # paddle warns about a missing ccache (for compiling custom ops) on import; irrelevant here.
-        warnings.simplefilter("ignore", UserWarning)
-        from paddleocr import PaddleOCR
-    logging.getLogger("paddlex").setLevel(logging.WARNING)  # "Creating model ..." on every start
     try:
-        return PaddleOCR(**kwargs)
+        with warnings.catch_warnings():
+            # paddle warns about a missing ccache (for compiling custom ops) while loading; irrelevant.
+            warnings.simplefilter("ignore", UserWarning)
+            from paddleocr import PaddleOCR
+
+            logging.getLogger("paddlex").setLevel(logging.WARNING)  # "Creating model ..." on every start
+            return PaddleOCR(**kwargs)
     except Exception as error:  # PaddleX raises bare Exceptions/RuntimeErrors here
         hint = (
             "Check the model folders."

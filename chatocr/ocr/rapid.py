@@ -87,8 +87,7 @@ def _model_name(ocr: Any) -> str:
             return str(getattr(setting, "value", setting))  # RapidOCR stores enums
 
         return (
-            f"{value(det.ocr_version)}_det_{value(det.model_type)}"
-            f"+{value(rec.ocr_version)}_rec_{value(rec.model_type)}"
+            f"{value(det.ocr_version)}_det_{value(det.model_type)}+{value(rec.ocr_version)}_rec_{value(rec.model_type)}"
         )
     except AttributeError:
         return "rapidocr-default"

@@ -67,9 +67,7 @@ def register_ocr_engine(name: str, factory: EngineFactory, *, replace: bool = Fa
         raise ConfigError(f"Invalid OCR engine name {name!r}: use letters, digits, '-' and '_'.")
     with _lock:
         if not replace and (name in _registered or name in _BUILTIN):
-            raise ConfigError(
-                f"An OCR engine named {name!r} already exists.", hint="Pass replace=True to override it."
-            )
+            raise ConfigError(f"An OCR engine named {name!r} already exists.", hint="Pass replace=True to override it.")
         _registered[name] = factory
 
 
@@ -96,9 +94,7 @@ def get_ocr_engine(name: str = DEFAULT_OCR_ENGINE, **options: Any) -> OCREngine:
         try:
             factory = entry.load()
         except Exception as error:  # a broken plugin must not look like a chatocr bug
-            raise ConfigError(
-                f"The OCR engine plugin {name!r} ({entry.value}) failed to load: {error}"
-            ) from error
+            raise ConfigError(f"The OCR engine plugin {name!r} ({entry.value}) failed to load: {error}") from error
     try:
         return factory(**options)
     except TypeError as error:

@@ -107,17 +107,12 @@ def parse_ocr_text(content: str, where: str = "<text>") -> tuple[list[RawLine], 
                 try:
                     return OCRDocument.from_dict(data)
                 except (KeyError, TypeError, ValueError) as error:
-                    raise UnsupportedInputError(
-                        f"{where}: not a valid chatocr OCR document: {error}"
-                    ) from None
+                    raise UnsupportedInputError(f"{where}: not a valid chatocr OCR document: {error}") from None
             if "rec_texts" in data:
                 polys = data.get("rec_polys") or [None] * len(data["rec_texts"])
                 scores = data.get("rec_scores") or [1.0] * len(data["rec_texts"])
                 return _raw_lines(
-                    [
-                        (str(t), p, float(s))
-                        for t, p, s in zip(data["rec_texts"], polys, scores, strict=False)
-                    ],
+                    [(str(t), p, float(s)) for t, p, s in zip(data["rec_texts"], polys, scores, strict=False)],
                     where,
                 )
             data = [data]
@@ -152,9 +147,7 @@ class TextEngine:
                 with open(source, "rb") as handle:
                     data = handle.read(self.limits.max_bytes + 1)
             except OSError as error:
-                raise InputError(
-                    f"Cannot read {source}: {error.strerror or error}.", hint="Check the path."
-                ) from None
+                raise InputError(f"Cannot read {source}: {error.strerror or error}.", hint="Check the path.") from None
         elif isinstance(source, bytes):
             data = source
         elif isinstance(source, Image.Image) or hasattr(source, "shape"):

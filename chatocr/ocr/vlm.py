@@ -108,9 +108,7 @@ class VLMEngine:
         settings = self.settings if self.settings is not None else _default_settings()
         pages = []
         for index, image in enumerate(loaded.pages):
-            message = Message(
-                role="user", content=self.prompt, images=(ImagePart(self._png(image), "image/png"),)
-            )
+            message = Message(role="user", content=self.prompt, images=(ImagePart(self._png(image), "image/png"),))
             try:
                 reply = await self.chat.chat([message], settings)
             except Exception as error:
