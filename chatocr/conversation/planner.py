@@ -67,12 +67,12 @@ class PlanPolicy:
             raise PlanningError("max_examples must not be negative.")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class PlanExample:
     """One candidate example, in ranked order (most relevant first) when handed to the planner.
 
-    Compared and hashed by identity: the planner caches rendered text per example object, so reuse
-    the same objects across documents (and make new ones when the text or answer changes).
+    The planner caches rendered text per example id, valid while the example's `text` and `answer`
+    are the very same objects (checked by identity): reuse them across documents to benefit.
     """
 
     id: str
@@ -162,18 +162,19 @@ class ConversationPlanner:
         self.limits = limits
         self.policy = policy or PlanPolicy()
         self._sizer = _Sizer(limits, self.counter)
-        # Keyed by the example object itself (identity): its text and answer never change.
-        self._blocks: dict[tuple[PlanExample, int, str], str] = {}
-        self._bounds: dict[PlanExample, tuple[int, int, bool]] = {}
+        # Keyed by example id; each entry keeps the text and answer objects it was made from and is
+        # used only while the example still holds those very objects.
+        self._blocks: dict[tuple[str, int, str], tuple[str, Mapping[str, Any], str]] = {}
+        self._bounds: dict[str, tuple[str, Mapping[str, Any], tuple[int, int, bool]]] = {}
 
     # -- rendering -----------------------------------------------------------------------------
 
     def _block(self, example: PlanExample, number: int, kind: str) -> str:
         """The user-side text, the assistant-side answer, or both inline, of one example."""
-        key = (example, number, kind)
-        cached = self._blocks.get(key)
-        if cached is not None:
-            return cached
+        key = (example.id, number, kind)
+        hit = self._blocks.get(key)
+        if hit is not None and hit[0] is example.text and hit[1] is example.answer:
+            return hit[2]
         answer = json.dumps(dict(example.answer), ensure_ascii=False)
         if kind == "user":
             text = self.prompts.render("example", number=number, text=example.text)
@@ -188,7 +189,7 @@ class ConversationPlanner:
         if len(self._blocks) > 50000:  # bound memory for very long-lived planners
             self._blocks.clear()
             self._bounds.clear()
-        self._blocks[key] = text
+        self._blocks[key] = (example.text, example.answer, text)
         return text
 
     def _turn_texts(self, examples: Sequence[PlanExample], reminder: str) -> tuple[str, str]:
@@ -207,15 +208,15 @@ class ConversationPlanner:
         """A cheap lower bound of what adding `example` costs (characters, tokens) and whether it
         can fit one message at all; cached per example, so rejecting examples once the budget is
         full costs almost nothing (libraries of thousands of examples)."""
-        cached = self._bounds.get(example)
-        if cached is None:
-            user = self._block(example, 1, "user")
-            answer = self._block(example, 1, "answer")
-            fits = self._sizer.fits_message(user) and self._sizer.fits_message(answer)
-            tokens = self._sizer.tokens(user) + self._sizer.tokens(answer)
-            cached = (len(user) + len(answer), tokens, fits)
-            self._bounds[example] = cached
-        return cached
+        hit = self._bounds.get(example.id)
+        if hit is not None and hit[0] is example.text and hit[1] is example.answer:
+            return hit[2]
+        user = self._block(example, 1, "user")
+        answer = self._block(example, 1, "answer")
+        fits = self._sizer.fits_message(user) and self._sizer.fits_message(answer)
+        bound = (len(user) + len(answer), self._sizer.tokens(user) + self._sizer.tokens(answer), fits)
+        self._bounds[example.id] = (example.text, example.answer, bound)
+        return bound
 
     def _final_text(
         self,
@@ -290,11 +291,7 @@ class ConversationPlanner:
             fixed_chars, fixed_tokens = fixed_chars + chars, fixed_tokens + tokens
 
         parts = self._split_document(task, document)
-        part_messages: list[Message] = []
-        for index, part_text in enumerate(parts[:-1], start=1):
-            user = self.prompts.render("document_part", part=index, parts=len(parts), text=part_text)
-            ack = self.prompts.render("ack", part=index, parts=len(parts))
-            part_messages += [Message("user", user, kind="document-part"), Message("assistant", ack, kind="ack")]
+        part_messages = self._part_messages(parts)
         for message in part_messages:
             chars, tokens = sizer.cost(message.content)
             fixed_chars, fixed_tokens = fixed_chars + chars, fixed_tokens + tokens
@@ -333,14 +330,17 @@ class ConversationPlanner:
     def _split_document(self, task: TaskSpec, document: str) -> list[str]:
         """The document as parts, the last of which goes in the final turn with the task. Split only
         when it does not fit one message; filled backwards so the final turn is as full as it can be."""
-        sizer = self._sizer
-        if sizer.fits_message(self._final_text(task, document, 1, 1, ())):
+        if self._sizer.fits_message(self._final_text(task, document, 1, 1, ())):
             return [document]
         # Part numbers change the rendered length only by a few digits: reserve for the worst case.
+        return self._split(document, lambda text: self._final_text(task, text, 99999, 99999, ()))
+
+    def _split(self, document: str, render_last: Any) -> list[str]:
+        sizer = self._sizer
         worst = 99999
 
         def final_fits(text: str) -> bool:
-            return sizer.fits_message(self._final_text(task, text, worst, worst, ()))
+            return sizer.fits_message(render_last(text))
 
         def part_fits(text: str) -> bool:
             return sizer.fits_message(self.prompts.render("document_part", part=worst, parts=worst, text=text))
@@ -369,6 +369,61 @@ class ConversationPlanner:
             parts_reversed.append("".join(chunk).strip("\n"))
             fits = part_fits
         return list(reversed(parts_reversed))
+
+    def _part_messages(self, parts: list[str]) -> list[Message]:
+        out: list[Message] = []
+        for index, part_text in enumerate(parts[:-1], start=1):
+            user = self.prompts.render("document_part", part=index, parts=len(parts), text=part_text)
+            ack = self.prompts.render("ack", part=index, parts=len(parts))
+            out += [Message("user", user, kind="document-part"), Message("assistant", ack, kind="ack")]
+        return out
+
+    def plan_chat(
+        self, title: str, document: str, history: Sequence[tuple[str, str]], question: str
+    ) -> tuple[list[Message], int]:
+        """Messages for a follow-up question about a document: system, the document (split when
+        needed), as much recent history (question, answer) as the budget allows, the question.
+        Returns the messages and how many of the oldest exchanges were left out."""
+        sizer = self._sizer
+        document = document.strip("\n")
+        system = self.prompts.render("chat_system", title=title)
+        if not sizer.fits_message(question):
+            raise PlanningError("The question is longer than one message may be.", hint="Ask a shorter question.")
+
+        def render_last(text: str, part: int = 99999, parts: int = 99999) -> str:
+            return self.prompts.render("chat_document", text=text, part=part, parts=parts)
+
+        parts = [document] if sizer.fits_message(render_last(document, 1, 1)) else self._split(document, render_last)
+        fixed = [Message("system", system, kind="system"), *self._part_messages(parts)]
+        fixed.append(Message("user", render_last(parts[-1], len(parts), len(parts)), kind="document"))
+        fixed.append(Message("assistant", self.prompts.render("chat_ready"), kind="ack"))
+        final = Message("user", question, kind="question")
+        chars = tokens = 0
+        for message in [*fixed, final]:
+            c, t = sizer.cost(message.content)
+            chars, tokens = chars + c, tokens + t
+        if not sizer.within_total(chars, tokens):
+            raise DocumentTooLargeError(
+                f"The document ({len(document)} characters) does not fit the input budget for a chat "
+                f"({self._budget_text()})."
+            )
+        kept: list[Message] = []
+        dropped = 0
+        for index in range(len(history) - 1, -1, -1):  # newest first
+            asked, answered = history[index]
+            pair = [Message("user", asked, kind="question"), Message("assistant", answered, kind="answer")]
+            c1, t1 = sizer.cost(asked)
+            c2, t2 = sizer.cost(answered)
+            fits_each = sizer.fits_message(asked) and sizer.fits_message(answered)
+            if not fits_each or not sizer.within_total(chars + c1 + c2, tokens + t1 + t2):
+                dropped = index + 1
+                break
+            chars, tokens = chars + c1 + c2, tokens + t1 + t2
+            kept = pair + kept
+        messages = [*fixed, *kept, final]
+        if self.limits.roles.system == "none":
+            messages = [Message("user", system, kind="system"), Message("assistant", self.prompts.render("ack", part=0, parts=0), kind="ack"), *messages[1:]]
+        return messages, dropped
 
     def _choose_examples(
         self,

@@ -37,6 +37,10 @@ TEMPLATE_NAMES = (
     "reminder",
     "task",
     "classifier",
+    "repair",
+    "chat_system",
+    "chat_document",
+    "chat_ready",
 )
 LANGUAGES = ("zh", "en")
 

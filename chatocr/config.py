@@ -1,0 +1,118 @@
+"""Settings of a ChatOCR run, from arguments, a TOML file, a dict, or the environment.
+
+Precedence (later wins): defaults < user config (~/.config/chatocr/config.toml) < project config
+(./chatocr.toml) < environment (CHATOCR_*) < explicit arguments. Credentials never live here:
+backends read them from the environment (see docs/llm.md).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chatocr.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["ChatOCRConfig", "load_config"]
+
+USER_CONFIG = Path("~/.config/chatocr/config.toml")
+PROJECT_CONFIG = Path("chatocr.toml")
+
+
+class ChatOCRConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    llm: str = Field("local", description="provider[:model], e.g. local, ernie:ernie-4.0, dashscope:qwen-plus")
+    llm_options: dict[str, Any] = Field(default_factory=dict)
+    ocr: str = Field("rapid", description="OCR engine: rapid, paddle, text, vlm")
+    ocr_options: dict[str, Any] = Field(default_factory=dict)
+    ocr_cache: bool = True
+    ocr_cache_dir: str | None = None
+    scenario_dirs: list[str] = Field(default_factory=list)
+    prompt_dirs: list[str] = Field(default_factory=list)
+    # Conversation manager.
+    packing: Literal["single", "pairs", "packed"] = "packed"
+    restate_every: int | None = None
+    max_examples: int | None = None
+    # Routing.
+    classify: bool = True
+    # Extraction loop.
+    max_steps: int = Field(3, ge=1)
+    max_tokens: int = Field(40000, ge=100)
+    temperature: float = 0.01
+    max_output_tokens: int = Field(768, ge=16)
+    timeout: float = Field(300.0, gt=0)
+    concurrency: int = Field(4, ge=1)
+
+
+_ENV = {
+    "CHATOCR_LLM": "llm",
+    "CHATOCR_OCR": "ocr",
+    "CHATOCR_PACKING": "packing",
+    "CHATOCR_RESTATE_EVERY": "restate_every",
+    "CHATOCR_MAX_EXAMPLES": "max_examples",
+    "CHATOCR_CLASSIFY": "classify",
+    "CHATOCR_MAX_STEPS": "max_steps",
+    "CHATOCR_MAX_TOKENS": "max_tokens",
+    "CHATOCR_CONCURRENCY": "concurrency",
+    "CHATOCR_OCR_CACHE": "ocr_cache",
+}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.expanduser().open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", hint="Fix the config file's syntax.") from exc
+    # Accept either top-level keys or a [chatocr] table.
+    return dict(data.get("chatocr", data))
+
+
+def load_config(
+    overrides: dict[str, Any] | None = None,
+    *,
+    path: str | Path | None = None,
+    use_files: bool = True,
+    use_env: bool = True,
+) -> ChatOCRConfig:
+    """Build the config from files, environment and `overrides` (None values are ignored)."""
+    merged: dict[str, Any] = {}
+    sources: list[str] = []
+    if use_files:
+        for candidate in (USER_CONFIG, PROJECT_CONFIG):
+            data = _read_toml(candidate)
+            if data:
+                merged.update(data)
+                sources.append(str(candidate))
+    if path is not None:
+        data = _read_toml(Path(path))
+        if not data and not Path(path).expanduser().exists():
+            raise ConfigError(f"Config file {path} does not exist.")
+        merged.update(data)
+        sources.append(str(path))
+    if use_env:
+        for variable, key in _ENV.items():
+            value = os.environ.get(variable)
+            if value not in (None, ""):
+                merged[key] = value
+                sources.append(variable)
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return ChatOCRConfig.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(
+            f"Invalid chatocr settings ({', '.join(sources) or 'arguments'}): {problems}",
+            hint="See `ChatOCRConfig` in chatocr/config.py for the keys and their types.",
+        ) from exc

@@ -1,0 +1,104 @@
+"""Choose few-shot examples per document, by similarity, and shape their answers to the keys asked.
+
+Fixed per-scene examples were PP-ChatOCR's recipe; choosing them per document by similarity is
+what the evidence favours (KATE, SAIL: +6.7 to +13.5 F1). Every example of every scenario is
+indexed once; for a document we rank them by TF-IDF character n-gram similarity and hand the
+ranked list to the conversation manager, which keeps as many as the backend's budget allows.
+
+An example's answer is projected onto the requested keys (a user may ask for 3 of 14 invoice
+fields, by alias, or for keys of their own), so the model sees exactly the output it must give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chatocr.conversation.planner import PlanExample
+from chatocr.extraction.similarity import SimilarityIndex
+from chatocr.scenarios.loader import ScenarioLibrary
+from chatocr.scenarios.model import FieldSpec, Scenario
+
+__all__ = ["ExampleBank", "resolve_fields"]
+
+
+def resolve_fields(scenario: Scenario | None, keys: Sequence[str] | None) -> tuple[FieldSpec, ...]:
+    """The fields to ask for: the scenario's own when no keys are given; else one per key, named as
+    the user named it, typed and described by the scenario field it matches (name or alias)."""
+    if not keys:
+        if scenario is None:
+            return ()
+        return scenario.fields
+    out: list[FieldSpec] = []
+    seen: set[str] = set()
+    for key in keys:
+        key = key.strip()
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        field = scenario.field(key) if scenario is not None else None
+        out.append(field.model_copy(update={"name": key, "aliases": ()}) if field else FieldSpec(name=key))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    scenario: Scenario
+    index: int
+
+
+class ExampleBank:
+    """Every example of a scenario library, indexed for similarity search."""
+
+    def __init__(self, library: ScenarioLibrary) -> None:
+        self.library = library
+        self._entries = [_Entry(s, i) for s in library for i in range(len(s.examples))]
+        self.index = SimilarityIndex([e.scenario.examples[e.index].text for e in self._entries])
+        self._projected: dict[tuple[int, tuple[str, ...]], PlanExample | None] = {}
+
+    def scores_by_scenario(self, text: str) -> dict[str, float]:
+        """For each scenario, the similarity of its most similar example to `text`."""
+        best: dict[str, float] = {}
+        for entry, score in zip(self._entries, self.index.scores(text), strict=True):
+            name = entry.scenario.name
+            best[name] = max(best.get(name, 0.0), score)
+        return best
+
+    def select(self, text: str, fields: Sequence[FieldSpec], scenario: Scenario | None) -> list[PlanExample]:
+        """Examples ranked by similarity to `text`, most similar first: the scenario's own when one
+        was chosen, otherwise those of any scenario that answers at least one requested key."""
+        keys = tuple(f.name for f in fields)
+        candidates = [
+            i for i, e in enumerate(self._entries) if scenario is None or e.scenario.name == scenario.name
+        ]
+        ranked: list[PlanExample] = []
+        for i, score in self.index.rank(text, candidates):
+            example = self._project(i, keys)
+            if example is not None:
+                # Same text and answer objects as cached: the planner's render cache stays valid.
+                ranked.append(PlanExample(example.id, example.text, example.answer, round(score, 4)))
+        return ranked
+
+    def _project(self, entry_index: int, keys: tuple[str, ...]) -> PlanExample | None:
+        cache_key = (entry_index, keys)
+        if cache_key in self._projected:
+            return self._projected[cache_key]
+        entry = self._entries[entry_index]
+        example = entry.scenario.examples[entry.index]
+        answer = {}
+        matched = 0
+        for key in keys:
+            field = entry.scenario.field(key)
+            if field is not None:
+                matched += 1
+                answer[key] = example.answer.get(field.name)
+            else:
+                answer[key] = None
+        # An example that answers none of the keys teaches only the output format; skip it.
+        projected = (
+            PlanExample(f"{entry.scenario.example_id(entry.index)}", example.text, answer) if matched else None
+        )
+        if len(self._projected) > 20000:
+            self._projected.clear()
+        self._projected[cache_key] = projected
+        return projected

@@ -1,0 +1,123 @@
+"""Ground an extracted value in the OCR text: find where it is, and so which boxes it came from.
+
+PP-ChatOCR asks the model for verbatim values and never checks; LMDX discards any value not in
+the source. We check every value, in order of strictness, and keep how it matched:
+
+    exact       the value occurs as is in the text the model saw
+    normalized  it occurs after NFKC, case folding and removing whitespace (full-width forms,
+                values wrapped over two rows)
+    numeric     an amount/number equal to a number in the text ("25,000.00" vs "¥25000.00")
+    date        a date equal to a date in the text ("2024-03-18" vs "2024年03月18日")
+    fuzzy       a close match (similarity >= FUZZY_THRESHOLD) within one to three consecutive
+                lines: OCR errors the model corrected, e.g. "0" read as "O"
+
+A value with no match is ungrounded: flagged in the result, never silently trusted.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from chatocr.extraction.validation import normalize_amount, normalize_date
+from chatocr.ocr.layout import LayoutText
+
+__all__ = ["FUZZY_THRESHOLD", "Match", "TextIndex"]
+
+FUZZY_THRESHOLD = 0.8
+_NUMBER = re.compile(r"[-+]?\d[\d,，]*(?:[.．]\d+)?")
+_DATE = re.compile(
+    r"\d{4}\s*[年./-]\s*\d{1,2}\s*[月./-]\s*\d{1,2}日?|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}"
+    r"|\d{1,2}\s+[A-Za-z]{3,9}\.?,?\s+\d{4}|[A-Za-z]{3,9}\.?\s+\d{1,2},?\s+\d{4}"
+)
+
+
+@dataclass(frozen=True)
+class Match:
+    kind: str  # exact | normalized | numeric | date | fuzzy
+    start: int  # character range in the layout text
+    end: int
+    score: float  # 1.0 except for fuzzy matches
+
+
+def _fold(text: str) -> tuple[str, list[int]]:
+    """NFKC + casefold with whitespace removed, and each folded character's original index."""
+    chars: list[str] = []
+    positions: list[int] = []
+    for index, ch in enumerate(text):
+        for out in unicodedata.normalize("NFKC", ch).casefold():
+            if not out.isspace():
+                chars.append(out)
+                positions.append(index)
+    return "".join(chars), positions
+
+
+class TextIndex:
+    """The text a model saw, prepared once for grounding many values."""
+
+    def __init__(self, layout: LayoutText) -> None:
+        self.layout = layout
+        self.text = layout.text
+        self._folded, self._positions = _fold(self.text)
+        self._numbers = [(m.start(), m.end(), normalize_amount(m.group())) for m in _NUMBER.finditer(self.text)]
+        self._dates = [(m.start(), m.end(), normalize_date(m.group())) for m in _DATE.finditer(self.text)]
+        # One to three consecutive lines (in reading order), folded once, for fuzzy matching of
+        # wrapped values.
+        bounds: list[tuple[int, int]] = []
+        spans = layout.spans
+        for i in range(len(spans)):
+            for width in (1, 2, 3):
+                if i + width <= len(spans):
+                    bounds.append((spans[i].start, spans[i + width - 1].end))
+        if not spans and self.text:
+            bounds.append((0, len(self.text)))
+        self._segments = [(start, *_fold(self.text[start:end])) for start, end in bounds]
+
+    def find(self, value: str, kind: str = "text") -> Match | None:
+        """Where `value` sits in the text, trying the strictest match first."""
+        value = value.strip()
+        if not value:
+            return None
+        start = self.text.find(value)
+        if start >= 0:
+            return Match("exact", start, start + len(value), 1.0)
+        folded, _ = _fold(value)
+        if folded:
+            at = self._folded.find(folded)
+            if at >= 0:
+                return Match("normalized", self._positions[at], self._positions[at + len(folded) - 1] + 1, 1.0)
+        if kind in ("amount", "number"):
+            target = normalize_amount(value)
+            if target is not None:
+                for s, e, number in self._numbers:
+                    if number is not None and number == target:
+                        return Match("numeric", s, e, 1.0)
+        if kind == "date":
+            target = normalize_date(value)
+            if target is not None:
+                for s, e, iso in self._dates:
+                    if iso == target:
+                        return Match("date", s, e, 1.0)
+        if len(folded) >= 4:
+            return self._fuzzy(folded)
+        return None
+
+    def _fuzzy(self, folded_value: str) -> Match | None:
+        best: Match | None = None
+        for seg_start, segment, positions in self._segments:
+            if not segment or len(segment) * 3 < len(folded_value):
+                continue
+            matcher = difflib.SequenceMatcher(None, segment, folded_value, autojunk=False)
+            blocks = [b for b in matcher.get_matching_blocks() if b.size]
+            if not blocks:
+                continue
+            lo, hi = blocks[0].a, blocks[-1].a + blocks[-1].size
+            matched = sum(b.size for b in blocks)
+            score = 2.0 * matched / (len(folded_value) + (hi - lo))
+            if score >= FUZZY_THRESHOLD and (best is None or score > best.score):
+                best = Match("fuzzy", seg_start + positions[lo], seg_start + positions[hi - 1] + 1, round(score, 3))
+                if score == 1.0:
+                    break
+        return best

@@ -1,0 +1,116 @@
+"""Read a JSON object out of whatever a model answered.
+
+Models wrap JSON in code fences, put prose around it, leave trailing commas, use Python literals
+(None, True, single quotes), full-width punctuation, or prepend a reasoning model's thinking
+(`<think>...</think>`). We accept all of these and say which repairs were needed; we refuse (with
+a reason the re-ask can quote) only when no object can be recovered.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ParsedReply", "parse_reply"]
+
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+_UNCLOSED_THINK = re.compile(r"^\s*<think>.*", re.DOTALL | re.IGNORECASE)
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+_TRAILING_COMMA = re.compile(r",\s*([}\]])")
+_FULL_WIDTH = str.maketrans({"｛": "{", "｝": "}", "：": ":", "，": ",", "“": '"', "”": '"'})
+
+
+@dataclass
+class ParsedReply:
+    data: dict[str, Any] | None
+    repairs: list[str] = field(default_factory=list)
+    error: str | None = None  # why nothing could be read, for the re-ask
+    # Labelled multi-example answers ("Answer to example 3: {...}") -> the last object given.
+    candidates: int = 0
+
+
+def _objects(text: str) -> list[str]:
+    """Every balanced top-level {...} in text, respecting strings."""
+    found, depth, start, in_string, escape = [], 0, -1, False, False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch == '"' and depth > 0:
+            in_string = True
+        elif ch == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == "}" and depth > 0:
+            depth -= 1
+            if depth == 0:
+                found.append(text[start : i + 1])
+    if depth > 0 and start >= 0:
+        found.append(text[start:])  # truncated: try to close it below
+    return found
+
+
+def _load(candidate: str, repairs: list[str]) -> dict[str, Any] | None:
+    attempts: list[tuple[str, str | None]] = [(candidate, None)]
+    fixed = _TRAILING_COMMA.sub(r"\1", candidate)
+    if fixed != candidate:
+        attempts.append((fixed, "removed trailing commas"))
+    wide = fixed.translate(_FULL_WIDTH)
+    if wide != fixed:
+        attempts.append((wide, "replaced full-width punctuation"))
+    opened = wide.count("{") - wide.count("}")
+    if opened > 0:
+        quotes = wide.count('"') % 2
+        attempts.append((wide + ('"' if quotes else "") + "}" * opened, "closed a truncated object"))
+    for text, repair in attempts:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            try:  # Python literals: {'a': None, 'b': True}
+                value = ast.literal_eval(text)
+                repair = (repair + "; " if repair else "") + "read Python literals"
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                continue
+        if isinstance(value, dict):
+            if repair:
+                repairs.append(repair)
+            return value
+    return None
+
+
+def parse_reply(text: str) -> ParsedReply:
+    repairs: list[str] = []
+    if not text or not text.strip():
+        return ParsedReply(None, error="the answer was empty")
+    body = text
+    if _THINK.search(body):
+        body = _THINK.sub("", body)
+        repairs.append("dropped the model's <think> section")
+    elif _UNCLOSED_THINK.match(body) and "{" not in body.split("</think>")[-1]:
+        return ParsedReply(None, repairs, error="the answer was only reasoning, without a JSON object")
+    fences = _FENCE.findall(body)
+    if fences:
+        repairs.append("removed code fences")
+        body = "\n".join(fences)
+    objects = _objects(body)
+    if not objects:
+        return ParsedReply(None, repairs, error="the answer contained no JSON object")
+    if body.strip() != objects[0].strip() and len(objects) == 1 and not fences:
+        repairs.append("ignored text around the JSON object")
+    # Several objects (e.g. the model imitated labelled example answers): take the last readable.
+    for candidate in reversed(objects):
+        data = _load(candidate, repairs)
+        if data is not None:
+            if len(objects) > 1:
+                repairs.append(f"took the last of {len(objects)} JSON objects")
+            return ParsedReply(data, repairs, candidates=len(objects))
+    return ParsedReply(None, repairs, error="the JSON object in the answer is malformed")

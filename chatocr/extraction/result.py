@@ -1,0 +1,145 @@
+"""The result of one extraction: values with per-field status and provenance, the route taken,
+the examples and plan used, every LLM call (the transcript) with its usage, timings, warnings.
+JSON-serialisable and loadable (`to_dict`/`from_dict`, `to_json`/`from_json`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from chatocr.conversation.report import PlanReport
+
+__all__ = ["CallRecord", "Evidence", "Extraction", "FieldResult", "FieldStatus", "Route"]
+
+FieldStatus = Literal["grounded", "ungrounded", "missing", "invalid"]
+
+
+@dataclass
+class Evidence:
+    """One OCR line a value was found on."""
+
+    line_id: str
+    text: str
+    box: list[list[float]]  # 4 points (x, y), clockwise from top-left, in page pixels
+    confidence: float
+    page: int
+
+
+@dataclass
+class FieldResult:
+    name: str
+    value: Any  # as the model answered it (verbatim text), None when missing
+    normalized: Any = None  # ISO date, plain decimal, enum choice, ... (None when missing/invalid)
+    status: FieldStatus = "missing"
+    match: str | None = None  # exact | normalized | numeric | date | fuzzy
+    match_score: float | None = None
+    confidence: float | None = None  # lowest OCR confidence of its lines x match score
+    evidence: list[Evidence] = field(default_factory=list)
+    problem: str | None = None
+    required: bool = False
+
+    @property
+    def trusted(self) -> bool:
+        return self.status == "grounded"
+
+
+@dataclass
+class Route:
+    """How the document reached extraction.
+
+    mode: "given" (the caller named the scenario), "prescore" (local similarity was confident),
+    "classifier" (the LLM classifier chose it), "fallback" (no confident match, classification off,
+    or the classifier said none: the user's keys with examples from all scenarios).
+    """
+
+    mode: str
+    scenario: str | None
+    confidence: float | None = None
+    candidates: list[tuple[str, float]] = field(default_factory=list)
+    reason: str = ""
+
+
+@dataclass
+class CallRecord:
+    purpose: str  # classify | extract | repair | chat
+    provider: str
+    model: str
+    messages: list[dict[str, Any]]
+    reply: str | None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float = 0.0
+    attempts: int = 1
+    finish_reason: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Extraction:
+    source: str
+    values: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, FieldResult] = field(default_factory=dict)
+    scenario: str | None = None
+    route: Route | None = None
+    examples: list[str] = field(default_factory=list)
+    plan: PlanReport | None = None
+    calls: list[CallRecord] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    steps: int = 0
+    replans: list[str] = field(default_factory=list)
+    ocr: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, str] | None = None  # {"type", "message", "hint"} when the document failed
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def usage(self) -> dict[str, int]:
+        prompt = sum(c.prompt_tokens or 0 for c in self.calls)
+        completion = sum(c.completion_tokens or 0 for c in self.calls)
+        return {"calls": len(self.calls), "prompt_tokens": prompt, "completion_tokens": completion,
+                "total_tokens": prompt + completion}
+
+    def trusted_values(self) -> dict[str, Any]:
+        """Only the values found in the document."""
+        return {name: f.value for name, f in self.fields.items() if f.trusted}
+
+    def status_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for f in self.fields.values():
+            counts[f.status] = counts.get(f.status, 0) + 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        data["usage"] = self.usage
+        return data
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent, default=str)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Extraction:
+        data = {k: v for k, v in data.items() if k not in ("ok", "usage")}
+        fields = {}
+        for name, f in data.get("fields", {}).items():
+            f = dict(f)
+            f["evidence"] = [Evidence(**e) for e in f.get("evidence", [])]
+            fields[name] = FieldResult(**f)
+        data["fields"] = fields
+        if data.get("route") is not None:
+            route = dict(data["route"])
+            route["candidates"] = [tuple(c) for c in route.get("candidates", [])]
+            data["route"] = Route(**route)
+        if data.get("plan") is not None:
+            data["plan"] = PlanReport.from_dict(data["plan"])
+        data["calls"] = [CallRecord(**c) for c in data.get("calls", [])]
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Extraction:
+        return cls.from_dict(json.loads(text))

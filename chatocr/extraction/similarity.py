@@ -1,0 +1,79 @@
+"""Text similarity without a network or a model: TF-IDF over character n-grams, cosine.
+
+Why character n-grams: OCR text mixes Chinese (no word boundaries), numbers and English, and OCR
+errors break words; overlapping 1- to 3-character grams compare such text robustly. Used to rank
+few-shot examples per document (the most similar go nearest the document) and to pre-score which
+scenario a document belongs to before asking the LLM.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = ["SimilarityIndex", "ngrams"]
+
+_DIGITS = re.compile(r"\d")
+_SPACE = re.compile(r"\s+")
+
+
+def ngrams(text: str, sizes: tuple[int, ...] = (1, 2, 3)) -> Counter[str]:
+    """Character n-grams of normalised text. Digits become '0': two receipts share the shape
+    '00.00' of their totals, not the particular numbers."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = _SPACE.sub(" ", _DIGITS.sub("0", text)).strip()
+    grams: Counter[str] = Counter()
+    for size in sizes:
+        for i in range(len(text) - size + 1):
+            gram = text[i : i + size]
+            if gram.strip():
+                grams[gram] += 1
+    return grams
+
+
+@dataclass(frozen=True)
+class _Vector:
+    weights: dict[str, float]
+    norm: float
+
+
+class SimilarityIndex:
+    """Documents indexed once; `scores(query)` gives the cosine similarity to each, in [0, 1]."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self._grams = [ngrams(text) for text in texts]
+        df: Counter[str] = Counter()
+        for grams in self._grams:
+            df.update(grams.keys())
+        n = max(1, len(texts))
+        # Smoothed IDF: a gram in every document still counts a little (n+1)/(df+1) > 1.
+        self._idf = {gram: math.log((n + 1) / (count + 1)) + 1.0 for gram, count in df.items()}
+        self._default_idf = math.log(n + 1) + 1.0
+        self._vectors = [self._vector(grams) for grams in self._grams]
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def _vector(self, grams: Counter[str]) -> _Vector:
+        weights = {g: (1.0 + math.log(c)) * self._idf.get(g, self._default_idf) for g, c in grams.items()}
+        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+        return _Vector(weights, norm)
+
+    def scores(self, query: str) -> list[float]:
+        q = self._vector(ngrams(query))
+        out = []
+        for v in self._vectors:
+            small, large = (q.weights, v.weights) if len(q.weights) < len(v.weights) else (v.weights, q.weights)
+            dot = sum(w * large.get(g, 0.0) for g, w in small.items())
+            out.append(dot / (q.norm * v.norm))
+        return out
+
+    def rank(self, query: str, candidates: Iterable[int] | None = None) -> list[tuple[int, float]]:
+        """(index, score) best first; ties keep index order, so ranking is deterministic."""
+        scores = self.scores(query)
+        indices = range(len(scores)) if candidates is None else candidates
+        return sorted(((i, scores[i]) for i in indices), key=lambda pair: (-pair[1], pair[0]))

@@ -1,0 +1,165 @@
+"""Check each answered value against its field's type, keeping the verbatim text.
+
+Dates and amounts get a normalised form (ISO date, plain decimal) next to the text the model
+copied from the document, because downstream code wants `2024-03-18` and `25000.00` while
+grounding and people want `2024年03月18日` and `¥25,000.00`. Values that mean "nothing" (null,
+"未知" as PP-ChatOCR answers, "N/A", "") count as missing.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from chatocr.scenarios.model import FieldSpec, FieldType
+
+__all__ = ["NULL_WORDS", "CheckedValue", "check_value", "normalize_amount", "normalize_date"]
+
+NULL_WORDS = {"", "null", "none", "n/a", "na", "nil", "unknown", "未知", "无", "空", "暂无", "不详", "-", "--", "/"}
+
+_CURRENCY = re.compile(r"(?i)rmb|cny|usd|sgd|myr|gbp|eur|rm|s\$|us\$|[¥￥$€£元圆]")
+_NUMBER = re.compile(r"[-+]?\d[\d,，\s]*(?:[.．]\d+)?|[-+]?[.．]\d+")
+_MONTHS = {m: i + 1 for i, m in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+)}
+
+
+@dataclass(frozen=True)
+class CheckedValue:
+    value: Any  # what the model answered (None when missing)
+    normalized: Any  # typed form: ISO date, decimal string, enum choice, list of checked items...
+    problem: str | None = None  # why the value is invalid, for the result and the re-ask
+
+    @property
+    def missing(self) -> bool:
+        return self.value is None
+
+
+def is_null(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return unicodedata.normalize("NFKC", value).strip().casefold() in NULL_WORDS
+    if isinstance(value, (list, dict)):
+        return len(value) == 0
+    return False
+
+
+def normalize_amount(value: Any) -> str | None:
+    """'¥25,000.00' -> '25000.00'; None when the text holds no single number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return str(Decimal(str(value)))
+    text = unicodedata.normalize("NFKC", str(value))
+    text = _CURRENCY.sub("", text).strip()
+    negative = text.startswith("(") and text.endswith(")")
+    text = text.strip("()")
+    numbers = _NUMBER.findall(text)
+    if len(numbers) != 1:
+        return None
+    raw = numbers[0].replace(",", "").replace("，", "").replace(" ", "").replace("．", ".")
+    try:
+        number = Decimal(raw)
+    except InvalidOperation:
+        return None
+    return str(-number if negative else number)
+
+
+def normalize_date(value: Any) -> str | None:
+    """The first date found in the text, as ISO YYYY-MM-DD; None when there is none.
+
+    Day/month order: Chinese and ISO forms are year-first; for d/m/y vs m/d/y the day-first
+    reading wins unless it is impossible (receipts in our scenarios are mostly day-first)."""
+    text = unicodedata.normalize("NFKC", str(value)).strip()
+    patterns = [
+        (r"(\d{4})\s*[年./-]\s*(\d{1,2})\s*[月./-]\s*(\d{1,2})", ("y", "m", "d")),
+        (r"(\d{1,2})[./-](\d{1,2})[./-](\d{4})", ("a", "b", "y")),
+        (r"(\d{1,2})[./-](\d{1,2})[./-](\d{2})(?!\d)", ("a", "b", "yy")),
+        (r"(\d{1,2})\s+([A-Za-z]{3})[a-z]*\.?,?\s+(\d{4})", ("d", "mon", "y")),
+        (r"([A-Za-z]{3})[a-z]*\.?\s+(\d{1,2}),?\s+(\d{4})", ("mon", "d", "y")),
+        (r"(\d{4})(\d{2})(\d{2})", ("y", "m", "d")),
+    ]
+    for pattern, order in patterns:
+        match = re.search(pattern, text)
+        if not match:
+            continue
+        parts = dict(zip(order, match.groups(), strict=True))
+        try:
+            year = int(parts["y"]) if "y" in parts else 2000 + int(parts["yy"])
+            if "mon" in parts:
+                month = _MONTHS.get(parts["mon"][:3].casefold(), 0)
+                day = int(parts["d"])
+            elif "a" in parts:
+                a, b = int(parts["a"]), int(parts["b"])
+                day, month = (a, b) if b <= 12 else (b, a)
+            else:
+                month, day = int(parts["m"]), int(parts["d"])
+            return date(year, month, day).isoformat()
+        except (ValueError, KeyError):
+            continue
+    return None
+
+
+def _match_choice(value: Any, choices: tuple[str, ...]) -> str | None:
+    key = unicodedata.normalize("NFKC", str(value)).strip().casefold()
+    for choice in choices:
+        if unicodedata.normalize("NFKC", choice).casefold() == key:
+            return choice
+    return None
+
+
+def _scalar(value: Any, kind: str, choices: tuple[str, ...] = ()) -> CheckedValue:
+    if kind in ("amount", "number"):
+        number = normalize_amount(value)
+        if number is None:
+            return CheckedValue(value, None, f"{value!r} is not a number")
+        return CheckedValue(value, number)
+    if kind == "date":
+        iso = normalize_date(value)
+        if iso is None:
+            return CheckedValue(value, None, f"{value!r} is not a recognisable date")
+        return CheckedValue(value, iso)
+    if kind == "enum":
+        choice = _match_choice(value, choices)
+        if choice is None:
+            return CheckedValue(value, None, f"{value!r} is not one of {list(choices)}")
+        return CheckedValue(value, choice)
+    if isinstance(value, (dict, list)):
+        return CheckedValue(value, None, f"expected text, got a {type(value).__name__}")
+    return CheckedValue(value, str(value).strip())
+
+
+def check_value(field: FieldSpec, value: Any) -> CheckedValue:
+    """Validate one answered value against its field."""
+    if is_null(value):
+        return CheckedValue(None, None)
+    if field.type is FieldType.list:
+        items = value if isinstance(value, list) else None
+        if items is None:
+            return CheckedValue(value, None, f"expected a list, got {type(value).__name__}")
+        normalized: list[Any] = []
+        for index, item in enumerate(items):
+            if field.items:
+                if not isinstance(item, dict):
+                    return CheckedValue(value, None, f"item {index} should be an object")
+                row = {}
+                for sub in field.items:
+                    checked = CheckedValue(None, None) if is_null(item.get(sub.name)) else _scalar(
+                        item.get(sub.name), sub.type
+                    )
+                    if checked.problem:
+                        return CheckedValue(value, None, f"item {index}: {sub.name}: {checked.problem}")
+                    row[sub.name] = checked.normalized
+                normalized.append(row)
+            else:
+                checked = _scalar(item, "text")
+                if checked.problem:
+                    return CheckedValue(value, None, f"item {index}: {checked.problem}")
+                normalized.append(checked.normalized)
+        return CheckedValue(value, normalized)
+    return _scalar(value, field.type.value, field.choices)
