@@ -13,10 +13,14 @@ unknown name or on `available_backends()`.
 from __future__ import annotations
 
 import importlib
+import itertools
+import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from chatocr.errors import ConfigError
@@ -76,11 +80,45 @@ def _register_builtins() -> None:
     register_backend("scripted", _scripted)
 
 
+SCRIPTED_ANSWERS_ENV = "CHATOCR_SCRIPTED_ANSWERS"
+
+
 def _scripted(model: str | None = None, **options: Any) -> ChatModel:
-    """"scripted:name" with the answers in `script=[...]` (a queue) or a function."""
+    """"scripted:name" with the answers in `script=[...]` (a queue) or a function.
+
+    Without `script`, the answers come from $CHATOCR_SCRIPTED_ANSWERS (so that a CLI run in a
+    subprocess, e.g. `chatocr extract --llm scripted`, can be scripted): inline JSON or the path of
+    a JSON file holding a list of answers, or {"answers": [...], "latency": seconds}. The answers
+    are given in turn and cycle; an answer that is not a string is sent as its JSON text.
+    """
     from chatocr.llm.scripted import ScriptedChatModel
 
+    if "script" not in options and os.environ.get(SCRIPTED_ANSWERS_ENV):
+        answers, latency = _answers_from_env(os.environ[SCRIPTED_ANSWERS_ENV])
+        options.setdefault("latency", latency)
+        turn = itertools.count()
+        options["script"] = lambda messages, settings: answers[next(turn) % len(answers)]
     return ScriptedChatModel(options.pop("script", ()), model=model or "scripted", **options)
+
+
+def _answers_from_env(value: str) -> tuple[list[str], float]:
+    text = value.strip()
+    try:
+        if not text.startswith(("[", "{")):
+            text = Path(text).expanduser().read_text(encoding="utf-8")
+        data = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"${SCRIPTED_ANSWERS_ENV} is neither inline JSON nor a readable JSON file: {exc}",
+            hint='Set it to e.g. \'["first answer", {"total": "9.00"}]\' or the path of such a file.',
+        ) from exc
+    latency = 0.0
+    if isinstance(data, dict):
+        latency = float(data.get("latency", 0.0))
+        data = data.get("answers")
+    if not isinstance(data, list) or not data:
+        raise ConfigError(f"${SCRIPTED_ANSWERS_ENV} must hold a non-empty list of answers.")
+    return [a if isinstance(a, str) else json.dumps(a, ensure_ascii=False) for a in data], latency
 
 
 def _discover_plugins() -> None:
