@@ -182,6 +182,7 @@ def test_pdf_without_pypdfium2_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
         load_input(pdf_bytes(1))
 
 
+@pytest.mark.filterwarnings("ignore:(Corrupt EXIF data|Truncated File Read):UserWarning")  # PIL on cut TIFFs
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "TIFF", "WEBP", "BMP", "PDF"])
 def test_any_truncation_is_an_input_error_or_a_page(fmt: str) -> None:
     """Cut a real file at many points: each result is pages or an InputError, nothing else."""
