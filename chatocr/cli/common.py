@@ -1,0 +1,68 @@
+"""What several commands share: the --llm/--ocr/--config options, building a ChatOCR from them,
+and showing an Extraction as a table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from chatocr.api import ChatOCR
+from chatocr.cli.credentials import load_keys_file
+from chatocr.extraction.result import Extraction
+
+__all__ = ["STATUS_STYLE", "add_backend_options", "field_table", "make_chatocr", "summary_line"]
+
+STATUS_STYLE = {"grounded": "green", "ungrounded": "yellow", "missing": "dim", "invalid": "red"}
+
+
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--llm", metavar="PROVIDER[:MODEL]", help="chat backend (default: config, else local)")
+    parser.add_argument("--ocr", metavar="ENGINE", help="OCR engine: rapid, paddle, text, vlm (default: config)")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
+
+
+def make_chatocr(args: argparse.Namespace, **overrides: Any) -> ChatOCR:
+    """A ChatOCR from the command's options; keys from the keys file join the environment first."""
+    load_keys_file()
+    return ChatOCR(llm=getattr(args, "llm", None), ocr=getattr(args, "ocr", None),
+                   config=getattr(args, "config", None), **overrides)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        import json
+
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def field_table(result: Extraction) -> Table:
+    table = Table("field", "value", "status", "confidence", title=Path(result.source).name, title_justify="left")
+    for name, field in result.fields.items():
+        style = STATUS_STYLE.get(field.status, "")
+        confidence = "" if field.confidence is None else f"{field.confidence:.2f}"
+        table.add_row(name, Text(_shown(field.value)), Text(field.status, style=style), confidence)
+    return table
+
+
+def summary_line(result: Extraction) -> str:
+    """Route, usage and time in one line."""
+    route = result.route
+    how = "n/a"
+    if route is not None:
+        how = route.mode + (f" ({route.confidence:.2f})" if route.confidence is not None else "")
+    usage = result.usage
+    parts = [
+        f"scenario {result.scenario or 'none'} via {how}",
+        f"{usage['calls']} call(s), {usage['prompt_tokens']}+{usage['completion_tokens']} tokens",
+        f"{result.timings.get('total_s', 0.0):.1f}s",
+    ]
+    if result.examples:
+        parts.append(f"{len(result.examples)} example(s)")
+    return " · ".join(parts)

@@ -1,0 +1,217 @@
+"""`chatocr extract FILES_OR_DIRS...`: key fields from one document or a folder of them.
+
+One document prints a table of fields (value, status, confidence) and a route/usage line; many
+show a progress bar and a summary. `--out results.jsonl` (or .csv) is appended to as each document
+finishes and resumed by the next run (see chatocr/cli/batch.py). Exit status 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from chatocr.cli.batch import DocKey, ResultLog, csv_columns, csv_text, file_sha256, format_line, record_for
+from chatocr.cli.common import add_backend_options, field_table, make_chatocr, summary_line
+from chatocr.cli.drawing import save_drawing
+from chatocr.errors import ConfigError, InputError
+from chatocr.extraction.result import Extraction
+
+__all__ = ["IMAGE_SUFFIXES", "TEXT_SUFFIXES", "collect_inputs", "register"]
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pdf"}
+TEXT_SUFFIXES = {".txt", ".json", ".jsonl"}
+FORMATS = ("table", "json", "jsonl", "csv")
+_PLAIN: dict[str, Any] = {"markup": False, "highlight": False, "soft_wrap": True}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("extract", help="extract key fields from documents (files or folders), resumable")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="FILES_OR_DIRS")
+    p.add_argument("--scenario", help="scenario name, or auto (default) to route each document")
+    p.add_argument("--keys", help="comma-separated keys (default: the scenario's fields)")
+    add_backend_options(p)
+    p.add_argument(
+        "--out", type=Path, metavar="FILE", help="results file (.jsonl/.csv: appended, resumable; .json: at the end)"
+    )
+    p.add_argument("--format", choices=FORMATS, help="default: from --out's suffix, else table")
+    p.add_argument("--concurrency", type=int, metavar="N", help="documents in flight (default: config, 4)")
+    p.add_argument("--draw", type=Path, metavar="DIR", help="write a PNG per document with the fields drawn")
+    p.set_defaults(handler=run)
+
+
+def collect_inputs(paths: list[Path], engine: str) -> list[Path]:
+    """Files as given; folders searched recursively for what the engine reads. Sorted, de-duplicated."""
+    suffixes = TEXT_SUFFIXES if engine == "text" else IMAGE_SUFFIXES
+    found: dict[Path, None] = {}
+    for path in paths:
+        if path.is_dir():
+            for file in sorted(path.rglob("*")):
+                hidden = any(part.startswith(".") for part in file.relative_to(path).parts)
+                if file.is_file() and file.suffix.lower() in suffixes and not hidden:
+                    found[file.resolve()] = None
+        elif path.exists():
+            found[path.resolve()] = None
+        else:
+            raise InputError(f"No such file or folder: {path}", hint="Check the path.")
+    if not found:
+        raise InputError(f"No {'text' if engine == 'text' else 'image or PDF'} files in {', '.join(map(str, paths))}.",
+                         hint=f"Files ending in {', '.join(sorted(suffixes))} are read (with --ocr {engine}).")
+    return list(found)
+
+
+def _format(args: argparse.Namespace) -> str:
+    if args.format:
+        return str(args.format)
+    if args.out is None:
+        return "table"
+    return {".csv": "csv", ".json": "json"}.get(args.out.suffix.lower(), "jsonl")
+
+
+def run(args: argparse.Namespace) -> int:
+    fmt = _format(args)
+    if fmt == "table" and args.out is not None:
+        raise ConfigError("--format table prints to the terminal; it cannot go to --out.",
+                          hint="Use --format jsonl or csv with --out.")
+    if args.concurrency is not None and args.concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1.")
+    ocr = make_chatocr(args, concurrency=args.concurrency)
+    keys = [k.strip() for k in args.keys.split(",") if k.strip()] if args.keys else None
+    scenario = None if args.scenario in (None, "", "auto") else args.scenario
+    if scenario is not None:
+        ocr.scenario(scenario)  # an unknown name fails now, with suggestions
+    paths = collect_inputs(args.inputs, ocr.config.ocr if args.ocr is None else args.ocr)
+    err = Console(stderr=True)
+    keyed: dict[str, DocKey] = {str(p): (str(p), file_sha256(p)) for p in paths}
+    columns = None
+    if fmt == "csv":
+        columns = csv_columns(keys or ([f.name for f in ocr.scenario(scenario).fields] if scenario else None))
+    log: ResultLog | None = None
+    if args.out is not None and fmt in ("jsonl", "csv"):
+        log = ResultLog(args.out, "csv" if fmt == "csv" else "jsonl", columns).open()
+        _report_resume(err, log, args.out)
+    elif fmt == "csv":
+        sys.stdout.write(csv_text(columns or []))
+    try:
+        pending = [p for p in paths if log is None or keyed[str(p)] not in log.done]
+        if log is not None and len(pending) < len(paths):
+            err.print(f"resuming: {len(paths) - len(pending)} of {len(paths)} document(s) already in {args.out}",
+                      soft_wrap=True, highlight=False)
+        results = _run_batch(ocr, pending, keys, scenario, args, fmt, log, keyed, columns, err)
+    finally:
+        if log is not None:
+            log.close()
+    return _finish(results, fmt, args, keyed, len(paths), err)
+
+
+def _report_resume(err: Console, log: ResultLog, out: Path) -> None:
+    if log.repaired_bytes:
+        err.print(f"repaired {out}: removed a half-written last line ({log.repaired_bytes} bytes)", **_PLAIN,
+                  style="yellow")
+    if log.dropped_failures:
+        err.print(f"retrying {log.dropped_failures} document(s) that failed in an earlier run", **_PLAIN)
+    if log.skipped_lines:
+        err.print(f"{out}: ignored {log.skipped_lines} line(s) that are not chatocr results", **_PLAIN, style="yellow")
+
+
+def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: str | None,
+               args: argparse.Namespace, fmt: str, log: ResultLog | None, keyed: dict[str, DocKey],
+               columns: list[str] | None, err: Console) -> list[Extraction]:
+    results: list[Extraction] = []
+    if not pending:
+        return results
+    show_bar = len(pending) > 1
+    bar = (TextColumn("[bold]extract"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    failed = 0
+    with Progress(*bar, console=err, disable=not show_bar, transient=False) as progress:
+        task = progress.add_task("extract", total=len(pending), counts="")
+        for result in ocr.extract_many([str(p) for p in pending], keys, scenario, concurrency=args.concurrency):
+            key = keyed[result.source]
+            if log is not None:
+                log.append(key, result)
+            elif fmt in ("jsonl", "csv"):
+                sys.stdout.write(format_line("csv" if fmt == "csv" else "jsonl", key, result, columns))
+                sys.stdout.flush()
+            if not result.ok:
+                failed += 1
+                if show_bar:
+                    message = (result.error or {}).get("message")
+                    progress.console.print(f"failed: {result.source}: {message}", style="red", markup=False,
+                                           highlight=False, soft_wrap=True)
+            elif args.draw is not None:
+                _draw(ocr, result, args.draw, progress.console)
+            results.append(result)
+            progress.update(task, advance=1, counts=f"[green]{len(results) - failed} ok[/green] [red]{failed} failed")
+    return results
+
+
+def _draw(ocr: Any, result: Extraction, out_dir: Path, console: Console) -> None:
+    try:
+        document = ocr.engine.read(result.source)  # the OCR cache makes this cheap
+        save_drawing(result, document, Path(result.source), out_dir)
+    except Exception as exc:  # a picture that fails must not fail the document
+        console.print(f"[yellow]could not draw {result.source}: {exc}[/yellow]", highlight=False)
+
+
+def _finish(results: list[Extraction], fmt: str, args: argparse.Namespace, keyed: dict[str, DocKey],
+            total: int, err: Console) -> int:
+    failed = [r for r in results if not r.ok]
+    if fmt == "json":
+        data: Any = [record_for(keyed[r.source], r) for r in results]
+        if total == 1 and len(data) == 1:
+            data = data[0]
+        text = json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"
+        if args.out is not None:
+            _write_atomic(args.out, text)
+        else:
+            sys.stdout.write(text)
+    elif fmt == "table":
+        _print_tables(results, total)
+    for result in failed:
+        error = result.error or {}
+        err.print(f"error: {result.source}: {error.get('message')}\n  hint: {error.get('hint')}", highlight=False,
+                  markup=False, soft_wrap=True)
+    if total > 1 or args.out is not None:
+        skipped = total - len(results)
+        err.print(f"{len(results) - len(failed)} done, {len(failed)} failed"
+                  + (f", {skipped} skipped (already done)" if skipped else "")
+                  + (f"; results in {args.out}" if args.out else ""), soft_wrap=True, highlight=False)
+    return 1 if failed else 0
+
+
+def _print_tables(results: list[Extraction], total: int) -> None:
+    console = Console()
+    if total == 1 and len(results) == 1:
+        if results[0].ok:
+            console.print(field_table(results[0]))
+            console.print(summary_line(results[0]), style="dim", highlight=False)
+            for warning in results[0].warnings:
+                console.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)
+        return
+    table = Table("document", "scenario", "grounded", "other", "result")
+    for result in sorted(results, key=lambda r: r.source):
+        counts = result.status_counts()
+        grounded = counts.pop("grounded", 0)
+        other = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        table.add_row(Path(result.source).name, result.scenario or "", str(grounded), other,
+                      "[green]ok[/green]" if result.ok else "[red]failed[/red]")
+    console.print(table)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
