@@ -1,0 +1,150 @@
+"""`chatocr eval DATA_DIR...`: accuracy and cost of extraction strategies on labelled sets.
+
+    chatocr eval ../shared/data/sroie_train ../shared/data/cn_train_ticket --llm local --ocr rapid \\
+        --strategy compare --limit 10 --out report.json
+
+Each set is a directory with images/, labels/ and optionally ocr/ (see chatocr/evaluation/datasets.py).
+`--ocr text` reads the sets' ocr/ files instead of running an OCR engine. Every strategy runs on the
+same OCR results; per-document outcomes are cached (see --cache-dir), so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from chatocr.api import ChatOCR
+from chatocr.errors import ConfigError
+from chatocr.evaluation.datasets import load_dataset
+from chatocr.evaluation.report import markdown_report, print_report
+from chatocr.evaluation.runner import Evaluator
+from chatocr.evaluation.strategies import GROUPS, STRATEGIES, resolve_strategies
+from chatocr.llm.base import ChatSettings
+from chatocr.messages import Message
+
+__all__ = ["register", "run"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="measure accuracy, tokens and time of extraction strategies on labelled document sets",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("data_dirs", nargs="+", type=Path, metavar="DATA_DIR", help="set with images/, labels/, [ocr/]")
+    p.add_argument("--scenario", help="scenario for every set (default: the set's profile, else best field match)")
+    p.add_argument("--llm", metavar="PROVIDER[:MODEL]", help="chat backend (default: config, else local)")
+    p.add_argument("--ocr", metavar="ENGINE", help="OCR engine: rapid, paddle, vlm, or text for the sets' ocr/ files")
+    p.add_argument("--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
+    p.add_argument(
+        "--strategy",
+        action="append",
+        metavar="NAME",
+        help=f"strategy, group or key=value spec; repeatable (default: standard). Groups: {', '.join(GROUPS)}. "
+        f"Names: {', '.join(STRATEGIES)}",
+    )
+    p.add_argument("--limit", type=int, metavar="N", help="first N documents of each set (sorted by id)")
+    p.add_argument("--out", type=Path, metavar="FILE", help="write the full report as JSON")
+    p.add_argument("--markdown", type=Path, metavar="FILE", help="also write the tables as Markdown")
+    p.add_argument(
+        "--map", action="append", default=[], metavar="LABEL_KEY=FIELD", help="map a label key to a scenario field"
+    )
+    p.add_argument("--concurrency", type=int, default=1, metavar="N", help="documents in flight (default 1)")
+    p.add_argument(
+        "--cache-dir", type=Path, metavar="DIR", help="per-document result cache (default: ~/.cache/chatocr/eval)"
+    )
+    p.add_argument("--no-cache", action="store_true", help="do not read or write cached results")
+    p.add_argument("--quiet", action="store_true", help="no per-document progress lines")
+    p.set_defaults(handler=run)
+
+
+def _null_responder(messages: Sequence[Message], settings: ChatSettings) -> str:
+    """`--llm scripted`: answers every key with null (exercises the whole run without a model)."""
+    schema = settings.json_mode if isinstance(settings.json_mode, dict) else {}
+    keys = list(schema.get("properties", {})) if schema else []
+    return json.dumps(dict.fromkeys(keys))
+
+
+def _mapping(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"--map expects LABEL_KEY=FIELD, got {item!r}.")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run."""
+    words = ["chatocr", "eval", *(str(d) for d in args.data_dirs)]
+    for option in ("scenario", "llm", "ocr", "config", "limit", "out", "markdown", "cache_dir"):
+        value = getattr(args, option, None)
+        if value is not None:
+            words += [f"--{option.replace('_', '-')}", str(value)]
+    for name in args.strategy or []:
+        words += ["--strategy", name]
+    for item in args.map:
+        words += ["--map", item]
+    if args.concurrency != 1:
+        words += ["--concurrency", str(args.concurrency)]
+    if args.no_cache:
+        words.append("--no-cache")
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError("--limit must be at least 1.")
+    strategies = resolve_strategies(args.strategy)
+    scripted = (args.llm or "").split(":", 1)[0] == "scripted"
+    if scripted:
+        from chatocr.llm.scripted import ScriptedChatModel
+
+        chat = ChatOCR(llm=ScriptedChatModel(_null_responder), ocr=args.ocr, config=args.config)
+    else:
+        chat = ChatOCR(llm=args.llm, ocr=args.ocr, config=args.config)
+    mapping = _mapping(args.map)
+    datasets = [
+        load_dataset(d, chat.library, scenario=args.scenario, field_map=mapping).subset(args.limit)
+        for d in args.data_dirs
+    ]
+    err = Console(stderr=True, soft_wrap=True)
+    ocr_name = args.ocr or chat.config.ocr
+    ocr_source = "text" if ocr_name == "text" else "image"
+    evaluator = Evaluator(
+        chat,
+        ocr_source=ocr_source,
+        cache_dir_path=args.cache_dir,
+        use_cache=not args.no_cache and not scripted,
+        progress=None if args.quiet else (lambda line: err.print(line, markup=False, highlight=False)),
+        concurrency=args.concurrency,
+        ocr_name=ocr_name,
+    )
+    for dataset in datasets:
+        err.print(
+            f"{dataset.name}: {len(dataset.documents)} documents, scenario {dataset.scenario}, "
+            f"fields {', '.join(dataset.fields)}"
+            + (f"; label keys not evaluated: {', '.join(dataset.unmapped)}" if dataset.unmapped else ""),
+            markup=False,
+        )
+    command = _command(args)
+    report = asyncio.run(evaluator.run(datasets, strategies, command=command))
+    print_report(report, Console(width=None if sys.stdout.isatty() else 200))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+        err.print(f"report written to {args.out}", markup=False)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(markdown_report(report), encoding="utf-8")
+    return 0

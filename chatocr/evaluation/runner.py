@@ -1,0 +1,521 @@
+"""Run strategies over labelled sets on the same OCR results and report accuracy and cost.
+
+    evaluator = Evaluator(ChatOCR(llm="local", ocr="rapid"), cache_dir=...)
+    report = await evaluator.run([load_dataset(path, evaluator.chat.library)], resolve_strategies(["compare"]))
+    print_report(report)
+
+Each document is OCR'd once (through the OCR cache) and every strategy extracts from that same
+OCRDocument. Per (strategy, document) outcomes are cached on disk, keyed by everything that
+determines them (strategy settings, model, OCR text, keys, scenario, prompt files, extraction
+settings), so an interrupted run resumes where it stopped and a repeated run is free. Documents
+are processed in order with every strategy on each, so a partial run still compares all
+strategies on the same documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chatocr.api import ChatOCR
+from chatocr.conversation.planner import PlanExample, PlanPolicy
+from chatocr.errors import ChatOCRError
+from chatocr.evaluation.baseline import run_baseline
+from chatocr.evaluation.datasets import Dataset, Document
+from chatocr.evaluation.machine import machine_info
+from chatocr.evaluation.metrics import NORMALIZATION, FieldCounts, get_normalizer, normalize, ocr_contains
+from chatocr.evaluation.strategies import Strategy
+from chatocr.extraction.examples import ExampleBank
+from chatocr.extraction.grounding import TextIndex
+from chatocr.ocr.types import OCRDocument
+from chatocr.resources import builtin_prompts_dir, cache_dir
+from chatocr.scenarios.loader import ScenarioLibrary
+from chatocr.scenarios.model import FieldSpec, Scenario
+
+__all__ = ["DocOutcome", "Evaluator", "FixedOrderBank", "build_report"]
+
+CACHE_VERSION = 1
+Progress = Callable[[str], None]
+
+
+class FixedOrderBank(ExampleBank):
+    """PP-ChatOCR v1's way: a scenario's examples in the order its file gives them."""
+
+    def __init__(self, library: ScenarioLibrary) -> None:
+        super().__init__(library)
+        self._order = {
+            s.example_id(i): n
+            for n, (s, i) in enumerate((s, i) for s in library for i in range(len(s.examples)))
+        }
+
+    def select(self, text: str, fields: Sequence[FieldSpec], scenario: Scenario | None) -> list[PlanExample]:
+        ranked = super().select(text, fields, scenario)
+        return sorted(ranked, key=lambda e: self._order.get(e.id, len(self._order)))
+
+
+@dataclass
+class DocOutcome:
+    dataset: str
+    document: str
+    strategy: str
+    values: dict[str, Any] = field(default_factory=dict)
+    statuses: dict[str, str] = field(default_factory=dict)  # grounded | ungrounded | invalid | missing
+    scenario: str | None = None
+    route: str | None = None
+    examples: list[str] = field(default_factory=list)
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_seconds: float = 0.0
+    seconds: float = 0.0
+    steps: int = 0
+    error: str | None = None
+    cached: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DocOutcome:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def _sha(material: Any) -> str:
+    return hashlib.sha256(json.dumps(material, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+def _prompts_digest(extra_dirs: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for directory in [builtin_prompts_dir(), *(Path(d) for d in extra_dirs)]:
+        for path in sorted(Path(directory).glob("*/*.j2")):
+            digest.update(str(path.relative_to(directory)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+class ResultCache:
+    """One small JSON file per (strategy, document) outcome; atomic writes."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> DocOutcome | None:
+        try:
+            data = json.loads(self.path(key).read_text(encoding="utf-8"))
+            return DocOutcome.from_dict(data)
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def put(self, key: str, outcome: DocOutcome) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(asdict(outcome), handle, ensure_ascii=False)
+        os.replace(temp, target)
+
+
+class Evaluator:
+    """Runs strategies with one ChatOCR's model, OCR engine and scenarios."""
+
+    def __init__(
+        self,
+        chat: ChatOCR,
+        *,
+        ocr_source: str = "image",
+        cache_dir_path: Path | None = None,
+        use_cache: bool = True,
+        progress: Progress | None = None,
+        concurrency: int = 1,
+        ocr_name: str | None = None,
+    ) -> None:
+        """ocr_source: "image" runs the OCR engine on each image; "text" reads the set's ocr/ files."""
+        self.chat = chat
+        self.ocr_source = ocr_source
+        self.cache = ResultCache(cache_dir_path or cache_dir("eval")) if use_cache else None
+        self.progress = progress or (lambda message: None)
+        self.concurrency = max(1, concurrency)
+        self.ocr_name = ocr_name or chat.engine.name
+        self._chats: dict[str, ChatOCR] = {}
+        self._prompts = _prompts_digest(chat.config.prompt_dirs)
+        self.ocr_docs: dict[tuple[str, str], OCRDocument] = {}
+        self.ocr_errors: dict[tuple[str, str], str] = {}
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _chat_for(self, strategy: Strategy) -> ChatOCR:
+        key = strategy.selection
+        chat = self._chats.get(key)
+        if chat is None:
+            chat = ChatOCR(self.chat.model, self.chat.engine, config=self.chat.config, scenarios=self.chat.library)
+            if strategy.selection == "fixed":
+                chat.bank = FixedOrderBank(chat.library)
+            self._chats[key] = chat
+        return chat
+
+    def _cache_key(self, strategy: Strategy, dataset: Dataset, document: OCRDocument) -> str:
+        cfg = self.chat.config
+        scenario = self.chat.library.get(dataset.scenario)
+        return _sha(
+            [
+                CACHE_VERSION,
+                strategy.settings(),
+                self.chat.model.provider,
+                self.chat.model.model,
+                repr(self.chat.model.limits),
+                document.text(),
+                dataset.fields,
+                dataset.scenario,
+                scenario.model_dump(mode="json"),
+                self._prompts,
+                [cfg.max_steps, cfg.max_tokens, cfg.temperature, cfg.max_output_tokens],
+                [s.name for s in self.chat.library] if strategy.route == "classifier" else None,
+            ]
+        )
+
+    async def read(self, dataset: Dataset, doc: Document) -> OCRDocument | None:
+        key = (dataset.name, doc.id)
+        if key in self.ocr_docs:
+            return self.ocr_docs[key]
+        source = doc.ocr if self.ocr_source == "text" else doc.image
+        if source is None:
+            what = "an ocr/ file" if self.ocr_source == "text" else "an image"
+            self.ocr_errors[key] = f"{doc.id}: no {what}"
+            return None
+        try:
+            document = await self.chat.read(source)
+        except ChatOCRError as exc:
+            self.ocr_errors[key] = f"{type(exc).__name__}: {exc.message}"
+            return None
+        self.ocr_docs[key] = document
+        return document
+
+    # -- running ---------------------------------------------------------------------------------
+
+    async def run_one(self, strategy: Strategy, dataset: Dataset, doc: Document, document: OCRDocument) -> DocOutcome:
+        key = self._cache_key(strategy, dataset, document) if self.cache is not None else ""
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                hit.cached = True
+                hit.strategy = strategy.name
+                return hit
+        if strategy.kind == "baseline":
+            outcome = await self._run_baseline(strategy, dataset, doc, document)
+        else:
+            outcome = await self._run_chatocr(strategy, dataset, doc, document)
+        if self.cache is not None and outcome.error is None:
+            self.cache.put(key, outcome)
+        return outcome
+
+    async def _run_chatocr(
+        self, strategy: Strategy, dataset: Dataset, doc: Document, document: OCRDocument
+    ) -> DocOutcome:
+        chat = self._chat_for(strategy)
+        policy = PlanPolicy(
+            strategy.packing or chat.config.packing,
+            None if strategy.restate_every == "default" else strategy.restate_every,
+            None if strategy.max_examples == "default" else strategy.max_examples,
+        )
+        given = strategy.route == "given"
+        result = await chat.aextract(
+            document,
+            keys=dataset.fields,
+            scenario=dataset.scenario if given else None,
+            classify=None if given else True,
+            policy=policy,
+            raise_errors=False,
+        )
+        usage = result.usage
+        return DocOutcome(
+            dataset=dataset.name,
+            document=doc.id,
+            strategy=strategy.name,
+            values={name: f.value for name, f in result.fields.items()},
+            statuses={name: f.status for name, f in result.fields.items()},
+            scenario=result.scenario,
+            route=result.route.mode if result.route else None,
+            examples=list(result.examples),
+            calls=usage["calls"],
+            prompt_tokens=usage["prompt_tokens"],
+            completion_tokens=usage["completion_tokens"],
+            llm_seconds=round(result.timings.get("llm_s", 0.0), 3),
+            seconds=round(result.timings.get("total_s", 0.0) - result.timings.get("ocr_s", 0.0), 3),
+            steps=result.steps,
+            error=None if result.error is None else f"{result.error['type']}: {result.error['message']}",
+        )
+
+    async def _run_baseline(
+        self, strategy: Strategy, dataset: Dataset, doc: Document, document: OCRDocument
+    ) -> DocOutcome:
+        scenario = self.chat.library.get(dataset.scenario)
+        language = strategy.language or scenario.language
+        layout = document.layout()
+        cfg = self.chat.config
+        outcome = await run_baseline(
+            self.chat.model,
+            layout.text,
+            dataset.fields,
+            language,
+            max_output_tokens=cfg.max_output_tokens,
+            timeout=cfg.timeout,
+            prompt_dirs=cfg.prompt_dirs,
+        )
+        index = TextIndex(layout)
+        statuses: dict[str, str] = {}
+        for name, value in outcome.values.items():
+            if value is None or str(value).strip() == "":
+                statuses[name] = "missing"
+                continue
+            spec = scenario.field(name)
+            kind = spec.type.value if spec is not None else "text"
+            statuses[name] = "grounded" if index.find(str(value), kind) is not None else "ungrounded"
+        reply = outcome.reply
+        return DocOutcome(
+            dataset=dataset.name,
+            document=doc.id,
+            strategy=strategy.name,
+            values=outcome.values,
+            statuses=statuses,
+            scenario=dataset.scenario,
+            route="given",
+            calls=1,
+            prompt_tokens=(reply.usage.prompt_tokens or 0) if reply else 0,
+            completion_tokens=(reply.usage.completion_tokens or 0) if reply else 0,
+            llm_seconds=round(reply.latency_s, 3) if reply else 0.0,
+            seconds=round(outcome.seconds, 3),
+            steps=1,
+            error=outcome.error,
+        )
+
+    async def run(
+        self, datasets: Sequence[Dataset], strategies: Sequence[Strategy], *, command: str = ""
+    ) -> dict[str, Any]:
+        resolved = [s.resolved(self.chat.config) for s in strategies]
+        started = time.perf_counter()
+        machine = machine_info()
+        outcomes: list[DocOutcome] = []
+        limit = asyncio.Semaphore(self.concurrency)
+        total = sum(len(d.documents) for d in datasets)
+        done = 0
+
+        async def one(dataset: Dataset, doc: Document) -> list[DocOutcome]:
+            nonlocal done
+            async with limit:
+                document = await self.read(dataset, doc)
+                results: list[DocOutcome] = []
+                for strategy in resolved:
+                    if document is None:
+                        results.append(DocOutcome(dataset.name, doc.id, strategy.name,
+                                                  error=self.ocr_errors.get((dataset.name, doc.id))))
+                        continue
+                    outcome = await self.run_one(strategy, dataset, doc, document)
+                    results.append(outcome)
+                done += 1
+                cached = sum(o.cached for o in results)
+                self.progress(
+                    f"[{done}/{total}] {dataset.name}/{doc.id}: "
+                    + ", ".join(
+                        f"{o.strategy} {_doc_score(dataset, doc, o)}{' (cached)' if o.cached else ''}"
+                        f"{' ERROR ' + (o.error or '')[:80] if o.error else ''}"
+                        for o in results
+                    )
+                    + (f" [{cached} cached]" if cached else "")
+                )
+                return results
+
+        # Round-robin over the sets, so that a partial run has documents of every set.
+        order: list[tuple[Dataset, Document]] = []
+        for index in range(max((len(d.documents) for d in datasets), default=0)):
+            order += [(d, d.documents[index]) for d in datasets if index < len(d.documents)]
+        batches = await asyncio.gather(*(one(dataset, doc) for dataset, doc in order))
+        for batch in batches:
+            outcomes.extend(batch)
+        report = build_report(datasets, resolved, outcomes, self.ocr_docs)
+        report["run"] = {
+            "command": command,
+            "llm": f"{self.chat.model.provider}:{self.chat.model.model}",
+            "ocr": "the sets' ocr/ files (text engine)" if self.ocr_source == "text" else self.ocr_name,
+            "machine": machine,
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "result_cache": str(self.cache.directory) if self.cache is not None else None,
+        }
+        return report
+
+
+def _doc_score(dataset: Dataset, doc: Document, outcome: DocOutcome) -> str:
+    right = 0
+    for name in dataset.fields:
+        norm = get_normalizer(dataset.normalizers.get(name, "text"))
+        right += norm(outcome.values.get(name)) == norm(doc.labels.get(name))
+    return f"{right}/{len(dataset.fields)}"
+
+
+# -- the report ------------------------------------------------------------------------------------
+
+
+def _usage(outcomes: list[DocOutcome]) -> dict[str, Any]:
+    n = len(outcomes)
+    if not n:
+        return {"documents": 0}
+    prompt = sum(o.prompt_tokens for o in outcomes)
+    completion = sum(o.completion_tokens for o in outcomes)
+    return {
+        "documents": n,
+        "errors": sum(o.error is not None for o in outcomes),
+        "calls_per_doc": round(sum(o.calls for o in outcomes) / n, 3),
+        "prompt_tokens_per_doc": round(prompt / n, 1),
+        "completion_tokens_per_doc": round(completion / n, 1),
+        "tokens_per_doc": round((prompt + completion) / n, 1),
+        "llm_seconds_per_doc": round(sum(o.llm_seconds for o in outcomes) / n, 3),
+        "seconds_per_doc": round(sum(o.seconds for o in outcomes) / n, 3),
+        "cached": sum(o.cached for o in outcomes),
+    }
+
+
+def _ratio(value: Any, base: Any) -> float | None:
+    if not isinstance(value, (int, float)) or not isinstance(base, (int, float)) or not base:
+        return None
+    return round(value / base, 3)
+
+
+def build_report(
+    datasets: Sequence[Dataset],
+    strategies: Sequence[Strategy],
+    outcomes: Sequence[DocOutcome],
+    ocr_docs: dict[tuple[str, str], OCRDocument],
+) -> dict[str, Any]:
+    """Metrics per dataset (and over all sets), per strategy, per field; ratios to the baseline."""
+    by_key = {(o.dataset, o.document, o.strategy): o for o in outcomes}
+    baseline = next((s.name for s in strategies if s.kind == "baseline"), None)
+    results: dict[str, dict[str, Any]] = {}
+    ocr_recall: dict[str, dict[str, Any]] = {}
+    overall_counts = {s.name: FieldCounts() for s in strategies}
+    overall_outcomes: dict[str, list[DocOutcome]] = {s.name: [] for s in strategies}
+    overall_ocr = FieldCounts()
+    details: list[dict[str, Any]] = []
+    for dataset in datasets:
+        # OCR recall does not depend on the strategy.
+        ocr_counts = {name: FieldCounts() for name in dataset.fields}
+        texts: dict[str, list[str]] = {}
+        for doc in dataset.documents:
+            document = ocr_docs.get((dataset.name, doc.id))
+            texts[doc.id] = (
+                [normalize(document.text(layout=True)), normalize(document.text(layout=False))] if document else []
+            )
+            for name in dataset.fields:
+                kind = dataset.normalizers.get(name, "text")
+                wanted = get_normalizer(kind)(doc.labels.get(name))
+                found = ocr_contains(texts[doc.id], doc.labels.get(name), kind) if wanted else None
+                ocr_counts[name].add(wanted, wanted, in_ocr=found)
+        total_ocr = FieldCounts()
+        for counts in ocr_counts.values():
+            total_ocr.merge(counts)
+        overall_ocr.merge(total_ocr)
+        ocr_recall[dataset.name] = {
+            "fields": {name: c.summary()["ocr_recall"] for name, c in ocr_counts.items()},
+            "overall": total_ocr.summary()["ocr_recall"],
+        }
+        per_strategy: dict[str, Any] = {}
+        for strategy in strategies:
+            field_counts = {name: FieldCounts() for name in dataset.fields}
+            done: list[DocOutcome] = []
+            route_right = route_total = 0
+            for doc in dataset.documents:
+                outcome = by_key.get((dataset.name, doc.id, strategy.name))
+                if outcome is None:
+                    continue
+                done.append(outcome)
+                if strategy.route == "classifier" and strategy.kind == "chatocr":
+                    route_total += 1
+                    route_right += outcome.scenario == dataset.scenario
+                row: dict[str, Any] = {"dataset": dataset.name, "document": doc.id, "strategy": strategy.name,
+                                       "fields": {}}
+                for name in dataset.fields:
+                    kind = dataset.normalizers.get(name, "text")
+                    norm = get_normalizer(kind)
+                    predicted, label = outcome.values.get(name), doc.labels.get(name)
+                    status = outcome.statuses.get(name)
+                    pred_n, label_n = norm(predicted), norm(label)
+                    grounded = None if not pred_n or status is None else status == "grounded"
+                    in_ocr = ocr_contains(texts[doc.id], label, kind) if label_n else None
+                    match = field_counts[name].add(
+                        pred_n, label_n, grounded=grounded, in_ocr=in_ocr, where=doc.id,
+                        raw_prediction=predicted, raw_label=label,
+                    )
+                    row["fields"][name] = {"predicted": predicted, "label": label, "match": match, "status": status}
+                row.update(
+                    error=outcome.error, calls=outcome.calls, prompt_tokens=outcome.prompt_tokens,
+                    completion_tokens=outcome.completion_tokens, seconds=outcome.seconds,
+                    scenario=outcome.scenario, route=outcome.route, examples=outcome.examples,
+                )
+                details.append(row)
+            total = FieldCounts()
+            for counts in field_counts.values():
+                total.merge(counts)
+            overall_counts[strategy.name].merge(total)
+            overall_outcomes[strategy.name].extend(done)
+            entry: dict[str, Any] = {
+                "fields": {name: c.summary() for name, c in field_counts.items()},
+                "overall": total.summary(),
+                "usage": _usage(done),
+                "mismatches": {name: c.mismatches[:20] for name, c in field_counts.items() if c.mismatches},
+            }
+            if route_total:
+                entry["routing_accuracy"] = round(route_right / route_total, 4)
+            per_strategy[strategy.name] = entry
+        _add_ratios(per_strategy, baseline)
+        results[dataset.name] = per_strategy
+    if len(datasets) > 1:
+        combined: dict[str, Any] = {}
+        for strategy in strategies:
+            combined[strategy.name] = {
+                "overall": overall_counts[strategy.name].summary(),
+                "usage": _usage(overall_outcomes[strategy.name]),
+            }
+        _add_ratios(combined, baseline)
+        results["ALL"] = combined
+        ocr_recall["ALL"] = {"overall": overall_ocr.summary()["ocr_recall"]}
+    return {
+        "chatocr_eval": 1,
+        "normalization": NORMALIZATION,
+        "datasets": [d.describe() for d in datasets],
+        "strategies": [
+            {"name": s.name, "label": s.label(), "description": s.description, "settings": s.settings()}
+            for s in strategies
+        ],
+        "baseline": baseline,
+        "ocr_recall": ocr_recall,
+        "results": results,
+        "documents": details,
+    }
+
+
+def _add_ratios(per_strategy: dict[str, Any], baseline: str | None) -> None:
+    if baseline is None or baseline not in per_strategy:
+        return
+    base = per_strategy[baseline]
+    for entry in per_strategy.values():
+        overall, usage = entry["overall"], entry["usage"]
+        base_overall, base_usage = base["overall"], base["usage"]
+        exact, base_exact = overall.get("exact"), base_overall.get("exact")
+        entry["vs_baseline"] = {
+            "exact_delta_points": (
+                round(100 * (exact - base_exact), 2) if exact is not None and base_exact is not None else None
+            ),
+            "exact_ratio": _ratio(exact, base_exact),
+            "f1_ratio": _ratio(overall.get("f1"), base_overall.get("f1")),
+            "tokens_ratio": _ratio(usage.get("tokens_per_doc"), base_usage.get("tokens_per_doc")),
+            "prompt_tokens_ratio": _ratio(usage.get("prompt_tokens_per_doc"), base_usage.get("prompt_tokens_per_doc")),
+            "calls_ratio": _ratio(usage.get("calls_per_doc"), base_usage.get("calls_per_doc")),
+            "seconds_ratio": _ratio(usage.get("seconds_per_doc"), base_usage.get("seconds_per_doc")),
+        }

@@ -1,0 +1,171 @@
+"""Named ways to run extraction, compared by `chatocr eval` on the same cached OCR results.
+
+A strategy varies one thing at a time around chatocr's defaults (chatocr/config.py):
+
+    default        the configured defaults: packing, examples, re-statement; examples ranked by
+                   similarity; the scenario given (straight to extraction)
+    single/pairs/packed               the conversation manager's packing policy
+    examples-0/-1/-3/-all             at most that many few-shot examples (all: as the budget allows)
+    fixed-examples                    the scenario's examples in file order, not by similarity
+    classifier                        no scenario given: routed by pre-score / the LLM classifier
+    restate-1, restate-2, restate-off re-state the task in every Nth example turn (off: only the final turn)
+    baseline       PP-ChatOCR-style: one stateless message with PP-ChatOCRv3's default prompt
+    baseline-zh    the same, always with the Chinese original prompt
+
+Ad-hoc strategies: "packing=pairs,examples=1,restate=1,selection=fixed,route=classifier"
+(any subset of the keys; the rest are the defaults).
+
+Groups: "standard" = default + baseline; "compare" = the one-factor-at-a-time set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+from chatocr.config import ChatOCRConfig
+from chatocr.errors import ConfigError
+
+__all__ = ["GROUPS", "STRATEGIES", "Strategy", "resolve_strategies"]
+
+Packing = Literal["single", "pairs", "packed"]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    kind: Literal["chatocr", "baseline"] = "chatocr"
+    packing: Packing | None = None  # None: the configured default
+    max_examples: int | Literal["default"] | None = "default"  # None: as many as fit
+    restate_every: int | Literal["default"] | None = "default"  # None: only the final turn
+    selection: Literal["similarity", "fixed"] = "similarity"
+    route: Literal["given", "classifier"] = "given"
+    language: str | None = None  # baseline: force the prompt language
+    description: str = ""
+
+    def resolved(self, config: ChatOCRConfig) -> Strategy:
+        """With the configured defaults filled in (what actually runs)."""
+        if self.kind == "baseline":
+            return self
+        return replace(
+            self,
+            packing=self.packing or config.packing,
+            max_examples=config.max_examples if self.max_examples == "default" else self.max_examples,
+            restate_every=config.restate_every if self.restate_every == "default" else self.restate_every,
+        )
+
+    def settings(self) -> dict[str, Any]:
+        """What determines the outcome (the cache key's part), without the name."""
+        data = asdict(self)
+        data.pop("name")
+        data.pop("description")
+        if self.kind == "baseline":
+            for key in ("packing", "max_examples", "restate_every", "selection", "route"):
+                data.pop(key)
+        return data
+
+    def label(self) -> str:
+        if self.kind == "baseline":
+            return f"PP-ChatOCRv3 prompt, 1 stateless message{', zh' if self.language == 'zh' else ''}"
+        examples = "all" if self.max_examples is None else str(self.max_examples)
+        restate = "off" if self.restate_every is None else f"every {self.restate_every}"
+        return (
+            f"{self.packing}, examples={examples} ({self.selection}), restate {restate}, "
+            f"{'classifier' if self.route == 'classifier' else 'scenario given'}"
+        )
+
+
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        Strategy("default", description="chatocr's configured defaults"),
+        Strategy("single", packing="single", description="examples inline in one user message"),
+        Strategy("pairs", packing="pairs", description="one user/assistant pair per example"),
+        Strategy("packed", packing="packed", description="example turns filled to the per-message limit"),
+        Strategy("examples-0", max_examples=0, description="zero-shot"),
+        Strategy("examples-1", max_examples=1, description="the most similar example only"),
+        Strategy("examples-3", max_examples=3, description="the 3 most similar examples"),
+        Strategy("examples-all", max_examples=None, description="every example the budget allows"),
+        Strategy("fixed-examples", selection="fixed", description="examples in file order, not by similarity"),
+        Strategy("classifier", route="classifier", description="scenario not given: routed"),
+        Strategy("restate-1", restate_every=1, description="task reminder in every example turn"),
+        Strategy("restate-2", restate_every=2, description="task reminder in every 2nd example turn"),
+        Strategy("restate-off", restate_every=None, description="the task only in the final turn"),
+        Strategy("baseline", kind="baseline", description="PP-ChatOCR-style single stateless prompt"),
+        Strategy("baseline-zh", kind="baseline", language="zh", description="baseline, Chinese prompt always"),
+    )
+}
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "standard": ("default", "baseline"),
+    "compare": (
+        "default", "single", "pairs", "examples-0", "examples-1", "examples-3",
+        "fixed-examples", "classifier", "restate-1", "baseline",
+    ),
+}
+
+_KEYS = {"packing", "examples", "restate", "selection", "route"}
+
+
+def _parse_int_or_none(value: str, what: str) -> int | None:
+    if value in ("all", "none", "off"):
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{what} must be a number, 'all' or 'off', got {value!r}.") from None
+    if number < 0 or (what == "restate" and number < 1):
+        raise ConfigError(f"{what} out of range: {number}.")
+    return number
+
+
+def parse_strategy(spec: str) -> Strategy:
+    """An ad-hoc strategy from "key=value,..." (keys: packing, examples, restate, selection, route)."""
+    options: dict[str, Any] = {}
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        key, sep, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or key not in _KEYS:
+            raise ConfigError(
+                f"Bad strategy {spec!r}: {part!r}.",
+                hint=f"Use a name ({', '.join(STRATEGIES)}), a group ({', '.join(GROUPS)}) "
+                f"or key=value pairs with keys {', '.join(sorted(_KEYS))}.",
+            )
+        if key == "packing":
+            if value not in ("single", "pairs", "packed"):
+                raise ConfigError(f"packing must be single, pairs or packed, got {value!r}.")
+            options["packing"] = value
+        elif key == "examples":
+            options["max_examples"] = _parse_int_or_none(value, "examples")
+        elif key == "restate":
+            options["restate_every"] = _parse_int_or_none(value, "restate")
+        elif key == "selection":
+            if value not in ("similarity", "fixed"):
+                raise ConfigError(f"selection must be similarity or fixed, got {value!r}.")
+            options["selection"] = value
+        else:
+            if value not in ("given", "classifier"):
+                raise ConfigError(f"route must be given or classifier, got {value!r}.")
+            options["route"] = value
+    return Strategy(spec, description="ad hoc", **options)
+
+
+def resolve_strategies(names: Iterable[str] | None) -> list[Strategy]:
+    """Strategies by name, group or ad-hoc spec, in order, without repeats; default: standard."""
+    chosen: list[Strategy] = []
+    for name in list(names or []) or ["standard"]:
+        expanded = GROUPS.get(name, (name,))
+        for item in expanded:
+            strategy = STRATEGIES.get(item)
+            if strategy is None:
+                if "=" not in item:
+                    raise ConfigError(
+                        f"Unknown strategy {item!r}.",
+                        hint=f"Known: {', '.join(STRATEGIES)}; groups: {', '.join(GROUPS)}; "
+                        "or key=value pairs such as packing=pairs,examples=1.",
+                    )
+                strategy = parse_strategy(item)
+            if strategy.name not in {s.name for s in chosen}:
+                chosen.append(strategy)
+    return chosen
