@@ -1,4 +1,4 @@
-"""`chatocr scenarios list | show NAME | validate PATH... | schema`."""
+"""`chatocr scenarios list | show NAME | validate PATH... | schema | new NAME --from IMAGE | test PATH --data DIR`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.table import Table
 
 from chatocr.errors import ScenarioError
 from chatocr.scenarios import load_scenario_file, load_scenarios
-from chatocr.scenarios.model import ungrounded_example_values
+from chatocr.scenarios.model import Scenario, ungrounded_example_values
 from chatocr.scenarios.schema import scenario_json_schema_text
 
 
@@ -32,6 +32,31 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=validate)
     p = actions.add_parser("schema", help="print the JSON Schema of the scenario format")
     p.set_defaults(handler=schema)
+    _register_authoring(actions)
+
+
+def _register_authoring(actions: Any) -> None:
+    from chatocr.cli.common import add_backend_options
+    from chatocr.cli.scenario_authoring import new_scenario, test_scenario
+
+    p = actions.add_parser("new", help="write a scenario skeleton whose first example is an image's OCR text")
+    p.add_argument("name", help="scenario name: lower-case letters, digits, _")
+    p.add_argument("--from", dest="image", type=Path, required=True, metavar="IMAGE", help="a typical document")
+    p.add_argument("--keys", required=True, help="fields, optionally typed: company,date:date,total:amount")
+    p.add_argument("--out", type=Path, metavar="FILE", help="where to write (default: NAME.yaml)")
+    p.add_argument("--ocr", metavar="ENGINE", help="OCR engine (default: config, else rapid)")
+    p.add_argument("--language", choices=["zh", "en"], help="prompt language (default: guessed from the text)")
+    p.add_argument("--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(handler=new_scenario)
+    p = actions.add_parser("test", help="per-field accuracy of a scenario over a labelled folder")
+    p.add_argument("scenario", metavar="PATH", help="a scenario YAML file (or a scenario name)")
+    p.add_argument("--data", type=Path, required=True, metavar="DIR", help="a set: images/, labels/, ocr/")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N documents")
+    p.add_argument("--concurrency", type=int, metavar="N", help="documents in flight")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every wrong value")
+    add_backend_options(p)
+    p.set_defaults(handler=test_scenario)
 
 
 def list_scenarios(args: argparse.Namespace) -> int:
@@ -79,7 +104,7 @@ def validate(args: argparse.Namespace) -> int:
                 for problem in exc.problems:
                     print(problem, file=sys.stderr)
                 continue
-            warnings = ungrounded_example_values(scenario)
+            warnings = ungrounded_example_values(scenario) + _unfilled_examples(scenario)
             if scenario.name != file.stem:
                 warnings.append(f"name {scenario.name!r} differs from the file name {file.name!r}")
             for warning in warnings:
@@ -88,6 +113,15 @@ def validate(args: argparse.Namespace) -> int:
     if failed:
         print(f"{failed} file(s) failed; fix the lines named above.", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _unfilled_examples(scenario: Scenario) -> list[str]:
+    """Examples whose answers are all null: a skeleton from `scenarios new` not filled in yet."""
+    return [
+        f"examples[{i}].answer: every value is null; fill in the values found in its text"
+        for i, example in enumerate(scenario.examples)
+        if example.answer and all(value is None for value in example.answer.values())
+    ]
 
 
 def schema(args: argparse.Namespace) -> int:
