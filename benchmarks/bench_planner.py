@@ -12,6 +12,7 @@ than linearly (ratio at 1000 <= 100x the 10-example case).
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import sys
@@ -105,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio 100/10 = {ratio_100:.2f}x, 1000/10 = {ratio_1000:.2f}x (linear would be 10x and 100x)")
     print(f"target <= 5 ms at 1000 examples: {'MET' if met_ms else 'NOT MET'} ({results[1000]:.2f} ms)")
     print(f"target growth no worse than linear: {'MET' if met_linear else 'NOT MET'} ({ratio_1000:.2f}x <= 100x)")
+    results_json = [
+        {"name": "ms/document at 1000 examples", "value": round(results[1000], 3), "unit": "ms",
+         "target": "<= 5", "met": met_ms},
+        {"name": "time ratio 1000/10 examples", "value": round(ratio_1000, 2), "unit": "x",
+         "target": "<= 100 (linear)", "met": met_linear},
+    ]
+    print("BENCH-JSON " + json.dumps({"benchmark": "planner", "results": results_json}))  # for run_all.py
     return 0 if met_ms and met_linear else 1
 
 
