@@ -27,7 +27,8 @@ def _wait_for_lines(path: Path, count: int, process: subprocess.Popen[bytes]) ->
         if path.exists() and path.read_bytes().count(b"\n") >= count:
             return
         if process.poll() is not None:
-            pytest.fail(f"chatocr exited early with {process.returncode}: {process.stderr.read()!r}")  # type: ignore[union-attr]
+            assert process.stderr is not None
+            pytest.fail(f"chatocr exited early with {process.returncode}: {process.stderr.read()!r}")
         time.sleep(0.05)
     pytest.fail(f"{path} never reached {count} lines")
 
