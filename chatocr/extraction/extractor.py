@@ -12,7 +12,7 @@ budget (steps, tokens) is spent. Per field the best answer across steps is kept.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chatocr.conversation.planner import ConversationPlanner, Plan, PlanExample, PlanPolicy, TaskSpec
@@ -125,8 +125,9 @@ def evaluate(
         key = lookup.get(field.name.casefold())
         if key is None:
             problems.append(f"the key {field.name!r} is missing (give every key; null when absent)")
-            results[field.name] = FieldResult(field.name, None, status="missing", required=field.required,
-                                              problem="not answered")
+            results[field.name] = FieldResult(
+                field.name, None, status="missing", required=field.required, problem="not answered"
+            )
             continue
         checked = check_value(field, data[key])
         result = FieldResult(field.name, checked.value, checked.normalized, required=field.required)
@@ -258,8 +259,10 @@ async def run_extraction(
         )
         messages = _with_repair(current_planner, task, examples, text, policy, messages, reply.text, repair)
     for field in task.fields:
-        best.setdefault(field.name, FieldResult(field.name, None, status="missing", required=field.required,
-                                                problem="no readable answer"))
+        best.setdefault(
+            field.name,
+            FieldResult(field.name, None, status="missing", required=field.required, problem="no readable answer"),
+        )
     ordered = {f.name: best[f.name] for f in task.fields}
     return ExtractionOutcome(ordered, calls, plan, steps, replans, warnings)
 
@@ -281,7 +284,7 @@ def _with_repair(
     if _fits(planner, candidate):
         return candidate
     for keep in range(len(examples) - 1, -1, -1):
-        smaller = PlanPolicy(policy.packing, policy.restate_every, keep)
+        smaller = replace(policy, max_examples=keep)
         try:
             plan = planner.plan(task, examples, text, policy=smaller)
         except PlanningError:

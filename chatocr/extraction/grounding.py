@@ -28,10 +28,16 @@ __all__ = ["FUZZY_THRESHOLD", "Match", "TextIndex"]
 
 FUZZY_THRESHOLD = 0.8
 _NUMBER = re.compile(r"[-+]?\d[\d,，]*(?:[.．]\d+)?")
-_DATE = re.compile(
-    r"\d{4}\s*[年./-]\s*\d{1,2}\s*[月./-]\s*\d{1,2}日?|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}"
-    r"|\d{1,2}\s+[A-Za-z]{3,9}\.?,?\s+\d{4}|[A-Za-z]{3,9}\.?\s+\d{1,2},?\s+\d{4}"
-)
+# Each date shape separately: as one alternation, an early wrong match would hide a later one.
+_DATES = [
+    re.compile(p)
+    for p in (
+        r"\d{4} *[年./-] *\d{1,2} *[月./-] *\d{1,2}日?",
+        r"(?<!\d)\d{1,2}[./-]\d{1,2}[./-]\d{2,4}",
+        r"(?<!\d)\d{1,2} +[A-Za-z]{3,9}\.?,? +\d{4}",
+        r"\b[A-Za-z]{3,9}\.? +\d{1,2},? +\d{4}",
+    )
+]
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,9 @@ class TextIndex:
         self.text = layout.text
         self._folded, self._positions = _fold(self.text)
         self._numbers = [(m.start(), m.end(), normalize_amount(m.group())) for m in _NUMBER.finditer(self.text)]
-        self._dates = [(m.start(), m.end(), normalize_date(m.group())) for m in _DATE.finditer(self.text)]
+        self._dates = [
+            (m.start(), m.end(), normalize_date(m.group())) for pattern in _DATES for m in pattern.finditer(self.text)
+        ]
         # One to three consecutive lines (in reading order), folded once, for fuzzy matching of
         # wrapped values.
         bounds: list[tuple[int, int]] = []

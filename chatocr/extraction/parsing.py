@@ -75,14 +75,18 @@ def _load(candidate: str, repairs: list[str]) -> dict[str, Any] | None:
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
-            try:  # Python literals: {'a': None, 'b': True}
-                value = ast.literal_eval(text)
-                repair = (repair + "; " if repair else "") + "read Python literals"
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                continue
+            continue
         if isinstance(value, dict):
             if repair:
                 repairs.append(repair)
+            return value
+    for text, repair in attempts:  # Python literals: {'a': None, 'b': True}
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+            continue
+        if isinstance(value, dict):
+            repairs.append((repair + "; " if repair else "") + "read Python literals")
             return value
     return None
 
@@ -97,6 +101,9 @@ def parse_reply(text: str) -> ParsedReply:
         repairs.append("dropped the model's <think> section")
     elif _UNCLOSED_THINK.match(body) and "{" not in body.split("</think>")[-1]:
         return ParsedReply(None, repairs, error="the answer was only reasoning, without a JSON object")
+    if "{" not in body and "｛" in body:
+        body = body.translate(_FULL_WIDTH)
+        repairs.append("replaced full-width punctuation")
     fences = _FENCE.findall(body)
     if fences:
         repairs.append("removed code fences")

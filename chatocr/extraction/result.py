@@ -100,8 +100,12 @@ class Extraction:
     def usage(self) -> dict[str, int]:
         prompt = sum(c.prompt_tokens or 0 for c in self.calls)
         completion = sum(c.completion_tokens or 0 for c in self.calls)
-        return {"calls": len(self.calls), "prompt_tokens": prompt, "completion_tokens": completion,
-                "total_tokens": prompt + completion}
+        return {
+            "calls": len(self.calls),
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
 
     def trusted_values(self) -> dict[str, Any]:
         """Only the values found in the document."""

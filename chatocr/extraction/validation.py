@@ -23,9 +23,9 @@ NULL_WORDS = {"", "null", "none", "n/a", "na", "nil", "unknown", "未知", "无"
 
 _CURRENCY = re.compile(r"(?i)rmb|cny|usd|sgd|myr|gbp|eur|rm|s\$|us\$|[¥￥$€£元圆]")
 _NUMBER = re.compile(r"[-+]?\d[\d,，\s]*(?:[.．]\d+)?|[-+]?[.．]\d+")
-_MONTHS = {m: i + 1 for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
-)}
+_MONTHS = {
+    m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])
+}
 
 
 @dataclass(frozen=True)
@@ -149,8 +149,10 @@ def check_value(field: FieldSpec, value: Any) -> CheckedValue:
                     return CheckedValue(value, None, f"item {index} should be an object")
                 row = {}
                 for sub in field.items:
-                    checked = CheckedValue(None, None) if is_null(item.get(sub.name)) else _scalar(
-                        item.get(sub.name), sub.type
+                    checked = (
+                        CheckedValue(None, None)
+                        if is_null(item.get(sub.name))
+                        else _scalar(item.get(sub.name), sub.type)
                     )
                     if checked.problem:
                         return CheckedValue(value, None, f"item {index}: {sub.name}: {checked.problem}")

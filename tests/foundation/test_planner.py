@@ -255,6 +255,7 @@ def scenarios(draw: st.DrawFn) -> tuple[Limits, PlanPolicy, list[PlanExample], s
         packing=draw(st.sampled_from(["single", "pairs", "packed"])),
         restate_every=draw(st.one_of(st.none(), st.integers(1, 3))),
         max_examples=draw(st.one_of(st.none(), st.integers(0, 6))),
+        order=draw(st.sampled_from(["relevance", "stable"])),
     )
     n = draw(st.integers(0, 8))
     examples = [
@@ -336,9 +337,23 @@ def test_plans_always_respect_limits_roles_and_task(
         holders = [i for i, m in enumerate(plan.messages) if ex.text in m.content and m.role == "user"]
         assert holders, f"{ex_id} missing"
         positions.append((holders[-1], int(ex_id[1:])))
-    ranks_in_order = [rank for _, rank in sorted(positions, key=lambda pr: (pr[0], -pr[1]))]
-    assert ranks_in_order == sorted(ranks_in_order, reverse=True)
+    if policy.order == "relevance":  # most relevant (lowest rank) last, nearest the document
+        ranks_in_order = [rank for _, rank in sorted(positions, key=lambda pr: (pr[0], -pr[1]))]
+        assert ranks_in_order == sorted(ranks_in_order, reverse=True)
+    else:  # a fixed layout: by id, whatever the ranking
+        ids_in_order = [f"e{rank}" for _, rank in sorted(positions, key=lambda pr: (pr[0], f"e{pr[1]}"))]
+        assert ids_in_order == sorted(ids_in_order)
     assert {e.id for e in plan.report.dropped} | set(included) == set(by_id)
     # Deterministic.
     again = ConversationPlanner(load_prompts(language), word_counter, limits, policy).plan(task, examples, document)
     assert again.messages == plan.messages
+
+
+def test_stable_order_keeps_the_same_prefix_for_documents_with_the_same_examples() -> None:
+    examples = make_examples(4)
+    p = planner(Limits(max_input_tokens=6000), PlanPolicy(order="stable"))
+    first = p.plan(TASK, examples, DOC)
+    second = p.plan(TASK, list(reversed(examples)), "OTHER SHOP\nTOTAL 1.00")  # another ranking
+    assert first.messages[:-1] == second.messages[:-1]
+    assert {e.id for e in first.report.included} == {e.id for e in second.report.included}
+    assert first.report.order == "stable"

@@ -1,0 +1,131 @@
+"""Reading model answers, checking values, and grounding them in the OCR text."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatocr.extraction import TextIndex, check_value, normalize_amount, normalize_date, parse_reply
+from chatocr.ocr.layout import LayoutText, Span
+from chatocr.scenarios import FieldSpec
+
+
+@pytest.mark.parametrize(
+    ("reply", "repair"),
+    [
+        ('{"a": "1"}', None),
+        ('```json\n{"a": "1"}\n```', "removed code fences"),
+        ('Sure! Here is the JSON: {"a": "1"} Hope it helps.', "ignored text around the JSON object"),
+        ('{"a": "1",}', "removed trailing commas"),
+        ("{'a': '1', 'b': None}", "read Python literals"),
+        ('<think>The total is... {"a": "wrong"}</think>\n{"a": "1"}', "dropped the model's <think> section"),
+        ('{"a": "1"', "closed a truncated object"),
+        ('｛"a"："1"｝', "replaced full-width punctuation"),
+        ('Answer to example 1: {"a": "0"}\nAnswer to example 2: {"a": "1"}', "took the last of 2 JSON objects"),
+    ],
+)
+def test_parse_reply_recovers_json(reply: str, repair: str | None) -> None:
+    parsed = parse_reply(reply)
+    assert parsed.data is not None and parsed.data["a"] == "1"
+    if repair:
+        assert any(repair in r for r in parsed.repairs), parsed.repairs
+    else:
+        assert parsed.repairs == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("The total is 9.00 dollars.", "no JSON object"),
+        ("<think>still thinking", "only reasoning"),
+        ("{not json at all: [}", "malformed"),
+    ],
+)
+def test_parse_reply_explains_failures(reply: str, error: str) -> None:
+    parsed = parse_reply(reply)
+    assert parsed.data is None and error in (parsed.error or "")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("¥25,000.00", "25000.00"),
+        ("RM 8.10", "8.10"),
+        ("9.00", "9.00"),
+        ("S$12", "12"),
+        ("（小写）¥1415.10", "1415.10"),
+        ("(3.50)", "-3.50"),
+        (12.5, "12.5"),
+        ("abc", None),
+        ("1.00 2.00", None),
+    ],
+)
+def test_normalize_amount(text: object, expected: str | None) -> None:
+    assert normalize_amount(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024年03月18日", "2024-03-18"),
+        ("2019年05月12日 08:35开", "2019-05-12"),
+        ("25/12/2018", "2018-12-25"),
+        ("14 MAR 2018", "2018-03-14"),
+        ("Mar 14, 2018", "2018-03-14"),
+        ("17-06-18", "2018-06-17"),
+        ("2024-3-8", "2024-03-08"),
+        ("12/31/2020", "2020-12-31"),
+        ("17-06-131", None),
+        ("tomorrow", None),
+    ],
+)
+def test_normalize_date(text: str, expected: str | None) -> None:
+    assert normalize_date(text) == expected
+
+
+def test_check_value_by_type() -> None:
+    assert check_value(FieldSpec(name="t", type="amount"), "¥9.00").normalized == "9.00"
+    assert check_value(FieldSpec(name="t", type="amount"), "nine").problem == "'nine' is not a number"
+    assert check_value(FieldSpec(name="d", type="date"), "2024年1月2日").normalized == "2024-01-02"
+    enum = FieldSpec(name="g", type="enum", choices=("男", "女"))
+    assert check_value(enum, "女").normalized == "女"
+    assert "not one of" in (check_value(enum, "female").problem or "")
+    for nothing in (None, "", "未知", "N/A", "null", []):
+        assert check_value(FieldSpec(name="x"), nothing).missing
+    items = FieldSpec(name="items", type="list", items=({"name": "price", "type": "amount"},))  # type: ignore[arg-type]
+    assert check_value(items, [{"price": "1.50"}]).normalized == [{"price": "1.50"}]
+    assert "item 0" in (check_value(items, ["x"]).problem or "")
+    assert check_value(FieldSpec(name="x", type="list"), "a, b").problem == "expected a list, got str"
+
+
+def layout_of(*lines: str) -> LayoutText:
+    text, spans, at = "", [], 0
+    for i, line in enumerate(lines):
+        spans.append(Span(at, at + len(line), f"p0-l{i}"))
+        text += line + "\n"
+        at += len(line) + 1
+    return LayoutText(text.rstrip("\n"), tuple(spans))
+
+
+def test_grounding_strategies() -> None:
+    index = TextIndex(
+        layout_of("ＡＣＭＥ  TRADING", "TOTAL  RM 1,234.50", "DATE 2024年03月18日", "NO. 55 JALAN", "SAGU 18")
+    )
+    exact = index.find("TRADING")
+    assert exact is not None and exact.kind == "exact"
+    normalized = index.find("acme trading")
+    assert normalized is not None and normalized.kind == "normalized"
+    assert index.layout.line_ids(normalized.start, normalized.end) == ["p0-l0"]
+    numeric = index.find("1234.50", "amount")
+    assert numeric is not None and numeric.kind == "numeric"
+    assert index.layout.line_ids(numeric.start, numeric.end) == ["p0-l1"]
+    dated = index.find("2024-03-18", "date")
+    assert dated is not None and dated.kind == "date"
+    wrapped = index.find("NO. 55 JALAN SAGU 18")
+    assert wrapped is not None and wrapped.kind == "normalized"
+    assert index.layout.line_ids(wrapped.start, wrapped.end) == ["p0-l3", "p0-l4"]
+    fuzzy = index.find("N0. 55 JALAN SAGU 1B")
+    assert fuzzy is not None and fuzzy.kind == "fuzzy" and fuzzy.score >= 0.8
+    assert index.find("ZEBRA STRIPES") is None
+    assert index.find("999.99", "amount") is None
