@@ -54,6 +54,12 @@ class SimilarityIndex:
         self._idf = {gram: math.log((n + 1) / (count + 1)) + 1.0 for gram, count in df.items()}
         self._default_idf = math.log(n + 1) + 1.0
         self._vectors = [self._vector(grams) for grams in self._grams]
+        # Inverted index: a query only touches the documents sharing each of its grams.
+        self._postings: dict[str, list[tuple[int, float]]] = {}
+        for doc, vector in enumerate(self._vectors):
+            for gram, weight in vector.weights.items():
+                self._postings.setdefault(gram, []).append((doc, weight / vector.norm))
+        self._last: tuple[str, list[float]] | None = None
 
     def __len__(self) -> int:
         return len(self._vectors)
@@ -64,13 +70,17 @@ class SimilarityIndex:
         return _Vector(weights, norm)
 
     def scores(self, query: str) -> list[float]:
+        last = self._last
+        if last is not None and last[0] == query:  # routing and example ranking ask about the same text
+            return list(last[1])
         q = self._vector(ngrams(query))
-        out = []
-        for v in self._vectors:
-            small, large = (q.weights, v.weights) if len(q.weights) < len(v.weights) else (v.weights, q.weights)
-            dot = sum(w * large.get(g, 0.0) for g, w in small.items())
-            out.append(dot / (q.norm * v.norm))
-        return out
+        out = [0.0] * len(self._vectors)
+        for gram, weight in q.weights.items():
+            for doc, doc_weight in self._postings.get(gram, ()):
+                out[doc] += weight * doc_weight
+        out = [value / q.norm for value in out]
+        self._last = (query, out)
+        return list(out)
 
     def rank(self, query: str, candidates: Iterable[int] | None = None) -> list[tuple[int, float]]:
         """(index, score) best first; ties keep index order, so ranking is deterministic."""
