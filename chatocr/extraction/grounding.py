@@ -51,11 +51,11 @@ class Match:
 
 def _fold(text: str) -> tuple[str, list[int]]:
     """NFKC + casefold with whitespace removed, and each folded character's original index."""
+    positions: list[int] = []
     if text.isascii():  # the common case for English documents, ten times faster
         positions = [i for i, ch in enumerate(text) if not ch.isspace()]
         return "".join(text[i] for i in positions).lower(), positions
     chars: list[str] = []
-    positions: list[int] = []
     for index, ch in enumerate(text):
         for out in unicodedata.normalize("NFKC", ch).casefold():
             if not out.isspace():
