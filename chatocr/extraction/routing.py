@@ -20,7 +20,7 @@ from chatocr.conversation.templates import load_prompts
 from chatocr.extraction.examples import ExampleBank
 from chatocr.extraction.parsing import parse_reply
 from chatocr.extraction.result import CallRecord, Route
-from chatocr.extraction.similarity import SimilarityIndex
+from chatocr.extraction.similarity import SimilarityIndex, words
 from chatocr.llm.base import ChatModel, ChatSettings
 from chatocr.messages import Message
 from chatocr.scenarios.loader import ScenarioLibrary
@@ -40,8 +40,8 @@ class RoutingPolicy:
     """
 
     classify: bool = True  # ask the LLM when the pre-score is not confident
-    min_score: float = 0.30  # the best scenario must be at least this similar ...
-    min_margin: float = 0.08  # ... and ahead of the second by this much
+    min_score: float = 0.10  # the best scenario must be at least this similar ...
+    min_margin: float = 0.05  # ... and ahead of the second by this much
     classifier_candidates: int = 4
     min_classifier_confidence: float = 0.5
 
@@ -58,11 +58,16 @@ class Router:
         self.bank = bank
         self.policy = policy or RoutingPolicy()
         self._routable = [s for s in library if s.name != FALLBACK_SCENARIO]
-        self._descriptions = SimilarityIndex([f"{s.title}\n{s.description}" for s in self._routable])
+        # Word-level (see similarity.words): routing is about what a document is, not its layout.
+        self._descriptions = SimilarityIndex([f"{s.title}\n{s.description}" for s in self._routable], words)
+        self._owners = [s.name for s in self._routable for _ in s.examples]
+        self._examples = SimilarityIndex([e.text for s in self._routable for e in s.examples], words)
 
     def prescore(self, text: str) -> list[tuple[str, float]]:
         """(scenario, score) best first: 0.7 x the most similar example + 0.3 x the description."""
-        by_example = self.bank.scores_by_scenario(text)
+        by_example: dict[str, float] = {}
+        for owner, score in zip(self._owners, self._examples.scores(text), strict=True):
+            by_example[owner] = max(by_example.get(owner, 0.0), score)
         by_description = self._descriptions.scores(text)
         scored = [
             (s.name, round(0.7 * by_example.get(s.name, 0.0) + 0.3 * d, 4))

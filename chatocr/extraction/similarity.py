@@ -1,4 +1,4 @@
-"""Text similarity without a network or a model: TF-IDF over character n-grams, cosine.
+"""Text similarity without a network or a model: TF-IDF over character n-grams (or words), cosine.
 
 Why character n-grams: OCR text mixes Chinese (no word boundaries), numbers and English, and OCR
 errors break words; overlapping 1- to 3-character grams compare such text robustly. Used to rank
@@ -12,13 +12,14 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["SimilarityIndex", "ngrams"]
+__all__ = ["SimilarityIndex", "ngrams", "words"]
 
 _DIGITS = re.compile(r"\d")
 _SPACE = re.compile(r"\s+")
+_WORD = re.compile(r"[a-z]{3,}|[\u4e00-\u9fff]+")
 
 
 def ngrams(text: str, sizes: tuple[int, ...] = (1, 2, 3)) -> Counter[str]:
@@ -35,6 +36,22 @@ def ngrams(text: str, sizes: tuple[int, ...] = (1, 2, 3)) -> Counter[str]:
     return grams
 
 
+def words(text: str) -> Counter[str]:
+    """Words of three letters or more, and Chinese character bigrams: what a document is about,
+    not how it is laid out. Routing uses these: with character n-grams any English document looks
+    like the English receipts."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    grams: Counter[str] = Counter()
+    for token in _WORD.findall(text):
+        if token.isascii():
+            grams[token] += 1
+        elif len(token) == 1:
+            grams[token] += 1
+        else:
+            grams.update(token[i : i + 2] for i in range(len(token) - 1))
+    return grams
+
+
 @dataclass(frozen=True)
 class _Vector:
     weights: dict[str, float]
@@ -44,8 +61,9 @@ class _Vector:
 class SimilarityIndex:
     """Documents indexed once; `scores(query)` gives the cosine similarity to each, in [0, 1]."""
 
-    def __init__(self, texts: Sequence[str]) -> None:
-        self._grams = [ngrams(text) for text in texts]
+    def __init__(self, texts: Sequence[str], tokenize: Callable[[str], Counter[str]] = ngrams) -> None:
+        self._tokenize = tokenize
+        self._grams = [tokenize(text) for text in texts]
         df: Counter[str] = Counter()
         for grams in self._grams:
             df.update(grams.keys())
@@ -73,7 +91,7 @@ class SimilarityIndex:
         last = self._last
         if last is not None and last[0] == query:  # routing and example ranking ask about the same text
             return list(last[1])
-        q = self._vector(ngrams(query))
+        q = self._vector(self._tokenize(query))
         out = [0.0] * len(self._vectors)
         for gram, weight in q.weights.items():
             for doc, doc_weight in self._postings.get(gram, ()):
