@@ -43,9 +43,7 @@ def words(text: str) -> Counter[str]:
     text = unicodedata.normalize("NFKC", text).casefold()
     grams: Counter[str] = Counter()
     for token in _WORD.findall(text):
-        if token.isascii():
-            grams[token] += 1
-        elif len(token) == 1:
+        if token.isascii() or len(token) == 1:
             grams[token] += 1
         else:
             grams.update(token[i : i + 2] for i in range(len(token) - 1))
