@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, value, target, met in results:
         print(f"{name:52s} {value:9.3f}  target {target:24s} {'MET' if met else 'NOT MET'}")
     print(
-        json.dumps(
+        "BENCH-JSON "
+        + json.dumps(
             {
                 "benchmark": "pipeline",
                 "results": [{"name": n, "value": round(v, 4), "target": t, "met": m} for n, v, t, m in results],
