@@ -7,12 +7,11 @@ import json
 import os
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from chatocr.cli.repl import Repl, ReplCompleter
 from tests.cli.conftest import CHATOCR, RECEIPT_ANSWER, receipts, script
-
-pexpect = pytest.importorskip("pexpect")
 
 PROMPT = r"chatocr \[receipt000\.txt\]>"
 
