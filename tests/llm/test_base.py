@@ -175,3 +175,25 @@ def test_retry_policy_delay_bounds() -> None:
         value = policy.delay(retry)
         base = min(5, 2 ** (retry - 1))
         assert base / 2 <= value <= base
+
+
+def test_chat_sync_keeps_one_loop_per_thread() -> None:
+    import threading
+
+    from chatocr.llm.base import _sync_loop
+
+    model = ScriptedChatModel(lambda messages, settings: "ok")
+    model.chat_sync(USER)
+    loop = _sync_loop()
+    model.chat_sync(USER)
+    assert _sync_loop() is loop and not loop.is_running()
+    seen: list[object] = []
+
+    def worker() -> None:
+        seen.append(model.chat_sync(USER).text)
+        seen.append(_sync_loop())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen[0] == "ok" and seen[1] is not loop
