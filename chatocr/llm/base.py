@@ -20,15 +20,16 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeVar
 
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, LLMError
 from chatocr.messages import Limits, Message
 from chatocr.tokens import TokenCounter
 
-__all__ = ["ChatModel", "ChatReply", "ChatSettings", "JsonMode", "RetryPolicy", "Usage"]
+__all__ = ["ChatModel", "ChatReply", "ChatSettings", "JsonMode", "RetryPolicy", "Usage", "run_blocking"]
 
 log = logging.getLogger("chatocr.llm")
+T = TypeVar("T")
 
 # None: free text. "object": any JSON object. A dict: a JSON schema the answer must follow
 # (backends that cannot enforce a schema fall back to "object").
@@ -136,6 +137,15 @@ def _sync_loop() -> asyncio.AbstractEventLoop:
         loop = asyncio.new_event_loop()
         _thread_state.loop = loop
     return loop
+
+
+async def run_blocking(function: Callable[..., T], *args: Any) -> T:
+    """Run a blocking SDK call without blocking the event loop: in a worker thread, except on
+    chat_sync's private loop, where nothing else runs and the thread hop (about 0.1 ms, 10% of a
+    local round trip) would be pure overhead."""
+    if getattr(_thread_state, "loop", None) is asyncio.get_running_loop():
+        return function(*args)
+    return await asyncio.to_thread(function, *args)
 
 
 class ChatModel(abc.ABC):

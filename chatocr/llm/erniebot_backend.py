@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ from chatocr.errors import (
     ServiceUnavailableError,
 )
 from chatocr.llm._secrets import Secret, install_log_redaction, redact
-from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage
+from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking
 from chatocr.llm.ernie_rules import ernie_limits, error_for_code, to_ernie_payload
 from chatocr.messages import Limits, Message
 from chatocr.tokens import CharCounter, TokenCounter
@@ -143,7 +142,7 @@ class ErnieBotChatModel(ChatModel):
 
     async def _complete(self, messages: Sequence[Message], settings: ChatSettings) -> ChatReply:
         request = self.build_request(messages, settings)
-        return await asyncio.to_thread(self._complete_blocking, request)
+        return await run_blocking(self._complete_blocking, request)
 
     def _complete_blocking(self, request: dict[str, Any]) -> ChatReply:
         import erniebot

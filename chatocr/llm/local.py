@@ -20,7 +20,6 @@ tokenizer (a separate vocabulary-only instance, so counting never waits for a ge
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import importlib.util
 import os
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, MissingDependencyError
-from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage
+from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking
 from chatocr.messages import Limits, Message
 from chatocr.resources import cache_dir
 from chatocr.tokens import CachedCounter, FunctionCounter, TokenCounter
@@ -260,7 +259,7 @@ class LocalChatModel(ChatModel):
 
     async def _complete(self, messages: Sequence[Message], settings: ChatSettings) -> ChatReply:
         request = self.build_request(messages, settings)
-        return await asyncio.to_thread(self._complete_blocking, request)
+        return await run_blocking(self._complete_blocking, request)
 
     def _complete_blocking(self, request: dict[str, Any]) -> ChatReply:
         loaded = self.llama()

@@ -8,7 +8,6 @@ per call, which an async httpx client would not survive).
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ from chatocr.errors import (
     ServiceUnavailableError,
 )
 from chatocr.llm._secrets import Secret, install_log_redaction, redact
-from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage
+from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking
 from chatocr.llm.presets import PRESETS, Preset, SchemaStyle
 from chatocr.messages import Limits, Message
 from chatocr.tokens import CharCounter, TiktokenCounter, TokenCounter
@@ -172,7 +171,7 @@ class OpenAIChatModel(ChatModel):
 
     async def _complete(self, messages: Sequence[Message], settings: ChatSettings) -> ChatReply:
         request = self.build_request(messages, settings)
-        return await asyncio.to_thread(self._complete_blocking, request, settings.timeout)
+        return await run_blocking(self._complete_blocking, request, settings.timeout)
 
     def _complete_blocking(self, request: dict[str, Any], timeout: float) -> ChatReply:
         import openai

@@ -19,7 +19,6 @@ Two more things the SDK does to the process, handled here:
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import threading
@@ -38,7 +37,7 @@ from chatocr.errors import (
     ServiceUnavailableError,
 )
 from chatocr.llm._secrets import Secret, install_log_redaction, redact
-from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage
+from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking
 from chatocr.llm.ernie_rules import ernie_limits, error_for_code, to_ernie_payload
 from chatocr.llm.erniebot_backend import map_http_status
 from chatocr.llm.openai_backend import _wire_message
@@ -196,7 +195,7 @@ class QianfanChatModel(ChatModel):
 
     async def _complete(self, messages: Sequence[Message], settings: ChatSettings) -> ChatReply:
         request = self.build_request(messages, settings)
-        return await asyncio.to_thread(self._complete_blocking, request)
+        return await run_blocking(self._complete_blocking, request)
 
     def _complete_blocking(self, request: dict[str, Any]) -> ChatReply:
         import requests
