@@ -174,9 +174,21 @@ def test_repr_hides_credentials(server: FakeLLMServer) -> None:
     assert "qianfan:ERNIE-3.5-8K" in repr(chat)
 
 
+# The autouse network guard does not reach subprocesses: they install their own.
+_GUARD = """
+import socket
+_real = socket.getaddrinfo
+def _guard(host, *args, **kwargs):
+    if host not in ("127.0.0.1", "localhost", None):
+        raise RuntimeError(f"network access to {host!r} in a test subprocess")
+    return _real(host, *args, **kwargs)
+socket.getaddrinfo = _guard
+"""
+
+
 def _run(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", _GUARD + textwrap.dedent(code)],
         cwd=REPO,
         env={**os.environ, **env, "PYTHONPATH": str(REPO)},
         capture_output=True,
