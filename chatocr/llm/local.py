@@ -14,7 +14,7 @@ first call, and never reset between calls: llama.cpp then reuses the KV cache fo
 common prompt prefix, so a second document behind the same system prompt and few-shot examples
 only evaluates its own tokens. Llama objects are not thread-safe: a lock serialises calls, which
 run in a worker thread so the event loop stays free. Token counts are exact, from the model's own
-tokenizer (a separate vocabulary-only instance, so counting never waits for a generation).
+tokenizer (read-only on the vocabulary, so counting does not wait for a generation).
 `settings.timeout` cannot interrupt a generation in progress; `max_output_tokens` bounds it.
 """
 
@@ -227,11 +227,10 @@ class LocalChatModel(ChatModel):
         )
 
     def _count_tokens(self, text: str) -> int:
-        loaded = _get_llama(
-            ("vocab", str(self.model_path)), model_path=str(self.model_path), vocab_only=True, verbose=False
-        )
-        with loaded.lock:
-            return len(loaded.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        # Tokenizing reads only the (immutable) vocabulary, never the context a generation is
+        # using, so it does not take the generation lock: counting never waits for an answer.
+        llama = self.llama().llama
+        return len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def build_request(self, messages: Sequence[Message], settings: ChatSettings) -> dict[str, Any]:
         wire = []
