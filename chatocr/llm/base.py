@@ -123,9 +123,6 @@ class RetryPolicy:
         return base
 
 
-NO_RETRY = RetryPolicy(max_attempts=1)
-
-
 _thread_state = threading.local()
 
 
