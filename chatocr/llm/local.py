@@ -88,6 +88,11 @@ def _is_verified(path: Path) -> bool:
         return False
 
 
+def is_assembled() -> bool:
+    """Whether the default model is already assembled and verified (for `chatocr doctor`)."""
+    return _is_verified(model_dir() / DEFAULT_MODEL_FILE)
+
+
 def ensure_model() -> Path:
     """The default model's path, assembling and verifying it first if needed."""
     target = model_dir() / DEFAULT_MODEL_FILE
