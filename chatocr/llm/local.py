@@ -43,6 +43,8 @@ __all__ = [
     "LocalChatModel",
     "default_threads",
     "ensure_model",
+    "is_assembled",
+    "model_dir",
 ]
 
 DEFAULT_MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"

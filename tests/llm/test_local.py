@@ -47,7 +47,9 @@ def fake_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, b
 
 def test_assembles_verifies_and_reuses(fake_parts: tuple[Path, bytes]) -> None:
     models, whole = fake_parts
+    assert not local.is_assembled()
     path = local.ensure_model()
+    assert local.is_assembled()
     assert path == models / local.DEFAULT_MODEL_FILE
     assert path.read_bytes() == whole
     assert [p.name for p in models.iterdir() if p.name.startswith(".assembling")] == []
