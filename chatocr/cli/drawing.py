@@ -91,10 +91,12 @@ def draw_extraction(result: Extraction, document: OCRDocument, source: Path | No
             draw.polygon([(x, py + offsets[page_index]) for x, py in line.box], outline="#c8c8c8")
     colours = {f.name: PALETTE[i % len(PALETTE)] for i, f in enumerate(fields)}
     for field in fields:
-        for evidence in field.evidence:
+        for n, evidence in enumerate(field.evidence):
             top = offsets[evidence.page] if evidence.page < len(offsets) else 0
             points = [(float(x), float(py) + top) for x, py in evidence.box]
             draw.polygon(points, outline=colours[field.name], width=line_width)
+            if n > 0:  # a value on several lines: one label, on its first line
+                continue
             _label(draw, (min(p[0] for p in points), min(p[1] for p in points)),
                    f"{field.name} {STATUS_MARK[field.status].split()[0]}", colours[field.name], font)
     _legend(draw, (width + size, size), entries, colours, font, size)
