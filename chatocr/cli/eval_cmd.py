@@ -63,6 +63,11 @@ def register(sub: Any) -> None:
         "--cache-dir", type=Path, metavar="DIR", help="per-document result cache (default: ~/.cache/chatocr/eval)"
     )
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached results")
+    p.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="run nothing: report the documents whose every strategy outcome is already cached",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-document progress lines")
     p.set_defaults(handler=run)
 
@@ -99,6 +104,8 @@ def _command(args: argparse.Namespace) -> str:
         words += ["--concurrency", str(args.concurrency)]
     if args.no_cache:
         words.append("--no-cache")
+    if args.cached_only:
+        words.append("--cached-only")
     return " ".join(shlex.quote(w) for w in words)
 
 
@@ -129,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         progress=None if args.quiet else (lambda line: err.print(line, markup=False, highlight=False)),
         concurrency=args.concurrency,
         ocr_name=ocr_name,
+        cached_only=args.cached_only,
     )
     for dataset in datasets:
         err.print(
@@ -139,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
         )
     command = _command(args)
     report = asyncio.run(evaluator.run(datasets, strategies, command=command))
+    if evaluator.skipped:
+        err.print(f"not yet cached, left out: {len(evaluator.skipped)} document(s)", markup=False)
     print_report(report, Console(width=None if sys.stdout.isatty() else 200))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

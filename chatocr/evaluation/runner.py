@@ -137,6 +137,7 @@ class Evaluator:
         progress: Progress | None = None,
         concurrency: int = 1,
         ocr_name: str | None = None,
+        cached_only: bool = False,
     ) -> None:
         """ocr_source: "image" runs the OCR engine on each image; "text" reads the set's ocr/ files."""
         self.chat = chat
@@ -145,6 +146,10 @@ class Evaluator:
         self.progress = progress or (lambda message: None)
         self.concurrency = max(1, concurrency)
         self.ocr_name = ocr_name or chat.engine.name
+        # Report only documents whose every outcome is already cached (a running or interrupted
+        # run's results so far); run nothing.
+        self.cached_only = cached_only
+        self.skipped: list[str] = []
         self._chats: dict[str, ChatOCR] = {}
         self._prompts = _prompts_digest(chat.config.prompt_dirs)
         self.ocr_docs: dict[tuple[str, str], OCRDocument] = {}
@@ -201,14 +206,20 @@ class Evaluator:
 
     # -- running ---------------------------------------------------------------------------------
 
+    def cached(self, strategy: Strategy, dataset: Dataset, document: OCRDocument) -> DocOutcome | None:
+        if self.cache is None:
+            return None
+        hit = self.cache.get(self._cache_key(strategy, dataset, document))
+        if hit is not None:
+            hit.cached = True
+            hit.strategy = strategy.name
+        return hit
+
     async def run_one(self, strategy: Strategy, dataset: Dataset, doc: Document, document: OCRDocument) -> DocOutcome:
+        hit = self.cached(strategy, dataset, document)
+        if hit is not None:
+            return hit
         key = self._cache_key(strategy, dataset, document) if self.cache is not None else ""
-        if self.cache is not None:
-            hit = self.cache.get(key)
-            if hit is not None:
-                hit.cached = True
-                hit.strategy = strategy.name
-                return hit
         if strategy.kind == "baseline":
             outcome = await self._run_baseline(strategy, dataset, doc, document)
         else:
@@ -313,6 +324,11 @@ class Evaluator:
             async with limit:
                 document = await self.read(dataset, doc)
                 results: list[DocOutcome] = []
+                if self.cached_only and (
+                    document is None or any(self.cached(s, dataset, document) is None for s in resolved)
+                ):
+                    self.skipped.append(f"{dataset.name}/{doc.id}")
+                    return results
                 for strategy in resolved:
                     if document is None:
                         results.append(DocOutcome(dataset.name, doc.id, strategy.name,
@@ -348,6 +364,8 @@ class Evaluator:
             "machine": machine,
             "wall_seconds": round(time.perf_counter() - started, 1),
             "result_cache": str(self.cache.directory) if self.cache is not None else None,
+            "cached_only": self.cached_only,
+            "skipped_not_cached": self.skipped,
         }
         return report
 

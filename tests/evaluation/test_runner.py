@@ -87,3 +87,22 @@ def test_fixed_order_bank_keeps_file_order() -> None:
     fields = scenario.fields[:2]
     ranked = bank.select("KOPI & BAKE CO. PTE LTD TAX INVOICE", fields, scenario)
     assert [e.id for e in ranked] == [scenario.example_id(i) for i in range(len(scenario.examples))]
+
+
+def test_cached_only_reports_finished_documents(tmp_path: Path) -> None:
+    model = oracle_model()
+    chat = _chat(model, tmp_path)
+    data = load_dataset(SROIE, chat.library)
+    cache = tmp_path / "results"
+    first = Evaluator(chat, ocr_source="text", cache_dir_path=cache)
+    asyncio.run(first.run([data.subset(2)], resolve_strategies(["baseline"])))
+    calls = len(model.calls)
+    partial = Evaluator(chat, ocr_source="text", cache_dir_path=cache, cached_only=True)
+    report = asyncio.run(partial.run([data], resolve_strategies(["baseline"])))
+    assert len(model.calls) == calls  # nothing ran
+    assert report["results"]["sroie"]["baseline"]["usage"]["documents"] == 2
+    assert partial.skipped == ["sroie/X51008123580"]
+    # A strategy with nothing cached leaves every document out.
+    none = Evaluator(chat, ocr_source="text", cache_dir_path=cache, cached_only=True)
+    asyncio.run(none.run([data], resolve_strategies(["default", "baseline"])))
+    assert len(none.skipped) == 3 and len(model.calls) == calls
