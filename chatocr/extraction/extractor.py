@@ -100,8 +100,9 @@ def _ground(
     evidence: list[Evidence] = []
     kinds: list[str] = []
     scores: list[float] = []
+    hints = _hints(field)
     for text, kind in pieces:
-        match = index.find(text, kind)
+        match = index.find(text, kind, hints)
         if match is None:
             return None, None, []
         kinds.append(match.kind)
@@ -111,6 +112,13 @@ def _ground(
                 evidence.append(ev)
     worst = min(range(len(kinds)), key=lambda i: (scores[i], kinds[i] != "exact"))
     return kinds[worst], min(scores), evidence
+
+
+def _hints(field: FieldSpec) -> list[str]:
+    """Words that label a field on a document: its name's parts and its aliases ("total",
+    "total_amount" -> "total", "amount"; "价税合计")."""
+    words = [part for part in field.name.replace("-", "_").split("_") if len(part) >= 3 or not part.isascii()]
+    return [*words, *field.aliases]
 
 
 def evaluate(

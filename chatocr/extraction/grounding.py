@@ -20,6 +20,7 @@ import difflib
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chatocr.extraction.validation import normalize_amount, normalize_date
@@ -97,31 +98,71 @@ class TextIndex:
             self._segment_cache = segments
         return self._segment_cache
 
-    def find(self, value: str, kind: str = "text") -> Match | None:
-        """Where `value` sits in the text, trying the strictest match first."""
+    def _row(self, start: int, end: int) -> str:
+        """The rendered row (line of the layout text) holding characters [start, end)."""
+        line_start = self.text.rfind("\n", 0, start) + 1
+        line_end = self.text.find("\n", end)
+        return self.text[line_start : len(self.text) if line_end < 0 else line_end]
+
+    def _whole(self, start: int, end: int, value: str) -> bool:
+        """The match does not cut a word or number in two ("9.00" inside "9.000" does)."""
+        before = self.text[start - 1] if start > 0 else " "
+        after = self.text[end] if end < len(self.text) else " "
+        cut_before = value[:1].isalnum() and before.isalnum()
+        cut_after = value[-1:].isalnum() and (after.isalnum() or (after == "." and value[-1:].isdigit()))
+        return not (cut_before or cut_after)
+
+    def _pick(self, spans: list[tuple[int, int]], value: str, hints: Sequence[str]) -> tuple[int, int] | None:
+        """Of several places a value occurs, the one that is a whole token and, better, sits on a
+        row naming the field (TOTAL for a total); the first such in reading order."""
+        if not spans:
+            return None
+
+        patterns = [
+            re.compile(rf"(?<![a-z]){re.escape(h)}(?![a-z])") if h.isascii() else re.compile(re.escape(h))
+            for h in hints
+        ]
+
+        def rank(span: tuple[int, int]) -> tuple[bool, bool]:
+            row = self._row(*span).casefold()  # "total" labels "TOTAL 9.00", not "SUBTOTAL 9.00"
+            return self._whole(*span, value), any(p.search(row) for p in patterns)
+
+        return max(spans, key=rank)  # max keeps the first of equals
+
+    def find(self, value: str, kind: str = "text", hints: Sequence[str] = ()) -> Match | None:
+        """Where `value` sits in the text, trying the strictest match first. `hints` (the field's
+        name and aliases, case-folded) choose between several occurrences."""
         value = value.strip()
         if not value:
             return None
-        start = self.text.find(value)
-        if start >= 0:
-            return Match("exact", start, start + len(value), 1.0)
+        hints = [h.casefold() for h in hints if h]
+        occurrences: list[tuple[int, int]] = []
+        at = self.text.find(value)
+        while at >= 0 and len(occurrences) < 50:
+            occurrences.append((at, at + len(value)))
+            at = self.text.find(value, at + 1)
+        exact = self._pick(occurrences, value, hints)
+        if exact is not None and self._whole(*exact, value):
+            return Match("exact", *exact, 1.0)
         folded, _ = _fold(value)
-        if folded:
+        if folded and exact is None:
             at = self._folded.find(folded)
             if at >= 0:
                 return Match("normalized", self._positions[at], self._positions[at + len(folded) - 1] + 1, 1.0)
         if kind in ("amount", "number"):
             target = normalize_amount(value)
             if target is not None:
-                for s, e, number in self._numbers:
-                    if number is not None and number == target:
-                        return Match("numeric", s, e, 1.0)
+                numeric = self._pick([(s, e) for s, e, n in self._numbers if n == target], value, hints)
+                if numeric is not None:
+                    return Match("numeric", *numeric, 1.0)
         if kind == "date":
             target = normalize_date(value)
             if target is not None:
-                for s, e, iso in self._dates:
-                    if iso == target:
-                        return Match("date", s, e, 1.0)
+                dated = self._pick([(s, e) for s, e, iso in self._dates if iso == target], value, hints)
+                if dated is not None:
+                    return Match("date", *dated, 1.0)
+        if exact is not None:  # only inside a longer token: better than nothing, worse than the above
+            return Match("exact", *exact, 0.9)
         if len(folded) >= 4:
             return self._fuzzy(folded)
         return None

@@ -129,3 +129,16 @@ def test_grounding_strategies() -> None:
     assert fuzzy is not None and fuzzy.kind == "fuzzy" and fuzzy.score >= 0.8
     assert index.find("ZEBRA STRIPES") is None
     assert index.find("999.99", "amount") is None
+
+
+def test_grounding_prefers_whole_tokens_on_the_row_that_names_the_field() -> None:
+    index = TextIndex(layout_of("ITEM A  1  9.000  9.00", "SUBTOTAL  9.00", "TOTAL  9.00", "CASH  10.00"))
+    match = index.find("9.00", "amount", ["total"])
+    assert match is not None and match.kind == "exact"
+    assert index.layout.line_ids(match.start, match.end) == ["p0-l2"]  # the TOTAL row, not SUBTOTAL
+    inside = TextIndex(layout_of("QTY 19.000", "AMOUNT 9.00"))
+    found = inside.find("9.00", "amount", [])
+    assert found is not None and inside.layout.line_ids(found.start, found.end) == ["p0-l1"]
+    only_inside = TextIndex(layout_of("CODE X9.005"))
+    last_resort = only_inside.find("9.00", "text", [])
+    assert last_resort is not None and last_resort.score == 0.9
