@@ -236,6 +236,7 @@ class Evaluator:
             strategy.packing or chat.config.packing,
             None if strategy.restate_every == "default" else strategy.restate_every,
             None if strategy.max_examples == "default" else strategy.max_examples,
+            strategy.order,
         )
         given = strategy.route == "given"
         result = await chat.aextract(

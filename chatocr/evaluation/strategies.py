@@ -9,6 +9,9 @@ A strategy varies one thing at a time around chatocr's defaults (chatocr/config.
     fixed-examples                    the scenario's examples in file order, not by similarity
     classifier                        no scenario given: routed by pre-score / the LLM classifier
     restate-1, restate-2, restate-off re-state the task in every Nth example turn (off: only the final turn)
+    stable-order                      the chosen examples laid out in id order (prefix-cache friendly);
+                                      every other chatocr strategy uses relevance order (most relevant
+                                      nearest the document), whatever the configured `order` is
     baseline       PP-ChatOCR-style: one stateless message with PP-ChatOCRv3's default prompt
     baseline-zh    the same, always with the Chinese original prompt
 
@@ -41,6 +44,9 @@ class Strategy:
     restate_every: int | Literal["default"] | None = "default"  # None: only the final turn
     selection: Literal["similarity", "fixed"] = "similarity"
     route: Literal["given", "classifier"] = "given"
+    # Layout of the chosen examples: most relevant nearest the document, or a stable (id) order
+    # that lets a local model re-use its prompt-prefix cache. Explicit, not the configured "auto".
+    order: Literal["relevance", "stable"] = "relevance"
     language: str | None = None  # baseline: force the prompt language
     description: str = ""
 
@@ -61,8 +67,10 @@ class Strategy:
         data.pop("name")
         data.pop("description")
         if self.kind == "baseline":
-            for key in ("packing", "max_examples", "restate_every", "selection", "route"):
+            for key in ("packing", "max_examples", "restate_every", "selection", "route", "order"):
                 data.pop(key)
+        elif self.order == "relevance":
+            data.pop("order")  # keeps result-cache keys of runs made before `order` existed
         return data
 
     def label(self) -> str:
@@ -71,7 +79,7 @@ class Strategy:
         examples = "all" if self.max_examples is None else str(self.max_examples)
         restate = "off" if self.restate_every is None else f"every {self.restate_every}"
         return (
-            f"{self.packing}, examples={examples} ({self.selection}), restate {restate}, "
+            f"{self.packing}, examples={examples} ({self.selection}, {self.order} order), restate {restate}, "
             f"{'classifier' if self.route == 'classifier' else 'scenario given'}"
         )
 
@@ -92,6 +100,7 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("restate-1", restate_every=1, description="task reminder in every example turn"),
         Strategy("restate-2", restate_every=2, description="task reminder in every 2nd example turn"),
         Strategy("restate-off", restate_every=None, description="the task only in the final turn"),
+        Strategy("stable-order", order="stable", description="examples laid out by id: prompt-prefix cache reuse"),
         Strategy("baseline", kind="baseline", description="PP-ChatOCR-style single stateless prompt"),
         Strategy("baseline-zh", kind="baseline", language="zh", description="baseline, Chinese prompt always"),
     )
@@ -105,7 +114,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-_KEYS = {"packing", "examples", "restate", "selection", "route"}
+_KEYS = {"packing", "examples", "restate", "selection", "route", "order"}
 
 
 def _parse_int_or_none(value: str, what: str) -> int | None:
@@ -140,6 +149,10 @@ def parse_strategy(spec: str) -> Strategy:
             options["max_examples"] = _parse_int_or_none(value, "examples")
         elif key == "restate":
             options["restate_every"] = _parse_int_or_none(value, "restate")
+        elif key == "order":
+            if value not in ("relevance", "stable"):
+                raise ConfigError(f"order must be relevance or stable, got {value!r}.")
+            options["order"] = value
         elif key == "selection":
             if value not in ("similarity", "fixed"):
                 raise ConfigError(f"selection must be similarity or fixed, got {value!r}.")

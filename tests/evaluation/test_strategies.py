@@ -18,7 +18,9 @@ def test_groups_expand_without_repeats() -> None:
 
 
 def test_ad_hoc_spec() -> None:
-    (s,) = resolve_strategies(["packing=pairs,examples=1,restate=2,selection=fixed,route=classifier"])
+    (s,) = resolve_strategies(["packing=pairs,examples=1,restate=2,selection=fixed,route=classifier,order=stable"])
+    assert s.order == "stable" and "order" in s.settings()
+    assert "order" not in resolve_strategies(["default"])[0].settings()
     assert (s.packing, s.max_examples, s.restate_every, s.selection, s.route) == ("pairs", 1, 2, "fixed", "classifier")
     (all_examples,) = resolve_strategies(["examples=all,restate=off"])
     assert all_examples.max_examples is None and all_examples.restate_every is None
