@@ -29,7 +29,7 @@ __all__ = ["IMAGE_SUFFIXES", "TEXT_SUFFIXES", "collect_inputs", "register"]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pdf"}
 TEXT_SUFFIXES = {".txt", ".json", ".jsonl"}
-FORMATS = ("table", "json", "jsonl", "csv")
+FORMATS = ("table", "json", "values", "jsonl", "csv")
 _PLAIN: dict[str, Any] = {"markup": False, "highlight": False, "soft_wrap": True}
 
 
@@ -162,11 +162,39 @@ def _draw(ocr: Any, result: Extraction, out_dir: Path, console: Console) -> None
         console.print(f"[yellow]could not draw {result.source}: {exc}[/yellow]", highlight=False)
 
 
+def grounded_summary(result: Extraction) -> dict[str, Any]:
+    """The short JSON of `--format values`: each field's value, status and where it is on the image
+    (no transcript; `--format json` has everything)."""
+    route = result.route
+    return {
+        "source": result.source,
+        "scenario": result.scenario,
+        "route": route.mode if route else None,
+        "values": result.values,
+        "fields": {
+            name: {
+                "value": f.value,
+                "normalized": f.normalized,
+                "status": f.status,
+                "confidence": f.confidence,
+                # x1,y1 .. x4,y4 clockwise from top-left, in page pixels
+                "boxes": [{"line": e.line_id, "page": e.page, "box": [round(c) for p in e.box for c in p]}
+                          for e in f.evidence],
+            }
+            for name, f in result.fields.items()
+        },
+        "usage": result.usage,
+        "seconds": result.timings.get("total_s"),
+        "error": result.error,
+    }
+
+
 def _finish(results: list[Extraction], fmt: str, args: argparse.Namespace, keyed: dict[str, DocKey],
             total: int, err: Console) -> int:
     failed = [r for r in results if not r.ok]
-    if fmt == "json":
-        data: Any = [record_for(keyed[r.source], r) for r in results]
+    if fmt in ("json", "values"):
+        records = {"json": lambda r: record_for(keyed[r.source], r), "values": grounded_summary}[fmt]
+        data: Any = [records(r) for r in results]
         if total == 1 and len(data) == 1:
             data = data[0]
         text = json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"

@@ -32,6 +32,17 @@ def test_one_document_as_json(home: Path, capsys: pytest.CaptureFixture[str]) ->
     assert data["input"]["path"] == str(doc.resolve())
 
 
+def test_values_format_is_the_short_grounded_json(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (doc,) = receipts(home / "in", 1)
+    assert main(["extract", str(doc), *ARGS, "--format", "values"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["values"] == {"company": "SHOP ABC SDN BHD", "total": "9.00"}
+    total = data["fields"]["total"]
+    assert total["status"] == "grounded" and total["normalized"] == "9.00"
+    assert total["boxes"] and len(total["boxes"][0]["box"]) == 8
+    assert "calls" not in data and data["route"] == "given"
+
+
 def test_batch_appends_and_a_rerun_skips_what_is_done(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     docs = receipts(home / "in", 4)
     out = home / "results.jsonl"
