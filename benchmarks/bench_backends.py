@@ -94,11 +94,14 @@ def bench_openai(server: FakeLLMServer, calls: int) -> dict[str, float]:
     import openai
 
     client = openai.OpenAI(base_url=server.url + "/v1", api_key=server.bearer_key, max_retries=0)
-    wire = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
+    wire: Any = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
 
     def raw() -> Any:
         response = client.chat.completions.create(
-            model="gpt-4o-mini", messages=wire, temperature=0.5, max_tokens=1024  # type: ignore[arg-type]
+            model="gpt-4o-mini",
+            messages=wire,
+            temperature=0.5,
+            max_tokens=1024,
         )
         return response.choices[0].message.content
 
@@ -140,7 +143,7 @@ def bench_qianfan(server: FakeLLMServer, calls: int) -> dict[str, float]:
     resource = qianfan.ChatCompletion(version="1")
 
     def raw() -> Any:
-        response = resource.do(
+        response: Any = resource.do(
             messages=[{"role": "user", "content": QUESTION}],
             model="ERNIE-3.5-8K",
             system=SYSTEM,
@@ -156,15 +159,21 @@ def bench_qianfan(server: FakeLLMServer, calls: int) -> dict[str, float]:
 # ---- local prefix cache -------------------------------------------------------------------------
 
 EXAMPLES = [
-    ("SUNNY MART\n12 Harbour Road\n2019-03-02 10:41\nMILK 1L 3.50\nEGGS x12 4.20\nBREAD 2.30\n"
-     "SUBTOTAL 10.00\nTAX 0.60\nTOTAL 10.60\nCASH 20.00\nCHANGE 9.40\nTHANK YOU",
-     {"store": "SUNNY MART", "date": "2019-03-02", "total": "10.60"}),
-    ("CITY BOOKS SDN BHD\nNo. 5 Jalan Ampang\nDate: 2020-11-30\nNOVEL 'THE SEA' 12.00\nBOOKMARK 1.50\n"
-     "TOTAL RM 13.50\nVISA ****1234\nRECEIPT NO 00231",
-     {"store": "CITY BOOKS SDN BHD", "date": "2020-11-30", "total": "13.50"}),
-    ("GREEN GROCER\nLot 7, Market Square\n15/01/2021\nAPPLES 1KG 6.90\nBANANAS 2.10\nORANGES 4.00\n"
-     "ROUNDING -0.01\nTOTAL 12.99\nPAID CARD",
-     {"store": "GREEN GROCER", "date": "15/01/2021", "total": "12.99"}),
+    (
+        "SUNNY MART\n12 Harbour Road\n2019-03-02 10:41\nMILK 1L 3.50\nEGGS x12 4.20\nBREAD 2.30\n"
+        "SUBTOTAL 10.00\nTAX 0.60\nTOTAL 10.60\nCASH 20.00\nCHANGE 9.40\nTHANK YOU",
+        {"store": "SUNNY MART", "date": "2019-03-02", "total": "10.60"},
+    ),
+    (
+        "CITY BOOKS SDN BHD\nNo. 5 Jalan Ampang\nDate: 2020-11-30\nNOVEL 'THE SEA' 12.00\nBOOKMARK 1.50\n"
+        "TOTAL RM 13.50\nVISA ****1234\nRECEIPT NO 00231",
+        {"store": "CITY BOOKS SDN BHD", "date": "2020-11-30", "total": "13.50"},
+    ),
+    (
+        "GREEN GROCER\nLot 7, Market Square\n15/01/2021\nAPPLES 1KG 6.90\nBANANAS 2.10\nORANGES 4.00\n"
+        "ROUNDING -0.01\nTOTAL 12.99\nPAID CARD",
+        {"store": "GREEN GROCER", "date": "15/01/2021", "total": "12.99"},
+    ),
 ]
 DOCS = [
     "GOLDEN BAKERY\n2021-07-15\nBREAD 2.40\nCOFFEE 3.10\nTOTAL 5.50",
@@ -230,6 +239,7 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=200, help="calls per variant per SDK (default 200)")
     parser.add_argument("--local-repeats", type=int, default=2)
     parser.add_argument("--skip-local", action="store_true")
+    parser.add_argument("--skip-sdks", action="store_true", help="only the local model")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -238,7 +248,12 @@ def main() -> int:
     # No retries in the way of the measurement (nothing fails here anyway).
     ChatModel.retry_policy = RetryPolicy(max_attempts=1)
     try:
-        for name, bench in (("openai", bench_openai), ("erniebot", bench_erniebot), ("qianfan", bench_qianfan)):
+        sdks = (
+            ()
+            if args.skip_sdks
+            else (("openai", bench_openai), ("erniebot", bench_erniebot), ("qianfan", bench_qianfan))
+        )
+        for name, bench in sdks:
             row = bench(server, args.calls)
             results[name] = row
             worst = max(row["chat_sync_ratio"], row["chat_vs_raw_thread"])
