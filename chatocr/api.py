@@ -30,7 +30,7 @@ from chatocr.errors import ChatOCRError, InputError, ScenarioError
 from chatocr.extraction.examples import ExampleBank, resolve_fields
 from chatocr.extraction.extractor import ExtractionBudget, json_schema_for, run_extraction
 from chatocr.extraction.grounding import TextIndex
-from chatocr.extraction.result import CallRecord, Extraction, Route
+from chatocr.extraction.result import CallRecord, Extraction, Route, usage_of
 from chatocr.extraction.routing import Router, RoutingPolicy
 from chatocr.llm.base import ChatModel, ChatSettings
 from chatocr.llm.registry import get_chat_model
@@ -383,15 +383,14 @@ class ChatSession:
         planner = self.owner.planner(self.language)
         messages, self.dropped_history = planner.plan_chat(self.title, self.text, self.history, question)
         model = self.owner.model
-        record = CallRecord("chat", model.provider, model.model, [m.to_dict() for m in messages], None)
+        record = CallRecord.start("chat", model, messages)
         self.calls.append(record)
-        reply = await model.chat(messages, self.owner.settings())
-        record.reply = reply.text
-        record.prompt_tokens = reply.usage.prompt_tokens
-        record.completion_tokens = reply.usage.completion_tokens
-        record.latency_s = round(reply.latency_s, 4)
-        record.attempts = reply.attempts
-        record.finish_reason = reply.finish_reason
+        try:
+            reply = await model.chat(messages, self.owner.settings())
+        except Exception as exc:
+            record.error = f"{type(exc).__name__}: {exc}"
+            raise
+        record.finish(reply)
         answer = reply.text.strip()
         self.history.append((question, answer))
         return answer
@@ -407,11 +406,4 @@ class ChatSession:
 
     @property
     def usage(self) -> dict[str, float]:
-        prompt = sum(c.prompt_tokens or 0 for c in self.calls)
-        completion = sum(c.completion_tokens or 0 for c in self.calls)
-        return {
-            "calls": len(self.calls),
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "seconds": round(sum(c.latency_s for c in self.calls), 3),
-        }
+        return {**usage_of(self.calls), "seconds": round(sum(c.latency_s for c in self.calls), 3)}

@@ -178,15 +178,8 @@ def _merge(best: dict[str, FieldResult], new: dict[str, FieldResult]) -> dict[st
 
 
 def _record(purpose: str, model: ChatModel, messages: list[Message], reply: ChatReply | None) -> CallRecord:
-    record = CallRecord(purpose, model.provider, model.model, [m.to_dict() for m in messages], None)
-    if reply is not None:
-        record.reply = reply.text
-        record.prompt_tokens = reply.usage.prompt_tokens
-        record.completion_tokens = reply.usage.completion_tokens
-        record.latency_s = round(reply.latency_s, 4)
-        record.attempts = reply.attempts
-        record.finish_reason = reply.finish_reason
-    return record
+    record = CallRecord.start(purpose, model, messages)
+    return record.finish(reply) if reply is not None else record
 
 
 def _tokens_used(calls: list[CallRecord], model: ChatModel) -> int:

@@ -5,12 +5,15 @@ JSON-serialisable and loadable (`to_dict`/`from_dict`, `to_json`/`from_json`).""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from chatocr.conversation.report import PlanReport
+from chatocr.llm.base import ChatModel, ChatReply
+from chatocr.messages import Message
 
-__all__ = ["CallRecord", "Evidence", "Extraction", "FieldResult", "FieldStatus", "Route"]
+__all__ = ["CallRecord", "Evidence", "Extraction", "FieldResult", "FieldStatus", "Route", "usage_of"]
 
 FieldStatus = Literal["grounded", "ungrounded", "missing", "invalid"]
 
@@ -62,6 +65,8 @@ class Route:
 
 @dataclass
 class CallRecord:
+    """One LLM call in the transcript: what was sent, what came back, what it cost."""
+
     purpose: str  # classify | extract | repair | chat
     provider: str
     model: str
@@ -73,6 +78,31 @@ class CallRecord:
     attempts: int = 1
     finish_reason: str | None = None
     error: str | None = None
+
+    @classmethod
+    def start(cls, purpose: str, model: ChatModel, messages: Sequence[Message]) -> CallRecord:
+        return cls(purpose, model.provider, model.model, [m.to_dict() for m in messages], None)
+
+    def finish(self, reply: ChatReply) -> CallRecord:
+        self.reply = reply.text
+        self.prompt_tokens = reply.usage.prompt_tokens
+        self.completion_tokens = reply.usage.completion_tokens
+        self.latency_s = round(reply.latency_s, 4)
+        self.attempts = reply.attempts
+        self.finish_reason = reply.finish_reason
+        return self
+
+
+def usage_of(calls: Sequence[CallRecord]) -> dict[str, int]:
+    """Calls and tokens as the services reported them."""
+    prompt = sum(c.prompt_tokens or 0 for c in calls)
+    completion = sum(c.completion_tokens or 0 for c in calls)
+    return {
+        "calls": len(calls),
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 @dataclass

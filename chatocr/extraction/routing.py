@@ -123,18 +123,13 @@ class Router:
             "properties": {"scenario": {"type": "string", "enum": [*names, "none"]}, "confidence": {"type": "number"}},
             "required": ["scenario", "confidence"],
         }
-        record = CallRecord("classify", model.provider, model.model, [m.to_dict() for m in messages], None)
+        record = CallRecord.start("classify", model, messages)
         try:
             reply = await model.chat(messages, ChatSettings(json_mode=schema, max_output_tokens=64))
         except Exception as exc:  # a failed classification falls back; it must not lose the document
             record.error = f"{type(exc).__name__}: {exc}"
             return None, 0.0, record
-        record.reply = reply.text
-        record.prompt_tokens = reply.usage.prompt_tokens
-        record.completion_tokens = reply.usage.completion_tokens
-        record.latency_s = reply.latency_s
-        record.attempts = reply.attempts
-        record.finish_reason = reply.finish_reason
+        record.finish(reply)
         parsed = parse_reply(reply.text)
         if parsed.data is None:
             return None, 0.0, record
