@@ -20,6 +20,7 @@ tokenizer (read-only on the vocabulary, so counting does not wait for a generati
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import os
@@ -168,10 +169,24 @@ def _import_llama() -> Any:
     return llama_cpp
 
 
+def _close_all() -> None:
+    """Free the models before interpreter shutdown: left to the garbage collector, Llama.__del__
+    runs after llama_cpp's module globals are gone and prints a traceback at every exit."""
+    with _loaded_lock:
+        for loaded in _loaded.values():
+            with loaded.lock:
+                close = getattr(loaded.llama, "close", None)
+                if close is not None:
+                    close()
+        _loaded.clear()
+
+
 def _get_llama(key: tuple[object, ...], **params: Any) -> _Loaded:
     with _loaded_lock:
         loaded = _loaded.get(key)
         if loaded is None:
+            if not _loaded:
+                atexit.register(_close_all)
             llama_cpp = _import_llama()
             loaded = _Loaded(llama_cpp.Llama(**params), threading.Lock())
             _loaded[key] = loaded
