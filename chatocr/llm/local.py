@@ -21,12 +21,13 @@ tokenizer (read-only on the vocabulary, so counting does not wait for a generati
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import importlib.util
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,9 +189,35 @@ def _get_llama(key: tuple[object, ...], **params: Any) -> _Loaded:
             if not _loaded:
                 atexit.register(_close_all)
             llama_cpp = _import_llama()
-            loaded = _Loaded(llama_cpp.Llama(**params), threading.Lock())
+            with _quiet_native_stderr():
+                llama = llama_cpp.Llama(**params)
+            loaded = _Loaded(llama, threading.Lock())
             _loaded[key] = loaded
         return loaded
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """llama.cpp's C code writes notices to file descriptor 2 even with verbose=False (e.g.
+    "n_ctx_seq (512) > n_ctx_train (0)": the shipped GGUF has no training-context metadata). Users
+    of the CLI should not see them. Captured while loading; replayed only if loading fails."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr: nothing to hide
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if failed:
+                capture.seek(0)
+                os.write(2, capture.read()[-4000:])
 
 
 class LocalChatModel(ChatModel):
