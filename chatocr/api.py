@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from chatocr.config import ChatOCRConfig, load_config
 from chatocr.conversation.planner import ConversationPlanner, PlanPolicy, TaskSpec
 from chatocr.conversation.templates import load_prompts
-from chatocr.errors import ChatOCRError, InputError, ScenarioError
+from chatocr.errors import ChatOCRError, ConfigError, InputError, ScenarioError
 from chatocr.extraction.examples import ExampleBank, resolve_fields
 from chatocr.extraction.extractor import ExtractionBudget, json_schema_for, run_extraction
 from chatocr.extraction.grounding import TextIndex
@@ -97,9 +97,7 @@ class ChatOCR:
             self.config = load_config(overrides, path=config)
         cfg = self.config
         self.model: ChatModel = llm if isinstance(llm, ChatModel) else get_chat_model(llm or cfg.llm, **cfg.llm_options)
-        engine: OCREngine = (
-            ocr if ocr is not None and not isinstance(ocr, str) else get_ocr_engine(ocr or cfg.ocr, **cfg.ocr_options)
-        )
+        engine = ocr if ocr is not None and not isinstance(ocr, str) else _make_engine(ocr or cfg.ocr, cfg.ocr_options)
         if cfg.ocr_cache and not isinstance(engine, CachedEngine):
             cache = OCRCache(Path(cfg.ocr_cache_dir)) if cfg.ocr_cache_dir else OCRCache()
             engine = CachedEngine(engine, cache)
@@ -354,6 +352,24 @@ class ChatOCR:
 
     def chat(self, source: Input, scenario: str | None = None) -> ChatSession:
         return self._run(self.achat(source, scenario))
+
+
+def _make_engine(spec: str, options: dict[str, Any]) -> OCREngine:
+    """An OCR engine by name. "vlm:provider:model" (or ocr_options {"llm": "provider:model"}) makes
+    the vision-LLM engine with that chat backend, e.g. "vlm:dashscope:qwen-vl-max"."""
+    name, _, llm = spec.partition(":")
+    options = dict(options)
+    if name == "vlm" and "chat" not in options:
+        llm = llm or options.pop("llm", "")
+        if not llm:
+            raise ConfigError(
+                "The vlm OCR engine needs a vision model.",
+                hint='Use ocr="vlm:provider:model", e.g. "vlm:dashscope:qwen-vl-max" (or ocr_options={"llm": ...}).',
+            )
+        options["chat"] = get_chat_model(llm)
+    elif llm:
+        raise ConfigError(f"Only the vlm engine takes a model after ':', got {spec!r}.")
+    return get_ocr_engine(name, **options)
 
 
 def _wrap(exc: BaseException) -> ChatOCRError:

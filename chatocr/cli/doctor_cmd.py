@@ -71,7 +71,7 @@ def check_ocr_engine(name: str) -> Check:
     if name == "text":
         return Check("ocr", name, True, ".txt/.json OCR input")
     if name == "vlm":
-        return Check("ocr", name, False, "vision LLM: Python API only", "get_ocr_engine('vlm', chat=...)")
+        return Check("ocr", name, True, "vision LLM as OCR: --ocr vlm:PROVIDER:MODEL (needs that backend's key)", "")
     return Check("ocr", name, True, "plugin (entry point chatocr.ocr), not checked")
 
 

@@ -284,3 +284,23 @@ def test_config_from_toml_env_and_arguments(tmp_path: Path, monkeypatch: pytest.
         load_config(path=path, use_files=False, use_env=False)
     with pytest.raises(ConfigError, match=r"unknown_key|Extra inputs"):
         load_config({"unknown_key": 1}, use_files=False, use_env=False)
+
+
+def test_vlm_engine_is_built_from_a_provider_spec() -> None:
+    from chatocr.api import _make_engine
+
+    with pytest.raises(ConfigError, match="needs a vision model"):
+        _make_engine("vlm", {})
+    with pytest.raises(ConfigError, match="Only the vlm engine"):
+        _make_engine("rapid:x", {})
+    engine = _make_engine("vlm:scripted", {})
+    assert engine.name == "vlm"
+    vision = ScriptedChatModel(["TOTAL 9.90"], retry_policy=NO_RETRY)
+    from PIL import Image, ImageDraw
+
+    page = Image.new("RGB", (200, 100), "white")
+    ImageDraw.Draw(page).text((10, 40), "TOTAL 9.90", fill="black")
+    ocr = ChatOCR(llm=ScriptedChatModel([GOOD]), ocr="vlm", ocr_options={"chat": vision}, ocr_cache=False)
+    document = ocr._run(ocr.read(page))
+    assert document.text() == "TOTAL 9.90" and document.has_boxes is False
+    assert vision.calls[0].messages[0].images  # the page went to the vision model as an image
