@@ -142,6 +142,11 @@ def summary_table(outcomes: list[Outcome]) -> list[list[str]]:
     return table
 
 
+def demote_headings(text: str, levels: int = 2) -> str:
+    """Markdown headings pushed down `levels` levels (a merged write-up nests under its section)."""
+    return re.sub(r"^(#{1,6}) ", lambda m: "#" * min(6, len(m.group(1)) + levels) + " ", text, flags=re.MULTILINE)
+
+
 def write_markdown(path: Path, outcomes: list[Outcome], command: str, machine: dict[str, object]) -> None:
     lines = [
         "# Benchmarks",
@@ -182,8 +187,7 @@ def write_markdown(path: Path, outcomes: list[Outcome], command: str, machine: d
         if outcome.returncode not in (0, 1):
             lines += ["stderr (last lines):", "", "```", "\n".join(outcome.stderr.splitlines()[-15:]), "```", ""]
     for detail in sorted((ROOT / "docs").glob("benchmarks-*.md")):
-        text = detail.read_text(encoding="utf-8").strip()
-        text = re.sub(r"^# ", "### ", text, count=1)
+        text = demote_headings(detail.read_text(encoding="utf-8").strip())
         lines += [f"## Detailed write-up: docs/{detail.name}", "", text, ""]
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
 
