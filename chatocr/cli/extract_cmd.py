@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +31,8 @@ __all__ = ["IMAGE_SUFFIXES", "TEXT_SUFFIXES", "collect_inputs", "register"]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pdf"}
 TEXT_SUFFIXES = {".txt", ".json", ".jsonl"}
 FORMATS = ("table", "json", "values", "jsonl", "csv")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_NUMBER_LIST = re.compile(r"\[\s*((?:-?\d+(?:\.\d+)?,\s*)*-?\d+(?:\.\d+)?)\s*\]")
 _PLAIN: dict[str, Any] = {"markup": False, "highlight": False, "soft_wrap": True}
 
 
@@ -198,6 +201,8 @@ def _finish(results: list[Extraction], fmt: str, args: argparse.Namespace, keyed
         if total == 1 and len(data) == 1:
             data = data[0]
         text = json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"
+        if fmt == "values":  # a box on one line: [68, 91, 423, 91, ...], not one number per line
+            text = _NUMBER_LIST.sub(lambda m: "[" + ", ".join(_NUMBER.findall(m.group(1))) + "]", text)
         if args.out is not None:
             _write_atomic(args.out, text)
         else:
