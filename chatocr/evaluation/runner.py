@@ -426,7 +426,11 @@ def build_report(
         # OCR recall does not depend on the strategy.
         ocr_counts = {name: FieldCounts() for name in dataset.fields}
         texts: dict[str, list[str]] = {}
-        for doc in dataset.documents:
+        # Over the documents reported (a --cached-only report leaves unfinished ones out).
+        reported = [
+            doc for doc in dataset.documents if any((dataset.name, doc.id, s.name) in by_key for s in strategies)
+        ]
+        for doc in reported:
             document = ocr_docs.get((dataset.name, doc.id))
             texts[doc.id] = (
                 [normalize(document.text(layout=True)), normalize(document.text(layout=False))] if document else []
