@@ -58,9 +58,7 @@ class ChatSettings:
         if self.timeout <= 0:
             raise ConfigError(f"timeout must be positive, got {self.timeout}.")
         if not (self.json_mode is None or self.json_mode == "object" or isinstance(self.json_mode, dict)):
-            raise ConfigError(
-                f"json_mode must be None, 'object' or a JSON-schema dict, got {self.json_mode!r}."
-            )
+            raise ConfigError(f"json_mode must be None, 'object' or a JSON-schema dict, got {self.json_mode!r}.")
 
 
 @dataclass(frozen=True)
@@ -72,11 +70,7 @@ class Usage:
     total_tokens: int | None = None
 
     def __post_init__(self) -> None:
-        if (
-            self.total_tokens is None
-            and self.prompt_tokens is not None
-            and self.completion_tokens is not None
-        ):
+        if self.total_tokens is None and self.prompt_tokens is not None and self.completion_tokens is not None:
             object.__setattr__(self, "total_tokens", self.prompt_tokens + self.completion_tokens)
 
 
@@ -112,15 +106,28 @@ class RetryPolicy:
     jitter: bool = True
     max_retry_after: float = 60.0
 
-    def delay(
-        self, retry: int, retry_after: float | None = None, rng: Callable[[], float] = random.random
-    ) -> float:
+    def delay(self, retry: int, retry_after: float | None = None, rng: Callable[[], float] = random.random) -> float:
         base = min(self.max_delay, self.initial_delay * self.multiplier ** (retry - 1))
         if self.jitter:
             base = base / 2 + rng() * base / 2
         if retry_after is not None:
             base = max(base, retry_after)
         return base
+
+
+def sampling_options(settings: ChatSettings) -> dict[str, Any]:
+    """The OpenAI-style sampling keys (temperature, top_p, max_tokens, stop, seed) that both
+    OpenAI-compatible services and llama.cpp's create_chat_completion take."""
+    options: dict[str, Any] = {"temperature": settings.temperature}
+    if settings.top_p is not None:
+        options["top_p"] = settings.top_p
+    if settings.max_output_tokens is not None:
+        options["max_tokens"] = settings.max_output_tokens
+    if settings.stop:
+        options["stop"] = list(settings.stop)
+    if settings.seed is not None:
+        options["seed"] = settings.seed
+    return options
 
 
 _thread_state = threading.local()

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, MissingDependencyError
-from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking
+from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking, sampling_options
 from chatocr.messages import Limits, Message
 from chatocr.resources import cache_dir
 from chatocr.tokens import CachedCounter, FunctionCounter, TokenCounter
@@ -137,9 +137,7 @@ def resolve_model_path(model_path: str | os.PathLike[str] | None = None) -> Path
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
-            raise ConfigError(
-                f"Local model file {path} does not exist.", hint="Pass the path of a .gguf file."
-            )
+            raise ConfigError(f"Local model file {path} does not exist.", hint="Pass the path of a .gguf file.")
         return path
     return ensure_model()
 
@@ -290,15 +288,7 @@ class LocalChatModel(ChatModel):
                     hint="Run OCR first, or use a vision model through the openai backend.",
                 )
             wire.append({"role": message.role, "content": message.content})
-        request: dict[str, Any] = {"messages": wire, "temperature": settings.temperature}
-        if settings.top_p is not None:
-            request["top_p"] = settings.top_p
-        if settings.max_output_tokens is not None:
-            request["max_tokens"] = settings.max_output_tokens
-        if settings.stop:
-            request["stop"] = list(settings.stop)
-        if settings.seed is not None:
-            request["seed"] = settings.seed
+        request: dict[str, Any] = {"messages": wire, **sampling_options(settings)}
         if settings.json_mode == "object":
             request["response_format"] = {"type": "json_object"}
         elif isinstance(settings.json_mode, dict):
@@ -325,9 +315,7 @@ class LocalChatModel(ChatModel):
             text=choice["message"].get("content") or "",
             finish_reason=finish,
             truncated=finish == "length",
-            usage=Usage(
-                usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens")
-            ),
+            usage=Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens")),
             model=self.model,
             raw=response,
         )

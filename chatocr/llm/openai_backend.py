@@ -25,7 +25,7 @@ from chatocr.errors import (
     ServiceUnavailableError,
 )
 from chatocr.llm._secrets import Secret, install_log_redaction, redact
-from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking
+from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking, sampling_options
 from chatocr.llm.presets import PRESETS, Preset, SchemaStyle
 from chatocr.messages import Limits, Message
 from chatocr.tokens import CharCounter, TiktokenCounter, TokenCounter
@@ -114,9 +114,7 @@ class OpenAIChatModel(ChatModel):
         self._api_key = key or Secret("not-needed")
         self.schema_style: SchemaStyle = schema_style or preset.schema_style
         self.limits = limits or preset.limits(self.model)
-        self.counter = counter or (
-            CharCounter() if preset.counter == "chars" else LazyTiktokenCounter(preset.counter)
-        )
+        self.counter = counter or (CharCounter() if preset.counter == "chars" else LazyTiktokenCounter(preset.counter))
         self._extra_body = extra_body or {}
         if retry_policy is not None:
             self.retry_policy = retry_policy
@@ -152,16 +150,8 @@ class OpenAIChatModel(ChatModel):
         request: dict[str, Any] = {
             "model": self.model,
             "messages": [_wire_message(m) for m in messages],
-            "temperature": settings.temperature,
+            **sampling_options(settings),
         }
-        if settings.top_p is not None:
-            request["top_p"] = settings.top_p
-        if settings.max_output_tokens is not None:
-            request["max_tokens"] = settings.max_output_tokens
-        if settings.stop:
-            request["stop"] = list(settings.stop)
-        if settings.seed is not None:
-            request["seed"] = settings.seed
         response_format = _response_format(settings.json_mode, self.schema_style)
         if response_format is not None:
             request["response_format"] = response_format
@@ -274,9 +264,7 @@ def _map_error(exc: Exception, provider: str) -> LLMError:
             return AuthenticationError(text, provider=provider)
         if status == 429:
             if code == "insufficient_quota" or "insufficient_quota" in lowered:
-                error = RateLimitError(
-                    text, provider=provider, hint="The account's quota is used up: top it up."
-                )
+                error = RateLimitError(text, provider=provider, hint="The account's quota is used up: top it up.")
                 error.retryable = False
                 return error
             return RateLimitError(text, provider=provider, retry_after=_retry_after(exc.response.headers))
