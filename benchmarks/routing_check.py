@@ -15,7 +15,6 @@ import json
 import sys
 from pathlib import Path
 
-from chatocr.extraction.examples import ExampleBank
 from chatocr.extraction.routing import Router, RoutingPolicy
 from chatocr.scenarios import ScenarioLibrary, load_scenarios
 
@@ -40,7 +39,7 @@ def main() -> int:
                 else s
                 for s in library
             ]
-            router = Router(ScenarioLibrary(rest), ExampleBank(ScenarioLibrary(rest)))
+            router = Router(ScenarioLibrary(rest))
             ranked = router.prescore(scenario.examples[i].text)
             if not confident(ranked):
                 unsure += 1
@@ -48,7 +47,7 @@ def main() -> int:
                 right += 1
             else:
                 wrong += 1
-    router = Router(library, ExampleBank(library))
+    router = Router(library)
     generic = [router.prescore(e.text) for e in library.get("generic").examples]
     misrouted = sum(1 for ranked in generic if confident(ranked))
     print(f"leave-one-out: {right} right, {wrong} wrong, {unsure} not confident; "

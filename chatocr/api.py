@@ -104,7 +104,7 @@ class ChatOCR:
         self.engine = engine
         self.library = scenarios if scenarios is not None else load_scenarios(cfg.scenario_dirs)
         self.bank = ExampleBank(self.library)
-        self.router = Router(self.library, self.bank, RoutingPolicy(classify=cfg.classify))
+        self.router = Router(self.library, RoutingPolicy(classify=cfg.classify))
         order = cfg.order if cfg.order != "auto" else ("stable" if self.model.provider == "local" else "relevance")
         self.policy = PlanPolicy(cfg.packing, cfg.restate_every, cfg.max_examples, order)
         self.budget = ExtractionBudget(max_steps=cfg.max_steps, max_tokens=cfg.max_tokens)
@@ -114,11 +114,14 @@ class ChatOCR:
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _loop_thread(self) -> _LoopThread:
         with self._loop_lock:
             if self._loop is None:
                 self._loop = _LoopThread()
-        return self._loop.run(coro)
+            return self._loop
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._loop_thread().run(coro)
 
     def planner(self, language: str) -> ConversationPlanner:
         """The conversation manager for this backend and language (cached: it caches counts)."""
@@ -323,10 +326,7 @@ class ChatOCR:
             finally:
                 results.put(None)
 
-        with self._loop_lock:
-            if self._loop is None:
-                self._loop = _LoopThread()
-        future = asyncio.run_coroutine_threadsafe(pump(), self._loop.loop)
+        future = asyncio.run_coroutine_threadsafe(pump(), self._loop_thread().loop)
         try:
             while True:
                 item = results.get()

@@ -174,6 +174,17 @@ class ConversationPlanner:
         self._blocks: dict[tuple[str, int, str], tuple[str, Mapping[str, Any], str]] = {}
         self._bounds: dict[str, tuple[str, Mapping[str, Any], tuple[int, int, bool]]] = {}
 
+    def fits(self, messages: Sequence[Message]) -> bool:
+        """Whether `messages` respect the per-message limits and the total input budget (used to
+        check a conversation grown after planning, e.g. by a re-ask)."""
+        chars = tokens = 0
+        for message in messages:
+            if not self._sizer.fits_message(message.content):
+                return False
+            c, t = self._sizer.cost(message.content)
+            chars, tokens = chars + c, tokens + t
+        return self._sizer.within_total(chars, tokens)
+
     # -- rendering -----------------------------------------------------------------------------
 
     def _block(self, example: PlanExample, number: int, kind: str) -> str:

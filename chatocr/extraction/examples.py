@@ -56,14 +56,6 @@ class ExampleBank:
         self.index = SimilarityIndex([e.scenario.examples[e.index].text for e in self._entries])
         self._projected: dict[tuple[int, tuple[str, ...]], PlanExample | None] = {}
 
-    def scores_by_scenario(self, text: str) -> dict[str, float]:
-        """For each scenario, the similarity of its most similar example to `text`."""
-        best: dict[str, float] = {}
-        for entry, score in zip(self._entries, self.index.scores(text), strict=True):
-            name = entry.scenario.name
-            best[name] = max(best.get(name, 0.0), score)
-        return best
-
     def select(self, text: str, fields: Sequence[FieldSpec], scenario: Scenario | None) -> list[PlanExample]:
         """Examples ranked by similarity to `text`, most similar first: the scenario's own when one
         was chosen, otherwise those of any scenario that answers at least one requested key."""

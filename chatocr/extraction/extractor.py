@@ -282,7 +282,7 @@ def _with_repair(
     re-planning with fewer examples when needed."""
     extra = [Message("assistant", answer, kind="answer"), Message("user", repair, kind="repair")]
     candidate = [*messages, *extra]
-    if _fits(planner, candidate):
+    if planner.fits(candidate):
         return candidate
     for keep in range(len(examples) - 1, -1, -1):
         smaller = replace(policy, max_examples=keep)
@@ -291,29 +291,8 @@ def _with_repair(
         except PlanningError:
             break
         candidate = [*plan.messages, *extra]
-        if _fits(planner, candidate):
+        if planner.fits(candidate):
             return candidate
     # Nothing fits with the history: ask again from the plain task, the problems appended.
     last = messages[-1]
     return [*messages[:-1], Message("user", f"{last.content}\n\n{repair}", kind="task+repair")]
-
-
-def _fits(planner: ConversationPlanner, messages: list[Message]) -> bool:
-    limits = planner.limits
-    chars = tokens = 0
-    for message in messages:
-        if not _fits_message(planner, message.content):
-            return False
-        chars += len(message.content)
-        tokens += planner.counter.count(message.content) + limits.message_overhead_tokens
-    budget = limits.input_token_budget()
-    if limits.max_input_chars is not None and chars > limits.max_input_chars:
-        return False
-    return budget is None or tokens <= budget
-
-
-def _fits_message(planner: ConversationPlanner, text: str) -> bool:
-    limits = planner.limits
-    if limits.max_message_chars is not None and len(text) > limits.max_message_chars:
-        return False
-    return limits.max_message_tokens is None or planner.counter.count(text) <= limits.max_message_tokens

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chatocr.conversation.templates import load_prompts
-from chatocr.extraction.examples import ExampleBank
 from chatocr.extraction.parsing import parse_reply
 from chatocr.extraction.result import CallRecord, Route
 from chatocr.extraction.similarity import SimilarityIndex, words
@@ -53,9 +52,8 @@ def _language_of(text: str) -> str:
 
 
 class Router:
-    def __init__(self, library: ScenarioLibrary, bank: ExampleBank, policy: RoutingPolicy | None = None) -> None:
+    def __init__(self, library: ScenarioLibrary, policy: RoutingPolicy | None = None) -> None:
         self.library = library
-        self.bank = bank
         self.policy = policy or RoutingPolicy()
         self._routable = [s for s in library if s.name != FALLBACK_SCENARIO]
         # Word-level (see similarity.words): routing is about what a document is, not its layout.

@@ -61,15 +61,15 @@ class SimilarityIndex:
 
     def __init__(self, texts: Sequence[str], tokenize: Callable[[str], Counter[str]] = ngrams) -> None:
         self._tokenize = tokenize
-        self._grams = [tokenize(text) for text in texts]
+        counts = [tokenize(text) for text in texts]
         df: Counter[str] = Counter()
-        for grams in self._grams:
+        for grams in counts:
             df.update(grams.keys())
         n = max(1, len(texts))
         # Smoothed IDF: a gram in every document still counts a little (n+1)/(df+1) > 1.
         self._idf = {gram: math.log((n + 1) / (count + 1)) + 1.0 for gram, count in df.items()}
         self._default_idf = math.log(n + 1) + 1.0
-        self._vectors = [self._vector(grams) for grams in self._grams]
+        self._vectors = [self._vector(grams) for grams in counts]
         # Inverted index: a query only touches the documents sharing each of its grams.
         self._postings: dict[str, list[tuple[int, float]]] = {}
         for doc, vector in enumerate(self._vectors):
