@@ -93,7 +93,8 @@ def _worker(args: tuple[str, int]) -> tuple[int, dict[str, object]]:
 def test_concurrent_processes_share_the_cache_safely(tmp_path: Path) -> None:
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         outcomes = pool.map(_worker, [(str(tmp_path), seed) for seed in range(8)])
-    receipts = [result for _, result in outcomes]
+    # Processes that missed at the same moment each ran OCR: same document, own timing.
+    receipts = [{k: v for k, v in result.items() if k != "seconds"} for _, result in outcomes]
     assert all(result == receipts[0] for result in receipts)
     assert not list(tmp_path.glob("*/*.tmp")), "temporary files left behind"
     for entry in tmp_path.glob("*/*.json"):
