@@ -424,7 +424,12 @@ class ConversationPlanner:
             return self.prompts.render("chat_document", text=text, part=part, parts=parts)
 
         parts = [document] if sizer.fits_message(render_last(document, 1, 1)) else self._split(document, render_last)
-        fixed = [Message("system", system, kind="system"), *self._part_messages(parts)]
+        if self.limits.roles.system == "none":  # no system role: its own turn, acknowledged
+            ack = self.prompts.render("ack", part=0, parts=0)
+            head = [Message("user", system, kind="system"), Message("assistant", ack, kind="ack")]
+        else:
+            head = [Message("system", system, kind="system")]
+        fixed = [*head, *self._part_messages(parts)]
         fixed.append(Message("user", render_last(parts[-1], len(parts), len(parts)), kind="document"))
         fixed.append(Message("assistant", self.prompts.render("chat_ready"), kind="ack"))
         final = Message("user", question, kind="question")
@@ -450,14 +455,7 @@ class ConversationPlanner:
                 break
             chars, tokens = chars + c1 + c2, tokens + t1 + t2
             kept = pair + kept
-        messages = [*fixed, *kept, final]
-        if self.limits.roles.system == "none":
-            messages = [
-                Message("user", system, kind="system"),
-                Message("assistant", self.prompts.render("ack", part=0, parts=0), kind="ack"),
-                *messages[1:],
-            ]
-        return messages, dropped
+        return [*fixed, *kept, final], dropped
 
     def _choose_examples(
         self,

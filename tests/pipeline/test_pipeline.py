@@ -306,3 +306,22 @@ def test_vlm_engine_is_built_from_a_provider_spec() -> None:
     document = ocr._run(ocr.read(page))
     assert document.text() == "TOTAL 9.90" and document.has_boxes is False
     assert vision.calls[0].messages[0].images  # the page went to the vision model as an image
+
+
+def test_chat_without_a_system_role_counts_the_system_turn_in_the_budget() -> None:
+    from chatocr.conversation import ConversationPlanner, load_prompts
+    from chatocr.errors import DocumentTooLargeError
+    from chatocr.messages import RoleRules
+    from chatocr.tokens import CharCounter
+
+    def planner(max_chars: int | None) -> ConversationPlanner:
+        roles = RoleRules(system="none", alternate=True)
+        limits = Limits(max_input_chars=max_chars, message_overhead_tokens=0, roles=roles)
+        return ConversationPlanner(load_prompts("en"), CharCounter(), limits)
+
+    messages, _ = planner(None).plan_chat("receipt", RECEIPT, [], "What is the total?")
+    assert [m.role for m in messages[:2]] == ["user", "assistant"] and messages[1].kind == "ack"
+    needed = sum(len(m.content) for m in messages)  # the system turn and its acknowledgement included
+    assert planner(needed).plan_chat("receipt", RECEIPT, [], "What is the total?")[0] == messages
+    with pytest.raises(DocumentTooLargeError):
+        planner(needed - 1).plan_chat("receipt", RECEIPT, [], "What is the total?")
