@@ -237,9 +237,12 @@ class ChatOCR:
             base = scenario or fallback
             language = scenario.language if scenario else self.router.language_of(text)
             title = base.title if base else ("文档" if language == "zh" else "document")
+            focus = self.config.focus
             instructions = base.instructions if base else ""
+            if base is not None and focus:
+                instructions = base.instructions_for(f.name for f in fields)
             task = TaskSpec(title, tuple(fields), instructions)
-            examples = self.bank.select(text, task.fields, scenario)
+            examples = self.bank.select(text, task.fields, scenario, focus=focus)
             planner = self.planner(language)
             outcome = await run_extraction(
                 document=document,

@@ -4,7 +4,7 @@ manager (which plans messages) and the LLM backends (which send them)."""
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 __all__ = ["ImagePart", "Limits", "Message", "Role", "RoleRules"]
@@ -111,4 +111,14 @@ class Limits:
             reserved_output_tokens=self.reserved_output_tokens,
             message_overhead_tokens=self.message_overhead_tokens,
             roles=self.roles,
+        )
+
+    def capped(self, chars: int, tokens: int) -> Limits:
+        """These limits, with the total input budget at most `chars` characters and `tokens` tokens."""
+        budget = self.input_token_budget()
+        return replace(
+            self,
+            max_input_chars=chars if self.max_input_chars is None else min(chars, self.max_input_chars),
+            max_input_tokens=tokens if budget is None else min(tokens, budget),
+            context_window=None,
         )

@@ -14,8 +14,10 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from chatocr.conversation import ConversationPlanner, PlanExample, PlanPolicy, TaskSpec, load_prompts
+from chatocr.config import load_config
+from chatocr.conversation import ConversationPlanner, PlanPolicy, TaskSpec, load_prompts
 from chatocr.errors import ConfigError, InputError
+from chatocr.extraction.examples import ExampleBank
 from chatocr.messages import Limits, RoleRules
 from chatocr.scenarios import FieldSpec, load_scenarios
 from chatocr.tokens import CharCounter, TiktokenCounter, TokenCounter
@@ -38,9 +40,17 @@ def register(sub: Any) -> None:
     parser.add_argument("--scenario", required=True, help="scenario name (see `chatocr scenarios list`)")
     parser.add_argument("--keys", help="comma-separated keys (default: all the scenario's fields)")
     parser.add_argument("--limits", default="ernie-2000", choices=sorted(PRESETS), help="target limits preset")
-    parser.add_argument("--packing", default="packed", choices=["single", "pairs", "packed"])
+    parser.add_argument("--packing", choices=["single", "pairs", "packed"], help="default: the configured packing")
     parser.add_argument("--restate-every", type=int, default=None, metavar="N")
-    parser.add_argument("--max-examples", type=int, default=None, metavar="N")
+    parser.add_argument(
+        "--max-examples", metavar="N", help="at most N examples, or 'all' (default: the configured maximum)"
+    )
+    parser.add_argument(
+        "--no-focus",
+        dest="focus",
+        action="store_false",
+        help="send every scenario rule and whole example texts (default: only what concerns the keys asked)",
+    )
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.set_defaults(handler=run)
 
@@ -59,25 +69,38 @@ def task_for(scenario_fields: tuple[FieldSpec, ...], keys: str | None, find: Any
     return tuple(out)
 
 
+def _examples_limit(value: str) -> int | None:
+    if value.strip().lower() == "all":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"--max-examples must be a number or 'all', got {value!r}.") from None
+    if number < 0:
+        raise ConfigError("--max-examples must not be negative.")
+    return number
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         document = args.document.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"Cannot read {args.document}: {exc}", hint="Give a UTF-8 text file of OCR text.") from exc
-    scenario = load_scenarios().get(args.scenario)
+    library = load_scenarios()
+    scenario = library.get(args.scenario)
     limits, counter_name = PRESETS[args.limits]
-    if args.max_examples is not None and args.max_examples < 0:
-        raise ConfigError("--max-examples must not be negative.")
+    config = load_config()
+    max_examples = config.max_examples
+    if args.max_examples is not None:
+        max_examples = _examples_limit(args.max_examples)
     fields = task_for(scenario.fields, args.keys, scenario.field)
-    task = TaskSpec(scenario.title, fields, scenario.instructions)
-    wanted = [f.name for f in fields]
-    # The examples' answers are cut down to the requested keys, so the model sees the output it
-    # must produce. (Ranking by similarity to the document comes with the pipeline.)
-    examples = [
-        PlanExample(scenario.example_id(i), ex.text, {k: ex.answer.get(k) for k in wanted})
-        for i, ex in enumerate(scenario.examples)
-    ]
-    policy = PlanPolicy(packing=args.packing, restate_every=args.restate_every, max_examples=args.max_examples)
+    names = [f.name for f in fields]
+    instructions = scenario.instructions_for(names) if args.focus else scenario.instructions
+    task = TaskSpec(scenario.title, fields, instructions)
+    # As the pipeline does: ranked by similarity to the document, answers cut to the keys asked.
+    examples = ExampleBank(library).select(document, fields, scenario, focus=args.focus)
+    packing = args.packing or config.packing
+    policy = PlanPolicy(packing=packing, restate_every=args.restate_every, max_examples=max_examples)
     planner = ConversationPlanner(load_prompts(scenario.language), counter_for(counter_name), limits, policy)
     plan = planner.plan(task, examples, document)
     if args.json:

@@ -56,8 +56,10 @@ class FixedOrderBank(ExampleBank):
             for n, (s, i) in enumerate((s, i) for s in library for i in range(len(s.examples)))
         }
 
-    def select(self, text: str, fields: Sequence[FieldSpec], scenario: Scenario | None) -> list[PlanExample]:
-        ranked = super().select(text, fields, scenario)
+    def select(
+        self, text: str, fields: Sequence[FieldSpec], scenario: Scenario | None, *, focus: bool = True
+    ) -> list[PlanExample]:
+        ranked = super().select(text, fields, scenario, focus=focus)
         return sorted(ranked, key=lambda e: self._order.get(e.id, len(self._order)))
 
 
@@ -158,10 +160,12 @@ class Evaluator:
     # -- plumbing --------------------------------------------------------------------------------
 
     def _chat_for(self, strategy: Strategy) -> ChatOCR:
-        key = strategy.selection
+        focus = self.chat.config.focus if strategy.focus == "default" else strategy.focus
+        key = f"{strategy.selection}/{focus}"
         chat = self._chats.get(key)
         if chat is None:
-            chat = ChatOCR(self.chat.model, self.chat.engine, config=self.chat.config, scenarios=self.chat.library)
+            config = self.chat.config.model_copy(update={"focus": focus})
+            chat = ChatOCR(self.chat.model, self.chat.engine, config=config, scenarios=self.chat.library)
             if strategy.selection == "fixed":
                 chat.bank = FixedOrderBank(chat.library)
             self._chats[key] = chat
@@ -234,8 +238,8 @@ class Evaluator:
         chat = self._chat_for(strategy)
         policy = PlanPolicy(
             strategy.packing or chat.config.packing,
-            None if strategy.restate_every == "default" else strategy.restate_every,
-            None if strategy.max_examples == "default" else strategy.max_examples,
+            chat.config.restate_every if strategy.restate_every == "default" else strategy.restate_every,
+            chat.config.max_examples if strategy.max_examples == "default" else strategy.max_examples,
             strategy.order,
         )
         given = strategy.route == "given"

@@ -7,6 +7,10 @@ A strategy varies one thing at a time around chatocr's defaults (chatocr/config.
     single/pairs/packed               the conversation manager's packing policy
     examples-0/-1/-3/-all             at most that many few-shot examples (all: as the budget allows)
     fixed-examples                    the scenario's examples in file order, not by similarity
+    unfocused                         every scenario rule and whole example texts, not only what
+                                      concerns the keys asked (config `focus`)
+    unfocused-all                     unfocused with every example that fits: chatocr's defaults
+                                      before `focus` and the 2-example limit (2026-11-21)
     classifier                        no scenario given: routed by pre-score / the LLM classifier
     restate-1, restate-2, restate-off re-state the task in every Nth example turn (off: only the final turn)
     stable-order                      the chosen examples laid out in id order (prefix-cache friendly);
@@ -15,7 +19,7 @@ A strategy varies one thing at a time around chatocr's defaults (chatocr/config.
     baseline       PP-ChatOCR-style: one stateless message with PP-ChatOCRv3's default prompt
     baseline-zh    the same, always with the Chinese original prompt
 
-Ad-hoc strategies: "packing=pairs,examples=1,restate=1,selection=fixed,route=classifier"
+Ad-hoc strategies: "packing=pairs,examples=1,restate=1,selection=fixed,route=classifier,focus=off"
 (any subset of the keys; the rest are the defaults).
 
 Groups: "standard" = default + baseline; "compare" = the one-factor-at-a-time set.
@@ -47,6 +51,7 @@ class Strategy:
     # Layout of the chosen examples: most relevant nearest the document, or a stable (id) order
     # that lets a local model re-use its prompt-prefix cache. Explicit, not the configured "auto".
     order: Literal["relevance", "stable"] = "relevance"
+    focus: bool | Literal["default"] = "default"
     language: str | None = None  # baseline: force the prompt language
     description: str = ""
 
@@ -59,6 +64,7 @@ class Strategy:
             packing=self.packing or config.packing,
             max_examples=config.max_examples if self.max_examples == "default" else self.max_examples,
             restate_every=config.restate_every if self.restate_every == "default" else self.restate_every,
+            focus=config.focus if self.focus == "default" else self.focus,
         )
 
     def settings(self) -> dict[str, Any]:
@@ -67,10 +73,15 @@ class Strategy:
         data.pop("name")
         data.pop("description")
         if self.kind == "baseline":
-            for key in ("packing", "max_examples", "restate_every", "selection", "route", "order"):
+            for key in ("packing", "max_examples", "restate_every", "selection", "route", "order", "focus"):
                 data.pop(key)
-        elif self.order == "relevance":
-            data.pop("order")  # keeps result-cache keys of runs made before `order` existed
+            return data
+        # Keep the result-cache keys of runs made before `order` and `focus` existed (they ran in
+        # relevance order, unfocused).
+        if self.order == "relevance":
+            data.pop("order")
+        if self.focus is False:
+            data.pop("focus")
         return data
 
     def label(self) -> str:
@@ -80,6 +91,7 @@ class Strategy:
         restate = "off" if self.restate_every is None else f"every {self.restate_every}"
         return (
             f"{self.packing}, examples={examples} ({self.selection}, {self.order} order), restate {restate}, "
+            f"{'focused' if self.focus is True else 'unfocused'}, "
             f"{'classifier' if self.route == 'classifier' else 'scenario given'}"
         )
 
@@ -96,6 +108,13 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("examples-3", max_examples=3, description="the 3 most similar examples"),
         Strategy("examples-all", max_examples=None, description="every example the budget allows"),
         Strategy("fixed-examples", selection="fixed", description="examples in file order, not by similarity"),
+        Strategy("unfocused", focus=False, description="every rule, whole example texts"),
+        Strategy(
+            "unfocused-all",
+            focus=False,
+            max_examples=None,
+            description="unfocused, every example that fits (the defaults before 2026-11-21)",
+        ),
         Strategy("classifier", route="classifier", description="scenario not given: routed"),
         Strategy("restate-1", restate_every=1, description="task reminder in every example turn"),
         Strategy("restate-2", restate_every=2, description="task reminder in every 2nd example turn"),
@@ -109,12 +128,12 @@ STRATEGIES: dict[str, Strategy] = {
 GROUPS: dict[str, tuple[str, ...]] = {
     "standard": ("default", "baseline"),
     "compare": (
-        "default", "single", "pairs", "examples-0", "examples-1", "examples-3",
-        "fixed-examples", "classifier", "restate-1", "baseline",
+        "default", "single", "pairs", "examples-0", "examples-1", "examples-3", "examples-all",
+        "unfocused", "unfocused-all", "fixed-examples", "classifier", "restate-1", "baseline",
     ),
 }
 
-_KEYS = {"packing", "examples", "restate", "selection", "route", "order"}
+_KEYS = {"packing", "examples", "restate", "selection", "route", "order", "focus"}
 
 
 def _parse_int_or_none(value: str, what: str) -> int | None:
@@ -130,7 +149,8 @@ def _parse_int_or_none(value: str, what: str) -> int | None:
 
 
 def parse_strategy(spec: str) -> Strategy:
-    """An ad-hoc strategy from "key=value,..." (keys: packing, examples, restate, selection, route)."""
+    """An ad-hoc strategy from "key=value,..." (keys: packing, examples, restate, order, selection,
+    route, focus)."""
     options: dict[str, Any] = {}
     for part in (p.strip() for p in spec.split(",") if p.strip()):
         key, sep, value = part.partition("=")
@@ -153,6 +173,10 @@ def parse_strategy(spec: str) -> Strategy:
             if value not in ("relevance", "stable"):
                 raise ConfigError(f"order must be relevance or stable, got {value!r}.")
             options["order"] = value
+        elif key == "focus":
+            if value not in ("on", "off"):
+                raise ConfigError(f"focus must be on or off, got {value!r}.")
+            options["focus"] = value == "on"
         elif key == "selection":
             if value not in ("similarity", "fixed"):
                 raise ConfigError(f"selection must be similarity or fixed, got {value!r}.")

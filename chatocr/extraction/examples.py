@@ -7,19 +7,26 @@ ranked list to the conversation manager, which keeps as many as the backend's bu
 
 An example's answer is projected onto the requested keys (a user may ask for 3 of 14 invoice
 fields, by alias, or for keys of their own), so the model sees exactly the output it must give.
+With `focus` (the default), its text is cut to the lines that hold those answers and their
+neighbours: an item list teaches nothing about where the total is, and costs tokens on every call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from chatocr.conversation.planner import PlanExample
 from chatocr.extraction.similarity import SimilarityIndex
 from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import FieldSpec, Scenario
 
-__all__ = ["ExampleBank", "resolve_fields"]
+__all__ = ["ExampleBank", "focus_text", "resolve_fields"]
+
+# What stands for the lines cut from an example's text.
+ELISION = "[...]"
 
 
 def resolve_fields(scenario: Scenario | None, keys: Sequence[str] | None) -> tuple[FieldSpec, ...]:
@@ -54,23 +61,26 @@ class ExampleBank:
         self.library = library
         self._entries = [_Entry(s, i) for s in library for i in range(len(s.examples))]
         self.index = SimilarityIndex([e.scenario.examples[e.index].text for e in self._entries])
-        self._projected: dict[tuple[int, tuple[str, ...]], PlanExample | None] = {}
+        self._projected: dict[tuple[int, tuple[str, ...], bool], PlanExample | None] = {}
 
-    def select(self, text: str, fields: Sequence[FieldSpec], scenario: Scenario | None) -> list[PlanExample]:
+    def select(
+        self, text: str, fields: Sequence[FieldSpec], scenario: Scenario | None, *, focus: bool = True
+    ) -> list[PlanExample]:
         """Examples ranked by similarity to `text`, most similar first: the scenario's own when one
-        was chosen, otherwise those of any scenario that answers at least one requested key."""
+        was chosen, otherwise those of any scenario that answers at least one requested key.
+        focus: cut each example's text to the lines holding the requested answers (see focus_text)."""
         keys = tuple(f.name for f in fields)
         candidates = [i for i, e in enumerate(self._entries) if scenario is None or e.scenario.name == scenario.name]
         ranked: list[PlanExample] = []
         for i, score in self.index.rank(text, candidates):
-            example = self._project(i, keys)
+            example = self._project(i, keys, focus)
             if example is not None:
                 # Same text and answer objects as cached: the planner's render cache stays valid.
                 ranked.append(PlanExample(example.id, example.text, example.answer, round(score, 4)))
         return ranked
 
-    def _project(self, entry_index: int, keys: tuple[str, ...]) -> PlanExample | None:
-        cache_key = (entry_index, keys)
+    def _project(self, entry_index: int, keys: tuple[str, ...], focus: bool) -> PlanExample | None:
+        cache_key = (entry_index, keys, focus)
         if cache_key in self._projected:
             return self._projected[cache_key]
         entry = self._entries[entry_index]
@@ -85,8 +95,53 @@ class ExampleBank:
             else:
                 answer[key] = None
         # An example that answers none of the keys teaches only the output format; skip it.
-        projected = PlanExample(f"{entry.scenario.example_id(entry.index)}", example.text, answer) if matched else None
+        text = focus_text(example.text, answer) if focus else example.text
+        projected = PlanExample(entry.scenario.example_id(entry.index), text, answer) if matched else None
         if len(self._projected) > 20000:
             self._projected.clear()
         self._projected[cache_key] = projected
         return projected
+
+
+def _flat(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).split()).casefold()
+
+
+def _leaves(value: Any) -> Iterator[str]:
+    """The non-empty scalar values inside an answer value (list items' fields included)."""
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _leaves(item)
+    elif value is not None and str(value).strip():
+        yield _flat(str(value))
+
+
+def focus_text(text: str, answer: Mapping[str, Any], context: int = 1) -> str:
+    """`text` with only the lines that hold an answer value, `context` lines either side of each
+    (the near misses the model must learn to pass over: SUBTOTAL above TOTAL, CHANGE below it),
+    every run of other lines replaced by one "[...]" line.
+
+    A line holds a value when the value occurs in it or, for a value spanning lines (an address
+    joined from three lines), when the line is part of the value; NFKC, case and whitespace are
+    ignored. Unchanged when no value is found (an all-null example) or cutting would save nothing.
+    """
+    lines = text.splitlines()
+    values = [v for v in _leaves(dict(answer)) if v]
+    keep = [False] * len(lines)
+    for number, line in enumerate(lines):
+        flat = _flat(line)
+        if flat and any(v in flat or (len(flat) >= 4 and flat in v) for v in values):
+            for near in range(max(0, number - context), min(len(lines), number + context + 1)):
+                keep[near] = True
+    if not any(keep) or keep.count(False) < 2:
+        return text
+    out: list[str] = []
+    for line, kept in zip(lines, keep, strict=True):
+        if kept:
+            out.append(line)
+        elif not out or out[-1] != ELISION:
+            out.append(ELISION)
+    return "\n".join(out)

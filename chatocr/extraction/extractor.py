@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chatocr.conversation.planner import ConversationPlanner, Plan, PlanExample, PlanPolicy, TaskSpec
-from chatocr.errors import ContextTooLongError, PlanningError
+from chatocr.errors import ContextTooLongError, DocumentTooLargeError, PlanningError
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.parsing import parse_reply
 from chatocr.extraction.result import CallRecord, Evidence, FieldResult
@@ -229,10 +229,27 @@ async def run_extraction(
             if len(replans) >= budget.max_replans:
                 raise
             factor = budget.replan_factor ** (len(replans) + 1)
-            current_planner = ConversationPlanner(
-                planner.prompts, planner.counter, planner.limits.scaled(factor), policy
+            # Smaller than the declared limits and than what was just refused: a backend whose
+            # real window is below its declared one would otherwise get the same plan again.
+            sent_chars = sum(len(m.content) for m in messages)
+            sent_tokens = sum(planner.counter.count(m.content) for m in messages)
+            limits = planner.limits.scaled(factor).capped(
+                int(sent_chars * budget.replan_factor), int(sent_tokens * budget.replan_factor)
             )
-            plan = current_planner.plan(task, examples, text, policy=policy)
+            had_examples = bool(plan.report.included)
+            current_planner = ConversationPlanner(planner.prompts, planner.counter, limits, policy)
+            try:
+                plan = current_planner.plan(task, examples, text, policy=policy)
+            except DocumentTooLargeError:
+                if not had_examples:
+                    raise
+                # 70% of what was refused leaves no room even for the bare task: drop every
+                # example (the only thing left to drop) within the declared, scaled budget.
+                policy = replace(policy, max_examples=0)
+                current_planner = ConversationPlanner(
+                    planner.prompts, planner.counter, planner.limits.scaled(factor), policy
+                )
+                plan = current_planner.plan(task, examples, text, policy=policy)
             messages = list(plan.messages)
             replans.append(
                 f"context too long at step {steps}: re-planned with {factor:.0%} of the budget "

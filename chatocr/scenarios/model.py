@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Iterable
 from enum import Enum
 from typing import Any, Literal
 
@@ -241,10 +242,83 @@ class Scenario(_Strict):
                 return field
         return None
 
+    def instructions_for(self, names: Iterable[str]) -> str:
+        """The instructions without the rules about fields that were not asked for.
+
+        A rule is a bullet ("- ", "* ", "1. ") with its continuation lines. Its subjects are the
+        fields that open one of its clauses ("tax is ...", "date and time are ...", "，invoice_code
+        填 ..."). A rule is kept when a subject was asked for; a rule with no subject is kept when
+        it names a requested field anywhere or names no field at all (a general rule such as
+        "amounts without the currency"). Why: every dropped rule is prompt tokens saved on every
+        call, and a small model told how to fill a field it must not output is tempted to output
+        it. Instructions that are not bullets are kept whole."""
+        wanted = {field.name for name in names if (field := self.field(name)) is not None}
+        rules = _split_rules(self.instructions)
+        if len(rules) < 2:
+            return self.instructions
+        field_names = [f.name for f in self.fields]
+        kept = []
+        for rule in rules:
+            subjects = _subjects(rule, field_names)
+            if subjects:
+                keep = bool(subjects & wanted)
+            else:
+                mentioned = {name for name in field_names if _mentions(rule, name)}
+                keep = not mentioned or bool(mentioned & wanted)
+            if keep:
+                kept.append(rule)
+        return "\n".join(kept)
+
     def example_id(self, index: int) -> str:
         """A readable, stable id for examples[index]: `scenario/id` or `scenario/uid`."""
         example = self.examples[index]
         return f"{self.name}/{example.id or example.uid}"
+
+
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)、])\s")
+
+
+def _split_rules(instructions: str) -> list[str]:
+    """Bullets with their continuation lines; [] when the text does not start with a bullet."""
+    rules: list[str] = []
+    for line in instructions.splitlines():
+        if _BULLET.match(line):
+            rules.append(line)
+        elif not rules:
+            return []
+        else:
+            rules[-1] += "\n" + line
+    return rules
+
+
+# Where a clause starts: the bullet, or after ; ； 。 ， , or a full stop followed by a space.
+_CLAUSE_START = re.compile(r"^\s*(?:[-*•]|\d+[.)、])\s+|[;；。，]\s*|[,.]\s+")
+_JOINERS = (" and ", " or ", "、", "和", "/", ", ")
+
+
+def _subjects(rule: str, names: list[str]) -> set[str]:
+    """Fields named at the start of one of the rule's clauses, with their "x and y" companions."""
+    by_length = sorted(names, key=len, reverse=True)  # tax_amount before tax
+    found: set[str] = set()
+    for start in _CLAUSE_START.finditer(rule):
+        position = start.end()
+        while True:
+            name = next((n for n in by_length if rule.startswith(n, position)), None)
+            if name is None or re.match(r"[A-Za-z0-9_]", rule[position + len(name) : position + len(name) + 1]):
+                break
+            found.add(name)
+            position += len(name)
+            joiner = next((j for j in _JOINERS if rule.startswith(j, position)), None)
+            if joiner is None:
+                break
+            position += len(joiner)
+    return found
+
+
+def _mentions(rule: str, name: str) -> bool:
+    """Whether `rule` names the field `name` as a word ("tax" in "tax is", not in "taxi" or "tax_id";
+    ASCII word boundaries only, so Chinese text around an identifier does not hide it)."""
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", rule) is not None
 
 
 def _flat(text: str) -> str:
