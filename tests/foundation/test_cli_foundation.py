@@ -66,3 +66,24 @@ def test_scenarios_list_and_show() -> None:
     assert listed.returncode == 0 and "vat_invoice" in listed.stdout
     shown = chatocr("scenarios", "show", "train_ticket")
     assert shown.returncode == 0 and "starting_station" in shown.stdout
+
+
+def test_plan_shows_the_focused_prompt_and_its_switches() -> None:
+    def plan(*extra: str) -> dict:
+        args = ["plan", "samples/invoice.txt", "--scenario", "vat_invoice", "--keys", "seller_name,total_amount"]
+        result = chatocr(*args, "--limits", "openai-8k", "--json", *extra)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def sent(plan: dict) -> str:
+        return "\n".join(m["content"] for m in plan["messages"])
+
+    focused, whole = plan(), plan("--no-focus", "--max-examples", "all")
+    assert len(focused["report"]["included"]) == 2  # the default maximum
+    assert len(whole["report"]["included"]) > 2
+    assert "[...]" in sent(focused) and "[...]" not in sent(whole)
+    # The rule about invoice items is not sent when nobody asked for items.
+    assert "items 每一行" in sent(whole) and "items 每一行" not in sent(focused)
+    assert len(sent(focused)) < len(sent(whole)) / 2
+    bad = chatocr("plan", "samples/invoice.txt", "--scenario", "vat_invoice", "--max-examples", "many")
+    assert bad.returncode == 1 and "--max-examples must be a number or 'all'" in bad.stderr
