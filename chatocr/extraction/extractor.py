@@ -63,7 +63,9 @@ def json_schema_for(fields: tuple[FieldSpec, ...]) -> dict[str, Any]:
                 }
             properties[field.name] = {"type": ["array", "null"], "items": item}
         elif field.type is FieldType.enum:
-            properties[field.name] = {"type": ["string", "null"], "enum": [*field.choices, None]}
+            # No "type" beside "enum": llama-cpp-python's grammar builder, given a list of types,
+            # makes a union of them and drops the enum, so any string would be accepted.
+            properties[field.name] = {"enum": [*field.choices, None]}
         else:
             properties[field.name] = {"type": ["string", "null"]}
     return {"type": "object", "properties": properties, "required": [f.name for f in fields]}

@@ -11,8 +11,10 @@ import pytest
 
 from chatocr import ChatOCR, Extraction, load_config
 from chatocr.errors import ConfigError, ContextTooLongError, InputError, ScenarioError, ServiceUnavailableError
+from chatocr.extraction.extractor import json_schema_for
 from chatocr.llm import ChatSettings, RetryPolicy, ScriptedChatModel
 from chatocr.messages import Limits, Message
+from chatocr.scenarios import load_scenarios
 
 RECEIPT = """ACME TRADING SDN BHD
 12 JALAN BESAR, 50000 KUALA LUMPUR
@@ -325,3 +327,13 @@ def test_chat_without_a_system_role_counts_the_system_turn_in_the_budget() -> No
     assert planner(needed).plan_chat("receipt", RECEIPT, [], "What is the total?")[0] == messages
     with pytest.raises(DocumentTooLargeError):
         planner(needed - 1).plan_chat("receipt", RECEIPT, [], "What is the total?")
+
+
+def test_enum_fields_are_enforced_by_the_local_models_grammar() -> None:
+    llama_grammar = pytest.importorskip("llama_cpp.llama_grammar")
+    ticket = load_scenarios().get("train_ticket")
+    grammar = llama_grammar.json_schema_to_gbnf(json.dumps(json_schema_for(ticket.fields)))
+    rule = next(line for line in grammar.splitlines() if line.startswith("ticket-grade ::="))
+    choices = ticket.field("ticket_grade").choices  # type: ignore[union-attr]
+    # One alternative per seat class and null: not "string | null", which would accept "网".
+    assert "string" not in rule and rule.count("|") == len(choices)
