@@ -170,16 +170,17 @@ def main(argv: list[str] | None = None) -> int:
         results.append(("real: median s/document (chatocr)", ours["median_s"], "<= 30", ours["median_s"] <= 30))
         rss = real["peak_rss_gb"]["value"]
         results.append(("real: peak RSS (GB)", rss, "<= 3", rss <= 3))
-        for label, config in (("chatocr", ours), ("chatocr all examples", real["chatocr-all-examples"])):
-            ratio = config["prompt_tokens"] / single["prompt_tokens"]
-            equal = config["accuracy"] >= single["accuracy"]
-            results.append(
-                (f"real: prompt tokens {label} / single prompt", ratio, "<= 0.6 at >= accuracy", ratio <= 0.6 and equal)
-            )
+        ratio = ours["prompt_tokens"] / single["prompt_tokens"]
+        equal = ours["accuracy"] >= single["accuracy"]
+        results.append(
+            ("real: prompt tokens chatocr / single prompt", ratio, "<= 0.6 at >= accuracy", ratio <= 0.6 and equal)
+        )
+        # A reference, not a target: what the 2-example limit saves over every (focused) example.
         every = real["chatocr-all-examples"]
         print(
-            f"all examples (focused): accuracy {every['accuracy']:.3f}, prompt tokens {every['prompt_tokens']:.0f}, "
-            f"median s {every['median_s']:.1f}"
+            f"reference, every example focused: accuracy {every['accuracy']:.3f}, prompt tokens "
+            f"{every['prompt_tokens']:.0f} = {every['prompt_tokens'] / single['prompt_tokens']:.3f}x the single "
+            f"prompt, median s {every['median_s']:.1f}"
         )
         print(
             f"accuracy: chatocr {ours['accuracy']:.3f}, single prompt {single['accuracy']:.3f}; "
