@@ -42,8 +42,8 @@ class ChatOCRConfig(BaseModel):
     packing: Literal["single", "pairs", "packed"] = "packed"
     restate_every: int | None = None
     # At most this many examples (None or "all": as many as the budget allows). Two focused examples cost
-    # about 0.55x the tokens of a prompt holding every example whole; see docs/evaluation.md for
-    # the accuracy of 0, 1, 2, 3 and all examples.
+    # 0.58x the tokens of a prompt holding every example whole (bench_pipeline); see
+    # docs/evaluation.md for the accuracy of 0, 1, 2, 3 and all examples.
     max_examples: int | None = 2
     # "auto": "stable" for the in-process local model (its prompt-prefix cache then serves every
     # document that gets the same examples), "relevance" for services.
