@@ -254,8 +254,9 @@ async def run_extraction(
                 plan = current_planner.plan(task, examples, text, policy=policy)
             messages = list(plan.messages)
             replans.append(
-                f"context too long at step {steps}: re-planned with {factor:.0%} of the budget "
-                f"({len(plan.report.included)} examples, {plan.report.document_parts} document part(s))"
+                f"context too long at step {steps}: re-planned with {factor:.0%} of the budget, at most "
+                f"{budget.replan_factor:.0%} of what was refused ({len(plan.report.included)} examples, "
+                f"{plan.report.document_parts} document part(s))"
             )
             steps -= 1  # a refused call produced no answer: it does not use a step
             continue
