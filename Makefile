@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo plan-demo test test-fast lint bench
+.PHONY: setup demo plan-demo test test-fast lint bench eval
 
 setup:
 	bash scripts/setup.sh
@@ -30,3 +30,18 @@ lint:
 
 bench:
 	$(PY) benchmarks/run_all.py
+
+# Every number in docs/evaluation.md (the real local model on ../shared/data; hours when nothing is
+# cached, minutes when it is). Reports go to $(EVAL_OUT); add EVAL_FLAGS=--cached-only to only print.
+DATA ?= ../shared/data
+EVAL_OUT ?= /tmp/chatocr-eval
+EVAL_FLAGS ?=
+EVAL := $(VENV)/bin/chatocr eval --llm local --ocr rapid $(EVAL_FLAGS)
+eval:
+	mkdir -p $(EVAL_OUT)
+	$(EVAL) $(DATA)/sroie_train $(DATA)/cn_train_ticket --strategy default --strategy unfocused-all \
+		--strategy baseline --out $(EVAL_OUT)/standard.json --markdown $(EVAL_OUT)/standard.md
+	$(EVAL) $(DATA)/sroie_train $(DATA)/cn_train_ticket --strategy compare --limit 5 \
+		--out $(EVAL_OUT)/compare.json --markdown $(EVAL_OUT)/compare.md
+	$(EVAL) $(DATA)/cn_train_ticket --strategy default --no-cache \
+		--out $(EVAL_OUT)/tickets.json --markdown $(EVAL_OUT)/tickets.md
