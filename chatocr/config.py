@@ -40,11 +40,11 @@ class ChatOCRConfig(BaseModel):
     prompt_dirs: list[str] = Field(default_factory=list)
     # Conversation manager.
     packing: Literal["single", "pairs", "packed"] = "packed"
-    restate_every: int | None = None
+    restate_every: int | None = Field(None, ge=1)
     # At most this many examples (None or "all": as many as the budget allows). Two focused examples cost
     # 0.58x the tokens of a prompt holding every example whole (bench_pipeline); see
     # docs/evaluation.md for the accuracy of 0, 1, 2, 3 and all examples.
-    max_examples: int | None = 2
+    max_examples: int | None = Field(2, ge=0)
     # "auto": "stable" for the in-process local model (its prompt-prefix cache then serves every
     # document that gets the same examples), "relevance" for services.
     order: Literal["auto", "relevance", "stable"] = "auto"

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from chatocr.config import load_config
 from chatocr.conversation import ConversationPlanner, PlanPolicy, TaskSpec, load_prompts
-from chatocr.errors import ConfigError, InputError
+from chatocr.errors import InputError
 from chatocr.extraction.examples import ExampleBank
 from chatocr.messages import Limits, RoleRules
 from chatocr.scenarios import FieldSpec, load_scenarios
@@ -69,18 +69,6 @@ def task_for(scenario_fields: tuple[FieldSpec, ...], keys: str | None, find: Any
     return tuple(out)
 
 
-def _examples_limit(value: str) -> int | None:
-    if value.strip().lower() == "all":
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigError(f"--max-examples must be a number or 'all', got {value!r}.") from None
-    if number < 0:
-        raise ConfigError("--max-examples must not be negative.")
-    return number
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         document = args.document.read_text(encoding="utf-8")
@@ -89,18 +77,15 @@ def run(args: argparse.Namespace) -> int:
     library = load_scenarios()
     scenario = library.get(args.scenario)
     limits, counter_name = PRESETS[args.limits]
-    config = load_config()
-    max_examples = config.max_examples
-    if args.max_examples is not None:
-        max_examples = _examples_limit(args.max_examples)
+    # The configured settings, the options on top ("all" examples is understood there).
+    config = load_config({"packing": args.packing, "max_examples": args.max_examples})
     fields = task_for(scenario.fields, args.keys, scenario.field)
     names = [f.name for f in fields]
     instructions = scenario.instructions_for(names) if args.focus else scenario.instructions
     task = TaskSpec(scenario.title, fields, instructions)
     # As the pipeline does: ranked by similarity to the document, answers cut to the keys asked.
     examples = ExampleBank(library).select(document, fields, scenario, focus=args.focus)
-    packing = args.packing or config.packing
-    policy = PlanPolicy(packing=packing, restate_every=args.restate_every, max_examples=max_examples)
+    policy = PlanPolicy(packing=config.packing, restate_every=args.restate_every, max_examples=config.max_examples)
     planner = ConversationPlanner(load_prompts(scenario.language), counter_for(counter_name), limits, policy)
     plan = planner.plan(task, examples, document)
     if args.json:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from chatocr.api import ChatOCR
-from chatocr.conversation.planner import PlanExample, PlanPolicy
+from chatocr.conversation.planner import PlanExample
 from chatocr.errors import ChatOCRError
 from chatocr.evaluation.baseline import run_baseline
 from chatocr.evaluation.datasets import Dataset, Document
@@ -160,7 +160,9 @@ class Evaluator:
     # -- plumbing --------------------------------------------------------------------------------
 
     def _chat_for(self, strategy: Strategy) -> ChatOCR:
-        focus = self.chat.config.focus if strategy.focus == "default" else strategy.focus
+        """A ChatOCR sharing the model and OCR engine, set up for a resolved strategy's example
+        selection and focus."""
+        focus = strategy.focus is True
         key = f"{strategy.selection}/{focus}"
         chat = self._chats.get(key)
         if chat is None:
@@ -235,13 +237,8 @@ class Evaluator:
     async def _run_chatocr(
         self, strategy: Strategy, dataset: Dataset, doc: Document, document: OCRDocument
     ) -> DocOutcome:
+        policy = strategy.plan_policy()  # raises for a strategy that was not resolved
         chat = self._chat_for(strategy)
-        policy = PlanPolicy(
-            strategy.packing or chat.config.packing,
-            chat.config.restate_every if strategy.restate_every == "default" else strategy.restate_every,
-            chat.config.max_examples if strategy.max_examples == "default" else strategy.max_examples,
-            strategy.order,
-        )
         given = strategy.route == "given"
         result = await chat.aextract(
             document,

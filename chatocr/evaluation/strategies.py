@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from chatocr.config import ChatOCRConfig
+from chatocr.conversation.planner import PlanPolicy
 from chatocr.errors import ConfigError
 
 __all__ = ["GROUPS", "STRATEGIES", "Strategy", "resolve_strategies"]
@@ -66,6 +67,13 @@ class Strategy:
             restate_every=config.restate_every if self.restate_every == "default" else self.restate_every,
             focus=config.focus if self.focus == "default" else self.focus,
         )
+
+    def plan_policy(self) -> PlanPolicy:
+        """The conversation manager's policy of a resolved chatocr strategy."""
+        examples, restate = self.max_examples, self.restate_every
+        if self.packing is None or examples == "default" or restate == "default" or self.focus == "default":
+            raise ValueError(f"strategy {self.name!r} is not resolved: call resolved(config) first")
+        return PlanPolicy(self.packing, restate, examples, self.order)
 
     def settings(self) -> dict[str, Any]:
         """What determines the outcome (the cache key's part), without the name."""

@@ -13,7 +13,6 @@ neighbours: an item list teaches nothing about where the total is, and costs tok
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from chatocr.conversation.planner import PlanExample
 from chatocr.extraction.similarity import SimilarityIndex
 from chatocr.scenarios.loader import ScenarioLibrary
-from chatocr.scenarios.model import FieldSpec, Scenario
+from chatocr.scenarios.model import FieldSpec, Scenario, flat_text
 
 __all__ = ["ExampleBank", "focus_text", "resolve_fields"]
 
@@ -103,10 +102,6 @@ class ExampleBank:
         return projected
 
 
-def _flat(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", text).split()).casefold()
-
-
 def _leaves(value: Any) -> Iterator[str]:
     """The non-empty scalar values inside an answer value (list items' fields included)."""
     if isinstance(value, Mapping):
@@ -116,7 +111,7 @@ def _leaves(value: Any) -> Iterator[str]:
         for item in value:
             yield from _leaves(item)
     elif value is not None and str(value).strip():
-        yield _flat(str(value))
+        yield flat_text(str(value))
 
 
 def focus_text(text: str, answer: Mapping[str, Any], context: int = 1) -> str:
@@ -132,7 +127,7 @@ def focus_text(text: str, answer: Mapping[str, Any], context: int = 1) -> str:
     values = [v for v in _leaves(dict(answer)) if v]
     keep = [False] * len(lines)
     for number, line in enumerate(lines):
-        flat = _flat(line)
+        flat = flat_text(line)
         if flat and any(v in flat or (len(flat) >= 4 and flat in v) for v in values):
             for near in range(max(0, number - context), min(len(lines), number + context + 1)):
                 keep[near] = True

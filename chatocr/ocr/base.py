@@ -41,9 +41,8 @@ def release_freed_memory() -> None:
 
     Why: a page's OCR peaks at about 1 GB (RapidOCR) and frees it all, but glibc keeps freed
     memory for reuse; the local model loaded next then adds its 2 GB on top of that, and the
-    process holds both. `malloc_trim(0)` (glibc only; a no-op elsewhere) returns it for 15-30 ms
-    per page, against about a second of recognition (benchmarks/bench_ocr.py's overhead ratio
-    includes it)."""
+    process holds both. `malloc_trim(0)` (glibc only; a no-op elsewhere) returns it; its cost is
+    inside benchmarks/bench_ocr.py's wrapper-overhead ratio (chatocr's read vs RapidOCR direct)."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)

@@ -28,6 +28,7 @@ __all__ = [
     "ItemField",
     "Scenario",
     "check_answer",
+    "flat_text",
     "ungrounded_example_values",
 ]
 
@@ -321,7 +322,9 @@ def _mentions(rule: str, name: str) -> bool:
     return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", rule) is not None
 
 
-def _flat(text: str) -> str:
+def flat_text(text: str) -> str:
+    """NFKC, case-folded, all whitespace removed: how an answer value is looked for in a text
+    (here, and when examples are focused on their answers)."""
     return "".join(unicodedata.normalize("NFKC", text).split()).casefold()
 
 
@@ -331,7 +334,7 @@ def ungrounded_example_values(scenario: Scenario) -> list[str]:
     two columns; `chatocr scenarios validate` shows these as warnings."""
     out: list[str] = []
     for index, example in enumerate(scenario.examples):
-        text = _flat(example.text)
+        text = flat_text(example.text)
         for field in scenario.fields:
             values: list[tuple[str, Any]] = [(field.name, example.answer.get(field.name))]
             if field.type is FieldType.list and isinstance(values[0][1], list):
@@ -343,6 +346,6 @@ def ungrounded_example_values(scenario: Scenario) -> list[str]:
                         values.append((f"{field.name}[{i}]", item))
             for where, value in values:
                 grounded_kind = field.type is not FieldType.enum
-                if isinstance(value, str) and value.strip() and grounded_kind and _flat(value) not in text:
+                if isinstance(value, str) and value.strip() and grounded_kind and flat_text(value) not in text:
                     out.append(f"examples[{index}].answer.{where}: {value!r} does not occur in the example's text")
     return out

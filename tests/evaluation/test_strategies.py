@@ -40,3 +40,7 @@ def test_resolved_fills_config_defaults() -> None:
     assert zero.max_examples == 0 and zero.packing == "pairs"
     assert STRATEGIES["restate-off"].resolved(config).restate_every is None
     assert "packing" not in STRATEGIES["baseline"].settings()
+    policy = default.plan_policy()
+    assert (policy.packing, policy.max_examples, policy.restate_every) == ("pairs", 2, 3)
+    with pytest.raises(ValueError, match="not resolved"):
+        STRATEGIES["default"].plan_policy()
