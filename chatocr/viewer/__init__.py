@@ -8,6 +8,14 @@ line's box and every extracted field's boxes drawn over it, and a table of the f
 """
 
 from chatocr.viewer.report import LOW_CONFIDENCE, ReportItem, build_report, document_view, write_report
-from chatocr.viewer.sources import gather_items
+from chatocr.viewer.sources import gather_items, read_result_file
 
-__all__ = ["LOW_CONFIDENCE", "ReportItem", "build_report", "document_view", "gather_items", "write_report"]
+__all__ = [
+    "LOW_CONFIDENCE",
+    "ReportItem",
+    "build_report",
+    "document_view",
+    "gather_items",
+    "read_result_file",
+    "write_report",
+]

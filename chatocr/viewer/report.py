@@ -39,8 +39,20 @@ LOW_CONFIDENCE = 0.8
 IMAGE_MAX_SIDE = 1200
 JPEG_QUALITY = 72
 # One colour per field, in order (Tableau 10 and a few more; the same as the --draw pictures).
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-           "#bcbd22", "#7f7f7f", "#393b79", "#637939")
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#7f7f7f",
+    "#393b79",
+    "#637939",
+)
 
 
 @dataclass
@@ -109,8 +121,9 @@ def _page_indexes(item: ReportItem) -> list[int]:
     return list(range(count)) if count else ([0] if evidence_pages else [])
 
 
-def _page_view(item: ReportItem, index: int, fields: list[dict[str, Any]], max_side: int,
-               quality: int) -> dict[str, Any]:
+def _page_view(
+    item: ReportItem, index: int, fields: list[dict[str, Any]], max_side: int, quality: int
+) -> dict[str, Any]:
     document, images = item.document, item.images or ()
     ocr_page = next((p for p in document.pages if p.index == index), None) if document else None
     image = images[index] if index < len(images) else None
@@ -137,8 +150,13 @@ def _page_view(item: ReportItem, index: int, fields: list[dict[str, Any]], max_s
     }
 
 
-def document_view(item: ReportItem, *, low_confidence: float = LOW_CONFIDENCE, max_side: int = IMAGE_MAX_SIDE,
-                  quality: int = JPEG_QUALITY) -> dict[str, Any]:
+def document_view(
+    item: ReportItem,
+    *,
+    low_confidence: float = LOW_CONFIDENCE,
+    max_side: int = IMAGE_MAX_SIDE,
+    quality: int = JPEG_QUALITY,
+) -> dict[str, Any]:
     """One document as the JSON the page script draws."""
     result = item.result
     fields = [_field_view(f, PALETTE[i % len(PALETTE)], low_confidence) for i, f in enumerate(result.fields.values())]
@@ -148,8 +166,9 @@ def document_view(item: ReportItem, *, low_confidence: float = LOW_CONFIDENCE, m
         "source": result.source,
         "page": result.page,
         "scenario": result.scenario,
-        "route": None if route is None else {"mode": route.mode, "confidence": route.confidence,
-                                             "reason": route.reason},
+        "route": None
+        if route is None
+        else {"mode": route.mode, "confidence": route.confidence, "reason": route.reason},
         "ok": result.ok,
         "error": result.error,
         "warnings": list(result.warnings),
@@ -173,9 +192,14 @@ def _template() -> jinja2.Template:
     return environment.get_template("report.html.j2")
 
 
-def build_report(items: Sequence[ReportItem], *, title: str = "chatocr results",
-                 low_confidence: float = LOW_CONFIDENCE, max_side: int = IMAGE_MAX_SIDE,
-                 quality: int = JPEG_QUALITY) -> str:
+def build_report(
+    items: Sequence[ReportItem],
+    *,
+    title: str = "chatocr results",
+    low_confidence: float = LOW_CONFIDENCE,
+    max_side: int = IMAGE_MAX_SIDE,
+    quality: int = JPEG_QUALITY,
+) -> str:
     """The report as one HTML string."""
     documents = [document_view(i, low_confidence=low_confidence, max_side=max_side, quality=quality) for i in items]
     data = {

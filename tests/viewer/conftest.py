@@ -38,8 +38,12 @@ def receipt_document(name: str) -> tuple[OCRDocument, Image.Image]:
 def hostile_document(missing_image: Path) -> OCRDocument:
     rows = [SCRIPT, IMG, "TOTAL 5.00", "单价 合计 ¥5.00"]
     lines = tuple(
-        OCRLine(f"p0-l{n}", text, ((40.0, 40.0 + 60 * n), (560.0, 40.0 + 60 * n), (560.0, 80.0 + 60 * n),
-                                   (40.0, 80.0 + 60 * n)), 0.62 if n == 2 else 0.99)
+        OCRLine(
+            f"p0-l{n}",
+            text,
+            ((40.0, 40.0 + 60 * n), (560.0, 40.0 + 60 * n), (560.0, 80.0 + 60 * n), (40.0, 80.0 + 60 * n)),
+            0.62 if n == 2 else 0.99,
+        )
         for n, text in enumerate(rows)
     )
     return OCRDocument((Page(0, 600, 320, lines),), "rapid", "test", str(missing_image), 0.0)
@@ -50,8 +54,10 @@ def three_items(tmp_path: Path) -> list[ReportItem]:
     documents = [receipt_document(name) for name in RECEIPTS]
     hostile = hostile_document(tmp_path / "gone" / "evil.jpg")
     # Each document's answer, also on a re-ask (the loop re-asks about the ungrounded date).
-    answers = {doc.lines[0].text: (FIXTURES / "labels" / f"{name}.json").read_text(encoding="utf-8")
-               for name, (doc, _) in zip(RECEIPTS, documents, strict=True)}
+    answers = {
+        doc.lines[0].text: (FIXTURES / "labels" / f"{name}.json").read_text(encoding="utf-8")
+        for name, (doc, _) in zip(RECEIPTS, documents, strict=True)
+    }
     answers[SCRIPT] = json.dumps({"company": SCRIPT, "date": "31/12/2019", "address": IMG, "total": "5.00"})
 
     def answer(messages: Sequence[Message], settings: ChatSettings) -> str:
@@ -62,8 +68,15 @@ def three_items(tmp_path: Path) -> list[ReportItem]:
         raise AssertionError("no known document in the prompt")
 
     ocr = ChatOCR(llm=ScriptedChatModel(answer), ocr="text", config={"ocr_cache": False, "classify": False})
-    items = [ReportItem(ocr.extract(document, KEYS, "retail_receipt"), document, [image])
-             for document, image in documents]
-    items.append(ReportItem(ocr.extract(hostile, KEYS, "retail_receipt"), hostile, None,
-                            [f"The image {hostile.source} is missing; the boxes are drawn on a blank page."]))
+    items = [
+        ReportItem(ocr.extract(document, KEYS, "retail_receipt"), document, [image]) for document, image in documents
+    ]
+    items.append(
+        ReportItem(
+            ocr.extract(hostile, KEYS, "retail_receipt"),
+            hostile,
+            None,
+            [f"The image {hostile.source} is missing; the boxes are drawn on a blank page."],
+        )
+    )
     return items
