@@ -19,6 +19,7 @@ from chatocr.messages import Message
 from chatocr.ocr.text import TextEngine
 from chatocr.ocr.types import OCRDocument, OCRLine, Page
 from chatocr.viewer import ReportItem
+from tests.cli.conftest import home  # noqa: F401  (the CLI tests' isolated HOME, a fixture here too)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "sroie"
 RECEIPTS = ("X00016469612", "X51005433541")

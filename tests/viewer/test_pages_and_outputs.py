@@ -14,7 +14,7 @@ from chatocr import ChatOCR
 from chatocr.cli.main import main
 from chatocr.llm.scripted import ScriptedChatModel
 from chatocr.ocr.types import OCRDocument, OCRLine, Page
-from tests.cli.conftest import RECEIPT_ANSWER, home, jsonl, script  # noqa: F401  (home is a fixture)
+from tests.cli.conftest import jsonl, script
 
 ARGS = ["--llm", "scripted", "--ocr", "text", "--scenario", "retail_receipt", "--keys", "company,total"]
 
@@ -97,7 +97,7 @@ def test_extract_pages_of_a_broken_input_is_one_failed_result(tmp_path: Path) ->
 # -- the CLI: per page, in every format -----------------------------------------------------------
 
 
-def test_per_page_jsonl_is_resumed_page_by_page(home: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+def test_per_page_jsonl_is_resumed_page_by_page(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = write_two_pages(home / "in")
     out = home / "results.jsonl"
     assert main(["extract", str(doc), *ARGS, "--per-page", "--out", str(out)]) == 0
@@ -124,7 +124,7 @@ def test_per_page_jsonl_is_resumed_page_by_page(home: Path, capsys: pytest.Captu
 def test_per_page_from_the_config_and_in_json_csv_and_table(
     home: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     doc = write_two_pages(home / "in")
     monkeypatch.setenv("CHATOCR_PER_PAGE", "true")
@@ -143,7 +143,7 @@ def test_per_page_from_the_config_and_in_json_csv_and_table(
 # -- Excel ----------------------------------------------------------------------------------------
 
 
-def test_xlsx_has_the_csv_columns_line_items_and_no_formulas(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_xlsx_has_the_csv_columns_line_items_and_no_formulas(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     openpyxl = pytest.importorskip("openpyxl")
     docs = []
     for n in range(2):
@@ -184,7 +184,7 @@ def test_xlsx_has_the_csv_columns_line_items_and_no_formulas(home: Path, monkeyp
     assert len(items) == 5 and {r[4] for r in items[1:]} == {"PEN", "INK"} and items[1][3] in (1, 2)
 
 
-def test_xlsx_needs_out(home: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+def test_xlsx_needs_out(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = write_two_pages(home / "in")
     assert main(["extract", str(doc), *ARGS, "--format", "xlsx"]) == 1
     assert "--out results.xlsx" in capsys.readouterr().err
@@ -193,7 +193,7 @@ def test_xlsx_needs_out(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
 # -- the HTML report through the CLI --------------------------------------------------------------
 
 
-def test_view_and_html_write_a_self_contained_report(home: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+def test_view_and_html_write_a_self_contained_report(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = write_two_pages(home / "in")
     out, html = home / "results.jsonl", home / "report.html"
     assert main(["extract", str(doc), *ARGS, "--per-page", "--out", str(out), "--html", str(html)]) == 0
@@ -218,7 +218,7 @@ def test_view_and_html_write_a_self_contained_report(home: Path, capsys: pytest.
     assert bare["fields"][1]["boxes"]
 
 
-def test_view_explains_bad_input(home: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+def test_view_explains_bad_input(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["view", str(home / "nope.jsonl"), "-o", str(home / "r.html")]) == 1
     assert "No such results file" in capsys.readouterr().err
     junk = home / "junk.jsonl"
