@@ -280,5 +280,6 @@
     if (event.key === "ArrowUp" || event.key === "k") { show(current - 1); event.preventDefault(); }
     if (event.key === "Escape") { pinned = null; highlight(null); }
   });
+  document.documentElement.dataset.readyMs = String(Math.round(performance.now()));  // for bench_viewer
   document.documentElement.dataset.ready = "true";
 })();
