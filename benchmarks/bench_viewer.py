@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -137,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({full / base:.2f}x the 1-document report); file {size / 1024 / 1024:.2f} MB"
     )
     print(f"next document drawn in a median {switch:.1f} ms")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average after the run: {load} on {os.cpu_count()} CPUs")
     print(f"target: {len(items)}-document report opens in <= {TARGET_S:.0f} s: {'MET' if met else 'NOT MET'}")
     results = [
         {

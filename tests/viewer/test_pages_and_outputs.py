@@ -100,7 +100,8 @@ def test_extract_pages_of_a_broken_input_is_one_failed_result(tmp_path: Path) ->
 def test_per_page_jsonl_is_resumed_page_by_page(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = write_two_pages(home / "in")
     out = home / "results.jsonl"
-    assert main(["extract", str(doc), *ARGS, "--per-page", "--out", str(out)]) == 0
+    assert main(["extract", str(doc), *ARGS, "--per-page", "--out", str(out), "--draw", str(home / "pics")]) == 0
+    assert sorted(p.name[-7:] for p in (home / "pics").iterdir()) == ["-p1.png", "-p2.png"]  # one per page
     records = jsonl(out)
     assert sorted(r["input"]["page"] for r in records) == [1, 2]
     assert all(r["input"]["pages"] == 2 and r["page"] == r["input"]["page"] for r in records)
