@@ -192,6 +192,7 @@ def grounded_summary(result: Extraction) -> dict[str, Any]:
     route = result.route
     return {
         "source": result.source,
+        "page": result.page,
         "scenario": result.scenario,
         "route": route.mode if route else None,
         "values": result.values,

@@ -132,6 +132,8 @@ def test_per_page_from_the_config_and_in_json_csv_and_table(
     assert main(["extract", str(doc), *ARGS, "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [d["page"] for d in data] == [1, 2] and [d["input"]["page"] for d in data] == [1, 2]
+    assert main(["extract", str(doc), *ARGS, "--format", "values"]) == 0
+    assert [d["page"] for d in json.loads(capsys.readouterr().out)] == [1, 2]
     assert main(["extract", str(doc), *ARGS, "--format", "csv"]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert rows[0].startswith("path,sha256,page,pages,ok,scenario,company,company.status")
@@ -228,3 +230,18 @@ def test_view_explains_bad_input(home: Path, capsys: pytest.CaptureFixture[str])
     err = capsys.readouterr().err
     assert "No chatocr results" in err and "skipped 1 line" in err
     assert not (home / "r.html").exists()
+
+
+def test_extract_pages_names_the_path_given_even_from_a_cache_hit_of_a_copy(tmp_path: Path) -> None:
+    first = write_two_pages(tmp_path / "a")
+    copy = tmp_path / "b" / "copy.json"
+    copy.parent.mkdir()
+    copy.write_bytes(first.read_bytes())  # same content: the OCR cache answers with the first path's OCR
+    ocr = ChatOCR(
+        llm=ScriptedChatModel(lambda m, s: json.dumps({"total": "9.00"})),
+        ocr="text",
+        config={"classify": False, "ocr_cache_dir": str(tmp_path / "cache")},
+    )
+    assert {r.source for r in ocr.extract_pages(str(first), ["total"], "retail_receipt")} == {str(first)}
+    assert ocr.engine.read(str(copy)).cached
+    assert {r.source for r in ocr.extract_pages(str(copy), ["total"], "retail_receipt")} == {str(copy)}
