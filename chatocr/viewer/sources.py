@@ -71,7 +71,8 @@ def gather_items(
         engine = engine_for(engine_name) if engine_for is not None and engine_name else None
         document = _document(result, sha256, engine, run_ocr, exists, notes) if result.ocr else None
         images: list[Image.Image] | None = None
-        if engine_name not in _TEXT_ENGINES and result.ocr.get("has_boxes", True):
+        # No OCR summary: the input could not be read at all (its error says why); nothing to draw on.
+        if result.ocr and engine_name not in _TEXT_ENGINES and result.ocr.get("has_boxes", True):
             if exists:
                 try:
                     images = list(load_input(source).pages)

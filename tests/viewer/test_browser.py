@@ -10,6 +10,10 @@ from chatocr.viewer import ReportItem, write_report
 from tests.viewer.browser import chromium
 from tests.viewer.conftest import SCRIPT
 
+pytest.importorskip("selenium", reason="selenium is in the dev extra (bash scripts/setup.sh --test)")
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
+
 pytestmark = pytest.mark.slow
 
 # Recorded before any script of the page runs: window.alert/confirm/prompt calls, and any <script>
@@ -55,7 +59,12 @@ def test_report_of_three_documents_in_chromium(three_items: list[ReportItem], tm
         lines = driver.find_elements("css selector", "#document .ocr-line")
         assert len(lines) == len(first.document.lines)
 
-        # 2. Clicking a field highlights its boxes (and only its boxes); clicking a box names its field.
+        # 2. Hovering a field highlights its boxes; clicking one pins them (and only them); clicking a
+        #    box names its field.
+        ActionChains(driver).move_to_element(driver.find_element("css selector", 'tr[data-field="date"]')).perform()
+        assert {b.get_attribute("data-field") for b in driver.find_elements("css selector", ".field-box.active")} == {
+            "date"
+        }
         driver.find_element("css selector", '#document tr.field-row[data-field="total"]').click()
         for box in driver.find_elements("css selector", "#document .field-box"):
             assert ("active" in box.get_attribute("class").split()) == (box.get_attribute("data-field") == "total")
@@ -66,7 +75,10 @@ def test_report_of_three_documents_in_chromium(three_items: list[ReportItem], tm
         assert "active" in driver.find_element("css selector", 'tr[data-field="company"]').get_attribute("class")
         driver.save_screenshot(str(tmp_path / "receipt.png"))
 
-        # 3. The hostile document: its text shows as text, nothing ran, its ungrounded value is marked.
+        # 3. The keyboard moves between documents; the hostile one: its text shows as text, nothing ran,
+        #    its ungrounded value is marked.
+        driver.find_element("tag name", "body").send_keys(Keys.ARROW_DOWN)
+        assert "X51005433541" in driver.find_element("css selector", "#document h2").text
         driver.find_element("css selector", '#doc-list li[data-doc="2"]').click()
         value = driver.find_element("css selector", 'tr[data-field="company"] td.value').text
         assert value == SCRIPT

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from chatocr.cli.batch import record_for
+from chatocr.extraction.result import Extraction
 from chatocr.viewer import ReportItem, build_report, gather_items, read_result_file, write_report
 from tests.viewer.conftest import IMG, SCRIPT
 
@@ -63,3 +64,15 @@ def test_write_report_replaces_a_planted_symlink(three_items: list[ReportItem], 
     write_report(link, three_items[:1])
     assert precious.read_text(encoding="utf-8") == "keep me"
     assert not link.is_symlink() and "chatocr" in link.read_text(encoding="utf-8")
+
+
+def test_a_document_that_could_not_be_read_shows_its_error_without_a_page(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff broken")
+    failed = Extraction(
+        source=str(corrupt), error={"type": "CorruptImageError", "message": "does not decode", "hint": "Re-export it."}
+    )
+    (item,) = gather_items([(None, failed)], None)
+    assert item.images is None and item.notes == []  # its error says why; no second, confusing note
+    view = _data(build_report([item]))["documents"][0]
+    assert view["ok"] is False and view["pages"] == [] and view["error"]["hint"] == "Re-export it."

@@ -100,6 +100,8 @@
     const drawing = svg("svg", { viewBox: "0 0 " + page.width + " " + page.height, "data-width": page.width,
       "data-height": page.height, role: "img" });
     drawing.setAttribute("aria-label", docTitle(doc) + " page " + (page.index + 1));
+    // Text input: rows of text, not a picture; shown at about reading size rather than stretched.
+    if (page.synthetic) drawing.style.maxWidth = Math.max(320, page.width * 1.4) + "px";
     drawing.append(svg("rect", { x: 0, y: 0, width: page.width, height: page.height, fill: "#ffffff" }));
     if (page.image) {
       const image = svg("image", { x: 0, y: 0, width: page.width, height: page.height, preserveAspectRatio: "none" });
@@ -116,8 +118,7 @@
         t.textContent = line.text;
         lines.append(t);
       }
-      if (page.synthetic) continue;
-      const polygon = svg("polygon", { class: "ocr-line", points: pointsAttr(line.points), "data-line": line.id,
+      const polygon = svg("polygon", { class: "ocr-line" + (page.synthetic ? " synthetic" : ""), points: pointsAttr(line.points), "data-line": line.id,
         "stroke-width": Math.max(1, page.width / 700) });
       const tip = svg("title", {}); tip.textContent = line.text + "  (" + fmt(line.confidence, 2) + ")";
       polygon.append(tip);
@@ -125,21 +126,20 @@
       lines.append(polygon);
     }
     drawing.append(lines);
-    const boxes = svg("g", { class: "field-boxes" });
-    if (!page.synthetic) {
-      for (const field of doc.fields) {
-        for (const box of field.boxes) {
-          if (box.page !== page.index) continue;
-          const polygon = svg("polygon", { class: "field-box " + field.status, points: pointsAttr(box.points),
-            fill: field.color, stroke: field.color, "stroke-width": Math.max(2, page.width / 260),
-            "data-field": field.name, "data-line": box.line });
-          const tip = svg("title", {}); tip.textContent = field.name + ": " + (field.value || "");
-          polygon.append(tip);
-          polygon.addEventListener("mouseenter", () => highlight(field.name));
-          polygon.addEventListener("mouseleave", () => highlight(pinned));
-          polygon.addEventListener("click", (event) => { event.stopPropagation(); pin(field.name, true); selectField(doc, field); });
-          boxes.append(polygon);
-        }
+    // On text input the boxes are the text's rows (no picture to point into): drawn as row highlights.
+    const boxes = svg("g", { class: "field-boxes" + (page.synthetic ? " synthetic" : "") });
+    for (const field of doc.fields) {
+      for (const box of field.boxes) {
+        if (box.page !== page.index) continue;
+        const polygon = svg("polygon", { class: "field-box " + field.status, points: pointsAttr(box.points),
+          fill: field.color, stroke: field.color, "stroke-width": Math.max(2, page.width / 260),
+          "data-field": field.name, "data-line": box.line });
+        const tip = svg("title", {}); tip.textContent = field.name + ": " + (field.value || "");
+        polygon.append(tip);
+        polygon.addEventListener("mouseenter", () => highlight(field.name));
+        polygon.addEventListener("mouseleave", () => highlight(pinned));
+        polygon.addEventListener("click", (event) => { event.stopPropagation(); pin(field.name, true); selectField(doc, field); });
+        boxes.append(polygon);
       }
     }
     drawing.append(boxes);
