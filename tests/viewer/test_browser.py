@@ -16,8 +16,7 @@ from selenium.webdriver.common.keys import Keys
 
 pytestmark = pytest.mark.slow
 
-# Recorded before any script of the page runs: window.alert/confirm/prompt calls, and any <script>
-# element the page's text might have smuggled in.
+# Installed before any script of the page runs: every window.alert/confirm/prompt call is recorded.
 WATCH = """
 window.__alerts = [];
 for (const name of ["alert", "confirm", "prompt"]) window[name] = (m) => { window.__alerts.push(String(m)); };

@@ -141,6 +141,10 @@ def test_per_page_from_the_config_and_in_json_csv_and_table(
     assert main(["extract", str(doc), *ARGS]) == 0
     out = capsys.readouterr().out
     assert "page 1" in out and "page 2" in out and out.count("SHOP ABC SDN BHD") == 2
+    openpyxl = pytest.importorskip("openpyxl")
+    assert main(["extract", str(doc), *ARGS, "--out", str(home / "pages.xlsx")]) == 0
+    rows = list(openpyxl.load_workbook(home / "pages.xlsx")["results"].iter_rows(values_only=True))
+    assert rows[0][:4] == ("path", "sha256", "page", "pages") and [r[2:4] for r in rows[1:]] == [("1", "2"), ("2", "2")]
 
 
 # -- Excel ----------------------------------------------------------------------------------------
