@@ -351,11 +351,13 @@ class ChatOCR:
         scenario: str | None = None,
         *,
         pages: Iterable[int] | None = None,
+        concurrency: int | None = None,
         **options: Any,
     ) -> list[Extraction]:
         """One Extraction per page of a PDF (or frame of a TIFF; a plain image has one), in page
         order, each with `.page` (1-based): the input is OCR'd once and every page's own document
-        goes through `aextract` (options: those of `aextract`). pages: only these page numbers.
+        goes through `aextract` (options: those of `aextract`). pages: only these page numbers;
+        concurrency: pages in flight (default: the config's concurrency).
 
         With raise_errors=False an input that cannot be read gives one failed Extraction (page None).
         """
@@ -372,7 +374,7 @@ class ChatOCR:
             return [failed]
         wanted = None if pages is None else set(pages)
         parts = [p for p in document.pages_as_documents() if wanted is None or p.pages[0].index + 1 in wanted]
-        limit = asyncio.Semaphore(self.config.concurrency)
+        limit = asyncio.Semaphore(concurrency or self.config.concurrency)
 
         async def one(part: OCRDocument) -> Extraction:
             if isinstance(source, (str, Path)):  # a cached OCR may carry the path it was first read from

@@ -289,9 +289,13 @@ def pages_to_do(paths: list[Path], keyed: dict[str, DocKey], log: ResultLog | No
 
 def page_batches(ocr: Any, todo: dict[Path, set[int] | None], keys: list[str] | None, scenario: str | None,
                  concurrency: int | None) -> Iterator[list[Extraction]]:
-    """--per-page: each file's page results as the file finishes, `concurrency` files in flight."""
-    with ThreadPoolExecutor(max_workers=concurrency or ocr.config.concurrency) as pool:
-        futures = [pool.submit(ocr.extract_pages, str(path), keys, scenario, pages=pages, raise_errors=False)
+    """--per-page: each file's page results as the file finishes. About `concurrency` pages in
+    flight in all: that many files at once, or fewer files with several pages each."""
+    limit = concurrency or ocr.config.concurrency
+    files = max(1, min(limit, len(todo)))
+    with ThreadPoolExecutor(max_workers=files) as pool:
+        futures = [pool.submit(ocr.extract_pages, str(path), keys, scenario, pages=pages, raise_errors=False,
+                               concurrency=max(1, limit // files))
                    for path, pages in todo.items()]
         try:
             for future in as_completed(futures):
