@@ -27,6 +27,7 @@ import importlib.util
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,6 +261,7 @@ class LocalChatModel(ChatModel):
         prefix_cache_mb: int = 1024,
         prefix_cache_dir: str | os.PathLike[str] | None = None,
         threads: int | None = None,
+        speculative: int = 0,
     ) -> None:
         _import_llama()  # fail now with the install command
         self.provider = "local"
@@ -278,6 +280,8 @@ class LocalChatModel(ChatModel):
         self.prefix_cache_bytes = max(0, prefix_cache_mb) << 20
         self.prefix_cache_dir = Path(prefix_cache_dir) if prefix_cache_dir else cache_dir("llama-state")
         self._prefixes: PrefixStateStore | None = None
+        self.last_perf: dict[str, Any] = {}  # the last call's prefix source, threads and timings
+        self.speculative = max(0, speculative)  # draft tokens per step from prompt lookup; 0: off
         self.limits = limits or Limits(
             context_window=n_ctx,
             reserved_output_tokens=max_output_tokens,
@@ -294,7 +298,7 @@ class LocalChatModel(ChatModel):
         return {"path": str(self.model_path), "n_ctx": self.n_ctx, "n_threads": self.n_threads}
 
     def _key(self) -> tuple[object, ...]:
-        return (str(self.model_path), self.n_ctx, self.n_threads, self.n_batch)
+        return (str(self.model_path), self.n_ctx, self.n_threads, self.n_batch, self.speculative)
 
     def llama(self) -> _Loaded:
         """The process-wide loaded model for these parameters (loaded on first use)."""
@@ -342,6 +346,14 @@ class LocalChatModel(ChatModel):
         return store.prepare(loaded.llama, tokens)
 
     def _load(self) -> _Loaded:
+        extra: dict[str, Any] = {}
+        if self.speculative:
+            # Prompt-lookup drafts: answers are mostly spans of the document, so the next tokens
+            # are guessed from the prompt and checked in one batch. llama-cpp-python then keeps
+            # the logits of every token (logits_all), which costs prompt-eval time and memory.
+            from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+            extra["draft_model"] = LlamaPromptLookupDecoding(num_pred_tokens=self.speculative)
         return _get_llama(
             self._key(),
             model_path=str(self.model_path),
@@ -350,6 +362,7 @@ class LocalChatModel(ChatModel):
             n_threads_batch=self.n_threads,
             n_batch=self.n_batch,
             verbose=False,
+            **extra,
         )
 
     def _count_tokens(self, text: str) -> int:
@@ -382,11 +395,27 @@ class LocalChatModel(ChatModel):
         loaded = self.llama()
         with loaded.lock:
             threads = threads_for_call(self.fixed_threads)
-            _llama_cpp().llama_set_n_threads(loaded.llama._ctx.ctx, threads, threads)
+            llama_cpp, ctx = _llama_cpp(), loaded.llama._ctx.ctx
+            llama_cpp.llama_set_n_threads(ctx, threads, threads)
             try:
+                started = time.perf_counter()
                 prefix = self._prepare_prefix(loaded, request["messages"], prefix_count)
+                prefix_s = time.perf_counter() - started
+                llama_cpp.llama_perf_context_reset(ctx)
                 response = loaded.llama.create_chat_completion(**request)
-                response["chatocr"] = {"prefix_state": prefix, "threads": threads}
+                perf = llama_cpp.llama_perf_context(ctx)
+                # Where the time went, for benchmarks and progress reports: restoring or building
+                # the stable prefix, evaluating the rest of the prompt, generating.
+                response["chatocr"] = {
+                    "prefix_state": prefix,
+                    "prefix_s": round(prefix_s, 4),
+                    "threads": threads,
+                    "prompt_eval_tokens": int(perf.n_p_eval),
+                    "prompt_eval_s": round(perf.t_p_eval_ms / 1000, 4),
+                    "generated_tokens": int(perf.n_eval),
+                    "generation_s": round(perf.t_eval_ms / 1000, 4),
+                }
+                self.last_perf = response["chatocr"]
             except ValueError as exc:
                 if "exceed context window" in str(exc):
                     raise ContextTooLongError(f"local: {exc}", provider=self.provider) from None
