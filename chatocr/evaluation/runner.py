@@ -40,7 +40,7 @@ from chatocr.resources import builtin_prompts_dir, cache_dir
 from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import FieldSpec, Scenario
 
-__all__ = ["DocOutcome", "Evaluator", "FixedOrderBank", "build_report"]
+__all__ = ["DocOutcome", "Evaluator", "FixedOrderBank", "build_report", "position_pairs"]
 
 CACHE_VERSION = 1
 Progress = Callable[[str], None]
@@ -81,6 +81,8 @@ class DocOutcome:
     steps: int = 0
     error: str | None = None
     cached: bool = False
+    # The model's own answers where the returned value is the page's text instead (snapping).
+    answers: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DocOutcome:
@@ -358,7 +360,8 @@ class Evaluator:
         batches = await asyncio.gather(*(one(dataset, doc) for dataset, doc in order))
         for batch in batches:
             outcomes.extend(batch)
-        report = build_report(datasets, resolved, outcomes, self.ocr_docs)
+        pairs = {d.name: position_pairs(d, self.chat.library) for d in datasets}
+        report = build_report(datasets, resolved, outcomes, self.ocr_docs, pairs)
         report["run"] = {
             "command": command,
             "llm": f"{self.chat.model.provider}:{self.chat.model.model}",
@@ -413,8 +416,13 @@ def build_report(
     strategies: Sequence[Strategy],
     outcomes: Sequence[DocOutcome],
     ocr_docs: dict[tuple[str, str], OCRDocument],
+    pairs: dict[str, list[tuple[str, str]]] | None = None,
 ) -> dict[str, Any]:
-    """Metrics per dataset (and over all sets), per strategy, per field; ratios to the baseline."""
+    """Metrics per dataset (and over all sets), per strategy, per field; ratios to the baseline.
+
+    pairs: per dataset, the fields told apart by position ((first, second), e.g. the start and
+    destination stations): a document answering each with the other's label counts as a swap."""
+    pairs = pairs or {}
     by_key = {(o.dataset, o.document, o.strategy): o for o in outcomes}
     baseline = next((s.name for s in strategies if s.kind == "baseline"), None)
     results: dict[str, dict[str, Any]] = {}
@@ -452,6 +460,8 @@ def build_report(
         per_strategy: dict[str, Any] = {}
         for strategy in strategies:
             field_counts = {name: FieldCounts() for name in dataset.fields}
+            answer_counts = FieldCounts()  # the model's own answers, before snapping
+            swaps = 0
             done: list[DocOutcome] = []
             route_right = route_total = 0
             for doc in dataset.documents:
@@ -477,6 +487,9 @@ def build_report(
                         raw_prediction=predicted, raw_label=label,
                     )
                     row["fields"][name] = {"predicted": predicted, "label": label, "match": match, "status": status}
+                    answered = outcome.answers.get(name, predicted)
+                    answer_counts.add(norm(answered), label_n)
+                swaps += sum(_swapped(dataset, doc, outcome, a, b) for a, b in pairs.get(dataset.name, []))
                 row.update(
                     error=outcome.error, calls=outcome.calls, prompt_tokens=outcome.prompt_tokens,
                     completion_tokens=outcome.completion_tokens, seconds=outcome.seconds,
@@ -488,9 +501,13 @@ def build_report(
                 total.merge(counts)
             overall_counts[strategy.name].merge(total)
             overall_outcomes[strategy.name].extend(done)
+            overall = total.summary()
+            overall["exact_answers"] = answer_counts.summary()["exact"]
+            if pairs.get(dataset.name):
+                overall["swaps"] = swaps
             entry: dict[str, Any] = {
                 "fields": {name: c.summary() for name, c in field_counts.items()},
-                "overall": total.summary(),
+                "overall": overall,
                 "usage": _usage(done),
                 "mismatches": {name: c.mismatches[:20] for name, c in field_counts.items() if c.mismatches},
             }
@@ -522,6 +539,26 @@ def build_report(
         "results": results,
         "documents": details,
     }
+
+
+def _swapped(dataset: Dataset, doc: Document, outcome: DocOutcome, first: str, second: str) -> bool:
+    """Whether the outcome answered `first` with `second`'s label and the other way round."""
+    norm_a = get_normalizer(dataset.normalizers.get(first, "text"))
+    norm_b = get_normalizer(dataset.normalizers.get(second, "text"))
+    label_a, label_b = norm_a(doc.labels.get(first)), norm_b(doc.labels.get(second))
+    if not label_a or not label_b or label_a == label_b:
+        return False
+    return norm_a(outcome.values.get(first)) == label_b and norm_b(outcome.values.get(second)) == label_a
+
+
+def position_pairs(dataset: Dataset, library: ScenarioLibrary) -> list[tuple[str, str]]:
+    """The fields of a set's scenario told apart by position (`before:`), among the set's fields."""
+    try:
+        scenario = library.get(dataset.scenario)
+    except ChatOCRError:
+        return []
+    asked = set(dataset.fields)
+    return [(f.name, f.before) for f in scenario.fields if f.before and f.name in asked and f.before in asked]
 
 
 def _add_ratios(per_strategy: dict[str, Any], baseline: str | None) -> None:
