@@ -34,7 +34,15 @@ from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.result import FieldResult
 from chatocr.scenarios.model import FieldSpec, FieldType
 
-__all__ = ["MAX_CANDIDATES", "Candidate", "Question", "answers_from", "choice_schema", "questions_for", "render_question"]
+__all__ = [
+    "MAX_CANDIDATES",
+    "Candidate",
+    "Question",
+    "answers_from",
+    "choice_schema",
+    "questions_for",
+    "render_question",
+]
 
 MAX_CANDIDATES = 8
 _REASKED = ("missing", "ungrounded", "invalid")
@@ -125,9 +133,7 @@ def _text_candidates(index: TextIndex, field: FieldSpec, answer: str | None) -> 
     return out[:MAX_CANDIDATES]
 
 
-def questions_for(
-    fields: Sequence[FieldSpec], results: Mapping[str, FieldResult], index: TextIndex
-) -> list[Question]:
+def questions_for(fields: Sequence[FieldSpec], results: Mapping[str, FieldResult], index: TextIndex) -> list[Question]:
     """One question per required field whose best answer so far is missing, ungrounded or invalid
     (not lists or enums: a list has no single line, an enum's grammar already constrains it)."""
     out: list[Question] = []
