@@ -51,3 +51,22 @@ def test_swapped_stations_are_counted_as_swaps_and_gaps_are_reported(tmp_path: P
     assert "gap default" in header
     station = next(line for line in md.splitlines() if line.startswith("| starting_station |"))
     assert "+100.0" in station  # ceiling 100%, exact 0%: the whole gap is the model's
+
+
+def test_each_accuracy_lever_is_a_strategy_and_an_ad_hoc_key() -> None:
+    import pytest
+
+    from chatocr.errors import ConfigError
+
+    names = [s.name for s in resolve_strategies(["levers"])]
+    assert names == ["default", "no-snap", "field-reask", "extractive", "layout-examples", "positions", "accuracy"]
+    (adhoc,) = resolve_strategies(["snap=off,reask=on,layout=0.3"])
+    assert adhoc.overrides == (("example_layout", 0.3), ("field_reask", True), ("snap", False))
+    assert "field_reask=True" in adhoc.label()
+    # The default's cache key does not change with the levers' existence; a lever's does.
+    default, lever = resolve_strategies(["default", "extractive"])
+    assert "overrides" not in default.settings() and lever.settings()["overrides"] == [["extractive", True]]
+    with pytest.raises(ConfigError):
+        resolve_strategies(["layout=2"])
+    with pytest.raises(ConfigError):
+        resolve_strategies(["snap=maybe"])
