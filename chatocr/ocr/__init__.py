@@ -32,6 +32,7 @@ from chatocr.ocr.registry import (
     DEFAULT_OCR_ENGINE,
     available_ocr_engines,
     get_ocr_engine,
+    make_engine,
     register_ocr_engine,
 )
 from chatocr.ocr.types import Box, OCRDocument, OCRLine, Page, Point
@@ -59,6 +60,7 @@ __all__ = [
     "UnsupportedInputError",
     "available_ocr_engines",
     "get_ocr_engine",
+    "make_engine",
     "group_rows",
     "load_input",
     "register_ocr_engine",
