@@ -27,7 +27,14 @@ from typing import Any
 from chatocr.config import ChatOCRConfig
 from chatocr.conversation.planner import ConversationPlanner, Plan, PlanExample, PlanPolicy, TaskSpec
 from chatocr.conversation.templates import load_prompts
-from chatocr.errors import ChatOCRError, ConfigError, ContextTooLongError, InputError, ScenarioError
+from chatocr.errors import (
+    ChatOCRError,
+    ConfigError,
+    ContextTooLongError,
+    DocumentTooLargeError,
+    InputError,
+    ScenarioError,
+)
 from chatocr.extraction.examples import ExampleBank, resolve_fields
 from chatocr.extraction.extractor import ExtractionBudget, evaluate, json_schema_for, merge_best, tokens_used
 from chatocr.extraction.grounding import TextIndex
@@ -328,7 +335,15 @@ class ExtractionPipeline:
             raise refused
         factor = budget.replan_factor ** (len(loop.replans) + 1)
         within = planner.limits_below(loop.messages, factor, budget.replan_factor)
-        loop.plan = planner.shrink(loop.plan, task.spec, task.examples, prepared.text, policy=policy, within=within)
+        try:
+            loop.plan = planner.shrink(loop.plan, task.spec, task.examples, prepared.text, policy=policy, within=within)
+        except DocumentTooLargeError:
+            if not loop.plan.report.included:
+                raise
+            # Even the bare task is over that share of what was refused; any plan with fewer
+            # examples is still smaller than the refused one: take one within the scaled limits.
+            within = planner.limits.scaled(factor)
+            loop.plan = planner.shrink(loop.plan, task.spec, task.examples, prepared.text, policy=policy, within=within)
         loop.messages = list(loop.plan.messages)
         loop.replans.append(
             f"context too long at step {loop.steps + 1}: re-planned with {factor:.0%} of the budget, at most "

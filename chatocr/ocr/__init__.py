@@ -60,9 +60,9 @@ __all__ = [
     "UnsupportedInputError",
     "available_ocr_engines",
     "get_ocr_engine",
-    "make_engine",
     "group_rows",
     "load_input",
+    "make_engine",
     "register_ocr_engine",
     "render_layout",
 ]
