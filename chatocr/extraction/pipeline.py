@@ -182,6 +182,10 @@ class ExtractionPipeline:
             self._planners[language] = planner
         return planner
 
+    def policy_or_default(self, policy: PlanPolicy | None) -> PlanPolicy:
+        """The plan policy a caller gave (eval strategies do), else the configured one."""
+        return policy if policy is not None else self.policy
+
     def settings(self, **changes: Any) -> ChatSettings:
         cfg = self.config
         base = {"temperature": cfg.temperature, "max_output_tokens": cfg.max_output_tokens, "timeout": cfg.timeout}
@@ -255,7 +259,9 @@ class ExtractionPipeline:
 
     def plan(self, prepared: PreparedDocument, task: ExtractionTask, policy: PlanPolicy | None = None) -> Plan:
         """The first conversation `run` sends for this task (what `chatocr plan` shows)."""
-        return self.planner(task.language).plan(task.spec, task.examples, prepared.text, policy=policy or self.policy)
+        return self.planner(task.language).plan(
+            task.spec, task.examples, prepared.text, policy=self.policy_or_default(policy)
+        )
 
     async def run(
         self, prepared: PreparedDocument, task: ExtractionTask, result: Extraction, policy: PlanPolicy | None = None
@@ -267,7 +273,7 @@ class ExtractionPipeline:
         model = self.model
         if model is None:
             raise ConfigError("This pipeline only plans: it has no chat model to run with.")
-        policy = policy or self.policy
+        policy = self.policy_or_default(policy)
         planner = self.planner(task.language)
         settings = self.settings(json_mode=json_schema_for(task.spec.fields))
         budget = self.budget
