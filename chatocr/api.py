@@ -26,7 +26,13 @@ from typing import Any, TypeVar
 from chatocr.config import ChatOCRConfig, load_config
 from chatocr.conversation.planner import ConversationPlanner, PlanPolicy
 from chatocr.errors import ConfigError, InputError
-from chatocr.extraction.pipeline import ExtractionPipeline, PreparedDocument, source_name
+from chatocr.extraction.pipeline import (
+    ExtractionPipeline,
+    PreparedDocument,
+    as_chatocr_error,
+    error_dict,
+    source_name,
+)
 from chatocr.extraction.result import CallRecord, Extraction, usage_of
 from chatocr.llm.base import ChatModel, ChatSettings
 from chatocr.llm.registry import get_chat_model
@@ -234,16 +240,17 @@ class ChatOCR:
 
         With raise_errors=False an input that cannot be read gives one failed Extraction (page None).
         """
-        name = _source_name(source)
+        name = source_name(source)
         try:
             document = await self.read(source)
         except Exception as exc:
             if options.get("raise_errors", True):
-                if isinstance(exc, ChatOCRError):
+                error = as_chatocr_error(exc)
+                if error is exc:
                     raise
-                raise _wrap(exc) from exc
+                raise error from exc
             failed = Extraction(source=name)
-            failed.error = _error_dict(exc)
+            failed.error = error_dict(exc)
             return [failed]
         wanted = None if pages is None else set(pages)
         parts = [p for p in document.pages_as_documents() if wanted is None or p.pages[0].index + 1 in wanted]

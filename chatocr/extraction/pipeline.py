@@ -50,7 +50,15 @@ from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import Scenario
 from chatocr.tokens import TokenCounter
 
-__all__ = ["ExtractionPipeline", "ExtractionTask", "PreparedDocument", "plan_policy", "source_name"]
+__all__ = [
+    "ExtractionPipeline",
+    "ExtractionTask",
+    "PreparedDocument",
+    "as_chatocr_error",
+    "error_dict",
+    "plan_policy",
+    "source_name",
+]
 
 Input = Any  # a path, bytes, PIL image, numpy array or an OCRDocument
 
@@ -456,8 +464,8 @@ class ExtractionPipeline:
             task = self.build_task(prepared.text, chosen, keys)
             await self.run(prepared, task, result, policy)
         except Exception as exc:  # one document's failure is recorded, never lost
-            error = exc if isinstance(exc, ChatOCRError) else _wrap(exc)
-            result.error = _error_dict(exc)
+            error = as_chatocr_error(exc)
+            result.error = error_dict(exc)
         finally:
             total = time.perf_counter() - started
             llm = sum(c.latency_s for c in result.calls)
@@ -482,13 +490,16 @@ def _ocr_summary(document: OCRDocument) -> dict[str, Any]:
     }
 
 
-def _error_dict(exc: BaseException) -> dict[str, str]:
+def error_dict(exc: BaseException) -> dict[str, str]:
     if isinstance(exc, ChatOCRError):
         return {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
     return {"type": type(exc).__name__, "message": str(exc), "hint": "This is a bug in chatocr; please report it."}
 
 
-def _wrap(exc: BaseException) -> ChatOCRError:
+def as_chatocr_error(exc: BaseException) -> ChatOCRError:
+    """`exc` when it is one of ours; anything else is a bug in chatocr, wrapped with it as the cause."""
+    if isinstance(exc, ChatOCRError):
+        return exc
     wrapped = ChatOCRError(f"{type(exc).__name__}: {exc}", hint="This is a bug in chatocr; please report it.")
     wrapped.__cause__ = exc
     return wrapped
