@@ -124,8 +124,12 @@ class ExtractionTask:
 
 @dataclass
 class _Loop:
-    """The state of one run of the extraction loop."""
+    """One run of the extraction loop: what it works on, and its state."""
 
+    prepared: PreparedDocument
+    task: ExtractionTask
+    planner: ConversationPlanner
+    policy: PlanPolicy
     plan: Plan
     messages: list[Message]
     calls: list[CallRecord] = field(default_factory=list)
@@ -133,6 +137,13 @@ class _Loop:
     replans: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     steps: int = 0  # answers received (a refused call is not a step)
+
+    def shrink(self, *, within: Limits | None = None, extra: Sequence[Message] = ()) -> Plan:
+        """The planner's smaller plan for this task (see ConversationPlanner.shrink)."""
+        spec, examples = self.task.spec, self.task.examples
+        return self.planner.shrink(
+            self.plan, spec, examples, self.prepared.text, policy=self.policy, within=within, extra=extra
+        )
 
 
 class ExtractionPipeline:
@@ -285,7 +296,8 @@ class ExtractionPipeline:
         planner = self.planner(task.language)
         settings = self.settings(json_mode=json_schema_for(task.spec.fields))
         budget = self.budget
-        loop = _Loop(plan=(plan := self.plan(prepared, task, policy)), messages=list(plan.messages))
+        plan = self.plan(prepared, task, policy)
+        loop = _Loop(prepared, task, planner, policy, plan, list(plan.messages))
         result.examples = [e.id for e in plan.report.included]
         result.plan = plan.report
         result.warnings.extend(task.warnings)
@@ -303,7 +315,7 @@ class ExtractionPipeline:
                     reply = await model.chat(loop.messages, settings)
                 except ContextTooLongError as exc:
                     record.error = f"ContextTooLongError: {exc.message}"
-                    self._replan(loop, planner, prepared, task, policy, exc)
+                    self._replan(loop, exc)
                     result.plan = loop.plan.report
                     result.examples = [e.id for e in loop.plan.report.included]
                     continue
@@ -312,7 +324,7 @@ class ExtractionPipeline:
                     raise
                 record.finish(reply)
                 loop.steps += 1
-                problems = self._check(loop, reply.text, task, prepared)
+                problems = self._check(loop, reply.text)
                 if reply.truncated:
                     problems.append("the answer was cut off: answer with the JSON object only, no other text")
                 if not problems:
@@ -320,27 +332,21 @@ class ExtractionPipeline:
                 if loop.steps >= budget.max_steps:
                     loop.warnings.append(f"unresolved after {loop.steps} step(s): " + "; ".join(problems))
                     break
-                self._reask(loop, planner, prepared, task, policy, reply.text, problems)
+                self._reask(loop, reply.text, problems)
         finally:
             self._fill(result, loop, task)
 
-    def _check(self, loop: _Loop, answer: str, task: ExtractionTask, prepared: PreparedDocument) -> list[str]:
+    @staticmethod
+    def _check(loop: _Loop, answer: str) -> list[str]:
         parsed = parse_reply(answer)
         if parsed.data is None:
             return [f"{parsed.error}; answer with one JSON object only"]
-        results, problems = evaluate(task.spec.fields, parsed.data, prepared.document, prepared.index)
+        prepared = loop.prepared
+        results, problems = evaluate(loop.task.spec.fields, parsed.data, prepared.document, prepared.index)
         loop.best = merge_best(loop.best, results)
         return problems
 
-    def _replan(
-        self,
-        loop: _Loop,
-        planner: ConversationPlanner,
-        prepared: PreparedDocument,
-        task: ExtractionTask,
-        policy: PlanPolicy,
-        refused: ContextTooLongError,
-    ) -> None:
+    def _replan(self, loop: _Loop, refused: ContextTooLongError) -> None:
         """A smaller plan after "context too long": below the declared limits and below what was
         just refused (a backend whose real window is smaller than its declared one would otherwise
         get the same plan again)."""
@@ -348,16 +354,15 @@ class ExtractionPipeline:
         if len(loop.replans) >= budget.max_replans:
             raise refused
         factor = budget.replan_factor ** (len(loop.replans) + 1)
-        within = planner.limits_below(loop.messages, factor, budget.replan_factor)
+        within = loop.planner.limits_below(loop.messages, factor, budget.replan_factor)
         try:
-            loop.plan = planner.shrink(loop.plan, task.spec, task.examples, prepared.text, policy=policy, within=within)
+            loop.plan = loop.shrink(within=within)
         except DocumentTooLargeError:
             if not loop.plan.report.included:
                 raise
             # Even the bare task is over that share of what was refused; any plan with fewer
             # examples is still smaller than the refused one: take one within the scaled limits.
-            within = planner.limits.scaled(factor)
-            loop.plan = planner.shrink(loop.plan, task.spec, task.examples, prepared.text, policy=policy, within=within)
+            loop.plan = loop.shrink(within=loop.planner.limits.scaled(factor))
         loop.messages = list(loop.plan.messages)
         loop.replans.append(
             f"context too long at step {loop.steps + 1}: re-planned with {factor:.0%} of the budget, at most "
@@ -365,29 +370,19 @@ class ExtractionPipeline:
             f"{loop.plan.report.document_parts} document part(s))"
         )
 
-    def _reask(
-        self,
-        loop: _Loop,
-        planner: ConversationPlanner,
-        prepared: PreparedDocument,
-        task: ExtractionTask,
-        policy: PlanPolicy,
-        answer: str,
-        problems: list[str],
-    ) -> None:
+    @staticmethod
+    def _reask(loop: _Loop, answer: str, problems: list[str]) -> None:
         """The conversation plus the model's answer and the re-ask, within the budget: the planner
         shrinks the plan when needed; when nothing smaller fits, the problems are appended to the
         plain task instead."""
-        repair = planner.prompts.render(
-            "repair", problems=problems, keys_json=json.dumps(task.spec.keys, ensure_ascii=False)
-        )
+        keys_json = json.dumps(loop.task.spec.keys, ensure_ascii=False)
+        repair = loop.planner.prompts.render("repair", problems=problems, keys_json=keys_json)
         extra = [Message("assistant", answer, kind="answer"), Message("user", repair, kind="repair")]
-        if planner.fits([*loop.messages, *extra]):
+        if loop.planner.fits([*loop.messages, *extra]):
             loop.messages = [*loop.messages, *extra]
             return
         try:
-            smaller = planner.shrink(loop.plan, task.spec, task.examples, prepared.text, policy=policy, extra=extra)
-            loop.messages = [*smaller.messages, *extra]
+            loop.messages = [*loop.shrink(extra=extra).messages, *extra]
         except ChatOCRError:  # nothing fits with the history: ask again from the plain task
             last = loop.messages[-1]
             loop.messages = [*loop.messages[:-1], Message("user", f"{last.content}\n\n{repair}", kind="task+repair")]
