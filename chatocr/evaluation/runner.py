@@ -166,11 +166,12 @@ class Evaluator:
         """The ChatOCR's pipeline (same model, OCR engine and scenarios), set up for a resolved
         strategy's example selection and focus."""
         focus = strategy.focus is True
-        key = f"{strategy.selection}/{focus}"
+        key = f"{strategy.selection}/{focus}/{strategy.overrides}"
         pipeline = self._pipelines.get(key)
         if pipeline is None:
             base = self.chat.pipeline
-            config = base.config.model_copy(update={"focus": focus})  # a bool for a bool: nothing to validate
+            # The accuracy levers' settings are validated where they are parsed (strategies.py).
+            config = base.config.model_copy(update={"focus": focus, **dict(strategy.overrides)})
             bank = FixedOrderBank(self.chat.library) if strategy.selection == "fixed" else None
             pipeline = base.derive(config=config, bank=bank)
             self._pipelines[key] = pipeline
@@ -192,6 +193,7 @@ class Evaluator:
                 scenario.model_dump(mode="json"),
                 self._prompts,
                 [cfg.max_steps, cfg.max_tokens, cfg.temperature, cfg.max_output_tokens],
+                [cfg.snap, cfg.field_reask, cfg.extractive, cfg.example_layout, cfg.positions],
                 [s.name for s in self.chat.library] if strategy.route == "classifier" else None,
             ]
         )
@@ -256,6 +258,7 @@ class Evaluator:
             strategy=strategy.name,
             values={name: f.value for name, f in result.fields.items()},
             statuses={name: f.status for name, f in result.fields.items()},
+            answers={name: f.answer for name, f in result.fields.items() if f.answer is not None},
             scenario=result.scenario,
             route=result.route.mode if result.route else None,
             examples=list(result.examples),

@@ -12,6 +12,10 @@ the text at that place instead of the answer:
            comma; "SDN BHD" on the line "SDN BHD." -> the full stop is the page's)
 and nothing (the model's answer stays) where there is nothing trustworthy to snap to.
 
+A fuzzy match is snapped only when answer and page differ in punctuation and spaces alone (a
+dropped comma): where letters or digits differ, the model may have corrected the OCR ("SDN BND"
+read, "SDN BHD" printed), and the page's text would bring the misreading back.
+
 The model's answer is kept beside the page's text (FieldResult.answer) so nothing is lost, and
 snapping refuses any text that does not hold most of the answer's characters (a document of noise
 never turns an answer into an unrelated line): SNAP_MIN_CONTAINED of the answer's characters must
@@ -55,6 +59,11 @@ class Snap:
 
 def _fold(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def _alnum(text: str) -> str:
+    """Only the letters and digits, folded: what is left when punctuation and spaces are ignored."""
+    return "".join(ch for ch in _fold(text) if ch.isalnum())
 
 
 def _contained(answer: str, page: str) -> float:
@@ -119,6 +128,11 @@ def snap_value(answer: str, index: TextIndex, match: Match, kind: str = "text") 
     if kind in _TYPED:
         # A date or number grounded by value: its page form is equal by construction.
         return snap if match.kind in ("date", "numeric", "exact", "normalized") else None
+    if match.kind == "fuzzy" and _alnum(answer) != _alnum(snap.text):
+        # The answer differs from the page in letters or digits, not only in punctuation and
+        # spaces: the model may have corrected an OCR misreading ("SDN BND" on the page, "SDN BHD"
+        # in the answer). The page's text would bring the misreading back: keep the answer.
+        return None
     if _contained(answer, snap.text) < SNAP_MIN_CONTAINED:
         return None
     if fuzz.ratio(_fold(answer), _fold(snap.text)) < SNAP_MIN_SIMILARITY:

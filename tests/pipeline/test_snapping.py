@@ -95,6 +95,13 @@ def test_snapping_never_takes_a_line_without_most_of_the_answers_characters() ->
     assert snapped(index, "北京") is None  # "G1234北京" is mostly something else
 
 
+def test_an_ocr_misreading_the_model_corrected_is_not_brought_back() -> None:
+    index = index_of("BOOK TA .K(TAMAN DAYA) SDN BND", "NO.55, JALAN PERDANA")
+    assert snapped(index, "BOOK TA .K(TAMAN DAYA) SDN BHD") is None  # fuzzy, letters differ
+    assert snapped(index, "NO.53 JALAN PERDANA") is None  # a digit differs
+    assert snapped(index, "NO.55 JALAN PERDANA") == "NO.55, JALAN PERDANA"  # only the comma differs
+
+
 def test_a_number_inside_a_longer_number_is_not_widened() -> None:
     index = index_of(("TOTAL", "9.000"))
     match = index.find("9.00", "amount")
