@@ -51,6 +51,7 @@ def main() -> int:
     parser.add_argument("--variant", action="append", help="variants to run (default: all available)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--data", type=Path, default=DATA, help=f"the labelled sets' folder (default {DATA})")
     args = parser.parse_args()
     available = variants()
     names = args.variant or list(available)
@@ -61,7 +62,7 @@ def main() -> int:
         parser.error(f"unknown variant(s) {unknown}; available: {', '.join(available)}")
     engines = {n: RapidEngine(params=available[n], threads=args.threads) for n in names}
     library = load_scenarios()
-    datasets = [load_dataset(DATA / s, library).subset(args.limit) for s in SETS]
+    datasets = [load_dataset(args.data / s, library).subset(args.limit) for s in SETS]
     seconds: dict[str, list[float]] = {n: [] for n in names}
     found: dict[str, dict[str, dict[str, list[bool]]]] = {n: {d.name: {} for d in datasets} for n in names}
     turn = 0
