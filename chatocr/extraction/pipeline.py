@@ -324,6 +324,7 @@ class ExtractionPipeline:
                     reply = await model.chat(loop.messages, step_settings)
                 except ContextTooLongError as exc:
                     record.error = f"ContextTooLongError: {exc.message}"
+                    loop.choosing = []  # the re-plan drops the question with the history: ask anew
                     self._replan(loop, exc)
                     result.plan = loop.plan.report
                     result.examples = [e.id for e in loop.plan.report.included]

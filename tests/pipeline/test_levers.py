@@ -81,6 +81,24 @@ def test_field_reask_answered_zero_leaves_the_field_as_it_was() -> None:
     assert result.fields["company"].status == "grounded"
 
 
+def test_a_choice_question_refused_as_too_long_is_not_answered_with_the_choice_schema() -> None:
+    from chatocr.errors import ContextTooLongError
+
+    first = receipt_answer(THREE, company="KEDAI MAJOO JAYA ENTERPRISE")
+    result, model = run(
+        [first, ContextTooLongError("too long"), receipt_answer(THREE)],  # type: ignore[list-item]
+        THREE,
+        RECEIPT,
+        "retail_receipt",
+        field_reask=True,
+    )
+    # After the re-plan the conversation no longer holds the question: the next call is an
+    # ordinary answer under the answer's own schema, not a number under the choice schema.
+    third = model.calls[2].settings.json_mode
+    assert isinstance(third, dict) and set(third["properties"]) == set(THREE)
+    assert result.fields["company"].status == "grounded"
+
+
 def test_extractive_sends_the_pages_strings_as_the_text_fields_schema() -> None:
     _result, model = run([receipt_answer()], KEYS, RECEIPT, "retail_receipt", extractive=True)
     schema = model.calls[0].settings.json_mode
