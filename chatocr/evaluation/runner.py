@@ -431,6 +431,8 @@ def build_report(
     ocr_recall: dict[str, dict[str, Any]] = {}
     overall_counts = {s.name: FieldCounts() for s in strategies}
     overall_outcomes: dict[str, list[DocOutcome]] = {s.name: [] for s in strategies}
+    overall_answers = {s.name: FieldCounts() for s in strategies}
+    overall_swaps: dict[str, int | None] = {s.name: None for s in strategies}
     overall_ocr = FieldCounts()
     details: list[dict[str, Any]] = []
     for dataset in datasets:
@@ -503,6 +505,9 @@ def build_report(
                 total.merge(counts)
             overall_counts[strategy.name].merge(total)
             overall_outcomes[strategy.name].extend(done)
+            overall_answers[strategy.name].merge(answer_counts)
+            if pairs.get(dataset.name):
+                overall_swaps[strategy.name] = (overall_swaps[strategy.name] or 0) + swaps
             overall = total.summary()
             overall["exact_answers"] = answer_counts.summary()["exact"]
             if pairs.get(dataset.name):
@@ -522,7 +527,11 @@ def build_report(
         combined: dict[str, Any] = {}
         for strategy in strategies:
             combined[strategy.name] = {
-                "overall": overall_counts[strategy.name].summary(),
+                "overall": {
+                    **overall_counts[strategy.name].summary(),
+                    "exact_answers": overall_answers[strategy.name].summary()["exact"],
+                    **({} if overall_swaps[strategy.name] is None else {"swaps": overall_swaps[strategy.name]}),
+                },
                 "usage": _usage(overall_outcomes[strategy.name]),
             }
         _add_ratios(combined, baseline)

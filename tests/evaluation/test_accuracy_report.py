@@ -45,6 +45,13 @@ def test_swapped_stations_are_counted_as_swaps_and_gaps_are_reported(tmp_path: P
     assert entry["overall"]["swaps"] == 2  # both tickets
     assert entry["fields"]["starting_station"]["exact"] == 0.0
     assert entry["overall"]["exact_answers"] == entry["overall"]["exact"]  # nothing snapped here
+    # Over all sets too (here one set and the SROIE fixtures, which have no position pair).
+    sroie = load_dataset(Path(__file__).resolve().parent.parent / "fixtures" / "sroie", chat.library).subset(1)
+    both = asyncio.run(
+        Evaluator(chat, ocr_source="text", use_cache=False).run([data, sroie], resolve_strategies(["default"]))
+    )
+    assert both["results"]["ALL"]["default"]["overall"]["swaps"] == 2
+    assert both["results"]["ALL"]["default"]["overall"]["exact_answers"] is not None
     md = markdown_report(report)
     assert "swaps" in md and "model's answers exact %" in md
     header = next(line for line in md.splitlines() if line.startswith("| field |"))
