@@ -114,9 +114,26 @@ def page_text_for(index: TextIndex, match: Match, kind: str = "text") -> Snap:
         end = last.end
     if start == first.start and end == last.end:
         how = "line"
-    # A value over several rows (a company name, an address) is one line of text, as typed.
-    joined = " ".join(part.strip() for part in text[start:end].split("\n") if part.strip())
-    return Snap(joined, start, end, how)
+    return Snap(_joined(index, start, end), start, end, how)
+
+
+def _wide(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in "WF"
+
+
+def _joined(index: TextIndex, start: int, end: int) -> str:
+    """The OCR lines' text within [start, end) as one line: the layout's gaps between lines (a new
+    row, or the spaces that place a cell on its row) become one space, or nothing between two
+    Chinese characters ("汉" and "口站" read as two boxes on one row are "汉口站")."""
+    out = ""
+    for span in index.layout.spans_between(start, end):
+        piece = index.text[max(start, span.start) : min(end, span.end)].strip()
+        if not piece:
+            continue
+        if out:
+            out += "" if _wide(out[-1]) and _wide(piece[0]) else " "
+        out += piece
+    return out or index.text[start:end].strip()
 
 
 def snap_value(answer: str, index: TextIndex, match: Match, kind: str = "text") -> Snap | None:

@@ -10,7 +10,7 @@ import pytest
 
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.result import FieldResult
-from chatocr.extraction.snapping import snap_result, snap_value
+from chatocr.extraction.snapping import page_text_for, snap_result, snap_value
 from chatocr.ocr.types import OCRDocument, OCRLine, Page
 from chatocr.scenarios import FieldSpec
 from chatocr.scenarios.model import FieldType
@@ -74,6 +74,15 @@ TICKET = index_of(("北京南站", "G123", "上海虹桥站"), "2019年06月21�
 )
 def test_answers_snap_to_the_pages_own_text(index: TextIndex, answer: str, kind: str, page: str) -> None:
     assert snapped(index, answer, kind) == page
+
+
+def test_lines_on_one_row_or_several_are_joined_as_text_is_written() -> None:
+    # "汉" and "口站" read as two boxes on one row: the layout puts spaces between them.
+    split = index_of(("汉", "口站"), "LOT 7,", "JALAN MERDEKA")
+    match = split.find("汉口站")
+    assert match is not None and page_text_for(split, match).text == "汉口站"  # no space inside
+    assert snapped(split, "汉口站") is None  # so the answer is the page's text already
+    assert snapped(split, "lot 7, jalan merdeka") == "LOT 7, JALAN MERDEKA"
 
 
 @pytest.mark.parametrize(
