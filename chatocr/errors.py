@@ -3,6 +3,7 @@
     ChatOCRError                      base: catch this to catch everything of ours
     ├── UserError                     the caller's or the author's mistake: fix the input or config
     │   ├── ConfigError               bad settings, unknown provider/engine/scenario name
+    │   │   └── SchemaError           a pydantic model or JSON Schema chatocr cannot extract into
     │   ├── ScenarioError             a scenario YAML that does not load (names file and line)
     │   ├── TemplateError             a prompt template that does not render
     │   └── MissingDependencyError    an optional extra is not installed (says the pip command)
@@ -42,6 +43,7 @@ __all__ = [
     "PlanningError",
     "RateLimitError",
     "ScenarioError",
+    "SchemaError",
     "ServiceUnavailableError",
     "TemplateError",
     "UserError",
@@ -70,6 +72,15 @@ class UserError(ChatOCRError):
 
 class ConfigError(UserError):
     default_hint = "Check the settings you passed (or `chatocr doctor` for what is available here)."
+
+
+class SchemaError(ConfigError):
+    """A typed request (pydantic model or JSON Schema) that cannot be mapped to fields."""
+
+    default_hint = (
+        "Use str, date/datetime, Decimal/float/int, Literal[...]/Enum, Optional[...], a nested model of "
+        "those, or list[...] of those (see docs/typed.md)."
+    )
 
 
 class ScenarioError(UserError):
