@@ -16,12 +16,16 @@ owned by this object, in a background thread, so they also work inside Jupyter o
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
+
+from pydantic import BaseModel
 
 from chatocr.config import ChatOCRConfig, load_config
 from chatocr.conversation.planner import ConversationPlanner, PlanPolicy, TaskSpec
@@ -39,7 +43,9 @@ from chatocr.ocr.cache import CachedEngine, OCRCache
 from chatocr.ocr.registry import get_ocr_engine
 from chatocr.ocr.types import OCRDocument
 from chatocr.scenarios.loader import ScenarioLibrary, load_scenarios
-from chatocr.scenarios.model import Scenario
+from chatocr.scenarios.model import FieldSpec, Scenario
+from chatocr.typed.review import Keys, MinConfidence, TypedRequest, typed_request
+from chatocr.typed.schema import TypedSchema
 
 __all__ = ["ChatOCR", "ChatSession"]
 
@@ -148,22 +154,37 @@ class ChatOCR:
 
     # -- extraction -----------------------------------------------------------------------------
 
+    def _typed(
+        self, keys: Keys, schema: Any, min_confidence: MinConfidence, include_low_confidence: bool
+    ) -> tuple[list[Any] | None, TypedRequest]:
+        """Keys parsed and the typed request resolved: a bad schema or key fails here, before OCR."""
+        threshold = self.config.min_confidence if min_confidence is None else min_confidence
+        return typed_request(keys, schema, threshold, include_low_confidence)
+
     async def aextract(
         self,
         source: Input,
-        keys: Sequence[str] | str | None = None,
-        scenario: str | None = None,
+        keys: Keys = None,
+        scenario: str | Path | Scenario | None = None,
         *,
+        schema: type[BaseModel] | dict[str, Any] | TypedSchema | None = None,
+        min_confidence: MinConfidence = None,
+        include_low_confidence: bool = False,
         classify: bool | None = None,
         policy: PlanPolicy | None = None,
         raise_errors: bool = True,
     ) -> Extraction:
         """Extract `keys` (default: the scenario's fields) from one document.
 
-        scenario: a name, "auto"/None to route. A failure raises a ChatOCRError whose `.result`
-        holds the partial Extraction; with raise_errors=False it is returned with `.error` set.
+        keys: names, FieldSpecs, or text in the key syntax ("company,total:amount=final total").
+        scenario: a name, a YAML path or a Scenario; "auto"/None to route.
+        schema: a pydantic model or JSON Schema (or keys=Model): `result.data` is then an instance
+        of it (see docs/typed.md). min_confidence: per call (float, or {field: float}), else the
+        config's. A failure raises a ChatOCRError whose `.result` holds the partial Extraction;
+        with raise_errors=False it is returned with `.error` set.
         """
-        result, error = await self._extract(source, keys, scenario, classify=classify, policy=policy)
+        keys, typed = self._typed(keys, schema, min_confidence, include_low_confidence)
+        result, error = await self._extract(source, keys, scenario, classify=classify, policy=policy, typed=typed)
         if error is not None and raise_errors:
             error.result = result  # type: ignore[attr-defined]
             raise error
@@ -172,8 +193,8 @@ class ChatOCR:
     def extract(
         self,
         source: Input,
-        keys: Sequence[str] | str | None = None,
-        scenario: str | None = None,
+        keys: Keys = None,
+        scenario: str | Path | Scenario | None = None,
         **options: Any,
     ) -> Extraction:
         return self._run(self.aextract(source, keys, scenario, **options))
@@ -181,21 +202,23 @@ class ChatOCR:
     async def _extract(
         self,
         source: Input,
-        keys: Sequence[str] | str | None,
-        scenario_name: str | None,
+        keys: Sequence[str | FieldSpec] | None,
+        scenario_spec: str | Path | Scenario | None,
         *,
         classify: bool | None,
         policy: PlanPolicy | None,
+        typed: TypedRequest | None = None,
     ) -> tuple[Extraction, ChatOCRError | None]:
         started = time.perf_counter()
         error: ChatOCRError | None = None
         result = Extraction(source=_source_name(source))
         ocr_seconds = 0.0
-        if isinstance(keys, str):
-            keys = [k.strip() for k in keys.split(",") if k.strip()]
+        typed = typed or TypedRequest()
         try:
-            if scenario_name not in (None, "", "auto") and scenario_name not in self.library:
-                self.library.get(scenario_name)  # raises a ScenarioError with suggestions
+            scenario_name: str | None = None
+            if scenario_spec not in (None, "", "auto"):
+                # a name (ScenarioError with suggestions when unknown) or a YAML path
+                scenario_name = self.library.resolve(scenario_spec).name
             ocr_started = time.perf_counter()
             document = await self.read(source)
             ocr_seconds = time.perf_counter() - ocr_started
@@ -224,7 +247,7 @@ class ChatOCR:
                 route, scenario, calls = await self.router.route(text, self.model, classify=classify)
             result.route, result.calls = route, list(calls)
             result.scenario = scenario.name if scenario else None
-            fields = resolve_fields(scenario, keys)
+            fields = typed.schema.fields if typed.schema is not None else resolve_fields(scenario, keys)
             fallback = self.router.fallback_scenario()
             if not fields:
                 if fallback is None:
@@ -241,6 +264,8 @@ class ChatOCR:
             instructions = base.instructions if base else ""
             if base is not None and focus:
                 instructions = base.instructions_for(f.name for f in fields)
+            if typed.question:  # ChatSession.ask(question, schema=...): the question is the task's focus
+                instructions = f"{instructions}\n{typed.question}".strip()
             task = TaskSpec(title, tuple(fields), instructions)
             examples = self.bank.select(text, task.fields, scenario, focus=focus)
             planner = self.planner(language)
@@ -255,6 +280,7 @@ class ChatOCR:
                 settings=self.settings(json_mode=json_schema_for(task.fields)),
                 budget=self.budget,
                 policy=policy or self.policy,
+                review=typed.review(),
             )
             result.fields = outcome.fields
             result.values = {name: f.value for name, f in outcome.fields.items() if f.value is not None}
@@ -264,6 +290,7 @@ class ChatOCR:
             result.steps = outcome.steps
             result.replans = outcome.replans
             result.warnings.extend(outcome.warnings)
+            typed.finish(result)
             ungrounded = [n for n, f in outcome.fields.items() if f.status == "ungrounded"]
             if ungrounded:
                 result.warnings.append(f"not found in the document (do not trust): {', '.join(ungrounded)}")
@@ -284,19 +311,30 @@ class ChatOCR:
     async def aextract_many(
         self,
         inputs: Iterable[Input],
-        keys: Sequence[str] | str | None = None,
-        scenario: str | None = None,
+        keys: Keys = None,
+        scenario: str | Path | Scenario | None = None,
         *,
         concurrency: int | None = None,
         **options: Any,
     ) -> AsyncIterator[Extraction]:
-        """Results as they complete; a failed document yields a result with `.error` set."""
+        """Results as they complete; a failed document yields a result with `.error` set. A bad
+        schema, key or scenario path fails at once, before any document is read."""
         limit = asyncio.Semaphore(concurrency or self.config.concurrency)
+        parsed, typed = self._typed(
+            keys, options.get("schema"), options.get("min_confidence"), options.get("include_low_confidence", False)
+        )
+        if scenario not in (None, "", "auto"):
+            scenario = self.library.resolve(scenario)
 
         async def one(source: Input) -> Extraction:
             async with limit:
                 result, _ = await self._extract(
-                    source, keys, scenario, classify=options.get("classify"), policy=options.get("policy")
+                    source,
+                    parsed,
+                    scenario,
+                    classify=options.get("classify"),
+                    policy=options.get("policy"),
+                    typed=typed,
                 )
                 return result
 
@@ -311,8 +349,8 @@ class ChatOCR:
     def extract_many(
         self,
         inputs: Iterable[Input],
-        keys: Sequence[str] | str | None = None,
-        scenario: str | None = None,
+        keys: Keys = None,
+        scenario: str | Path | Scenario | None = None,
         *,
         concurrency: int | None = None,
         **options: Any,
@@ -395,10 +433,33 @@ class ChatSession:
         self.calls: list[CallRecord] = []
         self.dropped_history = 0
 
-    async def aask(self, question: str) -> str:
+    @overload
+    async def aask(self, question: str) -> str: ...
+    @overload
+    async def aask(self, question: str, *, schema: type[BaseModel] | dict[str, Any], **options: Any) -> Extraction: ...
+
+    async def aask(self, question: str, *, schema: Any = None, **options: Any) -> str | Extraction:
+        """The model's answer to a question about the document; with `schema`, a typed, grounded
+        answer: the Extraction whose `.data` is an instance of the schema (the question guides it)."""
         question = question.strip()
         if not question:
             raise InputError("Empty question.", hint="Type a question about the document.")
+        if schema is not None:
+            keys, typed = self.owner._typed(
+                None, schema, options.pop("min_confidence", None), options.pop("include_low_confidence", False)
+            )
+            typed = replace(typed, question=question)
+            result, error = await self.owner._extract(
+                self.document, keys, options.pop("scenario", None), classify=options.pop("classify", None),
+                policy=options.pop("policy", None), typed=typed,
+            )
+            self.calls.extend(result.calls)
+            if error is not None:
+                error.result = result  # type: ignore[attr-defined]
+                raise error
+            answer = json.dumps(result.to_dict()["data"] or result.values, ensure_ascii=False, default=str)
+            self.history.append((question, answer))
+            return result
         planner = self.owner.planner(self.language)
         messages, self.dropped_history = planner.plan_chat(self.title, self.text, self.history, question)
         model = self.owner.model
@@ -414,8 +475,13 @@ class ChatSession:
         self.history.append((question, answer))
         return answer
 
-    def ask(self, question: str) -> str:
-        return self.owner._run(self.aask(question))
+    @overload
+    def ask(self, question: str) -> str: ...
+    @overload
+    def ask(self, question: str, *, schema: type[BaseModel] | dict[str, Any], **options: Any) -> Extraction: ...
+
+    def ask(self, question: str, *, schema: Any = None, **options: Any) -> str | Extraction:
+        return self.owner._run(self.aask(question, schema=schema, **options))
 
     async def aextract(self, keys: Sequence[str] | str | None = None, scenario: str | None = None) -> Extraction:
         return await self.owner.aextract(self.document, keys, scenario)

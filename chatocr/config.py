@@ -60,6 +60,17 @@ class ChatOCRConfig(BaseModel):
     max_output_tokens: int = Field(768, ge=16)
     timeout: float = Field(300.0, gt=0)
     concurrency: int = Field(4, ge=1)
+    # A grounded value below this confidence (OCR line confidence x match score) gets status
+    # low_confidence and is left out of trusted_values() and typed data; per field as a table.
+    min_confidence: float | dict[str, float] = Field(0.0)
+
+    @field_validator("min_confidence")
+    @classmethod
+    def _in_unit_range(cls, value: float | dict[str, float]) -> float | dict[str, float]:
+        for number in value.values() if isinstance(value, dict) else [value]:
+            if not 0.0 <= number <= 1.0:
+                raise ValueError(f"min_confidence must be between 0 and 1, got {number}")
+        return value
 
     @field_validator("max_examples", "restate_every", mode="before")
     @classmethod

@@ -28,22 +28,31 @@ __all__ = ["ExampleBank", "focus_text", "resolve_fields"]
 ELISION = "[...]"
 
 
-def resolve_fields(scenario: Scenario | None, keys: Sequence[str] | None) -> tuple[FieldSpec, ...]:
+def resolve_fields(scenario: Scenario | None, keys: Sequence[str | FieldSpec] | None) -> tuple[FieldSpec, ...]:
     """The fields to ask for: the scenario's own when no keys are given; else one per key, named as
-    the user named it, typed and described by the scenario field it matches (name or alias)."""
+    the user named it, typed and described by the scenario field it matches (name or alias). A key
+    given as a FieldSpec (`--keys total:amount=the final total`) keeps what it sets explicitly."""
     if not keys:
         if scenario is None:
             return ()
         return scenario.fields
     out: list[FieldSpec] = []
     seen: set[str] = set()
-    for key in keys:
-        key = key.strip()
+    for entry in keys:
+        given = entry if isinstance(entry, FieldSpec) else None
+        key = given.name.strip() if given is not None else str(entry).strip()
         if not key or key in seen:
             continue
         seen.add(key)
         field = scenario.field(key) if scenario is not None else None
-        out.append(field.model_copy(update={"name": key, "aliases": ()}) if field else FieldSpec(name=key))
+        explicit = {name: getattr(given, name) for name in given.model_fields_set} if given is not None else {}
+        if field is None:
+            out.append(given or FieldSpec(name=key))
+            continue
+        update = {"name": key, "aliases": (), **explicit}
+        if "type" in explicit and explicit["type"] is not field.type:  # a new type drops the old one's details
+            update = {"choices": (), "items": (), **update}
+        out.append(FieldSpec.model_validate({**field.model_dump(), **update}))
     return tuple(out)
 
 

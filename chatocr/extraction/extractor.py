@@ -12,12 +12,14 @@ budget (steps, tokens) is spent. Per field the best answer across steps is kept.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from chatocr.conversation.planner import ConversationPlanner, Plan, PlanExample, PlanPolicy, TaskSpec
 from chatocr.errors import ContextTooLongError, DocumentTooLargeError, PlanningError
 from chatocr.extraction.grounding import TextIndex
+from chatocr.extraction.items import ground_parts, leaf_confidence
 from chatocr.extraction.parsing import parse_reply
 from chatocr.extraction.result import CallRecord, Evidence, FieldResult
 from chatocr.extraction.validation import check_value
@@ -28,7 +30,11 @@ from chatocr.scenarios.model import FieldSpec, FieldType
 
 __all__ = ["ExtractionBudget", "ExtractionOutcome", "json_schema_for", "run_extraction"]
 
-_RANK = {"grounded": 3, "ungrounded": 2, "invalid": 1, "missing": 0}
+_RANK = {"grounded": 4, "low_confidence": 3, "ungrounded": 2, "invalid": 1, "missing": 0}
+
+# Looks at the best field results so far (and may mark them, e.g. low_confidence); returns more
+# problems for the re-ask (a typed model's validation errors). See chatocr/typed/review.py.
+Review = Callable[[dict[str, "FieldResult"]], list[str]]
 
 
 @dataclass(frozen=True)
@@ -57,11 +63,10 @@ def json_schema_for(fields: tuple[FieldSpec, ...]) -> dict[str, Any]:
         if field.type is FieldType.list:
             item: dict[str, Any] = {"type": "string"}
             if field.items:
-                item = {
-                    "type": "object",
-                    "properties": {sub.name: {"type": ["string", "null"]} for sub in field.items},
-                }
+                item = {"type": "object", "properties": _sub_properties(field)}
             properties[field.name] = {"type": ["array", "null"], "items": item}
+        elif field.type is FieldType.object:
+            properties[field.name] = {"type": ["object", "null"], "properties": _sub_properties(field)}
         elif field.type is FieldType.enum:
             # No "type" beside "enum": llama-cpp-python's grammar builder, given a list of types,
             # makes a union of them and drops the enum, so any string would be accepted.
@@ -69,6 +74,13 @@ def json_schema_for(fields: tuple[FieldSpec, ...]) -> dict[str, Any]:
         else:
             properties[field.name] = {"type": ["string", "null"]}
     return {"type": "object", "properties": properties, "required": [f.name for f in fields]}
+
+
+def _sub_properties(field: FieldSpec) -> dict[str, Any]:
+    return {
+        sub.name: {"enum": [*sub.choices, None]} if sub.choices else {"type": ["string", "null"]}
+        for sub in field.items
+    }
 
 
 def _evidence(document: OCRDocument, index: TextIndex, start: int, end: int) -> list[Evidence]:
@@ -149,6 +161,19 @@ def evaluate(
             result.status = "invalid"
             result.problem = checked.problem
             problems.append(f"{field.name}: {checked.problem}")
+        elif field.items:  # a list of objects or an object: leaf by leaf, each item on its own row
+            parts = ground_parts(
+                field, checked.value, checked.normalized, index, lambda a, b: _evidence(document, index, a, b)
+            )
+            result.parts = parts.leaves
+            if parts.grounded:
+                result.status = "grounded"
+                result.match, result.match_score, result.evidence = parts.kind, parts.score, parts.evidence
+                result.confidence = leaf_confidence(parts.evidence, parts.score)
+            else:
+                result.status = "ungrounded"
+                result.problem = "; ".join(parts.problems) or "not found in the OCR text"
+                problems.extend(parts.problems or [f"{field.name}: not found in the OCR text"])
         else:
             kind, score, evidence = _ground(field, checked.value, document, index)
             if kind is None:
@@ -158,8 +183,7 @@ def evaluate(
             else:
                 result.status = "grounded"
                 result.match, result.match_score, result.evidence = kind, score, evidence
-                confidences = [e.confidence for e in evidence]
-                result.confidence = round(min(confidences) * (score or 1.0), 4) if confidences else score
+                result.confidence = leaf_confidence(evidence, score)
         results[field.name] = result
     wanted = {f.name.casefold() for f in fields}
     extra = [key for key in data if key.strip().casefold() not in wanted]
@@ -206,6 +230,7 @@ async def run_extraction(
     settings: ChatSettings,
     budget: ExtractionBudget,
     policy: PlanPolicy | None = None,
+    review: Review | None = None,
 ) -> ExtractionOutcome:
     """Extract `task.fields` from `text` (the layout text of `document`) in a bounded loop."""
     policy = policy or planner.policy
@@ -268,6 +293,8 @@ async def run_extraction(
         else:
             results, problems = evaluate(task.fields, parsed.data, document, index)
             best = _merge(best, results)
+            if review is not None:
+                problems.extend(review(best))
         if reply.truncated:
             problems.append("the answer was cut off: answer with the JSON object only, no other text")
         if not problems:

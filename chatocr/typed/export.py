@@ -52,10 +52,9 @@ def _attr(name: str) -> tuple[str, str | None]:
 
 
 def _declared(annotation: Any, required: bool, description: str, alias: str | None) -> tuple[Any, Any]:
-    extra = {"alias": alias} if alias else {}
     if required:
-        return annotation, Field(description=description, **extra)
-    return Optional[annotation], Field(None, description=description, **extra)  # noqa: UP045 - runtime object
+        return annotation, Field(description=description, alias=alias)
+    return Optional[annotation], Field(None, description=description, alias=alias)  # noqa: UP045 - runtime object
 
 
 def _sub_model(owner: str, field: FieldSpec) -> type[BaseModel]:

@@ -210,7 +210,7 @@ def _sub_fields(model: type[BaseModel], where: str, seen: tuple[type, ...]) -> t
                 "models nested more than one level" if nested or typing.get_origin(annotation) else "")
             raise _unsupported(f"{where}.{name}", info.annotation, why)
         kind, choices = leaf
-        out.append(ItemField(name=name, description=info.description or "", type=kind,  # type: ignore[arg-type]
+        out.append(ItemField(name=name, description=info.description or "", type=kind,
                              required=info.is_required() and not optional, choices=choices))
     if not out:
         raise SchemaError(f"{model.__name__} (in {where}) has no fields.", hint="Declare at least one field.")
@@ -341,6 +341,6 @@ def _json_sub_fields(root: dict[str, Any], node: dict[str, Any], where: str) -> 
             raise SchemaError(f"Field {where}.{name!r} nests {sub['type']}s more than one level deep.",
                               hint=f"Types that work: {SUPPORTED_TYPES}.")
         kind, choices = _json_leaf(sub, f"{where}.{name}")
-        out.append(ItemField(name=name, description=sub.get("description", ""), type=kind,  # type: ignore[arg-type]
+        out.append(ItemField(name=name, description=sub.get("description", ""), type=kind,
                              required=name in required and not nullable, choices=choices))
     return tuple(out)
