@@ -386,7 +386,7 @@ class ChatOCR:
         text = document.layout().text
         if not text.strip():
             raise InputError(f"{_source_name(source)}: OCR found no text in the document.")
-        chosen = self.library.get(scenario) if scenario not in (None, "", "auto") else None
+        chosen = self.library.resolve(scenario) if scenario not in (None, "", "auto") else None
         language = chosen.language if chosen else self.router.language_of(text)
         title = chosen.title if chosen else ("文档" if language == "zh" else "document")
         return ChatSession(self, document, text, title, language)

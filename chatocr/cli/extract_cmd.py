@@ -21,10 +21,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from chatocr.cli.batch import DocKey, ResultLog, csv_columns, csv_text, file_sha256, format_line, record_for
-from chatocr.cli.common import add_backend_options, field_table, make_chatocr, summary_line
+from chatocr.cli.common import (
+    KEYS_HELP,
+    add_backend_options,
+    field_table,
+    keys_option,
+    load_schema_option,
+    make_chatocr,
+    summary_line,
+)
 from chatocr.cli.drawing import save_drawing
 from chatocr.errors import ConfigError, InputError
 from chatocr.extraction.result import Extraction
+from chatocr.scenarios.keys import parse_keys, split_keys
+from chatocr.typed.schema import TypedSchema
 
 __all__ = ["IMAGE_SUFFIXES", "TEXT_SUFFIXES", "collect_inputs", "register"]
 
@@ -39,8 +49,12 @@ _PLAIN: dict[str, Any] = {"markup": False, "highlight": False, "soft_wrap": True
 def register(sub: Any) -> None:
     p = sub.add_parser("extract", help="extract key fields from documents (files or folders), resumable")
     p.add_argument("inputs", nargs="+", type=Path, metavar="FILES_OR_DIRS")
-    p.add_argument("--scenario", help="scenario name, or auto (default) to route each document")
-    p.add_argument("--keys", help="comma-separated keys (default: the scenario's fields)")
+    p.add_argument("--scenario", help="scenario name or YAML file, or auto (default) to route each document")
+    p.add_argument("--keys", type=keys_option, help=KEYS_HELP)
+    p.add_argument("--schema", metavar="MODULE:CLASS|FILE.json",
+                   help="a pydantic model or JSON Schema: typed, validated values (see docs/typed.md)")
+    p.add_argument("--min-confidence", type=float, metavar="X",
+                   help="grounded values below this confidence are low_confidence, not trusted (0..1)")
     add_backend_options(p)
     p.add_argument(
         "--out", type=Path, metavar="FILE", help="results file (.jsonl/.csv: appended, resumable; .json: at the end)"
@@ -86,17 +100,19 @@ def run(args: argparse.Namespace) -> int:
                           hint="Use --format jsonl or csv with --out.")
     if args.concurrency is not None and args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1.")
-    ocr = make_chatocr(args, concurrency=args.concurrency)
-    keys = [k.strip() for k in args.keys.split(",") if k.strip()] if args.keys else None
+    schema = load_schema_option(args.schema)  # a bad model or JSON Schema fails now, before any OCR
+    ocr = make_chatocr(args, concurrency=args.concurrency, min_confidence=args.min_confidence)
+    keys = split_keys(args.keys) if args.keys else None
     scenario = None if args.scenario in (None, "", "auto") else args.scenario
     if scenario is not None:
-        ocr.scenario(scenario)  # an unknown name fails now, with suggestions
+        scenario = ocr.library.resolve(scenario).name  # a name (suggestions if unknown) or a YAML file
+    names = [f.name for f in schema.fields] if schema else [f.name for f in parse_keys(args.keys)] if keys else None
     paths = collect_inputs(args.inputs, ocr.config.ocr if args.ocr is None else args.ocr)
     err = Console(stderr=True)
     keyed: dict[str, DocKey] = {str(p): (str(p), file_sha256(p)) for p in paths}
     columns = None
     if fmt == "csv":
-        columns = csv_columns(keys or ([f.name for f in ocr.scenario(scenario).fields] if scenario else None))
+        columns = csv_columns(names or ([f.name for f in ocr.scenario(scenario).fields] if scenario else None))
     log: ResultLog | None = None
     if args.out is not None and fmt in ("jsonl", "csv"):
         log = ResultLog(args.out, "csv" if fmt == "csv" else "jsonl", columns).open()
@@ -108,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         if log is not None and len(pending) < len(paths):
             err.print(f"resuming: {len(paths) - len(pending)} of {len(paths)} document(s) already in {args.out}",
                       soft_wrap=True, highlight=False)
-        results = _run_batch(ocr, pending, keys, scenario, args, fmt, log, keyed, columns, err)
+        results = _run_batch(ocr, pending, keys, scenario, args, fmt, log, keyed, columns, err, schema)
     finally:
         if log is not None:
             log.close()
@@ -127,7 +143,7 @@ def _report_resume(err: Console, log: ResultLog, out: Path) -> None:
 
 def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: str | None,
                args: argparse.Namespace, fmt: str, log: ResultLog | None, keyed: dict[str, DocKey],
-               columns: list[str] | None, err: Console) -> list[Extraction]:
+               columns: list[str] | None, err: Console, schema: TypedSchema | None = None) -> list[Extraction]:
     results: list[Extraction] = []
     if not pending:
         return results
@@ -137,7 +153,8 @@ def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: 
     failed = 0
     with Progress(*bar, console=err, disable=not show_bar, transient=False) as progress:
         task = progress.add_task("extract", total=len(pending), counts="")
-        for result in ocr.extract_many([str(p) for p in pending], keys, scenario, concurrency=args.concurrency):
+        for result in ocr.extract_many([str(p) for p in pending], keys, scenario, concurrency=args.concurrency,
+                                       schema=schema):
             key = keyed[result.source]
             if log is not None:
                 log.append(key, result)
@@ -174,6 +191,7 @@ def grounded_summary(result: Extraction) -> dict[str, Any]:
         "scenario": result.scenario,
         "route": route.mode if route else None,
         "values": result.values,
+        **({"data": result.to_dict()["data"], "errors": result.errors} if result.schema else {}),
         "fields": {
             name: {
                 "value": f.value,
@@ -184,7 +202,7 @@ def grounded_summary(result: Extraction) -> dict[str, Any]:
                 "boxes": [{"line": e.line_id, "page": e.page, "box": [round(c) for p in e.box for c in p]}
                           for e in f.evidence],
             }
-            for name, f in result.fields.items()
+            for name, f in result.provenance.items()
         },
         "usage": result.usage,
         "seconds": result.timings.get("total_s"),

@@ -14,12 +14,14 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from chatocr.cli.common import KEYS_HELP, keys_option, load_schema_option
 from chatocr.config import load_config
 from chatocr.conversation import ConversationPlanner, PlanPolicy, TaskSpec, load_prompts
 from chatocr.errors import InputError
-from chatocr.extraction.examples import ExampleBank
+from chatocr.extraction.examples import ExampleBank, resolve_fields
 from chatocr.messages import Limits, RoleRules
-from chatocr.scenarios import FieldSpec, load_scenarios
+from chatocr.scenarios import FieldSpec, Scenario, load_scenarios
+from chatocr.scenarios.keys import parse_keys
 from chatocr.tokens import CharCounter, TiktokenCounter, TokenCounter
 
 ERNIE_ROLES = RoleRules(system="field", alternate=True, odd_count=True)
@@ -37,8 +39,9 @@ PRESETS: dict[str, tuple[Limits, str]] = {
 def register(sub: Any) -> None:
     parser = sub.add_parser("plan", help="show the planned conversation for a document (nothing is sent)")
     parser.add_argument("document", type=Path, help="OCR text of the document (a .txt file)")
-    parser.add_argument("--scenario", required=True, help="scenario name (see `chatocr scenarios list`)")
-    parser.add_argument("--keys", help="comma-separated keys (default: all the scenario's fields)")
+    parser.add_argument("--scenario", required=True, help="scenario name or YAML file (see `chatocr scenarios list`)")
+    parser.add_argument("--keys", type=keys_option, help=KEYS_HELP)
+    parser.add_argument("--schema", metavar="MODULE:CLASS|FILE.json", help="plan for a pydantic model's fields")
     parser.add_argument("--limits", default="ernie-2000", choices=sorted(PRESETS), help="target limits preset")
     parser.add_argument("--packing", choices=["single", "pairs", "packed"], help="default: the configured packing")
     parser.add_argument("--restate-every", type=int, default=None, metavar="N")
@@ -59,14 +62,9 @@ def counter_for(name: str) -> TokenCounter:
     return CharCounter() if name == "chars" else TiktokenCounter(name)
 
 
-def task_for(scenario_fields: tuple[FieldSpec, ...], keys: str | None, find: Any) -> tuple[FieldSpec, ...]:
-    if not keys:
-        return scenario_fields
-    out = []
-    for key in (k.strip() for k in keys.split(",") if k.strip()):
-        field = find(key)
-        out.append(field if field is not None else FieldSpec(name=key))
-    return tuple(out)
+def task_for(scenario: Scenario, keys: str | None) -> tuple[FieldSpec, ...]:
+    """The fields as `extract --keys` asks for them (the same key syntax and resolution)."""
+    return resolve_fields(scenario, parse_keys(keys) if keys else None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,12 +72,13 @@ def run(args: argparse.Namespace) -> int:
         document = args.document.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"Cannot read {args.document}: {exc}", hint="Give a UTF-8 text file of OCR text.") from exc
+    schema = load_schema_option(args.schema)
     library = load_scenarios()
-    scenario = library.get(args.scenario)
+    scenario = library.resolve(args.scenario)
     limits, counter_name = PRESETS[args.limits]
     # The configured settings, the options on top ("all" examples is understood there).
     config = load_config({"packing": args.packing, "max_examples": args.max_examples})
-    fields = task_for(scenario.fields, args.keys, scenario.field)
+    fields = schema.fields if schema is not None else task_for(scenario, args.keys)
     names = [f.name for f in fields]
     instructions = scenario.instructions_for(names) if args.focus else scenario.instructions
     task = TaskSpec(scenario.title, fields, instructions)

@@ -20,7 +20,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from chatocr.ocr.types import OCRDocument
 from chatocr.resources import builtin_prompts_dir, cache_dir
 from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import FieldSpec, Scenario
+from chatocr.typed.schema import TypedSchema
 
 __all__ = ["DocOutcome", "Evaluator", "FixedOrderBank", "build_report"]
 
@@ -81,6 +82,7 @@ class DocOutcome:
     steps: int = 0
     error: str | None = None
     cached: bool = False
+    data: dict[str, Any] | None = None  # eval --schema: the typed instance as JSON; None if it did not validate
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DocOutcome:
@@ -140,8 +142,10 @@ class Evaluator:
         concurrency: int = 1,
         ocr_name: str | None = None,
         cached_only: bool = False,
+        schemas: Mapping[str, TypedSchema] | None = None,
     ) -> None:
-        """ocr_source: "image" runs the OCR engine on each image; "text" reads the set's ocr/ files."""
+        """ocr_source: "image" runs the OCR engine on each image; "text" reads the set's ocr/ files.
+        schemas: per set name, a typed request (`eval --schema`) used instead of the set's keys."""
         self.chat = chat
         self.ocr_source = ocr_source
         self.cache = ResultCache(cache_dir_path or cache_dir("eval")) if use_cache else None
@@ -156,6 +160,8 @@ class Evaluator:
         self._prompts = _prompts_digest(chat.config.prompt_dirs)
         self.ocr_docs: dict[tuple[str, str], OCRDocument] = {}
         self.ocr_errors: dict[tuple[str, str], str] = {}
+        self.schemas = dict(schemas or {})
+        self.outcomes: list[DocOutcome] = []  # of the last run, for checks beyond the report
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -176,6 +182,8 @@ class Evaluator:
     def _cache_key(self, strategy: Strategy, dataset: Dataset, document: OCRDocument) -> str:
         cfg = self.chat.config
         scenario = self.chat.library.get(dataset.scenario)
+        schema = self.schemas.get(dataset.name)
+        typed = [schema.json_schema] if schema is not None else []  # untyped keys stay as they were
         return _sha(
             [
                 CACHE_VERSION,
@@ -190,6 +198,7 @@ class Evaluator:
                 self._prompts,
                 [cfg.max_steps, cfg.max_tokens, cfg.temperature, cfg.max_output_tokens],
                 [s.name for s in self.chat.library] if strategy.route == "classifier" else None,
+                *typed,
             ]
         )
 
@@ -240,9 +249,11 @@ class Evaluator:
         policy = strategy.plan_policy()  # raises for a strategy that was not resolved
         chat = self._chat_for(strategy)
         given = strategy.route == "given"
+        schema = self.schemas.get(dataset.name)
         result = await chat.aextract(
             document,
-            keys=dataset.fields,
+            keys=None if schema is not None else dataset.fields,
+            schema=schema,
             scenario=dataset.scenario if given else None,
             classify=None if given else True,
             policy=policy,
@@ -265,6 +276,7 @@ class Evaluator:
             seconds=round(result.timings.get("total_s", 0.0) - result.timings.get("ocr_s", 0.0), 3),
             steps=result.steps,
             error=None if result.error is None else f"{result.error['type']}: {result.error['message']}",
+            data=result.to_dict()["data"] if schema is not None else None,
         )
 
     async def _run_baseline(
@@ -358,6 +370,7 @@ class Evaluator:
         batches = await asyncio.gather(*(one(dataset, doc) for dataset, doc in order))
         for batch in batches:
             outcomes.extend(batch)
+        self.outcomes = outcomes
         report = build_report(datasets, resolved, outcomes, self.ocr_docs)
         report["run"] = {
             "command": command,

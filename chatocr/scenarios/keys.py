@@ -17,7 +17,7 @@ import re
 from chatocr.errors import ConfigError
 from chatocr.scenarios.model import FieldSpec, FieldType
 
-__all__ = ["KEY_SYNTAX", "KEY_TYPES", "parse_key", "parse_keys"]
+__all__ = ["KEY_SYNTAX", "KEY_TYPES", "parse_key", "parse_keys", "split_keys"]
 
 KEY_TYPES = ("text", "date", "amount", "number", "enum(A|B|...)", "list")
 KEY_SYNTAX = "NAME[:TYPE][=DESCRIPTION], comma-separated (';' when a description has a comma)"
@@ -59,14 +59,17 @@ def parse_key(item: str) -> FieldSpec:
     return FieldSpec(**explicit)
 
 
+def split_keys(text: str) -> list[str]:
+    """The key items of a keys text, unparsed: split on `;` when it has one, else on `,`."""
+    separator = ";" if ";" in text else ","
+    return [item.strip() for item in text.split(separator) if item.strip()]
+
+
 def parse_keys(text: str) -> list[FieldSpec]:
     """`company,date:date,total:amount=final total` as FieldSpecs (an empty text gives [])."""
-    separator = ";" if ";" in text else ","
     keys: list[FieldSpec] = []
     seen: set[str] = set()
-    for item in text.split(separator):
-        if not item.strip():
-            continue
+    for item in split_keys(text):
         key = parse_key(item)
         if key.name.casefold() in seen:
             raise _error(f"Key {key.name!r} is given twice.")

@@ -103,7 +103,8 @@ def model_source(scenario: Scenario) -> str:
     """Python source of the scenario's fields as pydantic models, for type checkers and IDEs."""
     class_name = _class_name(scenario.name)
     blocks: list[str] = []
-    lines = [f"class {class_name}(BaseModel):", f"    {scenario.title!r}", "",
+    title = scenario.title if '"' not in scenario.title and "\\" not in scenario.title else class_name
+    lines = [f"class {class_name}(BaseModel):", f'    """{title}"""', "",
              "    model_config = ConfigDict(populate_by_name=True)", ""]
     for field in scenario.fields:
         if field.type in (FieldType.list, FieldType.object) and field.items:
