@@ -59,8 +59,9 @@ def typed_agreement(
     return report
 
 
-def _agreement(dataset: Dataset, schema: TypedSchema, outcomes: Sequence[DocOutcome],
-               labels: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def _agreement(
+    dataset: Dataset, schema: TypedSchema, outcomes: Sequence[DocOutcome], labels: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
     kinds = {f.name: f.type for f in schema.fields}
     per_field: dict[str, list[int]] = {name: [0, 0] for name in dataset.fields}
     for outcome in outcomes:
@@ -70,8 +71,9 @@ def _agreement(dataset: Dataset, schema: TypedSchema, outcomes: Sequence[DocOutc
                 continue
             got = (outcome.data or {}).get(name)
             per_field[name][1] += 1
-            per_field[name][0] += _equal(kinds.get(name, FieldType.text), dataset.normalizers.get(name, "text"),
-                                         got, label)
+            per_field[name][0] += _equal(
+                kinds.get(name, FieldType.text), dataset.normalizers.get(name, "text"), got, label
+            )
     return {
         "schema": schema.name,
         "documents": len(outcomes),

@@ -51,8 +51,13 @@ def _hints(name: str) -> list[str]:
 
 
 def _ground_object(
-    field: FieldSpec, prefix: str, raw: dict[str, Any], normalized: dict[str, Any], index: TextIndex,
-    evidence_of: EvidenceOf, out: GroundedParts,
+    field: FieldSpec,
+    prefix: str,
+    raw: dict[str, Any],
+    normalized: dict[str, Any],
+    index: TextIndex,
+    evidence_of: EvidenceOf,
+    out: GroundedParts,
 ) -> tuple[int, int, bool]:
     """Ground one object's leaves into `out`; (leaves with a value, leaves found, whether the
     anchor was answered but is not in the text: then the item as a whole is not on the page)."""
@@ -88,16 +93,18 @@ def _ground_object(
     return answered, found, anchor_missing
 
 
-def ground_parts(field: FieldSpec, value: Any, normalized: Any, index: TextIndex, evidence_of: EvidenceOf
-                 ) -> GroundedParts:
+def ground_parts(
+    field: FieldSpec, value: Any, normalized: Any, index: TextIndex, evidence_of: EvidenceOf
+) -> GroundedParts:
     """Leaf results of a list-of-objects or object field; `value` is the answer as given and
     `normalized` its checked form (same shape)."""
     out = GroundedParts()
     if field.type is FieldType.object:
         pairs = [(field.name, value, normalized)]
     else:
-        pairs = [(f"{field.name}[{i}]", item, norm) for i, (item, norm) in enumerate(zip(value, normalized,
-                                                                                          strict=False))]
+        pairs = [
+            (f"{field.name}[{i}]", item, norm) for i, (item, norm) in enumerate(zip(value, normalized, strict=False))
+        ]
     for prefix, raw, norm in pairs:
         answered, found, anchor_missing = _ground_object(
             field, prefix, dict(raw), dict(norm or {}), index, evidence_of, out

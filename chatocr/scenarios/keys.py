@@ -25,8 +25,11 @@ _ENUM = re.compile(r"^enum\((?P<choices>.*)\)$", re.S)
 
 
 def _error(message: str) -> ConfigError:
-    return ConfigError(message, hint=f"Keys are {KEY_SYNTAX}; types: {', '.join(KEY_TYPES)}. "
-                                     "Example: --keys \"company=the shop's name,date:date,total:amount\"")
+    return ConfigError(
+        message,
+        hint=f"Keys are {KEY_SYNTAX}; types: {', '.join(KEY_TYPES)}. "
+        'Example: --keys "company=the shop\'s name,date:date,total:amount"',
+    )
 
 
 def parse_key(item: str) -> FieldSpec:
@@ -52,8 +55,9 @@ def parse_key(item: str) -> FieldSpec:
         elif kind in ("text", "date", "amount", "number", "list"):
             explicit["type"] = FieldType(kind)
         elif kind == "object":
-            raise _error(f"Key {name!r}: an object's keys cannot be given on the command line; "
-                         "use a scenario or --schema.")
+            raise _error(
+                f"Key {name!r}: an object's keys cannot be given on the command line; use a scenario or --schema."
+            )
         else:
             raise _error(f"Unknown type {kind!r} for key {name!r}: the types are {', '.join(KEY_TYPES)}.")
     return FieldSpec(**explicit)

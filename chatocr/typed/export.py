@@ -104,14 +104,20 @@ def model_source(scenario: Scenario) -> str:
     class_name = _class_name(scenario.name)
     blocks: list[str] = []
     title = scenario.title if '"' not in scenario.title and "\\" not in scenario.title else class_name
-    lines = [f"class {class_name}(BaseModel):", f'    """{title}"""', "",
-             "    model_config = ConfigDict(populate_by_name=True)", ""]
+    lines = [
+        f"class {class_name}(BaseModel):",
+        f'    """{title}"""',
+        "",
+        "    model_config = ConfigDict(populate_by_name=True)",
+        "",
+    ]
     for field in scenario.fields:
         if field.type in (FieldType.list, FieldType.object) and field.items:
             sub_name = f"{class_name}{_class_name(field.name)}Item"
             sub = [f"class {sub_name}(BaseModel):", "    model_config = ConfigDict(populate_by_name=True)", ""]
-            sub += [_source_line(s.name, _source_leaf(s.type, s.choices), s.required, s.description)
-                    for s in field.items]
+            sub += [
+                _source_line(s.name, _source_leaf(s.type, s.choices), s.required, s.description) for s in field.items
+            ]
             blocks.append("\n".join(sub))
             annotation = f"list[{sub_name}]" if field.type is FieldType.list else sub_name
         elif field.type is FieldType.list:
@@ -149,15 +155,17 @@ def scenario_from_model(
 
     typed = typed_schema(model)
     doc = (model.__doc__ or "").strip() if isinstance(model, type) else str(model.get("description", ""))
-    return Scenario.model_validate({
-        "name": name,
-        "title": title or typed.name,
-        "language": language,
-        "description": description or doc or f"Documents described by {typed.name}.",
-        "instructions": instructions,
-        "fields": [f.model_dump() for f in typed.fields],
-        "examples": list(examples),
-    })
+    return Scenario.model_validate(
+        {
+            "name": name,
+            "title": title or typed.name,
+            "language": language,
+            "description": description or doc or f"Documents described by {typed.name}.",
+            "instructions": instructions,
+            "fields": [f.model_dump() for f in typed.fields],
+            "examples": list(examples),
+        }
+    )
 
 
 class _Dumper(yaml.SafeDumper):

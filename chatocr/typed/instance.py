@@ -117,5 +117,7 @@ def _json_schema_problems(schema: TypedSchema, data: Any) -> list[SchemaProblem]
     from jsonschema import validators
 
     validator = validators.validator_for(schema.json_schema)(schema.json_schema)
-    return [SchemaProblem(json_path(list(error.absolute_path)), error.message)
-            for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))]
+    return [
+        SchemaProblem(json_path(list(error.absolute_path)), error.message)
+        for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    ]

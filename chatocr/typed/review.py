@@ -94,8 +94,9 @@ def _field_of(path: str) -> str:
     return path.split(".", 1)[0].split("[", 1)[0]
 
 
-def _problems_to_ask(problems: list[SchemaProblem], fields: Mapping[str, FieldResult], usable: tuple[str, ...]
-                     ) -> list[str]:
+def _problems_to_ask(
+    problems: list[SchemaProblem], fields: Mapping[str, FieldResult], usable: tuple[str, ...]
+) -> list[str]:
     """The validation problems the model can fix: those about values it gave and we used (a
     missing or ungrounded value is already re-asked about by the loop)."""
     out = []
@@ -122,8 +123,9 @@ def make_review(
     return review
 
 
-def finish_typed(result: Extraction, schema: TypedSchema | None, min_confidence: MinConfidence,
-                 include_low_confidence: bool = False) -> None:
+def finish_typed(
+    result: Extraction, schema: TypedSchema | None, min_confidence: MinConfidence, include_low_confidence: bool = False
+) -> None:
     """Fill result.data / result.errors / result.schema from the final field results."""
     mark_low_confidence(result.fields, min_confidence)
     low = [name for name, f in result.fields.items() if f.status == "low_confidence"]
@@ -181,5 +183,6 @@ def typed_request(
         parsed = [parse_key(k) if isinstance(k, str) and (":" in k or "=" in k) else k for k in keys]
     if isinstance(min_confidence, Mapping):
         min_confidence = dict(min_confidence)
-    return parsed, TypedRequest(typed_schema(schema) if schema is not None else None, min_confidence,
-                                include_low_confidence)
+    return parsed, TypedRequest(
+        typed_schema(schema) if schema is not None else None, min_confidence, include_low_confidence
+    )

@@ -44,8 +44,14 @@ SUPPORTED_TYPES = (
     "a nested model of these, list[...] of these or of such a model"
 )
 
-_SCALARS: dict[type, str] = {str: "text", date: "date", datetime: "date", Decimal: "amount", float: "number",
-                             int: "number"}
+_SCALARS: dict[type, str] = {
+    str: "text",
+    date: "date",
+    datetime: "date",
+    Decimal: "amount",
+    float: "number",
+    int: "number",
+}
 
 
 @dataclass(frozen=True)
@@ -206,12 +212,22 @@ def _sub_fields(model: type[BaseModel], where: str, seen: tuple[type, ...]) -> t
         leaf = _scalar_kind(annotation)
         if leaf is None:
             nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            why = "a recursive model" if annotation in (*seen, model) else (
-                "models nested more than one level" if nested or typing.get_origin(annotation) else "")
+            why = (
+                "a recursive model"
+                if annotation in (*seen, model)
+                else ("models nested more than one level" if nested or typing.get_origin(annotation) else "")
+            )
             raise _unsupported(f"{where}.{name}", info.annotation, why)
         kind, choices = leaf
-        out.append(ItemField(name=name, description=info.description or "", type=kind,
-                             required=info.is_required() and not optional, choices=choices))
+        out.append(
+            ItemField(
+                name=name,
+                description=info.description or "",
+                type=kind,
+                required=info.is_required() and not optional,
+                choices=choices,
+            )
+        )
     if not out:
         raise SchemaError(f"{model.__name__} (in {where}) has no fields.", hint="Declare at least one field.")
     return tuple(out)
@@ -283,8 +299,10 @@ def _json_kind(root: dict[str, Any], node: dict[str, Any], where: str) -> tuple[
         numbers = {o.get("type") for o in real}
         if numbers <= {"number", "string"} and "number" in numbers:  # pydantic's Decimal
             return {**node, "type": "number", "x-decimal": True}, len(real) < len(options)
-        raise SchemaError(f"Field {where!r} is a union of several types, which chatocr cannot extract into.",
-                          hint=f"Types that work: {SUPPORTED_TYPES}.")
+        raise SchemaError(
+            f"Field {where!r} is a union of several types, which chatocr cannot extract into.",
+            hint=f"Types that work: {SUPPORTED_TYPES}.",
+        )
     kind = node.get("type")
     if isinstance(kind, list):
         real_types = [k for k in kind if k != "null"]
@@ -308,14 +326,19 @@ def _json_leaf(node: dict[str, Any], where: str) -> tuple[str, tuple[str, ...]]:
         return ("amount" if node.get("x-decimal") else "number"), ()
     if kind == "integer":
         return "number", ()
-    raise SchemaError(f"Field {where!r} has JSON type {kind!r}, which chatocr cannot extract into.",
-                      hint="Types that work: string (format date), number, integer, enum, array, object.")
+    raise SchemaError(
+        f"Field {where!r} has JSON type {kind!r}, which chatocr cannot extract into.",
+        hint="Types that work: string (format date), number, integer, enum, array, object.",
+    )
 
 
 def _json_field(root: dict[str, Any], name: str, prop: Any, required: bool) -> FieldSpec:
     node, nullable = _json_kind(root, prop, name)
-    common: dict[str, Any] = {"name": name, "description": node.get("description", ""),
-                              "required": required and not nullable}
+    common: dict[str, Any] = {
+        "name": name,
+        "description": node.get("description", ""),
+        "required": required and not nullable,
+    }
     if node.get("type") == "object":
         return FieldSpec(type=FieldType.object, items=_json_sub_fields(root, node, name), **common)
     if node.get("type") == "array":
@@ -331,16 +354,27 @@ def _json_field(root: dict[str, Any], name: str, prop: Any, required: bool) -> F
 def _json_sub_fields(root: dict[str, Any], node: dict[str, Any], where: str) -> tuple[ItemField, ...]:
     properties = node.get("properties") or {}
     if not properties:
-        raise SchemaError(f"Field {where!r} is an object without `properties`.",
-                          hint="List its keys; free-form objects (dict[str, Any]) cannot be extracted.")
+        raise SchemaError(
+            f"Field {where!r} is an object without `properties`.",
+            hint="List its keys; free-form objects (dict[str, Any]) cannot be extracted.",
+        )
     required = set(node.get("required", []))
     out = []
     for name, prop in properties.items():
         sub, nullable = _json_kind(root, prop, f"{where}.{name}")
         if sub.get("type") in ("object", "array"):
-            raise SchemaError(f"Field {where}.{name!r} nests {sub['type']}s more than one level deep.",
-                              hint=f"Types that work: {SUPPORTED_TYPES}.")
+            raise SchemaError(
+                f"Field {where}.{name!r} nests {sub['type']}s more than one level deep.",
+                hint=f"Types that work: {SUPPORTED_TYPES}.",
+            )
         kind, choices = _json_leaf(sub, f"{where}.{name}")
-        out.append(ItemField(name=name, description=sub.get("description", ""), type=kind,
-                             required=name in required and not nullable, choices=choices))
+        out.append(
+            ItemField(
+                name=name,
+                description=sub.get("description", ""),
+                type=kind,
+                required=name in required and not nullable,
+                choices=choices,
+            )
+        )
     return tuple(out)

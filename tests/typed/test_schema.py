@@ -62,26 +62,42 @@ def test_the_mapping_table() -> None:
     fields = {f.name: f for f in typed_schema(Receipt).fields}
     kinds = {name: f.type for name, f in fields.items()}
     assert kinds == {
-        "company": FieldType.text, "date": FieldType.date, "issued": FieldType.date, "total": FieldType.amount,
-        "rate": FieldType.number, "kind": FieldType.enum, "payment": FieldType.enum, "shop": FieldType.object,
-        "tags": FieldType.list, "items": FieldType.list,
+        "company": FieldType.text,
+        "date": FieldType.date,
+        "issued": FieldType.date,
+        "total": FieldType.amount,
+        "rate": FieldType.number,
+        "kind": FieldType.enum,
+        "payment": FieldType.enum,
+        "shop": FieldType.object,
+        "tags": FieldType.list,
+        "items": FieldType.list,
     }
     assert fields["company"].description == "the shop's name" and fields["company"].aliases == ("store",)
     assert fields["company"].required and fields["total"].required and not fields["issued"].required
     assert fields["kind"].choices == ("retail", "food") and fields["payment"].choices == ("cash", "card")
     assert [(s.name, s.type, s.required) for s in fields["items"].items] == [
-        ("description", "text", True), ("quantity", "number", False), ("amount", "amount", True)]
+        ("description", "text", True),
+        ("quantity", "number", False),
+        ("amount", "amount", True),
+    ]
     assert [s.name for s in fields["shop"].items] == ["name", "phone"]
     assert fields["items"].items[0].description == "as printed"
 
 
 def test_instance_has_typed_values() -> None:
     schema = typed_schema(Receipt)
-    instance, problems = build_instance(schema, {
-        "company": "ACME", "date": "2018-12-25", "total": "9.00", "payment": "cash",
-        "shop": {"name": "ACME", "phone": None},
-        "items": [{"description": "COFFEE", "quantity": "2", "amount": "7.00"}],
-    })
+    instance, problems = build_instance(
+        schema,
+        {
+            "company": "ACME",
+            "date": "2018-12-25",
+            "total": "9.00",
+            "payment": "cash",
+            "shop": {"name": "ACME", "phone": None},
+            "items": [{"description": "COFFEE", "quantity": "2", "amount": "7.00"}],
+        },
+    )
     assert problems == []
     assert isinstance(instance, Receipt)
     assert instance.total == Decimal("9.00") and str(instance.total) == "9.00"
@@ -93,11 +109,19 @@ def test_instance_has_typed_values() -> None:
 
 def test_validation_errors_are_problems_with_json_paths() -> None:
     schema = typed_schema(Receipt)
-    instance, problems = build_instance(schema, {
-        "company": "ACME", "date": "2018-12-25", "total": "-1",
-        "items": [{"description": "A", "amount": "1"}, {"description": "B", "amount": "1"},
-                  {"description": "C", "quantity": "1.5", "amount": None}],
-    })
+    instance, problems = build_instance(
+        schema,
+        {
+            "company": "ACME",
+            "date": "2018-12-25",
+            "total": "-1",
+            "items": [
+                {"description": "A", "amount": "1"},
+                {"description": "B", "amount": "1"},
+                {"description": "C", "quantity": "1.5", "amount": None},
+            ],
+        },
+    )
     assert instance is None
     by_path = {p.path: p.message for p in problems}
     assert "total must be positive" in by_path["total"]  # the model's own validator, as a message
@@ -184,26 +208,39 @@ def test_not_a_model_is_a_schema_error() -> None:
 
 
 def test_json_schema_in_gives_typed_instances_and_checks_its_constraints() -> None:
-    schema = typed_schema({
-        "title": "Ticket",
-        "type": "object",
-        "properties": {
-            "price": {"type": "number", "minimum": 0, "description": "ticket price"},
-            "day": {"type": "string", "format": "date"},
-            "seat": {"type": ["string", "null"]},
-            "grade": {"enum": ["一等座", "二等座"]},
-            "legs": {"type": "array", "items": {"$ref": "#/$defs/Leg"}},
-        },
-        "required": ["price", "day"],
-        "$defs": {"Leg": {"type": "object", "properties": {"train": {"type": "string"}, "n": {"type": "integer"}},
-                          "required": ["train"]}},
-    })
+    schema = typed_schema(
+        {
+            "title": "Ticket",
+            "type": "object",
+            "properties": {
+                "price": {"type": "number", "minimum": 0, "description": "ticket price"},
+                "day": {"type": "string", "format": "date"},
+                "seat": {"type": ["string", "null"]},
+                "grade": {"enum": ["一等座", "二等座"]},
+                "legs": {"type": "array", "items": {"$ref": "#/$defs/Leg"}},
+            },
+            "required": ["price", "day"],
+            "$defs": {
+                "Leg": {
+                    "type": "object",
+                    "properties": {"train": {"type": "string"}, "n": {"type": "integer"}},
+                    "required": ["train"],
+                }
+            },
+        }
+    )
     kinds = {f.name: (f.type, f.required) for f in schema.fields}
-    assert kinds == {"price": (FieldType.number, True), "day": (FieldType.date, True), "seat": (FieldType.text, False),
-                     "grade": (FieldType.enum, False), "legs": (FieldType.list, False)}
+    assert kinds == {
+        "price": (FieldType.number, True),
+        "day": (FieldType.date, True),
+        "seat": (FieldType.text, False),
+        "grade": (FieldType.enum, False),
+        "legs": (FieldType.list, False),
+    }
     assert schema.name == "Ticket" and schema.describe()["json_schema"]["title"] == "Ticket"
-    instance, problems = build_instance(schema, {"price": "54.5", "day": "2024-03-18", "grade": "二等座",
-                                                 "legs": [{"train": "G1", "n": "3"}]})
+    instance, problems = build_instance(
+        schema, {"price": "54.5", "day": "2024-03-18", "grade": "二等座", "legs": [{"train": "G1", "n": "3"}]}
+    )
     assert problems == [] and instance is not None
     assert instance.day == date(2024, 3, 18)  # type: ignore[attr-defined]
     _, problems = build_instance(schema, {"price": "-3", "day": "2024-03-18"})
@@ -213,7 +250,10 @@ def test_json_schema_in_gives_typed_instances_and_checks_its_constraints() -> No
 def test_pydantic_json_schema_round_trips() -> None:
     schema = typed_schema(Item.model_json_schema())
     assert [(f.name, f.type) for f in schema.fields] == [
-        ("description", FieldType.text), ("quantity", FieldType.number), ("amount", FieldType.amount)]
+        ("description", FieldType.text),
+        ("quantity", FieldType.number),
+        ("amount", FieldType.amount),
+    ]
 
 
 @pytest.mark.parametrize(
