@@ -23,8 +23,10 @@ way, and the JSON Schema's own constraints are checked on the answer too.
 
 from __future__ import annotations
 
+import json
 import types
 import typing
+import weakref
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -67,10 +69,17 @@ class TypedSchema:
     # "total", "items.quantity": fields with a default, left out of the input when absent so that
     # the default applies (`tags: list[str] = []` gets [], not None).
     defaulted: frozenset[str] = frozenset()
+    validator: Any = None  # a JSON Schema's jsonschema validator (built once: it is dear)
+    checked: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # see instance.py
 
     def describe(self) -> dict[str, Any]:
         """What the JSON form of a result carries about the schema."""
         return {"name": self.name, "json_schema": self.json_schema}
+
+
+# Converted once per model class / JSON Schema text: an app extracts many documents with one schema.
+_MODELS: weakref.WeakKeyDictionary[type[BaseModel], TypedSchema] = weakref.WeakKeyDictionary()
+_JSON_SCHEMAS: dict[str, TypedSchema] = {}
 
 
 def typed_schema(schema: type[BaseModel] | dict[str, Any] | TypedSchema) -> TypedSchema:
@@ -78,9 +87,20 @@ def typed_schema(schema: type[BaseModel] | dict[str, Any] | TypedSchema) -> Type
     if isinstance(schema, TypedSchema):
         return schema
     if isinstance(schema, type) and issubclass(schema, BaseModel):
-        return _from_model(schema)
+        cached = _MODELS.get(schema)
+        if cached is None:
+            cached = _MODELS[schema] = _from_model(schema)
+        return cached
     if isinstance(schema, dict):
-        return _from_json_schema(schema)
+        try:
+            key = json.dumps(schema, sort_keys=True, ensure_ascii=False)
+        except (TypeError, ValueError):
+            return _from_json_schema(schema)
+        if key not in _JSON_SCHEMAS:
+            if len(_JSON_SCHEMAS) > 256:
+                _JSON_SCHEMAS.clear()
+            _JSON_SCHEMAS[key] = _from_json_schema(schema)
+        return _JSON_SCHEMAS[key]
     raise SchemaError(
         f"schema must be a pydantic BaseModel subclass or a JSON Schema dict, got {type(schema).__name__}.",
         hint="Pass the class itself (schema=Receipt), not an instance, or a dict such as Receipt.model_json_schema().",
@@ -267,7 +287,12 @@ def _from_json_schema(schema: dict[str, Any]) -> TypedSchema:
     name = str(root.get("title") or "Document").replace(" ", "")
     model = model_from_fields(name if name.isidentifier() else "Document", fields)
     keys = {f.name: f.name for f in fields}
-    return TypedSchema(name, model, fields, schema, keys, from_json_schema=True, defaulted=_defaulted(model))
+    from jsonschema import validators
+
+    validator = validators.validator_for(schema)(schema)
+    return TypedSchema(
+        name, model, fields, schema, keys, from_json_schema=True, defaulted=_defaulted(model), validator=validator
+    )
 
 
 def _resolve(root: dict[str, Any], node: Any) -> dict[str, Any]:
