@@ -289,10 +289,27 @@ def _from_json_schema(schema: dict[str, Any]) -> TypedSchema:
     keys = {f.name: f.name for f in fields}
     from jsonschema import validators
 
-    validator = validators.validator_for(schema)(schema)
+    # Validated against a copy with the local $refs inlined: resolving a $ref per line item is
+    # most of jsonschema's time (recursion was refused above, so inlining ends).
+    validator = validators.validator_for(schema)(_inlined(schema, schema))
     return TypedSchema(
         name, model, fields, schema, keys, from_json_schema=True, defaulted=_defaulted(model), validator=validator
     )
+
+
+def _inlined(root: dict[str, Any], node: Any, depth: int = 0) -> Any:
+    """`node` with every local `$ref` replaced by what it points at ($defs kept, unused)."""
+    if depth > 20:
+        return node
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/"):
+            target = _resolve(root, {"$ref": node["$ref"]})
+            siblings = {k: v for k, v in node.items() if k != "$ref"}
+            return _inlined(root, {**target, **siblings}, depth + 1)
+        return {k: v if k in ("$defs", "definitions") else _inlined(root, v, depth) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inlined(root, item, depth) for item in node]
+    return node
 
 
 def _resolve(root: dict[str, Any], node: Any) -> dict[str, Any]:
