@@ -132,6 +132,7 @@ class Extraction:
     replans: list[str] = field(default_factory=list)
     ocr: dict[str, Any] = field(default_factory=dict)
     error: dict[str, str] | None = None  # {"type", "message", "hint"} when the document failed
+    page: int | None = None  # 1-based page of the input this result is for (per-page extraction), else None
     # Typed extraction (schema=Model or a JSON Schema; see docs/typed.md): the validated instance
     # (None until the values validate), the validation problems left after the budget, and the
     # schema's name with a JSON Schema of it. Loaded from JSON, `data` is the plain dict.
