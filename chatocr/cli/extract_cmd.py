@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     keyed: dict[str, DocKey] = {str(p): (str(p), file_sha256(p)) for p in paths}
     columns = None
     if fmt == "csv":
-        columns = csv_columns(names or ([f.name for f in ocr.scenario(scenario).fields] if scenario else None), per_page)
+        fields = names or ([f.name for f in ocr.scenario(scenario).fields] if scenario else None)
+        columns = csv_columns(fields, per_page)
     log: ResultLog | None = None
     if args.out is not None and fmt in ("jsonl", "csv"):
         log = ResultLog(args.out, "csv" if fmt == "csv" else "jsonl", columns).open()
