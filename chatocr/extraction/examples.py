@@ -24,6 +24,9 @@ from chatocr.scenarios.model import FieldSpec, Scenario, flat_text
 
 __all__ = ["ExampleBank", "focus_text", "resolve_fields"]
 
+# The requested keys as the examples are projected onto them: (name, item keys) per key.
+Shape = tuple[tuple[str, tuple[str, ...]], ...]
+
 # What stands for the lines cut from an example's text.
 ELISION = "[...]"
 
@@ -69,7 +72,7 @@ class ExampleBank:
         self.library = library
         self._entries = [_Entry(s, i) for s in library for i in range(len(s.examples))]
         self.index = SimilarityIndex([e.scenario.examples[e.index].text for e in self._entries])
-        self._projected: dict[tuple[int, tuple[str, ...], bool], PlanExample | None] = {}
+        self._projected: dict[tuple[int, Shape, bool], PlanExample | None] = {}
 
     def select(
         self, text: str, fields: Sequence[FieldSpec], scenario: Scenario | None, *, focus: bool = True
@@ -77,7 +80,8 @@ class ExampleBank:
         """Examples ranked by similarity to `text`, most similar first: the scenario's own when one
         was chosen, otherwise those of any scenario that answers at least one requested key.
         focus: cut each example's text to the lines holding the requested answers (see focus_text)."""
-        keys = tuple(f.name for f in fields)
+        # Each key with its item keys: a typed request's line items may ask for fewer of them.
+        keys = tuple((f.name, tuple(sub.name for sub in f.items)) for f in fields)
         candidates = [i for i, e in enumerate(self._entries) if scenario is None or e.scenario.name == scenario.name]
         ranked: list[PlanExample] = []
         for i, score in self.index.rank(text, candidates):
@@ -87,7 +91,7 @@ class ExampleBank:
                 ranked.append(PlanExample(example.id, example.text, example.answer, round(score, 4)))
         return ranked
 
-    def _project(self, entry_index: int, keys: tuple[str, ...], focus: bool) -> PlanExample | None:
+    def _project(self, entry_index: int, keys: Shape, focus: bool) -> PlanExample | None:
         cache_key = (entry_index, keys, focus)
         if cache_key in self._projected:
             return self._projected[cache_key]
@@ -95,11 +99,11 @@ class ExampleBank:
         example = entry.scenario.examples[entry.index]
         answer = {}
         matched = 0
-        for key in keys:
+        for key, item_keys in keys:
             field = entry.scenario.field(key)
             if field is not None:
                 matched += 1
-                answer[key] = example.answer.get(field.name)
+                answer[key] = _items_projected(example.answer.get(field.name), item_keys)
             else:
                 answer[key] = None
         # An example that answers none of the keys teaches only the output format; skip it.
@@ -109,6 +113,17 @@ class ExampleBank:
             self._projected.clear()
         self._projected[cache_key] = projected
         return projected
+
+
+def _items_projected(value: Any, item_keys: tuple[str, ...]) -> Any:
+    """A list-of-objects (or object) answer with only the item keys asked for, in their order."""
+    if not item_keys:
+        return value
+    if isinstance(value, Mapping):
+        return {k: value.get(k) for k in item_keys}
+    if isinstance(value, list):
+        return [{k: item.get(k) for k in item_keys} if isinstance(item, Mapping) else item for item in value]
+    return value
 
 
 def _leaves(value: Any) -> Iterator[str]:

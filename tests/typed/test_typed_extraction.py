@@ -253,3 +253,25 @@ def test_chat_ask_with_a_schema_returns_a_typed_extraction() -> None:
     assert isinstance(result, Extraction) and isinstance(result.data, Total) and result.data.total == Decimal("9.00")
     assert "What was the total paid?" in model.calls[0].messages[0].content
     assert session.usage["calls"] == 1 and session.history[-1][0] == "What was the total paid?"
+
+
+class Line(BaseModel):
+    amount: Decimal
+    description: str
+
+
+class Lines(BaseModel):
+    items: list[Line]
+
+
+def test_examples_teach_only_the_item_keys_the_model_asks_for() -> None:
+    reply = json.dumps({"items": [{"amount": "4.50", "description": "NASI LEMAK"}]})
+    ocr, model = make(reply)
+    ocr.extract(RECEIPT.encode(), schema=Lines, scenario="retail_receipt")
+    taught = [m.content for m in model.calls[0].messages if m.role == "assistant"]
+    assert taught  # the scenario's examples, whose items also have a quantity
+    for text in taught:
+        for line in text.splitlines():
+            if "{" in line:
+                for item in json.loads(line[line.index("{") :])["items"] or []:
+                    assert list(item) == ["amount", "description"]
