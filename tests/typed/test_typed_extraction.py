@@ -275,3 +275,14 @@ def test_examples_teach_only_the_item_keys_the_model_asks_for() -> None:
             if "{" in line:
                 for item in json.loads(line[line.index("{") :])["items"] or []:
                     assert list(item) == ["amount", "description"]
+
+
+def test_a_low_confidence_field_is_drawn_with_its_status() -> None:
+    from chatocr.cli.drawing import STATUS_MARK, draw_extraction
+    from chatocr.ocr.text import TextEngine
+
+    ocr, _ = make('{"company": "ACME TRADING SDN BHD", "total": "9.00"}', min_confidence=0.8)
+    result = ocr.extract(LOW, schema=Small, scenario="retail_receipt")
+    assert result.fields["total"].status == "low_confidence"
+    picture = draw_extraction(result, TextEngine().read(LOW))  # a KeyError before the status had a mark
+    assert picture.width > 0 and "low_confidence" in STATUS_MARK
