@@ -90,6 +90,20 @@ class DocOutcome:
         return cls(**known)
 
 
+def _scenario_key(scenario: Scenario) -> dict[str, Any]:
+    """The scenario as part of a cache key. Item keys' `required` and `choices` (new with typed
+    extraction) are left out at their defaults, so that results cached before they existed,
+    for the same scenario, stay valid."""
+    data = scenario.model_dump(mode="json")
+    for field_data in data["fields"]:
+        for item in field_data["items"]:
+            if not item.get("required"):
+                item.pop("required", None)
+            if not item.get("choices"):
+                item.pop("choices", None)
+    return data
+
+
 def _sha(material: Any) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
 
@@ -194,7 +208,7 @@ class Evaluator:
                 document.text(),
                 dataset.fields,
                 dataset.scenario,
-                scenario.model_dump(mode="json"),
+                _scenario_key(scenario),
                 self._prompts,
                 [cfg.max_steps, cfg.max_tokens, cfg.temperature, cfg.max_output_tokens],
                 [s.name for s in self.chat.library] if strategy.route == "classifier" else None,

@@ -168,3 +168,22 @@ def test_eval_with_the_scenario_given_as_models(tmp_path: Path, ticket_set: Path
     assert outcome.data is not None and outcome.data["ticket_price"] == "55.5" and outcome.data["date"] == "2019-01-02"
     receipts_ = agreement[sets[0].name]["default"]
     assert receipts_["fields"]["total"]["equal"] >= 1 and receipts_["fields"]["date"]["equal"] >= 1
+
+
+def test_eval_cache_keys_of_untyped_scenarios_are_unchanged_by_the_new_item_keys() -> None:
+    from chatocr.evaluation.runner import _scenario_key
+    from chatocr.scenarios import load_scenarios
+
+    receipt = load_scenarios().get("retail_receipt")
+    items = next(f for f in _scenario_key(receipt)["fields"] if f["name"] == "items")["items"]
+    assert items[0] == {"name": "description", "description": "Item name as printed", "type": "text"}
+    typed = receipt.model_copy(
+        update={
+            "fields": tuple(
+                f.model_copy(update={"items": tuple(i.model_copy(update={"required": True}) for i in f.items)})
+                for f in receipt.fields
+            )
+        }
+    )
+    items = next(f for f in _scenario_key(typed)["fields"] if f["name"] == "items")["items"]
+    assert items[0]["required"] is True  # a scenario that uses them is keyed by them
