@@ -144,7 +144,7 @@ def evaluate(
             if parts.grounded:
                 result.status = "grounded"
                 result.match, result.match_score, result.evidence = parts.kind, parts.score, parts.evidence
-                result.confidence = leaf_confidence(parts.evidence, parts.score)
+                result.confidence = parts.confidence
             else:
                 result.status = "ungrounded"
                 result.problem = "; ".join(parts.problems) or "not found in the OCR text"
@@ -158,7 +158,7 @@ def evaluate(
             else:
                 result.status = "grounded"
                 result.match, result.match_score, result.evidence = kind, score, evidence
-                result.confidence = leaf_confidence(evidence, score)
+                result.confidence = leaf_confidence(evidence, score, kind)
         results[field.name] = result
     wanted = {f.name.casefold() for f in fields}
     extra = [key for key in data if key.strip().casefold() not in wanted]

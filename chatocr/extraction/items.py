@@ -19,7 +19,7 @@ from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.result import Evidence, FieldResult
 from chatocr.scenarios.model import FieldSpec, FieldType, ItemField
 
-__all__ = ["GroundedParts", "ground_parts", "leaf_confidence"]
+__all__ = ["MATCH_WEIGHT", "GroundedParts", "ground_parts", "leaf_confidence"]
 
 EvidenceOf = Callable[[int, int], list[Evidence]]
 
@@ -33,17 +33,25 @@ class GroundedParts:
     evidence: list[Evidence] = field(default_factory=list)
     kind: str | None = None  # the weakest leaf's match kind; None when some leaf is not in the text
     score: float | None = None
+    confidence: float | None = None  # the lowest leaf confidence
 
     @property
     def grounded(self) -> bool:
         return self.kind is not None
 
 
-def leaf_confidence(evidence: list[Evidence], score: float | None) -> float | None:
-    """The lowest OCR confidence of the value's lines times the match score (1.0 for exact,
-    normalized, numeric and date matches; below 1 for fuzzy ones and a value inside a longer token)."""
+# How much a match kind says about the value being the page's own text: an exact, numeric or date
+# match is the value; a normalized one matched only after NFKC, case folding and removing
+# whitespace. The match score adds the rest: 0.9 for a value found only inside a longer token,
+# the similarity (>= 0.8) for a fuzzy match.
+MATCH_WEIGHT = {"exact": 1.0, "numeric": 1.0, "date": 1.0, "normalized": 0.95, "fuzzy": 1.0}
+
+
+def leaf_confidence(evidence: list[Evidence], score: float | None, kind: str | None = None) -> float | None:
+    """The lowest OCR confidence of the value's lines x the match kind's weight x the match score."""
+    weight = MATCH_WEIGHT.get(kind or "exact", 1.0) * (score or 1.0)
     confidences = [e.confidence for e in evidence]
-    return round(min(confidences) * (score or 1.0), 4) if confidences else score
+    return round(min(confidences) * weight, 4) if confidences else round(weight, 4)
 
 
 def _hints(name: str) -> list[str]:
@@ -84,7 +92,7 @@ def _ground_object(
             found += 1
             leaf.status, leaf.match, leaf.match_score = "grounded", match.kind, match.score
             leaf.evidence = evidence_of(match.start, match.end)
-            leaf.confidence = leaf_confidence(leaf.evidence, match.score)
+            leaf.confidence = leaf_confidence(leaf.evidence, match.score, match.kind)
             seen = {e.line_id for e in out.evidence}
             out.evidence.extend(e for e in leaf.evidence if e.line_id not in seen)
             if sub is anchor:  # the rest of the item prefers the row the description is on
@@ -120,4 +128,6 @@ def ground_parts(
     if not out.problems and grounded:
         weakest = min(grounded, key=lambda leaf: (leaf.match_score or 1.0, leaf.match != "exact"))
         out.kind, out.score = weakest.match, min(leaf.match_score or 1.0 for leaf in grounded)
+        known = [leaf.confidence for leaf in grounded if leaf.confidence is not None]
+        out.confidence = min(known) if known else None
     return out

@@ -286,3 +286,13 @@ def test_a_low_confidence_field_is_drawn_with_its_status() -> None:
     assert result.fields["total"].status == "low_confidence"
     picture = draw_extraction(result, TextEngine().read(LOW))  # a KeyError before the status had a mark
     assert picture.width > 0 and "low_confidence" in STATUS_MARK
+
+
+def test_the_match_kind_counts_in_the_confidence() -> None:
+    page = json.dumps([{"text": "ACME TRADING SDN BHD", "box": [0, 0, 200, 0, 200, 20, 0, 20], "confidence": 1.0}])
+    ocr, _ = make('{"company": "Acme Trading Sdn Bhd"}', '{"company": "ACME TRADING SDN BHD"}', min_confidence=0.97)
+    folded = ocr.extract(page.encode(), keys=["company"], scenario="retail_receipt")
+    assert folded.fields["company"].match == "normalized" and folded.fields["company"].confidence == 0.95
+    assert folded.fields["company"].status == "low_confidence"  # found only after case folding
+    exact = ocr.extract(page.encode(), keys=["company"], scenario="retail_receipt")
+    assert exact.fields["company"].match == "exact" and exact.fields["company"].status == "grounded"
