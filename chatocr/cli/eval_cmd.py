@@ -22,7 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from chatocr.api import ChatOCR
-from chatocr.cli.common import load_schema_option
+from chatocr.cli.common import keys_option, load_schema_option
 from chatocr.errors import ConfigError
 from chatocr.evaluation.datasets import Dataset, load_dataset
 from chatocr.evaluation.report import markdown_report, print_report
@@ -31,6 +31,7 @@ from chatocr.evaluation.strategies import GROUPS, STRATEGIES, resolve_strategies
 from chatocr.evaluation.typed import typed_agreement
 from chatocr.llm.base import ChatSettings
 from chatocr.messages import Message
+from chatocr.scenarios.keys import parse_keys, split_keys
 from chatocr.typed.schema import TypedSchema
 
 __all__ = ["register", "run"]
@@ -46,6 +47,8 @@ def register(sub: Any) -> None:
     p.add_argument("data_dirs", nargs="+", type=Path, metavar="DATA_DIR", help="set with images/, labels/, [ocr/]")
     p.add_argument("--scenario", help="scenario name or YAML file for every set (default: the set's profile, "
                    "else best field match)")
+    p.add_argument("--keys", type=keys_option, help="the evaluated fields as asked: NAME[:TYPE][=DESCRIPTION], "
+                   "comma-separated (a description or type for a set's field; other keys are refused)")
     p.add_argument("--schema", action="append", default=[], metavar="MODULE:CLASS|FILE.json",
                    help="extract as this pydantic model / JSON Schema (typed values checked against the labels); "
                    "one for all sets, or one per DATA_DIR in order")
@@ -106,6 +109,18 @@ def _schemas(specs: list[str], datasets: list[Dataset]) -> dict[str, TypedSchema
     return out
 
 
+def _keys(text: str | None, datasets: list[Dataset]) -> list[str]:
+    """--keys: items for fields the sets evaluate (a key no set evaluates is a ConfigError)."""
+    if not text:
+        return []
+    evaluated = {name for dataset in datasets for name in dataset.fields}
+    unknown = [key.name for key in parse_keys(text) if key.name not in evaluated]
+    if unknown:
+        raise ConfigError(f"--keys names fields no set evaluates: {', '.join(unknown)}.",
+                          hint=f"The evaluated fields: {', '.join(sorted(evaluated))} (map label keys with --map).")
+    return split_keys(text)
+
+
 def _mapping(items: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
@@ -121,6 +136,8 @@ def _command(args: argparse.Namespace) -> str:
     words = ["chatocr", "eval", *(str(d) for d in args.data_dirs)]
     for spec in args.schema:
         words += ["--schema", spec]
+    if args.keys:
+        words += ["--keys", args.keys]
     for option in ("scenario", "llm", "ocr", "config", "limit", "out", "markdown", "cache_dir"):
         value = getattr(args, option, None)
         if value is not None:
@@ -156,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         for d in args.data_dirs
     ]
     schemas = _schemas(args.schema, datasets)
+    key_items = _keys(args.keys, datasets)
     err = Console(stderr=True, soft_wrap=True)
     ocr_name = args.ocr or chat.config.ocr
     ocr_source = "text" if ocr_name == "text" else "image"
@@ -169,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         ocr_name=ocr_name,
         cached_only=args.cached_only,
         schemas=schemas,
+        keys=key_items,
     )
     for dataset in datasets:
         err.print(

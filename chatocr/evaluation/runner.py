@@ -38,6 +38,7 @@ from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.pipeline import ExtractionPipeline
 from chatocr.ocr.types import OCRDocument
 from chatocr.resources import builtin_prompts_dir, cache_dir
+from chatocr.scenarios.keys import parse_key
 from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import FieldSpec, Scenario
 from chatocr.typed.review import TypedRequest
@@ -159,9 +160,12 @@ class Evaluator:
         ocr_name: str | None = None,
         cached_only: bool = False,
         schemas: Mapping[str, TypedSchema] | None = None,
+        keys: Sequence[str] | None = None,
     ) -> None:
         """ocr_source: "image" runs the OCR engine on each image; "text" reads the set's ocr/ files.
-        schemas: per set name, a typed request (`eval --schema`) used instead of the set's keys."""
+        schemas: per set name, a typed request (`eval --schema`) used instead of the set's keys.
+        keys: `eval --keys` items in the key syntax (name:type=description): a set's evaluated
+        field of that name is asked for with that type and description."""
         self.chat = chat
         self.ocr_source = ocr_source
         self.cache = ResultCache(cache_dir_path or cache_dir("eval")) if use_cache else None
@@ -177,6 +181,7 @@ class Evaluator:
         self.ocr_docs: dict[tuple[str, str], OCRDocument] = {}
         self.ocr_errors: dict[tuple[str, str], str] = {}
         self.schemas = dict(schemas or {})
+        self.keys = {parse_key(item).name: item for item in keys or ()}
         self.outcomes: list[DocOutcome] = []  # of the last run, for checks beyond the report
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -195,11 +200,17 @@ class Evaluator:
             self._pipelines[key] = pipeline
         return pipeline
 
+    def _keys_for(self, dataset: Dataset) -> list[str]:
+        """The set's evaluated fields as asked: `--keys` items where given, else the names."""
+        return [self.keys.get(name, name) for name in dataset.fields]
+
     def _cache_key(self, strategy: Strategy, dataset: Dataset, document: OCRDocument) -> str:
         cfg = self.chat.config
         scenario = self.chat.library.get(dataset.scenario)
         schema = self.schemas.get(dataset.name)
-        typed = [schema.json_schema] if schema is not None else []  # untyped keys stay as they were
+        # Only what is given joins the key: the runs without --schema or --keys keep their cache.
+        typed: list[Any] = [schema.json_schema] if schema is not None else []
+        typed += [self._keys_for(dataset)] if self.keys else []
         return _sha(
             [
                 CACHE_VERSION,
@@ -267,7 +278,7 @@ class Evaluator:
         schema = self.schemas.get(dataset.name)
         result, _ = await self._pipeline_for(strategy).extract(
             document,
-            keys=None if schema is not None else dataset.fields,
+            keys=None if schema is not None else self._keys_for(dataset),
             typed=TypedRequest(schema) if schema is not None else None,
             scenario=dataset.scenario if given else None,
             classify=None if given else True,

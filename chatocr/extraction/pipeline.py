@@ -47,7 +47,7 @@ from chatocr.messages import Limits, Message
 from chatocr.ocr.base import OCREngine
 from chatocr.ocr.layout import LayoutText
 from chatocr.ocr.types import OCRDocument
-from chatocr.scenarios.keys import parse_keys
+from chatocr.scenarios.keys import as_keys
 from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import FieldSpec, Scenario
 from chatocr.tokens import TokenCounter
@@ -264,8 +264,7 @@ class ExtractionPipeline:
         scenario's), the language and title, the instructions focused on those fields, and the
         examples ranked for this document."""
         typed = typed or TypedRequest()
-        if isinstance(keys, str):
-            keys = list(parse_keys(keys))
+        keys = as_keys(keys)  # "total:amount=final total" items are typed and described
         warnings: list[str] = []
         fields = typed.schema.fields if typed.schema is not None else resolve_fields(scenario, keys)
         fallback = self.router.fallback_scenario()

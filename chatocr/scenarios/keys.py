@@ -13,11 +13,12 @@ naming the valid ones, raised before any OCR or model call (the CLI exits with u
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from chatocr.errors import ConfigError
 from chatocr.scenarios.model import FieldSpec, FieldType
 
-__all__ = ["KEY_SYNTAX", "KEY_TYPES", "parse_key", "parse_keys", "split_keys"]
+__all__ = ["KEY_SYNTAX", "KEY_TYPES", "as_keys", "parse_key", "parse_keys", "split_keys"]
 
 KEY_TYPES = ("text", "date", "amount", "number", "enum(A|B|...)", "list")
 KEY_SYNTAX = "NAME[:TYPE][=DESCRIPTION], comma-separated (';' when a description has a comma)"
@@ -80,3 +81,13 @@ def parse_keys(text: str) -> list[FieldSpec]:
         seen.add(key.name.casefold())
         keys.append(key)
     return keys
+
+
+def as_keys(keys: Sequence[str | FieldSpec] | str | None) -> list[str | FieldSpec] | None:
+    """Keys as the task builder takes them: a keys text parsed; in a list, an item written in the
+    key syntax (`total:amount`, `company=...`) parsed, a plain name or a FieldSpec kept."""
+    if keys is None:
+        return None
+    if isinstance(keys, str):
+        return list(parse_keys(keys))
+    return [parse_key(k) if isinstance(k, str) and (":" in k or "=" in k) else k for k in keys]

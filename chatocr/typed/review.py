@@ -171,16 +171,11 @@ def typed_request(
     """(the keys to resolve, the typed request). `keys` may be the model itself (keys=Receipt) or
     text in the key syntax ("company,total:amount=final total"); a SchemaError or ConfigError
     here means nothing was read or sent yet."""
-    from chatocr.scenarios.keys import parse_key, parse_keys
+    from chatocr.scenarios.keys import as_keys
 
     if schema is None and (isinstance(keys, dict) or (isinstance(keys, type) and issubclass(keys, BaseModel))):
         schema, keys = keys, None
-    if isinstance(keys, str):
-        parsed: list[str | FieldSpec] | None = list(parse_keys(keys))
-    elif keys is None or isinstance(keys, (dict, type)):
-        parsed = None
-    else:
-        parsed = [parse_key(k) if isinstance(k, str) and (":" in k or "=" in k) else k for k in keys]
+    parsed = None if isinstance(keys, (dict, type)) else as_keys(keys)
     if isinstance(min_confidence, Mapping):
         min_confidence = dict(min_confidence)
     return parsed, TypedRequest(

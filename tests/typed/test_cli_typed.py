@@ -187,3 +187,21 @@ def test_eval_cache_keys_of_untyped_scenarios_are_unchanged_by_the_new_item_keys
     )
     items = next(f for f in _scenario_key(typed)["fields"] if f["name"] == "items")["items"]
     assert items[0]["required"] is True  # a scenario that uses them is keyed by them
+
+
+def test_eval_keys_give_a_field_a_type_and_description(tmp_path: Path, ticket_set: Path) -> None:
+    model = oracle_model()
+    chat = ChatOCR(llm=model, ocr="text", config={"ocr_cache_dir": str(tmp_path / "ocr-cache")})
+    sets = [load_dataset(ticket_set, chat.library)]
+    evaluator = Evaluator(chat, ocr_source="text", use_cache=False, keys=["ticket_price:amount=票价，只填数字"])
+    report = asyncio.run(evaluator.run(sets, resolve_strategies(["default"])))
+    assert report["results"][sets[0].name]["default"]["overall"]["exact"] == 1.0
+    system = model.calls[0].messages[0].content
+    assert "ticket_price（amount" in system and "票价，只填数字" in system
+
+
+def test_eval_keys_for_fields_no_set_evaluates_are_refused(
+    ticket_set: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["eval", str(ticket_set), "--llm", "scripted", "--ocr", "text", "--keys", "nonsense:amount"])
+    assert code == 1 and "--keys names fields no set evaluates: nonsense" in capsys.readouterr().err
