@@ -15,6 +15,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 def build_parser() -> argparse.ArgumentParser:
     from chatocr.cli import doctor_cmd, eval_cmd, extract_cmd, ocr_cmd, plan_cmd, repl, scenarios_cmd
+    from chatocr.cli import export_cmd
 
     parser = argparse.ArgumentParser(
         prog="chatocr",
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (plan_cmd, scenarios_cmd, extract_cmd, eval_cmd, ocr_cmd, doctor_cmd, repl):
         module.register(sub)
+    export_cmd.register(sub)
     return parser
 
 

@@ -35,6 +35,7 @@ from chatocr.evaluation.metrics import NORMALIZATION, FieldCounts, get_normalize
 from chatocr.evaluation.strategies import Strategy
 from chatocr.extraction.examples import ExampleBank
 from chatocr.extraction.grounding import TextIndex
+from chatocr.llm.registry import get_chat_model
 from chatocr.ocr.types import OCRDocument
 from chatocr.resources import builtin_prompts_dir, cache_dir
 from chatocr.scenarios.loader import ScenarioLibrary
@@ -163,11 +164,12 @@ class Evaluator:
         """A ChatOCR sharing the model and OCR engine, set up for a resolved strategy's example
         selection and focus."""
         focus = strategy.focus is True
-        key = f"{strategy.selection}/{focus}"
+        key = f"{strategy.selection}/{focus}/{strategy.llm}"
         chat = self._chats.get(key)
         if chat is None:
             config = self.chat.config.model_copy(update={"focus": focus})
-            chat = ChatOCR(self.chat.model, self.chat.engine, config=config, scenarios=self.chat.library)
+            model = get_chat_model(strategy.llm) if strategy.llm else self.chat.model  # e.g. a tuned model
+            chat = ChatOCR(model, self.chat.engine, config=config, scenarios=self.chat.library)
             if strategy.selection == "fixed":
                 chat.bank = FixedOrderBank(chat.library)
             self._chats[key] = chat
