@@ -56,9 +56,15 @@ class Redactor:
         self._key = key if key is not None else secrets.token_bytes(32)
         self._fakes: dict[str, str] = {}
         self._taken: set[str] = set()
+        self._reals: set[str] = set()
 
     def __bool__(self) -> bool:
         return bool(self.fields)
+
+    def register(self, values: Iterable[str]) -> None:
+        """Real values of the whole export, known before any fake is made: no fake may contain
+        one of them (a fake name that is another passenger's real name would leak it)."""
+        self._reals.update(v for v in values if v)
 
     def fake(self, value: str) -> str:
         """The fake standing for `value` (the same every time in this run)."""
@@ -83,7 +89,8 @@ class Redactor:
                     out.append(ch)
             fake = "".join(out)
             # Never the value itself (nor containing it), and never another value's fake.
-            if fake != value and value not in fake and fake not in self._taken:
+            clash = value in fake or fake in self._taken or any(real in fake for real in self._reals)
+            if not clash:
                 self._fakes[value] = fake
                 self._taken.add(fake)
                 return fake

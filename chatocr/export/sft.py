@@ -120,6 +120,9 @@ def build_records(
     overhead = chat.model.limits.message_overhead_tokens
     records: list[Record] = []
     skipped: list[Skipped] = []
+    if redactor:
+        for doc in documents:
+            redactor.register(redactor.sensitive(doc.answer))
     for doc in documents:
         layout = doc.document.layout()
         answer: Mapping[str, Any] = doc.answer
