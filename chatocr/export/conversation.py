@@ -42,7 +42,9 @@ class TrainingConversation:
         return [*self.messages, {"role": "assistant", "content": self.answer}]
 
 
-def build_task(chat: ChatOCR, scenario_name: str | None, keys: Sequence[str], text: str) -> tuple[TaskSpec, Scenario | None, str]:
+def build_task(
+    chat: ChatOCR, scenario_name: str | None, keys: Sequence[str], text: str
+) -> tuple[TaskSpec, Scenario | None, str]:
     """The task (fields, title, focused instructions), the scenario and the prompt language, as
     `ChatOCR._extract` builds them for a document routed to `scenario_name` (None: the fallback)."""
     scenario = chat.library.get(scenario_name) if scenario_name else None

@@ -35,8 +35,12 @@ __all__ = ["ALIASES", "FORMATS", "check_record", "dataset_info_entry", "file_nam
 Conversation = list[dict[str, str]]
 
 FORMATS = ("xtuner", "llamafactory", "alpaca", "openai")
-ALIASES = {"sharegpt": "llamafactory", "llamafactory-sharegpt": "llamafactory",
-           "llamafactory-alpaca": "alpaca", "qianfan": "openai"}
+ALIASES = {
+    "sharegpt": "llamafactory",
+    "llamafactory-sharegpt": "llamafactory",
+    "llamafactory-alpaca": "alpaca",
+    "qianfan": "openai",
+}
 
 
 def resolve_format(name: str) -> str:
@@ -115,7 +119,7 @@ def from_record(fmt: str, record: dict[str, Any]) -> Conversation:
         for user, assistant in record.get("history") or []:
             out += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
         instruction = record["instruction"] + (f"\n{record['input']}" if record.get("input") else "")
-        return out + [{"role": "user", "content": instruction}, {"role": "assistant", "content": record["output"]}]
+        return [*out, {"role": "user", "content": instruction}, {"role": "assistant", "content": record["output"]}]
     if fmt == "openai":
         return [{"role": m["role"], "content": m["content"]} for m in record["messages"]]
     raise ConfigError(f"Unknown training-set format {fmt!r}.")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,6 +37,7 @@ from chatocr.errors import ChatOCRError, ConfigError, MissingDependencyError
 from chatocr.export.backend import export_chat
 from chatocr.export.files import check_targets, ensure_dir, write_bytes
 from chatocr.export.redact import leaves
+from chatocr.export.sft import validation_documents
 from chatocr.export.sources import ReviewedDocument, Skipped, read_sources
 from chatocr.extraction.grounding import TextIndex
 from chatocr.ocr.images import load_input
@@ -60,8 +60,8 @@ def deskew_crop(image: np.ndarray, box: Box) -> np.ndarray:
     """The line inside `box` (4 corners clockwise from the text's top-left) as an upright image."""
     cv2 = _cv2()
     points = np.array(box, dtype=np.float32)
-    width = int(round(max(np.linalg.norm(points[0] - points[1]), np.linalg.norm(points[2] - points[3]))))
-    height = int(round(max(np.linalg.norm(points[0] - points[3]), np.linalg.norm(points[1] - points[2]))))
+    width = round(float(max(np.linalg.norm(points[0] - points[1]), np.linalg.norm(points[2] - points[3]))))
+    height = round(float(max(np.linalg.norm(points[0] - points[3]), np.linalg.norm(points[1] - points[2]))))
     width, height = max(width, 1), max(height, 1)
     target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(points, target)
@@ -79,9 +79,7 @@ class LineCrop:
     why: str  # "confirmed" or "grounds <field>"
 
 
-def select_lines(
-    doc: ReviewedDocument, kinds: Mapping[str, str], redact: Sequence[str] = ()
-) -> list[LineCrop]:
+def select_lines(doc: ReviewedDocument, kinds: Mapping[str, str], redact: Sequence[str] = ()) -> list[LineCrop]:
     """The lines of `doc` to export (see the module docstring), in reading order."""
     layout = doc.document.layout()
     index = TextIndex(layout)
@@ -162,8 +160,9 @@ def export_ocr_lines(
     cv2 = _cv2()
     chat = chat or export_chat("scripted", ocr, config)  # no LLM is used: no model is loaded
     out_dir = Path(out).expanduser()
-    documents, skipped = read_sources(sources, chat, scenario=scenario, field_map=field_map,
-                                      min_confidence=min_confidence)
+    documents, skipped = read_sources(
+        sources, chat, scenario=scenario, field_map=field_map, min_confidence=min_confidence
+    )
     images: dict[str, bytes] = {}
     rows: dict[str, list[str]] = {}  # document -> rec_gt lines
     reasons: dict[str, int] = {}
@@ -211,12 +210,7 @@ def export_ocr_lines(
             reason = crop.why.split(" ")[0]
             reasons[reason] = reasons.get(reason, 0) + 1
 
-    ids = sorted(rows)
-    random.Random(seed).shuffle(ids)
-    n_val = int(round(len(ids) * val_ratio))
-    if val_ratio > 0 and len(ids) >= 2:
-        n_val = min(max(1, n_val), len(ids) - 1)
-    val = set(ids[:n_val])
+    val = validation_documents(rows, val_ratio, seed)
     ordered = sorted(rows)
     train_rows = [row for d in ordered if d not in val for row in rows[d]]
     val_rows = [row for d in ordered if d in val for row in rows[d]]

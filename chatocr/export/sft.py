@@ -23,7 +23,7 @@ import hashlib
 import json
 import random
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,15 @@ from chatocr.export.formats import check_record, dataset_info_entry, file_name, 
 from chatocr.export.redact import Redactor
 from chatocr.export.sources import ReviewedDocument, Skipped, read_sources
 
-__all__ = ["ExportSummary", "Record", "build_records", "export_sft", "split_by_document", "token_stats"]
+__all__ = [
+    "ExportSummary",
+    "Record",
+    "build_records",
+    "export_sft",
+    "split_by_document",
+    "token_stats",
+    "validation_documents",
+]
 
 
 @dataclass
@@ -84,7 +92,7 @@ def token_stats(counts: Sequence[int]) -> dict[str, Any]:
     if not counts:
         return {"records": 0}
     ordered = sorted(counts)
-    p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
     return {
         "records": len(ordered),
         "min": ordered[0],
@@ -142,22 +150,36 @@ def build_records(
         tokens = sum(counter.count(m["content"]) + overhead for m in conversation)
         values = sum(answer.get(k) is not None for k in planned.task.keys)
         records.append(
-            Record(doc.id, doc.source, doc.scenario, conversation, tokens, values, len(planned.task.keys),
-                   _digest(conversation))
+            Record(
+                doc.id,
+                doc.source,
+                doc.scenario,
+                conversation,
+                tokens,
+                values,
+                len(planned.task.keys),
+                _digest(conversation),
+            )
         )
     return records, skipped
 
 
-def split_by_document(records: list[Record], val_ratio: float, seed: int) -> None:
-    """Assign `split` in place: a seeded shuffle of the documents, the first share to "val"."""
+def validation_documents(documents: Iterable[str], val_ratio: float, seed: int) -> set[str]:
+    """The documents held out for validation: a seeded shuffle of the sorted ids, the first
+    `val_ratio` of them (at least one, and never all, when there are two or more)."""
     if not 0 <= val_ratio < 1:
         raise ConfigError(f"val_ratio must be in [0, 1), got {val_ratio}.")
-    ids = sorted({r.document for r in records})
+    ids = sorted(set(documents))
     random.Random(seed).shuffle(ids)
-    n_val = int(round(len(ids) * val_ratio))
+    n_val = round(len(ids) * val_ratio)
     if val_ratio > 0 and len(ids) >= 2:
         n_val = min(max(1, n_val), len(ids) - 1)
-    val = set(ids[:n_val])
+    return set(ids[:n_val])
+
+
+def split_by_document(records: list[Record], val_ratio: float, seed: int) -> None:
+    """Assign `split` in place, by document (see validation_documents)."""
+    val = validation_documents((r.document for r in records), val_ratio, seed)
     for record in records:
         record.split = "val" if record.document in val else "train"
 
@@ -229,13 +251,19 @@ def export_sft(
             payloads[name] = _json_bytes(fmt, rendered)
             if fmt in ("llamafactory", "alpaca"):
                 stem = name.rsplit(".", 1)[0]
-                sha1 = hashlib.sha1(payloads[name]).hexdigest()  # noqa: S324 - the checksum LLaMA-Factory documents
+                sha1 = hashlib.sha1(payloads[name]).hexdigest()  # the checksum LLaMA-Factory documents
                 info[f"chatocr_{stem}"] = dataset_info_entry(fmt, name, sha1, rendered)
     if info:
         payloads["dataset_info.json"] = (json.dumps(info, ensure_ascii=False, indent=2) + "\n").encode()
     manifest = [
-        {"document": r.document, "source": r.source, "split": r.split, "scenario": r.scenario,
-         "tokens": r.tokens, "sha256": r.sha256}
+        {
+            "document": r.document,
+            "source": r.source,
+            "split": r.split,
+            "scenario": r.scenario,
+            "tokens": r.tokens,
+            "sha256": r.sha256,
+        }
         for r in kept
     ]
     payloads["manifest.jsonl"] = "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in manifest).encode()

@@ -71,7 +71,10 @@ def test_a_rotated_box_is_deskewed() -> None:
 
     def turn(x: float, y: float) -> tuple[float, float]:
         dx, dy = x - centre[0], y - centre[1]
-        return (centre[0] + dx * np.cos(theta) + dy * np.sin(theta), centre[1] - dx * np.sin(theta) + dy * np.cos(theta))
+        return (
+            centre[0] + dx * np.cos(theta) + dy * np.sin(theta),
+            centre[1] - dx * np.sin(theta) + dy * np.cos(theta),
+        )
 
     box = (turn(left, top), turn(left + width, top), turn(left + width, top + height), turn(left, top + height))
     pixels = np.asarray(rotated.convert("RGB"))
@@ -94,9 +97,14 @@ def test_confirmed_lines_carry_the_text_a_person_read(chat: ChatOCR) -> None:
     document: OCRDocument = chat.engine.read(SROIE / "ocr" / "X00016469612.json")
     company = document.lines[1]  # "BOOK TA .K(TAMAN DAYA) SDN BND": the OCR misread BHD
     doc = ReviewedDocument(
-        "receipt", "reviewed.jsonl", document, "retail_receipt", ["total", "company"],
+        "receipt",
+        "reviewed.jsonl",
+        document,
+        "retail_receipt",
+        ["total", "company"],
         {"total": "9.00", "company": "BOOK TA .K(TAMAN DAYA) SDN BHD"},
-        SROIE / "images" / "X00016469612.jpg", {company.id: "BOOK TA .K(TAMAN DAYA) SDN BHD"},
+        SROIE / "images" / "X00016469612.jpg",
+        {company.id: "BOOK TA .K(TAMAN DAYA) SDN BHD"},
     )
     chosen = {c.line_id: c for c in select_lines(doc, {"total": "amount", "company": "text"})}
     assert chosen[company.id].text == "BOOK TA .K(TAMAN DAYA) SDN BHD" and chosen[company.id].why == "confirmed"

@@ -106,8 +106,11 @@ def test_exported_conversations_are_what_eval_tuned_sends(sroie_set: Path, ticke
     evaluator = Evaluator(chat, ocr_source="text", use_cache=False)
     datasets = [load_labelled_set(p, chat.library) for p in (sroie_set, ticket_set)]
     asyncio.run(evaluator.run(datasets, resolve_strategies(["tuned"])))
-    sent = [[{"role": m.role, "content": m.content} for m in call.messages]
-            for call in model.calls if call.messages[-1].kind == "task"]
+    sent = [
+        [{"role": m.role, "content": m.content} for m in call.messages]
+        for call in model.calls
+        if call.messages[-1].kind == "task"
+    ]
     assert len(sent) == 6
     for fmt in ALL_FORMATS:
         exported = [from_record(fmt, record) for record in _records(out, fmt)]
@@ -127,8 +130,17 @@ def test_the_answer_is_the_label_as_chatocr_asks_for_it(ticket_set: Path, chat: 
     t1 = answers["cn_train_ticket_tiny/t1"]
     # The scenario asks for the price without "￥...元" and the name without the masked ID number.
     assert t1["ticket_price"] == "55.5" and t1["name"] == "张三"
-    assert list(t1) == ["ticket_num", "starting_station", "destination_station", "train_num", "date",
-                        "seat_number", "ticket_grade", "ticket_price", "name"]
+    assert list(t1) == [
+        "ticket_num",
+        "starting_station",
+        "destination_station",
+        "train_num",
+        "date",
+        "seat_number",
+        "ticket_grade",
+        "ticket_price",
+        "name",
+    ]
     assert t1["date"] == "2019年01月02日08:09开"
 
 
@@ -143,21 +155,23 @@ def test_examples_go_in_as_complete_turns(sroie_set: Path, chat: ChatOCR, tmp_pa
 
 
 def test_duplicates_split_and_length_limit(ticket_set: Path, chat: ChatOCR, tmp_path: Path) -> None:
-    many = {f"d{i:02d}": (lines, labels) for i, (lines, labels) in
-            enumerate([*TICKETS.values()] * 4)}  # 12 documents, 3 distinct contents
+    many = {
+        f"d{i:02d}": (lines, labels) for i, (lines, labels) in enumerate([*TICKETS.values()] * 4)
+    }  # 12 documents, 3 distinct contents
     root = write_ticket_set(tmp_path / "cn_train_ticket_many", many)
     out = tmp_path / "a"
     summary = export_sft([root, ticket_set], out, chat=chat)
     assert summary.documents == 15 and summary.records == 3 and summary.duplicates == 12
 
     # Distinct documents (the number differs), split by document with a seed.
-    distinct = {f"d{i:02d}": (
-        [f"Q{i:06d}", *lines[1:]], {**labels, "ticket_num": f"Q{i:06d}"}
-    ) for i, (lines, labels) in enumerate([*TICKETS.values()] * 4)}
+    distinct = {
+        f"d{i:02d}": ([f"Q{i:06d}", *lines[1:]], {**labels, "ticket_num": f"Q{i:06d}"})
+        for i, (lines, labels) in enumerate([*TICKETS.values()] * 4)
+    }
     root2 = write_ticket_set(tmp_path / "cn_train_ticket_distinct", distinct)
     first = export_sft([root2], tmp_path / "b", chat=chat, val_ratio=0.25, seed=7)
-    again = export_sft([root2], tmp_path / "c", chat=chat, val_ratio=0.25, seed=7)
-    other = export_sft([root2], tmp_path / "d", chat=chat, val_ratio=0.25, seed=8)
+    export_sft([root2], tmp_path / "c", chat=chat, val_ratio=0.25, seed=7)
+    export_sft([root2], tmp_path / "d", chat=chat, val_ratio=0.25, seed=8)
     assert first.records == 12 and first.val == 3 and first.train == 9
     splits = [{m["document"]: m["split"] for m in _manifest(tmp_path / x)} for x in "bcd"]
     assert splits[0] == splits[1]
@@ -196,10 +210,13 @@ def _results_file(tmp_path: Path, answers: dict[str, dict[str, Any]]) -> Path:
 
 
 def test_a_results_file_keeps_only_grounded_documents_and_a_corrected_one(chat: ChatOCR, tmp_path: Path) -> None:
-    results = _results_file(tmp_path, {
-        "X00016469612": {"company": "BOOK TA .K(TAMAN DAYA) SDN BND", "date": "25/12/2018", "total": "9.00"},
-        "X51005433541": {"company": "UNIHAKKA INTERNATIONAL SDN BHD", "date": "01/01/1999", "total": None},
-    })
+    results = _results_file(
+        tmp_path,
+        {
+            "X00016469612": {"company": "BOOK TA .K(TAMAN DAYA) SDN BND", "date": "25/12/2018", "total": "9.00"},
+            "X51005433541": {"company": "UNIHAKKA INTERNATIONAL SDN BHD", "date": "01/01/1999", "total": None},
+        },
+    )
     out = tmp_path / "auto"
     summary = export_sft([results], out, formats=["openai"], chat=chat, val_ratio=0)
     assert summary.records == 1
@@ -226,9 +243,12 @@ def test_a_results_file_keeps_only_grounded_documents_and_a_corrected_one(chat: 
 
 
 def test_a_changed_or_broken_results_line_is_skipped_not_fatal(chat: ChatOCR, tmp_path: Path) -> None:
-    results = _results_file(tmp_path, {
-        "X00016469612": {"company": "BOOK TA .K(TAMAN DAYA) SDN BND", "date": "25/12/2018", "total": "9.00"},
-    })
+    results = _results_file(
+        tmp_path,
+        {
+            "X00016469612": {"company": "BOOK TA .K(TAMAN DAYA) SDN BND", "date": "25/12/2018", "total": "9.00"},
+        },
+    )
     good = results.read_text(encoding="utf-8")
     moved = json.loads(good)
     moved["input"]["sha256"] = "0" * 64
@@ -237,8 +257,10 @@ def test_a_changed_or_broken_results_line_is_skipped_not_fatal(chat: ChatOCR, tm
     summary = export_sft([mixed], tmp_path / "out", chat=chat, val_ratio=0)
     assert summary.records == 1
     reasons = sorted(s["reason"] for s in summary.skipped)
-    assert reasons == ["not a chatocr results line (JSON with input.path and fields)",
-                       "the file changed since it was extracted"]
+    assert reasons == [
+        "not a chatocr results line (JSON with input.path and fields)",
+        "the file changed since it was extracted",
+    ]
 
 
 def test_no_write_through_a_planted_symlink_and_no_silent_overwrite(
