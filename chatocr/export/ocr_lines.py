@@ -33,13 +33,14 @@ from typing import Any
 import numpy as np
 
 from chatocr.api import ChatOCR
+from chatocr.config import load_config
 from chatocr.errors import ChatOCRError, ConfigError, MissingDependencyError
-from chatocr.export.backend import export_chat
 from chatocr.export.files import check_targets, ensure_dir, write_bytes
 from chatocr.export.redact import leaves
 from chatocr.export.sft import validation_documents
 from chatocr.export.sources import ReviewedDocument, Skipped, read_sources
 from chatocr.extraction.grounding import TextIndex
+from chatocr.llm.scripted import ScriptedChatModel
 from chatocr.ocr.images import load_input
 from chatocr.ocr.types import Box
 
@@ -158,7 +159,8 @@ def export_ocr_lines(
     if not 0 <= val_ratio < 1:
         raise ConfigError(f"val_ratio must be in [0, 1), got {val_ratio}.")
     cv2 = _cv2()
-    chat = chat or export_chat("scripted", ocr, config)  # no LLM is used: no model is loaded
+    if chat is None:  # no LLM is used: a scripted stand-in, so no model is loaded and no key needed
+        chat = ChatOCR(ScriptedChatModel(), ocr, config=load_config({"ocr": ocr}, path=config))
     out_dir = Path(out).expanduser()
     documents, skipped = read_sources(
         sources, chat, scenario=scenario, field_map=field_map, min_confidence=min_confidence

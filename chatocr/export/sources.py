@@ -30,7 +30,7 @@ from typing import Any
 from chatocr.api import ChatOCR
 from chatocr.cli.batch import file_sha256
 from chatocr.errors import ChatOCRError, InputError
-from chatocr.evaluation.datasets import load_dataset
+from chatocr.evaluation.datasets import IMAGE_SUFFIXES, load_dataset
 from chatocr.ocr.types import OCRDocument
 
 __all__ = ["ReviewedDocument", "Skipped", "label_answer", "read_sources"]
@@ -168,7 +168,7 @@ def _results_file(path: Path, chat: ChatOCR, min_confidence: float | None) -> It
             data.get("scenario"),
             list(fields),
             answer,
-            image if document.has_boxes else None,
+            image if document.has_boxes and image.suffix.lower() in IMAGE_SUFFIXES else None,
             {str(k): str(v) for k, v in confirmed.items()},
         )
 

@@ -136,3 +136,11 @@ def test_reviewed_results_of_a_real_ocr_run_give_crops(tmp_path: Path) -> None:
         with Image.open(tmp_path / "rec" / path) as crop:
             crop.load()
             assert crop.width > crop.height
+
+
+def test_ocr_lines_loads_no_model_whatever_the_config_says(sroie_set: Path, tmp_path: Path) -> None:
+    """Options meant for the local model must not reach the stand-in backend ocr-lines uses."""
+    config = tmp_path / "chatocr.toml"
+    config.write_text('llm = "local"\nocr = "text"\n[llm_options]\nn_ctx = 8192\n', encoding="utf-8")
+    summary = export_ocr_lines([sroie_set], tmp_path / "rec", config=config, val_ratio=0)
+    assert summary.lines >= 9 and summary.skipped == []
