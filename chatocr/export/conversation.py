@@ -6,8 +6,10 @@ the backend's limits, role rules and token counter, and appends the answer as th
 (rendered by the same `answer` template the planner uses for example answers: the JSON object
 with every requested key, null for an absent value).
 
-`build_task` mirrors `ChatOCR._extract` (chatocr/api.py) step for step; it is the one place to
-switch to the shared task builder once the extraction pipeline exposes one.
+`build_task` is the one place that knows how the task is built: with the shared per-document
+pipeline (`chat.pipeline.build_task`, chatocr/extraction/pipeline.py, issue 11) when this chatocr has
+it, else by mirroring `ChatOCR._extract` (chatocr/api.py) step for step. Either way a test replays
+the real extraction loop and checks that the exported conversation is the one it sends.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chatocr.api import ChatOCR
-from chatocr.conversation.planner import Plan, TaskSpec
+from chatocr.conversation.planner import Plan, PlanExample, TaskSpec
 from chatocr.errors import ScenarioError
 from chatocr.extraction.examples import resolve_fields
 from chatocr.scenarios.model import Scenario
@@ -44,9 +46,14 @@ class TrainingConversation:
 
 def build_task(
     chat: ChatOCR, scenario_name: str | None, keys: Sequence[str], text: str
-) -> tuple[TaskSpec, Scenario | None, str]:
-    """The task (fields, title, focused instructions), the scenario and the prompt language, as
-    `ChatOCR._extract` builds them for a document routed to `scenario_name` (None: the fallback)."""
+) -> tuple[TaskSpec, list[PlanExample], Scenario | None, str]:
+    """The task (fields, title, focused instructions), its ranked examples, the scenario and the
+    prompt language, as extraction builds them for a document routed to `scenario_name` (None: the
+    fallback)."""
+    pipeline: Any = getattr(chat, "pipeline", None)
+    if pipeline is not None:  # the shared task builder
+        task = pipeline.build_task(text, pipeline.scenario_named(scenario_name), list(keys))
+        return task.spec, list(task.examples), task.scenario, task.language
     scenario = chat.library.get(scenario_name) if scenario_name else None
     fields = resolve_fields(scenario, list(keys))
     fallback = chat.router.fallback_scenario()
@@ -60,7 +67,8 @@ def build_task(
     instructions = base.instructions if base else ""
     if base is not None and chat.config.focus:
         instructions = base.instructions_for(f.name for f in fields)
-    return TaskSpec(title, tuple(fields), instructions), scenario, language
+    spec = TaskSpec(title, tuple(fields), instructions)
+    return spec, chat.bank.select(text, spec.fields, scenario, focus=chat.config.focus), scenario, language
 
 
 def answer_text(chat: ChatOCR, language: str, task: TaskSpec, answer: Mapping[str, Any]) -> str:
@@ -82,9 +90,9 @@ def plan_conversation(
 ) -> TrainingConversation:
     """Plan the conversation for `text` with at most `examples` few-shot examples (0: the task
     alone, what a fine-tuned model is sent by `chatocr eval --strategy tuned`)."""
-    task, scenario, language = build_task(chat, scenario_name, keys, text)
-    ranked = chat.bank.select(text, task.fields, scenario, focus=chat.config.focus) if examples else []
-    policy = replace(chat.policy, max_examples=examples)
+    task, ranked, _, language = build_task(chat, scenario_name, keys, text)
+    pipeline: Any = getattr(chat, "pipeline", None)
+    policy = replace(pipeline.policy if pipeline is not None else chat.policy, max_examples=examples)
     plan = chat.planner(language).plan(task, ranked, text, policy=policy)
     messages = [{"role": m.role, "content": m.content} for m in plan.messages]
     return TrainingConversation(messages, answer_text(chat, language, task, answer), task, language, plan)
