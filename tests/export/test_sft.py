@@ -23,7 +23,7 @@ from chatocr.export import export_sft
 from chatocr.export.formats import FORMATS, check_record, file_name, from_record
 from chatocr.llm.base import ChatSettings
 from chatocr.llm.scripted import ScriptedChatModel
-from chatocr.messages import Message
+from chatocr.messages import Limits, Message, RoleRules
 from tests.export.conftest import SROIE, TICKETS, write_ticket_set
 
 ALL_FORMATS = list(FORMATS)
@@ -306,3 +306,56 @@ def test_tokens_are_counted_with_the_local_models_own_tokenizer(sroie_set: Path,
         expected = sum(chat.model.counter.count(m["content"]) + 6 for m in messages)
         chars = sum(len(m["content"]) for m in messages)
         assert meta["tokens"] == expected and meta["tokens"] < chars  # tokens, not characters
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        pytest.param(Limits(context_window=8192, roles=RoleRules(system="none")), id="no-system-role"),
+        pytest.param(
+            Limits(max_message_chars=1800, max_input_chars=6000, context_window=8192), id="document-split-in-parts"
+        ),
+    ],
+)
+def test_backends_that_reshape_the_conversation_export_it_as_planned(
+    limits: Limits, sroie_set: Path, tmp_path: Path
+) -> None:
+    """A model without a system role (the system text joins the first user turn) and a per-message
+    limit that splits the document into acknowledged parts: every format still carries exactly the
+    planned messages."""
+    # A long receipt: the SROIE fixture with 60 item lines more.
+    root = tmp_path / "sroie_long"
+    for part in ("labels", "ocr"):
+        (root / part).mkdir(parents=True)
+    stem = "X00016469612"
+    lines = json.loads((sroie_set / "ocr" / f"{stem}.json").read_text(encoding="utf-8"))
+    items = [
+        {"text": f"ITEM {n:02d} NOTEBOOK A5  1  2.00", "box": [50, 600 + 20 * n, 400, 615 + 20 * n]} for n in range(60)
+    ]
+    (root / "ocr" / f"{stem}.json").write_text(json.dumps(lines[:-3] + items + lines[-3:]), encoding="utf-8")
+    (root / "labels" / f"{stem}.json").write_bytes((sroie_set / "labels" / f"{stem}.json").read_bytes())
+    model = _recording_model()
+    model.limits = limits
+    chat = ChatOCR(model, "text")
+    out = tmp_path / "out"
+    summary = export_sft([sroie_set, root], out, formats=ALL_FORMATS, chat=chat, val_ratio=0)
+    assert summary.records == 4
+    evaluator = Evaluator(chat, ocr_source="text", use_cache=False)
+    sets = [load_labelled_set(p, chat.library, scenario="retail_receipt") for p in (sroie_set, root)]
+    asyncio.run(evaluator.run(sets, resolve_strategies(["tuned"])))
+    sent = [
+        [{"role": m.role, "content": m.content} for m in call.messages]
+        for call in model.calls
+        if call.messages[-1].kind.endswith("task")  # "system+task" when the system text joins it
+    ]
+    longest = 0
+    for fmt in ALL_FORMATS:
+        for record in _records(out, fmt):
+            assert check_record(fmt, record) == []
+            conversation = from_record(fmt, record)
+            assert conversation[:-1] in sent
+            longest = max(longest, len(conversation))
+            if limits.roles.system == "none":
+                assert all(m["role"] != "system" for m in conversation)
+    if limits.roles.system != "none":
+        assert longest > 3  # system, part 1, its acknowledgement, ..., the task with the last part, the answer
