@@ -11,7 +11,8 @@ for it and the target backend (chatocr/export/conversation.py) plus the answer, 
 3. records over `max_tokens` (default: the backend's context window) dropped, with a count;
    tokens are counted with the target model's tokenizer, plus the chat template's per-message
    overhead the backend declares;
-4. a train/validation split by document, shuffled with `seed` (the same seed, the same split);
+4. a train/validation split by document (its OCR text), shuffled with `seed` (the same seed, the
+   same split);
 5. one file per format and split (formats.py), LLaMA-Factory's dataset_info.json when a
    LLaMA-Factory format is written, manifest.jsonl (which document each record is) and
    summary.json (documents, fields, tokens per record, what was dropped and why).
@@ -57,7 +58,8 @@ class Record:
     tokens: int
     values: int  # non-null answer values
     fields: int
-    sha256: str
+    sha256: str  # of the conversation with its answer: identical records are dropped
+    content: str = ""  # sha256 of the document's OCR text: the unit of the train/val split
     split: str = "train"
 
 
@@ -159,6 +161,7 @@ def build_records(
                 values,
                 len(planned.task.keys),
                 _digest(conversation),
+                hashlib.sha256(layout.text.encode("utf-8")).hexdigest(),
             )
         )
     return records, skipped
@@ -178,10 +181,12 @@ def validation_documents(documents: Iterable[str], val_ratio: float, seed: int) 
 
 
 def split_by_document(records: list[Record], val_ratio: float, seed: int) -> None:
-    """Assign `split` in place, by document (see validation_documents)."""
-    val = validation_documents((r.document for r in records), val_ratio, seed)
+    """Assign `split` in place, by document (see validation_documents). A document is its OCR
+    text: the same page given twice (a labelled set and a corrected results file, with different
+    answers) goes to one side only, never to both."""
+    val = validation_documents((r.content or r.document for r in records), val_ratio, seed)
     for record in records:
-        record.split = "val" if record.document in val else "train"
+        record.split = "val" if (record.content or record.document) in val else "train"
 
 
 def _json_bytes(fmt: str, records: list[dict[str, Any]]) -> bytes:

@@ -359,3 +359,26 @@ def test_backends_that_reshape_the_conversation_export_it_as_planned(
                 assert all(m["role"] != "system" for m in conversation)
     if limits.roles.system != "none":
         assert longest > 3  # system, part 1, its acknowledgement, ..., the task with the last part, the answer
+
+
+def test_one_page_with_two_answers_stays_on_one_side_of_the_split(
+    ticket_set: Path, chat: ChatOCR, tmp_path: Path
+) -> None:
+    """The same OCR under another set name, with a corrected label: both records are kept (their
+    answers differ) but never one in train and the other in validation."""
+    copy = tmp_path / "cn_train_ticket_corrected"
+    for part in ("labels", "ocr"):
+        (copy / part).mkdir(parents=True)
+        for path in (ticket_set / part).glob("*.json"):
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if part == "labels":
+                data["train_num"] += "X"  # a (pretend) correction: every answer differs
+            (copy / part / path.name).write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    for seed in range(6):
+        out = tmp_path / f"out{seed}"
+        summary = export_sft([ticket_set, copy], out, chat=chat, val_ratio=0.34, seed=seed)
+        assert summary.records == 6 and summary.duplicates == 0 and summary.val in (2, 4)
+        sides: dict[str, set[str]] = {}
+        for meta in _manifest(out):
+            sides.setdefault(meta["document"].split("/")[1], set()).add(meta["split"])
+        assert all(len(s) == 1 for s in sides.values()), sides
