@@ -4,12 +4,13 @@ A conversation is a list of {"role", "content"} messages: an optional system mes
 user/assistant turns strictly alternating, ending with the assistant's answer (chatocr's planner
 always lays them out so). Every format here carries exactly those texts:
 
-- `xtuner`: XTuner's conversation JSON (docs/en/user_guides/dataset_format.md, XTuner v0.1.x; the
-  `system` key of a turn as read by xtuner/dataset/map_fns/template_map_fn.py), the layout
+- `xtuner`: XTuner's conversation JSON (docs/en/user_guides/dataset_format.md, XTuner v0.1.x, read at
+  commit 6331bf3; the `system` key of a turn as xtuner/dataset/map_fns/template_map_fn.py reads it), the layout
   MM-ChatOcr trained InternLM2-chat-7B on:
   `{"conversation": [{"system": ..., "input": ..., "output": ...}, {"input": ..., "output": ...}]}`.
   Loaded with `load_dataset("json", data_files=...)` and `dataset_map_fn=None`.
-- `llamafactory`: LLaMA-Factory's sharegpt format (data/README.md, LLaMA-Factory v0.8/v0.9):
+- `llamafactory`: LLaMA-Factory's sharegpt format (data/README.md, read at commit
+  015ff25):
   `{"conversations": [{"from": "human"|"gpt", "value": ...}], "system": ...}`, human turns in
   odd positions, gpt in even ones; registered in dataset_info.json with `"formatting": "sharegpt"`.
 - `alpaca`: LLaMA-Factory's alpaca format (same README): `{"instruction": the last user turn,
