@@ -116,10 +116,10 @@ def field_results(schema: Any) -> dict[str, FieldResult]:
 
 def _first_time(source: Any) -> float:
     """A conversion without the cache: what the first document of a new model pays, once."""
-    from chatocr.typed import schema as module
+    from chatocr.typed import json_schema, schema
 
     started = time.perf_counter()
-    module._from_model(source) if isinstance(source, type) else module._from_json_schema(source)
+    schema._from_model(source) if isinstance(source, type) else json_schema.from_json_schema(source)
     return (time.perf_counter() - started) * 1000
 
 

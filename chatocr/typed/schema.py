@@ -15,10 +15,7 @@ more than one level) is a SchemaError naming the field, raised before any OCR or
 level of nesting is what the field specs (and the prompts, the grounding and the scenario YAML)
 can carry; it covers headers, parties and line items.
 
-A JSON Schema is first checked with the jsonschema library (its message and path on error), then
-mapped the same way (string, format date/date-time, number, integer, enum, array, object, local
-`$ref`s); a pydantic model is built from the resulting fields so that `result.data` is typed either
-way, and the JSON Schema's own constraints are checked on the answer too.
+A JSON Schema is mapped the same way by chatocr/typed/json_schema.py.
 """
 
 from __future__ import annotations
@@ -36,7 +33,7 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from chatocr.errors import MissingDependencyError, SchemaError
+from chatocr.errors import SchemaError
 from chatocr.scenarios.model import FieldSpec, FieldType, ItemField
 
 __all__ = ["SUPPORTED_TYPES", "TypedSchema", "typed_schema"]
@@ -84,6 +81,8 @@ _JSON_SCHEMAS: dict[str, TypedSchema] = {}
 
 def typed_schema(schema: type[BaseModel] | dict[str, Any] | TypedSchema) -> TypedSchema:
     """A pydantic BaseModel subclass or a JSON Schema dict as a TypedSchema (SchemaError if unmappable)."""
+    from chatocr.typed.json_schema import from_json_schema  # it builds on this module
+
     if isinstance(schema, TypedSchema):
         return schema
     if isinstance(schema, type) and issubclass(schema, BaseModel):
@@ -95,11 +94,11 @@ def typed_schema(schema: type[BaseModel] | dict[str, Any] | TypedSchema) -> Type
         try:
             key = json.dumps(schema, sort_keys=True, ensure_ascii=False)
         except (TypeError, ValueError):
-            return _from_json_schema(schema)
+            return from_json_schema(schema)
         if key not in _JSON_SCHEMAS:
             if len(_JSON_SCHEMAS) > 256:
                 _JSON_SCHEMAS.clear()
-            _JSON_SCHEMAS[key] = _from_json_schema(schema)
+            _JSON_SCHEMAS[key] = from_json_schema(schema)
         return _JSON_SCHEMAS[key]
     raise SchemaError(
         f"schema must be a pydantic BaseModel subclass or a JSON Schema dict, got {type(schema).__name__}.",
@@ -127,10 +126,10 @@ def _from_model(model: type[BaseModel]) -> TypedSchema:
         json_schema = model.model_json_schema()
     except Exception as exc:  # pydantic cannot describe it (a custom type): still extractable
         json_schema = {"title": model.__name__, "description": f"no JSON Schema: {exc}"}
-    return TypedSchema(model.__name__, model, fields, json_schema, keys, defaulted=_defaulted(model))
+    return TypedSchema(model.__name__, model, fields, json_schema, keys, defaulted=defaulted_fields(model))
 
 
-def _defaulted(model: type[BaseModel]) -> frozenset[str]:
+def defaulted_fields(model: type[BaseModel]) -> frozenset[str]:
     out: set[str] = set()
     for name, info in model.model_fields.items():
         if not info.is_required():
@@ -250,173 +249,4 @@ def _sub_fields(model: type[BaseModel], where: str, seen: tuple[type, ...]) -> t
         )
     if not out:
         raise SchemaError(f"{model.__name__} (in {where}) has no fields.", hint="Declare at least one field.")
-    return tuple(out)
-
-
-# -- JSON Schema ----------------------------------------------------------------------------------
-
-
-def _check_json_schema(schema: dict[str, Any]) -> None:
-    try:
-        from jsonschema import exceptions, validators
-    except ImportError as exc:  # pragma: no cover - an install without the extra
-        raise MissingDependencyError("A JSON Schema request", "typed", package="jsonschema") from exc
-    try:
-        validators.validator_for(schema).check_schema(schema)
-    except exceptions.SchemaError as exc:
-        path = "/".join(str(p) for p in exc.absolute_path) or "(the root)"
-        raise SchemaError(
-            f"The JSON Schema is invalid at {path}: {exc.message}",
-            hint="Fix the schema (check it with the jsonschema library), or pass a pydantic model.",
-        ) from None
-
-
-def _from_json_schema(schema: dict[str, Any]) -> TypedSchema:
-    from chatocr.typed.export import model_from_fields
-
-    _check_json_schema(schema)
-    root = _resolve(schema, schema)
-    properties = root.get("properties")
-    if root.get("type") not in ("object", None) or not isinstance(properties, dict) or not properties:
-        raise SchemaError(
-            "The JSON Schema must describe an object with `properties` (the fields to extract).",
-            hint='e.g. {"type": "object", "properties": {"total": {"type": "number"}}, "required": ["total"]}',
-        )
-    required = set(root.get("required", []))
-    fields = tuple(_json_field(schema, name, prop, name in required) for name, prop in properties.items())
-    name = str(root.get("title") or "Document").replace(" ", "")
-    model = model_from_fields(name if name.isidentifier() else "Document", fields)
-    keys = {f.name: f.name for f in fields}
-    from jsonschema import validators
-
-    # Validated against a copy with the local $refs inlined: resolving a $ref per line item is
-    # most of jsonschema's time (recursion was refused above, so inlining ends).
-    validator = validators.validator_for(schema)(_inlined(schema, schema))
-    return TypedSchema(
-        name, model, fields, schema, keys, from_json_schema=True, defaulted=_defaulted(model), validator=validator
-    )
-
-
-def _inlined(root: dict[str, Any], node: Any, depth: int = 0) -> Any:
-    """`node` with every local `$ref` replaced by what it points at ($defs kept, unused)."""
-    if depth > 20:
-        return node
-    if isinstance(node, dict):
-        if isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/"):
-            target = _resolve(root, {"$ref": node["$ref"]})
-            siblings = {k: v for k, v in node.items() if k != "$ref"}
-            return _inlined(root, {**target, **siblings}, depth + 1)
-        return {k: v if k in ("$defs", "definitions") else _inlined(root, v, depth) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_inlined(root, item, depth) for item in node]
-    return node
-
-
-def _resolve(root: dict[str, Any], node: Any) -> dict[str, Any]:
-    """Follow a local `$ref` (#/$defs/X, #/definitions/X); other refs are not fetched."""
-    seen = 0
-    while isinstance(node, dict) and "$ref" in node:
-        ref = node["$ref"]
-        if not isinstance(ref, str) or not ref.startswith("#/") or seen > 20:
-            raise SchemaError(f"Unsupported $ref {ref!r}.", hint="Only local references (#/$defs/...) are followed.")
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target.get(part) if isinstance(target, dict) else None
-        if target is None:
-            raise SchemaError(f"$ref {ref!r} points at nothing in the schema.")
-        node, seen = target, seen + 1
-    return node if isinstance(node, dict) else {}
-
-
-def _json_kind(root: dict[str, Any], node: dict[str, Any], where: str) -> tuple[dict[str, Any], bool]:
-    """(the non-null alternative of the node, whether null is allowed)."""
-    node = _resolve(root, node)
-    options = node.get("anyOf") or node.get("oneOf")
-    if options:
-        options = [_resolve(root, o) for o in options]
-        real = [o for o in options if o.get("type") != "null"]
-        if len(real) == 1:
-            merged = {**{k: v for k, v in node.items() if k not in ("anyOf", "oneOf")}, **real[0]}
-            return merged, len(real) < len(options)
-        numbers = {o.get("type") for o in real}
-        if numbers <= {"number", "string"} and "number" in numbers:  # pydantic's Decimal
-            return {**node, "type": "number", "x-decimal": True}, len(real) < len(options)
-        raise SchemaError(
-            f"Field {where!r} is a union of several types, which chatocr cannot extract into.",
-            hint=f"Types that work: {SUPPORTED_TYPES}.",
-        )
-    kind = node.get("type")
-    if isinstance(kind, list):
-        real_types = [k for k in kind if k != "null"]
-        if len(real_types) != 1:
-            raise SchemaError(f"Field {where!r} has types {kind}: choose one (plus null).")
-        return {**node, "type": real_types[0]}, "null" in kind
-    return node, False
-
-
-def _json_leaf(node: dict[str, Any], where: str) -> tuple[str, tuple[str, ...]]:
-    if "enum" in node or "const" in node:
-        choices = node.get("enum") or [node.get("const")]
-        choices = [c for c in choices if c is not None]
-        if not choices or not all(isinstance(c, str) for c in choices):
-            raise SchemaError(f"Field {where!r}: enum choices must be strings, got {choices!r}.")
-        return "enum", tuple(choices)
-    kind = node.get("type")
-    if kind == "string":
-        return ("date" if node.get("format") in ("date", "date-time") else "text"), ()
-    if kind == "number":
-        return ("amount" if node.get("x-decimal") else "number"), ()
-    if kind == "integer":
-        return "number", ()
-    raise SchemaError(
-        f"Field {where!r} has JSON type {kind!r}, which chatocr cannot extract into.",
-        hint="Types that work: string (format date), number, integer, enum, array, object.",
-    )
-
-
-def _json_field(root: dict[str, Any], name: str, prop: Any, required: bool) -> FieldSpec:
-    node, nullable = _json_kind(root, prop, name)
-    common: dict[str, Any] = {
-        "name": name,
-        "description": node.get("description", ""),
-        "required": required and not nullable,
-    }
-    if node.get("type") == "object":
-        return FieldSpec(type=FieldType.object, items=_json_sub_fields(root, node, name), **common)
-    if node.get("type") == "array":
-        item, _ = _json_kind(root, node.get("items", {}), f"{name}[]")
-        if item.get("type") == "object":
-            return FieldSpec(type=FieldType.list, items=_json_sub_fields(root, item, f"{name}[]"), **common)
-        _json_leaf(item, f"{name}[]")
-        return FieldSpec(type=FieldType.list, **common)
-    kind, choices = _json_leaf(node, name)
-    return FieldSpec(type=FieldType(kind), choices=choices, **common)
-
-
-def _json_sub_fields(root: dict[str, Any], node: dict[str, Any], where: str) -> tuple[ItemField, ...]:
-    properties = node.get("properties") or {}
-    if not properties:
-        raise SchemaError(
-            f"Field {where!r} is an object without `properties`.",
-            hint="List its keys; free-form objects (dict[str, Any]) cannot be extracted.",
-        )
-    required = set(node.get("required", []))
-    out = []
-    for name, prop in properties.items():
-        sub, nullable = _json_kind(root, prop, f"{where}.{name}")
-        if sub.get("type") in ("object", "array"):
-            raise SchemaError(
-                f"Field {where}.{name!r} nests {sub['type']}s more than one level deep.",
-                hint=f"Types that work: {SUPPORTED_TYPES}.",
-            )
-        kind, choices = _json_leaf(sub, f"{where}.{name}")
-        out.append(
-            ItemField(
-                name=name,
-                description=sub.get("description", ""),
-                type=kind,
-                required=name in required and not nullable,
-                choices=choices,
-            )
-        )
     return tuple(out)
