@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,7 +107,13 @@ def _items_of(result: Any, grounded_only: bool) -> list[dict[str, Any]]:
 
 
 def evaluate_items(
-    chat: Any, data_dir: Path, labels: Mapping[str, list[dict[str, Any]]], schema: Any, *, use_ocr_text: bool = True
+    chat: Any,
+    data_dir: Path,
+    labels: Mapping[str, list[dict[str, Any]]],
+    schema: Any,
+    *,
+    use_ocr_text: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(scores, per-receipt rows) of extracting `schema` (with an `items` list) from each labelled receipt."""
     sub = "ocr" if use_ocr_text else "images"
@@ -131,6 +137,12 @@ def evaluate_items(
                 "seconds": result.timings.get("total_s"),
             }
         )
+        if progress is not None:  # never a silent wait: a local model takes a while per receipt
+            row = rows[-1]
+            progress(
+                f"[{len(rows)}/{len(sources)}] {doc_id}: {match_items(row['items'], row['labels'])}/"
+                f"{len(row['labels'])} items matched, {len(row['items'])} predicted, {row['seconds']} s"
+            )
     every = score_items((r["items"], r["labels"]) for r in rows)
     grounded = score_items((r["grounded"], r["labels"]) for r in rows)
     scores = {
@@ -166,17 +178,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         schema = load_schema_option(args.schema)
         chat = ChatOCR(llm=args.llm, ocr=args.ocr)
         scores, rows = evaluate_items(
-            chat, args.data_dir, load_item_labels(args.labels), schema, use_ocr_text=args.ocr == "text"
+            chat,
+            args.data_dir,
+            load_item_labels(args.labels),
+            schema,
+            use_ocr_text=args.ocr == "text",
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
     except ChatOCRError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for row in rows:
-        print(
-            f"{row['id']}: {match_items(row['items'], row['labels'])}/{len(row['labels'])} items matched, "
-            f"{len(row['items'])} predicted",
-            file=sys.stderr,
-        )
     report = {**scores, "llm": f"{chat.model.provider}:{chat.model.model}", "ocr": args.ocr, "schema": args.schema}
     print(json.dumps(report, indent=2))
     if args.out:
