@@ -205,3 +205,14 @@ def test_eval_keys_for_fields_no_set_evaluates_are_refused(
 ) -> None:
     code = main(["eval", str(ticket_set), "--llm", "scripted", "--ocr", "text", "--keys", "nonsense:amount"])
     assert code == 1 and "--keys names fields no set evaluates: nonsense" in capsys.readouterr().err
+
+
+def test_a_labelled_set_takes_a_scenario_file(tmp_path: Path) -> None:
+    from chatocr.scenarios import load_scenarios
+
+    receipt = load_scenarios().get("retail_receipt")
+    path = tmp_path / "my_receipt.yaml"
+    path.write_text(receipt.model_copy(update={"name": "my_receipt"}).to_yaml(), encoding="utf-8")
+    library = load_scenarios()
+    dataset = load_dataset(SROIE, library, scenario=str(path))  # eval, export and scenarios test read sets so
+    assert dataset.scenario == "my_receipt" and "my_receipt" in library
