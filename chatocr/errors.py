@@ -41,11 +41,8 @@ __all__ = [
     "DocumentTooLargeError",
     "EmptyImageError",
     "EncryptedInputError",
-    "ImageTooLargeError",
-    "TooManyPagesError",
-    "UnsupportedInputError",
-    "UsageError",
     "ExtractionError",
+    "ImageTooLargeError",
     "InputError",
     "InvalidRequestError",
     "LLMError",
@@ -58,6 +55,9 @@ __all__ = [
     "ScenarioError",
     "ServiceUnavailableError",
     "TemplateError",
+    "TooManyPagesError",
+    "UnsupportedInputError",
+    "UsageError",
     "UserError",
 ]
 

@@ -175,7 +175,8 @@ def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: 
     failed = 0
     with Progress(*bar, console=err, disable=not show_bar, transient=False) as progress:
         task = progress.add_task("extract", total=len(pending) + len(failed_reads), counts="")
-        done = ocr.extract_many([str(p) for p in pending], keys, scenario, concurrency=args.concurrency) if pending else ()
+        sources = [str(p) for p in pending]
+        done = ocr.extract_many(sources, keys, scenario, concurrency=args.concurrency) if sources else ()
         for result in itertools.chain(failed_reads, done):
             key = keyed[result.source]
             if log is not None:

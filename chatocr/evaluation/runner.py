@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,9 +31,9 @@ from chatocr.evaluation.datasets import Dataset, Document
 from chatocr.evaluation.machine import machine_info
 from chatocr.evaluation.metrics import NORMALIZATION, FieldCounts, get_normalizer, normalize, ocr_contains
 from chatocr.evaluation.strategies import Strategy
-from chatocr.fileio import JSONFileCache
 from chatocr.extraction.examples import ExampleBank
 from chatocr.extraction.grounding import TextIndex
+from chatocr.fileio import JSONFileCache
 from chatocr.ocr.types import OCRDocument
 from chatocr.resources import builtin_prompts_dir, cache_dir
 from chatocr.scenarios.loader import ScenarioLibrary

@@ -282,8 +282,10 @@ def _pdf_pages(data: bytes, name: str, limits: ImageLimits) -> list[Image.Image]
             if _PDF_ENCRYPTED.search(data):
                 raise EncryptedInputError(f"{name} is a password-protected (encrypted) PDF.") from None
             if _PDF_NO_PAGES.search(data):
-                raise EmptyImageError(f"{name} is a PDF with no pages.",
-                                      hint="Check that the right file was given: this PDF has nothing to read.") from None
+                raise EmptyImageError(
+                    f"{name} is a PDF with no pages.",
+                    hint="Check that the right file was given: this PDF has nothing to read.",
+                ) from None
             raise CorruptImageError(f"{name} is not a readable PDF: {error}") from None
         try:
             count = len(pdf)
