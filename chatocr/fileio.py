@@ -38,7 +38,7 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_writer(path: str | os.PathLike[str], fill: Callable[[IO[bytes]], None], *, mode: int = 0o644) -> None:
+def atomic_writer(path: str | os.PathLike[str], fill: Callable[[IO[bytes]], object], *, mode: int = 0o644) -> None:
     """Replace `path` with what `fill(handle)` writes into a binary handle, atomically.
 
     `mode` is applied as given (masked by the umask), since mkstemp creates files 0600."""

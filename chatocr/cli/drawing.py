@@ -12,6 +12,7 @@ import hashlib
 import io
 import math
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +23,7 @@ from chatocr.extraction.result import Extraction, FieldResult
 from chatocr.fileio import atomic_write
 from chatocr.llm._secrets import redact
 from chatocr.ocr.images import load_input
-from chatocr.ocr.types import OCRDocument, Page
+from chatocr.ocr.types import Box, OCRDocument, Page
 
 __all__ = ["FONT_CANDIDATES", "draw_extraction", "drawing_path", "find_font_path", "save_drawing"]
 
@@ -55,8 +56,9 @@ def _fit(result: Extraction, document: OCRDocument) -> tuple[Extraction, OCRDocu
         return result, document
     k = math.sqrt(MAX_DRAWING_PIXELS / area)
 
-    def box(points: object) -> tuple[tuple[float, float], ...]:
-        return tuple((x * k, y * k) for x, y in points)  # type: ignore[attr-defined]
+    def box(points: Sequence[Sequence[float]]) -> Box:
+        (ax, ay), (bx, by), (cx, cy), (dx, dy) = points
+        return (ax * k, ay * k), (bx * k, by * k), (cx * k, cy * k), (dx * k, dy * k)
 
     pages = tuple(
         Page(page.index, max(1, int(page.width * k)), max(1, int(page.height * k)),

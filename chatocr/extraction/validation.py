@@ -53,7 +53,7 @@ def is_null(value: Any) -> bool:
 
 def normalize_amount(value: Any) -> str | None:
     """'¥25,000.00' -> '25000.00'; None when the text holds no single number (or NaN/infinity)."""
-    if isinstance(value, bool) or isinstance(value, (dict, list, tuple)):
+    if isinstance(value, (bool, dict, list, tuple)):
         return None
     if isinstance(value, float) and not math.isfinite(value):
         return None

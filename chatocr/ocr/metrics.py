@@ -9,9 +9,8 @@ CER = Levenshtein(hypothesis, reference) / len(reference).
 
 from __future__ import annotations
 
-import unicodedata
-
 from chatocr.ocr.types import OCRDocument
+from chatocr.textnorm import fold
 
 __all__ = ["NORMALISATION", "character_error_rate", "document_cer", "edit_distance", "normalize_for_cer"]
 
@@ -19,7 +18,7 @@ NORMALISATION = "NFKC, casefold, whitespace removed, reading order by chatocr la
 
 
 def normalize_for_cer(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
+    return fold(text)  # the one normaliser (chatocr.textnorm)
 
 
 def edit_distance(a: str, b: str) -> int:
