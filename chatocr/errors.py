@@ -17,6 +17,7 @@
     │   ├── ImageTooLargeError        over the pixel limit (decompression bombs) or the byte limit
     │   └── TooManyPagesError         a PDF or TIFF with more pages than the page limit
     ├── OCRError                      an OCR engine failed on a readable input
+    ├── OutputError                   chatocr could not write its output (disk full, file too large)
     ├── LLMError                      a chat backend failed; `retryable` says whether trying again may help
     │   ├── AuthenticationError       missing, wrong or expired credentials
     │   ├── RateLimitError            too many requests (carries retry_after when the service says)
@@ -50,6 +51,7 @@ __all__ = [
     "MalformedResponseError",
     "MissingDependencyError",
     "OCRError",
+    "OutputError",
     "PlanningError",
     "RateLimitError",
     "ScenarioError",
@@ -164,6 +166,10 @@ class TooManyPagesError(InputError):
 
 class OCRError(ChatOCRError):
     default_hint = "Try another OCR engine (`--ocr`), or `chatocr doctor` to check the installed engines."
+
+
+class OutputError(ChatOCRError):
+    default_hint = "Free disk space (or choose another --out); the next run resumes where this one stopped."
 
 
 class LLMError(ChatOCRError):

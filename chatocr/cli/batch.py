@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from chatocr.errors import ConfigError, InputError, UsageError
+from chatocr.errors import ConfigError, InputError, OutputError, UsageError
 from chatocr.extraction.result import Extraction
 from chatocr.fileio import atomic_write, fsync_dir
 from chatocr.llm._secrets import redact
@@ -162,12 +162,12 @@ class ResultLog:
     def _open_target(self) -> int:
         """The results file's descriptor; usage errors for paths that cannot be a results file."""
         where = self.path
-        if where.is_symlink():
+        if where.is_symlink() and not _system_stream(where):
             raise UsageError(f"--out {where} is a symbolic link; chatocr does not write through links.",
                              hint="Give the real path of the results file.")
         if where.is_dir():
             raise UsageError(f"--out {where} is a directory.", hint="Give a file name, e.g. results.jsonl.")
-        if where.exists() and not where.is_file():  # /dev/stdout, a FIFO: stream, no resume
+        if _system_stream(where) or (where.exists() and not where.is_file()):  # /dev/stdout, a FIFO: stream
             self.streaming = True
             try:
                 return os.open(where, os.O_WRONLY | os.O_APPEND)
@@ -314,8 +314,17 @@ class ResultLog:
     def _write(self, text: str) -> None:
         assert self._fd is not None, "ResultLog is not open"
         data = text.encode("utf-8")
-        written = os.write(self._fd, data)
-        while written < len(data):  # only on a full disk or a signal; still one record per call
-            written += os.write(self._fd, data[written:])
-        if not self.streaming:  # a pipe or tty cannot be fsync'ed
-            os.fsync(self._fd)
+        try:
+            written = os.write(self._fd, data)
+            while written < len(data):  # only on a full disk or a signal; still one record per call
+                written += os.write(self._fd, data[written:])
+            if not self.streaming:  # a pipe or tty cannot be fsync'ed
+                os.fsync(self._fd)
+        except OSError as error:  # ENOSPC, EFBIG (a file size limit), EIO: stop, the next run resumes
+            raise OutputError(f"Cannot write to {self.path}: {error.strerror or error}.") from None
+
+
+def _system_stream(path: Path) -> bool:
+    """/dev/stdout, /dev/fd/N, /dev/null...: the system's own streams, even when the shell has
+    pointed them at a file (then /dev/stdout is a link to it): written as a stream, never rewritten."""
+    return path.absolute().parts[:2] == ("/", "dev")

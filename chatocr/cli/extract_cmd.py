@@ -22,7 +22,7 @@ from rich.table import Table
 from chatocr.cli.batch import DocKey, ResultLog, csv_columns, csv_text, file_sha256, format_line, record_for
 from chatocr.cli.common import add_backend_options, field_table, make_chatocr, summary_line
 from chatocr.cli.drawing import save_drawing
-from chatocr.errors import InputError, UsageError
+from chatocr.errors import InputError, OutputError, UsageError
 from chatocr.extraction.result import Extraction
 from chatocr.fileio import atomic_write
 from chatocr.llm._secrets import redact
@@ -91,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--concurrency must be at least 1.", hint="Give --concurrency 1 or more.")
     if args.out is not None and fmt in ("json", "values"):
         _check_out_path(args.out)
+    if args.draw is not None and args.draw.exists() and not args.draw.is_dir():
+        raise UsageError(f"--draw {args.draw} is not a directory.", hint="Give a folder for the pictures.")
     ocr = make_chatocr(args, concurrency=args.concurrency)
     keys = [k.strip() for k in args.keys.split(",") if k.strip()] if args.keys else None
     scenario = None if args.scenario in (None, "", "auto") else args.scenario
@@ -132,6 +134,18 @@ def _check_out_path(out: Path) -> None:
         parent = parent.parent
     if not parent.is_dir():
         raise UsageError(f"--out {out}: {parent} is not a directory.", hint="Give a path whose folders are folders.")
+
+
+def _write_whole(out: Path, text: str) -> None:
+    """--out x.json: replaced atomically; a pipe or device (--out /dev/stdout) is written as a stream."""
+    try:
+        if out.absolute().parts[:2] != ("/", "dev") and (out.is_file() or not out.exists()):
+            atomic_write(out, text)
+        else:
+            with out.open("a", encoding="utf-8") as handle:
+                handle.write(text)
+    except OSError as error:
+        raise OutputError(f"Cannot write {out}: {error.strerror or error}.") from None
 
 
 def _keys(paths: list[Path]) -> tuple[dict[str, DocKey], dict[str, Extraction]]:
@@ -243,11 +257,8 @@ def _finish(results: list[Extraction], fmt: str, args: argparse.Namespace, keyed
         text = redact(json.dumps(data, ensure_ascii=False, indent=2, default=str)) + "\n"
         if fmt == "values":  # a box on one line: [68, 91, 423, 91, ...], not one number per line
             text = _NUMBER_LIST.sub(lambda m: "[" + ", ".join(_NUMBER.findall(m.group(1))) + "]", text)
-        if args.out is not None and (args.out.is_file() or not args.out.exists()):
-            atomic_write(args.out, text)
-        elif args.out is not None:  # a pipe or device (--out /dev/stdout): written as a stream
-            with args.out.open("a", encoding="utf-8") as handle:
-                handle.write(text)
+        if args.out is not None:
+            _write_whole(args.out, text)
         else:
             sys.stdout.write(text)
     elif fmt == "table":

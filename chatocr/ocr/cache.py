@@ -12,6 +12,7 @@ is overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -47,7 +48,9 @@ class OCRCache(JSONFileCache):
             return None  # damaged or from another format version: recompute and overwrite
 
     def put(self, key: str, document: OCRDocument) -> None:
-        self.put_json(key, document.to_dict())
+        """Store an entry; a cache that cannot be written (full disk, read-only) only costs speed."""
+        with contextlib.suppress(OSError):
+            self.put_json(key, document.to_dict())
 
 
 class CachedEngine:
