@@ -46,18 +46,20 @@ def pdf(objects: list[str], trailer: str = "") -> bytes:
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
     out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
     ids = "<00112233445566778899aabbccddeeff>"
-    out += (f"trailer\n<</Root 1 0 R /Size {len(objects) + 1} /ID[{ids}{ids}]{trailer}>>\n"
-            f"startxref\n{xref}\n%%EOF\n").encode()
+    out += (
+        f"trailer\n<</Root 1 0 R /Size {len(objects) + 1} /ID[{ids}{ids}]{trailer}>>\nstartxref\n{xref}\n%%EOF\n"
+    ).encode()
     return out
 
 
 def pdf_pages(count: int) -> bytes:
     kids = " ".join(f"{n + 3} 0 R" for n in range(count))
-    pages = [f"<</MediaBox[0 0 200 200]/Parent 2 0 R /Resources<<>>/Type/Page>>" for _ in range(count)]
+    pages = ["<</MediaBox[0 0 200 200]/Parent 2 0 R /Resources<<>>/Type/Page>>" for _ in range(count)]
     return pdf(["<</Pages 2 0 R /Type/Catalog>>", f"<</Count {count}/Kids[{kids}]/Type/Pages>>", *pages])
 
 
 # ---- images and PDFs ---------------------------------------------------------------------------
+
 
 @case("image", "EmptyImageError for a zero-byte file")
 def empty_file(ctx: Ctx) -> None:
@@ -177,18 +179,33 @@ def sixteen_bit_png(ctx: Ctx) -> None:
 @case("pdf", "EncryptedInputError that says 'password-protected' and hints how to decrypt")
 def encrypted_pdf(ctx: Ctx) -> None:
     body = pdf_pages(1)
-    encrypted = pdf(["<</Pages 2 0 R /Type/Catalog>>", "<</Count 1/Kids[ 3 0 R ]/Type/Pages>>",
-                     "<</MediaBox[ 0 0 200 200]/Parent 2 0 R /Resources<<>>/Type/Page>>",
-                     "<</Filter/Standard/V 1/R 2/O<" + "ab" * 32 + ">/U<" + "cd" * 32 + ">/P -4>>"], " /Encrypt 4 0 R")
+    encrypted = pdf(
+        [
+            "<</Pages 2 0 R /Type/Catalog>>",
+            "<</Count 1/Kids[ 3 0 R ]/Type/Pages>>",
+            "<</MediaBox[ 0 0 200 200]/Parent 2 0 R /Resources<<>>/Type/Page>>",
+            "<</Filter/Standard/V 1/R 2/O<" + "ab" * 32 + ">/U<" + "cd" * 32 + ">/P -4>>",
+        ],
+        " /Encrypt 4 0 R",
+    )
     assert body != encrypted
-    raises(EncryptedInputError, lambda: load_input(ctx.file("locked.pdf", encrypted)), contains="password",
-           hint_has="decrypt", hint_lacks="damaged")
+    raises(
+        EncryptedInputError,
+        lambda: load_input(ctx.file("locked.pdf", encrypted)),
+        contains="password",
+        hint_has="decrypt",
+        hint_lacks="damaged",
+    )
 
 
 @case("pdf", "EmptyImageError 'a PDF with no pages' (not 'PDFium: Success', not 'damaged')")
 def zero_page_pdf(ctx: Ctx) -> None:
-    error = raises(EmptyImageError, lambda: load_input(ctx.file("none.pdf", pdf_pages(0))), contains="no pages",
-                   hint_lacks="damaged")
+    error = raises(
+        EmptyImageError,
+        lambda: load_input(ctx.file("none.pdf", pdf_pages(0))),
+        contains="no pages",
+        hint_lacks="damaged",
+    )
     assert "Success" not in str(error)
 
 
@@ -256,8 +273,14 @@ def deep_unclosed(ctx: Ctx) -> None:
 
 @case("text", "UnsupportedInputError with the text hint (not 'Give a PNG') for a NaN box coordinate")
 def nan_box(ctx: Ctx) -> None:
-    text_error(ctx, "nan.json", '[{"text": "TOTAL", "box": [NaN, 0, 10, 10]}]', contains="finite",
-               hint_has=TEXT_HINT, hint_lacks="PNG")
+    text_error(
+        ctx,
+        "nan.json",
+        '[{"text": "TOTAL", "box": [NaN, 0, 10, 10]}]',
+        contains="finite",
+        hint_has=TEXT_HINT,
+        hint_lacks="PNG",
+    )
 
 
 @case("text", "UnsupportedInputError for an Infinity coordinate")
@@ -292,8 +315,9 @@ def no_text_key(ctx: Ctx) -> None:
 
 @case("text", "UnsupportedInputError for a confidence that is not a number")
 def bad_confidence(ctx: Ctx) -> None:
-    text_error(ctx, "conf.json", '[{"text": "TOTAL", "box": [0, 0, 10, 10], "confidence": "high"}]',
-               contains="confidence")
+    text_error(
+        ctx, "conf.json", '[{"text": "TOTAL", "box": [0, 0, 10, 10], "confidence": "high"}]', contains="confidence"
+    )
 
 
 @case("text", "UnsupportedInputError for a NaN confidence")
@@ -308,8 +332,13 @@ def bad_paddle_pair(ctx: Ctx) -> None:
 
 @case("text", "UnsupportedInputError for a chatocr OCR document with a NaN page width")
 def bad_ocr_document(ctx: Ctx) -> None:
-    text_error(ctx, "doc.json", json.dumps({"engine": "rapid", "pages": [{"index": 0, "width": "NaN", "height": 10,
-                                                                          "lines": []}]}).replace('"NaN"', "NaN"))
+    text_error(
+        ctx,
+        "doc.json",
+        json.dumps({"engine": "rapid", "pages": [{"index": 0, "width": "NaN", "height": 10, "lines": []}]}).replace(
+            '"NaN"', "NaN"
+        ),
+    )
 
 
 @case("text", "UnsupportedInputError for a chatocr OCR document whose pages are not a list")
@@ -368,8 +397,10 @@ def too_many_bytes(ctx: Ctx) -> None:
 
 @case("text", "20,000 lines (740 KB) are read and laid out (O(n log n) grouping), not refused")
 def twenty_thousand_lines(ctx: Ctx) -> None:
-    rows = [{"text": f"item {n} 9.00", "box": [10 + (n % 3) * 300, (n // 3) * 24, 200 + (n % 3) * 300,
-                                               (n // 3) * 24 + 20]} for n in range(20_000)]
+    rows = [
+        {"text": f"item {n} 9.00", "box": [10 + (n % 3) * 300, (n // 3) * 24, 200 + (n % 3) * 300, (n // 3) * 24 + 20]}
+        for n in range(20_000)
+    ]
     document = TEXT.read(ctx.file("twenty.json", json.dumps(rows)))
     assert len(document.lines) == 20_000 and document.text().count("\n") == 20_000 // 3 - 1 + (20_000 % 3 > 0)
 
@@ -430,9 +461,15 @@ def duplicate_top_key(ctx: Ctx) -> None:
 
 @case("yaml", "ScenarioError naming both lines for a field's description given twice")
 def duplicate_field_key(ctx: Ctx) -> None:
-    scenario_error(ctx, SCENARIO.replace("    description: the total paid\n",
-                                         "    description: the total paid\n    description: the sum\n"),
-                   "duplicate key 'description'", "line 8", "line 9")
+    scenario_error(
+        ctx,
+        SCENARIO.replace(
+            "    description: the total paid\n", "    description: the total paid\n    description: the sum\n"
+        ),
+        "duplicate key 'description'",
+        "line 8",
+        "line 9",
+    )
 
 
 @case("yaml", "ScenarioError for a duplicate key inside an example's answer")
@@ -509,6 +546,5 @@ def directory_scenario(ctx: Ctx) -> None:
 def folder_of_broken(ctx: Ctx) -> None:
     ctx.file("scen/a.yaml", SCENARIO + "title: twice\n")
     ctx.file("scen/b.yaml", "- not a mapping\n")
-    error = raises(ScenarioError, lambda: load_scenarios([ctx.tmp / "scen"], include_builtin=False,
-                                                         include_env=False))
+    error = raises(ScenarioError, lambda: load_scenarios([ctx.tmp / "scen"], include_builtin=False, include_env=False))
     assert len(error.problems) == 2  # type: ignore[attr-defined]

@@ -191,8 +191,10 @@ def value_not_in_document(ctx: Ctx) -> None:
 
 @case("reply", "extra keys the task did not ask for (an injected 'password') never reach the result")
 def extra_keys(ctx: Ctx) -> None:
-    result = extract(ctx, ScriptedChatModel([json.dumps({"company": "SHOP ABC SDN BHD", "total": "9.00",
-                                                          "password": "hunter2"})] * 3))
+    result = extract(
+        ctx,
+        ScriptedChatModel([json.dumps({"company": "SHOP ABC SDN BHD", "total": "9.00", "password": "hunter2"})] * 3),
+    )
     assert "password" not in result.values and "password" not in result.fields
 
 
@@ -232,8 +234,9 @@ def failed_with(ctx: Ctx, behaviour: Any, kind: type[ChatOCRError], **overrides:
 @case("service", "429 with Retry-After, then an answer: waited, retried, grounded")
 def rate_limited(ctx: Ctx) -> None:
     srv = server()
-    srv.enqueue(Status(429, {"error": {"message": "slow down", "type": "rate_limit"}}, {"Retry-After": "0.05"}),
-                Reply(GOOD))
+    srv.enqueue(
+        Status(429, {"error": {"message": "slow down", "type": "rate_limit"}}, {"Retry-After": "0.05"}), Reply(GOOD)
+    )
     result = extract(ctx, openai(srv))
     assert result.ok and result.values["total"] == "9.00" and len(srv.chat_requests()) == 2
 
@@ -247,8 +250,11 @@ def server_error_then_ok(ctx: Ctx) -> None:
 
 @case("service", "401: the document fails with AuthenticationError (typed, with a hint, key not shown)")
 def unauthorized(ctx: Ctx) -> None:
-    failed_with(ctx, Status(401, {"error": {"message": "Incorrect API key", "type": "invalid_request_error"}}),
-                AuthenticationError)
+    failed_with(
+        ctx,
+        Status(401, {"error": {"message": "Incorrect API key", "type": "invalid_request_error"}}),
+        AuthenticationError,
+    )
 
 
 @case("service", "no answer in time: LLMTimeoutError")
@@ -268,8 +274,12 @@ def dropped(ctx: Ctx) -> None:
 
 @case("service", "a refused port: ServiceUnavailableError; the key is in no message")
 def refused_port(ctx: Ctx) -> None:
-    model = get_chat_model("openai", base_url="http://127.0.0.1:9/v1", api_key="sk-corpus-refused-777",
-                           retry_policy=RetryPolicy(max_attempts=1))
+    model = get_chat_model(
+        "openai",
+        base_url="http://127.0.0.1:9/v1",
+        api_key="sk-corpus-refused-777",
+        retry_policy=RetryPolicy(max_attempts=1),
+    )
     error = raises(ServiceUnavailableError, lambda: extract(ctx, model))
     assert "sk-corpus-refused-777" not in str(error)
 
@@ -277,8 +287,16 @@ def refused_port(ctx: Ctx) -> None:
 @case("service", "'context too long' from the service: re-planned with less, or a typed error; never a bug")
 def context_too_long(ctx: Ctx) -> None:
     srv = server()
-    too_long = Status(400, {"error": {"message": "This model's maximum context length is 4096 tokens",
-                                      "type": "invalid_request_error", "code": "context_length_exceeded"}})
+    too_long = Status(
+        400,
+        {
+            "error": {
+                "message": "This model's maximum context length is 4096 tokens",
+                "type": "invalid_request_error",
+                "code": "context_length_exceeded",
+            }
+        },
+    )
     srv.enqueue(too_long, Reply(GOOD))
     try:
         result = extract(ctx, openai(srv, attempts=1))
@@ -293,8 +311,9 @@ def context_too_long(ctx: Ctx) -> None:
 @case("service", "one document's 401 never loses the other documents' results (extract_many)")
 def one_bad_document(ctx: Ctx) -> None:
     srv = server()
-    srv.enqueue(Status(401, {"error": {"message": "bad key", "type": "invalid_request_error"}}), Reply(GOOD),
-                Reply(GOOD))
+    srv.enqueue(
+        Status(401, {"error": {"message": "bad key", "type": "invalid_request_error"}}), Reply(GOOD), Reply(GOOD)
+    )
     docs = [str(p) for p in ctx.receipts("in", 3)]
     chat = ChatOCR(llm=openai(srv, attempts=1), ocr="text", ocr_cache=False)
     results = list(chat.extract_many(docs, KEYS, "retail_receipt", concurrency=1))

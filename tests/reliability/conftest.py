@@ -17,8 +17,15 @@ def corpus_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     home.mkdir()
     work = tmp_path / "work"
     work.mkdir()
-    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "CHATOCR_KEYS_FILE", "CHATOCR_LLM", "CHATOCR_OCR",
-                 "CHATOCR_SCRIPTED_ANSWERS", "CHATOCR_SCENARIO_PATH"):
+    for name in (
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "CHATOCR_KEYS_FILE",
+        "CHATOCR_LLM",
+        "CHATOCR_OCR",
+        "CHATOCR_SCRIPTED_ANSWERS",
+        "CHATOCR_SCENARIO_PATH",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("COLUMNS", "120")

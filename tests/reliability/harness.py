@@ -48,7 +48,9 @@ class Ctx:
         return path
 
     def receipts(self, folder: str, count: int) -> list[Path]:
-        return [self.file(f"{folder}/receipt{n:03d}.txt", RECEIPT_TEXT.replace("NO 1", f"NO {n}")) for n in range(count)]
+        return [
+            self.file(f"{folder}/receipt{n:03d}.txt", RECEIPT_TEXT.replace("NO 1", f"NO {n}")) for n in range(count)
+        ]
 
     def script(self, answers: Sequence[Any], latency: float = 0.0) -> None:
         """What the `scripted` backend of an in-process or child `chatocr` answers, in turn."""
@@ -67,11 +69,25 @@ class Ctx:
         no_traceback(err.getvalue())
         return code, out.getvalue(), err.getvalue()
 
-    def run_cli(self, *args: str | Path, preexec: Callable[[], None] | None = None,
-                user: int | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run_cli(
+        self,
+        *args: str | Path,
+        preexec: Callable[[], None] | None = None,
+        user: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """The installed `chatocr` in a child process (for faults a child must suffer alone)."""
-        done = subprocess.run([str(CHATOCR), *map(str, args)], capture_output=True, text=True, check=False,
-                              env=env or dict(os.environ), preexec_fn=preexec, user=user, cwd=self.tmp, timeout=300)
+        done = subprocess.run(
+            [str(CHATOCR), *map(str, args)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env or dict(os.environ),
+            preexec_fn=preexec,
+            user=user,
+            cwd=self.tmp,
+            timeout=300,
+        )
         no_traceback(done.stderr)
         return done
 
@@ -81,8 +97,9 @@ def no_traceback(stderr: str) -> None:
     assert BUG_HINT not in stderr, stderr
 
 
-def raises(kind: type[ChatOCRError], call: Callable[[], Any], *, contains: str = "", hint_has: str = "",
-           hint_lacks: str = "") -> ChatOCRError:
+def raises(
+    kind: type[ChatOCRError], call: Callable[[], Any], *, contains: str = "", hint_has: str = "", hint_lacks: str = ""
+) -> ChatOCRError:
     """`call()` raises `kind` (typed, with a hint that says what to do)."""
     with pytest.raises(kind) as info:
         call()
@@ -108,8 +125,9 @@ class Case:
 CASES: list[Case] = []
 
 
-def case(area: str, expect: str, *, slow: bool = False, xfail: str | None = None
-         ) -> Callable[[Callable[[Ctx], None]], Callable[[Ctx], None]]:
+def case(
+    area: str, expect: str, *, slow: bool = False, xfail: str | None = None
+) -> Callable[[Callable[[Ctx], None]], Callable[[Ctx], None]]:
     def register(function: Callable[[Ctx], None]) -> Callable[[Ctx], None]:
         CASES.append(Case(f"{area}-{function.__name__}", area, expect, function, slow, xfail))
         return function
