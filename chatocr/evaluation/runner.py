@@ -34,6 +34,7 @@ from chatocr.evaluation.strategies import Strategy
 from chatocr.extraction.examples import ExampleBank
 from chatocr.extraction.grounding import TextIndex
 from chatocr.fileio import JSONFileCache
+from chatocr.llm._secrets import redact_data
 from chatocr.ocr.types import OCRDocument
 from chatocr.resources import builtin_prompts_dir, cache_dir
 from chatocr.scenarios.loader import ScenarioLibrary
@@ -111,7 +112,7 @@ class ResultCache(JSONFileCache):
             return None
 
     def put(self, key: str, outcome: DocOutcome) -> None:
-        self.put_json(key, asdict(outcome))
+        self.put_json(key, redact_data(asdict(outcome)))  # predictions may echo a key: masked
 
 
 class Evaluator:

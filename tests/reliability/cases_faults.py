@@ -629,3 +629,49 @@ def repl_save_missing_dir(ctx: Ctx) -> None:
     repl = Repl(ChatOCR(llm=ScriptedChatModel([GOOD]), ocr="text"), Console(file=screen, width=200))
     repl.handle(f"/save {ctx.tmp / 'missing-dir' / 's.json'}")
     assert "error:" in screen.getvalue() and BUG_HINT not in screen.getvalue()
+
+
+@case("security", "a key echoed by the model is masked in `chatocr eval`'s JSON and Markdown reports and its cache")
+def no_secret_in_eval_outputs(ctx: Ctx) -> None:
+    Secret(KEY)
+    ctx.script([{"company": f"SHOP ABC SDN BHD {KEY}", "total": "9.00"}])
+    ctx.file("set/labels/r1.json", json.dumps(RECEIPT_ANSWER))
+    ctx.file("set/ocr/r1.json", json.dumps(RECEIPT_TEXT.splitlines()))
+    ctx.monkeypatch.setenv("CHATOCR_CACHE_DIR", str(ctx.tmp / "cache"))
+    code, stdout, err = ctx.cli(
+        "eval",
+        ctx.tmp / "set",
+        "--llm",
+        "scripted",
+        "--ocr",
+        "text",
+        "--scenario",
+        "retail_receipt",
+        "--out",
+        ctx.tmp / "report.json",
+        "--markdown",
+        ctx.tmp / "r.md",
+    )
+    assert code == 0, err
+    written = [(ctx.tmp / "report.json").read_text(), (ctx.tmp / "r.md").read_text()]
+    written += [p.read_text() for p in (ctx.tmp / "cache").rglob("*.json")]
+    assert any("SHOP ABC SDN BHD" in text for text in written), written[0][:500]
+    assert all(KEY not in text for text in written) and KEY not in stdout + err
+
+
+@case("security", "every credential parameter of every SDK backend is refused in config files")
+def credential_list_covers_backends(ctx: Ctx) -> None:
+    import inspect
+
+    from chatocr.llm._secrets import CREDENTIAL_OPTIONS
+    from chatocr.llm.erniebot_backend import ErnieBotChatModel
+    from chatocr.llm.openai_backend import OpenAIChatModel
+    from chatocr.llm.qianfan_backend import QianfanChatModel
+
+    secret_params = {
+        name
+        for backend in (OpenAIChatModel, ErnieBotChatModel, QianfanChatModel)
+        for name, param in inspect.signature(backend.__init__).parameters.items()
+        if "Secret" in str(param.annotation)
+    }
+    assert secret_params and secret_params <= CREDENTIAL_OPTIONS, secret_params - CREDENTIAL_OPTIONS
