@@ -24,7 +24,7 @@ from rich.table import Table
 from chatocr.cli.batch import DocKey, ResultLog, csv_columns, csv_text, file_sha256, format_line, record_for
 from chatocr.cli.common import add_backend_options, field_table, make_chatocr, summary_line
 from chatocr.cli.drawing import save_drawing
-from chatocr.errors import ConfigError, InputError, OutputError, UsageError
+from chatocr.errors import InputError, OutputError, UsageError
 from chatocr.extraction.result import Extraction
 from chatocr.fileio import atomic_write
 from chatocr.llm._secrets import redact
