@@ -675,3 +675,23 @@ def credential_list_covers_backends(ctx: Ctx) -> None:
         if "Secret" in str(param.annotation)
     }
     assert secret_params and secret_params <= CREDENTIAL_OPTIONS, secret_params - CREDENTIAL_OPTIONS
+
+
+@case("security", "a key echoed by the model is masked in the --format xlsx workbook and the --html report")
+def no_secret_in_xlsx_and_html(ctx: Ctx) -> None:
+    import zipfile
+
+    code, _, err = _secret_run(ctx, "--out", str(ctx.tmp / "o.xlsx"), "--html", str(ctx.tmp / "r.html"))
+    assert code == 0, err
+    with zipfile.ZipFile(ctx.tmp / "o.xlsx") as book:
+        sheets = "".join(book.read(name).decode("utf-8", "replace") for name in book.namelist())
+    html = (ctx.tmp / "r.html").read_text(encoding="utf-8")
+    assert "SHOP ABC SDN BHD" in sheets and "SHOP ABC SDN BHD" in html
+    assert KEY not in sheets and KEY not in html
+
+
+@case("cli", "--format xlsx without --out: a usage error, exit 2")
+def xlsx_without_out(ctx: Ctx) -> None:
+    ctx.receipts("in", 1)
+    code, _, err = ctx.cli("extract", ctx.tmp / "in", *CLI_ARGS, "--format", "xlsx")
+    assert code == 2 and "--out results.xlsx" in err
