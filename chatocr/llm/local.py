@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, MissingDependencyError
 from chatocr.fileio import atomic_writer
@@ -243,6 +243,8 @@ def _quiet_native_stderr() -> Iterator[None]:
 
 
 class LocalChatModel(ChatModel):
+    supports_prefix_cache: ClassVar[bool] = True  # llama.cpp keeps the last prompt's KV cache
+
     def __init__(
         self,
         model: str | None = None,

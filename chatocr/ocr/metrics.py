@@ -12,9 +12,7 @@ from __future__ import annotations
 from chatocr.ocr.types import OCRDocument
 from chatocr.textnorm import fold
 
-__all__ = ["NORMALISATION", "character_error_rate", "document_cer", "edit_distance", "normalize_for_cer"]
-
-NORMALISATION = "NFKC, casefold, whitespace removed, reading order by chatocr layout"
+__all__ = ["character_error_rate", "document_cer", "edit_distance", "normalize_for_cer"]
 
 
 def normalize_for_cer(text: str) -> str:
