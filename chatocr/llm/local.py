@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
+from chatocr import progress
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, MissingDependencyError
 from chatocr.fileio import atomic_writer
 from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking, sampling_options
@@ -211,8 +212,11 @@ def _get_llama(key: tuple[object, ...], **params: Any) -> _Loaded:
             if not _loaded:
                 atexit.register(_close_all)
             llama_cpp = _import_llama()
+            progress.emit("load", f"loading the local model {Path(params['model_path']).name}")
+            started = time.perf_counter()
             with _quiet_native_stderr():
                 llama = llama_cpp.Llama(**params)
+            progress.emit("load", "model loaded", seconds=time.perf_counter() - started)
             loaded = _Loaded(llama, threading.Lock())
             _loaded[key] = loaded
         return loaded

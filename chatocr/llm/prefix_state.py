@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatocr import progress
+
 __all__ = ["PrefixStateStore", "model_identity"]
 
 log = logging.getLogger("chatocr.llm")
@@ -126,7 +128,11 @@ class PrefixStateStore:
         state = self._read(key, tokens)
         if state is not None and self._restore(llama, state):
             self._remember(key, state)
+            progress.emit("prefix", f"restored the examples' state ({n} tokens) from disk")
             return "disk"
+        progress.emit(
+            "prefix", f"evaluating {n} tokens of instructions and examples (kept for later documents)", tokens=n
+        )
         llama.reset()
         llama.eval(list(tokens))
         state = _State(tokens, _seq_state(llama))
