@@ -35,7 +35,7 @@ from typing import IO, Any, ClassVar
 
 from chatocr import progress
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, MissingDependencyError
-from chatocr.fileio import atomic_writer
+from chatocr.fileio import atomic_write, atomic_writer
 from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking, sampling_options
 from chatocr.llm.cpu import threads_for_call, usable_cpus
 from chatocr.llm.prefix_state import PrefixStateStore, model_identity
@@ -131,7 +131,7 @@ def ensure_model() -> Path:
                 )
 
         atomic_writer(target, fill)
-        _verified_marker(target).write_text(MODEL_SHA256 + "\n")
+        atomic_write(_verified_marker(target), MODEL_SHA256 + "\n")
     return target
 
 
