@@ -349,7 +349,7 @@ def _folder_documents(service: Service, folder: str) -> list[tuple[str, str, boo
         )
     assert service.ocr is not None
     try:
-        files = collect_inputs([target], service.ocr.config.ocr)
+        files = collect_inputs([target], service.ocr.engine.name)
     except ChatOCRError as exc:
         raise ServeError(400, type(exc).__name__, exc.message, exc.hint) from None
     # collect_inputs resolves links: a link pointing out of the allowed roots is left out.
