@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,10 @@ def register(sub: Any) -> None:
     p.add_argument("--format", choices=FORMATS, help="default: from --out's suffix, else table")
     p.add_argument("--concurrency", type=int, metavar="N", help="documents in flight (default: config, 4)")
     p.add_argument("--draw", type=Path, metavar="DIR", help="write a PNG per document with the fields drawn")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local (default), or ray: actors on a Ray cluster (extra `ray`)")
+    p.add_argument("--address", metavar="ADDR", help="with --executor ray: a running cluster (default: start one here)")
+    p.add_argument("--actors", type=int, default=2, metavar="N", help="with --executor ray: actors, one model each")
     p.set_defaults(handler=run)
 
 
@@ -137,7 +142,7 @@ def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: 
     failed = 0
     with Progress(*bar, console=err, disable=not show_bar, transient=False) as progress:
         task = progress.add_task("extract", total=len(pending), counts="")
-        for result in ocr.extract_many([str(p) for p in pending], keys, scenario, concurrency=args.concurrency):
+        for result in _results(ocr, pending, keys, scenario, args):
             key = keyed[result.source]
             if log is not None:
                 log.append(key, result)
@@ -155,6 +160,17 @@ def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: 
             results.append(result)
             progress.update(task, advance=1, counts=f"[green]{len(results) - failed} ok[/green] [red]{failed} failed")
     return results
+
+
+def _results(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: str | None,
+             args: argparse.Namespace) -> Iterator[Extraction]:
+    """Each document's result as it finishes: in this process, or on Ray actors (--executor ray)."""
+    if getattr(args, "executor", "local") == "ray":
+        from chatocr.distributed.ray_batch import run_from_cli
+
+        yield from run_from_cli(pending, args, keys, scenario)
+    else:
+        yield from ocr.extract_many([str(p) for p in pending], keys, scenario, concurrency=args.concurrency)
 
 
 def _draw(ocr: Any, result: Extraction, out_dir: Path, console: Console) -> None:
