@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,10 +164,12 @@ def extract_paths(
     actors: int = 2,
     actor_cpus: float | None = None,
     run_name: str = "run",
+    on_ready: Callable[[], None] | None = None,
 ) -> Iterator[tuple[tuple[str, str], Extraction]]:
     """(path, sha256) and the Extraction of each document, as each finishes, each document once.
     Ray must be initialised (init_ray). `actor_cpus`: CPUs Ray reserves per actor (default: Ray's,
-    none while running, so an I/O-bound backend can have more actors than cores)."""
+    none while running, so an I/O-bound backend can have more actors than cores). `on_ready` is
+    called once every actor has loaded its ChatOCR (benchmarks start their clock there)."""
     ray = _ray()
     if actors < 1:
         raise ConfigError("--actors must be at least 1.")
@@ -181,7 +183,9 @@ def extract_paths(
         remote.options(name=ACTOR_NAME.format(run=run_name, index=i), **options).remote(spec) for i in range(actors)
     ]
     try:
-        ray.get([actor.ping.remote() for actor in pool_actors])  # every model loaded before timing starts
+        ray.get([actor.ping.remote() for actor in pool_actors])  # every actor has loaded its ChatOCR
+        if on_ready is not None:
+            on_ready()
         pool: Any = ActorPool(pool_actors)
         todo = [str(p) for p in paths]
         seen: set[str] = set()
