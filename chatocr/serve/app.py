@@ -32,7 +32,7 @@ from chatocr.cli.batch import record_for
 from chatocr.errors import ChatOCRError
 from chatocr.ocr.images import ImageLimits
 from chatocr.serve.admission import Admission
-from chatocr.serve.errors import ServeError, error_body, from_chatocr_error
+from chatocr.serve.errors import ServeError, error_body, from_chatocr_error, from_error_dict
 from chatocr.serve.inputs import ExtractBody, ExtractRequest, read_chat, read_extract
 from chatocr.serve.jobs import JobRunner, JobStore, jobs_router
 from chatocr.serve.middleware import AccessLog, BodyLimit, BodyTooLarge, too_large_body
@@ -211,6 +211,8 @@ async def run_extract(ocr: ChatOCR, req: ExtractRequest) -> dict[str, Any]:
             results = await pages(doc.source, req.keys, req.scenario, **options)
         except ChatOCRError as exc:
             raise from_chatocr_error(exc) from None
+        if len(results) == 1 and results[0].error is not None and getattr(results[0], "page", None) is None:
+            raise from_error_dict(results[0].error, record_for(key, results[0]))  # the input itself is unreadable
         return {"input": {"path": doc.name, "sha256": doc.sha256}, "pages": [r.to_dict() for r in results]}
     try:
         result = await ocr.aextract(doc.source, req.keys, req.scenario, **options)

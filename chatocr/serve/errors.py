@@ -25,7 +25,7 @@ from chatocr.errors import (
 )
 from chatocr.ocr.images import ImageTooLargeError, TooManyPagesError, UnsupportedInputError
 
-__all__ = ["ServeError", "error_body", "from_chatocr_error"]
+__all__ = ["ServeError", "error_body", "from_chatocr_error", "from_error_dict"]
 
 
 class ServeError(Exception):
@@ -86,3 +86,13 @@ def from_chatocr_error(exc: ChatOCRError, result: dict[str, Any] | None = None) 
     if isinstance(exc, AuthenticationError):
         hint = "The chatocr server's credentials for its model were refused: tell the server's operator."
     return ServeError(status, type(exc).__name__, exc.message, hint, headers=headers, result=result)
+
+
+def from_error_dict(error: dict[str, str], result: dict[str, Any] | None = None) -> ServeError:
+    """The answer for a failure known only by its recorded {"type", "message", "hint"}."""
+    by_name = {cls.__name__: code for cls, code in _STATUS}
+    by_name.update({"CorruptImageError": 422, "EmptyImageError": 422})
+    status = by_name.get(error.get("type", ""), 500 if error.get("type") == "ChatOCRError" else 422)
+    return ServeError(
+        status, error.get("type", "ChatOCRError"), error.get("message", ""), error.get("hint", ""), result=result
+    )

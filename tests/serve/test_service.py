@@ -214,6 +214,9 @@ def test_per_page_gives_one_result_per_page(server: Any) -> None:
     response = _extract(server, text=RECEIPT_TEXT, keys=KEYS, per_page=True)
     assert response.status_code == 200, response.text
     assert [page["values"] for page in response.json()["pages"]] == [ANSWER]
+    assert [page["page"] for page in response.json()["pages"]] == [1]
+    unreadable = _extract(server, image_base64=base64.b64encode(b"\xff\xd8\xff broken").decode(), per_page=True)
+    assert unreadable.status_code == 415 and unreadable.json()["error"]["type"] == "UnsupportedInputError"
 
 
 def _has_schema() -> bool:
@@ -349,3 +352,29 @@ def test_cors_is_off_unless_configured(server: Any, start_server: Any) -> None:
     opened = start_server("--cors-origin", "https://app.example")
     answer = httpx.options(f"{opened.url}/v1/extract", headers=preflight)
     assert answer.headers.get("access-control-allow-origin") == "https://app.example"
+
+
+@pytest.mark.slow
+def test_a_real_receipt_with_the_local_model(start_server: Any, tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("rapidocr")
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "sroie"
+    image = fixtures / "images" / "X00016469612.jpg"
+    label = json.loads((fixtures / "labels" / "X00016469612.json").read_text(encoding="utf-8"))
+    env = base_env(tmp_path)
+    env.pop("CHATOCR_SCRIPTED_ANSWERS")
+    server = start_server("--llm", "local", "--ocr", "rapid", "--timeout", "600", env=env)
+    with image.open("rb") as handle:
+        response = httpx.post(
+            f"{server.url}/v1/extract",
+            files={"file": (image.name, handle, "image/jpeg")},
+            data={"keys": "company,date,total", "scenario": "retail_receipt"},
+            headers=auth(),
+            timeout=600,
+        )
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["ocr"]["engine"] == "rapid" and result["calls"]
+    assert result["fields"]["total"]["status"] == "grounded" and result["values"]["total"] == label["total"]
+    assert result["fields"]["total"]["evidence"][0]["box"]
+    assert result["values"]["date"] == label["date"]
