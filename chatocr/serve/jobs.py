@@ -36,7 +36,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
 from chatocr.cli.batch import record_for
-from chatocr.errors import ChatOCRError
+from chatocr.errors import ChatOCRError, ConfigError
 from chatocr.resources import cache_dir
 from chatocr.serve.errors import ServeError
 from chatocr.serve.inputs import bytes_document
@@ -84,14 +84,20 @@ class JobStore:
         self.blobs = directory / "uploads"
         for folder in (directory, self.blobs):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if folder.is_symlink():
-                raise ChatOCRError(
-                    f"{folder} is a symbolic link; the jobs store will not follow it.",
-                    hint="Give --data-dir a real directory.",
+        database = directory / "jobs.sqlite3"
+        for path in (
+            directory,
+            self.blobs,
+            database,
+            database.with_name("jobs.sqlite3-wal"),
+            database.with_name("jobs.sqlite3-shm"),
+        ):
+            if path.is_symlink():  # a planted link would make the store write elsewhere
+                raise ConfigError(
+                    f"{path} is a symbolic link; the jobs store will not follow it.",
+                    hint="Give --data-dir a directory of its own, with no links in it.",
                 )
-        self._db = sqlite3.connect(
-            directory / "jobs.sqlite3", check_same_thread=False, isolation_level=None, timeout=30
-        )
+        self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)

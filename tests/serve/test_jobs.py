@@ -106,3 +106,31 @@ def test_a_bad_document_is_recorded_and_the_others_finish(start_server: Any) -> 
     assert (done["done"], done["failed"]) == (2, 1)
     failed = [r for r in done["results"] if r["error"]]
     assert failed[0]["input"]["path"] == "empty.txt" and failed[0]["error"]["hint"]
+
+
+def test_the_jobs_store_refuses_a_planted_link(tmp_path: Path) -> None:
+    from chatocr.errors import ConfigError
+    from chatocr.serve.jobs import JobStore
+
+    data = tmp_path / "data"
+    data.mkdir()
+    victim = tmp_path / "precious.db"
+    victim.write_bytes(b"user data")
+    (data / "jobs.sqlite3").symlink_to(victim)
+    with pytest.raises(ConfigError, match="symbolic link"):
+        JobStore(data)
+    assert victim.read_bytes() == b"user data"
+    linked = tmp_path / "linked"
+    linked.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(ConfigError, match="symbolic link"):
+        JobStore(linked)
+
+
+def test_two_worker_processes_serve_and_share_the_store(start_server: Any) -> None:
+    server = start_server("--workers", "2")
+    job = _submit(server, 2)
+    done = _wait(server, job, lambda s: s["state"] == "done")
+    assert done["done"] == 2 and all(r["values"] == ANSWER for r in done["results"])
+    for _ in range(4):  # whichever worker answers, the store is the same
+        assert _status(server, job).json()["state"] == "done"
