@@ -378,3 +378,22 @@ def test_a_real_receipt_with_the_local_model(start_server: Any, tmp_path: Path) 
     assert result["fields"]["total"]["status"] == "grounded" and result["values"]["total"] == label["total"]
     assert result["fields"]["total"]["evidence"][0]["box"]
     assert result["values"]["date"] == label["date"]
+
+
+def test_a_model_that_cannot_load_is_503_not_ready_with_the_reason(start_server: Any) -> None:
+    server = start_server("--llm", "no-such-provider", ready=False)
+    deadline = time.monotonic() + 120
+    ready: Any = None
+    while time.monotonic() < deadline:
+        try:
+            ready = httpx.get(f"{server.url}/readyz", timeout=2)
+            if ready.json().get("error"):
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    assert ready is not None and ready.status_code == 503
+    assert "no-such-provider" in ready.json()["error"]["message"] and ready.json()["error"]["hint"]
+    assert httpx.get(f"{server.url}/healthz").status_code == 200  # the process is up all the same
+    response = _extract(server, text=RECEIPT_TEXT)
+    assert response.status_code == 503 and response.json()["error"]["type"] == "NotReady"
