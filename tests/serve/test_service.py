@@ -397,3 +397,24 @@ def test_a_model_that_cannot_load_is_503_not_ready_with_the_reason(start_server:
     assert httpx.get(f"{server.url}/healthz").status_code == 200  # the process is up all the same
     response = _extract(server, text=RECEIPT_TEXT)
     assert response.status_code == 503 and response.json()["error"]["type"] == "NotReady"
+
+
+def test_an_upstream_rate_limit_is_503_with_its_retry_after(start_server: Any, tmp_path: Path) -> None:
+    from tests.fakes.llm_server import FakeLLMServer, Status
+
+    fake = FakeLLMServer()
+    try:
+        limited = Status(
+            429, {"error": {"message": "Rate limit reached", "type": "rate_limit"}}, {"Retry-After": "120"}
+        )
+        fake.enqueue(*[limited] * 8)
+        config = tmp_path / "chatocr.toml"
+        config.write_text(f'[chatocr]\nllm_options = {{ base_url = "{fake.url}/v1" }}\n', encoding="utf-8")
+        env = base_env(tmp_path)
+        env["OPENAI_API_KEY"] = fake.bearer_key
+        server = start_server("--llm", "openai:gpt-4o-mini", "--config", str(config), env=env)
+        response = _extract(server, text=RECEIPT_TEXT, keys=KEYS, scenario="retail_receipt")
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["type"] == "RateLimitError" and response.headers["retry-after"] == "120"
+    finally:
+        fake.close()
