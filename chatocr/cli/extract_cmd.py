@@ -55,6 +55,10 @@ def register(sub: Any) -> None:
     p.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report to look at")
     p.add_argument("--per-page", action="store_true", default=None,
                    help="one result per PDF page or TIFF frame (default: config per_page, off: one per file)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local (default), or ray: actors on a Ray cluster (extra `ray`)")
+    p.add_argument("--address", metavar="ADDR", help="with --executor ray: a running cluster (default: start one here)")
+    p.add_argument("--actors", type=int, default=2, metavar="N", help="with --executor ray: actors, one model each")
     p.set_defaults(handler=run)
 
 
@@ -103,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--format xlsx writes a workbook, not text.", hint="Give --out results.xlsx.")
     ocr = make_chatocr(args, concurrency=args.concurrency)
     per_page = ocr.config.per_page if args.per_page is None else args.per_page
+    if per_page and args.executor == "ray":
+        raise UsageError("--per-page does not run on Ray yet.", hint="Leave out --per-page, or --executor ray.")
     keys = [k.strip() for k in args.keys.split(",") if k.strip()] if args.keys else None
     scenario = None if args.scenario in (None, "", "auto") else args.scenario
     if scenario is not None:
@@ -207,9 +213,7 @@ def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: 
         task = progress.add_task("extract", total=len(pending) + len(failed_reads), counts="")
         batches: Iterator[list[Extraction]] = iter(())
         if todo is None and pending:
-            batches = (
-                [r] for r in ocr.extract_many([str(p) for p in pending], keys, scenario, concurrency=args.concurrency)
-            )
+            batches = ([r] for r in _results(ocr, pending, keys, scenario, args))
         elif todo:
             batches = page_batches(ocr, todo, keys, scenario, args.concurrency)
         batches = itertools.chain(([r] for r in failed_reads), batches)  # unreadable files: failed at once
@@ -232,6 +236,17 @@ def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: 
             progress.update(task, advance=1 if last_of_file else 0,
                             counts=f"[green]{len(results) - failed} ok[/green] [red]{failed} failed")
     return results
+
+
+def _results(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: str | None,
+             args: argparse.Namespace) -> Iterator[Extraction]:
+    """Each document's result as it finishes: in this process, or on Ray actors (--executor ray)."""
+    if getattr(args, "executor", "local") == "ray":
+        from chatocr.distributed.ray_batch import run_from_cli
+
+        yield from run_from_cli(pending, args, keys, scenario)
+    else:
+        yield from ocr.extract_many([str(p) for p in pending], keys, scenario, concurrency=args.concurrency)
 
 
 def _draw(ocr: Any, result: Extraction, out_dir: Path, console: Console) -> None:

@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     from chatocr.cli import export_cmd  # its own hunk, to merge cleanly with other new commands
 
     export_cmd.register(sub)
+    from chatocr.cli import serve_cmd  # its own hunk too
+
+    serve_cmd.register(sub)
     return parser
 
 
