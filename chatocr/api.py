@@ -26,6 +26,7 @@ from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
 
+from chatocr import progress
 from chatocr.config import ChatOCRConfig, load_config
 from chatocr.conversation.planner import ConversationPlanner, PlanPolicy
 from chatocr.errors import ConfigError, InputError
@@ -154,6 +155,7 @@ class ChatOCR:
         classify: bool | None = None,
         policy: PlanPolicy | None = None,
         raise_errors: bool = True,
+        on_event: progress.EventCallback | None = None,
     ) -> Extraction:
         """Extract `keys` (default: the scenario's fields) from one document.
 
@@ -163,11 +165,14 @@ class ChatOCR:
         of it (see docs/typed.md). min_confidence: per call (float, or {field: float}), else the
         config's. A failure raises a ChatOCRError whose `.result` holds the partial Extraction;
         with raise_errors=False it is returned with `.error` set.
+        on_event: called with a chatocr.progress.Event at each stage (reading, OCR, loading the
+        model, evaluating the prompt, generating with a token count...), in the working thread.
         """
         keys, typed = self._typed(keys, schema, min_confidence, include_low_confidence)
-        result, error = await self.pipeline.extract(
-            source, keys, scenario, classify=classify, policy=policy, typed=typed
-        )
+        with progress.listening(on_event):
+            result, error = await self.pipeline.extract(
+                source, keys, scenario, classify=classify, policy=policy, typed=typed
+            )
         if error is not None and raise_errors:
             error.result = result  # type: ignore[attr-defined]
             raise error
@@ -195,7 +200,7 @@ class ChatOCR:
         schema, key or scenario path fails at once, before any document is read."""
         _check_concurrency(concurrency)
         limit = asyncio.Semaphore(concurrency or self.config.concurrency)
-        classify, policy = options.get("classify"), options.get("policy")
+        classify, policy, on_event = options.get("classify"), options.get("policy"), options.get("on_event")
         parsed, typed = self._typed(
             keys, options.get("schema"), options.get("min_confidence"), options.get("include_low_confidence", False)
         )
@@ -204,9 +209,10 @@ class ChatOCR:
 
         async def one(source: Input) -> Extraction:
             async with limit:
-                result, _ = await self.pipeline.extract(
-                    source, parsed, chosen, classify=classify, policy=policy, typed=typed
-                )
+                with progress.listening(on_event):  # inside the task: it never leaks to the caller
+                    result, _ = await self.pipeline.extract(
+                        source, parsed, chosen, classify=classify, policy=policy, typed=typed
+                    )
                 return result
 
         tasks = [asyncio.ensure_future(one(source)) for source in inputs]
