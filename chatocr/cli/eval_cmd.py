@@ -48,13 +48,24 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("data_dirs", nargs="+", type=Path, metavar="DATA_DIR", help="set with images/, labels/, [ocr/]")
-    p.add_argument("--scenario", help="scenario name or YAML file for every set (default: the set's profile, "
-                   "else best field match)")
-    p.add_argument("--keys", type=keys_option, help="the evaluated fields as asked: NAME[:TYPE][=DESCRIPTION], "
-                   "comma-separated (a description or type for a set's field; other keys are refused)")
-    p.add_argument("--schema", action="append", default=[], metavar="MODULE:CLASS|FILE.json",
-                   help="extract as this pydantic model / JSON Schema (typed values checked against the labels); "
-                   "one for all sets, or one per DATA_DIR in order")
+    p.add_argument(
+        "--scenario",
+        help="scenario name or YAML file for every set (default: the set's profile, else best field match)",
+    )
+    p.add_argument(
+        "--keys",
+        type=keys_option,
+        help="the evaluated fields as asked: NAME[:TYPE][=DESCRIPTION], "
+        "comma-separated (a description or type for a set's field; other keys are refused)",
+    )
+    p.add_argument(
+        "--schema",
+        action="append",
+        default=[],
+        metavar="MODULE:CLASS|FILE.json",
+        help="extract as this pydantic model / JSON Schema (typed values checked against the labels); "
+        "one for all sets, or one per DATA_DIR in order",
+    )
     p.add_argument("--llm", metavar="PROVIDER[:MODEL]", help="chat backend (default: config, else local)")
     p.add_argument("--ocr", metavar="ENGINE", help="OCR engine: rapid, paddle, vlm, or text for the sets' ocr/ files")
     p.add_argument("--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
@@ -102,8 +113,10 @@ def _schemas(specs: list[str], datasets: list[Dataset]) -> dict[str, TypedSchema
     if not specs:
         return {}
     if len(specs) not in (1, len(datasets)):
-        raise ConfigError(f"{len(specs)} --schema options for {len(datasets)} data sets.",
-                          hint="Give one --schema for all sets, or one per DATA_DIR in the same order.")
+        raise ConfigError(
+            f"{len(specs)} --schema options for {len(datasets)} data sets.",
+            hint="Give one --schema for all sets, or one per DATA_DIR in the same order.",
+        )
     loaded = [load_schema_option(spec) for spec in specs]
     out: dict[str, TypedSchema] = {}
     for index, dataset in enumerate(datasets):
@@ -111,8 +124,10 @@ def _schemas(specs: list[str], datasets: list[Dataset]) -> dict[str, TypedSchema
         assert schema is not None
         missing = [f for f in dataset.fields if f not in {field.name for field in schema.fields}]
         if missing:
-            raise ConfigError(f"--schema {schema.name} has no field for {', '.join(missing)} of {dataset.name}.",
-                              hint="The model must declare the set's evaluated fields (see docs/typed.md).")
+            raise ConfigError(
+                f"--schema {schema.name} has no field for {', '.join(missing)} of {dataset.name}.",
+                hint="The model must declare the set's evaluated fields (see docs/typed.md).",
+            )
         out[dataset.name] = schema
     return out
 
@@ -124,8 +139,10 @@ def _keys(text: str | None, datasets: list[Dataset]) -> list[str]:
     evaluated = {name for dataset in datasets for name in dataset.fields}
     unknown = [key.name for key in parse_keys(text) if key.name not in evaluated]
     if unknown:
-        raise ConfigError(f"--keys names fields no set evaluates: {', '.join(unknown)}.",
-                          hint=f"The evaluated fields: {', '.join(sorted(evaluated))} (map label keys with --map).")
+        raise ConfigError(
+            f"--keys names fields no set evaluates: {', '.join(unknown)}.",
+            hint=f"The evaluated fields: {', '.join(sorted(evaluated))} (map label keys with --map).",
+        )
     return split_keys(text)
 
 
@@ -179,8 +196,7 @@ def run(args: argparse.Namespace) -> int:
     mapping = _mapping(args.map)
     scenario = chat.library.resolve(args.scenario).name if args.scenario else None  # a name or a YAML file
     datasets = [
-        load_dataset(d, chat.library, scenario=scenario, field_map=mapping).subset(args.limit)
-        for d in args.data_dirs
+        load_dataset(d, chat.library, scenario=scenario, field_map=mapping).subset(args.limit) for d in args.data_dirs
     ]
     schemas = _schemas(args.schema, datasets)
     key_items = _keys(args.keys, datasets)
@@ -217,8 +233,10 @@ def run(args: argparse.Namespace) -> int:
     print_report(report, Console(width=None if sys.stdout.isatty() else 200))
     for name, by_strategy in report.get("typed", {}).items():
         for strategy, typed in by_strategy.items():
-            print(f"typed ({typed['schema']}) {name} / {strategy}: {typed['equal']}/{typed['labelled']} values equal "
-                  f"to the typed labels; {typed['validated']}/{typed['documents']} documents validated")
+            print(
+                f"typed ({typed['schema']}) {name} / {strategy}: {typed['equal']}/{typed['labelled']} values equal "
+                f"to the typed labels; {typed['validated']}/{typed['documents']} documents validated"
+            )
     if args.out:  # atomic (chatocr.fileio), known secrets masked, like every file chatocr writes
         atomic_write(args.out, redact(json.dumps(report, ensure_ascii=False, indent=2, default=str)))
         err.print(f"report written to {args.out}", markup=False)

@@ -41,8 +41,13 @@ def _register_authoring(actions: Any) -> None:
     p = actions.add_parser("new", help="write a scenario skeleton whose first example is an image's OCR text")
     p.add_argument("name", help="scenario name: lower-case letters, digits, _")
     p.add_argument("--from", dest="image", type=Path, required=True, metavar="IMAGE", help="a typical document")
-    p.add_argument("--keys", required=True, type=keys_option, help="fields: NAME[:TYPE][=DESCRIPTION], e.g. "
-                   "\"company=the shop's name,date:date,total:amount,payment:enum(cash|card)\"")
+    p.add_argument(
+        "--keys",
+        required=True,
+        type=keys_option,
+        help="fields: NAME[:TYPE][=DESCRIPTION], e.g. "
+        '"company=the shop\'s name,date:date,total:amount,payment:enum(cash|card)"',
+    )
     p.add_argument("--out", type=Path, metavar="FILE", help="where to write (default: NAME.yaml)")
     p.add_argument("--ocr", metavar="ENGINE", help="OCR engine (default: config, else rapid)")
     p.add_argument("--language", choices=["zh", "en"], help="prompt language (default: guessed from the text)")
@@ -86,8 +91,9 @@ def scenario_from_schema(args: argparse.Namespace) -> int:
     typed = load_schema_option(args.schema)
     assert typed is not None
     source: Any = typed.json_schema if typed.from_json_schema else typed.model
-    scenario = scenario_from_model(source, name=args.name, title=args.title, language=args.language,
-                                   description=args.description)
+    scenario = scenario_from_model(
+        source, name=args.name, title=args.title, language=args.language, description=args.description
+    )
     text = scenario.to_yaml()
     if args.out is None:
         sys.stdout.write(text)
@@ -96,8 +102,10 @@ def scenario_from_schema(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.out} already exists.", hint="Pass --force to overwrite it, or choose --out.")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
-    print(f"wrote {args.out}: {len(scenario.fields)} field(s); add instructions and examples, then "
-          f"chatocr scenarios validate {args.out}")
+    print(
+        f"wrote {args.out}: {len(scenario.fields)} field(s); add instructions and examples, then "
+        f"chatocr scenarios validate {args.out}"
+    )
     return 0
 
 

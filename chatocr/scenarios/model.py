@@ -186,9 +186,7 @@ def check_answer(fields: tuple[FieldSpec, ...], answer: dict[str, Any]) -> list[
     return problems
 
 
-def _item_problems(
-    field: FieldSpec, path: tuple[str | int, ...], item: Any
-) -> list[tuple[tuple[str | int, ...], str]]:
+def _item_problems(field: FieldSpec, path: tuple[str | int, ...], item: Any) -> list[tuple[tuple[str | int, ...], str]]:
     if not field.items:
         if isinstance(item, (str, int, float)) and not isinstance(item, bool):
             return []
