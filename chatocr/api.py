@@ -276,6 +276,8 @@ class ChatOCR:
 
         With raise_errors=False an input that cannot be read gives one failed Extraction (page None).
         """
+        # A bad schema or key fails now, before the input is read (each page then resolves it again: cached).
+        self._typed(keys, options.get("schema"), options.get("min_confidence"), False)
         name = source_name(source)
         try:
             document = await self.read(source)

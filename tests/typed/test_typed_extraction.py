@@ -296,3 +296,10 @@ def test_the_match_kind_counts_in_the_confidence() -> None:
     assert folded.fields["company"].status == "low_confidence"  # found only after case folding
     exact = ocr.extract(page.encode(), keys=["company"], scenario="retail_receipt")
     assert exact.fields["company"].match == "exact" and exact.fields["company"].status == "grounded"
+
+
+def test_a_bad_schema_fails_before_a_multi_page_input_is_read(tmp_path: Path) -> None:
+    ocr, model = make(answer())
+    with pytest.raises(SchemaError, match="blob"):
+        ocr.extract_pages(tmp_path / "missing.pdf", schema=Bad)  # reading it first would be an InputError
+    assert model.calls == []
