@@ -12,14 +12,22 @@ Which model file (first match wins):
 The loaded `Llama` is kept per process (keyed by path and load parameters), created lazily on the
 first call, and never reset between calls: llama.cpp then reuses the KV cache for the longest
 common prompt prefix, so a second document behind the same system prompt and few-shot examples
-only evaluates its own tokens. Llama objects are not thread-safe: a lock serialises calls, which
-run in a worker thread so the event loop stays free. Token counts are exact, from the model's own
-tokenizer (read-only on the vocabulary, so counting does not wait for a generation).
-`settings.timeout` cannot interrupt a generation in progress; `max_output_tokens` bounds it.
+only evaluates its own tokens. Llama objects are not thread-safe: a lock serialises calls. Token
+counts are exact, from the model's own tokenizer (read-only on the vocabulary, so counting does not
+wait for a generation).
+
+Streaming and cancelling: every generation runs in its own thread and is streamed token by token
+from llama.cpp, even when nobody asked for the pieces, because the stream is where the thread can
+look at a stop flag. Each piece goes to `on_delta` on the caller's event loop. Cancelling the
+awaiting task sets the flag; the thread then closes the stream after the token in progress, frees
+the lock and ends, so the next call can start. (The prompt evaluation itself cannot be interrupted:
+a cancel that arrives during it takes effect at the first generated token.)
+`settings.timeout` does not interrupt a generation; `max_output_tokens` bounds it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import hashlib
@@ -27,13 +35,13 @@ import importlib.util
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, MissingDependencyError
-from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking, sampling_options
+from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, DeltaCallback, RetryPolicy, Usage, sampling_options
 from chatocr.messages import Limits, Message
 from chatocr.resources import cache_dir
 from chatocr.tokens import CachedCounter, FunctionCounter, TokenCounter
@@ -42,6 +50,7 @@ __all__ = [
     "DEFAULT_MODEL_FILE",
     "MODEL_SHA256",
     "MODEL_SIZE",
+    "Generation",
     "LocalChatModel",
     "default_threads",
     "ensure_model",
@@ -218,7 +227,27 @@ def _quiet_native_stderr() -> Iterator[None]:
                 os.write(2, capture.read()[-4000:])
 
 
+@dataclass
+class Generation:
+    """One generation's thread and what it produced (the model's `last_generation`): lets callers
+    and tests see that a cancelled generation really stopped."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    pieces: int = 0  # text pieces streamed (about one per token)
+    cancelled: bool = False  # the stop flag ended it
+
+
 class LocalChatModel(ChatModel):
+    requires = ("llama_cpp",)
+    extra = "local"
+    supports_json_schema = True  # a grammar built from the schema
+    supports_json_mode = True
+    supports_system_role = True
+    supports_streaming = True
+    supports_prefix_cache = True  # llama.cpp reuses the KV cache of the longest common prefix
+    description = "in-process GGUF through llama-cpp-python, the offline default"
+
     def __init__(
         self,
         model: str | None = None,
@@ -254,6 +283,7 @@ class LocalChatModel(ChatModel):
         # A local model fails for local reasons (a bug, memory): retrying rarely helps.
         self.retry_policy = retry_policy or RetryPolicy(max_attempts=1)
         self.default_settings = default_settings or ChatSettings(max_output_tokens=max_output_tokens)
+        self.last_generation: Generation | None = None
 
     def _repr_fields(self) -> dict[str, object]:
         return {"path": str(self.model_path), "n_ctx": self.n_ctx, "n_threads": self.n_threads}
@@ -295,27 +325,93 @@ class LocalChatModel(ChatModel):
             request["response_format"] = {"type": "json_object", "schema": settings.json_mode}
         return request
 
-    async def _complete(self, messages: Sequence[Message], settings: ChatSettings) -> ChatReply:
+    async def _complete(
+        self, messages: Sequence[Message], settings: ChatSettings, on_delta: DeltaCallback | None
+    ) -> ChatReply:
         request = self.build_request(messages, settings)
-        return await run_blocking(self._complete_blocking, request)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[ChatReply] = loop.create_future()
+        generation = Generation()
+        self.last_generation = generation
 
-    def _complete_blocking(self, request: dict[str, Any]) -> ChatReply:
+        def deliver(piece: str) -> None:  # on the caller's loop, in order, before the answer
+            if on_delta is not None and not generation.stop.is_set():
+                _call_soon(loop, on_delta, piece)
+
+        def work() -> None:
+            try:
+                reply = self._generate(request, deliver, generation)
+            except BaseException as error:  # handed to the awaiting task, raised there
+                _call_soon(loop, _settle, answer, None, error)
+            else:
+                _call_soon(loop, _settle, answer, reply, None)
+
+        generation.thread = threading.Thread(target=work, name="chatocr-local-generation", daemon=True)
+        generation.thread.start()
+        try:
+            return await answer
+        except asyncio.CancelledError:
+            generation.stop.set()  # the thread stops after the token in progress
+            raise
+
+    def _generate(self, request: dict[str, Any], deliver: Callable[[str], None], generation: Generation) -> ChatReply:
+        """One streamed generation (in its own thread), stopping early when generation.stop is set."""
         loaded = self.llama()
         with loaded.lock:
+            llama = loaded.llama
+            pieces: list[str] = []
+            finish: str | None = None
+            prompt_tokens: int | None = None
+            stream: Any = None
             try:
-                response = loaded.llama.create_chat_completion(**request)
+                if not generation.stop.is_set():  # cancelled while waiting for the lock: skip
+                    stream = llama.create_chat_completion(**request, stream=True)
+                else:
+                    generation.cancelled = True
+                for chunk in stream or ():
+                    if generation.stop.is_set():
+                        generation.cancelled = True
+                        break
+                    choice = chunk["choices"][0]
+                    text = choice["delta"].get("content")
+                    if text:
+                        if prompt_tokens is None:
+                            # The prompt and the first token are evaluated now: the prompt's size.
+                            prompt_tokens = llama.n_tokens
+                        pieces.append(text)
+                        generation.pieces += 1
+                        deliver(text)
+                    finish = choice.get("finish_reason") or finish
             except ValueError as exc:
                 if "exceed context window" in str(exc):
                     raise ContextTooLongError(f"local: {exc}", provider=self.provider) from None
                 raise InvalidRequestError(f"local: {exc}", provider=self.provider) from exc
-        choice = response["choices"][0]
-        usage = response.get("usage") or {}
-        finish = choice.get("finish_reason")
+            finally:
+                if stream is not None:
+                    stream.close()  # ends llama.cpp's token loop at once
+            text = "".join(pieces)
+            completion_tokens = self._count_tokens(text) if text else 0
+        if generation.cancelled:
+            finish = "cancelled"
         return ChatReply(
-            text=choice["message"].get("content") or "",
+            text=text,
             finish_reason=finish,
             truncated=finish == "length",
-            usage=Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens")),
+            usage=Usage(prompt_tokens, completion_tokens),
             model=self.model,
-            raw=response,
         )
+
+
+def _settle(answer: asyncio.Future[ChatReply], reply: ChatReply | None, error: BaseException | None) -> None:
+    if answer.done():  # cancelled meanwhile: nobody waits for this result
+        return
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        assert reply is not None
+        answer.set_result(reply)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, function: Callable[..., Any], *args: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # a closed loop: the caller went away
+        loop.call_soon_threadsafe(function, *args)

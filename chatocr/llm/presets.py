@@ -53,6 +53,7 @@ class Preset:
     # "chars" for ERNIE (limits in characters), else a tiktoken encoding used as the estimate.
     counter: str = "cl100k_base"
     docs: str = ""
+    images: bool = True  # whether the service takes image parts (vision models)
 
 
 PRESETS: dict[str, Preset] = {
@@ -109,6 +110,7 @@ PRESETS: dict[str, Preset] = {
             _window(65536),
             schema_style="object",
             docs="DeepSeek",
+            images=False,
         ),
         Preset(
             "moonshot",
