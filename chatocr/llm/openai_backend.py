@@ -337,6 +337,7 @@ def preset_model_class(name: str) -> type[OpenAIChatModel]:
             "key_env": preset.key_envs,
             "needs_key": preset.needs_key,
             "needs_server": not preset.needs_key,  # keyless presets are servers the user runs
+            "server_hint": preset.start,
             "base_url_env": preset.base_url_env,
             "default_base_url": preset.base_url,
             "supports_images": preset.images,

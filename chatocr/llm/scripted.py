@@ -53,7 +53,7 @@ class ScriptedChatModel(ChatModel):
     supports_json_mode = True
     supports_system_role = True
     supports_streaming = True
-    description = "test double: answers from script=[...] or $CHATOCR_SCRIPTED_ANSWERS"
+    description = "for tests: script=[...] or $CHATOCR_SCRIPTED_ANSWERS"
 
     def __init__(
         self,
