@@ -226,7 +226,7 @@ class ChatModel(abc.ABC):
 
     @abc.abstractmethod
     async def _complete(
-        self, messages: Sequence[Message], settings: ChatSettings, on_delta: DeltaCallback | None
+        self, messages: Sequence[Message], settings: ChatSettings, on_delta: DeltaCallback | None = None
     ) -> ChatReply:
         """One attempt. Raise chatocr.errors.LLMError subclasses for every failure. Backends that
         declare `supports_streaming` call `on_delta` with each piece (it is None otherwise)."""
@@ -263,7 +263,11 @@ class ChatModel(abc.ABC):
             attempt += 1
             started = time.perf_counter()
             try:
-                reply = await self._complete(messages, settings, stream)
+                # Without a consumer of pieces, the two-argument call that backends written
+                # before streaming existed also implement.
+                reply = await (
+                    self._complete(messages, settings) if stream is None else self._complete(messages, settings, stream)
+                )
             except ContextTooLongError:
                 attempt_times.append(time.perf_counter() - started)
                 raise  # the caller re-plans with less; retrying the same input cannot help
@@ -342,7 +346,7 @@ class BlockingChatModel(ChatModel):
         """One blocking attempt with a built request."""
 
     async def _complete(
-        self, messages: Sequence[Message], settings: ChatSettings, on_delta: DeltaCallback | None
+        self, messages: Sequence[Message], settings: ChatSettings, on_delta: DeltaCallback | None = None
     ) -> ChatReply:
         request = self.build_request(messages, settings)
         return await run_blocking(self._send, request, settings, on_delta)

@@ -358,7 +358,7 @@ class LocalChatModel(ChatModel):
         return request
 
     async def _complete(
-        self, messages: Sequence[Message], settings: ChatSettings, on_delta: DeltaCallback | None
+        self, messages: Sequence[Message], settings: ChatSettings, on_delta: DeltaCallback | None = None
     ) -> ChatReply:
         request = self.build_request(messages, settings)
         loop = asyncio.get_running_loop()

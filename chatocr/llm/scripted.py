@@ -83,7 +83,7 @@ class ScriptedChatModel(ChatModel):
         self._queue.extend(answers)
 
     async def _complete(
-        self, messages: Sequence[Message], settings: ChatSettings, on_delta: DeltaCallback | None
+        self, messages: Sequence[Message], settings: ChatSettings, on_delta: DeltaCallback | None = None
     ) -> ChatReply:
         self.calls.append(ScriptedCall(tuple(messages), settings))
         if self.latency > settings.timeout:

@@ -68,7 +68,7 @@ class MyCloudModel(ChatModel):
     requires = ("json",)
 
     async def _complete(
-        self, messages: Sequence[Message], settings: ChatSettings, on_delta: DeltaCallback | None
+        self, messages: Sequence[Message], settings: ChatSettings, on_delta: DeltaCallback | None = None
     ) -> ChatReply:
         raise NotImplementedError
 

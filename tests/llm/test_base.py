@@ -257,7 +257,7 @@ def test_a_streaming_backend_delivers_pieces_before_the_answer() -> None:
 
 def test_a_failure_after_partial_output_is_not_retried() -> None:
     class FailsMidStream(ScriptedChatModel):
-        async def _complete(self, messages, settings, on_delta):  # type: ignore[no-untyped-def]
+        async def _complete(self, messages, settings, on_delta=None):  # type: ignore[no-untyped-def]
             if on_delta is not None and not self.calls:
                 self.calls.append(None)  # type: ignore[arg-type]
                 on_delta("partial ")
