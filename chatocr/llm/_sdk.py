@@ -10,7 +10,25 @@ from typing import Any
 
 from chatocr.llm._secrets import redact
 
-__all__ = ["retry_after_seconds", "safe_cause", "short_error"]
+__all__ = ["CONTEXT_MARKERS", "mentions_context_limit", "retry_after_seconds", "safe_cause", "short_error"]
+
+# How OpenAI-format services (and ERNIE models behind them) say "the input is too long".
+CONTEXT_MARKERS = (
+    "context_length_exceeded",
+    "maximum context length",
+    "context length",
+    "exceed_context_size",
+    "too many tokens",
+    "input is too long",
+    # ERNIE models behind Qianfan V2 / AI Studio v3 keep their V1 wording
+    "max length of current question",
+    "max input characters",
+)
+
+
+def mentions_context_limit(*texts: str) -> bool:
+    """Whether an error's message or code says the input exceeded the model's limit."""
+    return any(marker in text.lower() for text in texts for marker in CONTEXT_MARKERS)
 
 
 def short_error(exc: BaseException) -> str:

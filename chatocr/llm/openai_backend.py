@@ -24,7 +24,7 @@ from chatocr.errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
-from chatocr.llm._sdk import retry_after_seconds, safe_cause
+from chatocr.llm._sdk import mentions_context_limit, retry_after_seconds, safe_cause
 from chatocr.llm._secrets import Secret, as_secret, install_log_redaction, redact
 from chatocr.llm.base import (
     BlockingChatModel,
@@ -45,17 +45,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LazyTiktokenCounter", "OpenAIChatModel", "preset_model_class"]
 
-_CONTEXT_MARKERS = (
-    "context_length_exceeded",
-    "maximum context length",
-    "context length",
-    "exceed_context_size",
-    "too many tokens",
-    "input is too long",
-    # ERNIE models behind Qianfan V2 / AI Studio v3 keep their V1 wording
-    "max length of current question",
-    "max input characters",
-)
 
 
 class LazyTiktokenCounter:
@@ -311,7 +300,7 @@ def _map_error(exc: Exception, provider: str) -> LLMError:
                 error.retryable = False
                 return error
             return RateLimitError(text, provider=provider, retry_after=retry_after_seconds(exc.response.headers))
-        if status == 413 or any(marker in lowered or marker in code for marker in _CONTEXT_MARKERS):
+        if status == 413 or mentions_context_limit(lowered, code):
             return ContextTooLongError(text, provider=provider)
         if status >= 500:
             return ServiceUnavailableError(text, provider=provider)

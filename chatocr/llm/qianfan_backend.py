@@ -29,6 +29,7 @@ from typing import Any, Literal
 from chatocr.errors import (
     AuthenticationError,
     ConfigError,
+    ContextTooLongError,
     InvalidRequestError,
     LLMError,
     LLMTimeoutError,
@@ -36,8 +37,8 @@ from chatocr.errors import (
     MissingDependencyError,
     ServiceUnavailableError,
 )
-from chatocr.llm._sdk import retry_after_seconds, short_error
-from chatocr.llm._secrets import Secret, install_log_redaction, redact, reveal
+from chatocr.llm._sdk import mentions_context_limit, retry_after_seconds, short_error
+from chatocr.llm._secrets import Secret, as_secret, install_log_redaction, redact, reveal
 from chatocr.llm.base import BlockingChatModel, ChatReply, ChatSettings, DeltaCallback, RetryPolicy, Usage
 from chatocr.llm.ernie_rules import ernie_limits, ernie_sampling, error_for_code, to_ernie_payload
 from chatocr.llm.erniebot_backend import map_http_status
@@ -126,9 +127,11 @@ class QianfanChatModel(BlockingChatModel):
             "SK": reveal(sk),
             "BEARER_TOKEN": reveal(bearer_token),
         }
-        for value in wanted.values():
-            if value:
-                Secret(value)  # remember for redaction (URLs are harmless to register)
+        for name, value in wanted.items():
+            if value and name in _SECRET_FIELDS:
+                # Remember keys for redaction; not URLs, which would then vanish from every log
+                # line and error message of every other backend too.
+                as_secret(value)
         self._claim({k: v for k, v in wanted.items() if v})
         self._check_credentials()
         base = ernie_limits(self.model)
@@ -226,6 +229,8 @@ class QianfanChatModel(BlockingChatModel):
             headers = getattr(exc, "headers", None) or {}
             if not status or 200 <= int(status) < 300:  # e.g. "Got invalid json response from server"
                 raise MalformedResponseError(f"qianfan: {short_error(exc)}", provider=self.provider) from None
+            if int(status) == 400 and mentions_context_limit(redact(str(exc))):  # V2: OpenAI-style 400
+                raise ContextTooLongError(f"qianfan: {short_error(exc)}", provider=self.provider) from None
             raise map_http_status(
                 int(status), f"qianfan: {short_error(exc)}", self.provider, retry_after_seconds(headers)
             ) from None
