@@ -18,6 +18,7 @@ import importlib.util
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -349,4 +350,24 @@ class BlockingChatModel(ChatModel):
         self, messages: Sequence[Message], settings: ChatSettings, on_delta: DeltaCallback | None = None
     ) -> ChatReply:
         request = self.build_request(messages, settings)
-        return await run_blocking(self._send, request, settings, on_delta)
+        if on_delta is None:
+            return await run_blocking(self._send, request, settings, None)
+        # Streaming: pieces hop to the caller's loop (on_delta runs there, in order, before the
+        # reply); a cancelled caller makes the next piece end the stream, closing the connection.
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+
+        def deliver(piece: str) -> None:
+            if stop.is_set():
+                raise _StreamCancelled
+            loop.call_soon_threadsafe(on_delta, piece)
+
+        try:
+            return await asyncio.to_thread(self._send, request, settings, deliver)
+        except asyncio.CancelledError:
+            stop.set()
+            raise
+
+
+class _StreamCancelled(Exception):
+    """Raised into a streaming SDK loop (in its worker thread) after the caller was cancelled."""
