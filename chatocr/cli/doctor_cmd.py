@@ -87,7 +87,8 @@ def _capable(name: str, capability: str) -> bool:
         cls = backend_class(name)
     except Exception:  # a broken plugin is reported by its own check
         return False
-    return bool(cls is not None and getattr(cls, capability, False) and name != "scripted")
+    # Only backends that reach a real model (a service or a server): not test doubles.
+    return bool(cls is not None and getattr(cls, capability, False) and (cls.needs_key or cls.needs_server))
 
 
 def check_backend(name: str, *, contact: bool = False) -> Check:

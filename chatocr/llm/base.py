@@ -1,13 +1,17 @@
 """The one small interface every chat backend implements.
 
-    reply = await model.chat(messages, ChatSettings(json_mode="object"))
+    reply = await model.chat(messages, ChatSettings(json_mode="object"), on_delta=print)
 
 `ChatModel.chat` is the async core. It owns retries (exponential backoff with jitter, honouring a
 service's Retry-After) around the backend's single abstract method `_complete`, which performs one
 attempt and raises our own exceptions (chatocr.errors) for every failure. SDK-level retries are
 switched off in every backend so that exactly one layer decides when to try again.
 `ContextTooLongError` is never retried: the caller re-plans the conversation with less.
-`chat_sync` is a thin wrapper for scripts and the REPL.
+`on_delta` receives the answer as it is generated (backends with `supports_streaming`) or once,
+whole; cancelling the awaiting task cancels the attempt. What a backend can do is declared in
+class attributes (capabilities) that doctor, the router and the OCR vlm engine read.
+`BlockingChatModel` is the template for SDK backends (build the request, send it in a worker
+thread). `chat_sync` is a thin wrapper for scripts (chatocr.bridge).
 """
 
 from __future__ import annotations
@@ -162,7 +166,8 @@ class ChatModel(abc.ABC):
     `BlockingChatModel`, which implements `_complete` for them.
 
     Capabilities are class attributes so that `doctor`, the router, the CLI and the OCR `vlm`
-    engine can read them from the class, without credentials and without building a client:
+    engine can read them from the class, without credentials and without building a client
+    (`chatocr.llm.backend_class(name)`).
     """
 
     # -- what the backend can do (read by doctor, the router, the CLI, the vlm engine) ----------
