@@ -6,8 +6,9 @@
 Two cases, both here and nowhere else:
 - The calling thread runs no event loop (scripts, the CLI): the coroutine runs on this thread's own
   kept loop. One loop per thread, reused, because building a loop and a worker-thread pool per call
-  (asyncio.run) costs about 0.5 ms. Ctrl-C while it runs cancels the coroutine and lets it see the
-  cancellation (so a local generation stops) before KeyboardInterrupt reaches the caller.
+  (asyncio.run) costs about 0.5 ms. On the main thread, Ctrl-C while it runs cancels the
+  coroutine, which sees the cancellation (so a local generation stops) before KeyboardInterrupt
+  reaches the caller.
 - The calling thread already runs a loop (sync code called from async code, e.g. an OCR engine's
   `read` inside a notebook): blocking that loop's thread on itself would deadlock, so the coroutine
   runs on a shared background loop thread and this thread waits for it.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import signal
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -68,14 +70,38 @@ def thread_loop() -> asyncio.AbstractEventLoop:
 def _run_here(coro: Coroutine[Any, Any, T]) -> T:
     loop = thread_loop()
     task = loop.create_task(coro)
+    interrupted = False
+    previous: Any = None
+    # On the main thread, with Python's own Ctrl-C handler in place (as asyncio.Runner does): the
+    # first Ctrl-C cancels the task, so the work sees CancelledError wherever it waits (the default
+    # handler would raise KeyboardInterrupt at a random point inside it); a second one raises.
+    if threading.current_thread() is threading.main_thread() and (
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            nonlocal interrupted
+            if interrupted or task.done():
+                raise KeyboardInterrupt
+            interrupted = True
+            loop.call_soon_threadsafe(task.cancel)
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         return loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
     except BaseException:
-        if not task.done():  # Ctrl-C: the work is cancelled too, and sees it before we go on
+        if not task.done():  # e.g. a second Ctrl-C: the work is cancelled too, and sees it
             task.cancel()
             with contextlib.suppress(BaseException):
                 loop.run_until_complete(task)
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _shared_loop() -> LoopThread:
