@@ -408,7 +408,8 @@ class LocalChatModel(ChatModel):
                     text = choice["delta"].get("content")
                     if text:
                         if prompt_tokens is None:
-                            # The prompt and the first token are evaluated now: the prompt's size.
+                            # llama.cpp has evaluated the prompt and sampled, not yet evaluated,
+                            # the first token: the context now holds exactly the prompt.
                             prompt_tokens = llama.n_tokens
                         pieces.append(text)
                         generation.pieces += 1
@@ -421,6 +422,8 @@ class LocalChatModel(ChatModel):
             finally:
                 if stream is not None:
                     stream.close()  # ends llama.cpp's token loop at once
+            if prompt_tokens is None and stream is not None:  # an empty answer: nothing generated
+                prompt_tokens = llama.n_tokens
             text = "".join(pieces)
             completion_tokens = self._count_tokens(text) if text else 0
         if generation.cancelled:
