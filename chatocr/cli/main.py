@@ -14,14 +14,14 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from chatocr.cli import doctor_cmd, eval_cmd, extract_cmd, ocr_cmd, plan_cmd, repl, scenarios_cmd
+    from chatocr.cli import doctor_cmd, eval_cmd, extract_cmd, ocr_cmd, plan_cmd, repl, scenarios_cmd, view_cmd
 
     parser = argparse.ArgumentParser(
         prog="chatocr",
         description="ChatOCR: OCR + an LLM with token-budgeted few-shot dialogue, returning grounded JSON.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (plan_cmd, scenarios_cmd, extract_cmd, eval_cmd, ocr_cmd, doctor_cmd, repl):
+    for module in (plan_cmd, scenarios_cmd, extract_cmd, eval_cmd, ocr_cmd, doctor_cmd, repl, view_cmd):
         module.register(sub)
     return parser
 
