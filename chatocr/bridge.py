@@ -88,7 +88,7 @@ def _run_here(coro: Coroutine[Any, Any, T]) -> T:
 
         previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        return loop.run_until_complete(task)
+        result = loop.run_until_complete(task)
     except asyncio.CancelledError:
         if interrupted:
             raise KeyboardInterrupt from None
@@ -99,6 +99,10 @@ def _run_here(coro: Coroutine[Any, Any, T]) -> T:
             with contextlib.suppress(BaseException):
                 loop.run_until_complete(task)
         raise
+    else:
+        if interrupted:  # the work finished before it saw the cancel (a blocking call inline)
+            raise KeyboardInterrupt
+        return result
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)

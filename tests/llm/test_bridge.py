@@ -89,3 +89,36 @@ def test_ctrl_c_during_run_sync_cancels_the_work_first(tmp_path: Path) -> None:
     child.send_signal(signal.SIGINT)
     out, _ = child.communicate(timeout=60)
     assert out.split("\n")[:2] == ["work cancelled", "KeyboardInterrupt after"]
+
+
+def test_ctrl_c_during_a_blocking_step_is_not_swallowed() -> None:
+    # A step that blocks the loop (an SDK call run inline under chat_sync) cannot see the cancel;
+    # when it finishes, the caller still gets KeyboardInterrupt instead of a result.
+    script = textwrap.dedent(
+        """
+        import asyncio, time
+        from chatocr.bridge import run_sync
+
+        async def blocking():
+            print("started", flush=True)
+            time.sleep(1.5)
+            return "answer"
+
+        try:
+            print("returned", run_sync(blocking()), flush=True)
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", flush=True)
+        """
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "started"
+    child.send_signal(signal.SIGINT)
+    out, _ = child.communicate(timeout=60)
+    assert out.strip() == "KeyboardInterrupt"
