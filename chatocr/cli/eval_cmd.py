@@ -16,6 +16,7 @@ import json
 import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from chatocr.evaluation.datasets import load_dataset
 from chatocr.evaluation.report import markdown_report, print_report
 from chatocr.evaluation.runner import Evaluator
 from chatocr.evaluation.strategies import GROUPS, STRATEGIES, resolve_strategies
+from chatocr.fileio import atomic_write
+from chatocr.llm._secrets import redact
 from chatocr.llm.base import ChatSettings
 from chatocr.messages import Message
 
@@ -51,6 +54,11 @@ def register(sub: Any) -> None:
         metavar="NAME",
         help=f"strategy, group or key=value spec; repeatable (default: standard). Groups: {', '.join(GROUPS)}. "
         f"Names: {', '.join(STRATEGIES)}",
+    )
+    p.add_argument(
+        "--tuned-llm",
+        metavar="PROVIDER[:MODEL]",
+        help="the backend of --strategy tuned, e.g. local:/path/to/tuned.gguf (default: --llm)",
     )
     p.add_argument("--limit", type=int, metavar="N", help="first N documents of each set (sorted by id)")
     p.add_argument("--out", type=Path, metavar="FILE", help="write the full report as JSON")
@@ -92,7 +100,7 @@ def _mapping(items: list[str]) -> dict[str, str]:
 def _command(args: argparse.Namespace) -> str:
     """The command line that reproduces this run."""
     words = ["chatocr", "eval", *(str(d) for d in args.data_dirs)]
-    for option in ("scenario", "llm", "ocr", "config", "limit", "out", "markdown", "cache_dir"):
+    for option in ("scenario", "llm", "tuned_llm", "ocr", "config", "limit", "out", "markdown", "cache_dir"):
         value = getattr(args, option, None)
         if value is not None:
             words += [f"--{option.replace('_', '-')}", str(value)]
@@ -113,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError("--limit must be at least 1.")
     strategies = resolve_strategies(args.strategy)
+    if getattr(args, "tuned_llm", None):
+        strategies = [replace(s, llm=args.tuned_llm) if s.name == "tuned" else s for s in strategies]
     scripted = (args.llm or "").split(":", 1)[0] == "scripted"
     if scripted:
         from chatocr.llm.scripted import ScriptedChatModel
@@ -150,11 +160,9 @@ def run(args: argparse.Namespace) -> int:
     if evaluator.skipped:
         err.print(f"not yet cached, left out: {len(evaluator.skipped)} document(s)", markup=False)
     print_report(report, Console(width=None if sys.stdout.isatty() else 200))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    if args.out:  # atomic (chatocr.fileio), known secrets masked, like every file chatocr writes
+        atomic_write(args.out, redact(json.dumps(report, ensure_ascii=False, indent=2, default=str)))
         err.print(f"report written to {args.out}", markup=False)
     if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(markdown_report(report), encoding="utf-8")
+        atomic_write(args.markdown, redact(markdown_report(report)))
     return 0

