@@ -509,6 +509,7 @@ class LocalChatModel(ChatModel):
                     prefix = self._prepare_prefix(loaded, request["messages"], prefix_count)
                     prefix_s = time.perf_counter() - started
                     llama_cpp.llama_perf_context_reset(ctx)
+                    progress.emit("prompt", "evaluating the document and the task")
                     stream = llama.create_chat_completion(**request, stream=True)
                 else:
                     generation.cancelled = True
@@ -526,6 +527,8 @@ class LocalChatModel(ChatModel):
                         pieces.append(text)
                         generation.pieces += 1
                         deliver(text)
+                        if progress.active():
+                            progress.emit("generate", f"generating: {generation.pieces} tokens", tokens=generation.pieces)
                     finish = choice.get("finish_reason") or finish
             except ValueError as exc:
                 if "exceed context window" in str(exc):
