@@ -528,7 +528,8 @@ class LocalChatModel(ChatModel):
                         generation.pieces += 1
                         deliver(text)
                         if progress.active():
-                            progress.emit("generate", f"generating: {generation.pieces} tokens", tokens=generation.pieces)
+                            count = generation.pieces
+                            progress.emit("generate", f"generating: {count} tokens", tokens=count)
                     finish = choice.get("finish_reason") or finish
             except ValueError as exc:
                 if "exceed context window" in str(exc):
