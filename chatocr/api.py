@@ -27,6 +27,7 @@ from typing import Any, TypeVar, overload
 from pydantic import BaseModel
 
 from chatocr import progress
+from chatocr.bridge import LoopThread as _LoopThread  # one event loop in a daemon thread for the sync API
 from chatocr.config import ChatOCRConfig, load_config
 from chatocr.conversation.planner import ConversationPlanner, PlanPolicy
 from chatocr.errors import ConfigError, InputError
@@ -53,18 +54,6 @@ __all__ = ["ChatOCR", "ChatSession"]
 
 T = TypeVar("T")
 Input = Any  # a path, bytes, PIL image, numpy array or an OCRDocument
-
-
-class _LoopThread:
-    """One event loop in a daemon thread: the sync API submits coroutines to it."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="chatocr-loop", daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
 
 def _check_concurrency(concurrency: int | None) -> None:

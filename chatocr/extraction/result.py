@@ -86,10 +86,11 @@ class CallRecord:
     reply: str | None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
-    latency_s: float = 0.0
+    latency_s: float = 0.0  # the whole call: every attempt and the waits between them
     attempts: int = 1
     finish_reason: str | None = None
     error: str | None = None
+    attempt_latencies: list[float] = field(default_factory=list)  # each attempt's own seconds
 
     @classmethod
     def start(cls, purpose: str, model: ChatModel, messages: Sequence[Message]) -> CallRecord:
@@ -101,6 +102,7 @@ class CallRecord:
         self.completion_tokens = reply.usage.completion_tokens
         self.latency_s = round(reply.latency_s, 4)
         self.attempts = reply.attempts
+        self.attempt_latencies = [round(seconds, 4) for seconds in reply.attempt_latencies]
         self.finish_reason = reply.finish_reason
         return self
 

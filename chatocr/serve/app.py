@@ -51,8 +51,9 @@ def build_chatocr(settings: ServeSettings) -> ChatOCR:
 
     load_keys_file()  # the model's API keys, like every other command
     ocr = ChatOCR(llm=settings.llm, ocr=settings.ocr, config=settings.config)
-    if hasattr(ocr.model, "llama"):
-        _ = ocr.model.llama  # the local model loads lazily: load it before saying ready
+    load = getattr(ocr.model, "llama", None)  # an in-process model loads lazily: load it before ready
+    if callable(load):
+        load()
     return ocr
 
 
@@ -202,13 +203,8 @@ async def run_extract(ocr: ChatOCR, req: ExtractRequest) -> dict[str, Any]:
             raise _not_yet("A `schema` request", "typed extraction")
         options["schema"] = req.schema
     if req.per_page:
-        pages = getattr(ocr, "aextract_pages", None)
-        if pages is None:
-            raise _not_yet("A `per_page` request", "per-page extraction (aextract_pages)")
-        if _accepts(pages, "raise_errors"):
-            options["raise_errors"] = False
         try:
-            results = await pages(doc.source, req.keys, req.scenario, **options)
+            results = await ocr.aextract_pages(doc.source, req.keys, req.scenario, raise_errors=False, **options)
         except ChatOCRError as exc:
             raise from_chatocr_error(exc) from None
         if len(results) == 1 and results[0].error is not None and getattr(results[0], "page", None) is None:

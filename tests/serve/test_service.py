@@ -203,13 +203,6 @@ def test_request_errors_are_typed_json_with_a_hint(server: Any) -> None:
     assert "retail_receipt" in cases["unknown scenario"][0].json()["error"]["hint"]  # the suggestion
 
 
-@pytest.mark.skipif(hasattr(ChatOCR, "aextract_pages"), reason="per-page extraction exists: see the next test")
-def test_per_page_before_the_feature_lands_is_501(server: Any) -> None:
-    response = _extract(server, text=RECEIPT_TEXT, per_page=True)
-    assert response.status_code == 501 and "aextract_pages" in response.json()["error"]["message"]
-
-
-@pytest.mark.skipif(not hasattr(ChatOCR, "aextract_pages"), reason="needs ChatOCR.aextract_pages")
 def test_per_page_gives_one_result_per_page(server: Any) -> None:
     response = _extract(server, text=RECEIPT_TEXT, keys=KEYS, per_page=True)
     assert response.status_code == 200, response.text
