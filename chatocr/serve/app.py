@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -179,28 +178,12 @@ def _apply_limits(ocr: ChatOCR, limits: ImageLimits) -> None:
         )
 
 
-def _accepts(function: Any, name: str) -> bool:
-    parameters = inspect.signature(function).parameters
-    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-
-
-def _not_yet(what: str, feature: str) -> ServeError:
-    return ServeError(
-        501,
-        "NotImplemented",
-        f"{what} needs {feature}, which this chatocr version does not have yet.",
-        "Send keys or a scenario instead; upgrade chatocr for this feature.",
-    )
-
-
 async def run_extract(ocr: ChatOCR, req: ExtractRequest) -> dict[str, Any]:
     """One document (or one result per page) as the Extraction JSON of `chatocr extract --format json`."""
     doc = req.document
     key = (doc.name, doc.sha256)
     options: dict[str, Any] = {}
     if req.schema is not None:
-        if not _accepts(ocr.aextract, "schema"):
-            raise _not_yet("A `schema` request", "typed extraction")
         options["schema"] = req.schema
     if req.per_page:
         try:
