@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from chatocr import progress
 from chatocr.cli.batch import DocKey, ResultLog, csv_columns, csv_text, file_sha256, format_line, record_for
 from chatocr.cli.common import (
     KEYS_HELP,
@@ -32,6 +33,7 @@ from chatocr.cli.common import (
     summary_line,
 )
 from chatocr.cli.drawing import save_drawing
+from chatocr.cli.status import StatusLine, where_time_went
 from chatocr.errors import InputError, OutputError, UsageError
 from chatocr.extraction.result import Extraction
 from chatocr.fileio import atomic_write
@@ -66,6 +68,8 @@ def register(sub: Any) -> None:
     p.add_argument("--format", choices=FORMATS, help="default: from --out's suffix, else table")
     p.add_argument("--concurrency", type=int, metavar="N", help="documents in flight (default: config, 4)")
     p.add_argument("--draw", type=Path, metavar="DIR", help="write a PNG per document with the fields drawn")
+    p.add_argument("--timings", action="store_true",
+                   help="after the results, say where each document's time went (OCR, model load, prompt, generation)")
     p.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report to look at")
     p.add_argument("--per-page", action="store_true", default=None,
                    help="one result per PDF page or TIFF frame (default: config per_page, off: one per file)")
@@ -107,6 +111,14 @@ def _format(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Within a second of starting, a terminal user sees what is happening (reading, loading the
+    # model, evaluating the prompt, generating...); pipes and --quiet get nothing.
+    with StatusLine.for_terminal(quiet=getattr(args, "quiet", False)) as status, progress.listening(status.update):
+        status.say("starting…")
+        return _run(args, status)
+
+
+def _run(args: argparse.Namespace, status: StatusLine) -> int:
     fmt = _format(args)
     if fmt == "table" and args.out is not None:
         raise UsageError("--format table prints to the terminal; it cannot go to --out.",
@@ -156,14 +168,18 @@ def run(args: argparse.Namespace) -> int:
         if todo is not None:
             todo = {p: pages for p, pages in todo.items() if str(p) not in unreadable}
         results = _run_batch(ocr, readable, keys, scenario, args, fmt, log, keyed, columns, err, todo, failed_reads,
-                             schema)
+                             schema, status)
     finally:
+        status.stop()  # before any result is printed: the status line shares the terminal
         if log is not None:
             log.close()
-    status = _finish(results, fmt, args, keyed, len(paths), err, skipped=len(paths) - len(pending), keys=names)
+    code = _finish(results, fmt, args, keyed, len(paths), err, skipped=len(paths) - len(pending), keys=names)
+    if args.timings:
+        for result in results:
+            err.print(where_time_went(result, ocr.model, status.timeline), **_PLAIN)
     if args.html is not None:
         _write_html(ocr, args, results, keyed, fmt, err)
-    return status
+    return code
 
 
 def _check_out_path(out: Path) -> None:
@@ -221,16 +237,21 @@ def _report_resume(err: Console, log: ResultLog, out: Path) -> None:
 def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: str | None,
                args: argparse.Namespace, fmt: str, log: ResultLog | None, keyed: dict[str, DocKey],
                columns: list[str] | None, err: Console, todo: dict[Path, set[int] | None] | None = None,
-               failed_reads: Sequence[Extraction] = (), schema: TypedSchema | None = None) -> list[Extraction]:
+               failed_reads: Sequence[Extraction] = (), schema: TypedSchema | None = None,
+               status: StatusLine | None = None) -> list[Extraction]:
     results: list[Extraction] = []
     if not pending and not failed_reads:
         return results
     show_bar = len(pending) + len(failed_reads) > 1
     bar = (TextColumn("[bold]extract"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("[dim]{task.fields[stage]}"))
     failed = 0
-    with Progress(*bar, console=err, disable=not show_bar, transient=False) as progress:
-        task = progress.add_task("extract", total=len(pending) + len(failed_reads), counts="")
+    if show_bar and status is not None:
+        status.stop()  # the bar owns the terminal now; the latest event shows in it
+    with Progress(*bar, console=err, disable=not show_bar, transient=False) as bar_display:
+        task = bar_display.add_task("extract", total=len(pending) + len(failed_reads), counts="", stage="")
+        if show_bar and status is not None:
+            status.sink = lambda event: bar_display.update(task, stage=_stage_text(event))
         batches: Iterator[list[Extraction]] = iter(())
         if todo is None and pending:
             batches = ([r] for r in _results(ocr, pending, keys, scenario, args, schema))
@@ -248,12 +269,12 @@ def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: 
                 failed += 1
                 if show_bar:
                     message = (result.error or {}).get("message")
-                    progress.console.print(f"failed: {result.source}: {message}", style="red", markup=False,
+                    bar_display.console.print(f"failed: {result.source}: {message}", style="red", markup=False,
                                            highlight=False, soft_wrap=True)
             elif args.draw is not None:
-                _draw(ocr, result, args.draw, progress.console)
+                _draw(ocr, result, args.draw, bar_display.console)
             results.append(result)
-            progress.update(task, advance=1 if last_of_file else 0,
+            bar_display.update(task, advance=1 if last_of_file else 0,
                             counts=f"[green]{len(results) - failed} ok[/green] [red]{failed} failed")
     return results
 
@@ -268,6 +289,12 @@ def _results(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: st
     else:
         yield from ocr.extract_many([str(p) for p in pending], keys, scenario, concurrency=args.concurrency,
                                     schema=schema)
+
+
+def _stage_text(event: progress.Event) -> str:
+    """The latest event, short enough for the progress bar's last column."""
+    name = Path(event.source).name if event.source else ""
+    return f"{name}: {event.message}"[:60] if name else event.message[:60]
 
 
 def _draw(ocr: Any, result: Extraction, out_dir: Path, console: Console) -> None:

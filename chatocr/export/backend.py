@@ -8,40 +8,20 @@ other backends keep their declared counter (tiktoken, characters for ERNIE). Not
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
-from typing import Any
 
 from chatocr.api import ChatOCR
 from chatocr.config import load_config
-from chatocr.llm.registry import get_chat_model
-from chatocr.tokens import CachedCounter, FunctionCounter, TokenCounter
+from chatocr.llm.registry import backend_class, get_chat_model
+from chatocr.tokens import TokenCounter
 
 __all__ = ["export_chat", "vocab_counter"]
 
-_vocabs: dict[str, Any] = {}
-_lock = threading.Lock()
-
-
 def vocab_counter(model: str | None = None) -> TokenCounter:
-    """The token counter of a local GGUF model ("local:<path>", or the shipped default), from its
-    vocabulary only; named like LocalChatModel's, so plan reports read the same."""
-    from chatocr.llm.local import _import_llama, _quiet_native_stderr, resolve_model_path
+    """The local model's own counter from its vocabulary only (see chatocr.llm.local)."""
+    from chatocr.llm.local import vocabulary_counter
 
-    explicit = model if model and model not in ("default", "qwen2.5-coder-1.5b") else None
-    path = resolve_model_path(explicit)
-    with _lock:
-        llama = _vocabs.get(str(path))
-        if llama is None:
-            llama_cpp = _import_llama()
-            with _quiet_native_stderr():
-                llama = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
-            _vocabs[str(path)] = llama
-
-    def count(text: str) -> int:
-        return len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
-
-    return CachedCounter(FunctionCounter(count, name=f"llama:{Path(path).stem}"), maxsize=4096)
+    return vocabulary_counter(model)
 
 
 def export_chat(llm: str | None = None, ocr: str | None = None, config: str | Path | None = None) -> ChatOCR:
@@ -49,7 +29,10 @@ def export_chat(llm: str | None = None, ocr: str | None = None, config: str | Pa
     that is the target, counts with its vocabulary only and is never loaded."""
     cfg = load_config({"llm": llm, "ocr": ocr}, path=config)
     provider, _, name = cfg.llm.partition(":")
-    if provider == "local" and "counter" not in cfg.llm_options:
+    # A backend that can count from its vocabulary alone (the in-process local model) is never
+    # loaded whole for an export.
+    counts_alone = getattr(backend_class(provider), "counts_from_vocabulary", False)
+    if counts_alone and "counter" not in cfg.llm_options:
         options = {**cfg.llm_options, "counter": vocab_counter(name or None)}
         return ChatOCR(get_chat_model(cfg.llm, **options), ocr, config=cfg)
     return ChatOCR(cfg.llm, ocr, config=cfg)

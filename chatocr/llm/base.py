@@ -188,6 +188,9 @@ class ChatModel(abc.ABC):
     supports_system_role: ClassVar[bool] = False
     supports_streaming: ClassVar[bool] = False  # on_delta gets pieces as they are generated
     supports_prefix_cache: ClassVar[bool] = False  # a shared prompt prefix is cheap to re-send
+    # Its exact token counter can be had without loading the model (the module's
+    # `vocabulary_counter`): an export that only counts never loads a 1 GB model.
+    counts_from_vocabulary: ClassVar[bool] = False
     description: ClassVar[str] = ""
 
     provider: str

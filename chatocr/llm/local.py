@@ -232,14 +232,29 @@ def _get_llama(key: tuple[object, ...], **params: Any) -> _Loaded:
             if not _loaded:
                 atexit.register(_close_all)
             llama_cpp = _import_llama()
-            progress.emit("load", f"loading the local model {Path(params['model_path']).name}")
+            what = "vocabulary" if params.get("vocab_only") else "model"
+            progress.emit("load", f"loading the local {what} {Path(params['model_path']).name}")
             started = time.perf_counter()
             with _quiet_native_stderr():
                 llama = llama_cpp.Llama(**params)
-            progress.emit("load", "model loaded", seconds=time.perf_counter() - started)
+            progress.emit("load", f"{what} loaded", seconds=time.perf_counter() - started)
             loaded = _Loaded(llama, threading.Lock())
             _loaded[key] = loaded
         return loaded
+
+
+def vocabulary_counter(model: str | None = None) -> TokenCounter:
+    """The exact token counter of a local GGUF model ("local:<path>" or the shipped default) from
+    its vocabulary alone (llama.cpp `vocab_only`: under a second, not the whole 1 GB), for callers
+    that count but never generate (`chatocr export`). Loaded once per process, closed at exit."""
+    explicit = model if model and model not in ("default", "qwen2.5-coder-1.5b") else None
+    path = resolve_model_path(explicit)
+    loaded = _get_llama((str(path), "vocab_only"), model_path=str(path), vocab_only=True, verbose=False)
+
+    def count(text: str) -> int:
+        return len(loaded.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    return CachedCounter(FunctionCounter(count, name=f"llama:{path.stem}"), maxsize=4096)
 
 
 @contextlib.contextmanager
@@ -285,6 +300,7 @@ class LocalChatModel(ChatModel):
     supports_system_role = True
     supports_streaming = True
     supports_prefix_cache = True  # llama.cpp reuses the KV cache of the longest common prefix
+    counts_from_vocabulary = True  # vocabulary_counter() loads the tokenizer alone
     description = "in-process GGUF through llama-cpp-python, the offline default"
 
     def __init__(

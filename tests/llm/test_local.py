@@ -194,3 +194,16 @@ def test_real_model_cancel_stops_the_generation_and_the_next_call_works(qwen: lo
     # the lock is free and the model answers the next question
     reply = qwen.chat_sync([*FEW_SHOT, DOCUMENT], ChatSettings(json_mode=RECEIPT_SCHEMA, max_output_tokens=60))
     assert json.loads(reply.text)["store"] == "GOLDEN BAKERY"
+
+
+@pytest.mark.slow
+def test_vocabulary_counter_counts_exactly_and_exits_cleanly(qwen: local.LocalChatModel) -> None:
+    """The tokenizer alone (for exports) counts as the loaded model does, and closes at exit
+    without llama.cpp's shutdown traceback."""
+    import subprocess
+    import sys
+
+    code = "from chatocr.llm.local import vocabulary_counter; print(vocabulary_counter().count('TOTAL RM 9.00'))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert int(done.stdout.strip()) == qwen.counter.count("TOTAL RM 9.00")
+    assert "Traceback" not in done.stderr, done.stderr
