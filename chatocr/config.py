@@ -73,6 +73,17 @@ class ChatOCRConfig(BaseModel):
     example_layout: float = Field(0.0, ge=0.0, le=1.0)
     # Decide fields whose meaning is position (start/destination station, buyer/seller) from the boxes.
     positions: bool = False
+    # A grounded value below this confidence (OCR line confidence x match score) gets status
+    # low_confidence and is left out of trusted_values() and typed data; per field as a table.
+    min_confidence: float | dict[str, float] = Field(0.0)
+
+    @field_validator("min_confidence")
+    @classmethod
+    def _in_unit_range(cls, value: float | dict[str, float]) -> float | dict[str, float]:
+        for number in value.values() if isinstance(value, dict) else [value]:
+            if not 0.0 <= number <= 1.0:
+                raise ValueError(f"min_confidence must be between 0 and 1, got {number}")
+        return value
 
     @field_validator("max_examples", "restate_every", mode="before")
     @classmethod
@@ -109,7 +120,25 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", hint="Fix the config file's syntax.") from exc
     # Accept either top-level keys or a [chatocr] table.
-    return dict(data.get("chatocr", data))
+    settings = dict(data.get("chatocr", data))
+    _refuse_credentials(settings, path)
+    return settings
+
+
+def _refuse_credentials(settings: dict[str, Any], path: Path) -> None:
+    """Credentials never come from config files (they are often world-readable and committed)."""
+    from chatocr.llm._secrets import CREDENTIAL_OPTIONS
+
+    for section in ("llm_options", "ocr_options"):
+        options = settings.get(section)
+        found = sorted(k for k in options if str(k).lower() in CREDENTIAL_OPTIONS) if isinstance(options, dict) else []
+        if found:
+            raise ConfigError(
+                f"{path}: {section} holds a credential ({', '.join(found)}); credentials are never read from "
+                "config files.",
+                hint="Remove it and put the key in the keys file (~/.config/chatocr/keys.toml, mode 0600) "
+                "or the environment, under the variable the backend reads (see `chatocr doctor`).",
+            )
 
 
 def load_config(

@@ -17,10 +17,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +34,16 @@ from chatocr.evaluation.strategies import Strategy
 from chatocr.extraction.examples import ExampleBank
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.pipeline import ExtractionPipeline
+from chatocr.fileio import JSONFileCache
+from chatocr.llm._secrets import redact_data
+from chatocr.llm.registry import get_chat_model
 from chatocr.ocr.types import OCRDocument
 from chatocr.resources import builtin_prompts_dir, cache_dir
+from chatocr.scenarios.keys import parse_key
 from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import FieldSpec, Scenario
+from chatocr.typed.review import TypedRequest
+from chatocr.typed.schema import TypedSchema
 
 __all__ = ["DocOutcome", "Evaluator", "FixedOrderBank", "build_report", "position_pairs"]
 
@@ -84,11 +88,26 @@ class DocOutcome:
     cached: bool = False
     # The model's own answers where the returned value is the page's text instead (snapping).
     answers: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] | None = None  # eval --schema: the typed instance as JSON; None if it did not validate
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DocOutcome:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def _scenario_key(scenario: Scenario) -> dict[str, Any]:
+    """The scenario as part of a cache key. Item keys' `required` and `choices` (new with typed
+    extraction) are left out at their defaults, so that results cached before they existed,
+    for the same scenario, stay valid."""
+    data = scenario.model_dump(mode="json")
+    for field_data in data["fields"]:
+        for item in field_data["items"]:
+            if not item.get("required"):
+                item.pop("required", None)
+            if not item.get("choices"):
+                item.pop("choices", None)
+    return data
 
 
 def _sha(material: Any) -> str:
@@ -104,29 +123,18 @@ def _prompts_digest(extra_dirs: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-class ResultCache:
-    """One small JSON file per (strategy, document) outcome; atomic writes."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def path(self, key: str) -> Path:
-        return self.directory / key[:2] / f"{key}.json"
+class ResultCache(JSONFileCache):
+    """One small JSON file per (strategy, document) outcome."""
 
     def get(self, key: str) -> DocOutcome | None:
+        data = self.get_json(key)
         try:
-            data = json.loads(self.path(key).read_text(encoding="utf-8"))
-            return DocOutcome.from_dict(data)
-        except (OSError, ValueError, TypeError):
+            return DocOutcome.from_dict(data) if data is not None else None
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
     def put(self, key: str, outcome: DocOutcome) -> None:
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(asdict(outcome), handle, ensure_ascii=False)
-        os.replace(temp, target)
+        self.put_json(key, redact_data(asdict(outcome)))  # predictions may echo a key: masked
 
 
 class Evaluator:
@@ -143,8 +151,13 @@ class Evaluator:
         concurrency: int = 1,
         ocr_name: str | None = None,
         cached_only: bool = False,
+        schemas: Mapping[str, TypedSchema] | None = None,
+        keys: Sequence[str] | None = None,
     ) -> None:
-        """ocr_source: "image" runs the OCR engine on each image; "text" reads the set's ocr/ files."""
+        """ocr_source: "image" runs the OCR engine on each image; "text" reads the set's ocr/ files.
+        schemas: per set name, a typed request (`eval --schema`) used instead of the set's keys.
+        keys: `eval --keys` items in the key syntax (name:type=description): a set's evaluated
+        field of that name is asked for with that type and description."""
         self.chat = chat
         self.ocr_source = ocr_source
         self.cache = ResultCache(cache_dir_path or cache_dir("eval")) if use_cache else None
@@ -159,6 +172,9 @@ class Evaluator:
         self._prompts = _prompts_digest(chat.config.prompt_dirs)
         self.ocr_docs: dict[tuple[str, str], OCRDocument] = {}
         self.ocr_errors: dict[tuple[str, str], str] = {}
+        self.schemas = dict(schemas or {})
+        self.keys = {parse_key(item).name: item for item in keys or ()}
+        self.outcomes: list[DocOutcome] = []  # of the last run, for checks beyond the report
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -166,20 +182,29 @@ class Evaluator:
         """The ChatOCR's pipeline (same model, OCR engine and scenarios), set up for a resolved
         strategy's example selection and focus."""
         focus = strategy.focus is True
-        key = f"{strategy.selection}/{focus}/{strategy.overrides}"
+        key = f"{strategy.selection}/{focus}/{strategy.llm}/{strategy.overrides}"
         pipeline = self._pipelines.get(key)
         if pipeline is None:
             base = self.chat.pipeline
             # The accuracy levers' settings are validated where they are parsed (strategies.py).
             config = base.config.model_copy(update={"focus": focus, **dict(strategy.overrides)})
             bank = FixedOrderBank(self.chat.library) if strategy.selection == "fixed" else None
-            pipeline = base.derive(config=config, bank=bank)
+            model = get_chat_model(strategy.llm) if strategy.llm else None  # e.g. a fine-tuned model
+            pipeline = base.derive(config=config, bank=bank, model=model)
             self._pipelines[key] = pipeline
         return pipeline
+
+    def _keys_for(self, dataset: Dataset) -> list[str]:
+        """The set's evaluated fields as asked: `--keys` items where given, else the names."""
+        return [self.keys.get(name, name) for name in dataset.fields]
 
     def _cache_key(self, strategy: Strategy, dataset: Dataset, document: OCRDocument) -> str:
         cfg = self.chat.config
         scenario = self.chat.library.get(dataset.scenario)
+        schema = self.schemas.get(dataset.name)
+        # Only what is given joins the key: the runs without --schema or --keys keep their cache.
+        typed: list[Any] = [schema.json_schema] if schema is not None else []
+        typed += [self._keys_for(dataset)] if self.keys else []
         return _sha(
             [
                 CACHE_VERSION,
@@ -190,11 +215,12 @@ class Evaluator:
                 document.text(),
                 dataset.fields,
                 dataset.scenario,
-                scenario.model_dump(mode="json"),
+                _scenario_key(scenario),
                 self._prompts,
                 [cfg.max_steps, cfg.max_tokens, cfg.temperature, cfg.max_output_tokens],
                 [cfg.snap, cfg.field_reask, cfg.extractive, cfg.example_layout, cfg.positions],
                 [s.name for s in self.chat.library] if strategy.route == "classifier" else None,
+                *typed,
             ]
         )
 
@@ -244,9 +270,11 @@ class Evaluator:
     ) -> DocOutcome:
         policy = strategy.plan_policy()  # raises for a strategy that was not resolved
         given = strategy.route == "given"
+        schema = self.schemas.get(dataset.name)
         result, _ = await self._pipeline_for(strategy).extract(
             document,
-            keys=dataset.fields,
+            keys=None if schema is not None else self._keys_for(dataset),
+            typed=TypedRequest(schema) if schema is not None else None,
             scenario=dataset.scenario if given else None,
             classify=None if given else True,
             policy=policy,
@@ -269,6 +297,7 @@ class Evaluator:
             seconds=round(result.timings.get("total_s", 0.0) - result.timings.get("ocr_s", 0.0), 3),
             steps=result.steps,
             error=None if result.error is None else f"{result.error['type']}: {result.error['message']}",
+            data=result.to_dict()["data"] if schema is not None else None,
         )
 
     async def _run_baseline(
@@ -362,6 +391,7 @@ class Evaluator:
         batches = await asyncio.gather(*(one(dataset, doc) for dataset, doc in order))
         for batch in batches:
             outcomes.extend(batch)
+        self.outcomes = outcomes
         pairs = {d.name: position_pairs(d, self.chat.library) for d in datasets}
         report = build_report(datasets, resolved, outcomes, self.ocr_docs, pairs)
         report["run"] = {

@@ -16,6 +16,9 @@ A strategy varies one thing at a time around chatocr's defaults (chatocr/config.
     stable-order                      the chosen examples laid out in id order (prefix-cache friendly);
                                       every other chatocr strategy uses relevance order (most relevant
                                       nearest the document), whatever the configured `order` is
+    tuned          the zero-example conversation `chatocr export sft` trains on, sent to a fine-tuned
+                   model: `--tuned-llm local:/path/to/tuned.gguf` (else eval's --llm), so
+                   `--strategy default --strategy tuned` compares it with the few-shot default
     baseline       PP-ChatOCR-style: one stateless message with PP-ChatOCRv3's default prompt
     baseline-zh    the same, always with the Chinese original prompt
 
@@ -29,7 +32,7 @@ Accuracy levers (issue 17), each one config setting turned the other way from th
     accuracy                          every lever above on
 
 Ad-hoc strategies: "packing=pairs,examples=1,restate=1,selection=fixed,route=classifier,focus=off"
-(any subset of the keys; the rest are the defaults).
+(any subset of the keys; the rest are the defaults; `llm=provider:model` runs it on another backend).
 
 Groups: "standard" = default + baseline; "compare" = the one-factor-at-a-time set.
 """
@@ -63,6 +66,7 @@ class Strategy:
     order: Literal["relevance", "stable"] = "relevance"
     focus: bool | Literal["default"] = "default"
     language: str | None = None  # baseline: force the prompt language
+    llm: str | None = None  # another chat backend for this strategy ("local:/path/tuned.gguf"); None: eval's
     # Config settings this strategy changes (the accuracy levers: snap, field_reask, extractive,
     # example_layout, positions), as sorted (key, value) pairs.
     overrides: tuple[tuple[str, Any], ...] = ()
@@ -92,8 +96,11 @@ class Strategy:
         data = asdict(self)
         data.pop("name")
         data.pop("description")
+        if data["llm"] is None:  # keep the cache keys of runs made before strategies had their own model
+            data.pop("llm")
         if self.kind == "baseline":
-            for key in ("packing", "max_examples", "restate_every", "selection", "route", "order", "focus"):
+            ignored = ("packing", "max_examples", "restate_every", "selection", "route", "order", "focus", "overrides")
+            for key in ignored:
                 data.pop(key)
             return data
         # Keep the result-cache keys of runs made before `order` and `focus` existed (they ran in
@@ -114,10 +121,11 @@ class Strategy:
         examples = "all" if self.max_examples is None else str(self.max_examples)
         restate = "off" if self.restate_every is None else f"every {self.restate_every}"
         levers = "".join(f", {key}={value}" for key, value in self.overrides)
+        on = f", on {self.llm}" if self.llm else ""
         return (
             f"{self.packing}, examples={examples} ({self.selection}, {self.order} order), restate {restate}, "
             f"{'focused' if self.focus is True else 'unfocused'}, "
-            f"{'classifier' if self.route == 'classifier' else 'scenario given'}{levers}"
+            f"{'classifier' if self.route == 'classifier' else 'scenario given'}{levers}{on}"
         )
 
 
@@ -156,6 +164,7 @@ STRATEGIES: dict[str, Strategy] = {
             overrides=(("example_layout", 0.5), ("field_reask", True), ("positions", True), ("snap", True)),
             description="snap, field re-asks, layout ranking and positions together",
         ),
+        Strategy("tuned", max_examples=0, description="the exported zero-example conversation, for a fine-tuned model"),
         Strategy("baseline", kind="baseline", description="PP-ChatOCR-style single stateless prompt"),
         Strategy("baseline-zh", kind="baseline", language="zh", description="baseline, Chinese prompt always"),
     )
@@ -172,7 +181,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
 
 # Ad-hoc keys of the accuracy levers -> their config settings.
 _LEVERS = {"snap": "snap", "reask": "field_reask", "extractive": "extractive", "positions": "positions"}
-_KEYS = {"packing", "examples", "restate", "selection", "route", "order", "focus", "layout", *_LEVERS}
+_KEYS = {"packing", "examples", "restate", "selection", "route", "order", "focus", "llm", "layout", *_LEVERS}
 
 
 def _parse_int_or_none(value: str, what: str) -> int | None:
@@ -229,6 +238,10 @@ def parse_strategy(spec: str) -> Strategy:
             if not 0 <= weight <= 1:
                 raise ConfigError(f"layout must be a weight from 0 to 1, got {value!r}.")
             overrides["example_layout"] = weight
+        elif key == "llm":
+            if not value:
+                raise ConfigError("llm needs provider[:model], e.g. llm=local:/path/to/tuned.gguf.")
+            options["llm"] = value
         elif key == "selection":
             if value not in ("similarity", "fixed"):
                 raise ConfigError(f"selection must be similarity or fixed, got {value!r}.")

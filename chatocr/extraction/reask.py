@@ -139,7 +139,7 @@ def questions_for(fields: Sequence[FieldSpec], results: Mapping[str, FieldResult
     out: list[Question] = []
     for field in fields:
         result = results.get(field.name)
-        if not field.required or field.type in (FieldType.list, FieldType.enum):
+        if not field.required or field.type in (FieldType.list, FieldType.enum, FieldType.object):
             continue
         if result is not None and result.status not in _REASKED:
             continue

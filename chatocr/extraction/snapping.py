@@ -162,7 +162,7 @@ def snap_result(field: FieldSpec, result: FieldResult, index: TextIndex, hints: 
     the model's answer kept in `answer`; unchanged when there is nothing better to return.
 
     The evidence stays: the page's text lies within the lines the answer was grounded on."""
-    if result.status != "grounded" or field.type in (FieldType.enum, FieldType.list):
+    if result.status != "grounded" or field.type in (FieldType.enum, FieldType.list, FieldType.object):
         return result
     if not isinstance(result.value, str):
         return result

@@ -8,6 +8,8 @@ grounding and people want `2024年03月18日` and `¥25,000.00`. Values that mea
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -50,11 +52,16 @@ def is_null(value: Any) -> bool:
 
 
 def normalize_amount(value: Any) -> str | None:
-    """'¥25,000.00' -> '25000.00'; None when the text holds no single number."""
-    if isinstance(value, bool):
+    """'¥25,000.00' -> '25000.00'; None when the text holds no single number (or NaN/infinity)."""
+    if isinstance(value, (bool, dict, list, tuple)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, (int, float)):
-        return str(Decimal(str(value)))
+        try:
+            return str(Decimal(str(value)))
+        except ValueError:  # an int over Python's digit limit for str()
+            return None
     text = unicodedata.normalize("NFKC", str(value))
     text = _CURRENCY.sub("", text).strip()
     negative = text.startswith("(") and text.endswith(")")
@@ -66,6 +73,8 @@ def normalize_amount(value: Any) -> str | None:
     try:
         number = Decimal(raw)
     except InvalidOperation:
+        return None
+    if not number.is_finite():
         return None
     return str(-number if negative else number)
 
@@ -113,24 +122,34 @@ def _match_choice(value: Any, choices: tuple[str, ...]) -> str | None:
     return None
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value for an error message (and so the re-ask): its repr, cut short."""
+    text = repr(value) if not isinstance(value, (dict, list)) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _scalar(value: Any, kind: str, choices: tuple[str, ...] = ()) -> CheckedValue:
+    if isinstance(value, (dict, list, tuple)):
+        # {"value": "9.00", "currency": "RM"} or ["9.00"] for a scalar field: re-ask, never guess.
+        shape = "an object" if isinstance(value, dict) else "a list"
+        return CheckedValue(value, None, f"expected a single {kind} value, got {shape} {_shown(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        return CheckedValue(value, None, f"{value!r} is not a number")
     if kind in ("amount", "number"):
         number = normalize_amount(value)
         if number is None:
-            return CheckedValue(value, None, f"{value!r} is not a number")
+            return CheckedValue(value, None, f"{_shown(value)} is not a number")
         return CheckedValue(value, number)
     if kind == "date":
         iso = normalize_date(value)
         if iso is None:
-            return CheckedValue(value, None, f"{value!r} is not a recognisable date")
+            return CheckedValue(value, None, f"{_shown(value)} is not a recognisable date")
         return CheckedValue(value, iso)
     if kind == "enum":
         choice = _match_choice(value, choices)
         if choice is None:
-            return CheckedValue(value, None, f"{value!r} is not one of {list(choices)}")
+            return CheckedValue(value, None, f"{_shown(value)} is not one of {list(choices)}")
         return CheckedValue(value, choice)
-    if isinstance(value, (dict, list)):
-        return CheckedValue(value, None, f"expected text, got a {type(value).__name__}")
     return CheckedValue(value, str(value).strip())
 
 
@@ -147,16 +166,9 @@ def check_value(field: FieldSpec, value: Any) -> CheckedValue:
             if field.items:
                 if not isinstance(item, dict):
                     return CheckedValue(value, None, f"item {index} should be an object")
-                row = {}
-                for sub in field.items:
-                    checked = (
-                        CheckedValue(None, None)
-                        if is_null(item.get(sub.name))
-                        else _scalar(item.get(sub.name), sub.type)
-                    )
-                    if checked.problem:
-                        return CheckedValue(value, None, f"item {index}: {sub.name}: {checked.problem}")
-                    row[sub.name] = checked.normalized
+                row, problem = _object(field, item)
+                if problem:
+                    return CheckedValue(value, None, f"item {index}: {problem}")
                 normalized.append(row)
             else:
                 checked = _scalar(item, "text")
@@ -164,4 +176,21 @@ def check_value(field: FieldSpec, value: Any) -> CheckedValue:
                     return CheckedValue(value, None, f"item {index}: {checked.problem}")
                 normalized.append(checked.normalized)
         return CheckedValue(value, normalized)
+    if field.type is FieldType.object:
+        if not isinstance(value, dict):
+            return CheckedValue(value, None, f"expected an object with keys {[s.name for s in field.items]}")
+        row, problem = _object(field, value)
+        return CheckedValue(value, None, problem) if problem else CheckedValue(value, row)
     return _scalar(value, field.type.value, field.choices)
+
+
+def _object(field: FieldSpec, item: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The normalised sub-values of one object (a list item or an object field), or the first problem."""
+    row: dict[str, Any] = {}
+    for sub in field.items:
+        raw = item.get(sub.name)
+        checked = CheckedValue(None, None) if is_null(raw) else _scalar(raw, sub.type, sub.choices)
+        if checked.problem:
+            return row, f"{sub.name}: {checked.problem}"
+        row[sub.name] = checked.normalized
+    return row, None

@@ -12,7 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 
-__all__ = ["Secret", "install_log_redaction", "redact"]
+__all__ = ["CREDENTIAL_OPTIONS", "Secret", "as_secret", "install_log_redaction", "redact", "redact_data", "reveal"]
+
+# The backend options that are credentials (openai's api_key, erniebot's access_token/ak/sk,
+# qianfan's access_token/ak/sk/bearer_token). They may be passed in code, never read from a
+# config file (chatocr/config.py refuses them there; the keys file or environment holds them).
+CREDENTIAL_OPTIONS = frozenset({"api_key", "access_token", "ak", "sk", "bearer_token"})
 
 _MASK = "***"
 _known: set[str] = set()
@@ -74,6 +79,17 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_data(value: object) -> object:
+    """A JSON-like value with every known secret masked in its strings (keys included)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_data(k): redact_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_data(v) for v in value]
+    return value
+
+
 class _RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -100,3 +116,18 @@ def install_log_redaction() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+def as_secret(value: str | Secret | None) -> Secret | None:
+    """A key given as text or Secret, wrapped (and remembered for redaction); None when empty."""
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, Secret) else Secret(value)
+
+
+def reveal(value: str | Secret | None) -> str | None:
+    """The plain value of a key given as text or Secret (at the one place an SDK needs it)."""
+    if value is None:
+        return None
+    return value.reveal() if isinstance(value, Secret) else value
+

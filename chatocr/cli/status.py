@@ -1,0 +1,104 @@
+"""One status line on stderr that says what chatocr is doing (never a silent wait).
+
+Shown only when stderr is a terminal and --quiet is not given; pipes, files and CI logs get
+nothing. Fed by chatocr.progress events:
+
+    ⠋ receipt.jpg: generating: 37 tokens (4.1 s)
+
+    with StatusLine.for_terminal(quiet=args.quiet) as status:
+        with progress.listening(status.update):
+            ...
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from chatocr.progress import Event
+
+__all__ = ["StatusLine"]
+
+
+class StatusLine:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._status: Any = None
+        self._lock = threading.Lock()
+        self._stage_started = time.monotonic()
+        self._stage = ""
+        self.timeline: list[Event] = []  # every event, for a closing "where the time went" line
+        # Where events go once a progress bar owns the terminal (rich allows one live display).
+        self.sink: Callable[[Event], None] | None = None
+
+    @classmethod
+    def for_terminal(cls, quiet: bool = False) -> StatusLine:
+        interactive = not quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+        return cls(interactive)
+
+    def __enter__(self) -> StatusLine:
+        if self.enabled:
+            from rich.console import Console
+
+            console = Console(stderr=True, highlight=False)
+            self._status = console.status("starting…", spinner="dots")
+            self._status.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._status is not None:
+                self._status.stop()
+                self._status = None
+
+    def say(self, message: str) -> None:
+        """Show a message of the CLI's own (before any event arrives)."""
+        with self._lock:
+            if self._status is not None:
+                self._status.update(message)
+
+    def update(self, event: Event) -> None:
+        self.timeline.append(event)
+        if self.sink is not None:
+            self.sink(event)
+            return
+        with self._lock:
+            if self._status is None:
+                return
+            if event.stage != self._stage:
+                self._stage, self._stage_started = event.stage, time.monotonic()
+            text = event.message
+            if event.stage in ("generate", "prompt", "prefix", "load"):
+                text += f" ({time.monotonic() - self._stage_started:.1f} s)"
+            if event.source:
+                text = f"{Path(event.source).name}: {text}"
+            self._status.update(text)
+
+
+def where_time_went(result: Any, model: Any, timeline: list[Event]) -> str:
+    """One line for a person: how one document's seconds split between OCR, loading the model,
+    the examples' prefix, the prompt and the generation (the last model call's own timings)."""
+    parts: list[str] = []
+    total = float((result.timings or {}).get("total_s") or 0.0)
+    ocr = (result.timings or {}).get("ocr_s") or 0.0
+    parts.append(f"OCR {ocr:.1f} s" + (" (cached)" if (result.ocr or {}).get("cached") else ""))
+    load = sum(e.seconds or 0.0 for e in timeline if e.stage == "load" and e.seconds is not None)
+    if load:
+        parts.append(f"model load {load:.1f} s")
+    perf = getattr(model, "last_perf", None) or {}
+    if perf:
+        parts.append(f"examples' prefix {perf.get('prefix_s', 0):.1f} s ({perf.get('prefix_state')})")
+        parts.append(f"prompt {perf.get('prompt_eval_s', 0):.1f} s ({perf.get('prompt_eval_tokens')} tokens)")
+        parts.append(f"generation {perf.get('generation_s', 0):.1f} s ({perf.get('generated_tokens')} tokens)")
+    else:
+        parts.append(f"model calls {(result.timings or {}).get('llm_s', 0):.1f} s")
+    return f"where the time went: {' · '.join(parts)} · total {total:.1f} s"
