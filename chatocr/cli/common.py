@@ -20,9 +20,9 @@ STATUS_STYLE = {"grounded": "green", "ungrounded": "yellow", "missing": "dim", "
 
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--llm", metavar="PROVIDER[:MODEL]", help="chat backend (default: config, else local)")
+    parser.add_argument("-l", "--llm", metavar="PROVIDER[:MODEL]", help="chat backend (default: config, else local)")
     parser.add_argument("--ocr", metavar="ENGINE", help="OCR engine: rapid, paddle, text, vlm (default: config)")
-    parser.add_argument("--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
+    parser.add_argument("-c", "--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
 
 
 def make_chatocr(args: argparse.Namespace, **overrides: Any) -> ChatOCR:

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from chatocr.cli.batch import DocKey, ResultLog, csv_columns, csv_text, file_sha256, format_line, record_for
 from chatocr.cli.common import add_backend_options, field_table, make_chatocr, summary_line
-from chatocr.cli.drawing import save_drawing
+from chatocr.cli.drawing import drawing_path, save_drawing
 from chatocr.errors import ConfigError, InputError
 from chatocr.extraction.result import Extraction
 
@@ -39,15 +39,15 @@ _PLAIN: dict[str, Any] = {"markup": False, "highlight": False, "soft_wrap": True
 def register(sub: Any) -> None:
     p = sub.add_parser("extract", help="extract key fields from documents (files or folders), resumable")
     p.add_argument("inputs", nargs="+", type=Path, metavar="FILES_OR_DIRS")
-    p.add_argument("--scenario", help="scenario name, or auto (default) to route each document")
-    p.add_argument("--keys", help="comma-separated keys (default: the scenario's fields)")
+    p.add_argument("-s", "--scenario", help="scenario name, or auto (default) to route each document")
+    p.add_argument("-k", "--keys", help="comma-separated keys (default: the scenario's fields)")
     add_backend_options(p)
-    p.add_argument(
-        "--out", type=Path, metavar="FILE", help="results file (.jsonl/.csv: appended, resumable; .json: at the end)"
-    )
-    p.add_argument("--format", choices=FORMATS, help="default: from --out's suffix, else table")
-    p.add_argument("--concurrency", type=int, metavar="N", help="documents in flight (default: config, 4)")
+    p.add_argument("-o", "--out", type=Path, metavar="FILE",
+                   help="results file (.jsonl/.csv: appended, resumable; .json: at the end)")
+    p.add_argument("-f", "--format", choices=FORMATS, help="default: from --out's suffix, else table")
+    p.add_argument("-j", "--concurrency", type=int, metavar="N", help="documents in flight (default: config, 4)")
     p.add_argument("--draw", type=Path, metavar="DIR", help="write a PNG per document with the fields drawn")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary; errors still shown")
     p.set_defaults(handler=run)
 
 
@@ -131,7 +131,7 @@ def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: 
     results: list[Extraction] = []
     if not pending:
         return results
-    show_bar = len(pending) > 1
+    show_bar = len(pending) > 1 and not getattr(args, "quiet", False)
     bar = (TextColumn("[bold]extract"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     failed = 0
@@ -213,7 +213,11 @@ def _finish(results: list[Extraction], fmt: str, args: argparse.Namespace, keyed
         error = result.error or {}
         err.print(f"error: {result.source}: {error.get('message')}\n  hint: {error.get('hint')}", highlight=False,
                   markup=False, soft_wrap=True)
-    if total > 1 or args.out is not None:
+    quiet = getattr(args, "quiet", False)
+    if args.draw is not None and not quiet:  # say where the pictures went
+        drawn = sum(drawing_path(args.draw, Path(r.source)).is_file() for r in results if r.ok)
+        err.print(f"{drawn} picture(s) in {args.draw.resolve()}", highlight=False, markup=False, soft_wrap=True)
+    if (total > 1 or args.out is not None) and not quiet:
         skipped = total - len(results)
         err.print(f"{len(results) - len(failed)} done, {len(failed)} failed"
                   + (f", {skipped} skipped (already done)" if skipped else "")

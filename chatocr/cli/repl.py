@@ -53,8 +53,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def register(sub: Any) -> None:
     p = sub.add_parser("repl", help="interactive session: OCR a document, extract fields, ask questions")
     p.add_argument("image", nargs="?", type=Path, metavar="IMAGE", help="a document to open first")
-    p.add_argument("--scenario", help="scenario for /extract (default: auto)")
-    p.add_argument("--keys", help="keys for /extract (default: the scenario's fields)")
+    p.add_argument("-s", "--scenario", help="scenario for /extract (default: auto)")
+    p.add_argument("-k", "--keys", help="keys for /extract (default: the scenario's fields)")
     add_backend_options(p)
     p.set_defaults(handler=run)
 
