@@ -19,7 +19,7 @@ import asyncio
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -395,7 +395,9 @@ class ChatSession:
         self.calls: list[CallRecord] = []
         self.dropped_history = 0
 
-    async def aask(self, question: str) -> str:
+    async def aask(self, question: str, *, on_delta: Callable[[str], None] | None = None) -> str:
+        """The answer to a question about the document; `on_delta` gets its text as it is generated
+        (from backends that stream; others give it once, whole)."""
         question = question.strip()
         if not question:
             raise InputError("Empty question.", hint="Type a question about the document.")
@@ -405,7 +407,11 @@ class ChatSession:
         record = CallRecord.start("chat", model, messages)
         self.calls.append(record)
         try:
-            reply = await model.chat(messages, self.owner.settings())
+            streaming = {"on_delta": on_delta} if on_delta is not None else {}  # only backends that take it
+            reply = await model.chat(messages, self.owner.settings(), **streaming)
+        except asyncio.CancelledError:
+            record.error = "cancelled"
+            raise
         except Exception as exc:
             record.error = f"{type(exc).__name__}: {exc}"
             raise
@@ -414,8 +420,8 @@ class ChatSession:
         self.history.append((question, answer))
         return answer
 
-    def ask(self, question: str) -> str:
-        return self.owner._run(self.aask(question))
+    def ask(self, question: str, *, on_delta: Callable[[str], None] | None = None) -> str:
+        return self.owner._run(self.aask(question, on_delta=on_delta))
 
     async def aextract(self, keys: Sequence[str] | str | None = None, scenario: str | None = None) -> Extraction:
         return await self.owner.aextract(self.document, keys, scenario)
