@@ -33,7 +33,10 @@ _SHAPES: list[tuple[str, re.Pattern[str]]] = [
     ("quote", re.compile(r"\"([^\"\n]{2,80})\"|“([^”\n]{2,80})”|「([^」\n]{2,80})」|『([^』\n]{2,80})』")),
     ("date", re.compile(r"\d{4} *[年./-] *\d{1,2} *[月./-] *\d{1,2}日?|(?<!\d)\d{1,2}[./-]\d{1,2}[./-]\d{2,4}(?!\d)")),
     ("time", re.compile(r"(?<!\d)\d{1,2}:\d{2}(?::\d{2})?(?: ?[AaPp][Mm]\b)?")),
-    ("number", re.compile(r"(?<![\w.])(?:(?:RMB|RM|USD|US\$|S\$|\$|¥|￥|€|£) ?)?[-+]?\d[\d,]*(?:\.\d+)?(?: ?[元%])?")),
+    (
+        "number",
+        re.compile(r"(?<![A-Za-z0-9_.])(?:(?:RMB|RM|USD|US\$|S\$|\$|¥|￥|€|£) ?)?[-+]?\d[\d,]*(?:\.\d+)?(?: ?[元%])?"),
+    ),
     ("code", re.compile(r"(?<![\w-])(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9][A-Z0-9-]{3,}(?![\w-])")),
     ("name", re.compile(r"(?<![\w])[A-Z][A-Z&.()'-]+(?: [A-Z][A-Z&.()'-]*)+(?![\w])")),
 ]
@@ -173,7 +176,9 @@ def _check(answer: str, start: int, end: int, kind: str, document: OCRDocument, 
     match: Match | None
     if kind == "number":
         digits = _DIGITS.search(text)
-        match = index.find(digits.group() if digits else text, "amount", hints=labels) or _same_value(text, index)
+        match = index.find(digits.group() if digits else text, "amount", hints=labels)
+        if match is None or not _close_enough(kind, match):
+            match = _same_value(text, index)
     else:
         match = index.find(text, "date" if kind == "date" else "text")
     if match is None or not _close_enough(kind, match):
