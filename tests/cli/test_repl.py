@@ -247,3 +247,37 @@ def test_free_text_answers_are_checked_against_the_document(home: Path, monkeypa
     saved = json.loads((home / "s.json").read_text(encoding="utf-8"))
     claims = saved["answer_checks"][0]["claims"]
     assert [(c["text"], c["supported"]) for c in claims] == [("RM9.00", True), ("RM10.00", True), ("RM9.00", False)]
+
+
+@pytest.mark.slow
+def test_a_real_local_generation_streams_and_ctrl_c_stops_it(home: Path) -> None:
+    """The local model in a real terminal: the answer's words appear while it is generated, Ctrl-C
+    in the middle returns to the prompt with the session intact, and the next question works."""
+    import time
+
+    child = _spawn(home, str(SROIE_OCR), "--llm", "local", "--ocr", "text")
+    child.timeout = 600  # loading the model and reading the prompt on a busy 2-core machine
+    try:
+        child.expect(SROIE_PROMPT)
+        child.sendline("Copy out every line of this receipt, one per line, and then copy them all out once more.")
+        child.expect(r"Ctrl-C cancels")
+        child.expect(r"TAN WOON|BOOK TA|JOHOR|DOCUMENT NO")  # the document's words, streamed: the answer is not over
+        pressed = time.monotonic()
+        child.sendintr()
+        child.expect(r"cancelled \(the session is as it was\)")  # so the answer had not ended when words showed
+        child.expect(SROIE_PROMPT)
+        back = time.monotonic() - pressed
+        print(f"Ctrl-C to the prompt: {back:.2f}s")
+        # A generation left running would take a minute or more (up to 1024 tokens at ~13 tokens/s).
+        assert back < 20
+        child.sendline("What is the total amount? Answer with the number only.")
+        child.expect(r"9\.00")
+        child.expect(SROIE_PROMPT)
+        child.sendline("/history")
+        child.expect(r"1\. you: What is the total amount\?")  # only the finished question is in the history
+        child.expect(SROIE_PROMPT)
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
