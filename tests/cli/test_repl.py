@@ -284,3 +284,30 @@ def test_a_real_local_generation_streams_and_ctrl_c_stops_it(home: Path) -> None
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_real_ocr_returns_to_the_prompt(home: Path) -> None:
+    """RapidOCR on a real receipt photo: Ctrl-C while it reads returns to the prompt (the worker
+    thread finishes in the background); opening it again works."""
+    image = Path(__file__).resolve().parent.parent / "fixtures" / "sroie" / "images" / "X00016469612.jpg"
+    child = _spawn(home, "--llm", "scripted", "--ocr", "rapid")
+    child.timeout = 300
+    try:
+        child.expect("chatocr>")
+        child.sendline(f"/open {image}")
+        child.expect(r"reading the document… \(Ctrl-C cancels\)")
+        child.sendintr()
+        child.expect(r"cancelled \(the session is as it was\)")
+        child.expect("chatocr>")
+        child.sendline("/ocr")
+        child.expect("No document is open")  # the cancelled /open opened nothing
+        child.expect("chatocr>")
+        child.sendline(f"/open {image}")
+        child.expect(r"opened .*X00016469612\.jpg: \d+ lines")
+        child.expect(r"chatocr \[X00016469612\.jpg\]>")
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
