@@ -1,7 +1,5 @@
 """`python -m chatocr ...`: the same as the `chatocr` command."""
 
-import sys
-
 from chatocr.cli.main import main
 
-sys.exit(main())
+raise SystemExit(main())

@@ -20,6 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -340,6 +341,61 @@ class ChatOCR:
                 yield item
         finally:
             future.cancel()
+
+    # -- one result per page ----------------------------------------------------------------------
+
+    async def aextract_pages(
+        self,
+        source: Input,
+        keys: Sequence[str] | str | None = None,
+        scenario: str | None = None,
+        *,
+        pages: Iterable[int] | None = None,
+        concurrency: int | None = None,
+        **options: Any,
+    ) -> list[Extraction]:
+        """One Extraction per page of a PDF (or frame of a TIFF; a plain image has one), in page
+        order, each with `.page` (1-based): the input is OCR'd once and every page's own document
+        goes through `aextract` (options: those of `aextract`). pages: only these page numbers;
+        concurrency: pages in flight (default: the config's concurrency).
+
+        With raise_errors=False an input that cannot be read gives one failed Extraction (page None).
+        """
+        name = _source_name(source)
+        try:
+            document = await self.read(source)
+        except Exception as exc:
+            if options.get("raise_errors", True):
+                if isinstance(exc, ChatOCRError):
+                    raise
+                raise _wrap(exc) from exc
+            failed = Extraction(source=name)
+            failed.error = _error_dict(exc)
+            return [failed]
+        wanted = None if pages is None else set(pages)
+        parts = [p for p in document.pages_as_documents() if wanted is None or p.pages[0].index + 1 in wanted]
+        limit = asyncio.Semaphore(concurrency or self.config.concurrency)
+
+        async def one(part: OCRDocument) -> Extraction:
+            if isinstance(source, (str, Path)):  # a cached OCR may carry the path it was first read from
+                part = replace(part, source=name)
+            async with limit:
+                result = await self.aextract(part, keys, scenario, **options)
+            result.page = part.pages[0].index + 1
+            result.ocr["document_pages"] = len(document.pages)
+            return result
+
+        return list(await asyncio.gather(*(one(part) for part in parts)))
+
+    def extract_pages(
+        self,
+        source: Input,
+        keys: Sequence[str] | str | None = None,
+        scenario: str | None = None,
+        **options: Any,
+    ) -> list[Extraction]:
+        """Sync twin of aextract_pages."""
+        return self._run(self.aextract_pages(source, keys, scenario, **options))
 
     # -- chat -------------------------------------------------------------------------------------
 

@@ -60,6 +60,8 @@ class ChatOCRConfig(BaseModel):
     max_output_tokens: int = Field(768, ge=16)
     timeout: float = Field(300.0, gt=0)
     concurrency: int = Field(4, ge=1)
+    # One result per PDF page / TIFF frame in `chatocr extract` (its --per-page); the API has extract_pages.
+    per_page: bool = False
 
     @field_validator("max_examples", "restate_every", mode="before")
     @classmethod
@@ -83,6 +85,7 @@ _ENV = {
     "CHATOCR_MAX_TOKENS": "max_tokens",
     "CHATOCR_CONCURRENCY": "concurrency",
     "CHATOCR_OCR_CACHE": "ocr_cache",
+    "CHATOCR_PER_PAGE": "per_page",
 }
 
 

@@ -44,7 +44,7 @@ if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
 fi
 
 # 2. chatocr with its extras (llama-cpp-python is already satisfied, so pip does not rebuild it).
-extras="rapid,paddle,pdf,openai,ernie,qianfan,local"
+extras="rapid,paddle,pdf,openai,ernie,qianfan,local,xlsx"
 [[ $WITH_TESTS == 1 ]] && extras="$extras,dev"
 say "installing chatocr[$extras]"
 "$PIP" install --quiet -e ".[$extras]"
@@ -72,6 +72,8 @@ say "checking the local model in $CHATOCR_MODEL_DIR"
 # 5. System libraries: the OpenCV contrib build links libGL and glib; CJK fonts render Chinese
 #    test documents and the labelled pictures of `chatocr extract --draw`.
 APT_PACKAGES="libgl1 libglib2.0-0 fonts-noto-cjk fonts-wqy-microhei fontconfig"
+# The HTML report's browser test drives the system Chromium (no browser download is possible).
+[[ $WITH_TESTS == 1 ]] && APT_PACKAGES="$APT_PACKAGES chromium chromium-driver"
 missing=""
 for package in $APT_PACKAGES; do
     dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"

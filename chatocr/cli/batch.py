@@ -34,12 +34,14 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
-    "DocKey", "ResultLog", "csv_columns", "csv_row", "csv_text", "file_sha256", "format_line", "read_results",
-    "record_for",
+    "DocKey", "DoneKey", "ResultLog", "csv_columns", "csv_row", "csv_text", "done_key", "file_sha256", "format_line",
+    "read_results", "record_for",
 ]
 
 LogFormat = Literal["jsonl", "csv"]
 DocKey = tuple[str, str]  # (absolute path, sha256 of the content)
+# A done document: its DocKey, or (path, sha256, page) for one result per page (`--per-page`).
+DoneKey = tuple[str, str] | tuple[str, str, int]
 
 
 def file_sha256(path: Path) -> str:
@@ -51,8 +53,16 @@ def file_sha256(path: Path) -> str:
 
 
 def record_for(key: DocKey, result: Extraction) -> dict[str, Any]:
-    """The JSON Lines record: the Extraction's own JSON plus an `input` key naming the document."""
-    return {"input": {"path": key[0], "sha256": key[1]}, **result.to_dict()}
+    """The JSON Lines record: the Extraction's own JSON plus an `input` key naming the document
+    (and, for a per-page result, its page and the input's page count)."""
+    meta: dict[str, Any] = {"path": key[0], "sha256": key[1]}
+    if result.page is not None:
+        meta.update(page=result.page, pages=result.ocr.get("document_pages"))
+    return {"input": meta, **result.to_dict()}
+
+
+def done_key(key: DocKey, result: Extraction) -> DoneKey:
+    return key if result.page is None else (key[0], key[1], result.page)
 
 
 def read_results(path: Path) -> list[tuple[DocKey, Extraction]]:
@@ -67,10 +77,10 @@ def read_results(path: Path) -> list[tuple[DocKey, Extraction]]:
     return out
 
 
-def csv_columns(keys: Sequence[str] | None) -> list[str]:
+def csv_columns(keys: Sequence[str] | None, per_page: bool = False) -> list[str]:
     """Fixed CSV columns: per key its value and status when the keys are known before the run,
-    else one `values` column holding JSON."""
-    head = ["path", "sha256", "ok", "scenario"]
+    else one `values` column holding JSON; per page, its page number and the input's page count."""
+    head = ["path", "sha256", *(["page", "pages"] if per_page else []), "ok", "scenario"]
     body = [c for k in keys for c in (k, f"{k}.status")] if keys else ["values"]
     return [*head, *body, "error"]
 
@@ -90,6 +100,8 @@ def csv_text(row: Sequence[str]) -> str:
 
 def csv_row(columns: Sequence[str], key: DocKey, result: Extraction) -> list[str]:
     row = {"path": key[0], "sha256": key[1], "ok": "true" if result.ok else "false",
+           "page": "" if result.page is None else str(result.page),
+           "pages": str(result.ocr.get("document_pages") or ""),
            "scenario": result.scenario or "", "values": _flat(result.values),
            "error": _flat(result.error["message"]) if result.error else ""}
     for name, item in result.fields.items():
@@ -110,7 +122,8 @@ class ResultLog:
     path: Path
     format: LogFormat = "jsonl"
     columns: list[str] | None = None  # CSV only
-    done: set[DocKey] = field(default_factory=set)
+    done: set[DoneKey] = field(default_factory=set)
+    page_counts: dict[DocKey, int] = field(default_factory=dict)  # per-page results: the input's pages
     repaired_bytes: int = 0  # the cut-off partial last line, if any
     dropped_failures: int = 0
     skipped_lines: int = 0  # complete lines that are not records (edited by hand?)
@@ -167,7 +180,7 @@ class ResultLog:
         for line in lines:
             try:
                 data = json.loads(line)
-                key = (str(data["input"]["path"]), str(data["input"]["sha256"]))
+                key = self._done_key(data["input"])
             except (ValueError, KeyError, TypeError):
                 self.skipped_lines += line.strip() != ""
                 continue
@@ -199,11 +212,23 @@ class ResultLog:
             if record["ok"] != "true":
                 self.dropped_failures += 1
                 continue
-            key = (record["path"], record["sha256"])
+            key = self._done_key(record)
             if key not in self.done:
                 self.done.add(key)
                 kept.append(line)
         return kept
+
+    def _done_key(self, meta: dict[str, Any]) -> DoneKey:
+        """The key of a record's `input` (JSON) or row (CSV); notes a per-page input's page count."""
+        key: DocKey = (str(meta["path"]), str(meta["sha256"]))
+        if meta.get("page") in (None, ""):
+            return key
+        if meta.get("pages") not in (None, ""):
+            self.page_counts[key] = int(meta["pages"])
+        return (key[0], key[1], int(meta["page"]))
+
+    def done_pages(self, key: DocKey) -> set[int]:
+        return {k[2] for k in self.done if len(k) == 3 and k[0] == key[0] and k[1] == key[1]}
 
     def _rewrite(self, text: str) -> None:
         """Replace the file's content atomically (temp file + rename), keeping our lock."""
@@ -232,7 +257,9 @@ class ResultLog:
         """Write one document's line with one write, then fsync."""
         self._write(format_line(self.format, key, result, self.columns))
         if result.ok:
-            self.done.add(key)
+            self.done.add(done_key(key, result))
+            if result.page is not None and result.ocr.get("document_pages"):
+                self.page_counts[key] = int(result.ocr["document_pages"])
 
     def _write(self, text: str) -> None:
         assert self._fd is not None, "ResultLog is not open"

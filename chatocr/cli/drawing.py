@@ -170,15 +170,16 @@ def _legend(draw: ImageDraw.ImageDraw, origin: tuple[int, int], entries: list[tu
         y += size + 10
 
 
-def drawing_path(out_dir: Path, source: Path) -> Path:
-    """DIR/<stem>.png, with a short hash of the full path so that a.jpg in two folders do not clash."""
+def drawing_path(out_dir: Path, source: Path, page: int | None = None) -> Path:
+    """DIR/<stem>.png, with a short hash of the full path so that a.jpg in two folders do not clash
+    (and -p<page> for a per-page result, so that the pages of one PDF do not overwrite each other)."""
     tag = hashlib.sha1(str(source.resolve()).encode("utf-8")).hexdigest()[:6]
-    return out_dir / f"{source.stem}-{tag}.png"
+    return out_dir / f"{source.stem}-{tag}{'' if page is None else f'-p{page}'}.png"
 
 
 def save_drawing(result: Extraction, document: OCRDocument, source: Path, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = drawing_path(out_dir, source)
+    target = drawing_path(out_dir, source, result.page)
     temp = target.with_name(f".{target.name}.tmp")
     draw_extraction(result, document, source).save(temp, format="PNG")
     temp.replace(target)

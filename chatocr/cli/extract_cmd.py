@@ -13,6 +13,8 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ __all__ = ["IMAGE_SUFFIXES", "TEXT_SUFFIXES", "collect_inputs", "register"]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pdf"}
 TEXT_SUFFIXES = {".txt", ".json", ".jsonl"}
-FORMATS = ("table", "json", "values", "jsonl", "csv")
+FORMATS = ("table", "json", "values", "jsonl", "csv", "xlsx")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NUMBER_LIST = re.compile(r"\[\s*((?:-?\d+(?:\.\d+)?,\s*)*-?\d+(?:\.\d+)?)\s*\]")
 _PLAIN: dict[str, Any] = {"markup": False, "highlight": False, "soft_wrap": True}
@@ -43,11 +45,14 @@ def register(sub: Any) -> None:
     p.add_argument("-k", "--keys", help="comma-separated keys (default: the scenario's fields)")
     add_backend_options(p)
     p.add_argument("-o", "--out", type=Path, metavar="FILE",
-                   help="results file (.jsonl/.csv: appended, resumable; .json: at the end)")
+                   help="results file (.jsonl/.csv: appended, resumable; .json/.xlsx: at the end)")
     p.add_argument("-f", "--format", choices=FORMATS, help="default: from --out's suffix, else table")
     p.add_argument("-j", "--concurrency", type=int, metavar="N", help="documents in flight (default: config, 4)")
     p.add_argument("--draw", type=Path, metavar="DIR", help="write a PNG per document with the fields drawn")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary; errors still shown")
+    p.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report to look at")
+    p.add_argument("--per-page", action="store_true", default=None,
+                   help="one result per PDF page or TIFF frame (default: config per_page, off: one per file)")
     p.set_defaults(handler=run)
 
 
@@ -76,7 +81,7 @@ def _format(args: argparse.Namespace) -> str:
         return str(args.format)
     if args.out is None:
         return "table"
-    return {".csv": "csv", ".json": "json"}.get(args.out.suffix.lower(), "jsonl")
+    return {".csv": "csv", ".json": "json", ".xlsx": "xlsx"}.get(args.out.suffix.lower(), "jsonl")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,7 +91,10 @@ def run(args: argparse.Namespace) -> int:
                           hint="Use --format jsonl or csv with --out.")
     if args.concurrency is not None and args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1.")
+    if fmt == "xlsx" and args.out is None:
+        raise ConfigError("--format xlsx writes a workbook, not text.", hint="Give --out results.xlsx.")
     ocr = make_chatocr(args, concurrency=args.concurrency)
+    per_page = ocr.config.per_page if args.per_page is None else args.per_page
     keys = [k.strip() for k in args.keys.split(",") if k.strip()] if args.keys else None
     scenario = None if args.scenario in (None, "", "auto") else args.scenario
     if scenario is not None:
@@ -96,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     keyed: dict[str, DocKey] = {str(p): (str(p), file_sha256(p)) for p in paths}
     columns = None
     if fmt == "csv":
-        columns = csv_columns(keys or ([f.name for f in ocr.scenario(scenario).fields] if scenario else None))
+        columns = csv_columns(keys or ([f.name for f in ocr.scenario(scenario).fields] if scenario else None), per_page)
     log: ResultLog | None = None
     if args.out is not None and fmt in ("jsonl", "csv"):
         log = ResultLog(args.out, "csv" if fmt == "csv" else "jsonl", columns).open()
@@ -104,15 +112,19 @@ def run(args: argparse.Namespace) -> int:
     elif fmt == "csv":
         sys.stdout.write(csv_text(columns or []))
     try:
-        pending = [p for p in paths if log is None or keyed[str(p)] not in log.done]
+        todo = pages_to_do(paths, keyed, log) if per_page else None
+        pending = [p for p in paths if log is None or keyed[str(p)] not in log.done] if todo is None else list(todo)
         if log is not None and len(pending) < len(paths):
             err.print(f"resuming: {len(paths) - len(pending)} of {len(paths)} document(s) already in {args.out}",
                       soft_wrap=True, highlight=False)
-        results = _run_batch(ocr, pending, keys, scenario, args, fmt, log, keyed, columns, err)
+        results = _run_batch(ocr, pending, keys, scenario, args, fmt, log, keyed, columns, err, todo)
     finally:
         if log is not None:
             log.close()
-    return _finish(results, fmt, args, keyed, len(paths), err)
+    status = _finish(results, fmt, args, keyed, len(paths), err, skipped=len(paths) - len(pending), keys=keys)
+    if args.html is not None:
+        _write_html(ocr, args, results, keyed, fmt, err)
+    return status
 
 
 def _report_resume(err: Console, log: ResultLog, out: Path) -> None:
@@ -127,7 +139,8 @@ def _report_resume(err: Console, log: ResultLog, out: Path) -> None:
 
 def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: str | None,
                args: argparse.Namespace, fmt: str, log: ResultLog | None, keyed: dict[str, DocKey],
-               columns: list[str] | None, err: Console) -> list[Extraction]:
+               columns: list[str] | None, err: Console, todo: dict[Path, set[int] | None] | None = None,
+               ) -> list[Extraction]:
     results: list[Extraction] = []
     if not pending:
         return results
@@ -137,7 +150,13 @@ def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: 
     failed = 0
     with Progress(*bar, console=err, disable=not show_bar, transient=False) as progress:
         task = progress.add_task("extract", total=len(pending), counts="")
-        for result in ocr.extract_many([str(p) for p in pending], keys, scenario, concurrency=args.concurrency):
+        if todo is None:
+            batches: Iterator[list[Extraction]] = (
+                [r] for r in ocr.extract_many([str(p) for p in pending], keys, scenario, concurrency=args.concurrency)
+            )
+        else:
+            batches = page_batches(ocr, todo, keys, scenario, args.concurrency)
+        for result, last_of_file in _flatten(batches):
             key = keyed[result.source]
             if log is not None:
                 log.append(key, result)
@@ -153,7 +172,8 @@ def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: 
             elif args.draw is not None:
                 _draw(ocr, result, args.draw, progress.console)
             results.append(result)
-            progress.update(task, advance=1, counts=f"[green]{len(results) - failed} ok[/green] [red]{failed} failed")
+            progress.update(task, advance=1 if last_of_file else 0,
+                            counts=f"[green]{len(results) - failed} ok[/green] [red]{failed} failed")
     return results
 
 
@@ -171,6 +191,7 @@ def grounded_summary(result: Extraction) -> dict[str, Any]:
     route = result.route
     return {
         "source": result.source,
+        "page": result.page,
         "scenario": result.scenario,
         "route": route.mode if route else None,
         "values": result.values,
@@ -193,11 +214,16 @@ def grounded_summary(result: Extraction) -> dict[str, Any]:
 
 
 def _finish(results: list[Extraction], fmt: str, args: argparse.Namespace, keyed: dict[str, DocKey],
-            total: int, err: Console) -> int:
+            total: int, err: Console, skipped: int | None = None, keys: list[str] | None = None) -> int:
     failed = [r for r in results if not r.ok]
+    if fmt == "xlsx":
+        from chatocr.cli.excel import write_xlsx
+
+        write_xlsx(args.out, [(keyed[r.source], r) for r in _in_order(results)], keys,
+                   per_page=any(r.page is not None for r in results))
     if fmt in ("json", "values"):
         records = {"json": lambda r: record_for(keyed[r.source], r), "values": grounded_summary}[fmt]
-        data: Any = [records(r) for r in results]
+        data: Any = [records(r) for r in _in_order(results)]
         if total == 1 and len(data) == 1:
             data = data[0]
         text = json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"
@@ -208,17 +234,17 @@ def _finish(results: list[Extraction], fmt: str, args: argparse.Namespace, keyed
         else:
             sys.stdout.write(text)
     elif fmt == "table":
-        _print_tables(results, total)
+        _print_tables(_in_order(results), total)
     for result in failed:
         error = result.error or {}
         err.print(f"error: {result.source}: {error.get('message')}\n  hint: {error.get('hint')}", highlight=False,
                   markup=False, soft_wrap=True)
     quiet = getattr(args, "quiet", False)
     if args.draw is not None and not quiet:  # say where the pictures went
-        drawn = sum(drawing_path(args.draw, Path(r.source)).is_file() for r in results if r.ok)
+        drawn = sum(drawing_path(args.draw, Path(r.source), r.page).is_file() for r in results if r.ok)
         err.print(f"{drawn} picture(s) in {args.draw.resolve()}", highlight=False, markup=False, soft_wrap=True)
     if (total > 1 or args.out is not None) and not quiet:
-        skipped = total - len(results)
+        skipped = total - len(results) if skipped is None else skipped
         err.print(f"{len(results) - len(failed)} done, {len(failed)} failed"
                   + (f", {skipped} skipped (already done)" if skipped else "")
                   + (f"; results in {args.out}" if args.out else ""), soft_wrap=True, highlight=False)
@@ -227,21 +253,91 @@ def _finish(results: list[Extraction], fmt: str, args: argparse.Namespace, keyed
 
 def _print_tables(results: list[Extraction], total: int) -> None:
     console = Console()
-    if total == 1 and len(results) == 1:
-        if results[0].ok:
-            console.print(field_table(results[0]))
-            console.print(summary_line(results[0]), style="dim", highlight=False)
-            for warning in results[0].warnings:
-                console.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)
+    if total == 1:  # one file: its fields (one table per page with --per-page)
+        for result in results:
+            if result.page is not None:
+                console.print(f"page {result.page}", style="bold", highlight=False)
+            if result.ok:
+                console.print(field_table(result))
+                console.print(summary_line(result), style="dim", highlight=False)
+                for warning in result.warnings:
+                    console.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)
         return
     table = Table("document", "scenario", "grounded", "other", "result")
-    for result in sorted(results, key=lambda r: r.source):
+    for result in sorted(results, key=lambda r: (r.source, r.page or 0)):
         counts = result.status_counts()
         grounded = counts.pop("grounded", 0)
         other = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        table.add_row(Path(result.source).name, result.scenario or "", str(grounded), other,
+        name = Path(result.source).name + ("" if result.page is None else f" p{result.page}")
+        table.add_row(name, result.scenario or "", str(grounded), other,
                       "[green]ok[/green]" if result.ok else "[red]failed[/red]")
     console.print(table)
+
+
+def pages_to_do(paths: list[Path], keyed: dict[str, DocKey], log: ResultLog | None) -> dict[Path, set[int] | None]:
+    """--per-page: for each file not complete in the results file, the pages still to do (None: all)."""
+    todo: dict[Path, set[int] | None] = {}
+    for path in paths:
+        key = keyed[str(path)]
+        done = log.done_pages(key) if log is not None else set()
+        count = log.page_counts.get(key) if log is not None else None
+        if not done:
+            todo[path] = None
+        elif count is None:  # pages done but their count unknown (an edited file): do the rest
+            todo[path] = {n for n in range(1, max(done) + 2) if n not in done} or None
+        elif len(done) < count:
+            todo[path] = set(range(1, count + 1)) - done
+    return todo
+
+
+def page_batches(ocr: Any, todo: dict[Path, set[int] | None], keys: list[str] | None, scenario: str | None,
+                 concurrency: int | None) -> Iterator[list[Extraction]]:
+    """--per-page: each file's page results as the file finishes. About `concurrency` pages in
+    flight in all: that many files at once, or fewer files with several pages each."""
+    limit = concurrency or ocr.config.concurrency
+    files = max(1, min(limit, len(todo)))
+    with ThreadPoolExecutor(max_workers=files) as pool:
+        futures = [pool.submit(ocr.extract_pages, str(path), keys, scenario, pages=pages, raise_errors=False,
+                               concurrency=max(1, limit // files))
+                   for path, pages in todo.items()]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _flatten(batches: Iterator[list[Extraction]]) -> Iterator[tuple[Extraction, bool]]:
+    """Each result, and whether it is the last of its file (the progress bar counts files)."""
+    for batch in batches:
+        for n, result in enumerate(batch):
+            yield result, n == len(batch) - 1
+
+
+def _in_order(results: list[Extraction]) -> list[Extraction]:
+    """Per-page results by file and page (whole documents stay in the order they finished)."""
+    if any(r.page is not None for r in results):
+        return sorted(results, key=lambda r: (r.source, r.page or 0))
+    return results
+
+
+def _write_html(ocr: Any, args: argparse.Namespace, results: list[Extraction], keyed: dict[str, DocKey],
+                fmt: str, err: Console) -> None:
+    """--html: the report of this run, or of the whole --out JSON Lines file (earlier runs too)."""
+    from chatocr.cli.view_cmd import report_written
+    from chatocr.viewer import gather_items, read_result_file, write_report
+
+    pairs: list[tuple[str | None, Extraction]] = [(keyed[r.source][1], r) for r in _in_order(results)]
+    if args.out is not None and fmt == "jsonl" and args.out.is_file():
+        pairs, _ = read_result_file(args.out)
+    try:
+        items = gather_items(pairs, lambda _name: ocr.engine, run_ocr=True)
+        target = write_report(args.html, items, title=args.out.name if args.out else "chatocr results")
+    except OSError as exc:  # the results are written already: say so, do not fail them
+        err.print(f"error: could not write {args.html}: {exc}", markup=False, highlight=False, style="red")
+        return
+    err.print(report_written(target, len(items)), markup=False, highlight=False, soft_wrap=True)
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -49,7 +49,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from chatocr import __version__
-    from chatocr.cli import doctor_cmd, eval_cmd, extract_cmd, ocr_cmd, plan_cmd, repl, scenarios_cmd
+    from chatocr.cli import doctor_cmd, eval_cmd, extract_cmd, ocr_cmd, plan_cmd, repl, scenarios_cmd, view_cmd
 
     parser = ArgumentParser(
         prog="chatocr",
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-V", "--version", action="version", version=f"chatocr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (plan_cmd, scenarios_cmd, extract_cmd, eval_cmd, ocr_cmd, doctor_cmd, repl):
+    for module in (plan_cmd, scenarios_cmd, extract_cmd, eval_cmd, ocr_cmd, doctor_cmd, repl, view_cmd):
         module.register(sub)
     return parser
 

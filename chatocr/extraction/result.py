@@ -121,6 +121,7 @@ class Extraction:
     replans: list[str] = field(default_factory=list)
     ocr: dict[str, Any] = field(default_factory=dict)
     error: dict[str, str] | None = None  # {"type", "message", "hint"} when the document failed
+    page: int | None = None  # 1-based page of the input this result is for (per-page extraction), else None
 
     @property
     def ok(self) -> bool:

@@ -27,6 +27,7 @@ import importlib.util
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ from typing import Any
 
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, MissingDependencyError
 from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking, sampling_options
+from chatocr.llm.cpu import threads_for_call, usable_cpus
+from chatocr.llm.prefix_state import PrefixStateStore, model_identity
 from chatocr.messages import Limits, Message
 from chatocr.resources import cache_dir
 from chatocr.tokens import CachedCounter, FunctionCounter, TokenCounter
@@ -144,16 +147,32 @@ def resolve_model_path(model_path: str | os.PathLike[str] | None = None) -> Path
 
 def default_threads() -> int:
     """CPUs this process may run on (containers often allow fewer than os.cpu_count())."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cpus()
+
+
+# Message kinds (see conversation/planner.py) that are the same for every document of a scenario
+# under order="stable": the system turn and the few-shot example turns. Everything from the first
+# other kind on (a document part, the task) belongs to this document only.
+_STABLE_KINDS = frozenset({"system", "ack", "examples", "answers"})
+
+
+def stable_prefix(messages: Sequence[Message]) -> list[Message]:
+    """The leading messages that do not depend on the document (empty when there are none, or
+    when nothing follows them)."""
+    prefix: list[Message] = []
+    for message in messages:
+        kinds = set(message.kind.split("+"))
+        if not message.kind or not kinds <= _STABLE_KINDS:
+            break
+        prefix.append(message)
+    return prefix if len(prefix) < len(messages) else []
 
 
 @dataclass
 class _Loaded:
     llama: Any
     lock: threading.Lock
+    formatter: Any = None  # the GGUF's own chat template, to tokenise a prefix as the request will
 
 
 _loaded: dict[tuple[object, ...], _Loaded] = {}
@@ -165,6 +184,12 @@ def _import_llama() -> Any:
         import llama_cpp
     except ImportError as exc:
         raise MissingDependencyError("The local backend", "local", package="llama-cpp-python") from exc
+    return llama_cpp
+
+
+def _llama_cpp() -> Any:
+    import llama_cpp
+
     return llama_cpp
 
 
@@ -232,6 +257,11 @@ class LocalChatModel(ChatModel):
         counter: TokenCounter | None = None,
         retry_policy: RetryPolicy | None = None,
         default_settings: ChatSettings | None = None,
+        prefix_cache: bool = True,
+        prefix_cache_mb: int = 1024,
+        prefix_cache_dir: str | os.PathLike[str] | None = None,
+        threads: int | None = None,
+        speculative: int = 0,
     ) -> None:
         _import_llama()  # fail now with the install command
         self.provider = "local"
@@ -241,8 +271,17 @@ class LocalChatModel(ChatModel):
         self.model_path = resolve_model_path(model_path)
         self.model = self.model_path.stem
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or default_threads()
+        # `threads` (config) or `n_threads` fixes the thread count; otherwise each call uses the
+        # cores idle at that moment (chatocr/llm/cpu.py says why).
+        self.fixed_threads = threads or n_threads
+        self.n_threads = self.fixed_threads or default_threads()
         self.n_batch = n_batch
+        self.prefix_cache = prefix_cache
+        self.prefix_cache_bytes = max(0, prefix_cache_mb) << 20
+        self.prefix_cache_dir = Path(prefix_cache_dir) if prefix_cache_dir else cache_dir("llama-state")
+        self._prefixes: PrefixStateStore | None = None
+        self.last_perf: dict[str, Any] = {}  # the last call's prefix source, threads and timings
+        self.speculative = max(0, speculative)  # draft tokens per step from prompt lookup; 0: off
         self.limits = limits or Limits(
             context_window=n_ctx,
             reserved_output_tokens=max_output_tokens,
@@ -259,10 +298,62 @@ class LocalChatModel(ChatModel):
         return {"path": str(self.model_path), "n_ctx": self.n_ctx, "n_threads": self.n_threads}
 
     def _key(self) -> tuple[object, ...]:
-        return (str(self.model_path), self.n_ctx, self.n_threads, self.n_batch)
+        return (str(self.model_path), self.n_ctx, self.n_threads, self.n_batch, self.speculative)
 
     def llama(self) -> _Loaded:
         """The process-wide loaded model for these parameters (loaded on first use)."""
+        return self._load()
+
+    def _prefix_store(self, loaded: _Loaded) -> PrefixStateStore | None:
+        """This backend's prefix states (memory + disk), set up on first use; None when off or
+        when the model has no chat template of its own to tokenise a prefix exactly as sent."""
+        if not self.prefix_cache:
+            return None
+        if loaded.formatter is None:
+            from llama_cpp import llama_chat_format
+
+            llama = loaded.llama
+            template = llama.metadata.get("tokenizer.chat_template")
+            if not template:
+                return None
+            eos_id, bos_id = llama.token_eos(), llama.token_bos()
+            loaded.formatter = llama_chat_format.Jinja2ChatFormatter(
+                template,
+                eos_token=llama._model.token_get_text(eos_id) if eos_id != -1 else "",
+                bos_token=llama._model.token_get_text(bos_id) if bos_id != -1 else "",
+                add_generation_prompt=False,
+            )
+        if self._prefixes is None:
+            from llama_cpp import __version__ as runtime
+
+            default = self.model_path.name == DEFAULT_MODEL_FILE and _is_verified(self.model_path)
+            self._prefixes = PrefixStateStore(
+                model_identity(self.model_path, MODEL_SHA256 if default else None),
+                self.n_ctx,
+                runtime,
+                self.prefix_cache_dir if self.prefix_cache_bytes else None,
+                max_disk_bytes=self.prefix_cache_bytes,
+            )
+        return self._prefixes
+
+    def _prepare_prefix(self, loaded: _Loaded, messages: list[dict[str, str]], prefix_count: int) -> str:
+        """Restore (or build and keep) the state after the stable prefix; called under the lock."""
+        store = self._prefix_store(loaded) if prefix_count else None
+        if store is None:
+            return "none"
+        text = loaded.formatter(messages=messages[:prefix_count]).prompt
+        tokens = loaded.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        return store.prepare(loaded.llama, tokens)
+
+    def _load(self) -> _Loaded:
+        extra: dict[str, Any] = {}
+        if self.speculative:
+            # Prompt-lookup drafts: answers are mostly spans of the document, so the next tokens
+            # are guessed from the prompt and checked in one batch. llama-cpp-python then keeps
+            # the logits of every token (logits_all), which costs prompt-eval time and memory.
+            from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+            extra["draft_model"] = LlamaPromptLookupDecoding(num_pred_tokens=self.speculative)
         return _get_llama(
             self._key(),
             model_path=str(self.model_path),
@@ -271,6 +362,7 @@ class LocalChatModel(ChatModel):
             n_threads_batch=self.n_threads,
             n_batch=self.n_batch,
             verbose=False,
+            **extra,
         )
 
     def _count_tokens(self, text: str) -> int:
@@ -297,13 +389,33 @@ class LocalChatModel(ChatModel):
 
     async def _complete(self, messages: Sequence[Message], settings: ChatSettings) -> ChatReply:
         request = self.build_request(messages, settings)
-        return await run_blocking(self._complete_blocking, request)
+        return await run_blocking(self._complete_blocking, request, len(stable_prefix(messages)))
 
-    def _complete_blocking(self, request: dict[str, Any]) -> ChatReply:
+    def _complete_blocking(self, request: dict[str, Any], prefix_count: int = 0) -> ChatReply:
         loaded = self.llama()
         with loaded.lock:
+            threads = threads_for_call(self.fixed_threads)
+            llama_cpp, ctx = _llama_cpp(), loaded.llama._ctx.ctx
+            llama_cpp.llama_set_n_threads(ctx, threads, threads)
             try:
+                started = time.perf_counter()
+                prefix = self._prepare_prefix(loaded, request["messages"], prefix_count)
+                prefix_s = time.perf_counter() - started
+                llama_cpp.llama_perf_context_reset(ctx)
                 response = loaded.llama.create_chat_completion(**request)
+                perf = llama_cpp.llama_perf_context(ctx)
+                # Where the time went, for benchmarks and progress reports: restoring or building
+                # the stable prefix, evaluating the rest of the prompt, generating.
+                response["chatocr"] = {
+                    "prefix_state": prefix,
+                    "prefix_s": round(prefix_s, 4),
+                    "threads": threads,
+                    "prompt_eval_tokens": int(perf.n_p_eval),
+                    "prompt_eval_s": round(perf.t_p_eval_ms / 1000, 4),
+                    "generated_tokens": int(perf.n_eval),
+                    "generation_s": round(perf.t_eval_ms / 1000, 4),
+                }
+                self.last_perf = response["chatocr"]
             except ValueError as exc:
                 if "exceed context window" in str(exc):
                     raise ContextTooLongError(f"local: {exc}", provider=self.provider) from None

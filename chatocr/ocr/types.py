@@ -6,7 +6,7 @@ results and transcripts can store them without pickling.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -125,6 +125,13 @@ class OCRDocument:
             if line.id == line_id:
                 return line
         raise KeyError(line_id)
+
+    def pages_as_documents(self) -> tuple[OCRDocument, ...]:
+        """One single-page document per page (a PDF page, a TIFF frame), for one result per page.
+
+        Each keeps its Page as it is (index, size, line ids such as "p1-l3", boxes), so evidence
+        found on it still names its page in the whole input; source, engine and hash are shared."""
+        return tuple(replace(self, pages=(page,)) for page in self.pages)
 
     def layout(self, normalize: bool = False) -> LayoutText:
         from chatocr.ocr.layout import render_layout

@@ -163,7 +163,18 @@ def test_python_construction_validates_answers_too() -> None:
 
 def test_builtin_library_loads_every_scenario() -> None:
     library = load_scenarios(include_env=False)
-    expected = {"vat_invoice", "retail_receipt", "train_ticket", "phone_bill", "id_card", "business_license", "generic"}
+    expected = {
+        "vat_invoice",
+        "retail_receipt",
+        "train_ticket",
+        "phone_bill",
+        "id_card",
+        "business_license",
+        "generic",
+        "cn_receipt",
+        "taxi_receipt",
+        "quota_invoice",
+    }
     assert expected <= set(library.names())
     for scenario in library:
         assert len(scenario.examples) >= 3, scenario.name

@@ -1,0 +1,280 @@
+"""The llama.cpp state after a conversation's stable prefix, kept so it is evaluated once.
+
+A local extraction sends system + few-shot examples + the document. With `order="stable"` the
+first two are identical for every document of a scenario, and evaluating them is most of a cold
+call's time (about 1,500 tokens at ~30-100 tokens/s on two cores). llama.cpp reuses its KV cache
+for the longest common prefix of the previous prompt, but only within one process and only for the
+most recent prompt: a new process, or a batch that alternates receipts and tickets, pays for the
+whole prefix again. This store keeps the KV state of sequence 0 after each prefix:
+
+- in memory, the few most recent prefixes (LRU), so alternating scenarios swap states instead of
+  re-evaluating;
+- on disk (chatocr's cache dir, `llama-state/`), capped in bytes with least-recently-used eviction,
+  so the next process restores it in well under a second.
+
+A disk entry is keyed by the model file's identity, n_ctx, the llama.cpp runtime version and the
+exact prefix tokens, and carries a SHA-256 of its payload: a truncated, foreign or corrupt file is
+detected, removed and rebuilt (one warning), never loaded. Entries are written to a temporary file
+created exclusively in the same directory and renamed into place, so an interrupted write (Ctrl-C,
+a full disk) never leaves a half entry under a real name; an unwritable directory only disables the
+disk layer, with one warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import json
+import logging
+import os
+import struct
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PrefixStateStore", "model_identity"]
+
+log = logging.getLogger("chatocr.llm")
+
+_MAGIC = b"CHATOCR-KV1\n"
+_HEADER = struct.Struct("<I")  # length of the JSON header that follows the magic
+MIN_PREFIX_TOKENS = 64  # shorter prefixes cost less to evaluate than to look up
+
+
+def model_identity(path: Path, known_sha256: str | None = None) -> str:
+    """A model file's identity for cache keys. The shipped model is verified by its SHA-256 at
+    assembly, so that hash is used; for any other file, hashing gigabytes at every start would cost
+    seconds, so its size, modification time and the SHA-256 of its first and last MiB stand in."""
+    if known_sha256:
+        return known_sha256
+    stat = path.stat()
+    digest = hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    with path.open("rb") as handle:
+        digest.update(handle.read(1 << 20))
+        if stat.st_size > 2 << 20:
+            handle.seek(-(1 << 20), os.SEEK_END)
+            digest.update(handle.read(1 << 20))
+    return digest.hexdigest()
+
+
+@dataclass
+class _State:
+    tokens: tuple[int, ...]
+    payload: bytes
+
+
+class PrefixStateStore:
+    """Restores (or builds and keeps) the KV state of a token prefix in a llama_cpp.Llama.
+
+    Not thread-safe by itself: call it under the lock that serialises the Llama object.
+    """
+
+    def __init__(
+        self,
+        model_id: str,
+        n_ctx: int,
+        runtime: str,
+        directory: Path | None,
+        *,
+        max_disk_bytes: int = 1 << 30,
+        memory_entries: int = 4,
+    ) -> None:
+        self.model_id = model_id
+        self.n_ctx = n_ctx
+        self.runtime = runtime
+        self.directory = directory
+        self.max_disk_bytes = max_disk_bytes
+        self.memory_entries = memory_entries
+        self._memory: OrderedDict[str, _State] = OrderedDict()
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def key(self, tokens: Sequence[int]) -> str:
+        digest = hashlib.sha256(f"{self.model_id}|{self.n_ctx}|{self.runtime}|".encode())
+        digest.update(struct.pack(f"<{len(tokens)}i", *tokens))
+        return digest.hexdigest()
+
+    def _path(self, key: str) -> Path | None:
+        return self.directory / f"{key[:40]}.kv" if self.directory is not None else None
+
+    # -- the one operation ----------------------------------------------------------------------
+
+    def prepare(self, llama: Any, tokens: Sequence[int]) -> str:
+        """Leave `llama` holding exactly the KV state of `tokens` (its next generation then only
+        evaluates what follows them). Returns where the state came from: "context" (already there),
+        "memory", "disk", "built", or "skipped" (prefix too short or too long)."""
+        tokens = tuple(int(t) for t in tokens)
+        n = len(tokens)
+        if n < MIN_PREFIX_TOKENS or n >= self.n_ctx:
+            return "skipped"
+        if llama.n_tokens >= n and tuple(int(t) for t in llama.input_ids[:n]) == tokens:
+            return "context"
+        key = self.key(tokens)
+        with self._lock:
+            state = self._memory.get(key)
+            if state is not None:
+                self._memory.move_to_end(key)
+        if state is not None and self._restore(llama, state):
+            return "memory"
+        state = self._read(key, tokens)
+        if state is not None and self._restore(llama, state):
+            self._remember(key, state)
+            return "disk"
+        llama.reset()
+        llama.eval(list(tokens))
+        state = _State(tokens, _seq_state(llama))
+        self._remember(key, state)
+        self._write(key, state)
+        return "built"
+
+    # -- memory ---------------------------------------------------------------------------------
+
+    def _remember(self, key: str, state: _State) -> None:
+        with self._lock:
+            self._memory[key] = state
+            self._memory.move_to_end(key)
+            while len(self._memory) > self.memory_entries:
+                self._memory.popitem(last=False)
+
+    @staticmethod
+    def _restore(llama: Any, state: _State) -> bool:
+        import llama_cpp
+
+        buffer = (ctypes.c_uint8 * len(state.payload)).from_buffer_copy(state.payload)
+        read = llama_cpp.llama_state_seq_set_data(llama._ctx.ctx, buffer, len(state.payload), 0)
+        if read == 0:
+            llama.reset()
+            return False
+        n = len(state.tokens)
+        llama.input_ids[:n] = state.tokens
+        llama.n_tokens = n
+        return True
+
+    # -- disk -----------------------------------------------------------------------------------
+
+    def _warn_once(self, what: str, message: str) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            log.warning(message)
+
+    def _read(self, key: str, tokens: tuple[int, ...]) -> _State | None:
+        path = self._path(key)
+        if path is None:
+            return None
+        try:
+            with path.open("rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._warn_once("read", f"prefix cache: cannot read {path} ({exc}); evaluating the prefix instead")
+            return None
+        state = self._decode(data, key, tokens)
+        if state is None:
+            self._warn_once("corrupt", f"prefix cache: {path} is damaged or from another model; rebuilding it")
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # least-recently-used eviction goes by modification time
+        return state
+
+    def _decode(self, data: bytes, key: str, tokens: tuple[int, ...]) -> _State | None:
+        if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + _HEADER.size:
+            return None
+        offset = len(_MAGIC)
+        (header_size,) = _HEADER.unpack_from(data, offset)
+        offset += _HEADER.size
+        try:
+            header = json.loads(data[offset : offset + header_size])
+        except ValueError:
+            return None
+        offset += header_size
+        expected = {"key": key, "model": self.model_id, "n_ctx": self.n_ctx, "runtime": self.runtime}
+        if not isinstance(header, dict) or any(header.get(k) != v for k, v in expected.items()):
+            return None
+        n = header.get("n_tokens")
+        size = header.get("payload_size")
+        if n != len(tokens) or not isinstance(size, int):
+            return None
+        stored = struct.unpack_from(f"<{n}i", data, offset) if len(data) >= offset + 4 * n else None
+        offset += 4 * n
+        payload = data[offset:]
+        if stored != tokens or len(payload) != size:
+            return None
+        if hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):
+            return None
+        return _State(tokens, payload)
+
+    def _write(self, key: str, state: _State) -> None:
+        path = self._path(key)
+        if path is None or self.max_disk_bytes <= 0:
+            return
+        header = json.dumps(
+            {
+                "key": key,
+                "model": self.model_id,
+                "n_ctx": self.n_ctx,
+                "runtime": self.runtime,
+                "n_tokens": len(state.tokens),
+                "payload_size": len(state.payload),
+                "payload_sha256": hashlib.sha256(state.payload).hexdigest(),
+            }
+        ).encode()
+        if len(state.payload) > self.max_disk_bytes:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._evict(len(state.payload))
+            fd, temp = tempfile.mkstemp(prefix=".kv-", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(_MAGIC)
+                    out.write(_HEADER.pack(len(header)))
+                    out.write(header)
+                    out.write(struct.pack(f"<{len(state.tokens)}i", *state.tokens))
+                    out.write(state.payload)
+                os.replace(temp, path)
+            except BaseException:
+                Path(temp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            self._warn_once("write", f"prefix cache: cannot write to {path.parent} ({exc}); not kept on disk")
+
+    def _evict(self, incoming: int) -> None:
+        """Remove least-recently-used entries until `incoming` more bytes fit under the cap."""
+        assert self.directory is not None
+        entries = []
+        for entry in self.directory.glob("*.kv"):
+            try:
+                stat = entry.lstat()
+            except OSError:
+                continue
+            entries.append((stat.st_mtime, stat.st_size, entry))
+        total = sum(size for _, size, _ in entries)
+        for _, size, entry in sorted(entries, key=lambda item: item[0]):
+            if total + incoming <= self.max_disk_bytes:
+                break
+            try:
+                entry.unlink()
+                total -= size
+            except OSError:
+                pass
+
+
+def _seq_state(llama: Any) -> bytes:
+    """The KV state of sequence 0 (what the prefix left in the cache), as bytes."""
+    import llama_cpp
+
+    ctx = llama._ctx.ctx
+    size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+    buffer = (ctypes.c_uint8 * size)()
+    written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
+    return bytes(buffer)[:written]
