@@ -154,6 +154,7 @@ class Repl:
         path = Path(arg).expanduser()
         session = self.call(self.ocr.achat(str(path), self.scenario), "reading the document")
         self.session, self.source = session, path
+        self.checks = []  # /why numbers follow /history: this document's answers
         doc = session.document
         cached = ", cached" if doc.cached else ""
         self.console.print(f"opened {path}: {len(doc.lines)} lines, {len(doc.pages)} page(s) "
