@@ -313,3 +313,34 @@ def test_ctrl_c_during_a_real_ocr_returns_to_the_prompt(home: Path) -> None:
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+def test_answers_stream_before_they_end_and_a_cancelled_one_shows_its_partial_text(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scripted backend streams word by word over its latency: the first words are on the
+    screen before the last is generated; Ctrl-C then keeps what came, dimmed, out of the history."""
+    from chatocr.llm import ScriptedChatModel
+
+    if not getattr(ScriptedChatModel, "supports_streaming", False):
+        pytest.skip("the scripted backend streams from the backends branch on")  # until it is merged
+    (doc,) = receipts(home / "in", 1)
+    words = " ".join(f"word{n}" for n in range(1, 41))
+    script(monkeypatch, [words], latency=8.0)  # 0.2 s a word
+    child = _spawn(home, str(doc), "--llm", "scripted", "--ocr", "text")
+    try:
+        child.expect(PROMPT)
+        child.sendline("count to forty")
+        child.expect("word3 ")  # on the screen while word40 is still seconds away
+        child.sendintr()
+        child.expect(r"cancelled \(the session is as it was\)")
+        assert "word40" not in (child.before or "")
+        child.expect(PROMPT)
+        child.sendline("/history")
+        child.expect("no questions yet")
+        child.expect(PROMPT)
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
