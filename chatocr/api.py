@@ -18,26 +18,27 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from chatocr.config import ChatOCRConfig, load_config
-from chatocr.conversation.planner import ConversationPlanner, PlanPolicy, TaskSpec
-from chatocr.conversation.templates import load_prompts
-from chatocr.errors import ChatOCRError, ConfigError, InputError, ScenarioError
-from chatocr.extraction.examples import ExampleBank, resolve_fields
-from chatocr.extraction.extractor import ExtractionBudget, json_schema_for, run_extraction
-from chatocr.extraction.grounding import TextIndex
-from chatocr.extraction.result import CallRecord, Extraction, Route, usage_of
-from chatocr.extraction.routing import Router, RoutingPolicy
+from chatocr.conversation.planner import ConversationPlanner, PlanPolicy
+from chatocr.errors import ConfigError, InputError
+from chatocr.extraction.pipeline import (
+    ExtractionPipeline,
+    PreparedDocument,
+    as_chatocr_error,
+    error_dict,
+    source_name,
+)
+from chatocr.extraction.result import CallRecord, Extraction, usage_of
 from chatocr.llm.base import ChatModel, ChatSettings
 from chatocr.llm.registry import get_chat_model
 from chatocr.ocr.base import OCREngine
 from chatocr.ocr.cache import CachedEngine, OCRCache
-from chatocr.ocr.registry import get_ocr_engine
+from chatocr.ocr.registry import make_engine
 from chatocr.ocr.types import OCRDocument
 from chatocr.scenarios.loader import ScenarioLibrary, load_scenarios
 from chatocr.scenarios.model import Scenario
@@ -60,25 +61,18 @@ class _LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
 
-def _source_name(source: Input) -> str:
-    if isinstance(source, (str, Path)):
-        return str(source)
-    if isinstance(source, OCRDocument):
-        return source.source or "<document>"
-    return f"<{type(source).__name__}>"
-
-
-def _error_dict(exc: BaseException) -> dict[str, str]:
-    if isinstance(exc, ChatOCRError):
-        return {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
-    return {"type": type(exc).__name__, "message": str(exc), "hint": "This is a bug in chatocr; please report it."}
+def _check_concurrency(concurrency: int | None) -> None:
+    if concurrency is not None and concurrency < 1:  # a semaphore of 0 would wait forever
+        raise ConfigError(f"concurrency must be at least 1, got {concurrency}.", hint="Use 1 for one at a time.")
 
 
 class ChatOCR:
     """OCR, routing, few-shot planning and checked extraction, configured once, used many times.
 
     llm: "provider[:model]" or a ChatModel; ocr: an engine name or an OCREngine; config: a
-    ChatOCRConfig, a dict, or a TOML path; keyword overrides win over everything.
+    ChatOCRConfig, a dict, or a TOML path; keyword overrides win over everything and are validated
+    like the rest. The per-document work is `self.pipeline`'s (chatocr/extraction/pipeline.py):
+    this object assembles it from the config and offers the sync API.
     """
 
     def __init__(
@@ -91,25 +85,21 @@ class ChatOCR:
         **overrides: Any,
     ) -> None:
         if isinstance(config, ChatOCRConfig):
-            self.config = config.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+            # Validated again: model_copy(update=...) would accept max_steps=0 or concurrency=0.
+            self.config = load_config({**dict(config), **overrides}, use_files=False, use_env=False)
         elif isinstance(config, dict):
             self.config = load_config({**config, **overrides}, use_files=False, use_env=False)
         else:
             self.config = load_config(overrides, path=config)
         cfg = self.config
         self.model: ChatModel = llm if isinstance(llm, ChatModel) else get_chat_model(llm or cfg.llm, **cfg.llm_options)
-        engine = ocr if ocr is not None and not isinstance(ocr, str) else _make_engine(ocr or cfg.ocr, cfg.ocr_options)
+        engine = ocr if ocr is not None and not isinstance(ocr, str) else make_engine(ocr or cfg.ocr, cfg.ocr_options)
         if cfg.ocr_cache and not isinstance(engine, CachedEngine):
             cache = OCRCache(Path(cfg.ocr_cache_dir)) if cfg.ocr_cache_dir else OCRCache()
             engine = CachedEngine(engine, cache)
         self.engine = engine
         self.library = scenarios if scenarios is not None else load_scenarios(cfg.scenario_dirs)
-        self.bank = ExampleBank(self.library)
-        self.router = Router(self.library, RoutingPolicy(classify=cfg.classify))
-        order = cfg.order if cfg.order != "auto" else ("stable" if self.model.provider == "local" else "relevance")
-        self.policy = PlanPolicy(cfg.packing, cfg.restate_every, cfg.max_examples, order)
-        self.budget = ExtractionBudget(max_steps=cfg.max_steps, max_tokens=cfg.max_tokens)
-        self._planners: dict[str, ConversationPlanner] = {}
+        self.pipeline = ExtractionPipeline(cfg, self.library, model=self.model, engine=engine)
         self._loop: _LoopThread | None = None
         self._loop_lock = threading.Lock()
 
@@ -125,24 +115,15 @@ class ChatOCR:
         return self._loop_thread().run(coro)
 
     def planner(self, language: str) -> ConversationPlanner:
-        """The conversation manager for this backend and language (cached: it caches counts)."""
-        planner = self._planners.get(language)
-        if planner is None:
-            prompts = load_prompts(language, self.config.prompt_dirs)
-            planner = ConversationPlanner(prompts, self.model.counter, self.model.limits, self.policy)
-            self._planners[language] = planner
-        return planner
+        """The conversation manager for this backend and language (the pipeline's)."""
+        return self.pipeline.planner(language)
 
     def settings(self, **changes: Any) -> ChatSettings:
-        cfg = self.config
-        base = {"temperature": cfg.temperature, "max_output_tokens": cfg.max_output_tokens, "timeout": cfg.timeout}
-        return ChatSettings(**{**base, **changes})
+        return self.pipeline.settings(**changes)
 
     async def read(self, source: Input) -> OCRDocument:
         """OCR an input (in a worker thread: engines are CPU-bound), or pass an OCRDocument through."""
-        if isinstance(source, OCRDocument):
-            return source
-        return await asyncio.to_thread(self.engine.read, source)
+        return await self.pipeline.read(source)
 
     def scenario(self, name: str) -> Scenario:
         return self.library.get(name)
@@ -164,7 +145,7 @@ class ChatOCR:
         scenario: a name, "auto"/None to route. A failure raises a ChatOCRError whose `.result`
         holds the partial Extraction; with raise_errors=False it is returned with `.error` set.
         """
-        result, error = await self._extract(source, keys, scenario, classify=classify, policy=policy)
+        result, error = await self.pipeline.extract(source, keys, scenario, classify=classify, policy=policy)
         if error is not None and raise_errors:
             error.result = result  # type: ignore[attr-defined]
             raise error
@@ -179,109 +160,6 @@ class ChatOCR:
     ) -> Extraction:
         return self._run(self.aextract(source, keys, scenario, **options))
 
-    async def _extract(
-        self,
-        source: Input,
-        keys: Sequence[str] | str | None,
-        scenario_name: str | None,
-        *,
-        classify: bool | None,
-        policy: PlanPolicy | None,
-    ) -> tuple[Extraction, ChatOCRError | None]:
-        started = time.perf_counter()
-        error: ChatOCRError | None = None
-        result = Extraction(source=_source_name(source))
-        ocr_seconds = 0.0
-        if isinstance(keys, str):
-            keys = [k.strip() for k in keys.split(",") if k.strip()]
-        try:
-            if scenario_name not in (None, "", "auto") and scenario_name not in self.library:
-                self.library.get(scenario_name)  # raises a ScenarioError with suggestions
-            ocr_started = time.perf_counter()
-            document = await self.read(source)
-            ocr_seconds = time.perf_counter() - ocr_started
-            result.ocr = {
-                "engine": document.engine,
-                "model": document.model,
-                "cached": document.cached,
-                "pages": len(document.pages),
-                "lines": len(document.lines),
-                "has_boxes": document.has_boxes,
-                "seconds": round(document.seconds, 4),
-            }
-            result.warnings.extend(document.warnings)
-            layout = document.layout()
-            text = layout.text
-            if not text.strip():
-                raise InputError(
-                    f"{result.source}: OCR found no text in the document.",
-                    hint="Check that the image is not blank, too small or rotated; try another --ocr engine.",
-                )
-            if scenario_name not in (None, "", "auto"):
-                route = Route("given", scenario_name, 1.0, [], "named by the caller")
-                scenario: Scenario | None = self.library.get(scenario_name)
-                calls: list[CallRecord] = []
-            else:
-                route, scenario, calls = await self.router.route(text, self.model, classify=classify)
-            result.route, result.calls = route, list(calls)
-            result.scenario = scenario.name if scenario else None
-            fields = resolve_fields(scenario, keys)
-            fallback = self.router.fallback_scenario()
-            if not fields:
-                if fallback is None:
-                    raise ScenarioError(
-                        "No scenario matched and no keys were given.",
-                        hint="Pass keys=[...] or a scenario name.",
-                    )
-                fields = fallback.fields
-                result.warnings.append(f"no scenario matched: extracted the {fallback.name!r} fields")
-            base = scenario or fallback
-            language = scenario.language if scenario else self.router.language_of(text)
-            title = base.title if base else ("文档" if language == "zh" else "document")
-            focus = self.config.focus
-            instructions = base.instructions if base else ""
-            if base is not None and focus:
-                instructions = base.instructions_for(f.name for f in fields)
-            task = TaskSpec(title, tuple(fields), instructions)
-            examples = self.bank.select(text, task.fields, scenario, focus=focus)
-            planner = self.planner(language)
-            outcome = await run_extraction(
-                document=document,
-                text=text,
-                index=TextIndex(layout),
-                task=task,
-                examples=examples,
-                planner=planner,
-                model=self.model,
-                settings=self.settings(json_mode=json_schema_for(task.fields)),
-                budget=self.budget,
-                policy=policy or self.policy,
-            )
-            result.fields = outcome.fields
-            result.values = {name: f.value for name, f in outcome.fields.items() if f.value is not None}
-            result.examples = [e.id for e in outcome.plan.report.included]
-            result.plan = outcome.plan.report
-            result.calls.extend(outcome.calls)
-            result.steps = outcome.steps
-            result.replans = outcome.replans
-            result.warnings.extend(outcome.warnings)
-            ungrounded = [n for n, f in outcome.fields.items() if f.status == "ungrounded"]
-            if ungrounded:
-                result.warnings.append(f"not found in the document (do not trust): {', '.join(ungrounded)}")
-        except Exception as exc:  # one document's failure is recorded, never lost
-            error = exc if isinstance(exc, ChatOCRError) else _wrap(exc)
-            result.error = _error_dict(exc)
-        finally:
-            total = time.perf_counter() - started
-            llm = sum(c.latency_s for c in result.calls)
-            result.timings = {
-                "ocr_s": round(ocr_seconds, 4),
-                "llm_s": round(llm, 4),
-                "total_s": round(total, 4),
-                "overhead_s": round(max(0.0, total - ocr_seconds - llm), 4),
-            }
-        return result, error
-
     async def aextract_many(
         self,
         inputs: Iterable[Input],
@@ -292,13 +170,13 @@ class ChatOCR:
         **options: Any,
     ) -> AsyncIterator[Extraction]:
         """Results as they complete; a failed document yields a result with `.error` set."""
+        _check_concurrency(concurrency)
         limit = asyncio.Semaphore(concurrency or self.config.concurrency)
+        classify, policy = options.get("classify"), options.get("policy")
 
         async def one(source: Input) -> Extraction:
             async with limit:
-                result, _ = await self._extract(
-                    source, keys, scenario, classify=options.get("classify"), policy=options.get("policy")
-                )
+                result, _ = await self.pipeline.extract(source, keys, scenario, classify=classify, policy=policy)
                 return result
 
         tasks = [asyncio.ensure_future(one(source)) for source in inputs]
@@ -319,6 +197,7 @@ class ChatOCR:
         **options: Any,
     ) -> Iterator[Extraction]:
         """Sync twin of aextract_many: yields each result as soon as it is ready."""
+        _check_concurrency(concurrency)
         results: queue.Queue[Extraction | BaseException | None] = queue.Queue()
 
         async def pump() -> None:
@@ -361,16 +240,17 @@ class ChatOCR:
 
         With raise_errors=False an input that cannot be read gives one failed Extraction (page None).
         """
-        name = _source_name(source)
+        name = source_name(source)
         try:
             document = await self.read(source)
         except Exception as exc:
             if options.get("raise_errors", True):
-                if isinstance(exc, ChatOCRError):
+                error = as_chatocr_error(exc)
+                if error is exc:
                     raise
-                raise _wrap(exc) from exc
+                raise error from exc
             failed = Extraction(source=name)
-            failed.error = _error_dict(exc)
+            failed.error = error_dict(exc)
             return [failed]
         wanted = None if pages is None else set(pages)
         parts = [p for p in document.pages_as_documents() if wanted is None or p.pages[0].index + 1 in wanted]
@@ -400,56 +280,34 @@ class ChatOCR:
     # -- chat -------------------------------------------------------------------------------------
 
     async def achat(self, source: Input, scenario: str | None = None) -> ChatSession:
-        document = await self.read(source)
-        text = document.layout().text
-        if not text.strip():
-            raise InputError(f"{_source_name(source)}: OCR found no text in the document.")
-        chosen = self.library.get(scenario) if scenario not in (None, "", "auto") else None
-        language = chosen.language if chosen else self.router.language_of(text)
-        title = chosen.title if chosen else ("文档" if language == "zh" else "document")
-        return ChatSession(self, document, text, title, language)
+        named = self.pipeline.scenario_named(scenario)
+        prepared = PreparedDocument.of(await self.read(source), source_name(source))
+        return ChatSession(self, prepared, named)
 
     def chat(self, source: Input, scenario: str | None = None) -> ChatSession:
         return self._run(self.achat(source, scenario))
-
-
-def _make_engine(spec: str, options: dict[str, Any]) -> OCREngine:
-    """An OCR engine by name. "vlm:provider:model" (or ocr_options {"llm": "provider:model"}) makes
-    the vision-LLM engine with that chat backend, e.g. "vlm:dashscope:qwen-vl-max"."""
-    name, _, llm = spec.partition(":")
-    options = dict(options)
-    if name == "vlm" and "chat" not in options:
-        llm = llm or options.pop("llm", "")
-        if not llm:
-            raise ConfigError(
-                "The vlm OCR engine needs a vision model.",
-                hint='Use ocr="vlm:provider:model", e.g. "vlm:dashscope:qwen-vl-max" (or ocr_options={"llm": ...}).',
-            )
-        options["chat"] = get_chat_model(llm)
-    elif llm:
-        raise ConfigError(f"Only the vlm engine takes a model after ':', got {spec!r}.")
-    return get_ocr_engine(name, **options)
-
-
-def _wrap(exc: BaseException) -> ChatOCRError:
-    wrapped = ChatOCRError(f"{type(exc).__name__}: {exc}", hint="This is a bug in chatocr; please report it.")
-    wrapped.__cause__ = exc
-    return wrapped
 
 
 class ChatSession:
     """Follow-up questions and corrections about one document, answered from its OCR text. The
     history is kept within the backend's budget by the conversation manager (oldest dropped first)."""
 
-    def __init__(self, owner: ChatOCR, document: OCRDocument, text: str, title: str, language: str) -> None:
+    def __init__(self, owner: ChatOCR, prepared: PreparedDocument, scenario: Scenario | None = None) -> None:
         self.owner = owner
-        self.document = document
-        self.text = text
-        self.title = title
-        self.language = language
+        self.prepared = prepared
+        self.scenario = scenario
+        self.language, self.title = owner.pipeline.language_and_title(scenario, prepared.text)
         self.history: list[tuple[str, str]] = []
         self.calls: list[CallRecord] = []
         self.dropped_history = 0
+
+    @property
+    def document(self) -> OCRDocument:
+        return self.prepared.document
+
+    @property
+    def text(self) -> str:
+        return self.prepared.text
 
     async def aask(self, question: str, *, on_delta: Callable[[str], None] | None = None) -> str:
         """The answer to a question about the document; `on_delta` gets its text as it is generated
@@ -457,22 +315,10 @@ class ChatSession:
         question = question.strip()
         if not question:
             raise InputError("Empty question.", hint="Type a question about the document.")
-        planner = self.owner.planner(self.language)
-        messages, self.dropped_history = planner.plan_chat(self.title, self.text, self.history, question)
-        model = self.owner.model
-        record = CallRecord.start("chat", model, messages)
-        self.calls.append(record)
-        try:
-            streaming = {"on_delta": on_delta} if on_delta is not None else {}  # only backends that take it
-            reply = await model.chat(messages, self.owner.settings(), **streaming)
-        except asyncio.CancelledError:
-            record.error = "cancelled"
-            raise
-        except Exception as exc:
-            record.error = f"{type(exc).__name__}: {exc}"
-            raise
-        record.finish(reply)
-        answer = reply.text.strip()
+        answer, self.dropped_history = await self.owner.pipeline.answer(
+            self.prepared, question, self.history, language=self.language, title=self.title, calls=self.calls,
+            on_delta=on_delta,
+        )
         self.history.append((question, answer))
         return answer
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chatocr.config import load_config
-from chatocr.ocr import CachedEngine, OCRCache, get_ocr_engine
+from chatocr.ocr import CachedEngine, OCRCache, make_engine
 from chatocr.ocr.types import OCRDocument
 
 __all__ = ["register"]
@@ -38,7 +38,7 @@ def register(sub: Any) -> None:
 
 def read_document(path: Path, engine: str | None, config: Path | None = None, cache: bool = True) -> OCRDocument:
     cfg = load_config({"ocr": engine}, path=config)
-    ocr = get_ocr_engine(cfg.ocr, **cfg.ocr_options)
+    ocr = make_engine(cfg.ocr, cfg.ocr_options)
     if cache and cfg.ocr_cache:
         ocr = CachedEngine(ocr, OCRCache(Path(cfg.ocr_cache_dir)) if cfg.ocr_cache_dir else OCRCache())
     return ocr.read(path)

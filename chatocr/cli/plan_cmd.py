@@ -1,11 +1,16 @@
 """`chatocr plan`: show the conversation chatocr would send for a document, without sending it.
 
 Useful to see how examples are packed under a backend's limits, and to compare packing policies.
+The task is built and planned by the same pipeline `chatocr extract` uses (fields from the keys by
+the scenario's names and aliases, focused instructions, examples ranked for the document, the
+configured packing, re-statement, order and prompt directories), so what it shows is what
+`extract` sends first. No model is called: routing uses the local pre-score only.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -14,12 +19,16 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from chatocr.config import load_config
-from chatocr.conversation import ConversationPlanner, PlanPolicy, TaskSpec, load_prompts
-from chatocr.errors import InputError
-from chatocr.extraction.examples import ExampleBank
+from chatocr.config import ChatOCRConfig, load_config
+from chatocr.conversation.planner import Plan
+from chatocr.extraction.pipeline import ExtractionPipeline, ExtractionTask, PreparedDocument
+from chatocr.extraction.result import Route
+from chatocr.llm.registry import get_chat_model
 from chatocr.messages import Limits, RoleRules
-from chatocr.scenarios import FieldSpec, load_scenarios
+from chatocr.ocr.cache import CachedEngine, OCRCache
+from chatocr.ocr.registry import make_engine
+from chatocr.ocr.types import OCRDocument
+from chatocr.scenarios import load_scenarios
 from chatocr.tokens import CharCounter, TiktokenCounter, TokenCounter
 
 ERNIE_ROLES = RoleRules(system="field", alternate=True, odd_count=True)
@@ -32,16 +41,44 @@ PRESETS: dict[str, tuple[Limits, str]] = {
     "openai-8k": (Limits(context_window=8192, reserved_output_tokens=1024), "cl100k_base"),
     "local": (Limits(context_window=4096, reserved_output_tokens=512), "cl100k_base"),
 }
+PRESET_HELP = {
+    "ernie-2000": "early ERNIE Bot: 2000 characters per message, 11200 in all, odd alternating turns, "
+    "system prompt in its own field (the limit PP-ChatOCR was built for; the default)",
+    "ernie": "ERNIE 4.x: 4800 characters per message, 20000 in all, the same role rules",
+    "openai-8k": "an OpenAI-style 8k-token context (1024 kept for the answer), counted with cl100k_base",
+    "local": "the local model's 4096-token context (512 kept for the answer), approximated with cl100k_base; "
+    "--llm local counts with the model's own tokenizer",
+}
+# Read as text (the `text` engine) unless --ocr says otherwise; anything else is OCR'd.
+TEXT_SUFFIXES = {".txt", ".json", ".jsonl", ".md"}
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("plan", help="show the planned conversation for a document (nothing is sent)")
-    parser.add_argument("document", type=Path, help="OCR text of the document (a .txt file)")
-    parser.add_argument("--scenario", required=True, help="scenario name (see `chatocr scenarios list`)")
+    parser = sub.add_parser(
+        "plan",
+        help="show the planned conversation for a document (nothing is sent)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="limits presets:\n" + "\n".join(f"  {name:<11} {text}" for name, text in PRESET_HELP.items()),
+    )
+    parser.add_argument(
+        "document", type=Path, help="OCR text (.txt/.json) or an image or PDF (OCR'd with the configured engine)"
+    )
+    parser.add_argument(
+        "--scenario", default="auto", help="scenario name (see `chatocr scenarios list`); default auto: pre-score"
+    )
     parser.add_argument("--keys", help="comma-separated keys (default: all the scenario's fields)")
-    parser.add_argument("--limits", default="ernie-2000", choices=sorted(PRESETS), help="target limits preset")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
+        "--limits",
+        choices=sorted(PRESETS),
+        help="plan for a preset's limits (see below; default ernie-2000 unless --llm is given)",
+    )
+    target.add_argument(
+        "--llm", metavar="PROVIDER[:MODEL]", help="plan for this backend's limits and token counter (nothing is sent)"
+    )
+    parser.add_argument("--ocr", metavar="ENGINE", help="OCR engine for images and PDFs (default: the configured one)")
     parser.add_argument("--packing", choices=["single", "pairs", "packed"], help="default: the configured packing")
-    parser.add_argument("--restate-every", type=int, default=None, metavar="N")
+    parser.add_argument("--restate-every", metavar="N", help="task reminder every N example turns, or 'off'")
     parser.add_argument(
         "--max-examples", metavar="N", help="at most N examples, or 'all' (default: the configured maximum)"
     )
@@ -49,8 +86,10 @@ def register(sub: Any) -> None:
         "--no-focus",
         dest="focus",
         action="store_false",
+        default=None,
         help="send every scenario rule and whole example texts (default: only what concerns the keys asked)",
     )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.set_defaults(handler=run)
 
@@ -59,48 +98,75 @@ def counter_for(name: str) -> TokenCounter:
     return CharCounter() if name == "chars" else TiktokenCounter(name)
 
 
-def task_for(scenario_fields: tuple[FieldSpec, ...], keys: str | None, find: Any) -> tuple[FieldSpec, ...]:
-    if not keys:
-        return scenario_fields
-    out = []
-    for key in (k.strip() for k in keys.split(",") if k.strip()):
-        field = find(key)
-        out.append(field if field is not None else FieldSpec(name=key))
-    return tuple(out)
+def read_document(path: Path, engine: str | None, config: ChatOCRConfig) -> OCRDocument:
+    """The document through the engine asked for, else text files through `text` and anything
+    else through the configured engine (and the OCR cache, as `extract` does)."""
+    spec = engine or ("text" if path.suffix.lower() in TEXT_SUFFIXES else config.ocr)
+    reader = make_engine(spec, config.ocr_options if spec == config.ocr else {})
+    if config.ocr_cache and spec != "text":  # text is read as it is: nothing to cache
+        reader = CachedEngine(reader, OCRCache(Path(config.ocr_cache_dir)) if config.ocr_cache_dir else OCRCache())
+    return reader.read(path)
+
+
+def build_pipeline(args: argparse.Namespace, config: ChatOCRConfig) -> tuple[ExtractionPipeline, str]:
+    """The pipeline `extract` would use, for a backend (--llm, built but never called) or for a
+    limits preset; and a description of the target."""
+    library = load_scenarios(config.scenario_dirs)
+    if args.llm:
+        model = get_chat_model(args.llm, **(config.llm_options if args.llm == config.llm else {}))
+        return ExtractionPipeline(config, library, model=model), f"backend {model.provider}:{model.model}"
+    preset = args.limits or "ernie-2000"
+    limits, counter = PRESETS[preset]
+    return ExtractionPipeline(config, library, model=None, limits=limits, counter=counter_for(counter)), (
+        f"limits {preset!r}"
+    )
+
+
+def plan_document(args: argparse.Namespace) -> tuple[PreparedDocument, Route, ExtractionTask, Plan, str]:
+    config = load_config(
+        {
+            "packing": args.packing,
+            "restate_every": args.restate_every,
+            "max_examples": args.max_examples,
+            "focus": args.focus,
+        },
+        path=args.config,
+    )
+    pipeline, target = build_pipeline(args, config)
+    pipeline.scenario_named(args.scenario)  # an unknown name fails before any OCR
+    prepared = PreparedDocument.of(read_document(args.document, args.ocr, config), str(args.document))
+    route, scenario, _ = asyncio.run(pipeline.route(prepared, args.scenario, classify=False))
+    task = pipeline.build_task(prepared.text, scenario, args.keys)
+    return prepared, route, task, pipeline.plan(prepared, task), target
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        document = args.document.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"Cannot read {args.document}: {exc}", hint="Give a UTF-8 text file of OCR text.") from exc
-    library = load_scenarios()
-    scenario = library.get(args.scenario)
-    limits, counter_name = PRESETS[args.limits]
-    # The configured settings, the options on top ("all" examples is understood there).
-    config = load_config({"packing": args.packing, "max_examples": args.max_examples})
-    fields = task_for(scenario.fields, args.keys, scenario.field)
-    names = [f.name for f in fields]
-    instructions = scenario.instructions_for(names) if args.focus else scenario.instructions
-    task = TaskSpec(scenario.title, fields, instructions)
-    # As the pipeline does: ranked by similarity to the document, answers cut to the keys asked.
-    examples = ExampleBank(library).select(document, fields, scenario, focus=args.focus)
-    policy = PlanPolicy(packing=config.packing, restate_every=args.restate_every, max_examples=config.max_examples)
-    planner = ConversationPlanner(load_prompts(scenario.language), counter_for(counter_name), limits, policy)
-    plan = planner.plan(task, examples, document)
+    prepared, route, task, plan, target = plan_document(args)
     if args.json:
+        summary = {
+            "scenario": task.scenario.name if task.scenario else None,
+            "route": route.mode,
+            "keys": task.spec.keys,
+            "language": task.language,
+            "target": target,
+        }
         print(
             json.dumps(
-                {"messages": [m.to_dict() for m in plan.messages], "report": plan.report.to_dict()},
+                {"task": summary, "messages": [m.to_dict() for m in plan.messages], "report": plan.report.to_dict()},
                 ensure_ascii=False,
                 indent=2,
             )
         )
         return 0
     console = Console()
+    scenario = task.scenario.name if task.scenario else "none (fallback)"
     console.print(
-        f"[bold]Planned conversation[/bold] for {args.document} with scenario {scenario.name!r}, limits {args.limits!r}"
+        f"[bold]Planned conversation[/bold] for {prepared.source} with scenario {scenario!r} "
+        f"({route.mode}), {target}, keys {', '.join(task.spec.keys)}",
+        highlight=False,
     )
+    for warning in task.warnings:
+        console.print(f"warning: {warning}", style="yellow", markup=False)
     for index, message in enumerate(plan.messages, start=1):
         size = plan.report.messages[index - 1]
         title = f"{index}. {message.role} [{message.kind}] {size.chars} chars / {size.tokens} tokens"

@@ -289,7 +289,7 @@ class Repl:
         old, self.ocr = self.session, ocr
         if old is not None:
             self.past_calls.extend(old.calls)
-            self.session = ChatSession(ocr, old.document, old.text, old.title, old.language)
+            self.session = ChatSession(ocr, old.prepared, old.scenario)
             self.session.history = list(old.history)
         self.console.print(f"model: {ocr.model.provider}:{ocr.model.model}", highlight=False, markup=False)
 
@@ -310,7 +310,7 @@ class Repl:
     def reset(self, arg: str) -> None:
         if self.session is not None:
             s = self.session
-            self.session = ChatSession(self.ocr, s.document, s.text, s.title, s.language)
+            self.session = ChatSession(self.ocr, s.prepared, s.scenario)
         self.extractions, self.past_calls, self.started = [], [], time.monotonic()
         self.checks = []
         self.console.print("conversation and usage reset")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -138,7 +137,3 @@ def schema(args: argparse.Namespace) -> int:
     del args
     sys.stdout.write(scenario_json_schema_text())
     return 0
-
-
-def dump_json(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=2)

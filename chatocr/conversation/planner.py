@@ -174,6 +174,53 @@ class ConversationPlanner:
         self._blocks: dict[tuple[str, int, str], tuple[str, Mapping[str, Any], str]] = {}
         self._bounds: dict[str, tuple[str, Mapping[str, Any], tuple[int, int, bool]]] = {}
 
+    def with_limits(self, limits: Limits) -> ConversationPlanner:
+        """The same prompts, counter (and its cache) and policy under other limits."""
+        return ConversationPlanner(self.prompts, self.counter, limits, self.policy)
+
+    def limits_below(self, refused: Sequence[Message], factor: float, share: float) -> Limits:
+        """This planner's limits scaled by `factor`, the total also at most `share` of what `refused`
+        held (in characters and tokens): the budget to re-plan with after "context too long"."""
+        chars = sum(len(m.content) for m in refused)
+        tokens = sum(self.counter.count(m.content) for m in refused)
+        return self.limits.scaled(factor).capped(int(chars * share), int(tokens * share))
+
+    def shrink(
+        self,
+        plan: Plan,
+        task: TaskSpec,
+        examples: Sequence[PlanExample],
+        document: str,
+        *,
+        policy: PlanPolicy | None = None,
+        within: Limits | None = None,
+        extra: Sequence[Message] = (),
+    ) -> Plan:
+        """A smaller plan than `plan` whose messages, followed by `extra`, fit `within` (default:
+        this planner's limits). Fewer examples first (the least relevant go), the document as it
+        was; then, when `within` is smaller than this planner's limits, the document in the
+        smaller parts those limits allow, without examples.
+
+        Used when a service refused the conversation as too long (`within`: a smaller budget) and
+        when a re-ask must be appended (`extra`: the answer and the re-ask). Raises
+        DocumentTooLargeError when nothing smaller fits.
+        """
+        policy = policy or self.policy
+        target = self if within is None else self.with_limits(within)
+        for keep in range(len(plan.report.included) - 1, -1, -1):
+            smaller = self.plan(task, examples, document, policy=replace(policy, max_examples=keep))
+            if target.fits([*smaller.messages, *extra]):
+                return smaller
+        if target is not self:
+            smaller = target.plan(task, examples, document, policy=replace(policy, max_examples=0))
+            if target.fits([*smaller.messages, *extra]):
+                return smaller
+        raise DocumentTooLargeError(
+            "The conversation does not fit even without examples "
+            f"(limits: {target._budget_text()}; {len(extra)} message(s) to append).",
+            hint="Use a backend with a larger context, or ask for fewer keys.",
+        )
+
     def fits(self, messages: Sequence[Message]) -> bool:
         """Whether `messages` respect the per-message limits and the total input budget (used to
         check a conversation grown after planning, e.g. by a re-ask)."""

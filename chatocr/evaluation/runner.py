@@ -35,6 +35,7 @@ from chatocr.evaluation.metrics import NORMALIZATION, FieldCounts, get_normalize
 from chatocr.evaluation.strategies import Strategy
 from chatocr.extraction.examples import ExampleBank
 from chatocr.extraction.grounding import TextIndex
+from chatocr.extraction.pipeline import ExtractionPipeline
 from chatocr.ocr.types import OCRDocument
 from chatocr.resources import builtin_prompts_dir, cache_dir
 from chatocr.scenarios.loader import ScenarioLibrary
@@ -152,26 +153,26 @@ class Evaluator:
         # run's results so far); run nothing.
         self.cached_only = cached_only
         self.skipped: list[str] = []
-        self._chats: dict[str, ChatOCR] = {}
+        self._pipelines: dict[str, ExtractionPipeline] = {}
         self._prompts = _prompts_digest(chat.config.prompt_dirs)
         self.ocr_docs: dict[tuple[str, str], OCRDocument] = {}
         self.ocr_errors: dict[tuple[str, str], str] = {}
 
     # -- plumbing --------------------------------------------------------------------------------
 
-    def _chat_for(self, strategy: Strategy) -> ChatOCR:
-        """A ChatOCR sharing the model and OCR engine, set up for a resolved strategy's example
-        selection and focus."""
+    def _pipeline_for(self, strategy: Strategy) -> ExtractionPipeline:
+        """The ChatOCR's pipeline (same model, OCR engine and scenarios), set up for a resolved
+        strategy's example selection and focus."""
         focus = strategy.focus is True
         key = f"{strategy.selection}/{focus}"
-        chat = self._chats.get(key)
-        if chat is None:
-            config = self.chat.config.model_copy(update={"focus": focus})
-            chat = ChatOCR(self.chat.model, self.chat.engine, config=config, scenarios=self.chat.library)
-            if strategy.selection == "fixed":
-                chat.bank = FixedOrderBank(chat.library)
-            self._chats[key] = chat
-        return chat
+        pipeline = self._pipelines.get(key)
+        if pipeline is None:
+            base = self.chat.pipeline
+            config = base.config.model_copy(update={"focus": focus})  # a bool for a bool: nothing to validate
+            bank = FixedOrderBank(self.chat.library) if strategy.selection == "fixed" else None
+            pipeline = base.derive(config=config, bank=bank)
+            self._pipelines[key] = pipeline
+        return pipeline
 
     def _cache_key(self, strategy: Strategy, dataset: Dataset, document: OCRDocument) -> str:
         cfg = self.chat.config
@@ -238,15 +239,13 @@ class Evaluator:
         self, strategy: Strategy, dataset: Dataset, doc: Document, document: OCRDocument
     ) -> DocOutcome:
         policy = strategy.plan_policy()  # raises for a strategy that was not resolved
-        chat = self._chat_for(strategy)
         given = strategy.route == "given"
-        result = await chat.aextract(
+        result, _ = await self._pipeline_for(strategy).extract(
             document,
             keys=dataset.fields,
             scenario=dataset.scenario if given else None,
             classify=None if given else True,
             policy=policy,
-            raise_errors=False,
         )
         usage = result.usage
         return DocOutcome(

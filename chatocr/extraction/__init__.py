@@ -1,9 +1,10 @@
 """Extraction: routing, example selection, the checked extraction loop, grounding, results."""
 
 from chatocr.extraction.examples import ExampleBank, resolve_fields
-from chatocr.extraction.extractor import ExtractionBudget, json_schema_for, run_extraction
+from chatocr.extraction.extractor import ExtractionBudget, json_schema_for
 from chatocr.extraction.grounding import Match, TextIndex
 from chatocr.extraction.parsing import ParsedReply, parse_reply
+from chatocr.extraction.pipeline import ExtractionPipeline, ExtractionTask, PreparedDocument
 from chatocr.extraction.result import CallRecord, Evidence, Extraction, FieldResult, Route
 from chatocr.extraction.routing import Router, RoutingPolicy
 from chatocr.extraction.similarity import SimilarityIndex
@@ -15,9 +16,12 @@ __all__ = [
     "ExampleBank",
     "Extraction",
     "ExtractionBudget",
+    "ExtractionPipeline",
+    "ExtractionTask",
     "FieldResult",
     "Match",
     "ParsedReply",
+    "PreparedDocument",
     "Route",
     "Router",
     "RoutingPolicy",
@@ -29,5 +33,4 @@ __all__ = [
     "normalize_date",
     "parse_reply",
     "resolve_fields",
-    "run_extraction",
 ]

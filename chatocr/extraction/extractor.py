@@ -1,32 +1,23 @@
-"""The extraction loop: ask, read, check, ask again with the concrete problems, within a budget.
+"""Checking one answer: validate every value against its field, ground it in the OCR text the model
+saw, and name the problems to re-ask about; keep the best answer per field across steps.
 
-    plan -> chat -> parse -> validate -> ground -> (problems? re-ask : done)
-
-Each step's answer is parsed robustly, every value validated against its field and grounded in
-the OCR text the model saw. Problems (unreadable JSON, keys missing or extra, invalid values,
-values not in the document) go back to the model as a follow-up turn, until none remain or the
-budget (steps, tokens) is spent. Per field the best answer across steps is kept. A backend's
-"context too long" re-plans the conversation with a smaller budget and tries again.
+The loop that asks, checks and asks again within a budget is `ExtractionPipeline.run`
+(chatocr/extraction/pipeline.py); re-planning with less is `ConversationPlanner.shrink`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from chatocr.conversation.planner import ConversationPlanner, Plan, PlanExample, PlanPolicy, TaskSpec
-from chatocr.errors import ContextTooLongError, DocumentTooLargeError, PlanningError
 from chatocr.extraction.grounding import TextIndex
-from chatocr.extraction.parsing import parse_reply
 from chatocr.extraction.result import CallRecord, Evidence, FieldResult
 from chatocr.extraction.validation import check_value
-from chatocr.llm.base import ChatModel, ChatReply, ChatSettings
-from chatocr.messages import Message
+from chatocr.llm.base import ChatModel
 from chatocr.ocr.types import OCRDocument
 from chatocr.scenarios.model import FieldSpec, FieldType
 
-__all__ = ["ExtractionBudget", "ExtractionOutcome", "json_schema_for", "run_extraction"]
+__all__ = ["ExtractionBudget", "evaluate", "json_schema_for", "merge_best", "tokens_used"]
 
 _RANK = {"grounded": 3, "ungrounded": 2, "invalid": 1, "missing": 0}
 
@@ -37,16 +28,6 @@ class ExtractionBudget:
     max_tokens: int = 40000  # prompt + completion tokens over all calls for one document
     replan_factor: float = 0.7  # on "context too long", re-plan with this share of the budget
     max_replans: int = 3
-
-
-@dataclass
-class ExtractionOutcome:
-    fields: dict[str, FieldResult]
-    calls: list[CallRecord]
-    plan: Plan
-    steps: int
-    replans: list[str]
-    warnings: list[str]
 
 
 def json_schema_for(fields: tuple[FieldSpec, ...]) -> dict[str, Any]:
@@ -168,7 +149,7 @@ def evaluate(
     return results, problems
 
 
-def _merge(best: dict[str, FieldResult], new: dict[str, FieldResult]) -> dict[str, FieldResult]:
+def merge_best(best: dict[str, FieldResult], new: dict[str, FieldResult]) -> dict[str, FieldResult]:
     """Per field, the better of two answers (grounded > ungrounded > invalid > missing); the newer
     wins ties, since it answered the re-ask."""
     merged = dict(best)
@@ -179,12 +160,7 @@ def _merge(best: dict[str, FieldResult], new: dict[str, FieldResult]) -> dict[st
     return merged
 
 
-def _record(purpose: str, model: ChatModel, messages: list[Message], reply: ChatReply | None) -> CallRecord:
-    record = CallRecord.start(purpose, model, messages)
-    return record.finish(reply) if reply is not None else record
-
-
-def _tokens_used(calls: list[CallRecord], model: ChatModel) -> int:
+def tokens_used(calls: list[CallRecord], model: ChatModel) -> int:
     total = 0
     for call in calls:
         if call.prompt_tokens is not None:
@@ -192,127 +168,3 @@ def _tokens_used(calls: list[CallRecord], model: ChatModel) -> int:
         else:  # the service did not report usage: count what we sent
             total += sum(model.counter.count(m["content"]) for m in call.messages)
     return total
-
-
-async def run_extraction(
-    *,
-    document: OCRDocument,
-    text: str,
-    index: TextIndex,
-    task: TaskSpec,
-    examples: list[PlanExample],
-    planner: ConversationPlanner,
-    model: ChatModel,
-    settings: ChatSettings,
-    budget: ExtractionBudget,
-    policy: PlanPolicy | None = None,
-) -> ExtractionOutcome:
-    """Extract `task.fields` from `text` (the layout text of `document`) in a bounded loop."""
-    policy = policy or planner.policy
-    plan = planner.plan(task, examples, text, policy=policy)
-    messages = list(plan.messages)
-    calls: list[CallRecord] = []
-    replans: list[str] = []
-    warnings: list[str] = []
-    best: dict[str, FieldResult] = {}
-    steps = 0
-    current_planner = planner
-    while steps < budget.max_steps:
-        if calls and _tokens_used(calls, model) >= budget.max_tokens:
-            warnings.append(f"stopped after {steps} step(s): the token budget ({budget.max_tokens}) is spent")
-            break
-        steps += 1
-        purpose = "extract" if steps == 1 else "repair"
-        try:
-            reply = await model.chat(messages, settings)
-        except ContextTooLongError as exc:
-            calls.append(_record(purpose, model, messages, None))
-            calls[-1].error = f"ContextTooLongError: {exc.message}"
-            if len(replans) >= budget.max_replans:
-                raise
-            factor = budget.replan_factor ** (len(replans) + 1)
-            # Smaller than the declared limits and than what was just refused: a backend whose
-            # real window is below its declared one would otherwise get the same plan again.
-            sent_chars = sum(len(m.content) for m in messages)
-            sent_tokens = sum(planner.counter.count(m.content) for m in messages)
-            limits = planner.limits.scaled(factor).capped(
-                int(sent_chars * budget.replan_factor), int(sent_tokens * budget.replan_factor)
-            )
-            had_examples = bool(plan.report.included)
-            current_planner = ConversationPlanner(planner.prompts, planner.counter, limits, policy)
-            try:
-                plan = current_planner.plan(task, examples, text, policy=policy)
-            except DocumentTooLargeError:
-                if not had_examples:
-                    raise
-                # 70% of what was refused leaves no room even for the bare task: drop every
-                # example (the only thing left to drop) within the declared, scaled budget.
-                policy = replace(policy, max_examples=0)
-                current_planner = ConversationPlanner(
-                    planner.prompts, planner.counter, planner.limits.scaled(factor), policy
-                )
-                plan = current_planner.plan(task, examples, text, policy=policy)
-            messages = list(plan.messages)
-            replans.append(
-                f"context too long at step {steps}: re-planned with {factor:.0%} of the budget, at most "
-                f"{budget.replan_factor:.0%} of what was refused ({len(plan.report.included)} examples, "
-                f"{plan.report.document_parts} document part(s))"
-            )
-            steps -= 1  # a refused call produced no answer: it does not use a step
-            continue
-        calls.append(_record(purpose, model, messages, reply))
-        parsed = parse_reply(reply.text)
-        if parsed.data is None:
-            problems = [f"{parsed.error}; answer with one JSON object only"]
-            results: dict[str, FieldResult] = {}
-        else:
-            results, problems = evaluate(task.fields, parsed.data, document, index)
-            best = _merge(best, results)
-        if reply.truncated:
-            problems.append("the answer was cut off: answer with the JSON object only, no other text")
-        if not problems:
-            break
-        if steps >= budget.max_steps:
-            warnings.append(f"unresolved after {steps} step(s): " + "; ".join(problems))
-            break
-        repair = current_planner.prompts.render(
-            "repair", problems=problems, keys_json=json.dumps(task.keys, ensure_ascii=False)
-        )
-        messages = _with_repair(current_planner, task, examples, text, policy, messages, reply.text, repair)
-    for field in task.fields:
-        best.setdefault(
-            field.name,
-            FieldResult(field.name, None, status="missing", required=field.required, problem="no readable answer"),
-        )
-    ordered = {f.name: best[f.name] for f in task.fields}
-    return ExtractionOutcome(ordered, calls, plan, steps, replans, warnings)
-
-
-def _with_repair(
-    planner: ConversationPlanner,
-    task: TaskSpec,
-    examples: list[PlanExample],
-    text: str,
-    policy: PlanPolicy,
-    messages: list[Message],
-    answer: str,
-    repair: str,
-) -> list[Message]:
-    """The conversation plus the model's answer and our re-ask, kept within the budget by
-    re-planning with fewer examples when needed."""
-    extra = [Message("assistant", answer, kind="answer"), Message("user", repair, kind="repair")]
-    candidate = [*messages, *extra]
-    if planner.fits(candidate):
-        return candidate
-    for keep in range(len(examples) - 1, -1, -1):
-        smaller = replace(policy, max_examples=keep)
-        try:
-            plan = planner.plan(task, examples, text, policy=smaller)
-        except PlanningError:
-            break
-        candidate = [*plan.messages, *extra]
-        if planner.fits(candidate):
-            return candidate
-    # Nothing fits with the history: ask again from the plain task, the problems appended.
-    last = messages[-1]
-    return [*messages[:-1], Message("user", f"{last.content}\n\n{repair}", kind="task+repair")]

@@ -14,9 +14,9 @@ program and a misclassified one got the wrong examples. Here:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from chatocr.conversation.templates import load_prompts
+from chatocr.conversation.planner import ConversationPlanner
 from chatocr.extraction.parsing import parse_reply
 from chatocr.extraction.result import CallRecord, Route
 from chatocr.extraction.similarity import SimilarityIndex, words
@@ -25,7 +25,7 @@ from chatocr.messages import Message
 from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import Scenario
 
-__all__ = ["FALLBACK_SCENARIO", "Router", "RoutingPolicy"]
+__all__ = ["FALLBACK_SCENARIO", "Router", "RoutingPolicy", "language_of"]
 
 FALLBACK_SCENARIO = "generic"
 
@@ -45,7 +45,8 @@ class RoutingPolicy:
     min_classifier_confidence: float = 0.5
 
 
-def _language_of(text: str) -> str:
+def language_of(text: str) -> str:
+    """The prompts' language for a document without a scenario: "zh" when CJK dominates its letters."""
     cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
     letters = sum(1 for ch in text if ch.isalpha())
     return "zh" if letters and cjk / letters > 0.2 else "en"
@@ -76,12 +77,18 @@ class Router:
     def fallback_scenario(self) -> Scenario | None:
         return self.library.get(FALLBACK_SCENARIO) if FALLBACK_SCENARIO in self.library else None
 
-    def language_of(self, text: str) -> str:
-        return _language_of(text)
-
     async def route(
-        self, text: str, model: ChatModel | None, *, classify: bool | None = None
+        self,
+        text: str,
+        model: ChatModel | None,
+        *,
+        classify: bool | None = None,
+        planner: ConversationPlanner | None = None,
+        settings: ChatSettings | None = None,
     ) -> tuple[Route, Scenario | None, list[CallRecord]]:
+        """planner: the configured prompts and the backend's budget the classifier's message must
+        fit; settings: the configured request settings (the answer's schema and length are set
+        here). Without a planner the classifier is not asked (as with classify off)."""
         policy = self.policy
         classify = policy.classify if classify is None else classify
         ranked = self.prescore(text)
@@ -93,11 +100,11 @@ class Router:
         if best_score >= policy.min_score and best_score - second >= policy.min_margin:
             reason = f"pre-score {best_score:.2f}, ahead of the next by {best_score - second:.2f}"
             return Route("prescore", best, best_score, ranked, reason), self.library.get(best), calls
-        if not classify or model is None:
+        if not classify or model is None or planner is None:
             reason = f"pre-score not confident ({best_score:.2f}, margin {best_score - second:.2f}); classifier off"
             return Route("fallback", None, best_score, ranked, reason), None, calls
         candidates = [self.library.get(name) for name, _ in ranked[: policy.classifier_candidates]]
-        choice, confidence, call = await self._classify(text, candidates, model)
+        choice, confidence, call = await self._classify(text, candidates, model, planner, settings or ChatSettings())
         calls.append(call)
         if choice is not None and confidence >= policy.min_classifier_confidence:
             reason = f"classifier chose {choice} (confidence {confidence:.2f})"
@@ -106,16 +113,16 @@ class Router:
         return Route("fallback", None, confidence, ranked, f"classifier said {said}"), None, calls
 
     async def _classify(
-        self, text: str, candidates: list[Scenario], model: ChatModel
+        self,
+        text: str,
+        candidates: list[Scenario],
+        model: ChatModel,
+        planner: ConversationPlanner,
+        settings: ChatSettings,
     ) -> tuple[str | None, float, CallRecord]:
-        prompts = load_prompts(_language_of(text))
         names = [s.name for s in candidates]
-        prompt = prompts.render(
-            "classifier",
-            scenarios=[{"name": s.name, "title": s.title, "description": s.description} for s in candidates],
-            text=_clip(text, model),
-        )
-        messages = [Message("user", prompt, kind="classifier")]
+        scenarios = [{"name": s.name, "title": s.title, "description": s.description} for s in candidates]
+        messages = _classifier_messages(planner, scenarios, text)
         schema = {
             "type": "object",
             "properties": {"scenario": {"type": "string", "enum": [*names, "none"]}, "confidence": {"type": "number"}},
@@ -123,7 +130,7 @@ class Router:
         }
         record = CallRecord.start("classify", model, messages)
         try:
-            reply = await model.chat(messages, ChatSettings(json_mode=schema, max_output_tokens=64))
+            reply = await model.chat(messages, replace(settings, json_mode=schema, max_output_tokens=64))
         except Exception as exc:  # a failed classification falls back; it must not lose the document
             record.error = f"{type(exc).__name__}: {exc}"
             return None, 0.0, record
@@ -141,8 +148,14 @@ class Router:
         return answer, min(max(confidence, 0.0), 1.0), record
 
 
-def _clip(text: str, model: ChatModel) -> str:
-    """The classifier needs the gist, not the whole document: keep the start within the limits."""
-    limit = model.limits.max_message_chars or 6000
-    budget = max(500, min(2000, limit - 1200))
-    return text if len(text) <= budget else text[:budget] + "\n..."
+def _classifier_messages(planner: ConversationPlanner, scenarios: list[dict[str, str]], text: str) -> list[Message]:
+    """The classifier's one message. It needs the gist, not the whole document: the start of the
+    text, at most 2000 characters, shortened until the message fits the backend's budget."""
+    budget = min(2000, len(text))
+    while True:
+        clipped = text if budget >= len(text) else text[:budget] + "\n..."
+        prompt = planner.prompts.render("classifier", scenarios=scenarios, text=clipped)
+        messages = [Message("user", prompt, kind="classifier")]
+        if budget <= 200 or planner.fits(messages):
+            return messages
+        budget = budget * 2 // 3

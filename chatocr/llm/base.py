@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeAlias, TypeVar
+from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
 
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, LLMError
 from chatocr.messages import Limits, Message
@@ -161,6 +161,8 @@ class ChatModel(abc.ABC):
     counter: TokenCounter
     retry_policy: RetryPolicy = RetryPolicy()
     default_settings: ChatSettings = ChatSettings()
+    # Capabilities. A prompt-prefix cache re-uses the work for a prompt's unchanged start.
+    supports_prefix_cache: ClassVar[bool] = False
     # Injection points for tests: how to wait and where jitter comes from.
     _sleep: Callable[[float], Awaitable[None]] = staticmethod(asyncio.sleep)
     _rng: Callable[[], float] = staticmethod(random.random)

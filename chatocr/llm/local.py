@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, MissingDependencyError
 from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking, sampling_options
@@ -244,6 +244,8 @@ def _quiet_native_stderr() -> Iterator[None]:
 
 
 class LocalChatModel(ChatModel):
+    supports_prefix_cache: ClassVar[bool] = True  # llama.cpp keeps the last prompt's KV cache
+
     def __init__(
         self,
         model: str | None = None,

@@ -32,6 +32,7 @@ from chatocr.ocr.registry import (
     DEFAULT_OCR_ENGINE,
     available_ocr_engines,
     get_ocr_engine,
+    make_engine,
     register_ocr_engine,
 )
 from chatocr.ocr.types import Box, OCRDocument, OCRLine, Page, Point
@@ -61,6 +62,7 @@ __all__ = [
     "get_ocr_engine",
     "group_rows",
     "load_input",
+    "make_engine",
     "register_ocr_engine",
     "render_layout",
 ]

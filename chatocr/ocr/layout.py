@@ -74,12 +74,6 @@ class LayoutText:
             seen.setdefault(span.line_id, None)
         return list(seen)
 
-    def span_of(self, line_id: str) -> Span:
-        for span in self.spans:
-            if span.line_id == line_id:
-                return span
-        raise KeyError(line_id)
-
 
 @dataclass(slots=True)
 class _Item:

@@ -13,9 +13,7 @@ import unicodedata
 
 from chatocr.ocr.types import OCRDocument
 
-__all__ = ["NORMALISATION", "character_error_rate", "document_cer", "edit_distance", "normalize_for_cer"]
-
-NORMALISATION = "NFKC, casefold, whitespace removed, reading order by chatocr layout"
+__all__ = ["character_error_rate", "document_cer", "edit_distance", "normalize_for_cer"]
 
 
 def normalize_for_cer(text: str) -> str:

@@ -23,6 +23,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "available_ocr_engines",
     "get_ocr_engine",
+    "make_engine",
     "register_ocr_engine",
 ]
 
@@ -101,3 +102,28 @@ def get_ocr_engine(name: str = DEFAULT_OCR_ENGINE, **options: Any) -> OCREngine:
         if "argument" in str(error):
             raise ConfigError(f"Bad options for OCR engine {name!r}: {error}") from error
         raise
+
+
+def make_engine(spec: str, options: dict[str, Any] | None = None) -> OCREngine:
+    """An engine from a spec, as the config and the command line give it: a name, or
+    "vlm:provider:model" for the vision-LLM engine with that chat backend (e.g.
+    "vlm:dashscope:qwen-vl-max"; or ocr_options {"llm": "provider:model"}, or {"chat": a ChatModel}).
+    Every caller builds engines through here."""
+    name, _, llm = spec.partition(":")
+    options = dict(options or {})
+    if name == "vlm" and "chat" not in options:
+        llm = llm or options.pop("llm", "")
+        if not llm:
+            raise ConfigError(
+                "The vlm OCR engine needs a vision model.",
+                hint='Use ocr="vlm:provider:model", e.g. "vlm:dashscope:qwen-vl-max" (or ocr_options={"llm": ...}).',
+            )
+        from chatocr.llm.registry import get_chat_model  # the LLM layer only when a VLM is asked for
+
+        options["chat"] = get_chat_model(llm)
+    elif llm:
+        raise ConfigError(
+            f"Only the vlm engine takes a model after ':', got {spec!r}.",
+            hint="Give an engine name (rapid, paddle, text) or vlm:provider:model.",
+        )
+    return get_ocr_engine(name, **options)

@@ -184,8 +184,14 @@ class ScenarioLibrary:
             return self._scenarios[name]
         except KeyError:
             known = ", ".join(sorted(self._scenarios)) or "(none)"
-            guess = difflib.get_close_matches(name, list(self._scenarios), n=1)
-            hint = f"Did you mean {guess[0]!r}? " if guess else ""
+            # Every near tie, not only the best: related scenarios share words ("recipt" is as
+            # close to cn_receipt as to taxi_receipt).
+            scored = sorted(
+                ((difflib.SequenceMatcher(None, name, known).ratio(), known) for known in self._scenarios),
+                reverse=True,
+            )
+            guess = [known for ratio, known in scored[:3] if ratio >= 0.6 and ratio >= scored[0][0] - 0.1]
+            hint = f"Did you mean {' or '.join(repr(g) for g in guess)}? " if guess else ""
             raise ScenarioError(
                 f"No scenario named {name!r}.",
                 hint=f"{hint}Known scenarios: {known}. Add your own with CHATOCR_SCENARIO_PATH.",

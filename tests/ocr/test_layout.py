@@ -86,7 +86,7 @@ def test_spans_map_text_ranges_back_to_line_ids() -> None:
     # The spacing between cells belongs to no line.
     gap = layout.text.index(":") + 1
     assert layout.line_ids(gap, gap + 1) == []
-    span = layout.span_of("p0-l2")
+    span = next(span for span in layout.spans if span.line_id == "p0-l2")
     assert layout.text[span.start : span.end] == "Cash"
 
 

@@ -211,15 +211,24 @@ def test_batch_keeps_going_when_the_backend_fails_mid_batch(tmp_path: Path) -> N
 
 
 def test_extract_many_yields_results_as_they_complete(tmp_path: Path) -> None:
-    class Timed(ScriptedChatModel):
+    import asyncio
+
+    class Gated(ScriptedChatModel):
+        """The slow document's answer waits until the fast one has been answered."""
+
+        fast_answered: asyncio.Event | None = None
+
         async def _complete(self, messages, settings):  # type: ignore[no-untyped-def]
-            import asyncio
+            if self.fast_answered is None:
+                self.fast_answered = asyncio.Event()
+            if "SLOW" in messages[-1].content:
+                await self.fast_answered.wait()
+            reply = await super()._complete(messages, settings)
+            if "FAST" in messages[-1].content:
+                self.fast_answered.set()
+            return reply
 
-            # The slow document's answer waits until the fast one has been answered.
-            await asyncio.sleep(0.3 if "SLOW" in messages[-1].content else 0.0)
-            return await super()._complete(messages, settings)
-
-    model = Timed(lambda m, s: '{"company": null}', retry_policy=NO_RETRY)
+    model = Gated(lambda m, s: '{"company": null}', retry_policy=NO_RETRY)
     ocr = ChatOCR(llm=model, ocr="text", ocr_cache=False)
     slow, fast = tmp_path / "slow.txt", tmp_path / "fast.txt"
     slow.write_text("SLOW SHOP\nTOTAL 1.00\n", encoding="utf-8")
@@ -228,10 +237,26 @@ def test_extract_many_yields_results_as_they_complete(tmp_path: Path) -> None:
         r.source for r in ocr.extract_many([slow, fast], keys=["company"], scenario="retail_receipt", concurrency=2)
     ]
     assert order == [str(fast), str(slow)]  # submitted slow first, yielded fast first
+    # One at a time: submission order (an ungated model: the slow one would wait forever).
+    ocr = ChatOCR(llm=ScriptedChatModel(lambda m, s: '{"company": null}'), ocr="text", ocr_cache=False)
     in_turn = [
         r.source for r in ocr.extract_many([slow, fast], keys=["company"], scenario="retail_receipt", concurrency=1)
     ]
-    assert in_turn == [str(slow), str(fast)]  # one at a time: submission order
+    assert in_turn == [str(slow), str(fast)]
+
+
+def test_overrides_are_validated_like_the_config() -> None:
+    from chatocr.config import ChatOCRConfig
+
+    model = ScriptedChatModel([GOOD])
+    with pytest.raises(ConfigError, match="max_steps"):
+        ChatOCR(llm=model, ocr="text", config=ChatOCRConfig(), max_steps=0)
+    with pytest.raises(ConfigError, match="concurrency"):
+        ChatOCR(llm=model, ocr="text", config=ChatOCRConfig(), concurrency=0)
+    ocr = ChatOCR(llm=model, ocr="text", config=ChatOCRConfig(ocr_cache=False), max_steps=2)
+    assert ocr.config.max_steps == 2 and ocr.pipeline.budget.max_steps == 2
+    with pytest.raises(ConfigError, match="concurrency must be at least 1"):
+        list(ocr.extract_many([RECEIPT.encode()], keys=KEYS, concurrency=0))
 
 
 def test_result_round_trips_as_json() -> None:
@@ -291,13 +316,15 @@ def test_config_from_toml_env_and_arguments(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_vlm_engine_is_built_from_a_provider_spec() -> None:
-    from chatocr.api import _make_engine
+    import asyncio
+
+    from chatocr.ocr import make_engine
 
     with pytest.raises(ConfigError, match="needs a vision model"):
-        _make_engine("vlm", {})
+        make_engine("vlm", {})
     with pytest.raises(ConfigError, match="Only the vlm engine"):
-        _make_engine("rapid:x", {})
-    engine = _make_engine("vlm:scripted", {})
+        make_engine("rapid:x", {})
+    engine = make_engine("vlm:scripted")
     assert engine.name == "vlm"
     vision = ScriptedChatModel(["TOTAL 9.90"], retry_policy=NO_RETRY)
     from PIL import Image, ImageDraw
@@ -305,7 +332,7 @@ def test_vlm_engine_is_built_from_a_provider_spec() -> None:
     page = Image.new("RGB", (200, 100), "white")
     ImageDraw.Draw(page).text((10, 40), "TOTAL 9.90", fill="black")
     ocr = ChatOCR(llm=ScriptedChatModel([GOOD]), ocr="vlm", ocr_options={"chat": vision}, ocr_cache=False)
-    document = ocr._run(ocr.read(page))
+    document = asyncio.run(ocr.read(page))
     assert document.text() == "TOTAL 9.90" and document.has_boxes is False
     assert vision.calls[0].messages[0].images  # the page went to the vision model as an image
 
