@@ -16,6 +16,7 @@ import json
 import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,11 @@ def register(sub: Any) -> None:
         metavar="NAME",
         help=f"strategy, group or key=value spec; repeatable (default: standard). Groups: {', '.join(GROUPS)}. "
         f"Names: {', '.join(STRATEGIES)}",
+    )
+    p.add_argument(
+        "--tuned-llm",
+        metavar="PROVIDER[:MODEL]",
+        help="the backend of --strategy tuned, e.g. local:/path/to/tuned.gguf (default: --llm)",
     )
     p.add_argument("--limit", type=int, metavar="N", help="first N documents of each set (sorted by id)")
     p.add_argument("-o", "--out", type=Path, metavar="FILE", help="write the full report as JSON")
@@ -93,7 +99,7 @@ def _mapping(items: list[str]) -> dict[str, str]:
 def _command(args: argparse.Namespace) -> str:
     """The command line that reproduces this run."""
     words = ["chatocr", "eval", *(str(d) for d in args.data_dirs)]
-    for option in ("scenario", "llm", "ocr", "config", "limit", "out", "markdown", "cache_dir"):
+    for option in ("scenario", "llm", "tuned_llm", "ocr", "config", "limit", "out", "markdown", "cache_dir"):
         value = getattr(args, option, None)
         if value is not None:
             words += [f"--{option.replace('_', '-')}", str(value)]
@@ -114,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError("--limit must be at least 1.")
     strategies = resolve_strategies(args.strategy)
+    if getattr(args, "tuned_llm", None):
+        strategies = [replace(s, llm=args.tuned_llm) if s.name == "tuned" else s for s in strategies]
     scripted = (args.llm or "").split(":", 1)[0] == "scripted"
     if scripted:
         from chatocr.llm.scripted import ScriptedChatModel

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (plan_cmd, scenarios_cmd, extract_cmd, eval_cmd, ocr_cmd, doctor_cmd, repl, view_cmd):
         module.register(sub)
+    from chatocr.cli import export_cmd  # its own hunk, to merge cleanly with other new commands
+
+    export_cmd.register(sub)
     return parser
 
 

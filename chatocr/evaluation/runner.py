@@ -36,6 +36,7 @@ from chatocr.evaluation.strategies import Strategy
 from chatocr.extraction.examples import ExampleBank
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.pipeline import ExtractionPipeline
+from chatocr.llm.registry import get_chat_model
 from chatocr.ocr.types import OCRDocument
 from chatocr.resources import builtin_prompts_dir, cache_dir
 from chatocr.scenarios.loader import ScenarioLibrary
@@ -164,13 +165,14 @@ class Evaluator:
         """The ChatOCR's pipeline (same model, OCR engine and scenarios), set up for a resolved
         strategy's example selection and focus."""
         focus = strategy.focus is True
-        key = f"{strategy.selection}/{focus}"
+        key = f"{strategy.selection}/{focus}/{strategy.llm}"
         pipeline = self._pipelines.get(key)
         if pipeline is None:
             base = self.chat.pipeline
             config = base.config.model_copy(update={"focus": focus})  # a bool for a bool: nothing to validate
             bank = FixedOrderBank(self.chat.library) if strategy.selection == "fixed" else None
-            pipeline = base.derive(config=config, bank=bank)
+            model = get_chat_model(strategy.llm) if strategy.llm else None  # e.g. a fine-tuned model
+            pipeline = base.derive(config=config, bank=bank, model=model)
             self._pipelines[key] = pipeline
         return pipeline
 

@@ -16,11 +16,14 @@ A strategy varies one thing at a time around chatocr's defaults (chatocr/config.
     stable-order                      the chosen examples laid out in id order (prefix-cache friendly);
                                       every other chatocr strategy uses relevance order (most relevant
                                       nearest the document), whatever the configured `order` is
+    tuned          the zero-example conversation `chatocr export sft` trains on, sent to a fine-tuned
+                   model: `--tuned-llm local:/path/to/tuned.gguf` (else eval's --llm), so
+                   `--strategy default --strategy tuned` compares it with the few-shot default
     baseline       PP-ChatOCR-style: one stateless message with PP-ChatOCRv3's default prompt
     baseline-zh    the same, always with the Chinese original prompt
 
 Ad-hoc strategies: "packing=pairs,examples=1,restate=1,selection=fixed,route=classifier,focus=off"
-(any subset of the keys; the rest are the defaults).
+(any subset of the keys; the rest are the defaults; `llm=provider:model` runs it on another backend).
 
 Groups: "standard" = default + baseline; "compare" = the one-factor-at-a-time set.
 """
@@ -54,6 +57,7 @@ class Strategy:
     order: Literal["relevance", "stable"] = "relevance"
     focus: bool | Literal["default"] = "default"
     language: str | None = None  # baseline: force the prompt language
+    llm: str | None = None  # another chat backend for this strategy ("local:/path/tuned.gguf"); None: eval's
     description: str = ""
 
     def resolved(self, config: ChatOCRConfig) -> Strategy:
@@ -80,6 +84,8 @@ class Strategy:
         data = asdict(self)
         data.pop("name")
         data.pop("description")
+        if data["llm"] is None:  # keep the cache keys of runs made before strategies had their own model
+            data.pop("llm")
         if self.kind == "baseline":
             for key in ("packing", "max_examples", "restate_every", "selection", "route", "order", "focus"):
                 data.pop(key)
@@ -97,10 +103,11 @@ class Strategy:
             return f"PP-ChatOCRv3 prompt, 1 stateless message{', zh' if self.language == 'zh' else ''}"
         examples = "all" if self.max_examples is None else str(self.max_examples)
         restate = "off" if self.restate_every is None else f"every {self.restate_every}"
+        on = f", on {self.llm}" if self.llm else ""
         return (
             f"{self.packing}, examples={examples} ({self.selection}, {self.order} order), restate {restate}, "
             f"{'focused' if self.focus is True else 'unfocused'}, "
-            f"{'classifier' if self.route == 'classifier' else 'scenario given'}"
+            f"{'classifier' if self.route == 'classifier' else 'scenario given'}{on}"
         )
 
 
@@ -128,6 +135,7 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("restate-2", restate_every=2, description="task reminder in every 2nd example turn"),
         Strategy("restate-off", restate_every=None, description="the task only in the final turn"),
         Strategy("stable-order", order="stable", description="examples laid out by id: prompt-prefix cache reuse"),
+        Strategy("tuned", max_examples=0, description="the exported zero-example conversation, for a fine-tuned model"),
         Strategy("baseline", kind="baseline", description="PP-ChatOCR-style single stateless prompt"),
         Strategy("baseline-zh", kind="baseline", language="zh", description="baseline, Chinese prompt always"),
     )
@@ -141,7 +149,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-_KEYS = {"packing", "examples", "restate", "selection", "route", "order", "focus"}
+_KEYS = {"packing", "examples", "restate", "selection", "route", "order", "focus", "llm"}
 
 
 def _parse_int_or_none(value: str, what: str) -> int | None:
@@ -185,6 +193,10 @@ def parse_strategy(spec: str) -> Strategy:
             if value not in ("on", "off"):
                 raise ConfigError(f"focus must be on or off, got {value!r}.")
             options["focus"] = value == "on"
+        elif key == "llm":
+            if not value:
+                raise ConfigError("llm needs provider[:model], e.g. llm=local:/path/to/tuned.gguf.")
+            options["llm"] = value
         elif key == "selection":
             if value not in ("similarity", "fixed"):
                 raise ConfigError(f"selection must be similarity or fixed, got {value!r}.")

@@ -178,8 +178,17 @@ class ExtractionPipeline:
         self.budget = ExtractionBudget(max_steps=config.max_steps, max_tokens=config.max_tokens)
         self._planners: dict[str, ConversationPlanner] = {}
 
-    def derive(self, *, config: ChatOCRConfig | None = None, bank: ExampleBank | None = None) -> ExtractionPipeline:
-        """A pipeline with the same backend, engine and scenarios, other settings or example bank."""
+    def derive(
+        self,
+        *,
+        config: ChatOCRConfig | None = None,
+        bank: ExampleBank | None = None,
+        model: ChatModel | None = None,
+    ) -> ExtractionPipeline:
+        """A pipeline with the same engine and scenarios and other settings, example bank or backend
+        (another backend brings its own limits and counter, e.g. a fine-tuned model in eval)."""
+        if model is not None:
+            return ExtractionPipeline(config or self.config, self.library, model=model, engine=self.engine, bank=bank)
         return ExtractionPipeline(
             config or self.config,
             self.library,

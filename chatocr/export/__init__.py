@@ -1,0 +1,16 @@
+"""Reviewed results as training data: conversations for the LLM, line crops for the OCR.
+
+    from chatocr.export import export_sft, export_ocr_lines
+    export_sft(["../shared/data/sroie_train"], "sft/", formats=["xtuner", "llamafactory", "openai"])
+    export_ocr_lines(["results.jsonl"], "rec/")
+
+Parts: sources.py (labelled sets, results files, corrected results), conversation.py (the
+conversation chatocr's planner builds for a document), formats.py (XTuner, LLaMA-Factory
+sharegpt/alpaca, OpenAI/Qianfan), redact.py (consistent fakes for personal values), sft.py and
+ocr_lines.py (the two exports), files.py (safe writing). See docs/finetuning.md.
+"""
+
+from chatocr.export.ocr_lines import OCRLinesSummary, export_ocr_lines
+from chatocr.export.sft import ExportSummary, export_sft
+
+__all__ = ["ExportSummary", "OCRLinesSummary", "export_ocr_lines", "export_sft"]

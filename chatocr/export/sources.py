@@ -1,0 +1,201 @@
+"""Reviewed documents, from the three places they come from, as one record type.
+
+1. A labelled set in the shared layout (`<set>/labels/<id>.json`, `images/`, optional `ocr/`):
+   the labels are the truth. Label quirks are turned into the answer chatocr asks for, by the
+   set's profile (chatocr/evaluation/datasets.py): an `amount` label "￥41.0元" becomes "41.0"
+   (the number as printed), a `masked_id_name` label "1101011990****1234张三" becomes "张三".
+2. A results file (`chatocr extract --out results.jsonl`): only documents whose every field is
+   grounded in the OCR text (a field the document lacks may be null unless it is required),
+   and, with `min_confidence`, whose grounded values all have at least that confidence.
+3. The same file corrected by a person: a line with `"reviewed": true` is taken as the truth
+   whatever its statuses. Its `values` object holds the answer: edit a value there, delete a key
+   (or set it to null) for a field the document does not have. `"confirmed_lines": {"p0-l3":
+   "text as printed"}` names OCR lines the person read (and corrected): they go to the OCR
+   line export with that text.
+
+The OCR of a results-file document is read again through the (cached) OCR engine, so the text is
+the one the extraction saw; a document whose file changed or that another engine read is skipped,
+with the reason, never guessed. One unreadable document never stops the others.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chatocr.api import ChatOCR
+from chatocr.cli.batch import file_sha256
+from chatocr.errors import ChatOCRError, InputError
+from chatocr.evaluation.datasets import IMAGE_SUFFIXES, load_dataset
+from chatocr.ocr.types import OCRDocument
+
+__all__ = ["ReviewedDocument", "Skipped", "label_answer", "read_sources"]
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_MASKED_ID = re.compile(r"[0-9A-Za-z]*\*{2,}[0-9A-Za-z]*")
+
+
+@dataclass
+class ReviewedDocument:
+    """One document whose answer a person (or the labels) vouch for."""
+
+    id: str  # unique in the export: "<set>/<doc id>" or the input path
+    source: str  # the labelled set or results file it came from
+    document: OCRDocument
+    scenario: str | None
+    keys: list[str]
+    answer: dict[str, Any]  # key -> value, None when the document does not have it
+    image: Path | None = None  # the page image(s) the OCR boxes refer to
+    confirmed_lines: dict[str, str] = field(default_factory=dict)  # line id -> text a person read
+
+
+@dataclass(frozen=True)
+class Skipped:
+    document: str
+    reason: str
+
+
+def label_answer(value: Any, kind: str) -> Any:
+    """A labelled value as chatocr's prompts ask for it (see the module docstring)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return None
+    if kind == "amount":
+        numbers = _NUMBER.findall(text)
+        return numbers[0] if len(numbers) == 1 else text
+    if kind == "masked_id_name":
+        return _MASKED_ID.sub("", text).strip() or None
+    return text
+
+
+def _read(chat: ChatOCR, source: Path) -> OCRDocument:
+    return chat.engine.read(source)
+
+
+def _labelled_set(
+    root: Path, chat: ChatOCR, scenario: str | None, field_map: Mapping[str, str] | None
+) -> Iterator[ReviewedDocument | Skipped]:
+    dataset = load_dataset(root, chat.library, scenario=scenario, field_map=field_map)
+    text_ocr = chat.engine.name == "text"
+    for doc in dataset.documents:
+        name = f"{dataset.name}/{doc.id}"
+        source = doc.ocr if text_ocr else doc.image
+        if source is None:
+            yield Skipped(name, "no ocr/ file" if text_ocr else "no image")
+            continue
+        try:
+            document = _read(chat, source)
+        except ChatOCRError as exc:
+            yield Skipped(name, f"OCR failed: {exc.message}")
+            continue
+        answer = {f: label_answer(doc.labels.get(f), dataset.normalizers.get(f, "text")) for f in dataset.fields}
+        yield ReviewedDocument(name, str(root), document, dataset.scenario, list(dataset.fields), answer, doc.image)
+
+
+def _grounded_enough(fields: Mapping[str, Any], min_confidence: float | None) -> str | None:
+    """Why a machine result is not trusted for training, or None when it is."""
+    for name, item in fields.items():
+        status = item.get("status")
+        if status == "grounded":
+            confidence = item.get("confidence")
+            if min_confidence is not None and (confidence is None or confidence < min_confidence):
+                return f"{name}: confidence {confidence} below {min_confidence}"
+        elif status == "missing" and not item.get("required"):
+            continue
+        else:
+            return f"{name} is {status}"
+    return None
+
+
+def _results_file(path: Path, chat: ChatOCR, min_confidence: float | None) -> Iterator[ReviewedDocument | Skipped]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"Cannot read the results file {path}: {exc}.") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            data = json.loads(line)
+            meta = data["input"]
+            image = Path(meta["path"])
+            fields: dict[str, Any] = data["fields"]
+        except (ValueError, KeyError, TypeError):
+            yield Skipped(where, "not a chatocr results line (JSON with input.path and fields)")
+            continue
+        if data.get("error"):
+            yield Skipped(str(image), "the extraction failed")
+            continue
+        reviewed = data.get("reviewed") is True
+        if reviewed:
+            values = data.get("values") or {}
+            answer = {key: values.get(key) for key in fields}
+        else:
+            why = _grounded_enough(fields, min_confidence)
+            if why is not None:
+                yield Skipped(str(image), f"not reviewed and {why}")
+                continue
+            answer = {k: (f.get("value") if f.get("status") == "grounded" else None) for k, f in fields.items()}
+        engine = (data.get("ocr") or {}).get("engine")
+        if engine and engine != chat.engine.name:
+            yield Skipped(str(image), f"OCR'd with {engine!r}: export with --ocr {engine}")
+            continue
+        try:
+            if meta.get("sha256") and file_sha256(image) != meta["sha256"]:
+                yield Skipped(str(image), "the file changed since it was extracted")
+                continue
+            document = _read(chat, image)
+        except (OSError, ChatOCRError) as exc:
+            yield Skipped(str(image), f"cannot read it again: {getattr(exc, 'message', exc)}")
+            continue
+        confirmed = data.get("confirmed_lines") or {}
+        if not isinstance(confirmed, dict):
+            yield Skipped(where, "confirmed_lines must be an object of line id -> text")
+            continue
+        yield ReviewedDocument(
+            str(image),
+            str(path),
+            document,
+            data.get("scenario"),
+            list(fields),
+            answer,
+            image if document.has_boxes and image.suffix.lower() in IMAGE_SUFFIXES else None,
+            {str(k): str(v) for k, v in confirmed.items()},
+        )
+
+
+def read_sources(
+    sources: Sequence[str | Path],
+    chat: ChatOCR,
+    *,
+    scenario: str | None = None,
+    field_map: Mapping[str, str] | None = None,
+    min_confidence: float | None = None,
+) -> tuple[list[ReviewedDocument], list[Skipped]]:
+    """Every reviewed document of `sources` (labelled set directories and results files), and
+    the documents left out with the reason."""
+    documents: list[ReviewedDocument] = []
+    skipped: list[Skipped] = []
+    for item in sources:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            produced: Iterator[ReviewedDocument | Skipped] = _labelled_set(path, chat, scenario, field_map)
+        elif path.is_file():
+            produced = _results_file(path, chat, min_confidence)
+        else:
+            raise InputError(
+                f"No such labelled set or results file: {path}",
+                hint="Give a set directory (with labels/) or a results .jsonl written by `chatocr extract --out`.",
+            )
+        for entry in produced:
+            (documents if isinstance(entry, ReviewedDocument) else skipped).append(entry)  # type: ignore[arg-type]
+    return documents, skipped
