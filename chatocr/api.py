@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from chatocr import progress
 from chatocr.config import ChatOCRConfig, load_config
 from chatocr.conversation.planner import ConversationPlanner, PlanPolicy
 from chatocr.errors import ConfigError, InputError
@@ -139,13 +140,17 @@ class ChatOCR:
         classify: bool | None = None,
         policy: PlanPolicy | None = None,
         raise_errors: bool = True,
+        on_event: progress.EventCallback | None = None,
     ) -> Extraction:
         """Extract `keys` (default: the scenario's fields) from one document.
 
         scenario: a name, "auto"/None to route. A failure raises a ChatOCRError whose `.result`
         holds the partial Extraction; with raise_errors=False it is returned with `.error` set.
+        on_event: called with a chatocr.progress.Event at each stage (reading, OCR, loading the
+        model, evaluating the prompt, generating with a token count...), in the working thread.
         """
-        result, error = await self.pipeline.extract(source, keys, scenario, classify=classify, policy=policy)
+        with progress.listening(on_event):
+            result, error = await self.pipeline.extract(source, keys, scenario, classify=classify, policy=policy)
         if error is not None and raise_errors:
             error.result = result  # type: ignore[attr-defined]
             raise error
@@ -172,11 +177,12 @@ class ChatOCR:
         """Results as they complete; a failed document yields a result with `.error` set."""
         _check_concurrency(concurrency)
         limit = asyncio.Semaphore(concurrency or self.config.concurrency)
-        classify, policy = options.get("classify"), options.get("policy")
+        classify, policy, on_event = options.get("classify"), options.get("policy"), options.get("on_event")
 
         async def one(source: Input) -> Extraction:
             async with limit:
-                result, _ = await self.pipeline.extract(source, keys, scenario, classify=classify, policy=policy)
+                with progress.listening(on_event):  # inside the task: it never leaks to the caller
+                    result, _ = await self.pipeline.extract(source, keys, scenario, classify=classify, policy=policy)
                 return result
 
         tasks = [asyncio.ensure_future(one(source)) for source in inputs]

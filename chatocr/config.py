@@ -98,7 +98,25 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", hint="Fix the config file's syntax.") from exc
     # Accept either top-level keys or a [chatocr] table.
-    return dict(data.get("chatocr", data))
+    settings = dict(data.get("chatocr", data))
+    _refuse_credentials(settings, path)
+    return settings
+
+
+def _refuse_credentials(settings: dict[str, Any], path: Path) -> None:
+    """Credentials never come from config files (they are often world-readable and committed)."""
+    from chatocr.llm._secrets import CREDENTIAL_OPTIONS
+
+    for section in ("llm_options", "ocr_options"):
+        options = settings.get(section)
+        found = sorted(k for k in options if str(k).lower() in CREDENTIAL_OPTIONS) if isinstance(options, dict) else []
+        if found:
+            raise ConfigError(
+                f"{path}: {section} holds a credential ({', '.join(found)}); credentials are never read from "
+                "config files.",
+                hint="Remove it and put the key in the keys file (~/.config/chatocr/keys.toml, mode 0600) "
+                "or the environment, under the variable the backend reads (see `chatocr doctor`).",
+            )
 
 
 def load_config(

@@ -3,13 +3,21 @@
     ChatOCRError                      base: catch this to catch everything of ours
     ├── UserError                     the caller's or the author's mistake: fix the input or config
     │   ├── ConfigError               bad settings, unknown provider/engine/scenario name
+    │   │   └── UsageError            a command line that cannot work as given (the CLI exits 2)
     │   ├── ScenarioError             a scenario YAML that does not load (names file and line)
     │   ├── TemplateError             a prompt template that does not render
     │   └── MissingDependencyError    an optional extra is not installed (says the pip command)
     ├── PlanningError                 the conversation cannot be fitted to the backend's limits
     │   └── DocumentTooLargeError     the document alone exceeds the total input budget
     ├── InputError                    a document we cannot read (corrupt, empty, huge, unsupported)
+    │   ├── UnsupportedInputError     not an image or PDF we read (or an array of the wrong shape)
+    │   ├── CorruptImageError         looks like an image/PDF but does not decode
+    │   ├── EncryptedInputError       a password-protected PDF
+    │   ├── EmptyImageError           a zero-byte file, a zero-size image, only blank pages, no pages
+    │   ├── ImageTooLargeError        over the pixel limit (decompression bombs) or the byte limit
+    │   └── TooManyPagesError         a PDF or TIFF with more pages than the page limit
     ├── OCRError                      an OCR engine failed on a readable input
+    ├── OutputError                   chatocr could not write its output (disk full, file too large)
     ├── LLMError                      a chat backend failed; `retryable` says whether trying again may help
     │   ├── AuthenticationError       missing, wrong or expired credentials
     │   ├── RateLimitError            too many requests (carries retry_after when the service says)
@@ -30,8 +38,12 @@ __all__ = [
     "ChatOCRError",
     "ConfigError",
     "ContextTooLongError",
+    "CorruptImageError",
     "DocumentTooLargeError",
+    "EmptyImageError",
+    "EncryptedInputError",
     "ExtractionError",
+    "ImageTooLargeError",
     "InputError",
     "InvalidRequestError",
     "LLMError",
@@ -39,11 +51,15 @@ __all__ = [
     "MalformedResponseError",
     "MissingDependencyError",
     "OCRError",
+    "OutputError",
     "PlanningError",
     "RateLimitError",
     "ScenarioError",
     "ServiceUnavailableError",
     "TemplateError",
+    "TooManyPagesError",
+    "UnsupportedInputError",
+    "UsageError",
     "UserError",
 ]
 
@@ -70,6 +86,13 @@ class UserError(ChatOCRError):
 
 class ConfigError(UserError):
     default_hint = "Check the settings you passed (or `chatocr doctor` for what is available here)."
+
+
+class UsageError(ConfigError):
+    """Options that contradict each other or name an impossible path; `chatocr` exits 2 for these,
+    as argparse does for its own usage errors."""
+
+    default_hint = "See `chatocr COMMAND --help` for the options."
 
 
 class ScenarioError(UserError):
@@ -110,11 +133,43 @@ class DocumentTooLargeError(PlanningError):
 
 
 class InputError(ChatOCRError):
-    default_hint = "Check that the file is a readable image (PNG, JPEG, TIFF, BMP, WebP) or PDF."
+    default_hint = "Check the input named above: that it exists, is readable, and is the kind of file expected."
+
+
+# What the image engines read (ocr/images.py), for the hints below.
+IMAGE_FORMATS = "PNG, JPEG, TIFF, BMP, WebP, GIF or PDF"
+
+
+class UnsupportedInputError(InputError):
+    default_hint = f"Give a {IMAGE_FORMATS} file (or a PIL image / uint8 RGB array)."
+
+
+class CorruptImageError(InputError):
+    default_hint = "The file is damaged or truncated: re-export or re-download it."
+
+
+class EncryptedInputError(InputError):
+    default_hint = "The PDF is password-protected: save an unprotected copy (e.g. `qpdf --decrypt in.pdf out.pdf`)."
+
+
+class EmptyImageError(InputError):
+    default_hint = "The input has nothing to read: check that the right file was given."
+
+
+class ImageTooLargeError(InputError):
+    default_hint = "Downscale the image, or raise the limit (ImageLimits(max_pixels=..., max_bytes=...))."
+
+
+class TooManyPagesError(InputError):
+    default_hint = "Split the document, or raise the limit (ImageLimits(max_pages=...))."
 
 
 class OCRError(ChatOCRError):
     default_hint = "Try another OCR engine (`--ocr`), or `chatocr doctor` to check the installed engines."
+
+
+class OutputError(ChatOCRError):
+    default_hint = "Free disk space (or choose another --out); the next run resumes where this one stopped."
 
 
 class LLMError(ChatOCRError):

@@ -9,14 +9,21 @@ else PIL's default (Latin only). `apt-get install fonts-noto-cjk` gives the best
 from __future__ import annotations
 
 import hashlib
+import io
+import math
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
 from chatocr.extraction.result import Extraction, FieldResult
+from chatocr.fileio import atomic_write
+from chatocr.llm._secrets import redact
 from chatocr.ocr.images import load_input
-from chatocr.ocr.types import OCRDocument
+from chatocr.ocr.types import Box, OCRDocument, Page
 
 __all__ = ["FONT_CANDIDATES", "draw_extraction", "drawing_path", "find_font_path", "place_label", "save_drawing"]
 
@@ -32,6 +39,37 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#bcbd22", "#7f7f7f", "#393b79", "#637939")
 STATUS_MARK = {"grounded": "✓ grounded", "ungrounded": "? ungrounded", "missing": "– missing", "invalid": "✗ invalid"}
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+# A drawing holds at most this many pixels of pages: larger documents are drawn scaled down (a
+# 12,000-px box in pre-OCR'd JSON must not make a 150-megapixel PNG).
+MAX_DRAWING_PIXELS = 20_000_000
+
+
+def _printable(text: str) -> str:
+    """Text safe to draw: control characters (newlines in file names) as spaces, secrets masked."""
+    return redact("".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text))
+
+
+def _fit(result: Extraction, document: OCRDocument) -> tuple[Extraction, OCRDocument]:
+    """The result and document scaled so that the pages fit MAX_DRAWING_PIXELS (unchanged if they do)."""
+    area = sum(max(page.width, 200) * max(page.height, 100) for page in document.pages)
+    if area <= MAX_DRAWING_PIXELS:
+        return result, document
+    k = math.sqrt(MAX_DRAWING_PIXELS / area)
+
+    def box(points: Sequence[Sequence[float]]) -> Box:
+        (ax, ay), (bx, by), (cx, cy), (dx, dy) = points
+        return (ax * k, ay * k), (bx * k, by * k), (cx * k, cy * k), (dx * k, dy * k)
+
+    pages = tuple(
+        Page(page.index, max(1, int(page.width * k)), max(1, int(page.height * k)),
+             tuple(replace(line, box=box(line.box)) for line in page.lines))
+        for page in document.pages
+    )
+    fields = {
+        name: replace(f, evidence=[replace(e, box=[list(p) for p in box(e.box)]) for e in f.evidence])
+        for name, f in result.fields.items()
+    }
+    return replace(result, fields=fields), replace(document, pages=pages)
 
 
 def find_font_path() -> str | None:
@@ -50,7 +88,10 @@ def _pages(document: OCRDocument, source: Path | None) -> list[Image.Image]:
     """The page images when the source is an image or PDF whose boxes are real, else white pages."""
     if source is not None and document.has_boxes and document.engine != "text":
         try:
-            return [page.convert("RGB") for page in load_input(source).pages]
+            images = load_input(source).pages
+            # Sized as the (possibly scaled-down, see _fit) OCR pages that the boxes refer to.
+            return [image.convert("RGB").resize((page.width, page.height)) if image.size != (page.width, page.height)
+                    else image.convert("RGB") for image, page in zip(images, document.pages, strict=False)]
         except Exception:  # a drawing is a convenience: fall back to blank pages
             pass
     return [Image.new("RGB", (max(page.width, 200), max(page.height, 100)), "white") for page in document.pages]
@@ -101,6 +142,7 @@ def _label_size(draw: ImageDraw.ImageDraw, text: str, font: Font) -> tuple[float
 
 
 def draw_extraction(result: Extraction, document: OCRDocument, source: Path | None = None) -> Image.Image:
+    result, document = _fit(result, document)
     pages = _pages(document, source)
     width = max(page.width for page in pages)
     height = sum(page.height for page in pages)
@@ -108,7 +150,7 @@ def draw_extraction(result: Extraction, document: OCRDocument, source: Path | No
     font, line_width = _font(size), max(2, round(width / 400))
     fields = list(result.fields.values())
     entries = _legend_entries(result, fields)
-    legend_width = round(max(font.getlength(text) for text, _ in entries)) + size * 3
+    legend_width = round(max(font.getlength(_printable(text)) for text, _ in entries)) + size * 3
     legend_height = len(entries) * (size + 10) + size * 2
     canvas = Image.new("RGB", (width + legend_width, max(height, legend_height)), "white")
     draw = ImageDraw.Draw(canvas)
@@ -131,7 +173,7 @@ def draw_extraction(result: Extraction, document: OCRDocument, source: Path | No
             draw.polygon(points, outline=colours[field.name], width=line_width)
             if n > 0:  # a value on several lines: one label, on its first line
                 continue
-            text = f"{field.name} {STATUS_MARK[field.status].split()[0]}"
+            text = _printable(f"{field.name} {STATUS_MARK[field.status].split()[0]}")
             rect = place_label(_label_size(draw, text, font), _bounds(points), obstacles, (0, 0, width, canvas.height))
             _label(draw, rect, text, colours[field.name], font)
             obstacles.append(rect)
@@ -162,6 +204,7 @@ def _legend(draw: ImageDraw.ImageDraw, origin: tuple[int, int], entries: list[tu
             colours: dict[str, str], font: Font, size: int) -> None:
     x, y = origin
     for text, field in entries:
+        text = _printable(text)
         if field is not None:
             draw.rectangle((x, y + 2, x + size, y + size + 2), fill=colours[field.name])
             draw.text((x + size + 8, y), text, fill="black" if field.status == "grounded" else "#666666", font=font)
@@ -174,13 +217,14 @@ def drawing_path(out_dir: Path, source: Path, page: int | None = None) -> Path:
     """DIR/<stem>.png, with a short hash of the full path so that a.jpg in two folders do not clash
     (and -p<page> for a per-page result, so that the pages of one PDF do not overwrite each other)."""
     tag = hashlib.sha1(str(source.resolve()).encode("utf-8")).hexdigest()[:6]
-    return out_dir / f"{source.stem}-{tag}{'' if page is None else f'-p{page}'}.png"
+    stem = "".join("_" if unicodedata.category(ch).startswith("C") else ch for ch in source.stem)
+    return out_dir / f"{stem}-{tag}{'' if page is None else f'-p{page}'}.png"
 
 
 def save_drawing(result: Extraction, document: OCRDocument, source: Path, out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write the drawing atomically (chatocr.fileio: a fresh temp file, never a planted link)."""
     target = drawing_path(out_dir, source, result.page)
-    temp = target.with_name(f".{target.name}.tmp")
-    draw_extraction(result, document, source).save(temp, format="PNG")
-    temp.replace(target)
+    buffer = io.BytesIO()
+    draw_extraction(result, document, source).save(buffer, format="PNG")
+    atomic_write(target, buffer.getvalue())
     return target

@@ -28,6 +28,8 @@ from chatocr.evaluation.datasets import load_dataset
 from chatocr.evaluation.report import markdown_report, print_report
 from chatocr.evaluation.runner import Evaluator
 from chatocr.evaluation.strategies import GROUPS, STRATEGIES, resolve_strategies
+from chatocr.fileio import atomic_write
+from chatocr.llm._secrets import redact
 from chatocr.llm.base import ChatSettings
 from chatocr.messages import Message
 
@@ -159,11 +161,9 @@ def run(args: argparse.Namespace) -> int:
     if evaluator.skipped:
         err.print(f"not yet cached, left out: {len(evaluator.skipped)} document(s)", markup=False)
     print_report(report, Console(width=None if sys.stdout.isatty() else 200))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    if args.out:  # atomic (chatocr.fileio), known secrets masked, like every file chatocr writes
+        atomic_write(args.out, redact(json.dumps(report, ensure_ascii=False, indent=2, default=str)))
         err.print(f"report written to {args.out}", markup=False)
     if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(markdown_report(report), encoding="utf-8")
+        atomic_write(args.markdown, redact(markdown_report(report)))
     return 0

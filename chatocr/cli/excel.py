@@ -11,8 +11,6 @@ Every cell from a document or a model is written as a string cell, so a value su
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,8 @@ from typing import Any
 from chatocr.cli.batch import DocKey, csv_columns, csv_row
 from chatocr.errors import MissingDependencyError
 from chatocr.extraction.result import Extraction
+from chatocr.fileio import atomic_writer
+from chatocr.llm._secrets import redact
 
 __all__ = ["line_items", "write_xlsx"]
 
@@ -54,7 +54,7 @@ def _append_text_row(sheet: Any, values: Sequence[Any]) -> None:
         if isinstance(value, int) and not isinstance(value, bool):  # our page and item numbers
             cell.value = value
         else:
-            cell.value = _text(value)
+            cell.value = redact(_text(value))  # known secrets masked, as in every file chatocr writes
             cell.data_type = "s"  # never a formula, whatever the text starts with
         cells.append(cell)
     sheet.append(cells)
@@ -91,14 +91,5 @@ def write_xlsx(
             page = "" if result.page is None else result.page
             _append_text_row(item_sheet, [key[0], page, name, number, *(entry.get(k) for k in item_keys)])
         item_sheet.freeze_panes = "A2"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".xlsx", dir=path.parent)
-    os.close(fd)
-    try:
-        book.save(temp)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    atomic_writer(path, book.save)  # chatocr.fileio: a fresh temp file, fsync, rename
     return path

@@ -8,12 +8,11 @@ finishes and resumed by the next run (see chatocr/cli/batch.py). Exit status 1 i
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
-import os
 import re
 import sys
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,10 @@ from rich.table import Table
 from chatocr.cli.batch import DocKey, ResultLog, csv_columns, csv_text, file_sha256, format_line, record_for
 from chatocr.cli.common import add_backend_options, field_table, make_chatocr, summary_line
 from chatocr.cli.drawing import drawing_path, save_drawing
-from chatocr.errors import ConfigError, InputError
+from chatocr.errors import InputError, OutputError, UsageError
 from chatocr.extraction.result import Extraction
+from chatocr.fileio import atomic_write
+from chatocr.llm._secrets import redact
 
 __all__ = ["IMAGE_SUFFIXES", "TEXT_SUFFIXES", "collect_inputs", "register"]
 
@@ -53,6 +54,10 @@ def register(sub: Any) -> None:
     p.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report to look at")
     p.add_argument("--per-page", action="store_true", default=None,
                    help="one result per PDF page or TIFF frame (default: config per_page, off: one per file)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local (default), or ray: actors on a Ray cluster (extra `ray`)")
+    p.add_argument("--address", metavar="ADDR", help="with --executor ray: a running cluster (default: start one here)")
+    p.add_argument("--actors", type=int, default=2, metavar="N", help="with --executor ray: actors, one model each")
     p.set_defaults(handler=run)
 
 
@@ -64,10 +69,12 @@ def collect_inputs(paths: list[Path], engine: str) -> list[Path]:
         if path.is_dir():
             for file in sorted(path.rglob("*")):
                 hidden = any(part.startswith(".") for part in file.relative_to(path).parts)
-                if file.is_file() and file.suffix.lower() in suffixes and not hidden:
-                    found[file.resolve()] = None
-        elif path.exists():
-            found[path.resolve()] = None
+                # Not only regular files: a dangling link or a pipe with a document's name is
+                # reported as a failed document rather than silently left out.
+                if not file.is_dir() and file.suffix.lower() in suffixes and not hidden:
+                    found[file if file.is_symlink() and not file.exists() else file.resolve()] = None
+        elif path.exists() or path.is_symlink():
+            found[path.resolve() if path.exists() else path.absolute()] = None
         else:
             raise InputError(f"No such file or folder: {path}", hint="Check the path.")
     if not found:
@@ -87,27 +94,34 @@ def _format(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     fmt = _format(args)
     if fmt == "table" and args.out is not None:
-        raise ConfigError("--format table prints to the terminal; it cannot go to --out.",
-                          hint="Use --format jsonl or csv with --out.")
+        raise UsageError("--format table prints to the terminal; it cannot go to --out.",
+                         hint="Use --format jsonl or csv with --out.")
     if args.concurrency is not None and args.concurrency < 1:
-        raise ConfigError("--concurrency must be at least 1.")
+        raise UsageError("--concurrency must be at least 1.", hint="Give --concurrency 1 or more.")
+    if args.out is not None and fmt in ("json", "values", "xlsx"):
+        _check_out_path(args.out)
+    if args.draw is not None and args.draw.exists() and not args.draw.is_dir():
+        raise UsageError(f"--draw {args.draw} is not a directory.", hint="Give a folder for the pictures.")
     if fmt == "xlsx" and args.out is None:
-        raise ConfigError("--format xlsx writes a workbook, not text.", hint="Give --out results.xlsx.")
+        raise UsageError("--format xlsx writes a workbook, not text.", hint="Give --out results.xlsx.")
     ocr = make_chatocr(args, concurrency=args.concurrency)
     per_page = ocr.config.per_page if args.per_page is None else args.per_page
+    if per_page and args.executor == "ray":
+        raise UsageError("--per-page does not run on Ray yet.", hint="Leave out --per-page, or --executor ray.")
     keys = [k.strip() for k in args.keys.split(",") if k.strip()] if args.keys else None
     scenario = None if args.scenario in (None, "", "auto") else args.scenario
     if scenario is not None:
         ocr.scenario(scenario)  # an unknown name fails now, with suggestions
     paths = collect_inputs(args.inputs, ocr.config.ocr if args.ocr is None else args.ocr)
     err = Console(stderr=True)
-    keyed: dict[str, DocKey] = {str(p): (str(p), file_sha256(p)) for p in paths}
+    keyed, unreadable = _keys(paths)
     columns = None
     if fmt == "csv":
         columns = csv_columns(keys or ([f.name for f in ocr.scenario(scenario).fields] if scenario else None), per_page)
     log: ResultLog | None = None
     if args.out is not None and fmt in ("jsonl", "csv"):
-        log = ResultLog(args.out, "csv" if fmt == "csv" else "jsonl", columns).open()
+        current = {path: sha for path, sha in keyed.values() if path not in unreadable}
+        log = ResultLog(args.out, "csv" if fmt == "csv" else "jsonl", columns, current).open()
         _report_resume(err, log, args.out)
     elif fmt == "csv":
         sys.stdout.write(csv_text(columns or []))
@@ -117,7 +131,11 @@ def run(args: argparse.Namespace) -> int:
         if log is not None and len(pending) < len(paths):
             err.print(f"resuming: {len(paths) - len(pending)} of {len(paths)} document(s) already in {args.out}",
                       soft_wrap=True, highlight=False)
-        results = _run_batch(ocr, pending, keys, scenario, args, fmt, log, keyed, columns, err, todo)
+        failed_reads = [unreadable[str(p)] for p in pending if str(p) in unreadable]  # reported, not read
+        readable = [p for p in pending if str(p) not in unreadable]
+        if todo is not None:
+            todo = {p: pages for p, pages in todo.items() if str(p) not in unreadable}
+        results = _run_batch(ocr, readable, keys, scenario, args, fmt, log, keyed, columns, err, todo, failed_reads)
     finally:
         if log is not None:
             log.close()
@@ -127,35 +145,77 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
+def _check_out_path(out: Path) -> None:
+    """Usage errors for an --out that cannot receive a whole-file write, before any work."""
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a directory.", hint="Give a file name, e.g. results.json.")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"--out {out}: {parent} is not a directory.", hint="Give a path whose folders are folders.")
+
+
+def _write_whole(out: Path, text: str) -> None:
+    """--out x.json: replaced atomically; a pipe or device (--out /dev/stdout) is written as a stream."""
+    try:
+        if out.absolute().parts[:2] != ("/", "dev") and (out.is_file() or not out.exists()):
+            atomic_write(out, text)
+        else:
+            with out.open("a", encoding="utf-8") as handle:
+                handle.write(text)
+    except OSError as error:
+        raise OutputError(f"Cannot write {out}: {error.strerror or error}.") from None
+
+
+def _keys(paths: list[Path]) -> tuple[dict[str, DocKey], dict[str, Extraction]]:
+    """Each input's (path, sha256); a file that cannot be read becomes a failed result instead of
+    stopping the run (its sha256 is empty, so it is retried by the next run)."""
+    keyed: dict[str, DocKey] = {}
+    unreadable: dict[str, Extraction] = {}
+    for path in paths:
+        try:
+            keyed[str(path)] = (str(path), file_sha256(path))
+        except InputError as error:
+            keyed[str(path)] = (str(path), "")
+            unreadable[str(path)] = Extraction(
+                source=str(path), error={"type": type(error).__name__, "message": error.message, "hint": error.hint}
+            )
+    return keyed, unreadable
+
+
 def _report_resume(err: Console, log: ResultLog, out: Path) -> None:
     if log.repaired_bytes:
         err.print(f"repaired {out}: removed a half-written last line ({log.repaired_bytes} bytes)", **_PLAIN,
                   style="yellow")
     if log.dropped_failures:
         err.print(f"retrying {log.dropped_failures} document(s) that failed in an earlier run", **_PLAIN)
-    if log.skipped_lines:
-        err.print(f"{out}: ignored {log.skipped_lines} line(s) that are not chatocr results", **_PLAIN, style="yellow")
+    if log.replaced_changed:
+        err.print(f"redoing {log.replaced_changed} document(s) whose file changed (their old lines are replaced)",
+                  **_PLAIN)
+    if log.streaming:
+        err.print(f"{out} is not a regular file: results are streamed to it, without resume", **_PLAIN)
 
 
 def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: str | None,
                args: argparse.Namespace, fmt: str, log: ResultLog | None, keyed: dict[str, DocKey],
                columns: list[str] | None, err: Console, todo: dict[Path, set[int] | None] | None = None,
-               ) -> list[Extraction]:
+               failed_reads: Sequence[Extraction] = ()) -> list[Extraction]:
     results: list[Extraction] = []
-    if not pending:
+    if not pending and not failed_reads:
         return results
-    show_bar = len(pending) > 1 and not getattr(args, "quiet", False)
+    show_bar = len(pending) + len(failed_reads) > 1 and not getattr(args, "quiet", False)
     bar = (TextColumn("[bold]extract"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     failed = 0
     with Progress(*bar, console=err, disable=not show_bar, transient=False) as progress:
-        task = progress.add_task("extract", total=len(pending), counts="")
-        if todo is None:
-            batches: Iterator[list[Extraction]] = (
-                [r] for r in ocr.extract_many([str(p) for p in pending], keys, scenario, concurrency=args.concurrency)
-            )
-        else:
+        task = progress.add_task("extract", total=len(pending) + len(failed_reads), counts="")
+        batches: Iterator[list[Extraction]] = iter(())
+        if todo is None and pending:
+            batches = ([r] for r in _results(ocr, pending, keys, scenario, args))
+        elif todo:
             batches = page_batches(ocr, todo, keys, scenario, args.concurrency)
+        batches = itertools.chain(([r] for r in failed_reads), batches)  # unreadable files: failed at once
         for result, last_of_file in _flatten(batches):
             key = keyed[result.source]
             if log is not None:
@@ -175,6 +235,17 @@ def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: 
             progress.update(task, advance=1 if last_of_file else 0,
                             counts=f"[green]{len(results) - failed} ok[/green] [red]{failed} failed")
     return results
+
+
+def _results(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: str | None,
+             args: argparse.Namespace) -> Iterator[Extraction]:
+    """Each document's result as it finishes: in this process, or on Ray actors (--executor ray)."""
+    if getattr(args, "executor", "local") == "ray":
+        from chatocr.distributed.ray_batch import run_from_cli
+
+        yield from run_from_cli(pending, args, keys, scenario)
+    else:
+        yield from ocr.extract_many([str(p) for p in pending], keys, scenario, concurrency=args.concurrency)
 
 
 def _draw(ocr: Any, result: Extraction, out_dir: Path, console: Console) -> None:
@@ -226,11 +297,11 @@ def _finish(results: list[Extraction], fmt: str, args: argparse.Namespace, keyed
         data: Any = [records(r) for r in _in_order(results)]
         if total == 1 and len(data) == 1:
             data = data[0]
-        text = json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"
+        text = redact(json.dumps(data, ensure_ascii=False, indent=2, default=str)) + "\n"
         if fmt == "values":  # a box on one line: [68, 91, 423, 91, ...], not one number per line
             text = _NUMBER_LIST.sub(lambda m: "[" + ", ".join(_NUMBER.findall(m.group(1))) + "]", text)
         if args.out is not None:
-            _write_atomic(args.out, text)
+            _write_whole(args.out, text)
         else:
             sys.stdout.write(text)
     elif fmt == "table":
@@ -338,13 +409,3 @@ def _write_html(ocr: Any, args: argparse.Namespace, results: list[Extraction], k
         err.print(f"error: could not write {args.html}: {exc}", markup=False, highlight=False, style="red")
         return
     err.print(report_written(target, len(items)), markup=False, highlight=False, soft_wrap=True)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)

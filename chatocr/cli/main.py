@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from chatocr.errors import ChatOCRError
+from chatocr.errors import ChatOCRError, UsageError
 
 __all__ = ["main"]
 
@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     from chatocr.cli import export_cmd  # its own hunk, to merge cleanly with other new commands
 
     export_cmd.register(sub)
+    from chatocr.cli import serve_cmd  # its own hunk too
+
+    serve_cmd.register(sub)
     return parser
 
 
@@ -79,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ChatOCRError as exc:
         # Our errors are written for people: print them plainly, no traceback.
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, UsageError) else 1  # 2 for usage errors, as argparse's own
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -23,6 +23,7 @@ from chatocr.cli.ocr_cmd import read_document
 from chatocr.errors import ConfigError, InputError
 from chatocr.evaluation.datasets import load_dataset
 from chatocr.evaluation.metrics import NORMALIZATION, get_normalizer
+from chatocr.fileio import atomic_write
 from chatocr.scenarios import load_scenario_file, load_scenarios
 from chatocr.scenarios.loader import load_scenario_text
 from chatocr.scenarios.model import FieldType
@@ -99,8 +100,7 @@ def new_scenario(args: argparse.Namespace) -> int:
         raise InputError(f"{args.image}: OCR found no text.", hint="Try another image or --ocr engine.")
     content = skeleton_yaml(args.name, text, args.keys, args.image.name, args.language)
     load_scenario_text(content, str(out))  # the skeleton itself must load
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(content, encoding="utf-8")
+    atomic_write(out, content)
     console = Console()
     console.print(f"wrote {out}: {len(document.lines)} OCR lines as the first example, "
                   f"{len(_fields(args.keys))} field(s) with null answers", highlight=False)

@@ -103,13 +103,16 @@ class Dataset:
         }
 
 
+_LABEL_HINT = 'Fix the label file: UTF-8 JSON holding one object of field -> value, e.g. {"total": "9.00"}.'
+
+
 def _read_labels(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a readable JSON label file ({exc}).") from exc
+        raise InputError(f"{path}: not a readable JSON label file ({exc}).", hint=_LABEL_HINT) from exc
     if not isinstance(data, dict):
-        raise InputError(f"{path}: a label file must hold a flat JSON object of field -> value.")
+        raise InputError(f"{path}: a label file must hold a flat JSON object of field -> value.", hint=_LABEL_HINT)
     return data
 
 

@@ -31,11 +31,12 @@ Metrics, per field and overall, over (document, field) pairs:
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from chatocr.textnorm import fold
 
 __all__ = [
     "ANLS_THRESHOLD",
@@ -86,9 +87,9 @@ def as_text(value: Any) -> str:
 
 
 def normalize(value: Any) -> str:
-    """NFKC, case-folded, all whitespace removed."""
-    text = unicodedata.normalize("NFKC", as_text(value)).casefold()
-    text = _WHITESPACE.sub("", text)
+    """NFKC, case-folded, all whitespace removed (chatocr.textnorm.fold, the one normaliser), of the
+    value as text; a missing-value word ("n/a", "未知") counts as no value."""
+    text = fold(as_text(value))
     return "" if text in MISSING_VALUES else text
 
 

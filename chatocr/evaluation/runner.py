@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,6 +34,8 @@ from chatocr.evaluation.strategies import Strategy
 from chatocr.extraction.examples import ExampleBank
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.pipeline import ExtractionPipeline
+from chatocr.fileio import JSONFileCache
+from chatocr.llm._secrets import redact_data
 from chatocr.llm.registry import get_chat_model
 from chatocr.ocr.types import OCRDocument
 from chatocr.resources import builtin_prompts_dir, cache_dir
@@ -103,29 +103,18 @@ def _prompts_digest(extra_dirs: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-class ResultCache:
-    """One small JSON file per (strategy, document) outcome; atomic writes."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def path(self, key: str) -> Path:
-        return self.directory / key[:2] / f"{key}.json"
+class ResultCache(JSONFileCache):
+    """One small JSON file per (strategy, document) outcome."""
 
     def get(self, key: str) -> DocOutcome | None:
+        data = self.get_json(key)
         try:
-            data = json.loads(self.path(key).read_text(encoding="utf-8"))
-            return DocOutcome.from_dict(data)
-        except (OSError, ValueError, TypeError):
+            return DocOutcome.from_dict(data) if data is not None else None
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
     def put(self, key: str, outcome: DocOutcome) -> None:
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(asdict(outcome), handle, ensure_ascii=False)
-        os.replace(temp, target)
+        self.put_json(key, redact_data(asdict(outcome)))  # predictions may echo a key: masked
 
 
 class Evaluator:

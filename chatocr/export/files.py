@@ -8,13 +8,11 @@ caller passes `overwrite`; a directory on the way that is a symlink is refused a
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from chatocr.errors import InputError
+from chatocr.fileio import atomic_write
 
 __all__ = ["check_targets", "ensure_dir", "write_bytes"]
 
@@ -56,12 +54,4 @@ def write_bytes(path: Path, data: bytes) -> None:
     """Write `path` atomically (temporary file + rename); a link at `path` is replaced, not followed."""
     if path.parent.is_symlink():
         raise InputError(f"{path.parent} is a symbolic link: chatocr does not write through links.")
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    atomic_write(path, data)  # chatocr.fileio: mkstemp in the folder, fsync, os.replace

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chatocr.extraction.validation import normalize_amount, normalize_date
 from chatocr.ocr.layout import LayoutText
+from chatocr.textnorm import fold_positions
 
 __all__ = ["FUZZY_THRESHOLD", "Match", "TextIndex"]
 
@@ -50,28 +50,13 @@ class Match:
     score: float  # 1.0 except for fuzzy matches
 
 
-def _fold(text: str) -> tuple[str, list[int]]:
-    """NFKC + casefold with whitespace removed, and each folded character's original index."""
-    positions: list[int] = []
-    if text.isascii():  # the common case for English documents, ten times faster
-        positions = [i for i, ch in enumerate(text) if not ch.isspace()]
-        return "".join(text[i] for i in positions).lower(), positions
-    chars: list[str] = []
-    for index, ch in enumerate(text):
-        for out in unicodedata.normalize("NFKC", ch).casefold():
-            if not out.isspace():
-                chars.append(out)
-                positions.append(index)
-    return "".join(chars), positions
-
-
 class TextIndex:
     """The text a model saw, prepared once for grounding many values."""
 
     def __init__(self, layout: LayoutText) -> None:
         self.layout = layout
         self.text = layout.text
-        self._folded, self._positions = _fold(self.text)
+        self._folded, self._positions = fold_positions(self.text)
         self._numbers = [(m.start(), m.end(), normalize_amount(m.group())) for m in _NUMBER.finditer(self.text)]
         self._dates = [
             (m.start(), m.end(), normalize_date(m.group())) for pattern in _DATES for m in pattern.finditer(self.text)
@@ -93,7 +78,7 @@ class TextIndex:
                 bounds.append((0, len(self.text)))
             segments = []
             for start, end in bounds:
-                folded, positions = _fold(self.text[start:end])
+                folded, positions = fold_positions(self.text[start:end])
                 segments.append((start, folded, positions, Counter(folded)))
             self._segment_cache = segments
         return self._segment_cache
@@ -144,7 +129,7 @@ class TextIndex:
         exact = self._pick(occurrences, value, hints)
         if exact is not None and self._whole(*exact, value):
             return Match("exact", *exact, 1.0)
-        folded, _ = _fold(value)
+        folded, _ = fold_positions(value)
         if folded and exact is None:
             at = self._folded.find(folded)
             if at >= 0:

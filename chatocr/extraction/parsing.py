@@ -14,7 +14,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ParsedReply", "parse_reply"]
+__all__ = ["MAX_DEPTH", "MAX_REPLY_CHARS", "ParsedReply", "parse_reply"]
+
+# An answer is a flat object of fields (a list field holds objects of scalars: depth 3). Deeper
+# nesting, or an answer longer than a megabyte, is refused with a reason the re-ask quotes, before
+# it can exhaust the recursion of json, validation or serialisation.
+MAX_DEPTH = 16
+MAX_REPLY_CHARS = 1_000_000
+# What json.loads raises on hostile input besides JSONDecodeError: RecursionError for deep nesting,
+# ValueError for an integer over Python's 4,300-digit limit.
+_JSON_FAILURES = (json.JSONDecodeError, RecursionError, ValueError)
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _UNCLOSED_THINK = re.compile(r"^\s*<think>.*", re.DOTALL | re.IGNORECASE)
@@ -74,7 +83,7 @@ def _load(candidate: str, repairs: list[str]) -> dict[str, Any] | None:
     for text, repair in attempts:
         try:
             value = json.loads(text)
-        except json.JSONDecodeError:
+        except _JSON_FAILURES:
             continue
         if isinstance(value, dict):
             if repair:
@@ -91,10 +100,32 @@ def _load(candidate: str, repairs: list[str]) -> dict[str, Any] | None:
     return None
 
 
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in `value` (iterative: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:  # no need to look further down
+                stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def parse_reply(text: str) -> ParsedReply:
+    parsed = _parse(text)
+    if parsed.data is not None and _depth(parsed.data) > MAX_DEPTH:
+        return ParsedReply(None, parsed.repairs,
+                           error=f"the JSON nests deeper than {MAX_DEPTH} levels; answer one flat object of fields")
+    return parsed
+
+
+def _parse(text: str) -> ParsedReply:
     repairs: list[str] = []
     if not text or not text.strip():
         return ParsedReply(None, error="the answer was empty")
+    if len(text) > MAX_REPLY_CHARS:
+        return ParsedReply(None, error=f"the answer was {len(text)} characters long; answer only the JSON object")
     body = text
     if _THINK.search(body):
         body = _THINK.sub("", body)

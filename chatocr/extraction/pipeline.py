@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from chatocr import progress
 from chatocr.config import ChatOCRConfig
 from chatocr.conversation.planner import ConversationPlanner, Plan, PlanExample, PlanPolicy, TaskSpec
 from chatocr.conversation.templates import load_prompts
@@ -320,6 +321,11 @@ class ExtractionPipeline:
                 record = CallRecord.start("extract" if loop.steps == 0 else "repair", model, loop.messages)
                 loop.calls.append(record)
                 result.calls.append(record)
+                progress.emit(
+                    "ask",
+                    f"asking {model.provider}:{model.model}"
+                    + (" again about the problems found" if loop.steps else f" for {len(task.spec.fields)} field(s)"),
+                )
                 try:
                     reply = await model.chat(loop.messages, settings)
                 except ContextTooLongError as exc:
@@ -460,31 +466,38 @@ class ExtractionPipeline:
         result = Extraction(source=source_name(source))
         error: ChatOCRError | None = None
         ocr_seconds = 0.0
-        try:
-            self.scenario_named(scenario)  # an unknown name fails before the OCR is paid for
-            ocr_started = time.perf_counter()
-            document = await self.read(source)
-            ocr_seconds = time.perf_counter() - ocr_started
-            result.ocr = _ocr_summary(document)
-            result.warnings.extend(document.warnings)
-            prepared = PreparedDocument.of(document, result.source)
-            result.route, chosen, calls = await self.route(prepared, scenario, classify=classify)
-            result.calls.extend(calls)
-            result.scenario = chosen.name if chosen else None
-            task = self.build_task(prepared.text, chosen, keys)
-            await self.run(prepared, task, result, policy)
-        except Exception as exc:  # one document's failure is recorded, never lost
-            error = as_chatocr_error(exc)
-            result.error = error_dict(exc)
-        finally:
-            total = time.perf_counter() - started
-            llm = sum(c.latency_s for c in result.calls)
-            result.timings = {
-                "ocr_s": round(ocr_seconds, 4),
-                "llm_s": round(llm, 4),
-                "total_s": round(total, 4),
-                "overhead_s": round(max(0.0, total - ocr_seconds - llm), 4),
-            }
+        with progress.about(result.source):  # events of this document name it
+            try:
+                self.scenario_named(scenario)  # an unknown name fails before the OCR is paid for
+                ocr_started = time.perf_counter()
+                if not isinstance(source, OCRDocument):
+                    progress.emit("read", "reading the document and running OCR")
+                document = await self.read(source)
+                ocr_seconds = time.perf_counter() - ocr_started
+                result.ocr = _ocr_summary(document)
+                result.warnings.extend(document.warnings)
+                cached = " (from the OCR cache)" if document.cached else ""
+                progress.emit("ocr", f"OCR: {len(document.lines)} lines{cached}", seconds=ocr_seconds)
+                prepared = PreparedDocument.of(document, result.source)
+                result.route, chosen, calls = await self.route(prepared, scenario, classify=classify)
+                result.calls.extend(calls)
+                result.scenario = chosen.name if chosen else None
+                progress.emit("route", f"scenario {result.scenario or '(none: fallback)'} ({result.route.mode})")
+                task = self.build_task(prepared.text, chosen, keys)
+                await self.run(prepared, task, result, policy)
+            except Exception as exc:  # one document's failure is recorded, never lost
+                error = as_chatocr_error(exc)
+                result.error = error_dict(exc)
+            finally:
+                total = time.perf_counter() - started
+                llm = sum(c.latency_s for c in result.calls)
+                result.timings = {
+                    "ocr_s": round(ocr_seconds, 4),
+                    "llm_s": round(llm, 4),
+                    "total_s": round(total, 4),
+                    "overhead_s": round(max(0.0, total - ocr_seconds - llm), 4),
+                }
+                progress.emit("done", "failed" if error else "done", seconds=total)
         return result, error
 
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from chatocr.conversation.report import PlanReport
+from chatocr.llm._secrets import redact_data
 from chatocr.llm.base import ChatModel, ChatReply
 from chatocr.messages import Message
 
@@ -149,10 +150,11 @@ class Extraction:
         return counts
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form; known secrets (API keys a service echoed back) are masked in every string."""
         data = asdict(self)
         data["ok"] = self.ok
         data["usage"] = self.usage
-        return data
+        return redact_data(data)  # type: ignore[return-value]
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent, default=str)

@@ -8,6 +8,8 @@ grounding and people want `2024年03月18日` and `¥25,000.00`. Values that mea
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -50,11 +52,16 @@ def is_null(value: Any) -> bool:
 
 
 def normalize_amount(value: Any) -> str | None:
-    """'¥25,000.00' -> '25000.00'; None when the text holds no single number."""
-    if isinstance(value, bool):
+    """'¥25,000.00' -> '25000.00'; None when the text holds no single number (or NaN/infinity)."""
+    if isinstance(value, (bool, dict, list, tuple)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, (int, float)):
-        return str(Decimal(str(value)))
+        try:
+            return str(Decimal(str(value)))
+        except ValueError:  # an int over Python's digit limit for str()
+            return None
     text = unicodedata.normalize("NFKC", str(value))
     text = _CURRENCY.sub("", text).strip()
     negative = text.startswith("(") and text.endswith(")")
@@ -66,6 +73,8 @@ def normalize_amount(value: Any) -> str | None:
     try:
         number = Decimal(raw)
     except InvalidOperation:
+        return None
+    if not number.is_finite():
         return None
     return str(-number if negative else number)
 
@@ -113,24 +122,34 @@ def _match_choice(value: Any, choices: tuple[str, ...]) -> str | None:
     return None
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value for an error message (and so the re-ask): its repr, cut short."""
+    text = repr(value) if not isinstance(value, (dict, list)) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _scalar(value: Any, kind: str, choices: tuple[str, ...] = ()) -> CheckedValue:
+    if isinstance(value, (dict, list, tuple)):
+        # {"value": "9.00", "currency": "RM"} or ["9.00"] for a scalar field: re-ask, never guess.
+        shape = "an object" if isinstance(value, dict) else "a list"
+        return CheckedValue(value, None, f"expected a single {kind} value, got {shape} {_shown(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        return CheckedValue(value, None, f"{value!r} is not a number")
     if kind in ("amount", "number"):
         number = normalize_amount(value)
         if number is None:
-            return CheckedValue(value, None, f"{value!r} is not a number")
+            return CheckedValue(value, None, f"{_shown(value)} is not a number")
         return CheckedValue(value, number)
     if kind == "date":
         iso = normalize_date(value)
         if iso is None:
-            return CheckedValue(value, None, f"{value!r} is not a recognisable date")
+            return CheckedValue(value, None, f"{_shown(value)} is not a recognisable date")
         return CheckedValue(value, iso)
     if kind == "enum":
         choice = _match_choice(value, choices)
         if choice is None:
-            return CheckedValue(value, None, f"{value!r} is not one of {list(choices)}")
+            return CheckedValue(value, None, f"{_shown(value)} is not one of {list(choices)}")
         return CheckedValue(value, choice)
-    if isinstance(value, (dict, list)):
-        return CheckedValue(value, None, f"expected text, got a {type(value).__name__}")
     return CheckedValue(value, str(value).strip())
 
 

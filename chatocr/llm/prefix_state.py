@@ -14,10 +14,10 @@ whole prefix again. This store keeps the KV state of sequence 0 after each prefi
 
 A disk entry is keyed by the model file's identity, n_ctx, the llama.cpp runtime version and the
 exact prefix tokens, and carries a SHA-256 of its payload: a truncated, foreign or corrupt file is
-detected, removed and rebuilt (one warning), never loaded. Entries are written to a temporary file
-created exclusively in the same directory and renamed into place, so an interrupted write (Ctrl-C,
-a full disk) never leaves a half entry under a real name; an unwritable directory only disables the
-disk layer, with one warning.
+detected, removed and rebuilt (one warning), never loaded. Entries are written with chatocr's one
+atomic-write helper (chatocr/fileio.py: an exclusively created temporary file in the same directory,
+renamed into place), so an interrupted write (Ctrl-C, a full disk) never leaves a half entry under a
+real name; an unwritable directory only disables the disk layer, with one warning.
 """
 
 from __future__ import annotations
@@ -29,13 +29,15 @@ import json
 import logging
 import os
 import struct
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from chatocr import progress
+from chatocr.fileio import atomic_writer
 
 __all__ = ["PrefixStateStore", "model_identity"]
 
@@ -126,7 +128,11 @@ class PrefixStateStore:
         state = self._read(key, tokens)
         if state is not None and self._restore(llama, state):
             self._remember(key, state)
+            progress.emit("prefix", f"restored the examples' state ({n} tokens) from disk")
             return "disk"
+        progress.emit(
+            "prefix", f"evaluating {n} tokens of instructions and examples (kept for later documents)", tokens=n
+        )
         llama.reset()
         llama.eval(list(tokens))
         state = _State(tokens, _seq_state(llama))
@@ -233,18 +239,9 @@ class PrefixStateStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._evict(len(state.payload))
-            fd, temp = tempfile.mkstemp(prefix=".kv-", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(_MAGIC)
-                    out.write(_HEADER.pack(len(header)))
-                    out.write(header)
-                    out.write(struct.pack(f"<{len(state.tokens)}i", *state.tokens))
-                    out.write(state.payload)
-                os.replace(temp, path)
-            except BaseException:
-                Path(temp).unlink(missing_ok=True)
-                raise
+            tokens = struct.pack(f"<{len(state.tokens)}i", *state.tokens)
+            size = _HEADER.pack(len(header))
+            atomic_writer(path, lambda out: out.writelines((_MAGIC, size, header, tokens, state.payload)), mode=0o600)
         except OSError as exc:
             self._warn_once("write", f"prefix cache: cannot write to {path.parent} ({exc}); not kept on disk")
 

@@ -20,6 +20,7 @@ from chatocr.ocr.cache import CachedEngine, OCRCache
 from chatocr.ocr.images import (
     CorruptImageError,
     EmptyImageError,
+    EncryptedInputError,
     ImageLimits,
     ImageTooLargeError,
     Source,
@@ -43,6 +44,7 @@ __all__ = [
     "CachedEngine",
     "CorruptImageError",
     "EmptyImageError",
+    "EncryptedInputError",
     "ImageEngine",
     "ImageLimits",
     "ImageTooLargeError",

@@ -4,10 +4,10 @@ key = sha256(format version, sha256(input bytes or pixels), engine name, engine.
 
 so the same image OCR'd by the same engine with the same settings is read once, and any changed
 setting (another model, other params, another PDF DPI) misses. Entries are small JSON files
-(`<dir>/<key[:2]>/<key>.json`). Writers go through a temporary file in the same directory and
-`os.replace`, which is atomic on POSIX and Windows: concurrent processes never see half a file,
-and when two of them OCR the same image at once the last write wins with an identical result.
-A damaged entry counts as a miss and is overwritten.
+(`<dir>/<key[:2]>/<key>.json`), a `chatocr.fileio.JSONFileCache`: written atomically (temp file
++ `os.replace`), so concurrent processes never see half a file, and when two of them OCR the same
+image at once the last write wins with an identical result. A damaged entry counts as a miss and
+is overwritten.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from chatocr.fileio import JSONFileCache
 from chatocr.ocr.base import OCREngine
 from chatocr.ocr.images import Source, source_digest
 from chatocr.ocr.types import FORMAT_VERSION, OCRDocument
@@ -28,50 +28,29 @@ from chatocr.resources import cache_dir
 __all__ = ["CachedEngine", "OCRCache"]
 
 
-class OCRCache:
+class OCRCache(JSONFileCache):
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
         """directory: default `cache_dir("ocr")` ($CHATOCR_CACHE_DIR/ocr or ~/.cache/chatocr/ocr)."""
-        self.directory = Path(directory) if directory is not None else cache_dir("ocr")
+        super().__init__(Path(directory) if directory is not None else cache_dir("ocr"))
 
     @staticmethod
     def key(digest: str, engine: str, config_key: str) -> str:
         material = json.dumps([FORMAT_VERSION, digest, engine, config_key], ensure_ascii=False)
         return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
-    def path(self, key: str) -> Path:
-        return self.directory / key[:2] / f"{key}.json"
-
     def get(self, key: str) -> OCRDocument | None:
-        try:
-            data = json.loads(self.path(key).read_bytes())
-            return replace(OCRDocument.from_dict(data), cached=True)
-        except FileNotFoundError:
+        data = self.get_json(key)
+        if data is None:
             return None
-        except (OSError, ValueError, KeyError, TypeError):
+        try:
+            return replace(OCRDocument.from_dict(data), cached=True)
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None  # damaged or from another format version: recompute and overwrite
 
     def put(self, key: str, document: OCRDocument) -> None:
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps(document.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        fd, temp = tempfile.mkstemp(prefix=f".{key[:8]}-", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-            os.replace(temp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
-
-    def clear(self) -> int:
-        """Delete every entry; returns how many were removed."""
-        removed = 0
-        for entry in self.directory.glob("*/*.json"):
-            with contextlib.suppress(OSError):
-                entry.unlink()
-                removed += 1
-        return removed
+        """Store an entry; a cache that cannot be written (full disk, read-only) only costs speed."""
+        with contextlib.suppress(OSError):
+            self.put_json(key, document.to_dict())
 
 
 class CachedEngine:

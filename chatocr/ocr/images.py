@@ -4,14 +4,10 @@ Accepted: a path, bytes, a PIL image or a numpy array (H x W, H x W x 3 RGB, H x
 uint8) holding PNG, JPEG, TIFF (every frame is a page), BMP, WebP, GIF (first frame) or PDF
 (every page rendered at `ImageLimits.pdf_dpi`). EXIF orientation is applied.
 
-Every failure is a typed InputError subclass with a hint, never a PIL traceback:
-
-    InputError
-    ├── UnsupportedInputError   not an image or PDF we read (or an array of the wrong shape)
-    ├── CorruptImageError       looks like an image/PDF but does not decode
-    ├── EmptyImageError         a zero-byte file, a zero-size image, or only blank pages
-    ├── ImageTooLargeError      over the pixel limit (decompression bombs) or the byte limit
-    └── TooManyPagesError       a PDF or TIFF with more pages than the page limit
+Every failure is a typed InputError subclass with a hint, never a PIL traceback (the classes live in
+chatocr/errors.py, the one exception tree, and are importable from here too):
+UnsupportedInputError, CorruptImageError, EncryptedInputError, EmptyImageError, ImageTooLargeError,
+TooManyPagesError.
 """
 
 from __future__ import annotations
@@ -20,6 +16,8 @@ import hashlib
 import io
 import math
 import os
+import re
+import stat
 import struct
 import threading
 from collections.abc import Iterator
@@ -29,7 +27,17 @@ from typing import TYPE_CHECKING, Any, Union
 
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
-from chatocr.errors import InputError, MissingDependencyError
+from chatocr.errors import (
+    IMAGE_FORMATS,
+    CorruptImageError,
+    EmptyImageError,
+    EncryptedInputError,
+    ImageTooLargeError,
+    InputError,
+    MissingDependencyError,
+    TooManyPagesError,
+    UnsupportedInputError,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CorruptImageError",
     "EmptyImageError",
+    "EncryptedInputError",
     "ImageLimits",
     "ImageTooLargeError",
     "LoadedInput",
@@ -54,7 +63,7 @@ __all__ = [
 # What `OCREngine.read` accepts. An OCRDocument is passed through untouched.
 Source = Union[str, "os.PathLike[str]", bytes, Image.Image, "npt.NDArray[Any]", "OCRDocument"]
 
-FORMATS = "PNG, JPEG, TIFF, BMP, WebP, GIF or PDF"
+FORMATS = IMAGE_FORMATS
 _PIL_FORMATS = ("PNG", "JPEG", "MPO", "TIFF", "BMP", "WEBP", "GIF")
 # Leading bytes of the formats we read: such a file that PIL cannot open is corrupt, not unsupported.
 _MAGIC = (b"\x89PNG", b"\xff\xd8", b"II*\x00", b"MM\x00*", b"BM", b"GIF8", b"%PDF")
@@ -62,24 +71,10 @@ _MAGIC = (b"\x89PNG", b"\xff\xd8", b"II*\x00", b"MM\x00*", b"BM", b"GIF8", b"%PD
 _PDF_LOCK = threading.Lock()
 
 
-class UnsupportedInputError(InputError):
-    default_hint = f"Give a {FORMATS} file (or a PIL image / uint8 RGB array)."
-
-
-class CorruptImageError(InputError):
-    default_hint = "The file is damaged or truncated: re-export or re-download it."
-
-
-class EmptyImageError(InputError):
-    default_hint = "The input has nothing to read: check that the right file was given."
-
-
-class ImageTooLargeError(InputError):
-    default_hint = "Downscale the image, or raise the limit (ImageLimits(max_pixels=..., max_bytes=...))."
-
-
-class TooManyPagesError(InputError):
-    default_hint = "Split the document, or raise the limit (ImageLimits(max_pages=...))."
+# pdfium's load error does not say reliably why (its last-error code is process-wide and stale), so
+# the PDF's own trailer and page tree say it: an /Encrypt entry, or a page tree counting 0 pages.
+_PDF_ENCRYPTED = re.compile(rb"/Encrypt\b")
+_PDF_NO_PAGES = re.compile(rb"/Type\s*/Pages\b[^>]*?/Count\s+0\b|/Count\s+0\b[^>]*?/Type\s*/Pages\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,12 +117,20 @@ def describe_source(source: object) -> str:
 def _read_path(path: str | os.PathLike[str], limits: ImageLimits) -> bytes:
     p = Path(path)
     try:
-        size = p.stat().st_size
-        if p.is_dir():
-            raise UnsupportedInputError(f"{p} is a directory, not a file.")
-        if size > limits.max_bytes:
-            raise ImageTooLargeError(f"{p} is {size} bytes, over the limit of {limits.max_bytes}.")
-        return p.read_bytes()
+        # O_NONBLOCK: a FIFO must not block the open waiting for a writer; fstat then refuses it.
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                raise UnsupportedInputError(f"{p} is a directory, not a file.")
+            if not stat.S_ISREG(info.st_mode):
+                raise UnsupportedInputError(f"{p} is not a regular file (a pipe or a device?).",
+                                            hint="Give the path of an image or PDF file.")
+            if info.st_size > limits.max_bytes:
+                raise ImageTooLargeError(f"{p} is {info.st_size} bytes, over the limit of {limits.max_bytes}.")
+            return handle.read()
+    except IsADirectoryError:
+        raise UnsupportedInputError(f"{p} is a directory, not a file.") from None
     except FileNotFoundError:
         raise InputError(f"No such file: {p}", hint="Check the path.") from None
     except PermissionError:
@@ -276,6 +279,13 @@ def _pdf_pages(data: bytes, name: str, limits: ImageLimits) -> list[Image.Image]
         try:
             pdf = pdfium.PdfDocument(data)
         except pdfium.PdfiumError as error:
+            if _PDF_ENCRYPTED.search(data):
+                raise EncryptedInputError(f"{name} is a password-protected (encrypted) PDF.") from None
+            if _PDF_NO_PAGES.search(data):
+                raise EmptyImageError(
+                    f"{name} is a PDF with no pages.",
+                    hint="Check that the right file was given: this PDF has nothing to read.",
+                ) from None
             raise CorruptImageError(f"{name} is not a readable PDF: {error}") from None
         try:
             count = len(pdf)

@@ -21,18 +21,39 @@ import bisect
 import math
 import statistics
 import unicodedata
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from chatocr.ocr.types import OCRLine, Page
+from chatocr.errors import DocumentTooLargeError
 
-__all__ = ["MAX_SPACES", "LayoutText", "Span", "display_width", "group_rows", "plain_text", "render_layout"]
+if TYPE_CHECKING:  # only for annotations: types.py imports this module, not the other way round
+    from chatocr.ocr.types import OCRLine, Page
+
+__all__ = [
+    "MAX_LINES_PER_PAGE", "MAX_SPACES", "LayoutText", "Span", "check_line_count", "display_width", "group_rows",
+    "plain_text", "render_layout",
+]
 
 MAX_SPACES = 8
 # A line joins a row when it overlaps the row vertically by this share of the smaller height.
 ROW_OVERLAP = 0.5
 # Two lines overlapping horizontally by this share of the narrower one are stacked, not a row.
 STACK_OVERLAP = 0.3
+# The most lines one page may hold. Grouping is O(n log n) (20,000 lines in well under a second,
+# benchmarks/bench_layout.py); the limit keeps a hostile or broken input from costing minutes in
+# the LLM prompt downstream. Receipts and invoices have tens to a few hundred lines.
+MAX_LINES_PER_PAGE = 50_000
+
+
+def check_line_count(count: int, where: str = "the page") -> None:
+    """Raise DocumentTooLargeError for a page over MAX_LINES_PER_PAGE, before any work on it."""
+    if count > MAX_LINES_PER_PAGE:
+        raise DocumentTooLargeError(
+            f"{where} has {count} text lines, over the limit of {MAX_LINES_PER_PAGE} per page.",
+            hint="Split the document into smaller parts (e.g. one page or section per file).",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +119,20 @@ class _Row:
     items: list[_Item]
     y0: float
     y1: float
+    x0s: list[float]  # the members' left edges, sorted (for the horizontal overlap check)
+    widest: float  # the widest member's width
+    by_x: list[_Item] = field(default_factory=list)  # the members in x0s's order
+
+    def __post_init__(self) -> None:
+        if not self.by_x:
+            self.by_x = list(self.items)
 
     def add(self, item: _Item) -> None:
         self.items.append(item)
+        at = bisect.bisect_right(self.x0s, item.x0)
+        self.x0s.insert(at, item.x0)
+        self.by_x.insert(at, item)
+        self.widest = max(self.widest, item.width)
         n = len(self.items)
         # A running mean keeps the row band from drifting down a page with many tall members.
         self.y0 += (item.y0 - self.y0) / n
@@ -140,31 +172,83 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, min(a1, b1) - max(a0, b0))
 
 
+class _RowIndex:
+    """The rows found so far, findable by vertical band in O(rows overlapping) instead of O(all rows).
+
+    Rows are registered in fixed-height y buckets covering their band; a query collects the rows of
+    the buckets an item covers. The bucket height is at least the page's span / line count, so a
+    page never has more buckets than lines, whatever its coordinates."""
+
+    def __init__(self, items: list[_Item]) -> None:
+        heights = sorted(item.height for item in items)
+        top = min(item.y0 for item in items)
+        span = max(item.y1 for item in items) - top
+        self.top = top
+        self.size = max(heights[len(heights) // 2], span / len(items), 1e-6)
+        self.buckets: defaultdict[int, set[int]] = defaultdict(set)
+        self.rows: list[_Row] = []
+
+    def _range(self, y0: float, y1: float) -> range:
+        return range(int((y0 - self.top) // self.size), int((y1 - self.top) // self.size) + 1)
+
+    def overlapping(self, y0: float, y1: float) -> list[int]:
+        """Indices (creation order) of rows whose band overlaps [y0, y1] by more than nothing."""
+        found: set[int] = set()
+        for bucket in self._range(y0, y1):
+            found.update(self.buckets.get(bucket, ()))
+        return sorted(n for n in found if _overlap(y0, y1, self.rows[n].y0, self.rows[n].y1) > 0)
+
+    def new(self, item: _Item) -> None:
+        self.rows.append(_Row([item], item.y0, item.y1, [item.x0], item.width))
+        for bucket in self._range(item.y0, item.y1):
+            self.buckets[bucket].add(len(self.rows) - 1)
+
+    def add(self, index: int, item: _Item) -> None:
+        row = self.rows[index]
+        for bucket in self._range(row.y0, row.y1):
+            self.buckets[bucket].discard(index)
+        row.add(item)
+        for bucket in self._range(row.y0, row.y1):
+            self.buckets[bucket].add(index)
+
+
+def _stacked(item: _Item, row: _Row) -> bool:
+    """Whether `item` overlaps a member of `row` horizontally (then it is stacked, not in the row).
+    Only members starting within one widest-member width left of the item can overlap it."""
+    first = bisect.bisect_right(row.x0s, item.x0 - row.widest)
+    last = bisect.bisect_left(row.x0s, item.x1)
+    return any(
+        _overlap(item.x0, item.x1, other.x0, other.x1) > STACK_OVERLAP * min(item.width, other.width)
+        for other in row.by_x[first:last]
+    )
+
+
 def _rows(items: list[_Item]) -> list[list[_Item]]:
-    rows: list[_Row] = []
+    """Visual rows. Each line (top to bottom by centre) joins the row it overlaps most vertically,
+    by at least ROW_OVERLAP, that holds nothing it overlaps horizontally; ties go to the later row."""
+    if not items:
+        return []
+    index = _RowIndex(items)
     for item in sorted(items, key=lambda it: ((it.y0 + it.y1) / 2, it.x0)):
-        best: _Row | None = None
+        best: int | None = None
         best_share = ROW_OVERLAP
-        for row in rows:
+        for n in index.overlapping(item.y0, item.y1):
+            row = index.rows[n]
             share = _overlap(item.y0, item.y1, row.y0, row.y1) / min(item.height, row.y1 - row.y0 or 1e-6)
-            if share < best_share:
-                continue
-            stacked = any(
-                _overlap(item.x0, item.x1, other.x0, other.x1) > STACK_OVERLAP * min(item.width, other.width)
-                for other in row.items
-            )
-            if not stacked:
-                best, best_share = row, share
+            if share >= best_share and not _stacked(item, row):
+                best, best_share = n, share
         if best is None:
-            rows.append(_Row([item], item.y0, item.y1))
+            index.new(item)
         else:
-            best.add(item)
-    rows.sort(key=lambda row: (row.y0 + row.y1) / 2)
+            index.add(best, item)
+    rows = sorted(index.rows, key=lambda row: (row.y0 + row.y1) / 2)
     return [sorted(row.items, key=lambda it: it.x0) for row in rows]
 
 
 def group_rows(lines: Sequence[OCRLine]) -> list[list[OCRLine]]:
-    """The lines of one page as visual rows, top to bottom, each row left to right."""
+    """The lines of one page as visual rows, top to bottom, each row left to right.
+    Raises DocumentTooLargeError over MAX_LINES_PER_PAGE lines."""
+    check_line_count(len(lines))
     return [[item.line for item in row] for row in _rows(_items(lines, normalize=False))]
 
 
@@ -200,6 +284,7 @@ def render_layout(pages: Sequence[Page], normalize: bool = False) -> LayoutText:
     for number, page in enumerate(pages):
         if len(pages) > 1:
             emit(("\n" if number else "") + f"--- page {number + 1} of {len(pages)} ---\n")
+        check_line_count(len(page.lines), f"page {number + 1}")
         items = _items(page.lines, normalize)
         char_width = _char_width(items)
         for row in _rows(items):

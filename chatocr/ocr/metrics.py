@@ -9,15 +9,14 @@ CER = Levenshtein(hypothesis, reference) / len(reference).
 
 from __future__ import annotations
 
-import unicodedata
-
 from chatocr.ocr.types import OCRDocument
+from chatocr.textnorm import fold
 
 __all__ = ["character_error_rate", "document_cer", "edit_distance", "normalize_for_cer"]
 
 
 def normalize_for_cer(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
+    return fold(text)  # the one normaliser (chatocr.textnorm)
 
 
 def edit_distance(a: str, b: str) -> int:

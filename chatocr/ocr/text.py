@@ -16,13 +16,15 @@ Lines without boxes get synthetic ones (one row each, top to bottom) and the doc
 from __future__ import annotations
 
 import json
+import math
 import os
+import stat
 import time
 from typing import Any
 
 from PIL import Image
 
-from chatocr.errors import InputError
+from chatocr.errors import DocumentTooLargeError, InputError
 from chatocr.ocr.base import RawLine, build_page
 from chatocr.ocr.images import (
     EmptyImageError,
@@ -32,7 +34,7 @@ from chatocr.ocr.images import (
     describe_source,
     source_digest,
 )
-from chatocr.ocr.layout import display_width
+from chatocr.ocr.layout import check_line_count, display_width
 from chatocr.ocr.types import Box, OCRDocument, box_from_any
 
 __all__ = ["TextEngine", "parse_ocr_text", "synthetic_box"]
@@ -42,6 +44,18 @@ _BOX_KEYS = ("box", "points", "bbox", "poly", "polygon")
 _SCORE_KEYS = ("confidence", "score")
 # Synthetic geometry: one 20-px row per line, 10 px per half-width character.
 _ROW, _CHAR = 20.0, 10.0
+# Pre-OCR'd input larger than this is refused before it is parsed (20,000 lines are about 0.8 MB).
+MAX_TEXT_BYTES = 16 * 1024 * 1024
+# Boxes are page pixels: a coordinate past this is not a page (and would make a drawing huge).
+MAX_COORDINATE = 1_000_000.0
+_TEXT_HINT = (
+    "Give a JSON array of {'text', 'box'} objects (a box is 4 points, 8 numbers or 4 numbers), "
+    "JSON Lines, chatocr's own OCR JSON, or plain UTF-8 text."
+)
+
+
+class _TextInputError(UnsupportedInputError):
+    default_hint = _TEXT_HINT
 
 
 def synthetic_box(row: int, text: str) -> Box:
@@ -62,15 +76,42 @@ def _line(item: Any, where: str) -> tuple[str, Any, float]:
     if isinstance(item, dict):
         text = _pick(item, _TEXT_KEYS)
         if text is None:
-            raise UnsupportedInputError(f"{where}: a line object has no 'text' key (keys: {sorted(item)}).")
+            raise _TextInputError(f"{where}: a line object has no 'text' key (keys: {sorted(item)}).")
         score = _pick(item, _SCORE_KEYS)
-        return str(text), _pick(item, _BOX_KEYS), 1.0 if score is None else float(score)
+        return str(text), _pick(item, _BOX_KEYS), 1.0 if score is None else _score(score, where)
     if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[1], (list, tuple)):
+        if len(item[1]) != 2:
+            raise _TextInputError(f"{where}: a [box, [text, score]] line has {len(item[1])} items in its second part.")
         box, (text, score) = item[0], item[1]  # PaddleOCR 2.x: [box, [text, score]]
-        return str(text), box, float(score)
+        return str(text), box, _score(score, where)
     if isinstance(item, str):
         return item, None, 1.0
-    raise UnsupportedInputError(f"{where}: cannot read a line from {item!r:.80}.")
+    raise _TextInputError(f"{where}: cannot read a line from {_short(item)}.")
+
+
+def _short(value: Any) -> str:
+    try:
+        return f"{value!r:.80}"
+    except RecursionError:  # a deeply nested value has no useful repr
+        return f"a deeply nested {type(value).__name__}"
+
+
+def _score(value: Any, where: str) -> float:
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        raise _TextInputError(f"{where}: a confidence must be a number, got {_short(value)}.") from None
+    if not math.isfinite(score):
+        raise _TextInputError(f"{where}: a confidence must be a finite number, got {score}.")
+    return score
+
+
+def _checked_box(value: Any) -> Box:
+    """box_from_any, and every coordinate finite and within MAX_COORDINATE (ValueError otherwise)."""
+    box = box_from_any(value)
+    if not all(math.isfinite(c) and abs(c) <= MAX_COORDINATE for point in box for c in point):
+        raise ValueError(f"box coordinates must be finite numbers within +-{MAX_COORDINATE:.0f}, got {_short(value)}")
+    return box
 
 
 def _raw_lines(entries: list[tuple[str, Any, float]], where: str) -> tuple[list[RawLine], bool]:
@@ -78,9 +119,10 @@ def _raw_lines(entries: list[tuple[str, Any, float]], where: str) -> tuple[list[
     lines = []
     for row, (text, box, score) in enumerate(entries):
         try:
-            real = box_from_any(box) if has_boxes else synthetic_box(row, text)
-        except ValueError as error:
-            raise UnsupportedInputError(f"{where}: line {row + 1}: {error}") from None
+            real = _checked_box(box) if has_boxes else synthetic_box(row, text)
+        except (ValueError, RecursionError) as error:
+            reason = "a box nested too deeply" if isinstance(error, RecursionError) else str(error)
+            raise _TextInputError(f"{where}: line {row + 1}: {reason}") from None
         lines.append(RawLine(text, real, score))
     return lines, has_boxes
 
@@ -93,31 +135,49 @@ def parse_ocr_text(content: str, where: str = "<text>") -> tuple[list[RawLine], 
     if stripped[0] in "[{":
         try:
             data: Any = json.loads(stripped)
+        except RecursionError:
+            raise _TextInputError(f"{where}: the JSON is nested too deeply to be OCR lines.") from None
         except json.JSONDecodeError as first:
             try:
                 data = [json.loads(line) for line in stripped.splitlines() if line.strip()]
+            except RecursionError:
+                raise _TextInputError(f"{where}: the JSON is nested too deeply to be OCR lines.") from None
             except json.JSONDecodeError:
-                raise UnsupportedInputError(
+                raise _TextInputError(
                     f"{where} looks like JSON but does not parse: {first.msg} at line {first.lineno} "
-                    f"column {first.colno}.",
-                    hint="Give a JSON array of {'text', 'box'} objects, JSON Lines, or plain text.",
+                    f"column {first.colno}."
                 ) from None
         if isinstance(data, dict):
             if "pages" in data and "engine" in data:
                 try:
-                    return OCRDocument.from_dict(data)
-                except (KeyError, TypeError, ValueError) as error:
-                    raise UnsupportedInputError(f"{where}: not a valid chatocr OCR document: {error}") from None
+                    document = OCRDocument.from_dict(data)
+                except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
+                    raise _TextInputError(f"{where}: not a valid chatocr OCR document: {_short(error)}") from None
+                for page in document.pages:
+                    check_line_count(len(page.lines), f"{where} page {page.index + 1}")
+                    for line in page.lines:
+                        try:
+                            _checked_box(line.box)
+                        except ValueError as error:
+                            raise _TextInputError(f"{where}: line {line.id}: {error}") from None
+                return document
             if "rec_texts" in data:
-                polys = data.get("rec_polys") or [None] * len(data["rec_texts"])
-                scores = data.get("rec_scores") or [1.0] * len(data["rec_texts"])
+                texts = data["rec_texts"]
+                if not isinstance(texts, list):
+                    raise _TextInputError(f"{where}: 'rec_texts' must be a list of strings.")
+                polys = data.get("rec_polys") or [None] * len(texts)
+                scores = data.get("rec_scores") or [1.0] * len(texts)
                 return _raw_lines(
-                    [(str(t), p, float(s)) for t, p, s in zip(data["rec_texts"], polys, scores, strict=False)],
+                    [(str(t), p, _score(s, where)) for t, p, s in zip(texts, polys, scores, strict=False)],
                     where,
                 )
             data = [data]
+        if not isinstance(data, list):
+            raise _TextInputError(f"{where}: a JSON {type(data).__name__} is not a list of OCR lines.")
+        check_line_count(len(data), where)
         return _raw_lines([_line(item, where) for item in data], where)
     texts = [line.rstrip() for line in content.splitlines()]
+    check_line_count(sum(1 for text in texts if text.strip()), where)
     return _raw_lines([(text, None, 1.0) for text in texts if text.strip()], where)
 
 
@@ -135,6 +195,7 @@ class TextEngine:
 
     def __init__(self, *, limits: ImageLimits | None = None) -> None:
         self.limits = limits or ImageLimits()
+        self.max_text_bytes = min(self.limits.max_bytes, MAX_TEXT_BYTES)
 
     def config_key(self) -> str:
         return "text:v1"
@@ -144,8 +205,14 @@ class TextEngine:
             return source
         if isinstance(source, (str, os.PathLike)):
             try:
-                with open(source, "rb") as handle:
-                    data = handle.read(self.limits.max_bytes + 1)
+                # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+                fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+                with open(fd, "rb") as handle:
+                    if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                        raise UnsupportedInputError(
+                            f"{source} is not a regular file.", hint="Give the path of a text or JSON file."
+                        )
+                    data = handle.read(self.max_text_bytes + 1)
             except OSError as error:
                 raise InputError(f"Cannot read {source}: {error.strerror or error}.", hint="Check the path.") from None
         elif isinstance(source, bytes):
@@ -157,8 +224,11 @@ class TextEngine:
             )
         else:
             raise UnsupportedInputError(f"The text engine cannot read a {type(source).__name__}.")
-        if len(data) > self.limits.max_bytes:
-            raise InputError(f"{describe_source(source)} is over {self.limits.max_bytes} bytes.")
+        if len(data) > self.max_text_bytes:
+            raise DocumentTooLargeError(
+                f"{describe_source(source)} is over {self.max_text_bytes} bytes of pre-OCR'd text.",
+                hint="Split the document into smaller files.",
+            )
         try:
             content = data.decode("utf-8-sig")
         except UnicodeDecodeError:

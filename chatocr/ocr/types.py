@@ -7,10 +7,10 @@ results and transcripts can store them without pickling.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from chatocr.ocr.layout import LayoutText
+# layout.py needs OCRLine/Page only for annotations, so this import is one-way (no import circle).
+from chatocr.ocr.layout import LayoutText, plain_text, render_layout
 
 __all__ = ["Box", "OCRDocument", "OCRLine", "Page", "Point", "box_from_any"]
 
@@ -134,8 +134,6 @@ class OCRDocument:
         return tuple(replace(self, pages=(page,)) for page in self.pages)
 
     def layout(self, normalize: bool = False) -> LayoutText:
-        from chatocr.ocr.layout import render_layout
-
         return render_layout(self.pages, normalize=normalize)
 
     def text(self, layout: bool = True, normalize: bool = False) -> str:
@@ -143,8 +141,6 @@ class OCRDocument:
         page; without, one OCR line per text line. `normalize` applies NFKC (full-width forms)."""
         if layout:
             return self.layout(normalize=normalize).text
-        from chatocr.ocr.layout import plain_text
-
         return plain_text(self.pages, normalize=normalize)
 
     def to_dict(self) -> dict[str, Any]:

@@ -23,6 +23,13 @@ SCENARIO_PATH_ENV = "CHATOCR_SCENARIO_PATH"
 
 Loc = tuple[str | int, ...]
 
+# Limits that keep a hostile or broken scenario file from costing memory or minutes, each refused
+# with a ScenarioError naming the file: its size, the number of values once YAML aliases are
+# expanded (a "billion laughs" bomb is a few lines that expand to billions), and nesting depth.
+MAX_SCENARIO_BYTES = 5 * 1024 * 1024
+MAX_YAML_VALUES = 200_000
+MAX_YAML_DEPTH = 64
+
 
 class _TextNumbersLoader(yaml.SafeLoader):
     """YAML without implicit int/float: `044002100111`, `13:27:45` and `9000.00` stay the text
@@ -38,11 +45,81 @@ _TextNumbersLoader.yaml_implicit_resolvers = {
 }
 
 
+def _refuse(source: str, line: int, message: str, hint: str | None = None) -> ScenarioError:
+    problem = f"{source}:{line}: {message}"
+    return ScenarioError(problem, problems=[problem], hint=hint)
+
+
+def _check_tree(root: yaml.Node | None, source: str) -> None:
+    """Refuse duplicate keys (both lines named), alias bombs and deep nesting, before constructing
+    any Python value. The node tree is a DAG (an alias is the same node object), walked once per
+    node; the expanded size is computed from the children's sizes without expanding anything."""
+    if root is None:
+        return
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    active: set[int] = set()
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            active.discard(key)
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(kid)] for kid in kids)
+            depth[key] = 1 + max((depth[id(kid)] for kid in kids), default=0)
+            if size[key] > MAX_YAML_VALUES:
+                raise _refuse(source, node.start_mark.line + 1,
+                              f"the YAML expands to more than {MAX_YAML_VALUES} values (aliases repeated "
+                              "inside aliases?)", hint="Write the values out; a scenario needs no aliases.")
+            if depth[key] > MAX_YAML_DEPTH:
+                raise _refuse(source, node.start_mark.line + 1, f"values nest deeper than {MAX_YAML_DEPTH} levels")
+            continue
+        if key in size:
+            continue
+        if key in active:
+            raise _refuse(source, node.start_mark.line + 1, "a value contains itself (a recursive alias)")
+        active.add(key)
+        if isinstance(node, yaml.MappingNode):
+            _check_duplicates(node, source)
+        stack.append((node, True))
+        stack.extend((kid, False) for kid in _children(node) if id(kid) not in size)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_duplicates(node: yaml.MappingNode, source: str) -> None:
+    """PyYAML keeps the last of two equal keys silently; a scenario must not (which was meant?)."""
+    seen: dict[str, int] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        line = key_node.start_mark.line + 1
+        if key_node.value in seen:
+            raise _refuse(
+                source, line, f"duplicate key {key_node.value!r} (first at line {seen[key_node.value]}, again at "
+                f"line {line})", hint="Keep one of the two: YAML would silently use the last.",
+            )
+        seen[key_node.value] = line
+
+
 def load_scenario_text(text: str, source: str = "<string>") -> Scenario:
     """Parse and validate one scenario from YAML text; `source` names it in errors."""
+    if len(text) > MAX_SCENARIO_BYTES:
+        raise _refuse(source, 1, f"the file is {len(text)} characters, over the limit of {MAX_SCENARIO_BYTES}",
+                      hint="A scenario needs fields and a few examples; move bulk data elsewhere.")
     try:
         node = yaml.compose(text, Loader=_TextNumbersLoader)
+        _check_tree(node, source)
         data = yaml.load(text, Loader=_TextNumbersLoader)
+    except RecursionError:
+        raise _refuse(source, 1, f"values nest too deeply (the limit is {MAX_YAML_DEPTH} levels)") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -50,6 +127,8 @@ def load_scenario_text(text: str, source: str = "<string>") -> Scenario:
         raise ScenarioError(
             f"{problem}", problems=[problem], hint="Check indentation and quoting around that line."
         ) from exc
+    except yaml.YAMLError as exc:  # e.g. a control character the reader refuses
+        raise _refuse(source, 1, f"not readable YAML: {exc}", hint="Save the file as plain UTF-8 YAML text.") from exc
     if not isinstance(data, dict):
         problem = f"{source}:1: a scenario file must be a mapping of keys (name, title, fields, ...)"
         raise ScenarioError(problem, problems=[problem])
@@ -67,11 +146,17 @@ def load_scenario_text(text: str, source: str = "<string>") -> Scenario:
 def load_scenario_file(path: str | Path) -> Scenario:
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_SCENARIO_BYTES:
+            raise _refuse(str(path), 1, f"the file is {path.stat().st_size} bytes, over the limit of "
+                          f"{MAX_SCENARIO_BYTES}", hint="A scenario needs fields and a few examples.")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ScenarioError(f"{path}: no such scenario file", hint="Check the path.") from exc
     except UnicodeDecodeError as exc:
         raise ScenarioError(f"{path}: not UTF-8 text", hint="Save the scenario file as UTF-8.") from exc
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read the scenario file: {exc.strerror or exc}",
+                            hint="Check that it is a readable file.") from exc
     return load_scenario_text(text, str(path))
 
 

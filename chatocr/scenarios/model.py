@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from collections.abc import Iterable
 from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from chatocr.textnorm import fold
 
 __all__ = [
     "AnswerProblem",
@@ -324,8 +325,8 @@ def _mentions(rule: str, name: str) -> bool:
 
 def flat_text(text: str) -> str:
     """NFKC, case-folded, all whitespace removed: how an answer value is looked for in a text
-    (here, and when examples are focused on their answers)."""
-    return "".join(unicodedata.normalize("NFKC", text).split()).casefold()
+    (here, and when examples are focused on their answers): the one normaliser, chatocr.textnorm."""
+    return fold(text)
 
 
 def ungrounded_example_values(scenario: Scenario) -> list[str]:

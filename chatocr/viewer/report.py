@@ -15,7 +15,6 @@ import io
 import json
 import os
 import secrets
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +26,8 @@ import jinja2
 from PIL import Image
 
 from chatocr.extraction.result import Extraction, FieldResult
+from chatocr.fileio import atomic_write
+from chatocr.llm._secrets import redact
 from chatocr.ocr.types import OCRDocument
 
 __all__ = ["LOW_CONFIDENCE", "ReportItem", "build_report", "document_view", "write_report"]
@@ -222,15 +223,5 @@ def write_report(path: str | os.PathLike[str], items: Sequence[ReportItem], **op
     """Write the report atomically: a temporary file in the same folder, then a rename, which
     replaces a planted symlink instead of writing through it."""
     target = Path(path)
-    text = build_report(items, **options)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temp, 0o644)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, redact(build_report(items, **options)))  # chatocr.fileio; known secrets masked
     return target

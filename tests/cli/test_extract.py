@@ -85,13 +85,15 @@ def test_a_half_written_last_line_is_repaired(home: Path, capsys: pytest.Capture
     assert len(records) == 3 and len({r["input"]["path"] for r in records}) == 3
 
 
-def test_a_changed_file_is_done_again(home: Path) -> None:
+def test_a_changed_file_is_done_again_and_its_new_line_replaces_the_old(home: Path) -> None:
     (doc,) = receipts(home / "in", 1)
     out = home / "results.jsonl"
     assert main(["extract", str(doc), *ARGS, "--out", str(out)]) == 0
+    (old,) = jsonl(out)
     doc.write_text("SHOP ABC SDN BHD\nTOTAL 9.00\nthank you\n", encoding="utf-8")
     assert main(["extract", str(doc), *ARGS, "--out", str(out)]) == 0
-    assert len({r["input"]["sha256"] for r in jsonl(out)}) == 2
+    (new,) = jsonl(out)  # every document exactly once: the newest result per path
+    assert new["input"]["path"] == old["input"]["path"] and new["input"]["sha256"] != old["input"]["sha256"]
 
 
 def test_csv_output_resumes_and_checks_its_columns(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -60,7 +60,9 @@ def test_plan_sends_what_extract_sends_for_keys_by_alias(home: Path, tmp_path: P
     assert '"发票号码"' in sent[-1][1] and "invoice_number" not in sent[-1][1]
 
 
-def test_plan_for_a_backend_builds_it_but_never_calls_it(home: Path, tmp_path: Path) -> None:
+def test_plan_for_a_backend_builds_it_but_never_calls_it(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
@@ -69,9 +71,10 @@ def test_plan_for_a_backend_builds_it_but_never_calls_it(home: Path, tmp_path: P
     config = tmp_path / "chatocr.toml"
     config.write_text(
         'llm = "openai:gpt-4o-mini"\n'
-        f'llm_options = {{ base_url = "http://127.0.0.1:{port}/v1", api_key = "not-a-key" }}\n',
+        f'llm_options = {{ base_url = "http://127.0.0.1:{port}/v1" }}\n',
         encoding="utf-8",
     )
+    monkeypatch.setenv("OPENAI_API_KEY", "not-a-key")  # credentials never come from config files
     try:
         planned = plan(
             str(INVOICE), "--scenario", "vat_invoice", "--llm", "openai:gpt-4o-mini", "--config", str(config)

@@ -193,7 +193,7 @@ def test_xlsx_has_the_csv_columns_line_items_and_no_formulas(home: Path, monkeyp
 
 def test_xlsx_needs_out(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = write_two_pages(home / "in")
-    assert main(["extract", str(doc), *ARGS, "--format", "xlsx"]) == 1
+    assert main(["extract", str(doc), *ARGS, "--format", "xlsx"]) == 2  # a usage error (issue 18 item 18)
     assert "--out results.xlsx" in capsys.readouterr().err
 
 

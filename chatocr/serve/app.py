@@ -1,0 +1,392 @@
+"""The FastAPI application: routes, authentication, limits, and the one ChatOCR behind them.
+
+    POST /v1/extract            multipart `file` or JSON `text`/`image_base64` -> the Extraction JSON
+    POST /v1/chat               a question about a document; the client sends the history (stateless)
+    POST /v1/jobs, GET /v1/jobs/{id}   several documents in the background, in a durable store
+    GET  /v1/scenarios[/{name}] the scenarios this server knows
+    GET  /healthz               the process is up;  GET /readyz: OCR engine and model are loaded
+    GET  /docs                  OpenAPI
+
+The ChatOCR is built once per process in a worker thread after start-up, so /healthz answers
+while the model loads; extraction requests before it is ready get 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+
+from chatocr.api import ChatOCR
+from chatocr.cli.batch import record_for
+from chatocr.errors import ChatOCRError
+from chatocr.ocr.images import ImageLimits
+from chatocr.serve.admission import Admission
+from chatocr.serve.errors import ServeError, error_body, from_chatocr_error, from_error_dict
+from chatocr.serve.inputs import ExtractBody, ExtractRequest, read_chat, read_extract
+from chatocr.serve.jobs import JobRunner, JobStore, jobs_router
+from chatocr.serve.middleware import AccessLog, BodyLimit, BodyTooLarge, too_large_body
+from chatocr.serve.settings import ServeSettings, TokenSet
+
+__all__ = ["Service", "create_app"]
+
+log = logging.getLogger("chatocr.serve")
+T = TypeVar("T")
+ChatOCRFactory = Callable[[], ChatOCR]
+
+
+def build_chatocr(settings: ServeSettings) -> ChatOCR:
+    """The ChatOCR of the usual --llm/--ocr/--config, loaded now (not at the first request)."""
+    from chatocr.cli.credentials import load_keys_file
+
+    load_keys_file()  # the model's API keys, like every other command
+    ocr = ChatOCR(llm=settings.llm, ocr=settings.ocr, config=settings.config)
+    if hasattr(ocr.model, "llama"):
+        _ = ocr.model.llama  # the local model loads lazily: load it before saying ready
+    return ocr
+
+
+class Service:
+    """What the routes share: settings, tokens, the ChatOCR (once loaded), admission, jobs."""
+
+    def __init__(self, settings: ServeSettings, tokens: TokenSet, factory: ChatOCRFactory) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.factory = factory
+        self.limits = ImageLimits(
+            max_pixels=settings.max_pixels, max_pages=settings.max_pages, max_bytes=settings.max_body_bytes
+        )
+        self.admission = Admission(settings.concurrency, settings.queue, settings.per_token)
+        self.ocr: ChatOCR | None = None
+        self.load_error: ChatOCRError | None = None
+        self.loaded = asyncio.Event()
+        data_dir = Path(settings.data_dir).expanduser() if settings.data_dir else None
+        self.store = JobStore.open(data_dir)
+        self.jobs = JobRunner(self)
+
+    async def load(self) -> None:
+        try:
+            ocr = await asyncio.to_thread(self.factory)
+        except ChatOCRError as exc:
+            self.load_error = exc
+            log.error("chatocr could not load its model or OCR engine: %s", exc)
+            return
+        except Exception as exc:  # reported by /readyz, and the process stays up for it
+            self.load_error = ChatOCRError(f"{type(exc).__name__}: {exc}", hint="See the server's log.")
+            log.exception("chatocr could not load its model or OCR engine")
+            return
+        _apply_limits(ocr, self.limits)
+        self.ocr = ocr
+        self.loaded.set()
+        self.jobs.start()
+
+    def ready_ocr(self) -> ChatOCR:
+        if self.ocr is not None:
+            return self.ocr
+        if self.load_error is not None:
+            raise ServeError(
+                503,
+                "NotReady",
+                f"The server could not load its model or OCR: {self.load_error.message}",
+                self.load_error.hint,
+            )
+        raise ServeError(
+            503,
+            "NotReady",
+            "The server is still loading its model and OCR engine.",
+            "Retry after the seconds in Retry-After; GET /readyz says when it is ready.",
+            headers={"Retry-After": "5"},
+        )
+
+    def caller(self, request: Request) -> str:
+        """The caller's id (a digest of its token), after checking the bearer token."""
+        if not self.tokens:
+            caller = "anonymous"
+        else:
+            scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+            matched = self.tokens.match(presented.strip()) if scheme.lower() == "bearer" else None
+            if matched is None:
+                raise ServeError(
+                    401,
+                    "Unauthorized",
+                    "A valid bearer token is required." if presented else "No bearer token was sent.",
+                    "Send the header `Authorization: Bearer <token>` with a token the server's operator gave you.",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            caller = matched
+        request.state.caller = caller
+        return caller
+
+    async def guarded(self, request: Request, caller: str, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work` in an admission slot, within the request timeout (waiting included); give the
+        slot back as soon as the client disconnects."""
+
+        async def admitted() -> T:
+            async with self.admission.slot(caller):
+                return await work()
+
+        task = asyncio.ensure_future(asyncio.wait_for(admitted(), self.settings.timeout))
+        gone = asyncio.ensure_future(_disconnected(request))
+        try:
+            await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            raise ClientGone
+        try:
+            return task.result()
+        except asyncio.TimeoutError:
+            raise ServeError(
+                504,
+                "RequestTimeout",
+                f"No answer within the request timeout of {self.settings.timeout:g} s.",
+                "Send a smaller document or fewer keys, retry later, or ask the operator to raise --timeout.",
+            ) from None
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its answer was ready."""
+
+
+async def _disconnected(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def _apply_limits(ocr: ChatOCR, limits: ImageLimits) -> None:
+    """The service's pixel and page limits become the OCR engine's own (it checks them while decoding)."""
+    engine: Any = getattr(ocr.engine, "engine", ocr.engine)  # inside the cache wrapper
+    current = getattr(engine, "limits", None)
+    if isinstance(current, ImageLimits):
+        engine.limits = dataclasses.replace(
+            current, max_pixels=limits.max_pixels, max_pages=limits.max_pages, max_bytes=limits.max_bytes
+        )
+
+
+def _accepts(function: Any, name: str) -> bool:
+    parameters = inspect.signature(function).parameters
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+def _not_yet(what: str, feature: str) -> ServeError:
+    return ServeError(
+        501,
+        "NotImplemented",
+        f"{what} needs {feature}, which this chatocr version does not have yet.",
+        "Send keys or a scenario instead; upgrade chatocr for this feature.",
+    )
+
+
+async def run_extract(ocr: ChatOCR, req: ExtractRequest) -> dict[str, Any]:
+    """One document (or one result per page) as the Extraction JSON of `chatocr extract --format json`."""
+    doc = req.document
+    key = (doc.name, doc.sha256)
+    options: dict[str, Any] = {}
+    if req.schema is not None:
+        if not _accepts(ocr.aextract, "schema"):
+            raise _not_yet("A `schema` request", "typed extraction")
+        options["schema"] = req.schema
+    if req.per_page:
+        pages = getattr(ocr, "aextract_pages", None)
+        if pages is None:
+            raise _not_yet("A `per_page` request", "per-page extraction (aextract_pages)")
+        if _accepts(pages, "raise_errors"):
+            options["raise_errors"] = False
+        try:
+            results = await pages(doc.source, req.keys, req.scenario, **options)
+        except ChatOCRError as exc:
+            raise from_chatocr_error(exc) from None
+        if len(results) == 1 and results[0].error is not None and getattr(results[0], "page", None) is None:
+            raise from_error_dict(results[0].error, record_for(key, results[0]))  # the input itself is unreadable
+        return {"input": {"path": doc.name, "sha256": doc.sha256}, "pages": [r.to_dict() for r in results]}
+    try:
+        result = await ocr.aextract(doc.source, req.keys, req.scenario, **options)
+    except ChatOCRError as exc:
+        partial = getattr(exc, "result", None)
+        if type(exc) is ChatOCRError:  # an unexpected failure inside chatocr: keep the detail in our log
+            log.error("extraction failed unexpectedly: %s", exc.message)
+        raise from_chatocr_error(exc, record_for(key, partial) if partial is not None else None) from None
+    return record_for(key, result)
+
+
+def _extract_openapi() -> dict[str, Any]:
+    schema = ExtractBody.model_json_schema(by_alias=True)
+    form = {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "an image, a PDF, or .txt/.json OCR text"},
+            "keys": {"type": "string", "description": "comma-separated, or a JSON list"},
+            "scenario": {"type": "string"},
+            "schema": {"type": "string", "description": "a JSON Schema, as JSON text"},
+            "per_page": {"type": "boolean"},
+        },
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema}, "multipart/form-data": {"schema": form}},
+        }
+    }
+
+
+def create_app(
+    settings: ServeSettings | None = None,
+    tokens: TokenSet | None = None,
+    *,
+    chatocr: ChatOCR | ChatOCRFactory | None = None,
+) -> FastAPI:
+    """The service as an ASGI app. `chatocr`: a ready ChatOCR or a function making one (default:
+    from the settings' llm/ocr/config)."""
+    settings = settings or ServeSettings()
+    tokens = tokens if tokens is not None else TokenSet([])
+    if isinstance(chatocr, ChatOCR):
+        ready = chatocr
+        factory: ChatOCRFactory = lambda: ready  # noqa: E731
+    else:
+        factory = chatocr or (lambda: build_chatocr(settings))
+    service = Service(settings, tokens, factory)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loading = asyncio.ensure_future(service.load())
+        try:
+            yield
+        finally:
+            loading.cancel()
+            await service.jobs.stop()
+            service.store.close()
+
+    app = FastAPI(
+        title="chatocr",
+        version="1",
+        lifespan=lifespan,
+        description='Key fields from document images as grounded JSON. Errors: {"error": {"type", "message", "hint"}}.',
+    )
+    app.state.service = service
+
+    @app.exception_handler(ServeError)
+    async def _serve_error(request: Request, exc: ServeError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse(too_large_body(exc.limit), status_code=413, headers={"Connection": "close"})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return JSONResponse(error_body("RequestError", f"Invalid request: {problems}", "See /docs."), status_code=400)
+
+    @app.exception_handler(ClientGone)
+    async def _gone(request: Request, exc: ClientGone) -> Response:
+        return Response(status_code=499)  # nobody reads it; the access log records the disconnect
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        request_id = request.scope.get("state", {}).get("request_id", "")
+        return JSONResponse(
+            error_body(
+                "InternalError",
+                f"The server failed on this request (id {request_id}).",
+                "This is a bug in chatocr: report it with the request id.",
+            ),
+            status_code=500,
+        )
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        ocr = service.ocr
+        if ocr is None:
+            error = service.load_error
+            body = {"ready": False, "error": None if error is None else {"message": error.message, "hint": error.hint}}
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse({"ready": True, "llm": f"{ocr.model.provider}:{ocr.model.model}", "ocr": ocr.engine.name})
+
+    @app.post("/v1/extract", tags=["extract"], openapi_extra=_extract_openapi())
+    async def extract(request: Request) -> JSONResponse:
+        """Key fields of one document: the Extraction JSON (values, fields with boxes, route, usage)."""
+        caller = service.caller(request)
+        ocr = service.ready_ocr()
+        req = await read_extract(request)
+        body = await service.guarded(request, caller, lambda: run_extract(ocr, req))
+        return JSONResponse(body)
+
+    @app.post("/v1/chat", tags=["chat"])
+    async def chat(request: Request) -> JSONResponse:
+        """Answer a question about a document. Stateless: send `history` ([[question, answer], ...])
+        as returned by the previous answer; the server keeps nothing between requests."""
+        caller = service.caller(request)
+        ocr = service.ready_ocr()
+        document, body = await read_chat(request)
+
+        async def work() -> dict[str, Any]:
+            try:
+                session = await ocr.achat(document.source, body.scenario)
+                session.history = [(q, a) for q, a in body.history]
+                answer = await session.aask(body.question)
+            except ChatOCRError as exc:
+                raise from_chatocr_error(exc) from None
+            return {
+                "answer": answer,
+                "history": [list(turn) for turn in session.history],
+                "dropped_history": session.dropped_history,
+                "usage": session.usage,
+            }
+
+        return JSONResponse(await service.guarded(request, caller, work))
+
+    @app.get("/v1/scenarios", tags=["scenarios"])
+    async def scenarios(request: Request) -> dict[str, Any]:
+        service.caller(request)
+        ocr = service.ready_ocr()
+        return {
+            "scenarios": [
+                {"name": s.name, "title": s.title, "language": s.language, "fields": [f.name for f in s.fields]}
+                for s in ocr.library
+            ]
+        }
+
+    @app.get("/v1/scenarios/{name}", tags=["scenarios"])
+    async def scenario(name: str, request: Request) -> dict[str, Any]:
+        service.caller(request)
+        ocr = service.ready_ocr()
+        if name not in ocr.library:
+            try:
+                ocr.library.get(name)
+            except ChatOCRError as exc:
+                raise ServeError(404, type(exc).__name__, exc.message, exc.hint) from None
+        found: dict[str, Any] = ocr.library.get(name).model_dump(mode="json")
+        return found
+
+    app.include_router(jobs_router(service))
+    if settings.cors_origins:  # off unless configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(AccessLog)
+    return app
