@@ -43,6 +43,7 @@ from chatocr.errors import ChatOCRError, ConfigError, InputError, UserError
 from chatocr.extraction.answers import AnswerCheck, check_answer
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.result import CallRecord, Extraction
+from chatocr.llm._secrets import redact
 from chatocr.llm.registry import available_backends
 
 __all__ = ["COMMANDS", "Repl", "history_path", "register"]
@@ -304,7 +305,8 @@ class Repl:
             "extractions": [e.to_dict() for e in self.extractions], "usage": self.usage(),
         }
         path = Path(arg).expanduser()
-        _write_new_version(path, json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+        # Keys a service echoed into an answer must not persist (extractions are masked by to_dict).
+        _write_new_version(path, redact(json.dumps(data, ensure_ascii=False, indent=2, default=str)) + "\n")
         self.console.print(f"saved {path}", highlight=False, markup=False)
 
     def reset(self, arg: str) -> None:

@@ -344,3 +344,24 @@ def test_answers_stream_before_they_end_and_a_cancelled_one_shows_its_partial_te
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+def test_save_masks_a_key_the_model_echoed_in_an_answer(home: Path) -> None:
+    from rich.console import Console
+
+    from chatocr import ChatOCR
+    from chatocr.llm import ScriptedChatModel
+    from chatocr.llm._secrets import Secret
+
+    key = "sk-echoed-by-the-service-0123456789"
+    Secret(key)  # as a backend registers the key it sends
+    (doc,) = receipts(home / "in", 1)
+    repl = Repl(ChatOCR(llm=ScriptedChatModel([f"The key is {key}; the total is 9.00."]), ocr="text"),
+                Console(file=io.StringIO()))
+    try:
+        for line in (f"/open {doc}", "what is the key?", f"/save {home / 's.json'}"):
+            repl.handle(line)
+    finally:
+        repl.close()
+    saved = (home / "s.json").read_text(encoding="utf-8")
+    assert "the total is 9.00" in saved and key not in saved
