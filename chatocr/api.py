@@ -16,14 +16,18 @@ owned by this object, in a background thread, so they also work inside Jupyter o
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
+
+from pydantic import BaseModel
 
 from chatocr import progress
+from chatocr.bridge import LoopThread as _LoopThread  # one event loop in a daemon thread for the sync API
 from chatocr.config import ChatOCRConfig, load_config
 from chatocr.conversation.planner import ConversationPlanner, PlanPolicy
 from chatocr.errors import ConfigError, InputError
@@ -43,23 +47,13 @@ from chatocr.ocr.registry import make_engine
 from chatocr.ocr.types import OCRDocument
 from chatocr.scenarios.loader import ScenarioLibrary, load_scenarios
 from chatocr.scenarios.model import Scenario
+from chatocr.typed.review import Keys, MinConfidence, TypedRequest, typed_request
+from chatocr.typed.schema import TypedSchema
 
 __all__ = ["ChatOCR", "ChatSession"]
 
 T = TypeVar("T")
 Input = Any  # a path, bytes, PIL image, numpy array or an OCRDocument
-
-
-class _LoopThread:
-    """One event loop in a daemon thread: the sync API submits coroutines to it."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="chatocr-loop", daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
 
 def _check_concurrency(concurrency: int | None) -> None:
@@ -131,12 +125,22 @@ class ChatOCR:
 
     # -- extraction -----------------------------------------------------------------------------
 
+    def _typed(
+        self, keys: Keys, schema: Any, min_confidence: MinConfidence, include_low_confidence: bool
+    ) -> tuple[list[Any] | None, TypedRequest]:
+        """Keys parsed and the typed request resolved: a bad schema or key fails here, before OCR."""
+        threshold = self.config.min_confidence if min_confidence is None else min_confidence
+        return typed_request(keys, schema, threshold, include_low_confidence)
+
     async def aextract(
         self,
         source: Input,
-        keys: Sequence[str] | str | None = None,
-        scenario: str | None = None,
+        keys: Keys = None,
+        scenario: str | Path | Scenario | None = None,
         *,
+        schema: type[BaseModel] | dict[str, Any] | TypedSchema | None = None,
+        min_confidence: MinConfidence = None,
+        include_low_confidence: bool = False,
         classify: bool | None = None,
         policy: PlanPolicy | None = None,
         raise_errors: bool = True,
@@ -144,13 +148,20 @@ class ChatOCR:
     ) -> Extraction:
         """Extract `keys` (default: the scenario's fields) from one document.
 
-        scenario: a name, "auto"/None to route. A failure raises a ChatOCRError whose `.result`
-        holds the partial Extraction; with raise_errors=False it is returned with `.error` set.
+        keys: names, FieldSpecs, or text in the key syntax ("company,total:amount=final total").
+        scenario: a name, a YAML path or a Scenario; "auto"/None to route.
+        schema: a pydantic model or JSON Schema (or keys=Model): `result.data` is then an instance
+        of it (see docs/typed.md). min_confidence: per call (float, or {field: float}), else the
+        config's. A failure raises a ChatOCRError whose `.result` holds the partial Extraction;
+        with raise_errors=False it is returned with `.error` set.
         on_event: called with a chatocr.progress.Event at each stage (reading, OCR, loading the
         model, evaluating the prompt, generating with a token count...), in the working thread.
         """
+        keys, typed = self._typed(keys, schema, min_confidence, include_low_confidence)
         with progress.listening(on_event):
-            result, error = await self.pipeline.extract(source, keys, scenario, classify=classify, policy=policy)
+            result, error = await self.pipeline.extract(
+                source, keys, scenario, classify=classify, policy=policy, typed=typed
+            )
         if error is not None and raise_errors:
             error.result = result  # type: ignore[attr-defined]
             raise error
@@ -159,8 +170,8 @@ class ChatOCR:
     def extract(
         self,
         source: Input,
-        keys: Sequence[str] | str | None = None,
-        scenario: str | None = None,
+        keys: Keys = None,
+        scenario: str | Path | Scenario | None = None,
         **options: Any,
     ) -> Extraction:
         return self._run(self.aextract(source, keys, scenario, **options))
@@ -168,21 +179,29 @@ class ChatOCR:
     async def aextract_many(
         self,
         inputs: Iterable[Input],
-        keys: Sequence[str] | str | None = None,
-        scenario: str | None = None,
+        keys: Keys = None,
+        scenario: str | Path | Scenario | None = None,
         *,
         concurrency: int | None = None,
         **options: Any,
     ) -> AsyncIterator[Extraction]:
-        """Results as they complete; a failed document yields a result with `.error` set."""
+        """Results as they complete; a failed document yields a result with `.error` set. A bad
+        schema, key or scenario path fails at once, before any document is read."""
         _check_concurrency(concurrency)
         limit = asyncio.Semaphore(concurrency or self.config.concurrency)
         classify, policy, on_event = options.get("classify"), options.get("policy"), options.get("on_event")
+        parsed, typed = self._typed(
+            keys, options.get("schema"), options.get("min_confidence"), options.get("include_low_confidence", False)
+        )
+        named = self.pipeline.scenario_named(scenario)  # a YAML path joins the library once
+        chosen = named if named is not None else scenario
 
         async def one(source: Input) -> Extraction:
             async with limit:
                 with progress.listening(on_event):  # inside the task: it never leaks to the caller
-                    result, _ = await self.pipeline.extract(source, keys, scenario, classify=classify, policy=policy)
+                    result, _ = await self.pipeline.extract(
+                        source, parsed, chosen, classify=classify, policy=policy, typed=typed
+                    )
                 return result
 
         tasks = [asyncio.ensure_future(one(source)) for source in inputs]
@@ -196,8 +215,8 @@ class ChatOCR:
     def extract_many(
         self,
         inputs: Iterable[Input],
-        keys: Sequence[str] | str | None = None,
-        scenario: str | None = None,
+        keys: Keys = None,
+        scenario: str | Path | Scenario | None = None,
         *,
         concurrency: int | None = None,
         **options: Any,
@@ -246,6 +265,8 @@ class ChatOCR:
 
         With raise_errors=False an input that cannot be read gives one failed Extraction (page None).
         """
+        # A bad schema or key fails now, before the input is read (each page then resolves it again: cached).
+        self._typed(keys, options.get("schema"), options.get("min_confidence"), False)
         name = source_name(source)
         try:
             document = await self.read(source)
@@ -315,12 +336,22 @@ class ChatSession:
     def text(self) -> str:
         return self.prepared.text
 
-    async def aask(self, question: str, *, on_delta: Callable[[str], None] | None = None) -> str:
-        """The answer to a question about the document; `on_delta` gets its text as it is generated
-        (from backends that stream; others give it once, whole)."""
+    @overload
+    async def aask(self, question: str, *, on_delta: Callable[[str], None] | None = None) -> str: ...
+    @overload
+    async def aask(self, question: str, *, schema: type[BaseModel] | dict[str, Any], **options: Any) -> Extraction: ...
+
+    async def aask(
+        self, question: str, *, schema: Any = None, on_delta: Callable[[str], None] | None = None, **options: Any
+    ) -> str | Extraction:
+        """The model's answer to a question about the document; with `schema`, a typed, grounded
+        answer: the Extraction whose `.data` is an instance of the schema (the question guides it).
+        `on_delta` gets a free-text answer as it is generated (from backends that stream)."""
         question = question.strip()
         if not question:
             raise InputError("Empty question.", hint="Type a question about the document.")
+        if schema is not None:
+            return await self._ask_typed(question, schema, **options)
         answer, self.dropped_history = await self.owner.pipeline.answer(
             self.prepared, question, self.history, language=self.language, title=self.title, calls=self.calls,
             on_delta=on_delta,
@@ -328,8 +359,36 @@ class ChatSession:
         self.history.append((question, answer))
         return answer
 
-    def ask(self, question: str, *, on_delta: Callable[[str], None] | None = None) -> str:
-        return self.owner._run(self.aask(question, on_delta=on_delta))
+    async def _ask_typed(self, question: str, schema: Any, **options: Any) -> Extraction:
+        keys, typed = self.owner._typed(
+            None, schema, options.pop("min_confidence", None), options.pop("include_low_confidence", False)
+        )
+        scenario = options.pop("scenario", None) or self.scenario
+        result, error = await self.owner.pipeline.extract(
+            self.document,
+            keys,
+            scenario,
+            classify=options.pop("classify", None),
+            policy=options.pop("policy", None),
+            typed=replace(typed, question=question),
+        )
+        self.calls.extend(result.calls)
+        if error is not None:
+            error.result = result  # type: ignore[attr-defined]
+            raise error
+        answer = json.dumps(result.to_dict()["data"] or result.values, ensure_ascii=False, default=str)
+        self.history.append((question, answer))
+        return result
+
+    @overload
+    def ask(self, question: str, *, on_delta: Callable[[str], None] | None = None) -> str: ...
+    @overload
+    def ask(self, question: str, *, schema: type[BaseModel] | dict[str, Any], **options: Any) -> Extraction: ...
+
+    def ask(
+        self, question: str, *, schema: Any = None, on_delta: Callable[[str], None] | None = None, **options: Any
+    ) -> str | Extraction:
+        return self.owner._run(self.aask(question, schema=schema, on_delta=on_delta, **options))
 
     async def aextract(self, keys: Sequence[str] | str | None = None, scenario: str | None = None) -> Extraction:
         return await self.owner.aextract(self.document, keys, scenario)

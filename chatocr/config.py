@@ -62,6 +62,17 @@ class ChatOCRConfig(BaseModel):
     concurrency: int = Field(4, ge=1)
     # One result per PDF page / TIFF frame in `chatocr extract` (its --per-page); the API has extract_pages.
     per_page: bool = False
+    # A grounded value below this confidence (OCR line confidence x match score) gets status
+    # low_confidence and is left out of trusted_values() and typed data; per field as a table.
+    min_confidence: float | dict[str, float] = Field(0.0)
+
+    @field_validator("min_confidence")
+    @classmethod
+    def _in_unit_range(cls, value: float | dict[str, float]) -> float | dict[str, float]:
+        for number in value.values() if isinstance(value, dict) else [value]:
+            if not 0.0 <= number <= 1.0:
+                raise ValueError(f"min_confidence must be between 0 and 1, got {number}")
+        return value
 
     @field_validator("max_examples", "restate_every", mode="before")
     @classmethod

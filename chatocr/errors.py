@@ -3,6 +3,7 @@
     ChatOCRError                      base: catch this to catch everything of ours
     ├── UserError                     the caller's or the author's mistake: fix the input or config
     │   ├── ConfigError               bad settings, unknown provider/engine/scenario name
+    │   │   ├── SchemaError           a pydantic model or JSON Schema chatocr cannot extract into
     │   │   └── UsageError            a command line that cannot work as given (the CLI exits 2)
     │   ├── ScenarioError             a scenario YAML that does not load (names file and line)
     │   ├── TemplateError             a prompt template that does not render
@@ -55,6 +56,7 @@ __all__ = [
     "PlanningError",
     "RateLimitError",
     "ScenarioError",
+    "SchemaError",
     "ServiceUnavailableError",
     "TemplateError",
     "TooManyPagesError",
@@ -86,6 +88,15 @@ class UserError(ChatOCRError):
 
 class ConfigError(UserError):
     default_hint = "Check the settings you passed (or `chatocr doctor` for what is available here)."
+
+
+class SchemaError(ConfigError):
+    """A typed request (pydantic model or JSON Schema) that cannot be mapped to fields."""
+
+    default_hint = (
+        "Use str, date/datetime, Decimal/float/int, Literal[...]/Enum, Optional[...], a nested model of "
+        "those, or list[...] of those (see docs/typed.md)."
+    )
 
 
 class UsageError(ConfigError):

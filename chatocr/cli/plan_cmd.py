@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from chatocr.cli.common import KEYS_HELP, keys_option, load_schema_option
 from chatocr.config import ChatOCRConfig, load_config
 from chatocr.conversation.planner import Plan
 from chatocr.extraction.pipeline import ExtractionPipeline, ExtractionTask, PreparedDocument
@@ -30,6 +31,7 @@ from chatocr.ocr.registry import make_engine
 from chatocr.ocr.types import OCRDocument
 from chatocr.scenarios import load_scenarios
 from chatocr.tokens import CharCounter, TiktokenCounter, TokenCounter
+from chatocr.typed.review import TypedRequest
 
 ERNIE_ROLES = RoleRules(system="field", alternate=True, odd_count=True)
 
@@ -64,9 +66,12 @@ def register(sub: Any) -> None:
         "document", type=Path, help="OCR text (.txt/.json) or an image or PDF (OCR'd with the configured engine)"
     )
     parser.add_argument(
-        "--scenario", default="auto", help="scenario name (see `chatocr scenarios list`); default auto: pre-score"
+        "--scenario",
+        default="auto",
+        help="scenario name or YAML file (see `chatocr scenarios list`); default auto: pre-score",
     )
-    parser.add_argument("--keys", help="comma-separated keys (default: all the scenario's fields)")
+    parser.add_argument("--keys", type=keys_option, help=KEYS_HELP)
+    parser.add_argument("--schema", metavar="MODULE:CLASS|FILE.json", help="plan for a pydantic model's fields")
     target = parser.add_mutually_exclusive_group()
     target.add_argument(
         "--limits",
@@ -132,11 +137,12 @@ def plan_document(args: argparse.Namespace) -> tuple[PreparedDocument, Route, Ex
         },
         path=args.config,
     )
+    schema = load_schema_option(args.schema)  # a bad model fails before any OCR
     pipeline, target = build_pipeline(args, config)
     pipeline.scenario_named(args.scenario)  # an unknown name fails before any OCR
     prepared = PreparedDocument.of(read_document(args.document, args.ocr, config), str(args.document))
     route, scenario, _ = asyncio.run(pipeline.route(prepared, args.scenario, classify=False))
-    task = pipeline.build_task(prepared.text, scenario, args.keys)
+    task = pipeline.build_task(prepared.text, scenario, args.keys, TypedRequest(schema) if schema else None)
     return prepared, route, task, pipeline.plan(prepared, task), target
 
 

@@ -36,7 +36,7 @@ from rich.table import Table
 
 from chatocr.api import ChatOCR, ChatSession
 from chatocr.cli.answer_view import AnswerStream, answer_text, unsupported_note
-from chatocr.cli.common import add_backend_options, field_table, make_chatocr, summary_line
+from chatocr.cli.common import KEYS_HELP, add_backend_options, field_table, keys_option, make_chatocr, summary_line
 from chatocr.cli.interrupt import Cancelled, run_cancellable
 from chatocr.cli.suggest import did_you_mean
 from chatocr.errors import ChatOCRError, ConfigError, InputError, UserError
@@ -45,6 +45,7 @@ from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.result import CallRecord, Extraction
 from chatocr.llm._secrets import redact
 from chatocr.llm.registry import available_backends
+from chatocr.scenarios.keys import parse_keys, split_keys
 
 __all__ = ["COMMANDS", "Repl", "history_path", "register"]
 
@@ -52,7 +53,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "/open": ("IMAGE", "open a document (OCR it)"),
     "/ocr": ("", "show the document's OCR text in reading order"),
     "/scenario": ("[NAME|auto]", "show or set the scenario for /extract (auto: route each time)"),
-    "/keys": ("[k1,k2|-]", "show or set the keys for /extract (-: the scenario's fields)"),
+    "/keys": ("[k1,k2:type=description|-]", "show or set the keys for /extract (-: the scenario's fields)"),
     "/extract": ("", "extract the keys: value, status, confidence per field"),
     "/why": ("[N]", "what answer N (default: the last) states and the lines it rests on"),
     "/history": ("", "the questions and answers so far"),
@@ -68,8 +69,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def register(sub: Any) -> None:
     p = sub.add_parser("repl", help="interactive session: OCR a document, extract fields, ask questions")
     p.add_argument("image", nargs="?", type=Path, metavar="IMAGE", help="a document to open first")
-    p.add_argument("-s", "--scenario", help="scenario for /extract (default: auto)")
-    p.add_argument("-k", "--keys", help="keys for /extract (default: the scenario's fields)")
+    p.add_argument("-s", "--scenario", help="scenario name or YAML file for /extract (default: auto)")
+    p.add_argument("-k", "--keys", type=keys_option, help=KEYS_HELP)
     add_backend_options(p)
     p.set_defaults(handler=run)
 
@@ -173,7 +174,7 @@ class Repl:
             self.scenario = None
             self.console.print("scenario: auto (each document is routed)")
             return
-        scenario = self.ocr.library.get(arg)  # unknown names fail with suggestions
+        scenario = self.ocr.library.resolve(arg)  # a YAML file, or a name (suggestions if unknown)
         self.scenario = scenario.name
         self.console.print(f"scenario: {scenario.name} ({scenario.title}); fields: "
                            + ", ".join(f.name for f in scenario.fields), highlight=False, markup=False)
@@ -188,8 +189,9 @@ class Repl:
             self.keys = None
             self.console.print("keys: the scenario's fields")
             return
-        self.keys = [k.strip() for k in arg.split(",") if k.strip()]
-        self.console.print("keys: " + ", ".join(self.keys), highlight=False, markup=False)
+        names = [key.name for key in parse_keys(arg)]  # a bad type fails here, before any model call
+        self.keys = split_keys(arg)  # name:type=description items: the API reads the same syntax
+        self.console.print("keys: " + ", ".join(names), highlight=False, markup=False)
 
     def extract(self, arg: str) -> None:
         session = self._need_session()

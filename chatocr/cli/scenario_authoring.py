@@ -24,9 +24,9 @@ from chatocr.errors import ConfigError, InputError
 from chatocr.evaluation.datasets import load_dataset
 from chatocr.evaluation.metrics import NORMALIZATION, get_normalizer
 from chatocr.fileio import atomic_write
-from chatocr.scenarios import load_scenario_file, load_scenarios
+from chatocr.scenarios import load_scenarios
+from chatocr.scenarios.keys import parse_keys
 from chatocr.scenarios.loader import load_scenario_text
-from chatocr.scenarios.model import FieldType
 
 __all__ = ["new_scenario", "skeleton_yaml", "test_scenario"]
 
@@ -47,16 +47,15 @@ _Dumper.add_representer(str, _str)
 
 
 def _fields(keys: str) -> list[dict[str, Any]]:
-    """"company,date:date,total:amount" -> field dicts (type text unless given)."""
+    """"company=the shop's name,date:date,total:amount" -> field dicts (the shared key syntax,
+    chatocr/scenarios/keys.py; type text unless given)."""
     out = []
-    for item in (k.strip() for k in keys.split(",") if k.strip()):
-        name, _, kind = item.partition(":")
-        if kind and kind not in FieldType.__members__:
-            raise ConfigError(f"Unknown field type {kind!r} in --keys {item!r}.",
-                              hint=f"Types: {', '.join(FieldType.__members__)}.")
-        if kind == "enum":
-            raise ConfigError("An enum field needs choices: declare it as text here and edit the YAML.")
-        out.append({"name": name, "type": kind or "text", "description": f"TODO: what {name} is and where it sits"})
+    for key in parse_keys(keys):
+        field: dict[str, Any] = {"name": key.name, "type": key.type.value,
+                                 "description": key.description or f"TODO: what {key.name} is and where it sits"}
+        if key.choices:
+            field["choices"] = list(key.choices)
+        out.append(field)
     if not out:
         raise ConfigError("--keys is empty.", hint="Give the fields to extract, e.g. --keys company,date,total:amount")
     return out
@@ -110,13 +109,8 @@ def new_scenario(args: argparse.Namespace) -> int:
 
 
 def test_scenario(args: argparse.Namespace) -> int:
-    path = Path(args.scenario)
     library = load_scenarios()
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        scenario = load_scenario_file(path)
-        library.add(scenario, path)
-    else:
-        scenario = library.get(args.scenario)
+    scenario = library.resolve(args.scenario)  # a YAML file or a name
     dataset = load_dataset(args.data, library, scenario=scenario.name).subset(args.limit)
     ocr = make_chatocr(args, scenarios=library, concurrency=args.concurrency)
     use_text = (args.ocr or ocr.config.ocr) == "text"

@@ -37,13 +37,20 @@ def register(sub: Any) -> None:
 
 
 def _register_authoring(actions: Any) -> None:
-    from chatocr.cli.common import add_backend_options
+    from chatocr.cli.common import add_backend_options, keys_option
     from chatocr.cli.scenario_authoring import new_scenario, test_scenario
 
     p = actions.add_parser("new", help="write a scenario skeleton whose first example is an image's OCR text")
     p.add_argument("name", help="scenario name: lower-case letters, digits, _")
     p.add_argument("--from", dest="image", type=Path, required=True, metavar="IMAGE", help="a typical document")
-    p.add_argument("-k", "--keys", required=True, help="fields, optionally typed: company,date:date,total:amount")
+    p.add_argument(
+        "-k",
+        "--keys",
+        required=True,
+        type=keys_option,
+        help="fields: NAME[:TYPE][=DESCRIPTION], e.g. "
+        '"company=the shop\'s name,date:date,total:amount,payment:enum(cash|card)"',
+    )
     p.add_argument("-o", "--out", type=Path, metavar="FILE", help="where to write (default: NAME.yaml)")
     p.add_argument("--ocr", metavar="ENGINE", help="OCR engine (default: config, else rapid)")
     p.add_argument("--language", choices=["zh", "en"], help="prompt language (default: guessed from the text)")
@@ -58,6 +65,51 @@ def _register_authoring(actions: Any) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="list every wrong value")
     add_backend_options(p)
     p.set_defaults(handler=test_scenario)
+    p = actions.add_parser("model", help="print a scenario's fields as pydantic models (Python, for type checkers)")
+    p.add_argument("name", help="a scenario name or YAML file")
+    p.set_defaults(handler=print_model)
+    p = actions.add_parser("from-schema", help="write a scenario whose fields are a pydantic model's or JSON Schema's")
+    p.add_argument("schema", metavar="MODULE:CLASS|FILE.json")
+    p.add_argument("--name", required=True, help="scenario name: lower-case letters, digits, _")
+    p.add_argument("--title", help="human title (default: the model's name)")
+    p.add_argument("--language", choices=["zh", "en"], default="en", help="prompt language (default: en)")
+    p.add_argument("--description", help="which documents it covers (default: the model's docstring)")
+    p.add_argument("-o", "--out", type=Path, metavar="FILE", help="where to write (default: print)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(handler=scenario_from_schema)
+
+
+def print_model(args: argparse.Namespace) -> int:
+    from chatocr.typed.export import model_source
+
+    sys.stdout.write(model_source(load_scenarios().resolve(args.name)))
+    return 0
+
+
+def scenario_from_schema(args: argparse.Namespace) -> int:
+    from chatocr.cli.common import load_schema_option
+    from chatocr.errors import ConfigError
+    from chatocr.typed.export import scenario_from_model
+
+    typed = load_schema_option(args.schema)
+    assert typed is not None
+    source: Any = typed.json_schema if typed.from_json_schema else typed.model
+    scenario = scenario_from_model(
+        source, name=args.name, title=args.title, language=args.language, description=args.description
+    )
+    text = scenario.to_yaml()
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    if args.out.exists() and not args.force:
+        raise ConfigError(f"{args.out} already exists.", hint="Pass --force to overwrite it, or choose --out.")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(
+        f"wrote {args.out}: {len(scenario.fields)} field(s); add instructions and examples, then "
+        f"chatocr scenarios validate {args.out}"
+    )
+    return 0
 
 
 def list_scenarios(args: argparse.Namespace) -> int:
@@ -85,7 +137,7 @@ def list_scenarios(args: argparse.Namespace) -> int:
 
 
 def show_scenario(args: argparse.Namespace) -> int:
-    scenario = load_scenarios(args.dir).get(args.name)
+    scenario = load_scenarios(args.dir).resolve(args.name)
     console = Console()
     console.print(f"[bold]{scenario.name}[/bold]: {scenario.title} ({scenario.language})")
     console.print(scenario.description, markup=False)

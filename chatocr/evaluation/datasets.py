@@ -171,6 +171,8 @@ def load_dataset(
     explicit = {**(profile.field_map if profile else {}), **(field_map or {})}
     raw = {path.stem: _read_labels(path) for path in label_files}
     keys = list(dict.fromkeys(k for labels in raw.values() for k in labels))
+    if scenario:  # a name, or a scenario YAML file (which then joins the library)
+        scenario = library.resolve(scenario).name
     name = scenario or (profile.scenario if profile and profile.scenario in library else None)
     name = name or choose_scenario(keys, library, explicit)
     chosen = library.get(name)

@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,11 @@ from chatocr.llm._secrets import redact_data
 from chatocr.llm.registry import get_chat_model
 from chatocr.ocr.types import OCRDocument
 from chatocr.resources import builtin_prompts_dir, cache_dir
+from chatocr.scenarios.keys import parse_key
 from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import FieldSpec, Scenario
+from chatocr.typed.review import TypedRequest
+from chatocr.typed.schema import TypedSchema
 
 __all__ = ["DocOutcome", "Evaluator", "FixedOrderBank", "build_report"]
 
@@ -83,11 +86,26 @@ class DocOutcome:
     steps: int = 0
     error: str | None = None
     cached: bool = False
+    data: dict[str, Any] | None = None  # eval --schema: the typed instance as JSON; None if it did not validate
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DocOutcome:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def _scenario_key(scenario: Scenario) -> dict[str, Any]:
+    """The scenario as part of a cache key. Item keys' `required` and `choices` (new with typed
+    extraction) are left out at their defaults, so that results cached before they existed,
+    for the same scenario, stay valid."""
+    data = scenario.model_dump(mode="json")
+    for field_data in data["fields"]:
+        for item in field_data["items"]:
+            if not item.get("required"):
+                item.pop("required", None)
+            if not item.get("choices"):
+                item.pop("choices", None)
+    return data
 
 
 def _sha(material: Any) -> str:
@@ -131,8 +149,13 @@ class Evaluator:
         concurrency: int = 1,
         ocr_name: str | None = None,
         cached_only: bool = False,
+        schemas: Mapping[str, TypedSchema] | None = None,
+        keys: Sequence[str] | None = None,
     ) -> None:
-        """ocr_source: "image" runs the OCR engine on each image; "text" reads the set's ocr/ files."""
+        """ocr_source: "image" runs the OCR engine on each image; "text" reads the set's ocr/ files.
+        schemas: per set name, a typed request (`eval --schema`) used instead of the set's keys.
+        keys: `eval --keys` items in the key syntax (name:type=description): a set's evaluated
+        field of that name is asked for with that type and description."""
         self.chat = chat
         self.ocr_source = ocr_source
         self.cache = ResultCache(cache_dir_path or cache_dir("eval")) if use_cache else None
@@ -147,6 +170,9 @@ class Evaluator:
         self._prompts = _prompts_digest(chat.config.prompt_dirs)
         self.ocr_docs: dict[tuple[str, str], OCRDocument] = {}
         self.ocr_errors: dict[tuple[str, str], str] = {}
+        self.schemas = dict(schemas or {})
+        self.keys = {parse_key(item).name: item for item in keys or ()}
+        self.outcomes: list[DocOutcome] = []  # of the last run, for checks beyond the report
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -165,9 +191,17 @@ class Evaluator:
             self._pipelines[key] = pipeline
         return pipeline
 
+    def _keys_for(self, dataset: Dataset) -> list[str]:
+        """The set's evaluated fields as asked: `--keys` items where given, else the names."""
+        return [self.keys.get(name, name) for name in dataset.fields]
+
     def _cache_key(self, strategy: Strategy, dataset: Dataset, document: OCRDocument) -> str:
         cfg = self.chat.config
         scenario = self.chat.library.get(dataset.scenario)
+        schema = self.schemas.get(dataset.name)
+        # Only what is given joins the key: the runs without --schema or --keys keep their cache.
+        typed: list[Any] = [schema.json_schema] if schema is not None else []
+        typed += [self._keys_for(dataset)] if self.keys else []
         return _sha(
             [
                 CACHE_VERSION,
@@ -178,10 +212,11 @@ class Evaluator:
                 document.text(),
                 dataset.fields,
                 dataset.scenario,
-                scenario.model_dump(mode="json"),
+                _scenario_key(scenario),
                 self._prompts,
                 [cfg.max_steps, cfg.max_tokens, cfg.temperature, cfg.max_output_tokens],
                 [s.name for s in self.chat.library] if strategy.route == "classifier" else None,
+                *typed,
             ]
         )
 
@@ -231,9 +266,11 @@ class Evaluator:
     ) -> DocOutcome:
         policy = strategy.plan_policy()  # raises for a strategy that was not resolved
         given = strategy.route == "given"
+        schema = self.schemas.get(dataset.name)
         result, _ = await self._pipeline_for(strategy).extract(
             document,
-            keys=dataset.fields,
+            keys=None if schema is not None else self._keys_for(dataset),
+            typed=TypedRequest(schema) if schema is not None else None,
             scenario=dataset.scenario if given else None,
             classify=None if given else True,
             policy=policy,
@@ -255,6 +292,7 @@ class Evaluator:
             seconds=round(result.timings.get("total_s", 0.0) - result.timings.get("ocr_s", 0.0), 3),
             steps=result.steps,
             error=None if result.error is None else f"{result.error['type']}: {result.error['message']}",
+            data=result.to_dict()["data"] if schema is not None else None,
         )
 
     async def _run_baseline(
@@ -348,6 +386,7 @@ class Evaluator:
         batches = await asyncio.gather(*(one(dataset, doc) for dataset, doc in order))
         for batch in batches:
             outcomes.extend(batch)
+        self.outcomes = outcomes
         report = build_report(datasets, resolved, outcomes, self.ocr_docs)
         report["run"] = {
             "command": command,

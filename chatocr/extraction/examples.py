@@ -24,26 +24,38 @@ from chatocr.scenarios.model import FieldSpec, Scenario, flat_text
 
 __all__ = ["ExampleBank", "focus_text", "resolve_fields"]
 
+# The requested keys as the examples are projected onto them: (name, item keys) per key.
+Shape = tuple[tuple[str, tuple[str, ...]], ...]
+
 # What stands for the lines cut from an example's text.
 ELISION = "[...]"
 
 
-def resolve_fields(scenario: Scenario | None, keys: Sequence[str] | None) -> tuple[FieldSpec, ...]:
+def resolve_fields(scenario: Scenario | None, keys: Sequence[str | FieldSpec] | None) -> tuple[FieldSpec, ...]:
     """The fields to ask for: the scenario's own when no keys are given; else one per key, named as
-    the user named it, typed and described by the scenario field it matches (name or alias)."""
+    the user named it, typed and described by the scenario field it matches (name or alias). A key
+    given as a FieldSpec (`--keys total:amount=the final total`) keeps what it sets explicitly."""
     if not keys:
         if scenario is None:
             return ()
         return scenario.fields
     out: list[FieldSpec] = []
     seen: set[str] = set()
-    for key in keys:
-        key = key.strip()
+    for entry in keys:
+        given = entry if isinstance(entry, FieldSpec) else None
+        key = given.name.strip() if given is not None else str(entry).strip()
         if not key or key in seen:
             continue
         seen.add(key)
         field = scenario.field(key) if scenario is not None else None
-        out.append(field.model_copy(update={"name": key, "aliases": ()}) if field else FieldSpec(name=key))
+        explicit = {name: getattr(given, name) for name in given.model_fields_set} if given is not None else {}
+        if field is None:
+            out.append(given or FieldSpec(name=key))
+            continue
+        update = {"name": key, "aliases": (), **explicit}
+        if "type" in explicit and explicit["type"] is not field.type:  # a new type drops the old one's details
+            update = {"choices": (), "items": (), **update}
+        out.append(FieldSpec.model_validate({**field.model_dump(), **update}))
     return tuple(out)
 
 
@@ -60,7 +72,7 @@ class ExampleBank:
         self.library = library
         self._entries = [_Entry(s, i) for s in library for i in range(len(s.examples))]
         self.index = SimilarityIndex([e.scenario.examples[e.index].text for e in self._entries])
-        self._projected: dict[tuple[int, tuple[str, ...], bool], PlanExample | None] = {}
+        self._projected: dict[tuple[int, Shape, bool], PlanExample | None] = {}
 
     def select(
         self, text: str, fields: Sequence[FieldSpec], scenario: Scenario | None, *, focus: bool = True
@@ -68,7 +80,8 @@ class ExampleBank:
         """Examples ranked by similarity to `text`, most similar first: the scenario's own when one
         was chosen, otherwise those of any scenario that answers at least one requested key.
         focus: cut each example's text to the lines holding the requested answers (see focus_text)."""
-        keys = tuple(f.name for f in fields)
+        # Each key with its item keys: a typed request's line items may ask for fewer of them.
+        keys = tuple((f.name, tuple(sub.name for sub in f.items)) for f in fields)
         candidates = [i for i, e in enumerate(self._entries) if scenario is None or e.scenario.name == scenario.name]
         ranked: list[PlanExample] = []
         for i, score in self.index.rank(text, candidates):
@@ -78,7 +91,7 @@ class ExampleBank:
                 ranked.append(PlanExample(example.id, example.text, example.answer, round(score, 4)))
         return ranked
 
-    def _project(self, entry_index: int, keys: tuple[str, ...], focus: bool) -> PlanExample | None:
+    def _project(self, entry_index: int, keys: Shape, focus: bool) -> PlanExample | None:
         cache_key = (entry_index, keys, focus)
         if cache_key in self._projected:
             return self._projected[cache_key]
@@ -86,11 +99,11 @@ class ExampleBank:
         example = entry.scenario.examples[entry.index]
         answer = {}
         matched = 0
-        for key in keys:
+        for key, item_keys in keys:
             field = entry.scenario.field(key)
             if field is not None:
                 matched += 1
-                answer[key] = example.answer.get(field.name)
+                answer[key] = _items_projected(example.answer.get(field.name), item_keys)
             else:
                 answer[key] = None
         # An example that answers none of the keys teaches only the output format; skip it.
@@ -100,6 +113,17 @@ class ExampleBank:
             self._projected.clear()
         self._projected[cache_key] = projected
         return projected
+
+
+def _items_projected(value: Any, item_keys: tuple[str, ...]) -> Any:
+    """A list-of-objects (or object) answer with only the item keys asked for, in their order."""
+    if not item_keys:
+        return value
+    if isinstance(value, Mapping):
+        return {k: value.get(k) for k in item_keys}
+    if isinstance(value, list):
+        return [{k: item.get(k) for k in item_keys} if isinstance(item, Mapping) else item for item in value]
+    return value
 
 
 def _leaves(value: Any) -> Iterator[str]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatocr.extraction.grounding import TextIndex
+from chatocr.extraction.items import ground_parts, leaf_confidence
 from chatocr.extraction.result import CallRecord, Evidence, FieldResult
 from chatocr.extraction.validation import check_value
 from chatocr.llm.base import ChatModel
@@ -19,7 +20,7 @@ from chatocr.scenarios.model import FieldSpec, FieldType
 
 __all__ = ["ExtractionBudget", "evaluate", "json_schema_for", "merge_best", "tokens_used"]
 
-_RANK = {"grounded": 3, "ungrounded": 2, "invalid": 1, "missing": 0}
+_RANK = {"grounded": 4, "low_confidence": 3, "ungrounded": 2, "invalid": 1, "missing": 0}
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,10 @@ def json_schema_for(fields: tuple[FieldSpec, ...]) -> dict[str, Any]:
         if field.type is FieldType.list:
             item: dict[str, Any] = {"type": "string"}
             if field.items:
-                item = {
-                    "type": "object",
-                    "properties": {sub.name: {"type": ["string", "null"]} for sub in field.items},
-                }
+                item = {"type": "object", "properties": _sub_properties(field)}
             properties[field.name] = {"type": ["array", "null"], "items": item}
+        elif field.type is FieldType.object:
+            properties[field.name] = {"type": ["object", "null"], "properties": _sub_properties(field)}
         elif field.type is FieldType.enum:
             # No "type" beside "enum": llama-cpp-python's grammar builder, given a list of types,
             # makes a union of them and drops the enum, so any string would be accepted.
@@ -50,6 +50,12 @@ def json_schema_for(fields: tuple[FieldSpec, ...]) -> dict[str, Any]:
         else:
             properties[field.name] = {"type": ["string", "null"]}
     return {"type": "object", "properties": properties, "required": [f.name for f in fields]}
+
+
+def _sub_properties(field: FieldSpec) -> dict[str, Any]:
+    return {
+        sub.name: {"enum": [*sub.choices, None]} if sub.choices else {"type": ["string", "null"]} for sub in field.items
+    }
 
 
 def _evidence(document: OCRDocument, index: TextIndex, start: int, end: int) -> list[Evidence]:
@@ -130,6 +136,19 @@ def evaluate(
             result.status = "invalid"
             result.problem = checked.problem
             problems.append(f"{field.name}: {checked.problem}")
+        elif field.items:  # a list of objects or an object: leaf by leaf, each item on its own row
+            parts = ground_parts(
+                field, checked.value, checked.normalized, index, lambda a, b: _evidence(document, index, a, b)
+            )
+            result.parts = parts.leaves
+            if parts.grounded:
+                result.status = "grounded"
+                result.match, result.match_score, result.evidence = parts.kind, parts.score, parts.evidence
+                result.confidence = parts.confidence
+            else:
+                result.status = "ungrounded"
+                result.problem = "; ".join(parts.problems) or "not found in the OCR text"
+                problems.extend(parts.problems or [f"{field.name}: not found in the OCR text"])
         else:
             kind, score, evidence = _ground(field, checked.value, document, index)
             if kind is None:
@@ -139,8 +158,7 @@ def evaluate(
             else:
                 result.status = "grounded"
                 result.match, result.match_score, result.evidence = kind, score, evidence
-                confidences = [e.confidence for e in evidence]
-                result.confidence = round(min(confidences) * (score or 1.0), 4) if confidences else score
+                result.confidence = leaf_confidence(evidence, score, kind)
         results[field.name] = result
     wanted = {f.name.casefold() for f in fields}
     extra = [key for key in data if key.strip().casefold() not in wanted]

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from chatocr import progress
@@ -47,9 +48,11 @@ from chatocr.messages import Limits, Message
 from chatocr.ocr.base import OCREngine
 from chatocr.ocr.layout import LayoutText
 from chatocr.ocr.types import OCRDocument
+from chatocr.scenarios.keys import as_keys
 from chatocr.scenarios.loader import ScenarioLibrary
-from chatocr.scenarios.model import Scenario
+from chatocr.scenarios.model import FieldSpec, Scenario
 from chatocr.tokens import TokenCounter
+from chatocr.typed.review import TypedRequest
 
 __all__ = [
     "ExtractionPipeline",
@@ -121,6 +124,7 @@ class ExtractionTask:
     language: str  # of the prompts
     scenario: Scenario | None  # the scenario given or routed to; None: no scenario matched
     warnings: tuple[str, ...] = ()
+    typed: TypedRequest = field(default_factory=TypedRequest)  # a schema, min_confidence (docs/typed.md)
 
 
 @dataclass
@@ -220,10 +224,10 @@ class ExtractionPipeline:
         base = {"temperature": cfg.temperature, "max_output_tokens": cfg.max_output_tokens, "timeout": cfg.timeout}
         return ChatSettings(**{**base, **changes})
 
-    def scenario_named(self, name: str | None) -> Scenario | None:
-        """The scenario the caller named; None for "auto"/None (route it). Unknown names raise a
-        ScenarioError with suggestions."""
-        return None if name in (None, "", "auto") else self.library.get(name)
+    def scenario_named(self, name: str | Path | Scenario | None) -> Scenario | None:
+        """The scenario the caller named, or a scenario YAML file (which joins the library); None
+        for "auto"/None (route it). Unknown names raise a ScenarioError with suggestions."""
+        return None if name in (None, "", "auto") else self.library.resolve(name)
 
     def language_and_title(self, scenario: Scenario | None, text: str) -> tuple[str, str]:
         """The prompts' language and the document's title: the scenario's; else the text's language
@@ -247,7 +251,7 @@ class ExtractionPipeline:
         return await asyncio.to_thread(self.engine.read, source)
 
     async def route(
-        self, prepared: PreparedDocument, scenario: str | None, *, classify: bool | None = None
+        self, prepared: PreparedDocument, scenario: str | Path | Scenario | None, *, classify: bool | None = None
     ) -> tuple[Route, Scenario | None, list[CallRecord]]:
         """The scenario named, else the router's choice (pre-score, classifier) or None (fallback)."""
         named = self.scenario_named(scenario)
@@ -259,15 +263,20 @@ class ExtractionPipeline:
         )
 
     def build_task(
-        self, text: str, scenario: Scenario | None, keys: Sequence[str] | str | None = None
+        self,
+        text: str,
+        scenario: Scenario | None,
+        keys: Sequence[str | FieldSpec] | str | None = None,
+        typed: TypedRequest | None = None,
     ) -> ExtractionTask:
-        """What to ask: the fields (the keys by the scenario's names and aliases, else the
-        scenario's own, else the fallback scenario's), the language and title, the instructions
-        focused on those fields, and the examples ranked for this document."""
-        if isinstance(keys, str):
-            keys = [k.strip() for k in keys.split(",") if k.strip()]
+        """What to ask: the fields (a typed request's schema's; else the keys, in the key syntax,
+        by the scenario's names and aliases; else the scenario's own, else the fallback
+        scenario's), the language and title, the instructions focused on those fields, and the
+        examples ranked for this document."""
+        typed = typed or TypedRequest()
+        keys = as_keys(keys)  # "total:amount=final total" items are typed and described
         warnings: list[str] = []
-        fields = resolve_fields(scenario, keys)
+        fields = typed.schema.fields if typed.schema is not None else resolve_fields(scenario, keys)
         fallback = self.router.fallback_scenario()
         if not fields:
             if fallback is None:
@@ -282,9 +291,11 @@ class ExtractionPipeline:
         instructions = ""
         if base is not None:
             instructions = base.instructions_for(f.name for f in fields) if focus else base.instructions
+        if typed.question:  # ChatSession.ask(question, schema=...): the question is the task's focus
+            instructions = f"{instructions}\n{typed.question}".strip()
         spec = TaskSpec(title, tuple(fields), instructions)
         examples = self.bank.select(text, spec.fields, scenario, focus=focus)
-        return ExtractionTask(spec, examples, language, scenario, tuple(warnings))
+        return ExtractionTask(spec, examples, language, scenario, tuple(warnings), typed)
 
     def plan(self, prepared: PreparedDocument, task: ExtractionTask, policy: PlanPolicy | None = None) -> Plan:
         """The first conversation `run` sends for this task (what `chatocr plan` shows)."""
@@ -359,6 +370,9 @@ class ExtractionPipeline:
         prepared = loop.prepared
         results, problems = evaluate(loop.task.spec.fields, parsed.data, prepared.document, prepared.index)
         loop.best = merge_best(loop.best, results)
+        review = loop.task.typed.review()  # low confidence marked; a typed model's validation problems
+        if review is not None:
+            problems.extend(review(loop.best))
         return problems
 
     def _replan(self, loop: _Loop, refused: ContextTooLongError) -> None:
@@ -417,6 +431,7 @@ class ExtractionPipeline:
         ungrounded = [n for n, f in result.fields.items() if f.status == "ungrounded"]
         if ungrounded:
             result.warnings.append(f"not found in the document (do not trust): {', '.join(ungrounded)}")
+        task.typed.finish(result)  # result.data / errors / schema; low_confidence
 
     async def answer(
         self,
@@ -454,11 +469,12 @@ class ExtractionPipeline:
     async def extract(
         self,
         source: Input,
-        keys: Sequence[str] | str | None = None,
-        scenario: str | None = None,
+        keys: Sequence[str | FieldSpec] | str | None = None,
+        scenario: str | Path | Scenario | None = None,
         *,
         classify: bool | None = None,
         policy: PlanPolicy | None = None,
+        typed: TypedRequest | None = None,
     ) -> tuple[Extraction, ChatOCRError | None]:
         """One document from input to result. Never raises for the document's own failure: the
         error is returned beside the partial result (and recorded in `result.error`)."""
@@ -483,7 +499,7 @@ class ExtractionPipeline:
                 result.calls.extend(calls)
                 result.scenario = chosen.name if chosen else None
                 progress.emit("route", f"scenario {result.scenario or '(none: fallback)'} ({result.route.mode})")
-                task = self.build_task(prepared.text, chosen, keys)
+                task = self.build_task(prepared.text, chosen, keys, typed)
                 await self.run(prepared, task, result, policy)
             except Exception as exc:  # one document's failure is recorded, never lost
                 error = as_chatocr_error(exc)

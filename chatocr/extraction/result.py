@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from chatocr.conversation.report import PlanReport
@@ -16,7 +16,8 @@ from chatocr.messages import Message
 
 __all__ = ["CallRecord", "Evidence", "Extraction", "FieldResult", "FieldStatus", "Route", "usage_of"]
 
-FieldStatus = Literal["grounded", "ungrounded", "missing", "invalid"]
+# low_confidence: found in the document, but below the caller's min_confidence (not trusted).
+FieldStatus = Literal["grounded", "low_confidence", "ungrounded", "missing", "invalid"]
 
 
 @dataclass
@@ -42,10 +43,20 @@ class FieldResult:
     evidence: list[Evidence] = field(default_factory=list)
     problem: str | None = None
     required: bool = False
+    # A list-of-objects or object field's leaves, by JSON path ("items[2].amount"), each grounded
+    # on its own (see extraction/items.py).
+    parts: dict[str, FieldResult] = field(default_factory=dict)
 
     @property
     def trusted(self) -> bool:
         return self.status == "grounded"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FieldResult:
+        data = dict(data)
+        data["evidence"] = [Evidence(**e) for e in data.get("evidence", [])]
+        data["parts"] = {path: cls.from_dict(part) for path, part in data.get("parts", {}).items()}
+        return cls(**data)
 
 
 @dataclass
@@ -75,10 +86,11 @@ class CallRecord:
     reply: str | None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
-    latency_s: float = 0.0
+    latency_s: float = 0.0  # the whole call: every attempt and the waits between them
     attempts: int = 1
     finish_reason: str | None = None
     error: str | None = None
+    attempt_latencies: list[float] = field(default_factory=list)  # each attempt's own seconds
 
     @classmethod
     def start(cls, purpose: str, model: ChatModel, messages: Sequence[Message]) -> CallRecord:
@@ -90,6 +102,7 @@ class CallRecord:
         self.completion_tokens = reply.usage.completion_tokens
         self.latency_s = round(reply.latency_s, 4)
         self.attempts = reply.attempts
+        self.attempt_latencies = [round(seconds, 4) for seconds in reply.attempt_latencies]
         self.finish_reason = reply.finish_reason
         return self
 
@@ -123,6 +136,12 @@ class Extraction:
     ocr: dict[str, Any] = field(default_factory=dict)
     error: dict[str, str] | None = None  # {"type", "message", "hint"} when the document failed
     page: int | None = None  # 1-based page of the input this result is for (per-page extraction), else None
+    # Typed extraction (schema=Model or a JSON Schema; see docs/typed.md): the validated instance
+    # (None until the values validate), the validation problems left after the budget, and the
+    # schema's name with a JSON Schema of it. Loaded from JSON, `data` is the plain dict.
+    data: Any = None
+    errors: list[dict[str, str]] = field(default_factory=list)
+    schema: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -139,9 +158,21 @@ class Extraction:
             "total_tokens": prompt + completion,
         }
 
-    def trusted_values(self) -> dict[str, Any]:
-        """Only the values found in the document."""
-        return {name: f.value for name, f in self.fields.items() if f.trusted}
+    def trusted_values(self, *, include_low_confidence: bool = False) -> dict[str, Any]:
+        """Only the values found in the document (and, if asked, those found below min_confidence)."""
+        wanted = ("grounded", "low_confidence") if include_low_confidence else ("grounded",)
+        return {name: f.value for name, f in self.fields.items() if f.status in wanted}
+
+    @property
+    def provenance(self) -> dict[str, FieldResult]:
+        """Every leaf value by JSON path: `total`, `items[2].amount`, `seller.name`."""
+        out: dict[str, FieldResult] = {}
+        for name, f in self.fields.items():
+            if f.parts:
+                out.update(f.parts)
+            else:
+                out[name] = f
+        return out
 
     def status_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -151,7 +182,9 @@ class Extraction:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form; known secrets (API keys a service echoed back) are masked in every string."""
-        data = asdict(self)
+        data = asdict(replace(self, data=None))  # a model instance is dumped by pydantic, not deep-copied
+        instance = self.data
+        data["data"] = instance.model_dump(mode="json") if hasattr(instance, "model_dump") else instance
         data["ok"] = self.ok
         data["usage"] = self.usage
         return redact_data(data)  # type: ignore[return-value]
@@ -162,12 +195,7 @@ class Extraction:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Extraction:
         data = {k: v for k, v in data.items() if k not in ("ok", "usage")}
-        fields = {}
-        for name, f in data.get("fields", {}).items():
-            f = dict(f)
-            f["evidence"] = [Evidence(**e) for e in f.get("evidence", [])]
-            fields[name] = FieldResult(**f)
-        data["fields"] = fields
+        data["fields"] = {name: FieldResult.from_dict(f) for name, f in data.get("fields", {}).items()}
         if data.get("route") is not None:
             route = dict(data["route"])
             route["candidates"] = [tuple(c) for c in route.get("candidates", [])]

@@ -166,16 +166,9 @@ def check_value(field: FieldSpec, value: Any) -> CheckedValue:
             if field.items:
                 if not isinstance(item, dict):
                     return CheckedValue(value, None, f"item {index} should be an object")
-                row = {}
-                for sub in field.items:
-                    checked = (
-                        CheckedValue(None, None)
-                        if is_null(item.get(sub.name))
-                        else _scalar(item.get(sub.name), sub.type)
-                    )
-                    if checked.problem:
-                        return CheckedValue(value, None, f"item {index}: {sub.name}: {checked.problem}")
-                    row[sub.name] = checked.normalized
+                row, problem = _object(field, item)
+                if problem:
+                    return CheckedValue(value, None, f"item {index}: {problem}")
                 normalized.append(row)
             else:
                 checked = _scalar(item, "text")
@@ -183,4 +176,21 @@ def check_value(field: FieldSpec, value: Any) -> CheckedValue:
                     return CheckedValue(value, None, f"item {index}: {checked.problem}")
                 normalized.append(checked.normalized)
         return CheckedValue(value, normalized)
+    if field.type is FieldType.object:
+        if not isinstance(value, dict):
+            return CheckedValue(value, None, f"expected an object with keys {[s.name for s in field.items]}")
+        row, problem = _object(field, value)
+        return CheckedValue(value, None, problem) if problem else CheckedValue(value, row)
     return _scalar(value, field.type.value, field.choices)
+
+
+def _object(field: FieldSpec, item: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The normalised sub-values of one object (a list item or an object field), or the first problem."""
+    row: dict[str, Any] = {}
+    for sub in field.items:
+        raw = item.get(sub.name)
+        checked = CheckedValue(None, None) if is_null(raw) else _scalar(raw, sub.type, sub.choices)
+        if checked.problem:
+            return row, f"{sub.name}: {checked.problem}"
+        row[sub.name] = checked.normalized
+    return row, None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 
-__all__ = ["CREDENTIAL_OPTIONS", "Secret", "install_log_redaction", "redact", "redact_data"]
+__all__ = ["CREDENTIAL_OPTIONS", "Secret", "as_secret", "install_log_redaction", "redact", "redact_data", "reveal"]
 
 # The backend options that are credentials (openai's api_key, erniebot's access_token/ak/sk,
 # qianfan's access_token/ak/sk/bearer_token). They may be passed in code, never read from a
@@ -116,3 +116,18 @@ def install_log_redaction() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+def as_secret(value: str | Secret | None) -> Secret | None:
+    """A key given as text or Secret, wrapped (and remembered for redaction); None when empty."""
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, Secret) else Secret(value)
+
+
+def reveal(value: str | Secret | None) -> str | None:
+    """The plain value of a key given as text or Secret (at the one place an SDK needs it)."""
+    if value is None:
+        return None
+    return value.reveal() if isinstance(value, Secret) else value
+

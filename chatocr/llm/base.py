@@ -1,35 +1,52 @@
 """The one small interface every chat backend implements.
 
-    reply = await model.chat(messages, ChatSettings(json_mode="object"))
+    reply = await model.chat(messages, ChatSettings(json_mode="object"), on_delta=print)
 
 `ChatModel.chat` is the async core. It owns retries (exponential backoff with jitter, honouring a
 service's Retry-After) around the backend's single abstract method `_complete`, which performs one
 attempt and raises our own exceptions (chatocr.errors) for every failure. SDK-level retries are
 switched off in every backend so that exactly one layer decides when to try again.
 `ContextTooLongError` is never retried: the caller re-plans the conversation with less.
-`chat_sync` is a thin wrapper for scripts and the REPL.
+`on_delta` receives the answer as it is generated (backends with `supports_streaming`) or once,
+whole; cancelling the awaiting task cancels the attempt. What a backend can do is declared in
+class attributes (capabilities) that doctor, the router and the OCR vlm engine read.
+`BlockingChatModel` is the template for SDK backends (build the request, send it in a worker
+thread). `chat_sync` is a thin wrapper for scripts (chatocr.bridge).
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import importlib.util
 import logging
+import os
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
+from typing import Any, ClassVar, Literal, TypeAlias
 
+from chatocr.bridge import run_blocking, run_sync
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, LLMError
 from chatocr.messages import Limits, Message
 from chatocr.tokens import TokenCounter
 
-__all__ = ["ChatModel", "ChatReply", "ChatSettings", "JsonMode", "RetryPolicy", "Usage", "run_blocking"]
+__all__ = [
+    "BlockingChatModel",
+    "ChatModel",
+    "ChatReply",
+    "ChatSettings",
+    "DeltaCallback",
+    "JsonMode",
+    "RetryPolicy",
+    "SetupStatus",
+    "Usage",
+    "run_blocking",
+]
 
 log = logging.getLogger("chatocr.llm")
-T = TypeVar("T")
 
 # None: free text. "object": any JSON object. A dict: a JSON schema the answer must follow
 # (backends that cannot enforce a schema fall back to "object").
@@ -82,11 +99,12 @@ class ChatReply:
     finish_reason: str | None = None
     truncated: bool = False
     usage: Usage = field(default_factory=Usage)
-    latency_s: float = 0.0
+    latency_s: float = 0.0  # from the first attempt's start to the answer, backoff waits included
     model: str = ""
     provider: str = ""
     raw: Any = field(default=None, repr=False, compare=False)
     attempts: int = 1  # how many tries chat() needed (1 = first time)
+    attempt_latencies: tuple[float, ...] = ()  # each attempt's own seconds, in order
 
 
 @dataclass(frozen=True)
@@ -130,30 +148,47 @@ def sampling_options(settings: ChatSettings) -> dict[str, Any]:
     return options
 
 
-_thread_state = threading.local()
+DeltaCallback = Callable[[str], None]
 
 
-def _sync_loop() -> asyncio.AbstractEventLoop:
-    """One event loop per calling thread, kept for chat_sync. asyncio.run() per call would build
-    a loop and a fresh worker-thread pool every time (about 0.5 ms, a third of a local round trip)."""
-    loop: asyncio.AbstractEventLoop | None = getattr(_thread_state, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = asyncio.new_event_loop()
-        _thread_state.loop = loop
-    return loop
+@dataclass(frozen=True)
+class SetupStatus:
+    """What `ChatModel.setup_status()` found: usable, what was seen, the one step that fixes it."""
 
-
-async def run_blocking(function: Callable[..., T], *args: Any) -> T:
-    """Run a blocking SDK call without blocking the event loop: in a worker thread, except on
-    chat_sync's private loop, where nothing else runs and the thread hop (about 0.1 ms, 10% of a
-    local round trip) would be pure overhead."""
-    if getattr(_thread_state, "loop", None) is asyncio.get_running_loop():
-        return function(*args)
-    return await asyncio.to_thread(function, *args)
+    ok: bool
+    detail: str
+    fix: str = ""
 
 
 class ChatModel(abc.ABC):
-    """A chat backend. Subclasses set the attributes and implement `_complete` (one attempt)."""
+    """A chat backend. Subclasses declare what they can do (the class attributes below), set the
+    instance attributes, and implement `_complete` (one attempt); SDK backends subclass
+    `BlockingChatModel`, which implements `_complete` for them.
+
+    Capabilities are class attributes so that `doctor`, the router, the CLI and the OCR `vlm`
+    engine can read them from the class, without credentials and without building a client
+    (`chatocr.llm.backend_class(name)`).
+    """
+
+    # -- what the backend can do (read by doctor, the router, the CLI, the vlm engine) ----------
+    key_env: ClassVar[tuple[str, ...]] = ()  # environment variables that may hold its key
+    # Sets of variables that together are a credential (("EB_AK", "EB_SK")); empty: any one
+    # variable of key_env alone is enough.
+    key_sets: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    needs_key: ClassVar[bool] = False
+    needs_server: ClassVar[bool] = False  # a server the user runs (ollama, vllm, llama.cpp)
+    server_hint: ClassVar[str] = ""  # how to start that server
+    base_url_env: ClassVar[str | None] = None
+    default_base_url: ClassVar[str | None] = None
+    requires: ClassVar[tuple[str, ...]] = ()  # importable modules it needs (looked up, not imported)
+    extra: ClassVar[str | None] = None  # the pip extra that installs them: chatocr[extra]
+    supports_images: ClassVar[bool] = False
+    supports_json_schema: ClassVar[bool] = False
+    supports_json_mode: ClassVar[bool] = False
+    supports_system_role: ClassVar[bool] = False
+    supports_streaming: ClassVar[bool] = False  # on_delta gets pieces as they are generated
+    supports_prefix_cache: ClassVar[bool] = False  # a shared prompt prefix is cheap to re-send
+    description: ClassVar[str] = ""
 
     provider: str
     model: str
@@ -161,35 +196,93 @@ class ChatModel(abc.ABC):
     counter: TokenCounter
     retry_policy: RetryPolicy = RetryPolicy()
     default_settings: ChatSettings = ChatSettings()
-    # Capabilities. A prompt-prefix cache re-uses the work for a prompt's unchanged start.
-    supports_prefix_cache: ClassVar[bool] = False
     # Injection points for tests: how to wait and where jitter comes from.
     _sleep: Callable[[float], Awaitable[None]] = staticmethod(asyncio.sleep)
     _rng: Callable[[], float] = staticmethod(random.random)
 
-    @abc.abstractmethod
-    async def _complete(self, messages: Sequence[Message], settings: ChatSettings) -> ChatReply:
-        """One attempt. Raise chatocr.errors.LLMError subclasses for every failure."""
+    @classmethod
+    def credentials_found(cls, environ: Mapping[str, str] | None = None) -> bool:
+        """Whether the environment holds a complete credential (True when none is needed)."""
+        if not cls.needs_key:
+            return True
+        env = os.environ if environ is None else environ
+        sets = cls.key_sets or tuple((name,) for name in cls.key_env)
+        return any(all(env.get(name) for name in names) for names in sets)
 
-    async def chat(self, messages: Sequence[Message], settings: ChatSettings | None = None) -> ChatReply:
+    @classmethod
+    def setup_status(cls, environ: Mapping[str, str] | None = None) -> SetupStatus:
+        """Whether this backend can work here, for `chatocr doctor`: its modules are installed
+        (looked up, not imported) and its credentials are in the environment (never shown).
+        Nothing is contacted. Backends with more to check (the local model file) extend it."""
+        env = os.environ if environ is None else environ
+        missing = [module for module in cls.requires if importlib.util.find_spec(module) is None]
+        if missing:
+            fix = f'pip install "chatocr[{cls.extra}]"' if cls.extra else f"pip install {' '.join(missing)}"
+            return SetupStatus(False, f"{', '.join(missing)} missing", fix)
+        if not cls.needs_key:
+            return SetupStatus(True, cls.description)
+        sets = cls.key_sets or tuple((name,) for name in cls.key_env)
+        shown = [name for name in cls.key_env if env.get(name)] if cls.key_sets else list(cls.key_env)
+        detail = ", ".join(f"{name} {'set' if env.get(name) else 'not set'}" for name in shown)
+        if cls.credentials_found(env):
+            return SetupStatus(True, detail)
+        others = " / ".join(" and ".join(names) for names in sets[1:])
+        fix = "export " + " ".join(f"{name}=..." for name in sets[0]) + (f" (or {others})" if others else "")
+        return SetupStatus(False, detail or f"none of {', '.join(cls.key_env)} set", fix)
+
+    @abc.abstractmethod
+    async def _complete(
+        self, messages: Sequence[Message], settings: ChatSettings, on_delta: DeltaCallback | None = None
+    ) -> ChatReply:
+        """One attempt. Raise chatocr.errors.LLMError subclasses for every failure. Backends that
+        declare `supports_streaming` call `on_delta` with each piece (it is None otherwise)."""
+
+    async def chat(
+        self,
+        messages: Sequence[Message],
+        settings: ChatSettings | None = None,
+        *,
+        on_delta: DeltaCallback | None = None,
+    ) -> ChatReply:
+        """One answer, with retries. `on_delta(text)` receives the answer as it is generated by
+        backends that stream, else once with the whole text. Once a piece has been delivered, a
+        failure is raised, not retried (the caller has shown part of an answer). Cancelling the
+        awaiting task cancels the attempt; the local backend then stops generating."""
         settings = settings or self.default_settings
         messages = list(messages)
         if not messages:
             raise InvalidRequestError("No messages to send.", hint="Pass at least one user message.")
         policy = self.retry_policy
+        delivered = 0
+
+        def forward(piece: str) -> None:
+            nonlocal delivered
+            if piece and on_delta is not None:
+                delivered += 1
+                on_delta(piece)
+
+        stream = forward if on_delta is not None and self.supports_streaming else None
+        began = time.perf_counter()
+        attempt_times: list[float] = []
         attempt = 0
         while True:
             attempt += 1
             started = time.perf_counter()
             try:
-                reply = await self._complete(messages, settings)
+                # Without a consumer of pieces, the two-argument call that backends written
+                # before streaming existed also implement.
+                reply = await (
+                    self._complete(messages, settings) if stream is None else self._complete(messages, settings, stream)
+                )
             except ContextTooLongError:
+                attempt_times.append(time.perf_counter() - started)
                 raise  # the caller re-plans with less; retrying the same input cannot help
             except LLMError as error:
+                attempt_times.append(time.perf_counter() - started)
                 if error.provider is None:
                     error.provider = self.provider
                 retry_after = getattr(error, "retry_after", None)
-                if not error.retryable or attempt >= policy.max_attempts:
+                if not error.retryable or attempt >= policy.max_attempts or delivered:
                     raise
                 if retry_after is not None and retry_after > policy.max_retry_after:
                     raise
@@ -206,20 +299,31 @@ class ChatModel(abc.ABC):
                 )
                 await self._sleep(delay)
                 continue
+            attempt_times.append(time.perf_counter() - started)
+            if on_delta is not None and stream is None:
+                forward(reply.text)  # a backend that cannot stream: the whole text at once
             return replace(
                 reply,
-                latency_s=time.perf_counter() - started,
+                latency_s=time.perf_counter() - began,  # every attempt and every wait between
+                attempt_latencies=tuple(attempt_times),
                 model=reply.model or self.model,
                 provider=self.provider,
                 attempts=attempt,
             )
 
-    def chat_sync(self, messages: Sequence[Message], settings: ChatSettings | None = None) -> ChatReply:
-        """Blocking `chat` for scripts. Inside a running event loop, `await chat(...)` instead."""
+    def chat_sync(
+        self,
+        messages: Sequence[Message],
+        settings: ChatSettings | None = None,
+        *,
+        on_delta: DeltaCallback | None = None,
+    ) -> ChatReply:
+        """Blocking `chat` for scripts. Inside a running event loop, `await chat(...)` instead:
+        blocking the loop for a whole model call would stall everything else on it."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return _sync_loop().run_until_complete(self.chat(messages, settings))
+            return run_sync(self.chat(messages, settings, on_delta=on_delta))
         raise ConfigError(
             "chat_sync() was called from inside a running event loop.",
             hint="Use `await model.chat(...)` in async code.",
@@ -232,3 +336,43 @@ class ChatModel(abc.ABC):
 
     def _repr_fields(self) -> dict[str, object]:
         return {}
+
+
+class BlockingChatModel(ChatModel):
+    """The template for backends whose SDK call blocks: build the request, send it in a worker
+    thread (see chatocr.bridge.run_blocking), parse the answer. Subclasses implement the two
+    halves; errors are mapped inside `_send`."""
+
+    @abc.abstractmethod
+    def build_request(self, messages: Sequence[Message], settings: ChatSettings) -> dict[str, Any]:
+        """What would be sent (public so tests and the REPL can show it)."""
+
+    @abc.abstractmethod
+    def _send(self, request: dict[str, Any], settings: ChatSettings, on_delta: DeltaCallback | None) -> ChatReply:
+        """One blocking attempt with a built request."""
+
+    async def _complete(
+        self, messages: Sequence[Message], settings: ChatSettings, on_delta: DeltaCallback | None = None
+    ) -> ChatReply:
+        request = self.build_request(messages, settings)
+        if on_delta is None:
+            return await run_blocking(self._send, request, settings, None)
+        # Streaming: pieces hop to the caller's loop (on_delta runs there, in order, before the
+        # reply); a cancelled caller makes the next piece end the stream, closing the connection.
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+
+        def deliver(piece: str) -> None:
+            if stop.is_set():
+                raise _StreamCancelled
+            loop.call_soon_threadsafe(on_delta, piece)
+
+        try:
+            return await asyncio.to_thread(self._send, request, settings, deliver)
+        except asyncio.CancelledError:
+            stop.set()
+            raise
+
+
+class _StreamCancelled(Exception):
+    """Raised into a streaming SDK loop (in its worker thread) after the caller was cancelled."""

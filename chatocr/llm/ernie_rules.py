@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from chatocr.errors import (
     AuthenticationError,
@@ -24,7 +25,10 @@ from chatocr.errors import (
 )
 from chatocr.messages import Limits, Message, RoleRules
 
-__all__ = ["ERNIE_ROLES", "ErniePayload", "ernie_limits", "error_for_code", "to_ernie_payload"]
+if TYPE_CHECKING:
+    from chatocr.llm.base import ChatSettings
+
+__all__ = ["ERNIE_ROLES", "ErniePayload", "ernie_limits", "ernie_sampling", "error_for_code", "to_ernie_payload"]
 
 ERNIE_ROLES = RoleRules(system="field", alternate=True, odd_count=True)
 
@@ -72,6 +76,20 @@ def to_ernie_payload(messages: Sequence[Message]) -> ErniePayload:
             hint="End the conversation with the user's question.",
         )
     return ErniePayload("\n\n".join(system_parts) or None, turns)
+
+
+def ernie_sampling(settings: ChatSettings, *, max_output_key: str | None = "max_output_tokens") -> dict[str, Any]:
+    """The sampling arguments in the ranges ERNIE accepts: temperature in (0, 1], at most four stop
+    strings, and (native API, `max_output_key`) max_output_tokens in [2, 2048]. Pass
+    max_output_key=None where the endpoint takes OpenAI's unclamped max_tokens instead."""
+    options: dict[str, Any] = {"temperature": min(1.0, max(0.01, settings.temperature))}
+    if settings.top_p is not None:
+        options["top_p"] = settings.top_p
+    if max_output_key and settings.max_output_tokens is not None:
+        options[max_output_key] = max(2, min(2048, settings.max_output_tokens))
+    if settings.stop:
+        options["stop"] = list(settings.stop)[:4]
+    return options
 
 
 # name -> (max_input_chars, max_input_tokens, context window). From qianfan's model table.

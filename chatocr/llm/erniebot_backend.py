@@ -34,9 +34,10 @@ from chatocr.errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
-from chatocr.llm._secrets import Secret, install_log_redaction, redact
-from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking
-from chatocr.llm.ernie_rules import ernie_limits, error_for_code, to_ernie_payload
+from chatocr.llm._sdk import short_error
+from chatocr.llm._secrets import Secret, as_secret, install_log_redaction
+from chatocr.llm.base import BlockingChatModel, ChatReply, ChatSettings, DeltaCallback, RetryPolicy, Usage
+from chatocr.llm.ernie_rules import ernie_limits, ernie_sampling, error_for_code, to_ernie_payload
 from chatocr.messages import Limits, Message
 from chatocr.tokens import CharCounter, TokenCounter
 
@@ -47,7 +48,16 @@ ApiType = Literal["qianfan", "aistudio"]
 _NO_JSON_MODE = ("ernie-speed", "ernie-lite", "ernie-tiny", "ernie-char")
 
 
-class ErnieBotChatModel(ChatModel):
+class ErnieBotChatModel(BlockingChatModel):
+    key_env = ("EB_ACCESS_TOKEN", "AISTUDIO_ACCESS_TOKEN", "EB_AK", "EB_SK")
+    key_sets = (("EB_ACCESS_TOKEN",), ("AISTUDIO_ACCESS_TOKEN",), ("EB_AK", "EB_SK"))
+    needs_key = True
+    base_url_env = "EB_BASE_URL"
+    requires = ("erniebot",)
+    extra = "ernie"
+    supports_json_mode = True  # "json_object" only, and not for ernie-speed/lite/tiny/char
+    description = "ERNIE Bot via erniebot (api_type qianfan V1 or aistudio)"
+
     def __init__(
         self,
         model: str | None = None,
@@ -75,9 +85,9 @@ class ErnieBotChatModel(ChatModel):
         token = access_token or os.environ.get("EB_ACCESS_TOKEN")
         if not token and self.api_type == "aistudio":
             token = os.environ.get("AISTUDIO_ACCESS_TOKEN")
-        self._token = _secret(token)
-        self._ak = _secret(ak or os.environ.get("EB_AK"))
-        self._sk = _secret(sk or os.environ.get("EB_SK"))
+        self._token = as_secret(token)
+        self._ak = as_secret(ak or os.environ.get("EB_AK"))
+        self._sk = as_secret(sk or os.environ.get("EB_SK"))
         if not self._token and not (self._ak and self._sk and self.api_type == "qianfan"):
             variable = (
                 "AISTUDIO_ACCESS_TOKEN"
@@ -123,28 +133,17 @@ class ErnieBotChatModel(ChatModel):
         request: dict[str, Any] = {
             "model": self.model,
             "messages": payload.messages,
-            # ERNIE accepts temperature in (0, 1] only.
-            "temperature": min(1.0, max(0.01, settings.temperature)),
             "request_timeout": settings.timeout,
+            **ernie_sampling(settings),
         }
         if payload.system:
             request["system"] = payload.system
-        if settings.top_p is not None:
-            request["top_p"] = settings.top_p
-        if settings.max_output_tokens is not None:
-            request["max_output_tokens"] = max(2, min(2048, settings.max_output_tokens))
-        if settings.stop:
-            request["stop"] = list(settings.stop)[:4]
         # ERNIE knows "json_object" but not schemas; the prompt describes the fields anyway.
         if settings.json_mode is not None and not self.model.startswith(_NO_JSON_MODE):
             request["response_format"] = "json_object"
         return request
 
-    async def _complete(self, messages: Sequence[Message], settings: ChatSettings) -> ChatReply:
-        request = self.build_request(messages, settings)
-        return await run_blocking(self._complete_blocking, request)
-
-    def _complete_blocking(self, request: dict[str, Any]) -> ChatReply:
+    def _send(self, request: dict[str, Any], settings: ChatSettings, on_delta: DeltaCallback | None) -> ChatReply:
         import erniebot
         import erniebot.errors as eb
 
@@ -152,26 +151,26 @@ class ErnieBotChatModel(ChatModel):
             response = erniebot.ChatCompletion.create(**request, _config_=self._config())
         except eb.APIError as exc:
             code = exc.ecode if exc.ecode is not None else -1
-            raise error_for_code(code, _short(exc), provider=self.provider) from None
+            raise error_for_code(code, short_error(exc), provider=self.provider) from None
         except eb.TokenUpdateFailedError as exc:
             # erniebot got 110/111, tried to renew the token without AK/SK, and failed: report
             # the service's original error, which sits in the exception chain.
             original = _chained_api_error(exc)
             if original is not None and original.ecode is not None:
-                raise error_for_code(original.ecode, _short(original), provider=self.provider) from None
+                raise error_for_code(original.ecode, short_error(original), provider=self.provider) from None
             raise AuthenticationError(
-                f"ernie: the access token was refused and could not be renewed ({_short(exc)}).",
+                f"ernie: the access token was refused and could not be renewed ({short_error(exc)}).",
                 provider=self.provider,
             ) from None
         except eb.TimeoutError as exc:
-            raise LLMTimeoutError(f"ernie: {_short(exc)}", provider=self.provider) from None
+            raise LLMTimeoutError(f"ernie: {short_error(exc)}", provider=self.provider) from None
         except eb.ConnectionError as exc:
-            raise ServiceUnavailableError(f"ernie: {_short(exc)}", provider=self.provider) from None
+            raise ServiceUnavailableError(f"ernie: {short_error(exc)}", provider=self.provider) from None
         except eb.HTTPRequestError as exc:
             raise _map_http_error(exc, self.provider) from None
         except eb.InvalidArgumentError as exc:
             raise InvalidRequestError(
-                f"ernie refused the arguments: {_short(exc)}", provider=self.provider
+                f"ernie refused the arguments: {short_error(exc)}", provider=self.provider
             ) from None
         return _parse(response, self.provider)
 
@@ -200,17 +199,6 @@ def _chained_api_error(exc: BaseException) -> Any:
     return None
 
 
-def _secret(value: str | Secret | None) -> Secret | None:
-    if value is None or value == "":
-        return None
-    return value if isinstance(value, Secret) else Secret(value)
-
-
-def _short(exc: BaseException) -> str:
-    """The first line of an SDK message, keys removed (erniebot appends headers and body)."""
-    return redact(str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
 def _parse(response: Any, provider: str) -> ChatReply:
     result = getattr(response, "result", None) if "result" in response else None
     if not isinstance(result, str):
@@ -228,6 +216,7 @@ def _parse(response: Any, provider: str) -> ChatReply:
 
 
 _STATUS = re.compile(r"^\s*code: (\d+)", re.MULTILINE)
+# erniebot prints the response headers into its message text; Retry-After is read from there.
 _RETRY_AFTER = re.compile(r"['\"]retry-after['\"]: ['\"]?(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -247,7 +236,7 @@ def map_http_status(status: int, text: str, provider: str, retry_after: float | 
 def _map_http_error(exc: Exception, provider: str) -> LLMError:
     # erniebot's HTTPRequestError keeps the status and headers only inside its message text.
     full = str(exc)
-    text = f"{provider}: {_short(exc)}"
+    text = f"{provider}: {short_error(exc)}"
     status_match = _STATUS.search(full)
     status = int(status_match.group(1)) if status_match else 200
     if status == 200:

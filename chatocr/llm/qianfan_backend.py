@@ -29,6 +29,7 @@ from typing import Any, Literal
 from chatocr.errors import (
     AuthenticationError,
     ConfigError,
+    ContextTooLongError,
     InvalidRequestError,
     LLMError,
     LLMTimeoutError,
@@ -36,9 +37,10 @@ from chatocr.errors import (
     MissingDependencyError,
     ServiceUnavailableError,
 )
-from chatocr.llm._secrets import Secret, install_log_redaction, redact
-from chatocr.llm.base import ChatModel, ChatReply, ChatSettings, RetryPolicy, Usage, run_blocking
-from chatocr.llm.ernie_rules import ernie_limits, error_for_code, to_ernie_payload
+from chatocr.llm._sdk import mentions_context_limit, retry_after_seconds, short_error
+from chatocr.llm._secrets import Secret, as_secret, install_log_redaction, redact, reveal
+from chatocr.llm.base import BlockingChatModel, ChatReply, ChatSettings, DeltaCallback, RetryPolicy, Usage
+from chatocr.llm.ernie_rules import ernie_limits, ernie_sampling, error_for_code, to_ernie_payload
 from chatocr.llm.erniebot_backend import map_http_status
 from chatocr.llm.openai_backend import _wire_message
 from chatocr.messages import Limits, Message, RoleRules
@@ -65,7 +67,30 @@ def import_qianfan() -> Any:
     return qianfan
 
 
-class QianfanChatModel(ChatModel):
+class QianfanChatModel(BlockingChatModel):
+    key_env = (
+        "QIANFAN_ACCESS_KEY",
+        "QIANFAN_SECRET_KEY",
+        "QIANFAN_AK",
+        "QIANFAN_SK",
+        "QIANFAN_ACCESS_TOKEN",
+        "QIANFAN_BEARER_TOKEN",
+    )
+    key_sets = (
+        ("QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY"),
+        ("QIANFAN_AK", "QIANFAN_SK"),
+        ("QIANFAN_ACCESS_TOKEN",),
+        ("QIANFAN_BEARER_TOKEN",),
+    )
+    needs_key = True
+    base_url_env = "QIANFAN_BASE_URL"
+    requires = ("qianfan",)
+    extra = "qianfan"
+    supports_json_mode = True  # json_object only
+    # V1 (the default) takes the system prompt as a field; version=2 takes a system message.
+    supports_system_role = False
+    description = "Baidu Qianfan via the qianfan SDK (version 1 or 2)"
+
     def __init__(
         self,
         model: str | None = None,
@@ -97,14 +122,16 @@ class QianfanChatModel(ChatModel):
             "BASE_URL": base_url,
             "CONSOLE_API_BASE_URL": console_base_url,
             "IAM_BASE_URL": iam_base_url,
-            "ACCESS_TOKEN": _reveal(access_token),
-            "AK": _reveal(ak),
-            "SK": _reveal(sk),
-            "BEARER_TOKEN": _reveal(bearer_token),
+            "ACCESS_TOKEN": reveal(access_token),
+            "AK": reveal(ak),
+            "SK": reveal(sk),
+            "BEARER_TOKEN": reveal(bearer_token),
         }
-        for value in wanted.values():
-            if value:
-                Secret(value)  # remember for redaction (URLs are harmless to register)
+        for name, value in wanted.items():
+            if value and name in _SECRET_FIELDS:
+                # Remember keys for redaction; not URLs, which would then vanish from every log
+                # line and error message of every other backend too.
+                as_secret(value)
         self._claim({k: v for k, v in wanted.items() if v})
         self._check_credentials()
         base = ernie_limits(self.model)
@@ -163,7 +190,7 @@ class QianfanChatModel(ChatModel):
         request: dict[str, Any] = {
             "retry_count": 1,  # one attempt: ChatModel.chat owns retries
             "request_timeout": settings.timeout,
-            "temperature": min(1.0, max(0.01, settings.temperature)),
+            **ernie_sampling(settings, max_output_key="max_output_tokens" if self.version == 1 else None),
         }
         if self.version == 1:
             payload = to_ernie_payload(messages)
@@ -174,8 +201,6 @@ class QianfanChatModel(ChatModel):
                 request["endpoint"] = self.endpoint
             else:
                 request["model"] = self.model
-            if settings.max_output_tokens is not None:
-                request["max_output_tokens"] = max(2, min(2048, settings.max_output_tokens))
             if settings.json_mode is not None:
                 request["response_format"] = "json_object"
         else:
@@ -187,44 +212,38 @@ class QianfanChatModel(ChatModel):
                 request["response_format"] = {"type": "json_object"}
             if settings.seed is not None:
                 request["seed"] = settings.seed
-        if settings.top_p is not None:
-            request["top_p"] = settings.top_p
-        if settings.stop:
-            request["stop"] = list(settings.stop)[:4]
         return request
 
-    async def _complete(self, messages: Sequence[Message], settings: ChatSettings) -> ChatReply:
-        request = self.build_request(messages, settings)
-        return await run_blocking(self._complete_blocking, request)
-
-    def _complete_blocking(self, request: dict[str, Any]) -> ChatReply:
+    def _send(self, request: dict[str, Any], settings: ChatSettings, on_delta: DeltaCallback | None) -> ChatReply:
         import requests
 
         errors = self._qianfan.errors
         try:
             response = self._resource.do(**request)
         except errors.AccessTokenExpiredError as exc:
-            raise AuthenticationError(f"qianfan: {_short(exc)}", provider=self.provider) from None
+            raise AuthenticationError(f"qianfan: {short_error(exc)}", provider=self.provider) from None
         except errors.APIError as exc:
             raise _api_error(exc, self.provider) from None
         except errors.RequestError as exc:
             status = getattr(exc, "status_code", None) or 0
             headers = getattr(exc, "headers", None) or {}
             if not status or 200 <= int(status) < 300:  # e.g. "Got invalid json response from server"
-                raise MalformedResponseError(f"qianfan: {_short(exc)}", provider=self.provider) from None
+                raise MalformedResponseError(f"qianfan: {short_error(exc)}", provider=self.provider) from None
+            if int(status) == 400 and mentions_context_limit(redact(str(exc))):  # V2: OpenAI-style 400
+                raise ContextTooLongError(f"qianfan: {short_error(exc)}", provider=self.provider) from None
             raise map_http_status(
-                int(status), f"qianfan: {_short(exc)}", self.provider, _retry_after(headers)
+                int(status), f"qianfan: {short_error(exc)}", self.provider, retry_after_seconds(headers)
             ) from None
         except (errors.RequestTimeoutError, requests.Timeout) as exc:
-            raise LLMTimeoutError(f"qianfan: {_short(exc)}", provider=self.provider) from None
+            raise LLMTimeoutError(f"qianfan: {short_error(exc)}", provider=self.provider) from None
         except requests.RequestException as exc:
-            raise ServiceUnavailableError(f"qianfan: {_short(exc)}", provider=self.provider) from None
+            raise ServiceUnavailableError(f"qianfan: {short_error(exc)}", provider=self.provider) from None
         except errors.InvalidArgumentError as exc:
             raise InvalidRequestError(
-                f"qianfan refused the arguments: {_short(exc)}", provider=self.provider
+                f"qianfan refused the arguments: {short_error(exc)}", provider=self.provider
             ) from None
         except ValueError as exc:  # a body that is not JSON
-            raise MalformedResponseError(f"qianfan: {_short(exc)}", provider=self.provider) from None
+            raise MalformedResponseError(f"qianfan: {short_error(exc)}", provider=self.provider) from None
         return self._parse(response)
 
     def _parse(self, response: Any) -> ChatReply:
@@ -255,17 +274,6 @@ class QianfanChatModel(ChatModel):
         )
 
 
-def _reveal(value: str | Secret | None) -> str | None:
-    if value is None:
-        return None
-    return value.reveal() if isinstance(value, Secret) else value
-
-
-def _short(exc: BaseException) -> str:
-    text = redact(str(exc)).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _api_error(exc: Any, provider: str) -> LLMError:
     code: Any = getattr(exc, "error_code", None)
     message = redact(str(getattr(exc, "error_msg", "") or exc))
@@ -276,10 +284,3 @@ def _api_error(exc: Any, provider: str) -> LLMError:
         return InvalidRequestError(f"qianfan error {code}: {message}", provider=provider)
     return error_for_code(number, message, provider=provider)
 
-
-def _retry_after(headers: Any) -> float | None:
-    try:
-        value = {str(k).lower(): v for k, v in dict(headers).items()}.get("retry-after")
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None

@@ -12,22 +12,27 @@ unknown name or on `available_backends()`.
 
 from __future__ import annotations
 
+import difflib
 import importlib
-import itertools
-import json
+import inspect
 import logging
-import os
 import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any
 
 from chatocr.errors import ConfigError
 from chatocr.llm.base import ChatModel
 from chatocr.llm.presets import PRESETS
 
-__all__ = ["ENTRY_POINT_GROUP", "BackendFactory", "available_backends", "get_chat_model", "register_backend"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BackendFactory",
+    "available_backends",
+    "backend_class",
+    "get_chat_model",
+    "register_backend",
+]
 
 log = logging.getLogger("chatocr.llm")
 
@@ -35,6 +40,8 @@ ENTRY_POINT_GROUP = "chatocr.llm"
 BackendFactory = Callable[..., ChatModel]
 
 _factories: dict[str, BackendFactory] = {}
+# name -> how to get the backend's class without building a model (for its capabilities)
+_classes: dict[str, Callable[[], type[ChatModel]]] = {}
 _lock = threading.Lock()
 _discovered = False
 
@@ -52,16 +59,54 @@ def register_backend(name: str, factory: BackendFactory, *, replace: bool = Fals
         _factories[name] = factory
 
 
-def _lazy(module: str, cls: str, **fixed: Any) -> BackendFactory:
-    """A factory importing its module on first use (keeps SDK imports out of `import chatocr`)."""
+def _lazy(module: str, cls: str, *, constructor: str | None = None, **fixed: Any) -> BackendFactory:
+    """A factory importing its module on first use (keeps SDK imports out of `import chatocr`).
+    `preset=` picks the preset's class (same wire format, that preset's capabilities);
+    `constructor` names a module function to call instead of the class."""
+
+    def backend() -> type[ChatModel]:
+        loaded = importlib.import_module(module)
+        if "preset" in fixed:
+            chosen: type[ChatModel] = loaded.preset_model_class(fixed["preset"])
+            return chosen
+        found: type[ChatModel] = getattr(loaded, cls)
+        return found
 
     def factory(model: str | None = None, **options: Any) -> ChatModel:
-        backend = getattr(importlib.import_module(module), cls)
-        instance: ChatModel = backend(model, **{**fixed, **options})
+        chosen = backend()
+        _check_options(chosen, options, hidden=set(fixed))
+        make: Callable[..., ChatModel] = (
+            getattr(importlib.import_module(module), constructor) if constructor else chosen
+        )
+        instance: ChatModel = make(model, **{**fixed, **options})
         return instance
 
     factory.__qualname__ = f"{cls}[{', '.join(f'{k}={v!r}' for k, v in fixed.items())}]"
+    factory.backend_class = backend  # type: ignore[attr-defined]
     return factory
+
+
+def _check_options(backend: type[ChatModel], options: dict[str, Any], hidden: set[str]) -> None:
+    """Unknown options are a ConfigError naming the valid ones, not a TypeError from __init__."""
+    parameters = inspect.signature(backend.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    valid = sorted(
+        name
+        for name, p in parameters.items()
+        if name not in ("self", "model", *hidden)
+        and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    )
+    unknown = [name for name in options if name not in valid]
+    if not unknown:
+        return
+    close = [match for name in unknown for match in difflib.get_close_matches(name, valid, n=1)]
+    guess = f"Did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+    raise ConfigError(
+        f"Unknown option(s) {', '.join(repr(u) for u in unknown)} for the {backend.__name__} backend.",
+        hint=f"{guess}Valid options: {', '.join(valid)}. Sampling settings (temperature, "
+        "max_output_tokens, timeout) are config keys, not llm_options.",
+    )
 
 
 def _register_builtins() -> None:
@@ -77,48 +122,7 @@ def _register_builtins() -> None:
     register_backend("ernie", _lazy("chatocr.llm.erniebot_backend", "ErnieBotChatModel"))
     register_backend("qianfan", _lazy("chatocr.llm.qianfan_backend", "QianfanChatModel"))
     register_backend("local", _lazy("chatocr.llm.local", "LocalChatModel"))
-    register_backend("scripted", _scripted)
-
-
-SCRIPTED_ANSWERS_ENV = "CHATOCR_SCRIPTED_ANSWERS"
-
-
-def _scripted(model: str | None = None, **options: Any) -> ChatModel:
-    """"scripted:name" with the answers in `script=[...]` (a queue) or a function.
-
-    Without `script`, the answers come from $CHATOCR_SCRIPTED_ANSWERS (so that a CLI run in a
-    subprocess, e.g. `chatocr extract --llm scripted`, can be scripted): inline JSON or the path of
-    a JSON file holding a list of answers, or {"answers": [...], "latency": seconds}. The answers
-    are given in turn and cycle; an answer that is not a string is sent as its JSON text.
-    """
-    from chatocr.llm.scripted import ScriptedChatModel
-
-    if "script" not in options and os.environ.get(SCRIPTED_ANSWERS_ENV):
-        answers, latency = _answers_from_env(os.environ[SCRIPTED_ANSWERS_ENV])
-        options.setdefault("latency", latency)
-        turn = itertools.count()
-        options["script"] = lambda messages, settings: answers[next(turn) % len(answers)]
-    return ScriptedChatModel(options.pop("script", ()), model=model or "scripted", **options)
-
-
-def _answers_from_env(value: str) -> tuple[list[str], float]:
-    text = value.strip()
-    try:
-        if not text.startswith(("[", "{")):
-            text = Path(text).expanduser().read_text(encoding="utf-8")
-        data = json.loads(text)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"${SCRIPTED_ANSWERS_ENV} is neither inline JSON nor a readable JSON file: {exc}",
-            hint='Set it to e.g. \'["first answer", {"total": "9.00"}]\' or the path of such a file.',
-        ) from exc
-    latency = 0.0
-    if isinstance(data, dict):
-        latency = float(data.get("latency", 0.0))
-        data = data.get("answers")
-    if not isinstance(data, list) or not data:
-        raise ConfigError(f"${SCRIPTED_ANSWERS_ENV} must hold a non-empty list of answers.")
-    return [a if isinstance(a, str) else json.dumps(a, ensure_ascii=False) for a in data], latency
+    register_backend("scripted", _lazy("chatocr.llm.scripted", "ScriptedChatModel", constructor="from_registry"))
 
 
 def _discover_plugins() -> None:
@@ -144,6 +148,23 @@ def available_backends() -> list[str]:
     """Every registered backend name, plugins included, sorted."""
     _discover_plugins()
     return sorted(_factories)
+
+
+def backend_class(name: str) -> type[ChatModel] | None:
+    """The class behind backend `name`, for its capabilities (key_env, supports_*, needs_server...)
+    without credentials or a client; None for a plugin registered as a bare function."""
+    _discover_plugins()
+    factory = _factories.get(name)
+    if factory is None:
+        known = ", ".join(available_backends())
+        raise ConfigError(f"Unknown LLM provider {name!r}.", hint=f"Known providers: {known}.")
+    loader = getattr(factory, "backend_class", None)
+    if loader is not None:
+        found: type[ChatModel] = loader()
+        return found
+    if isinstance(factory, type) and issubclass(factory, ChatModel):
+        return factory
+    return None
 
 
 def get_chat_model(spec: str | ChatModel, **options: Any) -> ChatModel:

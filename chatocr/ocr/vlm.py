@@ -2,16 +2,16 @@
 served by vLLM, or any OpenAI-compatible vision model).
 
 It needs a chat backend: any object with `async chat(messages, settings) -> reply` where the
-reply has `.text` (chatocr.llm's backends are such objects). Each page is sent as a PNG with a
-transcription prompt; the answer's lines become the document's lines. A VLM gives no boxes and no
-confidences: lines get synthetic boxes (one row each, spread down the page), confidence 1.0, and
-the document says `has_boxes=False` so nobody draws them on the image.
+reply has `.text` (chatocr.llm's backends are such objects; one that declares
+`supports_images = False`, such as ERNIE's native API or the local text model, is refused up
+front). Each page is sent as a PNG with a transcription prompt; the answer's lines become the
+document's lines. A VLM gives no boxes and no confidences: lines get synthetic boxes (one row
+each, spread down the page), confidence 1.0, and the document says `has_boxes=False` so nobody
+draws them on the image.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import hashlib
 import io
 import json
@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from PIL import Image
 
+from chatocr.bridge import run_sync
 from chatocr.errors import ConfigError, OCRError
 from chatocr.messages import ImagePart, Message
 from chatocr.ocr.base import RawLine, build_page
@@ -74,6 +75,13 @@ class VLMEngine:
                 "The vlm OCR engine needs a chat backend: get_ocr_engine('vlm', chat=<a chat model>).",
                 hint="Create one with chatocr.llm (e.g. an OpenAI-compatible backend for Qwen-VL or vLLM).",
             )
+        if getattr(chat, "supports_images", True) is False:
+            name = f"{getattr(chat, 'provider', type(chat).__name__)}:{getattr(chat, 'model', '')}"
+            raise ConfigError(
+                f"The vlm OCR engine sends page images, and the {name} backend does not take images.",
+                hint="Use a vision model through an OpenAI-compatible backend, e.g. --ocr vlm:dashscope:qwen-vl-max "
+                "or vlm:vllm:<served model>.",
+            )
         self.chat = chat
         self.model = model or str(getattr(chat, "model", "") or type(chat).__name__)
         self.prompt = prompt
@@ -91,14 +99,9 @@ class VLMEngine:
         return "vlm:" + json.dumps(settings, sort_keys=True, separators=(",", ":"))
 
     def read(self, source: Source) -> OCRDocument:
-        """Synchronous, like every engine: runs the async call on its own event loop (in a helper
-        thread when this thread already runs one)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.aread(source))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, self.aread(source)).result()
+        """Synchronous, like every engine (chatocr.bridge runs the async call, also from code
+        that already runs an event loop)."""
+        return run_sync(self.aread(source))
 
     async def aread(self, source: Source) -> OCRDocument:
         if isinstance(source, OCRDocument):

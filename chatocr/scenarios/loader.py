@@ -282,6 +282,24 @@ class ScenarioLibrary:
                 hint=f"{hint}Known scenarios: {known}. Add your own with CHATOCR_SCENARIO_PATH.",
             ) from None
 
+    def resolve(self, spec: str | Path | Scenario) -> Scenario:
+        """A scenario by name, or from a YAML file (`--scenario my_receipt.yaml`), which then joins
+        the library (replacing a scenario of the same name, as a user directory would)."""
+        if isinstance(spec, Scenario):
+            if self._scenarios.get(spec.name) is not spec:
+                self.add(spec)
+            return spec
+        text = str(spec)
+        path = Path(text).expanduser()
+        if isinstance(spec, Path) or path.suffix.lower() in (".yaml", ".yml") or (
+            text not in self._scenarios and path.is_file()
+        ):
+            scenario = load_scenario_file(path)
+            if self.sources.get(scenario.name) != path or scenario.name not in self._scenarios:
+                self.add(scenario, path)
+            return scenario
+        return self.get(text)
+
     def __contains__(self, name: object) -> bool:
         return name in self._scenarios
 

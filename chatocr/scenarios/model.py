@@ -44,6 +44,7 @@ class FieldType(str, Enum):
     number = "number"
     enum = "enum"
     list = "list"
+    object = "object"  # one nested object; its keys are in `items` (e.g. a typed model's sub-model)
 
 
 class _Strict(BaseModel):
@@ -51,11 +52,19 @@ class _Strict(BaseModel):
 
 
 class ItemField(_Strict):
-    """A sub-field of a list-of-objects field (e.g. an invoice line's amount). No nesting."""
+    """A sub-field of a list-of-objects or an object field (e.g. an invoice line's amount). No nesting."""
 
     name: str = Field(min_length=1)
     description: str = ""
-    type: Literal["text", "date", "amount", "number"] = "text"
+    type: Literal["text", "date", "amount", "number", "enum"] = "text"
+    required: bool = Field(False, description="Every item carries this key (a typed model's non-Optional field).")
+    choices: tuple[str, ...] = Field((), description="The allowed values of an enum sub-field.")
+
+    @model_validator(mode="after")
+    def _enum_has_choices(self) -> ItemField:
+        if (self.type == "enum") != bool(self.choices):
+            raise ValueError(f"item key {self.name!r}: `choices` go with type enum, and type enum needs them")
+        return self
 
 
 class FieldSpec(_Strict):
@@ -67,7 +76,9 @@ class FieldSpec(_Strict):
     required: bool = Field(False, description="The document type always carries this field.")
     aliases: tuple[str, ...] = Field((), description="Other names a user may ask for this field by.")
     choices: tuple[str, ...] = Field((), description="The allowed values of an enum field.")
-    items: tuple[ItemField, ...] = Field((), description="Sub-fields when a list holds objects.")
+    items: tuple[ItemField, ...] = Field(
+        (), description="Sub-fields when a list holds objects, or the keys of an object field."
+    )
 
     @model_validator(mode="after")
     def _type_specific(self) -> FieldSpec:
@@ -75,8 +86,10 @@ class FieldSpec(_Strict):
             raise ValueError(f"field {self.name!r} has type enum but no `choices`")
         if self.choices and self.type is not FieldType.enum:
             raise ValueError(f"field {self.name!r} has `choices` but its type is {self.type.value}, not enum")
-        if self.items and self.type is not FieldType.list:
-            raise ValueError(f"field {self.name!r} has `items` but its type is {self.type.value}, not list")
+        if self.items and self.type not in (FieldType.list, FieldType.object):
+            raise ValueError(f"field {self.name!r} has `items` but its type is {self.type.value}, not list or object")
+        if self.type is FieldType.object and not self.items:
+            raise ValueError(f"field {self.name!r} has type object but no `items` (its keys)")
         return self
 
     @property
@@ -162,7 +175,10 @@ def check_answer(fields: tuple[FieldSpec, ...], answer: dict[str, Any]) -> list[
                 problems.append(((field.name,), f"expected a list, got {type(value).__name__}"))
                 continue
             for index, item in enumerate(value):
-                problems.extend(_item_problems(field, index, item))
+                problems.extend(_item_problems(field, (field.name, index), item))
+            continue
+        if field.type is FieldType.object:
+            problems.extend(_item_problems(field, (field.name,), value))
             continue
         message = _scalar_problem(value, field.type.value, field.choices)
         if message:
@@ -170,14 +186,14 @@ def check_answer(fields: tuple[FieldSpec, ...], answer: dict[str, Any]) -> list[
     return problems
 
 
-def _item_problems(field: FieldSpec, index: int, item: Any) -> list[tuple[tuple[str | int, ...], str]]:
-    path: tuple[str | int, ...] = (field.name, index)
+def _item_problems(field: FieldSpec, path: tuple[str | int, ...], item: Any) -> list[tuple[tuple[str | int, ...], str]]:
     if not field.items:
         if isinstance(item, (str, int, float)) and not isinstance(item, bool):
             return []
         return [(path, f"list items must be strings or numbers, got {type(item).__name__}")]
     if not isinstance(item, dict):
-        return [(path, f"list items must be objects with keys {[f.name for f in field.items]}")]
+        what = "the value" if field.type is FieldType.object else "list items"
+        return [(path, f"{what} must be objects with keys {[f.name for f in field.items]}")]
     out: list[tuple[tuple[str | int, ...], str]] = []
     known = {sub.name: sub for sub in field.items}
     for key in item:
@@ -187,7 +203,7 @@ def _item_problems(field: FieldSpec, index: int, item: Any) -> list[tuple[tuple[
         if sub.name not in item:
             out.append((path, f"item is missing {sub.name!r} (use null when absent)"))
         elif item[sub.name] is not None:
-            message = _scalar_problem(item[sub.name], sub.type)
+            message = _scalar_problem(item[sub.name], sub.type, sub.choices)
             if message:
                 out.append(((*path, sub.name), message))
     return out
@@ -271,6 +287,26 @@ class Scenario(_Strict):
                 kept.append(rule)
         return "\n".join(kept)
 
+    @classmethod
+    def from_model(cls, model: Any, *, name: str, **options: Any) -> Scenario:
+        """A scenario whose fields are a pydantic model's (or a JSON Schema's): see chatocr.typed.
+        options: title, language, description, instructions, examples."""
+        from chatocr.typed.export import scenario_from_model
+
+        return scenario_from_model(model, name=name, **options)
+
+    def to_yaml(self) -> str:
+        """This scenario as YAML that loads back to an equal scenario."""
+        from chatocr.typed.export import scenario_yaml
+
+        return scenario_yaml(self)
+
+    def to_model(self) -> type[BaseModel]:
+        """The fields as a pydantic model (amounts Decimal, numbers float, dates date, enums Literal)."""
+        from chatocr.typed.export import model_from_fields
+
+        return model_from_fields(self.name, self.fields)
+
     def example_id(self, index: int) -> str:
         """A readable, stable id for examples[index]: `scenario/id` or `scenario/uid`."""
         example = self.examples[index]
@@ -345,6 +381,8 @@ def ungrounded_example_values(scenario: Scenario) -> list[str]:
                         values += [(f"{field.name}[{i}].{k}", v) for k, v in item.items()]
                     else:
                         values.append((f"{field.name}[{i}]", item))
+            elif field.type is FieldType.object and isinstance(values[0][1], dict):
+                values = [(f"{field.name}.{k}", v) for k, v in example.answer[field.name].items()]
             for where, value in values:
                 grounded_kind = field.type is not FieldType.enum
                 if isinstance(value, str) and value.strip() and grounded_kind and flat_text(value) not in text:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -51,8 +50,9 @@ def build_chatocr(settings: ServeSettings) -> ChatOCR:
 
     load_keys_file()  # the model's API keys, like every other command
     ocr = ChatOCR(llm=settings.llm, ocr=settings.ocr, config=settings.config)
-    if hasattr(ocr.model, "llama"):
-        _ = ocr.model.llama  # the local model loads lazily: load it before saying ready
+    load = getattr(ocr.model, "llama", None)  # an in-process model loads lazily: load it before ready
+    if callable(load):
+        load()
     return ocr
 
 
@@ -178,37 +178,16 @@ def _apply_limits(ocr: ChatOCR, limits: ImageLimits) -> None:
         )
 
 
-def _accepts(function: Any, name: str) -> bool:
-    parameters = inspect.signature(function).parameters
-    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-
-
-def _not_yet(what: str, feature: str) -> ServeError:
-    return ServeError(
-        501,
-        "NotImplemented",
-        f"{what} needs {feature}, which this chatocr version does not have yet.",
-        "Send keys or a scenario instead; upgrade chatocr for this feature.",
-    )
-
-
 async def run_extract(ocr: ChatOCR, req: ExtractRequest) -> dict[str, Any]:
     """One document (or one result per page) as the Extraction JSON of `chatocr extract --format json`."""
     doc = req.document
     key = (doc.name, doc.sha256)
     options: dict[str, Any] = {}
     if req.schema is not None:
-        if not _accepts(ocr.aextract, "schema"):
-            raise _not_yet("A `schema` request", "typed extraction")
         options["schema"] = req.schema
     if req.per_page:
-        pages = getattr(ocr, "aextract_pages", None)
-        if pages is None:
-            raise _not_yet("A `per_page` request", "per-page extraction (aextract_pages)")
-        if _accepts(pages, "raise_errors"):
-            options["raise_errors"] = False
         try:
-            results = await pages(doc.source, req.keys, req.scenario, **options)
+            results = await ocr.aextract_pages(doc.source, req.keys, req.scenario, raise_errors=False, **options)
         except ChatOCRError as exc:
             raise from_chatocr_error(exc) from None
         if len(results) == 1 and results[0].error is not None and getattr(results[0], "page", None) is None:

@@ -46,9 +46,11 @@ def test_new_writes_a_skeleton_that_validates_once_filled(home: Path, capsys: py
 def test_new_refuses_a_bad_name_or_type(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = FIXTURES / "ocr" / "X00016469612.json"
     assert main(["scenarios", "new", "My-Receipt", "--from", str(source), "--ocr", "text", "--keys", "a"]) == 1
-    assert main(["scenarios", "new", "ok", "--from", str(source), "--ocr", "text", "--keys", "a:money"]) == 1
+    with pytest.raises(SystemExit) as usage:  # an unknown type is a usage error, as in every --keys
+        main(["scenarios", "new", "ok", "--from", str(source), "--ocr", "text", "--keys", "a:money"])
+    assert usage.value.code == 2
     err = capsys.readouterr().err
-    assert "is not valid" in err and "Unknown field type 'money'" in err
+    assert "is not valid" in err and "Unknown type 'money'" in err
 
 
 def test_scenarios_test_prints_per_field_accuracy(home: Path, monkeypatch: pytest.MonkeyPatch,

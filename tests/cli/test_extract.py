@@ -112,7 +112,8 @@ def test_unknown_scenario_and_empty_folder_are_clear_errors(home: Path, capsys: 
     assert main(["extract", str(home / "empty"), "--llm", "scripted", "--ocr", "text"]) == 1
     assert "No text files" in capsys.readouterr().err
     receipts(home / "in", 1)
-    assert main(["extract", str(home / "in"), "--llm", "scripted", "--ocr", "text", "--scenario", "retail_reciept"]) == 1
+    typo = ["--scenario", "retail_reciept"]
+    assert main(["extract", str(home / "in"), "--llm", "scripted", "--ocr", "text", *typo]) == 1
     assert "Did you mean 'retail_receipt'?" in capsys.readouterr().err
 
 

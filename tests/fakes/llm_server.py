@@ -85,6 +85,7 @@ class Reply:
     prompt_tokens: int = 11
     completion_tokens: int = 7
     truncated: bool = False
+    chunk_delay: float = 0.0  # streamed answers (OpenAI routes, "stream": true): seconds per piece
 
 
 @dataclass
@@ -370,6 +371,8 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                 return self._json(status.status, status.body)
             assert isinstance(behaviour, Reply)
             body = request.body if isinstance(request.body, dict) else {}
+            if body.get("stream"):
+                return self._openai_stream(body, behaviour)
             self._json(
                 200,
                 {
@@ -392,6 +395,46 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                     },
                 },
             )
+
+        def _openai_stream(self, body: dict[str, Any], reply: Reply) -> None:
+            """Server-sent events as OpenAI streams them: a role chunk, one chunk per word, a
+            finish chunk, a usage chunk when stream_options.include_usage asks, then [DONE]."""
+            base = {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:10]}",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": body.get("model", "fake-model"),
+            }
+
+            def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+                return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+            events: list[Any] = [chunk({"role": "assistant", "content": ""})]
+            words = [w for w in reply.text.replace(" ", " \0").split("\0") if w] or [""]
+            events += [chunk({"content": word}) for word in words]
+            events.append(chunk({}, reply.finish_reason or ("length" if reply.truncated else "stop")))
+            if (body.get("stream_options") or {}).get("include_usage"):
+                usage = {
+                    "prompt_tokens": reply.prompt_tokens,
+                    "completion_tokens": reply.completion_tokens,
+                    "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+                }
+                events.append({**base, "choices": [], "usage": usage})
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            try:
+                for event in [*events, "[DONE]"]:
+                    data = event if isinstance(event, str) else json.dumps(event, ensure_ascii=False)
+                    payload = f"data: {data}\n\n".encode()
+                    self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+                    self.wfile.flush()
+                    if reply.chunk_delay and event is not events[0]:
+                        time.sleep(reply.chunk_delay)
+                self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):  # the client stopped reading: cancelled
+                self.close_connection = True
 
     return Handler
 

@@ -86,7 +86,7 @@ def test_wrong_type_value_is_reported_with_line(tmp_path: Path) -> None:
     problems = problems_of(GOOD.replace("type: amount\n", "type: money\n", 1), tmp_path)
     assert problems == [
         f"{tmp_path / 's.yaml'}:12: fields[1].type: Input should be 'text', 'date', 'amount', 'number', "
-        "'enum' or 'list' (got 'money')"
+        "'enum', 'list' or 'object' (got 'money')"
     ]
 
 

@@ -116,13 +116,25 @@ def test_daily_quota_rate_limit_can_be_marked_final() -> None:
     assert len(model.calls) == 1
 
 
-def test_real_sleep_is_used_by_default() -> None:
+def test_real_sleep_is_used_by_default_and_latency_covers_every_attempt() -> None:
+    # Without a real wait between the attempts the whole call would take well under 0.2 s: the
+    # lower bound below can only hold if asyncio.sleep ran (and latency_s counts the wait).
     model = ScriptedChatModel(
         [ServiceUnavailableError("down"), "ok"],
-        retry_policy=RetryPolicy(initial_delay=0.02, jitter=False),
+        retry_policy=RetryPolicy(initial_delay=0.2, jitter=False),
     )
     reply = model.chat_sync(USER)
-    assert reply.attempts == 2 and reply.latency_s < 0.5
+    assert reply.attempts == 2 and len(reply.attempt_latencies) == 2
+    assert reply.latency_s >= 0.2 + sum(reply.attempt_latencies)
+
+
+def test_latency_includes_failed_attempts() -> None:
+    # Each attempt takes the scripted latency; the reply's latency is at least both of them.
+    model = ScriptedChatModel([ServiceUnavailableError("down"), "ok"], latency=0.05)
+    recording(model)  # no wait between the attempts
+    reply = model.chat_sync(USER)
+    assert all(seconds >= 0.05 for seconds in reply.attempt_latencies)
+    assert reply.latency_s >= 0.1
 
 
 def test_timeout_of_a_slow_model_is_retried_then_raised() -> None:
@@ -159,14 +171,28 @@ def test_chat_sync_inside_a_running_loop_points_to_chat() -> None:
     asyncio.run(inner())
 
 
-def test_concurrent_async_calls() -> None:
-    model = ScriptedChatModel(lambda messages, settings: messages[0].content, latency=0.05)
+def test_concurrent_async_calls_overlap() -> None:
+    # Every call has started before the first one finishes only if they run at the same time;
+    # one at a time, the first reply would see 1 started call.
+    started = 0
 
-    async def run() -> list[str]:
-        replies = await asyncio.gather(*(model.chat([Message("user", str(i))]) for i in range(10)))
-        return [r.text for r in replies]
+    def respond(messages: object, settings: object) -> str:
+        nonlocal started
+        started += 1
+        return messages[0].content  # type: ignore[index]
 
-    assert asyncio.run(run()) == [str(i) for i in range(10)]
+    model = ScriptedChatModel(respond, latency=0.05)
+
+    async def one(i: int) -> tuple[str, int]:
+        reply = await model.chat([Message("user", str(i))])
+        return reply.text, started
+
+    async def run() -> list[tuple[str, int]]:
+        return await asyncio.gather(*(one(i) for i in range(10)))
+
+    results = asyncio.run(run())
+    assert [text for text, _ in results] == [str(i) for i in range(10)]
+    assert [seen for _, seen in results] == [10] * 10
 
 
 def test_retry_policy_delay_bounds() -> None:
@@ -180,20 +206,87 @@ def test_retry_policy_delay_bounds() -> None:
 def test_chat_sync_keeps_one_loop_per_thread() -> None:
     import threading
 
-    from chatocr.llm.base import _sync_loop
+    from chatocr.bridge import thread_loop
 
     model = ScriptedChatModel(lambda messages, settings: "ok")
     model.chat_sync(USER)
-    loop = _sync_loop()
+    loop = thread_loop()
     model.chat_sync(USER)
-    assert _sync_loop() is loop and not loop.is_running()
+    assert thread_loop() is loop and not loop.is_running()
     seen: list[object] = []
 
     def worker() -> None:
         seen.append(model.chat_sync(USER).text)
-        seen.append(_sync_loop())
+        seen.append(thread_loop())
 
     thread = threading.Thread(target=worker)
     thread.start()
     thread.join()
     assert seen[0] == "ok" and seen[1] is not loop
+
+
+# ---- streaming and cancelling -------------------------------------------------------------------
+
+
+class WholeAnswerModel(ScriptedChatModel):
+    """A backend that cannot stream."""
+
+    supports_streaming = False
+
+
+def test_a_backend_that_cannot_stream_delivers_the_whole_text_once() -> None:
+    pieces: list[str] = []
+    reply = WholeAnswerModel(["one two three"]).chat_sync(USER, on_delta=pieces.append)
+    assert pieces == ["one two three"] == [reply.text]
+
+
+def test_a_streaming_backend_delivers_pieces_before_the_answer() -> None:
+    model = ScriptedChatModel(['{"store": "GOLDEN BAKERY", "total": "5.50"}'], latency=0.05)
+    pieces: list[str] = []
+
+    async def run() -> tuple[int, str]:
+        task = asyncio.create_task(model.chat(USER, on_delta=pieces.append))
+        while not pieces:  # partial text arrives while the call is still running
+            await asyncio.sleep(0.001)
+        seen_before_end = len(pieces) if not task.done() else -1
+        return seen_before_end, (await task).text
+
+    seen, text = asyncio.run(run())
+    assert 1 <= seen < 5 and "".join(pieces) == text and len(pieces) == 5
+
+
+def test_a_failure_after_partial_output_is_not_retried() -> None:
+    class FailsMidStream(ScriptedChatModel):
+        async def _complete(self, messages, settings, on_delta=None):  # type: ignore[no-untyped-def]
+            if on_delta is not None and not self.calls:
+                self.calls.append(None)  # type: ignore[arg-type]
+                on_delta("partial ")
+                raise ServiceUnavailableError("dropped mid-stream")
+            return await super()._complete(messages, settings, on_delta)
+
+    model = FailsMidStream(["full answer"])
+    delays = recording(model)
+    pieces: list[str] = []
+    with pytest.raises(ServiceUnavailableError):
+        model.chat_sync(USER, on_delta=pieces.append)
+    assert pieces == ["partial "] and delays == []
+    # without a consumer of pieces the same failure is retried as usual
+    assert FailsMidStream(["full answer"]).chat_sync(USER).text == "full answer"
+
+
+def test_cancelling_the_task_stops_the_stream_and_the_model_stays_usable() -> None:
+    model = ScriptedChatModel([" ".join(["word"] * 50), "next"], latency=5.0)
+    pieces: list[str] = []
+
+    async def run() -> str:
+        task = asyncio.create_task(model.chat(USER, on_delta=pieces.append))
+        while not pieces:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        model.latency = 0.0
+        return (await model.chat(USER)).text
+
+    assert asyncio.run(run()) == "next"
+    assert 1 <= len(pieces) < 50

@@ -11,7 +11,6 @@ from chatocr.errors import (
     ConfigError,
     ContextTooLongError,
     InvalidRequestError,
-    LLMTimeoutError,
     MalformedResponseError,
     RateLimitError,
     ServiceUnavailableError,
@@ -19,7 +18,7 @@ from chatocr.errors import (
 from chatocr.llm import ChatSettings, RetryPolicy, get_chat_model
 from chatocr.llm.erniebot_backend import ErnieBotChatModel
 from chatocr.messages import Message
-from tests.fakes.llm_server import Drop, ErrorCode, FakeLLMServer, Raw, Reply, Slow, Status
+from tests.fakes.llm_server import Drop, ErrorCode, FakeLLMServer, Raw, Reply
 
 pytestmark = pytest.mark.usefixtures("no_llm_env")
 
@@ -146,25 +145,6 @@ def test_rate_limit_is_retried_by_our_loop(server: FakeLLMServer) -> None:
     reply = model.chat_sync([Message("user", "hi")])
     assert reply.text == "ok" and reply.attempts == 3
     assert len(server.chat_requests()) == 3  # the SDK itself did not retry
-
-
-def test_http_429_with_retry_after(server: FakeLLMServer) -> None:
-    server.enqueue(Status(429, {"error_code": 18, "error_msg": "busy"}, {"Retry-After": "3"}))
-    with pytest.raises(RateLimitError) as info:
-        ernie(server).chat_sync([Message("user", "hi")])
-    assert info.value.retry_after == 3.0
-
-
-def test_http_500(server: FakeLLMServer) -> None:
-    server.enqueue(Status(500, {"error": "boom"}))
-    with pytest.raises(ServiceUnavailableError):
-        ernie(server).chat_sync([Message("user", "hi")])
-
-
-def test_slow_answer_times_out(server: FakeLLMServer) -> None:
-    server.enqueue(Slow(1.0))
-    with pytest.raises(LLMTimeoutError):
-        ernie(server).chat_sync([Message("user", "hi")], ChatSettings(timeout=0.2))
 
 
 @pytest.mark.parametrize(

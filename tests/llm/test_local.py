@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from pathlib import Path
@@ -148,3 +149,48 @@ def test_real_model_context_too_long_is_distinct(qwen: local.LocalChatModel) -> 
     with pytest.raises(ContextTooLongError):
         small.chat_sync([Message("user", "word " * 400)], ChatSettings(max_output_tokens=4))
     assert qwen.model_path == small.model_path  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_real_model_streams_partial_text_before_the_end(qwen: local.LocalChatModel) -> None:
+    pieces: list[str] = []
+    finished_when: list[int] = []
+
+    async def run() -> str:
+        task = asyncio.create_task(
+            qwen.chat([*FEW_SHOT, DOCUMENT], ChatSettings(json_mode=RECEIPT_SCHEMA, max_output_tokens=60),
+                      on_delta=pieces.append)
+        )
+        while not pieces and not task.done():
+            await asyncio.sleep(0.005)
+        finished_when.append(int(task.done()))  # 0: a piece arrived while generating
+        return (await task).text
+
+    text = asyncio.run(run())
+    assert finished_when == [0] and len(pieces) > 3
+    assert "".join(pieces) == text and json.loads(text)["total"] == "5.50"
+
+
+@pytest.mark.slow
+def test_real_model_cancel_stops_the_generation_and_the_next_call_works(qwen: local.LocalChatModel) -> None:
+    long_answer = ChatSettings(max_output_tokens=400, temperature=0.7, seed=3)
+    ask = [Message("user", "Write a long story about a bakery, at least 300 words.")]
+    pieces: list[str] = []
+
+    async def run() -> None:
+        task = asyncio.create_task(qwen.chat(ask, long_answer, on_delta=pieces.append))
+        while len(pieces) < 5:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    generation = qwen.last_generation
+    assert generation is not None and generation.thread is not None
+    generation.thread.join(timeout=60)  # a generous bound; the generation stops at the next token
+    assert not generation.thread.is_alive()
+    assert generation.cancelled and generation.pieces < 400
+    # the lock is free and the model answers the next question
+    reply = qwen.chat_sync([*FEW_SHOT, DOCUMENT], ChatSettings(json_mode=RECEIPT_SCHEMA, max_output_tokens=60))
+    assert json.loads(reply.text)["store"] == "GOLDEN BAKERY"

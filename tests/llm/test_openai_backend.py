@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from chatocr.errors import (
@@ -9,15 +11,14 @@ from chatocr.errors import (
     ConfigError,
     ContextTooLongError,
     InvalidRequestError,
-    LLMTimeoutError,
     MalformedResponseError,
     RateLimitError,
     ServiceUnavailableError,
 )
-from chatocr.llm import PRESETS, ChatSettings, RetryPolicy, get_chat_model
+from chatocr.llm import PRESETS, ChatReply, ChatSettings, RetryPolicy, get_chat_model
 from chatocr.llm.openai_backend import OpenAIChatModel
 from chatocr.messages import ImagePart, Message
-from tests.fakes.llm_server import Drop, ErrorCode, FakeLLMServer, Raw, Reply, Slow, Status
+from tests.fakes.llm_server import Drop, ErrorCode, FakeLLMServer, Raw, Reply, Status
 
 pytestmark = pytest.mark.usefixtures("no_llm_env")
 
@@ -156,22 +157,6 @@ def test_error_statuses(server: FakeLLMServer, code: int, expected: type[Excepti
         model(server).chat_sync([Message("user", "hi")])
 
 
-def test_429_retry_after_then_success(server: FakeLLMServer) -> None:
-    server.enqueue(Status(429, {"error": {"message": "slow down", "type": "rate_limit"}}, {"Retry-After": "0.05"}))
-    server.enqueue(Reply("ok"))
-    chat = model(server, retry_policy=RetryPolicy(max_attempts=2, initial_delay=0.01))
-    delays: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        delays.append(seconds)
-
-    chat._sleep = sleep  # type: ignore[method-assign]
-    reply = chat.chat_sync([Message("user", "hi")])
-    assert reply.text == "ok" and reply.attempts == 2
-    assert delays == [0.05]
-    assert len(server.chat_requests()) == 2  # the SDK did not retry on its own
-
-
 def test_insufficient_quota_is_not_retried(server: FakeLLMServer) -> None:
     server.enqueue(Status(429, {"error": {"message": "quota", "type": "x", "code": "insufficient_quota"}}))
     chat = model(server, retry_policy=RetryPolicy(max_attempts=3, initial_delay=0))
@@ -180,18 +165,10 @@ def test_insufficient_quota_is_not_retried(server: FakeLLMServer) -> None:
     assert len(server.chat_requests()) == 1
 
 
-def test_500_and_404(server: FakeLLMServer) -> None:
-    server.enqueue(Status(500), Status(404, {"error": {"message": "model not found"}}))
-    with pytest.raises(ServiceUnavailableError):
-        model(server).chat_sync([Message("user", "hi")])
+def test_404_names_the_model_problem(server: FakeLLMServer) -> None:
+    server.enqueue(Status(404, {"error": {"message": "model not found"}}))
     with pytest.raises(InvalidRequestError, match="model not found"):
         model(server).chat_sync([Message("user", "hi")])
-
-
-def test_timeout(server: FakeLLMServer) -> None:
-    server.enqueue(Slow(1.0))
-    with pytest.raises(LLMTimeoutError):
-        model(server).chat_sync([Message("user", "hi")], ChatSettings(timeout=0.2))
 
 
 @pytest.mark.parametrize(
@@ -222,3 +199,49 @@ def test_dropped_connection_and_refused_port(server: FakeLLMServer) -> None:
 def test_length_finish_is_truncated(server: FakeLLMServer) -> None:
     server.enqueue(Reply('{"a": "b', finish_reason="length"))
     assert model(server).chat_sync([Message("user", "hi")]).truncated
+
+
+# ---- streaming ----------------------------------------------------------------------------------
+
+
+def test_streaming_delivers_pieces_as_they_arrive(server: FakeLLMServer) -> None:
+    answer = '{"total": "12.00", "store": "GOLDEN BAKERY"}'
+    server.enqueue(Reply(answer, prompt_tokens=30, chunk_delay=0.05))
+    chat = model(server)
+    pieces: list[str] = []
+
+    async def run() -> tuple[bool, ChatReply]:
+        task = asyncio.create_task(chat.chat(CONVERSATION, on_delta=pieces.append))
+        while not pieces and not task.done():
+            await asyncio.sleep(0.005)
+        early = not task.done()  # a piece arrived while the answer was still streaming
+        return early, await task
+
+    early, reply = asyncio.run(run())
+    assert early and len(pieces) == 5 and "".join(pieces) == reply.text == answer
+    assert reply.usage.prompt_tokens == 30 and reply.finish_reason == "stop" and reply.model == "gpt-4o-mini"
+    assert server.last.body["stream"] is True and server.last.body["stream_options"] == {"include_usage": True}
+
+
+def test_a_cancelled_stream_stops_and_the_model_stays_usable(server: FakeLLMServer) -> None:
+    server.enqueue(Reply(" ".join(["word"] * 40), chunk_delay=0.1), Reply("next"))
+    chat = model(server)
+    pieces: list[str] = []
+
+    async def run() -> str:
+        task = asyncio.create_task(chat.chat([Message("user", "hi")], on_delta=pieces.append))
+        while not pieces:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return (await chat.chat([Message("user", "again")])).text
+
+    assert asyncio.run(run()) == "next"
+    assert 1 <= len(pieces) < 40
+
+
+def test_a_failing_stream_is_mapped_like_any_call(server: FakeLLMServer) -> None:
+    server.enqueue(Status(503, {"error": {"message": "overloaded"}}))
+    with pytest.raises(ServiceUnavailableError):
+        model(server).chat_sync([Message("user", "hi")], on_delta=lambda piece: None)

@@ -158,3 +158,63 @@ def test_importing_the_package_imports_no_sdk() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_unknown_options_are_config_errors_naming_the_valid_ones() -> None:
+    with pytest.raises(ConfigError) as info:
+        get_chat_model("scripted", temprature=0)
+    assert "'temprature'" in str(info.value)
+    assert "latency" in (info.value.hint or "") and "retry_policy" in (info.value.hint or "")
+    with pytest.raises(ConfigError, match="Did you mean 'base_url'"):
+        get_chat_model("ollama", base_ur="http://127.0.0.1:1/v1")
+
+
+def test_llm_options_typo_through_chatocr_is_a_config_error() -> None:
+    from chatocr import ChatOCR
+
+    with pytest.raises(ConfigError, match="temprature"):
+        ChatOCR(config={"llm": "scripted", "ocr": "text", "llm_options": {"temprature": 0}})
+
+
+CAPABILITIES = (
+    "supports_images",
+    "supports_json_schema",
+    "supports_json_mode",
+    "supports_system_role",
+    "supports_streaming",
+    "supports_prefix_cache",
+    "needs_key",
+    "needs_server",
+)
+
+
+def test_every_builtin_backend_declares_its_capabilities() -> None:
+    from chatocr.llm.base import ChatModel
+    from chatocr.llm.registry import backend_class
+
+    classes = {name: backend_class(name) for name in available_backends()}
+    for name, cls in classes.items():
+        assert cls is not None and issubclass(cls, ChatModel), name
+        assert all(isinstance(getattr(cls, flag), bool) for flag in CAPABILITIES), name
+        assert isinstance(cls.key_env, tuple) and all(isinstance(v, str) for v in cls.key_env)
+        assert not cls.needs_key or cls.key_env, f"{name} needs a key but names no variable"
+    assert {n for n, c in classes.items() if c.needs_server} == {"ollama", "vllm", "llamacpp"}  # type: ignore[union-attr]
+    assert {n for n, c in classes.items() if c.supports_prefix_cache} == {"local"}  # type: ignore[union-attr]
+    assert classes["llamacpp"].supports_json_schema and not classes["dashscope"].supports_json_schema  # type: ignore[union-attr]
+    assert not classes["deepseek"].supports_images and classes["dashscope"].supports_images  # type: ignore[union-attr]
+    assert not classes["ernie"].supports_images and not classes["local"].supports_images  # type: ignore[union-attr]
+    assert classes["deepseek"].key_env == ("DEEPSEEK_API_KEY",)  # type: ignore[union-attr]
+    # the instance made by the registry is of that class, so callers can read it from a model too
+    model = get_chat_model("ollama")
+    assert type(model) is classes["ollama"] and model.needs_server and model.provider == "ollama"
+
+
+def test_credentials_found_needs_a_complete_set() -> None:
+    from chatocr.llm.registry import backend_class
+
+    ernie = backend_class("ernie")
+    assert ernie is not None
+    assert not ernie.credentials_found({"EB_AK": "a"})
+    assert ernie.credentials_found({"EB_AK": "a", "EB_SK": "b"})
+    assert ernie.credentials_found({"EB_ACCESS_TOKEN": "t"})
+    assert backend_class("ollama").credentials_found({})  # type: ignore[union-attr]

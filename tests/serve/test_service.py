@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from chatocr import ChatOCR
 from tests.serve.conftest import ANSWER, CHATOCR, KEYS, RECEIPT_TEXT, TOKEN, auth, base_env, httpx
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -203,13 +202,6 @@ def test_request_errors_are_typed_json_with_a_hint(server: Any) -> None:
     assert "retail_receipt" in cases["unknown scenario"][0].json()["error"]["hint"]  # the suggestion
 
 
-@pytest.mark.skipif(hasattr(ChatOCR, "aextract_pages"), reason="per-page extraction exists: see the next test")
-def test_per_page_before_the_feature_lands_is_501(server: Any) -> None:
-    response = _extract(server, text=RECEIPT_TEXT, per_page=True)
-    assert response.status_code == 501 and "aextract_pages" in response.json()["error"]["message"]
-
-
-@pytest.mark.skipif(not hasattr(ChatOCR, "aextract_pages"), reason="needs ChatOCR.aextract_pages")
 def test_per_page_gives_one_result_per_page(server: Any) -> None:
     response = _extract(server, text=RECEIPT_TEXT, keys=KEYS, per_page=True)
     assert response.status_code == 200, response.text
@@ -219,27 +211,17 @@ def test_per_page_gives_one_result_per_page(server: Any) -> None:
     assert unreadable.status_code == 415 and unreadable.json()["error"]["type"] == "UnsupportedInputError"
 
 
-def _has_schema() -> bool:
-    import inspect
-
-    return "schema" in inspect.signature(ChatOCR.aextract).parameters
-
-
-@pytest.mark.skipif(_has_schema(), reason="typed extraction exists: see the next test")
-def test_schema_before_the_feature_lands_is_501(server: Any) -> None:
-    schema = {"type": "object", "properties": {"total": {"type": "string"}}}
-    response = _extract(server, text=RECEIPT_TEXT, schema=schema)
-    assert response.status_code == 501 and "typed extraction" in response.json()["error"]["message"]
-    not_an_object = _extract(server, text=RECEIPT_TEXT, schema=[1])
-    assert not_an_object.status_code == 400
-
-
-@pytest.mark.skipif(not _has_schema(), reason="needs aextract(schema=...)")
 def test_schema_request(server: Any) -> None:
     schema = {"type": "object", "properties": {"company": {"type": "string"}, "total": {"type": "string"}}}
     response = _extract(server, text=RECEIPT_TEXT, schema=schema)
     assert response.status_code == 200, response.text
-    assert response.json()["values"]["total"] == "9.00"
+    body = response.json()
+    assert body["values"]["total"] == "9.00"
+    assert body["schema"]["json_schema"]["properties"].keys() >= {"company", "total"}, body["schema"]
+    broken = _extract(server, text=RECEIPT_TEXT, schema={"type": "object", "properties": {"total": {"type": 7}}})
+    assert broken.status_code in (400, 422), broken.text
+    error = broken.json()["error"]
+    assert error["type"] == "SchemaError" and error["hint"] and "Traceback" not in broken.text
 
 
 def test_queue_full_is_429_with_retry_after_and_nothing_is_lost(start_server: Any) -> None:

@@ -1,0 +1,201 @@
+"""One definition for scenario authors and app developers: a scenario built from a pydantic model
+(and written as YAML), and a scenario's fields exported as a pydantic model (a class at run time,
+or Python source for type checkers).
+
+    scenario = Scenario.from_model(Receipt, name="my_receipt", title="Receipt", language="en",
+                                   description="Shop receipts")
+    Path("my_receipt.yaml").write_text(scenario.to_yaml())
+    Receipt2 = scenario.to_model()                       # typed values: Decimal, date, ...
+    print(model_source(scenario))                        # `chatocr scenarios model NAME`
+"""
+
+from __future__ import annotations
+
+import keyword
+from datetime import date
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from chatocr.scenarios.model import FieldSpec, FieldType, ItemField
+
+if TYPE_CHECKING:
+    from chatocr.scenarios.model import Example, Scenario
+
+__all__ = ["model_from_fields", "model_source", "scenario_from_model", "scenario_yaml"]
+
+_PYTHON: dict[str, Any] = {"text": str, "date": date, "amount": Decimal, "number": float}
+# `dt.date`, not `date`: a field named date would shadow the type in its own class body.
+_SOURCE = {"text": "str", "date": "dt.date", "amount": "Decimal", "number": "float"}
+
+
+def _class_name(name: str) -> str:
+    out = "".join(part[:1].upper() + part[1:] for part in name.replace("-", "_").split("_") if part)
+    return out if out.isidentifier() and not keyword.iskeyword(out) else "Document"
+
+
+def _leaf_type(kind: str, choices: tuple[str, ...]) -> Any:
+    if kind == "enum":
+        return Literal[choices]  # Literal accepts a tuple of values at run time
+    return _PYTHON[kind]
+
+
+def _attr(name: str) -> tuple[str, str | None]:
+    """(attribute name, alias): a key that is not a Python identifier (发票号码, tax-id) is kept as alias."""
+    if name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_"):
+        return name, None
+    safe = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    safe = safe if safe.isidentifier() and safe.isascii() else "field"
+    return f"f_{safe}" if keyword.iskeyword(safe) or safe.startswith("_") else safe, name
+
+
+def _declared(annotation: Any, required: bool, description: str, alias: str | None) -> tuple[Any, Any]:
+    if required:
+        return annotation, Field(description=description, alias=alias)
+    return Optional[annotation], Field(None, description=description, alias=alias)  # noqa: UP045 - runtime object
+
+
+def _sub_model(owner: str, field: FieldSpec) -> type[BaseModel]:
+    declared: dict[str, Any] = {}
+    for sub in field.items:
+        attr, alias = _attr(sub.name)
+        declared[attr] = _declared(_leaf_type(sub.type, sub.choices), sub.required, sub.description, alias)
+    config = ConfigDict(populate_by_name=True)
+    return create_model(f"{owner}{_class_name(field.name)}Item", __config__=config, **declared)
+
+
+def model_from_fields(name: str, fields: tuple[FieldSpec, ...]) -> type[BaseModel]:
+    """A pydantic model whose instances hold these fields' typed values (amounts as Decimal,
+    numbers as float, dates as date, enums as Literal, lists of objects as lists of sub-models)."""
+    class_name = _class_name(name)
+    declared: dict[str, Any] = {}
+    for field in fields:
+        annotation: Any
+        if field.type is FieldType.list:
+            annotation = list[_sub_model(class_name, field)] if field.items else list[str]  # type: ignore[misc]
+        elif field.type is FieldType.object:
+            annotation = _sub_model(class_name, field)
+        else:
+            annotation = _leaf_type(field.type.value, field.choices)
+        attr, alias = _attr(field.name)
+        declared[attr] = _declared(annotation, field.required, field.description, alias)
+    return create_model(class_name, __config__=ConfigDict(populate_by_name=True), **declared)
+
+
+def _source_leaf(kind: str, choices: tuple[str, ...]) -> str:
+    return f"Literal[{', '.join(repr(c) for c in choices)}]" if kind == "enum" else _SOURCE[kind]
+
+
+def _source_line(name: str, annotation: str, required: bool, description: str) -> str:
+    attr, alias = _attr(name)
+    args = [] if required else ["None"]
+    if description:
+        args.append(f"description={description!r}")
+    if alias:
+        args.append(f"alias={alias!r}")
+    shown = annotation if required else f"{annotation} | None"
+    return f"    {attr}: {shown} = Field({', '.join(args)})"
+
+
+def model_source(scenario: Scenario) -> str:
+    """Python source of the scenario's fields as pydantic models, for type checkers and IDEs."""
+    class_name = _class_name(scenario.name)
+    blocks: list[str] = []
+    title = scenario.title if '"' not in scenario.title and "\\" not in scenario.title else class_name
+    lines = [
+        f"class {class_name}(BaseModel):",
+        f'    """{title}"""',
+        "",
+        "    model_config = ConfigDict(populate_by_name=True)",
+        "",
+    ]
+    for field in scenario.fields:
+        if field.type in (FieldType.list, FieldType.object) and field.items:
+            sub_name = f"{class_name}{_class_name(field.name)}Item"
+            sub = [f"class {sub_name}(BaseModel):", "    model_config = ConfigDict(populate_by_name=True)", ""]
+            sub += [
+                _source_line(s.name, _source_leaf(s.type, s.choices), s.required, s.description) for s in field.items
+            ]
+            blocks.append("\n".join(sub))
+            annotation = f"list[{sub_name}]" if field.type is FieldType.list else sub_name
+        elif field.type is FieldType.list:
+            annotation = "list[str]"
+        else:
+            annotation = _source_leaf(field.type.value, field.choices)
+        lines.append(_source_line(field.name, annotation, field.required, field.description))
+    header = [
+        f'"""Typed fields of the chatocr scenario {scenario.name!r} (made by `chatocr scenarios model`)."""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "import datetime as dt",
+        "from decimal import Decimal",
+        "from typing import Literal",
+        "",
+        "from pydantic import BaseModel, ConfigDict, Field",
+    ]
+    return "\n".join(header) + "\n\n\n" + "\n\n\n".join([*blocks, "\n".join(lines)]) + "\n"
+
+
+def scenario_from_model(
+    model: type[BaseModel] | dict[str, Any],
+    *,
+    name: str,
+    title: str | None = None,
+    language: Literal["zh", "en"] = "en",
+    description: str | None = None,
+    instructions: str = "",
+    examples: tuple[Example, ...] | list[Example] | list[dict[str, Any]] = (),
+) -> Scenario:
+    """A scenario whose fields are the model's (or JSON Schema's); validated like a YAML one."""
+    from chatocr.scenarios.model import Scenario
+    from chatocr.typed.schema import typed_schema
+
+    typed = typed_schema(model)
+    doc = (model.__doc__ or "").strip() if isinstance(model, type) else str(model.get("description", ""))
+    return Scenario.model_validate(
+        {
+            "name": name,
+            "title": title or typed.name,
+            "language": language,
+            "description": description or doc or f"Documents described by {typed.name}.",
+            "instructions": instructions,
+            "fields": [f.model_dump() for f in typed.fields],
+            "examples": list(examples),
+        }
+    )
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings as literal blocks, so example texts stay readable."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def _clean_field(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k == "name" or v != defaults.get(k)}
+
+
+def scenario_yaml(scenario: Scenario) -> str:
+    """The scenario as YAML that `load_scenario_text` reads back to an equal Scenario."""
+    field_defaults = FieldSpec(name="x").model_dump(mode="json")
+    item_defaults = ItemField(name="x").model_dump(mode="json")
+    data = scenario.model_dump(mode="json")
+    for field in data["fields"]:
+        field["items"] = [_clean_field(item, item_defaults) for item in field["items"]]
+        field.update(_clean_field(field, field_defaults))
+        for key in [k for k in field if k != "name" and field[k] == field_defaults.get(k)]:
+            del field[key]
+    if not data["instructions"]:
+        del data["instructions"]
+    if not data["examples"]:
+        del data["examples"]
+    header = "# yaml-language-server: $schema=../schema/scenario.schema.json\n"
+    return header + yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100)

@@ -1,0 +1,182 @@
+"""JSON Schema in: checked with the jsonschema library (its message and path on error), then mapped
+like a pydantic model (string, format date/date-time, number, integer, enum, array, object, local
+`$ref`s). A pydantic model is built from the resulting fields so that `result.data` is typed either
+way, and the JSON Schema's own constraints (minimum, pattern...) are checked on the answer too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatocr.errors import MissingDependencyError, SchemaError
+from chatocr.scenarios.model import FieldSpec, FieldType, ItemField
+from chatocr.typed.schema import SUPPORTED_TYPES, TypedSchema, defaulted_fields
+
+__all__ = ["from_json_schema"]
+
+
+def _check_json_schema(schema: dict[str, Any]) -> None:
+    try:
+        from jsonschema import exceptions, validators
+    except ImportError as exc:  # pragma: no cover - an install without the extra
+        raise MissingDependencyError("A JSON Schema request", "typed", package="jsonschema") from exc
+    try:
+        validators.validator_for(schema).check_schema(schema)
+    except exceptions.SchemaError as exc:
+        path = "/".join(str(p) for p in exc.absolute_path) or "(the root)"
+        raise SchemaError(
+            f"The JSON Schema is invalid at {path}: {exc.message}",
+            hint="Fix the schema (check it with the jsonschema library), or pass a pydantic model.",
+        ) from None
+
+
+def from_json_schema(schema: dict[str, Any]) -> TypedSchema:
+    """A JSON Schema dict as a TypedSchema (SchemaError when it is invalid or cannot be mapped)."""
+    from chatocr.typed.export import model_from_fields
+
+    _check_json_schema(schema)
+    root = _resolve(schema, schema)
+    properties = root.get("properties")
+    if root.get("type") not in ("object", None) or not isinstance(properties, dict) or not properties:
+        raise SchemaError(
+            "The JSON Schema must describe an object with `properties` (the fields to extract).",
+            hint='e.g. {"type": "object", "properties": {"total": {"type": "number"}}, "required": ["total"]}',
+        )
+    required = set(root.get("required", []))
+    fields = tuple(_json_field(schema, name, prop, name in required) for name, prop in properties.items())
+    name = str(root.get("title") or "Document").replace(" ", "")
+    model = model_from_fields(name if name.isidentifier() else "Document", fields)
+    keys = {f.name: f.name for f in fields}
+    from jsonschema import validators
+
+    # Validated against a copy with the local $refs inlined: resolving a $ref per line item is
+    # most of jsonschema's time (recursion was refused above, so inlining ends).
+    validator = validators.validator_for(schema)(_inlined(schema, schema))
+    return TypedSchema(
+        name, model, fields, schema, keys, from_json_schema=True, defaulted=defaulted_fields(model), validator=validator
+    )
+
+
+def _inlined(root: dict[str, Any], node: Any, depth: int = 0) -> Any:
+    """`node` with every local `$ref` replaced by what it points at ($defs kept, unused)."""
+    if depth > 20:
+        return node
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/"):
+            target = _resolve(root, {"$ref": node["$ref"]})
+            siblings = {k: v for k, v in node.items() if k != "$ref"}
+            return _inlined(root, {**target, **siblings}, depth + 1)
+        return {k: v if k in ("$defs", "definitions") else _inlined(root, v, depth) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inlined(root, item, depth) for item in node]
+    return node
+
+
+def _resolve(root: dict[str, Any], node: Any) -> dict[str, Any]:
+    """Follow a local `$ref` (#/$defs/X, #/definitions/X); other refs are not fetched."""
+    seen = 0
+    while isinstance(node, dict) and "$ref" in node:
+        ref = node["$ref"]
+        if not isinstance(ref, str) or not ref.startswith("#/") or seen > 20:
+            raise SchemaError(f"Unsupported $ref {ref!r}.", hint="Only local references (#/$defs/...) are followed.")
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part) if isinstance(target, dict) else None
+        if target is None:
+            raise SchemaError(f"$ref {ref!r} points at nothing in the schema.")
+        node, seen = target, seen + 1
+    return node if isinstance(node, dict) else {}
+
+
+def _json_kind(root: dict[str, Any], node: dict[str, Any], where: str) -> tuple[dict[str, Any], bool]:
+    """(the non-null alternative of the node, whether null is allowed)."""
+    node = _resolve(root, node)
+    options = node.get("anyOf") or node.get("oneOf")
+    if options:
+        options = [_resolve(root, o) for o in options]
+        real = [o for o in options if o.get("type") != "null"]
+        if len(real) == 1:
+            merged = {**{k: v for k, v in node.items() if k not in ("anyOf", "oneOf")}, **real[0]}
+            return merged, len(real) < len(options)
+        numbers = {o.get("type") for o in real}
+        if numbers <= {"number", "string"} and "number" in numbers:  # pydantic's Decimal
+            return {**node, "type": "number", "x-decimal": True}, len(real) < len(options)
+        raise SchemaError(
+            f"Field {where!r} is a union of several types, which chatocr cannot extract into.",
+            hint=f"Types that work: {SUPPORTED_TYPES}.",
+        )
+    kind = node.get("type")
+    if isinstance(kind, list):
+        real_types = [k for k in kind if k != "null"]
+        if len(real_types) != 1:
+            raise SchemaError(f"Field {where!r} has types {kind}: choose one (plus null).")
+        return {**node, "type": real_types[0]}, "null" in kind
+    return node, False
+
+
+def _json_leaf(node: dict[str, Any], where: str) -> tuple[str, tuple[str, ...]]:
+    if "enum" in node or "const" in node:
+        choices = node.get("enum") or [node.get("const")]
+        choices = [c for c in choices if c is not None]
+        if not choices or not all(isinstance(c, str) for c in choices):
+            raise SchemaError(f"Field {where!r}: enum choices must be strings, got {choices!r}.")
+        return "enum", tuple(choices)
+    kind = node.get("type")
+    if kind == "string":
+        return ("date" if node.get("format") in ("date", "date-time") else "text"), ()
+    if kind == "number":
+        return ("amount" if node.get("x-decimal") else "number"), ()
+    if kind == "integer":
+        return "number", ()
+    raise SchemaError(
+        f"Field {where!r} has JSON type {kind!r}, which chatocr cannot extract into.",
+        hint="Types that work: string (format date), number, integer, enum, array, object.",
+    )
+
+
+def _json_field(root: dict[str, Any], name: str, prop: Any, required: bool) -> FieldSpec:
+    node, nullable = _json_kind(root, prop, name)
+    common: dict[str, Any] = {
+        "name": name,
+        "description": node.get("description", ""),
+        "required": required and not nullable,
+    }
+    if node.get("type") == "object":
+        return FieldSpec(type=FieldType.object, items=_json_sub_fields(root, node, name), **common)
+    if node.get("type") == "array":
+        item, _ = _json_kind(root, node.get("items", {}), f"{name}[]")
+        if item.get("type") == "object":
+            return FieldSpec(type=FieldType.list, items=_json_sub_fields(root, item, f"{name}[]"), **common)
+        _json_leaf(item, f"{name}[]")
+        return FieldSpec(type=FieldType.list, **common)
+    kind, choices = _json_leaf(node, name)
+    return FieldSpec(type=FieldType(kind), choices=choices, **common)
+
+
+def _json_sub_fields(root: dict[str, Any], node: dict[str, Any], where: str) -> tuple[ItemField, ...]:
+    properties = node.get("properties") or {}
+    if not properties:
+        raise SchemaError(
+            f"Field {where!r} is an object without `properties`.",
+            hint="List its keys; free-form objects (dict[str, Any]) cannot be extracted.",
+        )
+    required = set(node.get("required", []))
+    out = []
+    for name, prop in properties.items():
+        sub, nullable = _json_kind(root, prop, f"{where}.{name}")
+        if sub.get("type") in ("object", "array"):
+            raise SchemaError(
+                f"Field {where}.{name!r} nests {sub['type']}s more than one level deep.",
+                hint=f"Types that work: {SUPPORTED_TYPES}.",
+            )
+        kind, choices = _json_leaf(sub, f"{where}.{name}")
+        out.append(
+            ItemField(
+                name=name,
+                description=sub.get("description", ""),
+                type=kind,
+                required=name in required and not nullable,
+                choices=choices,
+            )
+        )
+    return tuple(out)
