@@ -207,7 +207,7 @@ class Repl:
         stream = AnswerStream(self.console)
         try:
             with stream:
-                answer = run_cancellable(self.loop, session.aask(question, **self._streaming(stream)))
+                answer = run_cancellable(self.loop, session.aask(question, on_delta=stream.on_delta))
         except Cancelled:
             if stream.text:  # what was generated before Ctrl-C, for the record
                 self.console.print(stream.text, style="dim", highlight=False, markup=False)
@@ -221,13 +221,6 @@ class Repl:
         note = unsupported_note(check)
         if note is not None:
             self.console.print(note)
-
-    def _streaming(self, stream: AnswerStream) -> dict[str, Any]:
-        """on_delta for backends whose chat() takes it (all of them once streaming lands everywhere)."""
-        import inspect
-
-        parameters = inspect.signature(self.ocr.model.chat).parameters
-        return {"on_delta": stream.on_delta} if "on_delta" in parameters else {}
 
     def _text_index(self, session: ChatSession) -> TextIndex:
         if self._index is None or self._index[0] is not session:

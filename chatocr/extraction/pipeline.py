@@ -455,8 +455,7 @@ class ExtractionPipeline:
         record = CallRecord.start("chat", model, messages)
         calls.append(record)
         try:
-            streaming = {"on_delta": on_delta} if on_delta is not None else {}  # only backends that take it
-            reply = await model.chat(messages, self.settings(), **streaming)
+            reply = await model.chat(messages, self.settings(), on_delta=on_delta)
         except asyncio.CancelledError:  # Ctrl-C in the REPL
             record.error = "cancelled"
             raise

@@ -321,10 +321,6 @@ def test_answers_stream_before_they_end_and_a_cancelled_one_shows_its_partial_te
 ) -> None:
     """The scripted backend streams word by word over its latency: the first words are on the
     screen before the last is generated; Ctrl-C then keeps what came, dimmed, out of the history."""
-    from chatocr.llm import ScriptedChatModel
-
-    if not getattr(ScriptedChatModel, "supports_streaming", False):
-        pytest.skip("the scripted backend streams from the backends branch on")  # until it is merged
     (doc,) = receipts(home / "in", 1)
     words = " ".join(f"word{n}" for n in range(1, 41))
     script(monkeypatch, [words], latency=8.0)  # 0.2 s a word
