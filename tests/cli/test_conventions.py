@@ -33,8 +33,7 @@ SHORT = {
     "-v": "--verbose",
     "-h": "--help",
 }
-# Owned by other engineers right now (cli/plan_cmd.py, cli/doctor_cmd.py): they take long options only.
-LONG_ONLY = {"plan", "doctor"}
+LONG_ONLY: set[str] = set()  # every command follows the convention
 
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
