@@ -19,7 +19,7 @@ import asyncio
 import json
 import queue
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -337,20 +337,24 @@ class ChatSession:
         return self.prepared.text
 
     @overload
-    async def aask(self, question: str) -> str: ...
+    async def aask(self, question: str, *, on_delta: Callable[[str], None] | None = None) -> str: ...
     @overload
     async def aask(self, question: str, *, schema: type[BaseModel] | dict[str, Any], **options: Any) -> Extraction: ...
 
-    async def aask(self, question: str, *, schema: Any = None, **options: Any) -> str | Extraction:
+    async def aask(
+        self, question: str, *, schema: Any = None, on_delta: Callable[[str], None] | None = None, **options: Any
+    ) -> str | Extraction:
         """The model's answer to a question about the document; with `schema`, a typed, grounded
-        answer: the Extraction whose `.data` is an instance of the schema (the question guides it)."""
+        answer: the Extraction whose `.data` is an instance of the schema (the question guides it).
+        `on_delta` gets a free-text answer as it is generated (from backends that stream)."""
         question = question.strip()
         if not question:
             raise InputError("Empty question.", hint="Type a question about the document.")
         if schema is not None:
             return await self._ask_typed(question, schema, **options)
         answer, self.dropped_history = await self.owner.pipeline.answer(
-            self.prepared, question, self.history, language=self.language, title=self.title, calls=self.calls
+            self.prepared, question, self.history, language=self.language, title=self.title, calls=self.calls,
+            on_delta=on_delta,
         )
         self.history.append((question, answer))
         return answer
@@ -377,12 +381,14 @@ class ChatSession:
         return result
 
     @overload
-    def ask(self, question: str) -> str: ...
+    def ask(self, question: str, *, on_delta: Callable[[str], None] | None = None) -> str: ...
     @overload
     def ask(self, question: str, *, schema: type[BaseModel] | dict[str, Any], **options: Any) -> Extraction: ...
 
-    def ask(self, question: str, *, schema: Any = None, **options: Any) -> str | Extraction:
-        return self.owner._run(self.aask(question, schema=schema, **options))
+    def ask(
+        self, question: str, *, schema: Any = None, on_delta: Callable[[str], None] | None = None, **options: Any
+    ) -> str | Extraction:
+        return self.owner._run(self.aask(question, schema=schema, on_delta=on_delta, **options))
 
     async def aextract(self, keys: Sequence[str] | str | None = None, scenario: str | None = None) -> Extraction:
         return await self.owner.aextract(self.document, keys, scenario)

@@ -94,9 +94,9 @@ def load_schema_option(spec: str | None) -> TypedSchema | None:
 
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--llm", metavar="PROVIDER[:MODEL]", help="chat backend (default: config, else local)")
+    parser.add_argument("-l", "--llm", metavar="PROVIDER[:MODEL]", help="chat backend (default: config, else local)")
     parser.add_argument("--ocr", metavar="ENGINE", help="OCR engine: rapid, paddle, text, vlm (default: config)")
-    parser.add_argument("--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
+    parser.add_argument("-c", "--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
 
 
 def make_chatocr(args: argparse.Namespace, **overrides: Any) -> ChatOCR:

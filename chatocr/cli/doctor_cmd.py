@@ -50,7 +50,7 @@ class Check:
 def register(sub: Any) -> None:
     p = sub.add_parser("doctor", help="which OCR engines and LLM backends work here, and how to fix the others")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
-    p.add_argument("--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
+    p.add_argument("-c", "--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
     p.add_argument("--check", action="store_true",
                    help=f"ask the servers you run (ollama, vllm, llamacpp) for their models "
                    f"({SERVER_TIMEOUT:g} s timeout)")

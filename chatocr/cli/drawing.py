@@ -25,7 +25,7 @@ from chatocr.llm._secrets import redact
 from chatocr.ocr.images import load_input
 from chatocr.ocr.types import Box, OCRDocument, Page
 
-__all__ = ["FONT_CANDIDATES", "draw_extraction", "drawing_path", "find_font_path", "save_drawing"]
+__all__ = ["FONT_CANDIDATES", "draw_extraction", "drawing_path", "find_font_path", "place_label", "save_drawing"]
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
@@ -103,13 +103,43 @@ def _shorten(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _label(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, colour: str, font: Font) -> None:
-    text = _printable(text)
+Rect = tuple[float, float, float, float]  # x0, y0, x1, y1
+
+
+def _overlap(a: Rect, b: Rect) -> float:
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    return width * height if width > 0 and height > 0 else 0.0
+
+
+def place_label(size: tuple[float, float], box: Rect, obstacles: list[Rect], canvas: Rect) -> Rect:
+    """Where a label of `size` goes for a field boxed at `box`: above it, below it, right of it or
+    left of it (in that order of preference), whichever covers the least of the `obstacles` (the
+    other OCR lines and the labels placed before); inside the canvas."""
+    width, height = size
+    x0, y0, x1, y1 = box
+    candidates = [(x0, y0 - height - 2), (x0, y1 + 2), (x1 + 4, y0), (x0 - width - 4, y0)]
+    best: tuple[float, int, Rect] | None = None
+    for rank, (x, y) in enumerate(candidates):
+        x = min(max(x, canvas[0]), canvas[2] - width)
+        y = min(max(y, canvas[1]), canvas[3] - height)
+        rect = (x, y, x + width, y + height)
+        covered = sum(_overlap(rect, other) for other in obstacles)
+        if best is None or (covered, rank) < best[:2]:
+            best = (covered, rank, rect)
+    assert best is not None
+    return best[2]
+
+
+def _label(draw: ImageDraw.ImageDraw, rect: Rect, text: str, colour: str, font: Font) -> None:
+    left, top, _, _ = draw.textbbox((0, 0), text, font=font)
+    draw.rectangle(rect, fill=colour)
+    draw.text((rect[0] + 3 - left, rect[1] + 3 - top), text, fill="white", font=font)
+
+
+def _label_size(draw: ImageDraw.ImageDraw, text: str, font: Font) -> tuple[float, float]:
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    x, y = xy
-    y = max(0.0, y - (bottom - top) - 6)
-    draw.rectangle((x, y, x + right - left + 6, y + bottom - top + 6), fill=colour)
-    draw.text((x + 3 - left, y + 3 - top), text, fill="white", font=font)
+    return right - left + 6, bottom - top + 6
 
 
 def draw_extraction(result: Extraction, document: OCRDocument, source: Path | None = None) -> Image.Image:
@@ -134,6 +164,9 @@ def draw_extraction(result: Extraction, document: OCRDocument, source: Path | No
         for line in ocr_page.lines:  # every OCR line, faintly
             draw.polygon([(x, py + offsets[page_index]) for x, py in line.box], outline="#c8c8c8")
     colours = {f.name: PALETTE[i % len(PALETTE)] for i, f in enumerate(fields)}
+    # Labels must not hide the text they explain, nor the lines around it, nor each other.
+    obstacles: list[Rect] = [_bounds([(x, py + offsets[i]) for x, py in line.box])
+                             for i, ocr_page in enumerate(document.pages[: len(pages)]) for line in ocr_page.lines]
     for field in fields:
         for n, evidence in enumerate(field.evidence):
             top = offsets[evidence.page] if evidence.page < len(offsets) else 0
@@ -141,10 +174,17 @@ def draw_extraction(result: Extraction, document: OCRDocument, source: Path | No
             draw.polygon(points, outline=colours[field.name], width=line_width)
             if n > 0:  # a value on several lines: one label, on its first line
                 continue
-            _label(draw, (min(p[0] for p in points), min(p[1] for p in points)),
-                   f"{field.name} {STATUS_MARK[field.status].split()[0]}", colours[field.name], font)
+            text = _printable(f"{field.name} {STATUS_MARK[field.status].split()[0]}")
+            rect = place_label(_label_size(draw, text, font), _bounds(points), obstacles, (0, 0, width, canvas.height))
+            _label(draw, rect, text, colours[field.name], font)
+            obstacles.append(rect)
     _legend(draw, (width + size, size), entries, colours, font, size)
     return canvas
+
+
+def _bounds(points: list[tuple[float, float]]) -> Rect:
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return min(xs), min(ys), max(xs), max(ys)
 
 
 def _legend_entries(result: Extraction, fields: list[FieldResult]) -> list[tuple[str, FieldResult | None]]:

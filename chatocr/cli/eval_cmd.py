@@ -49,10 +49,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("data_dirs", nargs="+", type=Path, metavar="DATA_DIR", help="set with images/, labels/, [ocr/]")
     p.add_argument(
+        "-s",
         "--scenario",
         help="scenario name or YAML file for every set (default: the set's profile, else best field match)",
     )
     p.add_argument(
+        "-k",
         "--keys",
         type=keys_option,
         help="the evaluated fields as asked: NAME[:TYPE][=DESCRIPTION], "
@@ -66,9 +68,9 @@ def register(sub: Any) -> None:
         help="extract as this pydantic model / JSON Schema (typed values checked against the labels); "
         "one for all sets, or one per DATA_DIR in order",
     )
-    p.add_argument("--llm", metavar="PROVIDER[:MODEL]", help="chat backend (default: config, else local)")
+    p.add_argument("-l", "--llm", metavar="PROVIDER[:MODEL]", help="chat backend (default: config, else local)")
     p.add_argument("--ocr", metavar="ENGINE", help="OCR engine: rapid, paddle, vlm, or text for the sets' ocr/ files")
-    p.add_argument("--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
+    p.add_argument("-c", "--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
     p.add_argument(
         "--strategy",
         action="append",
@@ -82,12 +84,12 @@ def register(sub: Any) -> None:
         help="the backend of --strategy tuned, e.g. local:/path/to/tuned.gguf (default: --llm)",
     )
     p.add_argument("--limit", type=int, metavar="N", help="first N documents of each set (sorted by id)")
-    p.add_argument("--out", type=Path, metavar="FILE", help="write the full report as JSON")
+    p.add_argument("-o", "--out", type=Path, metavar="FILE", help="write the full report as JSON")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="also write the tables as Markdown")
     p.add_argument(
         "--map", action="append", default=[], metavar="LABEL_KEY=FIELD", help="map a label key to a scenario field"
     )
-    p.add_argument("--concurrency", type=int, default=1, metavar="N", help="documents in flight (default 1)")
+    p.add_argument("-j", "--concurrency", type=int, default=1, metavar="N", help="documents in flight (default 1)")
     p.add_argument(
         "--cache-dir", type=Path, metavar="DIR", help="per-document result cache (default: ~/.cache/chatocr/eval)"
     )
@@ -97,7 +99,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="run nothing: report the documents whose every strategy outcome is already cached",
     )
-    p.add_argument("--quiet", action="store_true", help="no per-document progress lines")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-document progress lines")
     p.set_defaults(handler=run)
 
 

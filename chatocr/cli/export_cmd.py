@@ -29,11 +29,12 @@ _PLAIN: dict[str, Any] = {"markup": False, "highlight": False, "soft_wrap": True
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("sources", nargs="+", type=Path, metavar="SOURCE", help="labelled set directory or results .jsonl")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="output directory")
     p.add_argument("--ocr", metavar="ENGINE", help="OCR engine (cached); text reads a set's ocr/ files")
-    p.add_argument("--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
+    p.add_argument("-c", "--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
     p.add_argument(
-        "--scenario", help="scenario name or YAML file of a labelled set (default: its profile, else best field match)"
+        "-s", "--scenario",
+        help="scenario name or YAML file of a labelled set (default: its profile, else best field match)",
     )
     p.add_argument("--map", action="append", default=[], metavar="LABEL_KEY=FIELD", help="map a label key to a field")
     p.add_argument(
@@ -59,6 +60,7 @@ def register(sub: Any) -> None:
     sft = kinds.add_parser("sft", help="conversations for supervised fine-tuning of the LLM")
     _common(sft)
     sft.add_argument(
+        "-f",
         "--format",
         action="append",
         metavar="NAME",
@@ -72,6 +74,7 @@ def register(sub: Any) -> None:
         help="few-shot examples in each conversation (default 0: a tuned model should not need them)",
     )
     sft.add_argument(
+        "-l",
         "--llm",
         metavar="PROVIDER[:MODEL]",
         help="the backend the conversations are planned for: limits, roles, tokenizer (default: config)",

@@ -32,7 +32,7 @@ from chatocr.cli.common import (
     make_chatocr,
     summary_line,
 )
-from chatocr.cli.drawing import save_drawing
+from chatocr.cli.drawing import drawing_path, save_drawing
 from chatocr.cli.status import StatusLine, where_time_went
 from chatocr.errors import InputError, OutputError, UsageError
 from chatocr.extraction.result import Extraction
@@ -54,20 +54,20 @@ _PLAIN: dict[str, Any] = {"markup": False, "highlight": False, "soft_wrap": True
 def register(sub: Any) -> None:
     p = sub.add_parser("extract", help="extract key fields from documents (files or folders), resumable")
     p.add_argument("inputs", nargs="+", type=Path, metavar="FILES_OR_DIRS")
-    p.add_argument("--scenario", help="scenario name or YAML file, or auto (default) to route each document")
-    p.add_argument("--keys", type=keys_option, help=KEYS_HELP)
+    p.add_argument("-s", "--scenario", help="scenario name or YAML file, or auto (default) to route each document")
+    p.add_argument("-k", "--keys", type=keys_option, help=KEYS_HELP)
     p.add_argument("--schema", metavar="MODULE:CLASS|FILE.json",
                    help="a pydantic model or JSON Schema: typed, validated values (see docs/typed.md)")
     p.add_argument("--min-confidence", type=float, metavar="X",
                    help="grounded values below this confidence are low_confidence, not trusted (0..1)")
     add_backend_options(p)
-    p.add_argument(
-        "--out", type=Path, metavar="FILE",
-        help="results file (.jsonl/.csv: appended, resumable; .json/.xlsx: at the end)",
-    )
-    p.add_argument("--format", choices=FORMATS, help="default: from --out's suffix, else table")
-    p.add_argument("--concurrency", type=int, metavar="N", help="documents in flight (default: config, 4)")
+    p.add_argument("-o", "--out", type=Path, metavar="FILE",
+                   help="results file (.jsonl/.csv: appended, resumable; .json/.xlsx: at the end)")
+    p.add_argument("-f", "--format", choices=FORMATS, help="default: from --out's suffix, else table")
+    p.add_argument("-j", "--concurrency", type=int, metavar="N", help="documents in flight (default: config, 4)")
     p.add_argument("--draw", type=Path, metavar="DIR", help="write a PNG per document with the fields drawn")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no status line, progress bar or summary; errors still shown")
     p.add_argument("--timings", action="store_true",
                    help="after the results, say where each document's time went (OCR, model load, prompt, generation)")
     p.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report to look at")
@@ -242,7 +242,7 @@ def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: 
     results: list[Extraction] = []
     if not pending and not failed_reads:
         return results
-    show_bar = len(pending) + len(failed_reads) > 1
+    show_bar = len(pending) + len(failed_reads) > 1 and not getattr(args, "quiet", False)
     bar = (TextColumn("[bold]extract"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("[dim]{task.fields[stage]}"))
     failed = 0
@@ -360,7 +360,11 @@ def _finish(results: list[Extraction], fmt: str, args: argparse.Namespace, keyed
         error = result.error or {}
         err.print(f"error: {result.source}: {error.get('message')}\n  hint: {error.get('hint')}", highlight=False,
                   markup=False, soft_wrap=True)
-    if total > 1 or args.out is not None:
+    quiet = getattr(args, "quiet", False)
+    if args.draw is not None and not quiet:  # say where the pictures went
+        drawn = sum(drawing_path(args.draw, Path(r.source), r.page).is_file() for r in results if r.ok)
+        err.print(f"{drawn} picture(s) in {args.draw.resolve()}", highlight=False, markup=False, soft_wrap=True)
+    if (total > 1 or args.out is not None) and not quiet:
         skipped = total - len(results) if skipped is None else skipped
         err.print(f"{len(results) - len(failed)} done, {len(failed)} failed"
                   + (f", {skipped} skipped (already done)" if skipped else "")

@@ -3,23 +3,59 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from chatocr.errors import ChatOCRError, UsageError
 
 __all__ = ["main"]
 
 Handler = Callable[[argparse.Namespace], int]
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)'")
+_UNRECOGNIZED = re.compile(r"unrecognized arguments: (.*)")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors suggest the closest sub-command or option
+    (`chatocr extrct` -> "Did you mean 'extract'?"). Sub-parsers are of this class too."""
+
+    argv: tuple[str, ...] = ()  # set by main(): error() looks for the sub-command in it
+
+    def error(self, message: str) -> NoReturn:
+        from chatocr.cli.suggest import did_you_mean
+
+        choice = _INVALID_CHOICE.search(message)
+        unknown = _UNRECOGNIZED.search(message)
+        if choice:
+            names = [name for action in self._actions if action.choices for name in action.choices]
+            message += did_you_mean(choice.group(1), names)
+        elif unknown and unknown.group(1).startswith("-"):
+            # The root parser reports options it does not know: look in the sub-command given.
+            options = [option for action in self._command_parser()._actions for option in action.option_strings]
+            message += did_you_mean(unknown.group(1).split()[0], options)
+        super().error(message)
+
+    def _command_parser(self) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = self
+        for word in self.argv:
+            commands = [a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            if commands and isinstance(commands[0], dict) and word in commands[0]:
+                parser = commands[0][word]
+        return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from chatocr import __version__
     from chatocr.cli import doctor_cmd, eval_cmd, extract_cmd, ocr_cmd, plan_cmd, repl, scenarios_cmd, view_cmd
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="chatocr",
         description="ChatOCR: OCR + an LLM with token-budgeted few-shot dialogue, returning grounded JSON.",
     )
+    parser.add_argument("-V", "--version", action="version", version=f"chatocr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (plan_cmd, scenarios_cmd, extract_cmd, eval_cmd, ocr_cmd, doctor_cmd, repl, view_cmd):
         module.register(sub)
@@ -34,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    if isinstance(parser, ArgumentParser):
+        parser.argv = tuple(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
@@ -48,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `chatocr ... | head`: the reader left; no traceback, as other tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exit's flush cannot fail
+        return 141
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +17,23 @@ from chatocr.ocr.types import OCRDocument
 
 __all__ = ["register"]
 
+FORMATS = ("layout", "lines", "json")
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("ocr", help="OCR a document and print its text (reading order), lines or JSON")
     p.add_argument("image", type=Path, metavar="IMAGE")
-    p.add_argument("--engine", help="rapid, paddle, text, vlm (default: config, else rapid)")
+    p.add_argument("--ocr", metavar="ENGINE", help="rapid, paddle, text, vlm (default: config, else rapid)")
+    p.add_argument("--engine", dest="ocr", help=argparse.SUPPRESS)  # the old name, kept working
     shape = p.add_mutually_exclusive_group()
-    shape.add_argument("--layout", action="store_true", help="reading-order text, rows kept together (default)")
-    shape.add_argument("--lines", action="store_true", help="one row per OCR line: id, confidence, box, text")
-    shape.add_argument("--json", action="store_true", help="the whole OCR document as JSON")
+    shape.add_argument("-f", "--format", choices=FORMATS, help="layout (default), lines or json")
+    shape.add_argument("--layout", dest="format", action="store_const", const="layout", help="= --format layout")
+    shape.add_argument("--lines", dest="format", action="store_const", const="lines", help="= --format lines")
+    shape.add_argument("--json", dest="format", action="store_const", const="json", help="= --format json")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the OCR cache")
-    p.add_argument("--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
-    p.set_defaults(handler=run)
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line (lines, engine, time)")
+    p.add_argument("-c", "--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
+    p.set_defaults(handler=run, format="layout")
 
 
 def read_document(path: Path, engine: str | None, config: Path | None = None, cache: bool = True) -> OCRDocument:
@@ -39,12 +45,14 @@ def read_document(path: Path, engine: str | None, config: Path | None = None, ca
 
 
 def run(args: argparse.Namespace) -> int:
-    document = read_document(args.image, args.engine, args.config, cache=not args.no_cache)
-    if args.json:
+    started = time.perf_counter()
+    document = read_document(args.image, args.ocr, args.config, cache=not args.no_cache)
+    seconds = time.perf_counter() - started  # this run's time: a cache hit is not the original OCR's
+    if args.format == "json":
         print(json.dumps(document.to_dict(), ensure_ascii=False, indent=2))
         return 0
     console = Console()
-    if args.lines:
+    if args.format == "lines":
         table = Table("id", "conf", "box (x0,y0,x1,y1)", "text")
         for line in document.lines:
             x0, y0, x1, y1 = line.bounds
@@ -52,9 +60,12 @@ def run(args: argparse.Namespace) -> int:
         console.print(table)
     else:
         print(document.text())
-    cached = " (cached)" if document.cached else ""
-    console.print(f"{len(document.lines)} lines, {len(document.pages)} page(s), {document.engine} "
-                  f"{document.model}{cached}, {document.seconds:.2f}s", style="dim", highlight=False, markup=False)
+    if not args.quiet:
+        timing = f"{seconds:.2f}s"
+        if document.cached:
+            timing = f"cached, {seconds:.2f}s (the OCR itself took {document.seconds:.2f}s)"
+        console.print(f"{len(document.lines)} lines, {len(document.pages)} page(s), {document.engine} "
+                      f"{document.model}, {timing}", style="dim", highlight=False, markup=False)
     for warning in document.warnings:
         console.print(f"warning: {warning}", style="yellow", markup=False)
     return 0

@@ -66,11 +66,12 @@ def register(sub: Any) -> None:
         "document", type=Path, help="OCR text (.txt/.json) or an image or PDF (OCR'd with the configured engine)"
     )
     parser.add_argument(
+        "-s",
         "--scenario",
         default="auto",
         help="scenario name or YAML file (see `chatocr scenarios list`); default auto: pre-score",
     )
-    parser.add_argument("--keys", type=keys_option, help=KEYS_HELP)
+    parser.add_argument("-k", "--keys", type=keys_option, help=KEYS_HELP)
     parser.add_argument("--schema", metavar="MODULE:CLASS|FILE.json", help="plan for a pydantic model's fields")
     target = parser.add_mutually_exclusive_group()
     target.add_argument(
@@ -79,7 +80,7 @@ def register(sub: Any) -> None:
         help="plan for a preset's limits (see below; default ernie-2000 unless --llm is given)",
     )
     target.add_argument(
-        "--llm", metavar="PROVIDER[:MODEL]", help="plan for this backend's limits and token counter (nothing is sent)"
+        "-l", "--llm", metavar="PROVIDER[:MODEL]", help="plan for this backend's limits and token counter (nothing is sent)"
     )
     parser.add_argument("--ocr", metavar="ENGINE", help="OCR engine for images and PDFs (default: the configured one)")
     parser.add_argument("--packing", choices=["single", "pairs", "packed"], help="default: the configured packing")
@@ -94,7 +95,7 @@ def register(sub: Any) -> None:
         default=None,
         help="send every scenario rule and whole example texts (default: only what concerns the keys asked)",
     )
-    parser.add_argument("--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
+    parser.add_argument("-c", "--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.set_defaults(handler=run)
 

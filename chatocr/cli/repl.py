@@ -5,14 +5,23 @@ about the open document (a ChatSession, history kept within the model's budget).
 prints its error and the loop goes on. prompt_toolkit gives line editing, a history file under the
 user's data directory and completion of commands, scenario names, keys and paths; when stdin is
 not a terminal, lines are read plainly (for scripts).
+
+Every OCR and model call runs as a task on the REPL's event loop: Ctrl-C cancels that call (the
+backend stops generating) and returns to the prompt with the session as it was (cli/interrupt.py).
+Ctrl-C at the prompt clears the line; at an empty prompt it says how to leave, and a second one
+leaves, as does Ctrl-D. Answers stream as they are generated and are then checked against the
+document (extraction/answers.py): what is not found there is dimmed and listed; /why shows the
+lines an answer rests on.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -23,13 +32,18 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion, Path
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.table import Table
 
 from chatocr.api import ChatOCR, ChatSession
+from chatocr.cli.answer_view import AnswerStream, answer_text, unsupported_note
 from chatocr.cli.common import KEYS_HELP, add_backend_options, field_table, keys_option, make_chatocr, summary_line
-from chatocr.errors import ChatOCRError, ConfigError, InputError
+from chatocr.cli.interrupt import Cancelled, run_cancellable
+from chatocr.cli.suggest import did_you_mean
+from chatocr.errors import ChatOCRError, ConfigError, InputError, UserError
+from chatocr.extraction.answers import AnswerCheck, check_answer
+from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.result import CallRecord, Extraction
+from chatocr.llm._secrets import redact
 from chatocr.llm.registry import available_backends
 from chatocr.scenarios.keys import parse_keys, split_keys
 
@@ -38,12 +52,13 @@ __all__ = ["COMMANDS", "Repl", "history_path", "register"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "/open": ("IMAGE", "open a document (OCR it)"),
     "/ocr": ("", "show the document's OCR text in reading order"),
-    "/scenario": ("NAME|auto", "the scenario for /extract (auto: route each time)"),
-    "/keys": ("k1,k2:type=description|-", "the keys for /extract (-: the scenario's fields)"),
+    "/scenario": ("[NAME|auto]", "show or set the scenario for /extract (auto: route each time)"),
+    "/keys": ("[k1,k2:type=description|-]", "show or set the keys for /extract (-: the scenario's fields)"),
     "/extract": ("", "extract the keys: value, status, confidence per field"),
+    "/why": ("[N]", "what answer N (default: the last) states and the lines it rests on"),
     "/history": ("", "the questions and answers so far"),
     "/usage": ("", "calls, tokens and time of this session"),
-    "/model": ("PROVIDER[:MODEL]", "switch the chat backend (history kept)"),
+    "/model": ("[PROVIDER[:MODEL]]", "show or switch the chat backend (history kept)"),
     "/save": ("FILE", "save history, extractions and usage as JSON"),
     "/reset": ("", "forget the conversation and the usage"),
     "/help": ("", "this list"),
@@ -54,8 +69,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def register(sub: Any) -> None:
     p = sub.add_parser("repl", help="interactive session: OCR a document, extract fields, ask questions")
     p.add_argument("image", nargs="?", type=Path, metavar="IMAGE", help="a document to open first")
-    p.add_argument("--scenario", help="scenario name or YAML file for /extract (default: auto)")
-    p.add_argument("--keys", type=keys_option, help=KEYS_HELP)
+    p.add_argument("-s", "--scenario", help="scenario name or YAML file for /extract (default: auto)")
+    p.add_argument("-k", "--keys", type=keys_option, help=KEYS_HELP)
     add_backend_options(p)
     p.set_defaults(handler=run)
 
@@ -74,11 +89,14 @@ class Repl:
         self.scenario: str | None = None
         self.keys: list[str] | None = None
         self.extractions: list[Extraction] = []
+        self.checks: list[AnswerCheck] = []  # one per answer of the session, for /why
         self.past_calls: list[CallRecord] = []  # chat calls of sessions replaced by /model
         self.started = time.monotonic()
+        self.loop = asyncio.new_event_loop()  # every OCR and model call runs here, cancellable
+        self._index: tuple[ChatSession, TextIndex] | None = None
         self.handlers: dict[str, Callable[[str], None]] = {
             "/open": self.open, "/ocr": self.show_ocr, "/scenario": self.set_scenario, "/keys": self.set_keys,
-            "/extract": self.extract, "/history": self.show_history, "/usage": self.show_usage,
+            "/extract": self.extract, "/why": self.why, "/history": self.show_history, "/usage": self.show_usage,
             "/model": self.set_model, "/save": self.save, "/reset": self.reset, "/help": self.help,
         }
         if scenario:
@@ -103,10 +121,13 @@ class Repl:
             if command.startswith("/"):
                 handler = self.handlers.get(command.lower())
                 if handler is None:
-                    raise ConfigError(f"Unknown command {command}.", hint="Type /help for the commands.")
+                    guess = did_you_mean(command.lower(), [*COMMANDS, "/quit"])
+                    raise ConfigError(f"Unknown command {command}.{guess}", hint="Type /help for the commands.")
                 handler(rest.strip())
             else:
                 self.ask(line)
+        except (Cancelled, KeyboardInterrupt):
+            self.console.print("cancelled (the session is as it was)", style="yellow", highlight=False)
         except ChatOCRError as exc:
             self.console.print(f"error: {exc}", style="red", markup=False, highlight=False)
         except Exception as exc:  # the session survives even our bugs
@@ -121,12 +142,21 @@ class Repl:
             raise InputError("No document is open.", hint="Open one with /open IMAGE.")
         return self.session
 
+    def call(self, coro: Any, waiting: str = "working") -> Any:
+        """Run one OCR or model call; Ctrl-C cancels it (raises Cancelled)."""
+        with AnswerStream(self.console, waiting):
+            return run_cancellable(self.loop, coro)
+
+    def close(self) -> None:
+        self.loop.close()
+
     def open(self, arg: str) -> None:
         if not arg:
             raise ConfigError("Usage: /open IMAGE")
         path = Path(arg).expanduser()
-        session = self.ocr.chat(str(path), self.scenario)
+        session = self.call(self.ocr.achat(str(path), self.scenario), "reading the document")
         self.session, self.source = session, path
+        self.checks = []  # /why numbers follow /history: this document's answers
         doc = session.document
         cached = ", cached" if doc.cached else ""
         self.console.print(f"opened {path}: {len(doc.lines)} lines, {len(doc.pages)} page(s) "
@@ -136,7 +166,11 @@ class Repl:
         self.console.print(self._need_session().text, markup=False, highlight=False)
 
     def set_scenario(self, arg: str) -> None:
-        if not arg or arg == "auto":
+        if not arg:  # show, do not change
+            current = self.scenario or "auto (each document is routed)"
+            self.console.print(f"scenario: {current}; /scenario NAME|auto sets it", highlight=False, markup=False)
+            return
+        if arg == "auto":
             self.scenario = None
             self.console.print("scenario: auto (each document is routed)")
             return
@@ -146,7 +180,12 @@ class Repl:
                            + ", ".join(f.name for f in scenario.fields), highlight=False, markup=False)
 
     def set_keys(self, arg: str) -> None:
-        if arg in ("", "-"):
+        if not arg:  # show, do not change
+            current = ", ".join(self.keys) if self.keys else "the scenario's fields"
+            self.console.print(f"keys: {current}; /keys k1,k2 sets them, /keys - resets", highlight=False,
+                               markup=False)
+            return
+        if arg == "-":
             self.keys = None
             self.console.print("keys: the scenario's fields")
             return
@@ -156,7 +195,7 @@ class Repl:
 
     def extract(self, arg: str) -> None:
         session = self._need_session()
-        result = session.extract(self.keys, self.scenario)
+        result = self.call(session.aextract(self.keys, self.scenario), "extracting")
         self.extractions.append(result)
         self.console.print(field_table(result))
         self.console.print(summary_line(result), style="dim", highlight=False, markup=False)
@@ -164,8 +203,54 @@ class Repl:
             self.console.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)
 
     def ask(self, question: str) -> None:
-        answer = self._need_session().ask(question)
-        self.console.print(Markdown(answer) if answer.strip() else "(no answer)")
+        session = self._need_session()
+        stream = AnswerStream(self.console)
+        try:
+            with stream:
+                answer = run_cancellable(self.loop, session.aask(question, on_delta=stream.on_delta))
+        except Cancelled:
+            if stream.text:  # what was generated before Ctrl-C, for the record
+                self.console.print(stream.text, style="dim", highlight=False, markup=False)
+            raise
+        if not answer.strip():
+            self.console.print("(no answer)")
+            return
+        check = check_answer(answer, session.document, self._text_index(session))
+        self.checks.append(check)
+        self.console.print(answer_text(check))
+        note = unsupported_note(check)
+        if note is not None:
+            self.console.print(note)
+
+    def _text_index(self, session: ChatSession) -> TextIndex:
+        if self._index is None or self._index[0] is not session:
+            self._index = (session, TextIndex(session.document.layout()))
+        return self._index[1]
+
+    def why(self, arg: str) -> None:
+        if not self.checks:
+            raise InputError("No answer to explain yet.", hint="Ask a question about the document first.")
+        try:
+            n = int(arg) if arg else len(self.checks)
+            check = self.checks[n - 1] if n >= 1 else self.checks[n]
+        except (ValueError, IndexError):
+            raise ConfigError(f"/why takes an answer's number, 1 to {len(self.checks)}.",
+                              hint="/history lists the answers; /why alone explains the last.") from None
+        self.console.print(answer_text(check))
+        if not check.claims:
+            self.console.print("it states no number, date, code or name to look up", style="dim")
+        for claim in check.claims:
+            where = ", ".join(f"{e.line_id} {e.text!r}" for e in claim.evidence)
+            if claim.supported:
+                self.console.print(f"  ✓ {claim.text}: {where}", style="green", highlight=False, markup=False)
+            else:
+                self.console.print(f"  ? {claim.text}: {claim.problem}", style="yellow", highlight=False, markup=False)
+        if check.support:
+            self.console.print("lines the answer rests on:", highlight=False)
+        for ev in check.support:
+            box = ",".join(f"{c:.0f}" for point in ev.box[:1] + ev.box[2:3] for c in point)
+            self.console.print(f"  {ev.line_id}  {ev.text}   (box {box}, confidence {ev.confidence:.2f})",
+                               highlight=False, markup=False)
 
     def show_history(self, arg: str) -> None:
         session = self._need_session()
@@ -191,8 +276,11 @@ class Repl:
                            f"session, model {u['model']}", highlight=False, markup=False)
 
     def set_model(self, arg: str) -> None:
-        if not arg:
-            raise ConfigError("Usage: /model PROVIDER[:MODEL]", hint=f"Providers: {', '.join(available_backends())}.")
+        if not arg:  # show, do not change
+            self.console.print(f"model: {self.ocr.model.provider}:{self.ocr.model.model}; /model PROVIDER[:MODEL] "
+                               f"switches (providers: {', '.join(available_backends())})", highlight=False,
+                               markup=False)
+            return
         ocr = ChatOCR(llm=arg, ocr=self.ocr.engine, config=self.ocr.config, scenarios=self.ocr.library)
         old, self.ocr = self.session, ocr
         if old is not None:
@@ -203,14 +291,17 @@ class Repl:
 
     def save(self, arg: str) -> None:
         if not arg:
-            raise ConfigError("Usage: /save FILE")
+            raise UserError("/save needs a file to write: the questions and answers, the extractions and the "
+                            "usage go there as JSON.", hint="For example: /save session.json")
         data = {
             "source": str(self.source) if self.source else None, "scenario": self.scenario, "keys": self.keys,
             "history": [{"question": q, "answer": a} for q, a in (self.session.history if self.session else [])],
+            "answer_checks": [c.to_dict() for c in self.checks],
             "extractions": [e.to_dict() for e in self.extractions], "usage": self.usage(),
         }
         path = Path(arg).expanduser()
-        path.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
+        # Keys a service echoed into an answer must not persist (extractions are masked by to_dict).
+        _write_new_version(path, redact(json.dumps(data, ensure_ascii=False, indent=2, default=str)) + "\n")
         self.console.print(f"saved {path}", highlight=False, markup=False)
 
     def reset(self, arg: str) -> None:
@@ -218,6 +309,7 @@ class Repl:
             s = self.session
             self.session = ChatSession(self.ocr, s.prepared, s.scenario)
         self.extractions, self.past_calls, self.started = [], [], time.monotonic()
+        self.checks = []
         self.console.print("conversation and usage reset")
 
     def help(self, arg: str) -> None:
@@ -226,6 +318,31 @@ class Repl:
             table.add_row(name, argument, text)
         table.add_row("anything else", "", "a question about the open document")
         self.console.print(table)
+
+
+def _write_new_version(path: Path, text: str) -> None:
+    """Write `path` whole or not at all: a temporary file made exclusively beside it, then renamed
+    over it (a symlink planted at `path` is replaced, never followed). Typed errors for the
+    usual mistakes: a folder that does not exist, a folder given as the file, no permission."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise UserError(f"Cannot save to {path}: the folder {folder} does not exist.",
+                        hint=f"Create it first (mkdir -p {folder}) or give a path in an existing folder.")
+    if path.is_dir() and not path.is_symlink():
+        raise UserError(f"Cannot save to {path}: it is a folder.",
+                        hint=f"Give a file name, e.g. /save {path}/session.json")
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise UserError(f"Cannot save to {path}: {exc.strerror or exc}.",
+                        hint="Choose a folder you can write to.") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except OSError as exc:
+        Path(temp).unlink(missing_ok=True)
+        raise UserError(f"Cannot save to {path}: {exc.strerror or exc}.", hint="Choose another path.") from None
 
 
 class ReplCompleter(Completer):
@@ -270,13 +387,21 @@ def _lines(repl: Repl) -> Iterable[str]:
     history.parent.mkdir(parents=True, exist_ok=True)
     prompt: PromptSession[str] = PromptSession(history=FileHistory(str(history)), completer=ReplCompleter(repl),
                                                complete_while_typing=False)
+    warned = False  # Ctrl-C at an empty prompt: say how to leave; a second one in a row leaves
     while True:
         try:
-            yield prompt.prompt(repl.prompt())
-        except KeyboardInterrupt:  # Ctrl-C clears the line
-            continue
+            line = repl.loop.run_until_complete(prompt.prompt_async(repl.prompt()))
+        except KeyboardInterrupt:
+            if prompt.app.current_buffer.text.strip() or not warned:  # a typed line is just cleared
+                if not prompt.app.current_buffer.text.strip():
+                    repl.console.print("(Ctrl-C again, Ctrl-D or /exit to leave)", style="dim", highlight=False)
+                    warned = True
+                continue
+            return
         except EOFError:
             return
+        warned = False
+        yield line
 
 
 def run(args: argparse.Namespace) -> int:
@@ -287,8 +412,11 @@ def run(args: argparse.Namespace) -> int:
                   highlight=False, markup=False)
     if args.image is not None:
         repl.handle(f"/open {args.image}")
-    for line in _lines(repl):
-        if not repl.handle(line):
-            break
+    try:
+        for line in _lines(repl):
+            if not repl.handle(line):
+                break
+    finally:
+        repl.close()
     console.print("bye")
     return 0

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -21,6 +22,7 @@ def register(sub: Any) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = actions.add_parser("list", help="the scenarios available here")
     p.add_argument("--dir", action="append", default=[], help="also load scenarios from this directory")
+    p.add_argument("--plain", action="store_true", help="tab-separated rows without a header, for scripts")
     p.set_defaults(handler=list_scenarios)
     p = actions.add_parser("show", help="one scenario's fields and examples")
     p.add_argument("name")
@@ -42,23 +44,24 @@ def _register_authoring(actions: Any) -> None:
     p.add_argument("name", help="scenario name: lower-case letters, digits, _")
     p.add_argument("--from", dest="image", type=Path, required=True, metavar="IMAGE", help="a typical document")
     p.add_argument(
+        "-k",
         "--keys",
         required=True,
         type=keys_option,
         help="fields: NAME[:TYPE][=DESCRIPTION], e.g. "
         '"company=the shop\'s name,date:date,total:amount,payment:enum(cash|card)"',
     )
-    p.add_argument("--out", type=Path, metavar="FILE", help="where to write (default: NAME.yaml)")
+    p.add_argument("-o", "--out", type=Path, metavar="FILE", help="where to write (default: NAME.yaml)")
     p.add_argument("--ocr", metavar="ENGINE", help="OCR engine (default: config, else rapid)")
     p.add_argument("--language", choices=["zh", "en"], help="prompt language (default: guessed from the text)")
-    p.add_argument("--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
+    p.add_argument("-c", "--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(handler=new_scenario)
     p = actions.add_parser("test", help="per-field accuracy of a scenario over a labelled folder")
     p.add_argument("scenario", metavar="PATH", help="a scenario YAML file (or a scenario name)")
     p.add_argument("--data", type=Path, required=True, metavar="DIR", help="a set: images/, labels/, ocr/")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N documents")
-    p.add_argument("--concurrency", type=int, metavar="N", help="documents in flight")
+    p.add_argument("-j", "--concurrency", type=int, metavar="N", help="documents in flight")
     p.add_argument("-v", "--verbose", action="store_true", help="list every wrong value")
     add_backend_options(p)
     p.set_defaults(handler=test_scenario)
@@ -71,7 +74,7 @@ def _register_authoring(actions: Any) -> None:
     p.add_argument("--title", help="human title (default: the model's name)")
     p.add_argument("--language", choices=["zh", "en"], default="en", help="prompt language (default: en)")
     p.add_argument("--description", help="which documents it covers (default: the model's docstring)")
-    p.add_argument("--out", type=Path, metavar="FILE", help="where to write (default: print)")
+    p.add_argument("-o", "--out", type=Path, metavar="FILE", help="where to write (default: print)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(handler=scenario_from_schema)
 
@@ -111,17 +114,25 @@ def scenario_from_schema(args: argparse.Namespace) -> int:
 
 def list_scenarios(args: argparse.Namespace) -> int:
     library = load_scenarios(args.dir)
-    table = Table("name", "title", "language", "fields", "examples", "source")
+    sources = {scenario.name: Path(str(library.sources.get(scenario.name) or "")) for scenario in library}
+    if args.plain:  # one tab-separated row per scenario, for scripts: `chatocr scenarios list --plain | cut -f1`
+        for scenario in library:
+            print("\t".join([scenario.name, scenario.title, scenario.language, str(len(scenario.fields)),
+                             str(len(scenario.examples)), str(sources[scenario.name])]))
+        return 0
+    # The name is what one types: never cut or wrapped. The folders go under the table, once each.
+    longest = max((len(scenario.name) for scenario in library), default=4)
+    table = Table(box=box.HEAVY_HEAD)
+    table.add_column("name", no_wrap=True, min_width=longest)
+    for column in ("title", "lang", "fields", "examples", "file"):
+        table.add_column(column)
     for scenario in library:
-        table.add_row(
-            scenario.name,
-            scenario.title,
-            scenario.language,
-            str(len(scenario.fields)),
-            str(len(scenario.examples)),
-            str(library.sources.get(scenario.name) or ""),
-        )
-    Console().print(table)
+        table.add_row(scenario.name, scenario.title, scenario.language, str(len(scenario.fields)),
+                      str(len(scenario.examples)), sources[scenario.name].name)
+    console = Console()
+    console.print(table)
+    for folder in dict.fromkeys(str(path.parent) for path in sources.values() if path.name):
+        console.print(f"from {folder}", style="dim", highlight=False, markup=False, soft_wrap=True)
     return 0
 
 

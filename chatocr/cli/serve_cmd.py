@@ -19,7 +19,7 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need a token)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="processes, each with its own model and OCR (default 1)")
-    p.add_argument("--concurrency", type=int, default=4, metavar="N", help="requests extracted at once per process")
+    p.add_argument("-j", "--concurrency", type=int, default=4, metavar="N", help="requests at once per process")
     p.add_argument("--queue", type=int, default=32, metavar="N", help="requests waiting for a slot; then 429")
     p.add_argument("--per-token", type=int, default=4, metavar="N", help="requests of one token extracted at once")
     p.add_argument("--timeout", type=float, default=120.0, metavar="S", help="seconds per request; then 504")

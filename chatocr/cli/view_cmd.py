@@ -27,7 +27,7 @@ def register(sub: Any) -> None:
     p.add_argument("--ocr", metavar="ENGINE", help="OCR engine for the lines (default: the one each result names)")
     p.add_argument("--no-ocr", action="store_true", help="never run OCR: OCR lines only from the OCR cache")
     p.add_argument("--title", help="the report's title (default: the results file's name)")
-    p.add_argument("--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
+    p.add_argument("-c", "--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
     p.set_defaults(handler=run)
 
 

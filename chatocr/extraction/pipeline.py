@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -473,10 +473,12 @@ class ExtractionPipeline:
         language: str,
         title: str,
         calls: list[CallRecord],
+        on_delta: Callable[[str], None] | None = None,
     ) -> tuple[str, int]:
         """A chat session's answer to `question` about the document, with as much of `history` as
         the budget allows; the call is appended to `calls` (failed ones too). Returns the answer
-        and how many of the oldest exchanges were left out."""
+        and how many of the oldest exchanges were left out. `on_delta` gets the answer's text as
+        it is generated (the REPL shows it)."""
         model = self.model
         if model is None:
             raise ConfigError("This pipeline only plans: it has no chat model to answer with.")
@@ -484,7 +486,10 @@ class ExtractionPipeline:
         record = CallRecord.start("chat", model, messages)
         calls.append(record)
         try:
-            reply = await model.chat(messages, self.settings())
+            reply = await model.chat(messages, self.settings(), on_delta=on_delta)
+        except asyncio.CancelledError:  # Ctrl-C in the REPL
+            record.error = "cancelled"
+            raise
         except Exception as exc:
             record.error = f"{type(exc).__name__}: {exc}"
             raise

@@ -620,7 +620,6 @@ def validate_duplicate(ctx: Ctx) -> None:
 @case(
     "cli",
     "REPL `/save missing-dir/s.json`: a clear error, not 'a bug in chatocr'",
-    xfail="issue 18 item 16: cli/repl.py belongs to the terminal engineer; flip when their fix lands",
 )
 def repl_save_missing_dir(ctx: Ctx) -> None:
     from chatocr.cli.repl import Repl
