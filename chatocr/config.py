@@ -62,6 +62,17 @@ class ChatOCRConfig(BaseModel):
     concurrency: int = Field(4, ge=1)
     # One result per PDF page / TIFF frame in `chatocr extract` (its --per-page); the API has extract_pages.
     per_page: bool = False
+    # Accuracy levers (docs/evaluation.md measures each; `chatocr eval --strategy NAME` turns one on or off).
+    # Return a grounded value as the page's own text for it, the model's answer kept beside.
+    snap: bool = True
+    # Re-ask a missing, ungrounded or invalid required field alone, as a choice among numbered lines.
+    field_reask: bool = False
+    # Constrain text fields (by the local model's grammar) to strings built from the document's lines.
+    extractive: bool = False
+    # Weight of layout similarity (where rows and labels sit) beside text similarity in ranking examples.
+    example_layout: float = Field(0.0, ge=0.0, le=1.0)
+    # Decide fields whose meaning is position (start/destination station, buyer/seller) from the boxes.
+    positions: bool = False
     # A grounded value below this confidence (OCR line confidence x match score) gets status
     # low_confidence and is left out of trusted_values() and typed data; per field as a table.
     min_confidence: float | dict[str, float] = Field(0.0)

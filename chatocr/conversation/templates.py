@@ -38,6 +38,7 @@ TEMPLATE_NAMES = (
     "task",
     "classifier",
     "repair",
+    "choose",
     "chat_system",
     "chat_document",
     "chat_ready",

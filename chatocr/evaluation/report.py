@@ -30,7 +30,7 @@ def _delta(value: Any) -> str:
 
 SUMMARY_COLUMNS = (
     "strategy", "exact %", "ANLS", "F1 %", "grounded %", "calls/doc", "tokens/doc", "s/doc",
-    "exact vs base (pts)", "tokens vs base",
+    "exact vs base (pts)", "tokens vs base", "model's answers exact %", "swaps",
 )
 
 
@@ -51,6 +51,9 @@ def _summary_rows(per_strategy: dict[str, Any]) -> list[list[str]]:
                 _num(usage.get("seconds_per_doc"), 1),
                 _delta(vs.get("exact_delta_points")),
                 _times(vs.get("tokens_ratio")),
+                # Before snapping put the page's text in place of the model's answer.
+                _pct(overall.get("exact_answers")),
+                "-" if overall.get("swaps") is None else str(overall["swaps"]),
             ]
         )
     return rows
@@ -65,10 +68,15 @@ def _field_rows(report: dict[str, Any], dataset: str) -> tuple[list[str], list[l
             if f not in fields:
                 fields.append(f)
     ocr = report["ocr_recall"].get(dataset, {}).get("fields", {})
-    header = ["field", "OCR recall %", *names]
+    # The gap to the ceiling (OCR recall - exact) per strategy: what is left is the model's loss
+    # where it is large, the OCR's where the ceiling itself is low.
+    header = ["field", "OCR recall %", *names, *(f"gap {n}" for n in names)]
     rows = []
     for f in fields:
-        rows.append([f, _pct(ocr.get(f)), *(_pct(per_strategy[n]["fields"].get(f, {}).get("exact")) for n in names)])
+        exact = [per_strategy[n]["fields"].get(f, {}).get("exact") for n in names]
+        ceiling = ocr.get(f)
+        gaps = ["-" if e is None or ceiling is None else f"{100 * (ceiling - e):+.1f}" for e in exact]
+        rows.append([f, _pct(ceiling), *(_pct(e) for e in exact), *gaps])
     return header, rows
 
 

@@ -45,7 +45,7 @@ from chatocr.scenarios.model import FieldSpec, Scenario
 from chatocr.typed.review import TypedRequest
 from chatocr.typed.schema import TypedSchema
 
-__all__ = ["DocOutcome", "Evaluator", "FixedOrderBank", "build_report"]
+__all__ = ["DocOutcome", "Evaluator", "FixedOrderBank", "build_report", "position_pairs"]
 
 CACHE_VERSION = 1
 Progress = Callable[[str], None]
@@ -86,6 +86,8 @@ class DocOutcome:
     steps: int = 0
     error: str | None = None
     cached: bool = False
+    # The model's own answers where the returned value is the page's text instead (snapping).
+    answers: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] | None = None  # eval --schema: the typed instance as JSON; None if it did not validate
 
     @classmethod
@@ -180,11 +182,12 @@ class Evaluator:
         """The ChatOCR's pipeline (same model, OCR engine and scenarios), set up for a resolved
         strategy's example selection and focus."""
         focus = strategy.focus is True
-        key = f"{strategy.selection}/{focus}/{strategy.llm}"
+        key = f"{strategy.selection}/{focus}/{strategy.llm}/{strategy.overrides}"
         pipeline = self._pipelines.get(key)
         if pipeline is None:
             base = self.chat.pipeline
-            config = base.config.model_copy(update={"focus": focus})  # a bool for a bool: nothing to validate
+            # The accuracy levers' settings are validated where they are parsed (strategies.py).
+            config = base.config.model_copy(update={"focus": focus, **dict(strategy.overrides)})
             bank = FixedOrderBank(self.chat.library) if strategy.selection == "fixed" else None
             model = get_chat_model(strategy.llm) if strategy.llm else None  # e.g. a fine-tuned model
             pipeline = base.derive(config=config, bank=bank, model=model)
@@ -215,6 +218,7 @@ class Evaluator:
                 _scenario_key(scenario),
                 self._prompts,
                 [cfg.max_steps, cfg.max_tokens, cfg.temperature, cfg.max_output_tokens],
+                [cfg.snap, cfg.field_reask, cfg.extractive, cfg.example_layout, cfg.positions],
                 [s.name for s in self.chat.library] if strategy.route == "classifier" else None,
                 *typed,
             ]
@@ -282,6 +286,7 @@ class Evaluator:
             strategy=strategy.name,
             values={name: f.value for name, f in result.fields.items()},
             statuses={name: f.status for name, f in result.fields.items()},
+            answers={name: f.answer for name, f in result.fields.items() if f.answer is not None},
             scenario=result.scenario,
             route=result.route.mode if result.route else None,
             examples=list(result.examples),
@@ -387,7 +392,8 @@ class Evaluator:
         for batch in batches:
             outcomes.extend(batch)
         self.outcomes = outcomes
-        report = build_report(datasets, resolved, outcomes, self.ocr_docs)
+        pairs = {d.name: position_pairs(d, self.chat.library) for d in datasets}
+        report = build_report(datasets, resolved, outcomes, self.ocr_docs, pairs)
         report["run"] = {
             "command": command,
             "llm": f"{self.chat.model.provider}:{self.chat.model.model}",
@@ -442,14 +448,21 @@ def build_report(
     strategies: Sequence[Strategy],
     outcomes: Sequence[DocOutcome],
     ocr_docs: dict[tuple[str, str], OCRDocument],
+    pairs: dict[str, list[tuple[str, str]]] | None = None,
 ) -> dict[str, Any]:
-    """Metrics per dataset (and over all sets), per strategy, per field; ratios to the baseline."""
+    """Metrics per dataset (and over all sets), per strategy, per field; ratios to the baseline.
+
+    pairs: per dataset, the fields told apart by position ((first, second), e.g. the start and
+    destination stations): a document answering each with the other's label counts as a swap."""
+    pairs = pairs or {}
     by_key = {(o.dataset, o.document, o.strategy): o for o in outcomes}
     baseline = next((s.name for s in strategies if s.kind == "baseline"), None)
     results: dict[str, dict[str, Any]] = {}
     ocr_recall: dict[str, dict[str, Any]] = {}
     overall_counts = {s.name: FieldCounts() for s in strategies}
     overall_outcomes: dict[str, list[DocOutcome]] = {s.name: [] for s in strategies}
+    overall_answers = {s.name: FieldCounts() for s in strategies}
+    overall_swaps: dict[str, int | None] = {s.name: None for s in strategies}
     overall_ocr = FieldCounts()
     details: list[dict[str, Any]] = []
     for dataset in datasets:
@@ -481,6 +494,8 @@ def build_report(
         per_strategy: dict[str, Any] = {}
         for strategy in strategies:
             field_counts = {name: FieldCounts() for name in dataset.fields}
+            answer_counts = FieldCounts()  # the model's own answers, before snapping
+            swaps = 0
             done: list[DocOutcome] = []
             route_right = route_total = 0
             for doc in dataset.documents:
@@ -506,6 +521,9 @@ def build_report(
                         raw_prediction=predicted, raw_label=label,
                     )
                     row["fields"][name] = {"predicted": predicted, "label": label, "match": match, "status": status}
+                    answered = outcome.answers.get(name, predicted)
+                    answer_counts.add(norm(answered), label_n)
+                swaps += sum(_swapped(dataset, doc, outcome, a, b) for a, b in pairs.get(dataset.name, []))
                 row.update(
                     error=outcome.error, calls=outcome.calls, prompt_tokens=outcome.prompt_tokens,
                     completion_tokens=outcome.completion_tokens, seconds=outcome.seconds,
@@ -517,9 +535,16 @@ def build_report(
                 total.merge(counts)
             overall_counts[strategy.name].merge(total)
             overall_outcomes[strategy.name].extend(done)
+            overall_answers[strategy.name].merge(answer_counts)
+            if pairs.get(dataset.name):
+                overall_swaps[strategy.name] = (overall_swaps[strategy.name] or 0) + swaps
+            overall = total.summary()
+            overall["exact_answers"] = answer_counts.summary()["exact"]
+            if pairs.get(dataset.name):
+                overall["swaps"] = swaps
             entry: dict[str, Any] = {
                 "fields": {name: c.summary() for name, c in field_counts.items()},
-                "overall": total.summary(),
+                "overall": overall,
                 "usage": _usage(done),
                 "mismatches": {name: c.mismatches[:20] for name, c in field_counts.items() if c.mismatches},
             }
@@ -532,7 +557,11 @@ def build_report(
         combined: dict[str, Any] = {}
         for strategy in strategies:
             combined[strategy.name] = {
-                "overall": overall_counts[strategy.name].summary(),
+                "overall": {
+                    **overall_counts[strategy.name].summary(),
+                    "exact_answers": overall_answers[strategy.name].summary()["exact"],
+                    **({} if overall_swaps[strategy.name] is None else {"swaps": overall_swaps[strategy.name]}),
+                },
                 "usage": _usage(overall_outcomes[strategy.name]),
             }
         _add_ratios(combined, baseline)
@@ -551,6 +580,26 @@ def build_report(
         "results": results,
         "documents": details,
     }
+
+
+def _swapped(dataset: Dataset, doc: Document, outcome: DocOutcome, first: str, second: str) -> bool:
+    """Whether the outcome answered `first` with `second`'s label and the other way round."""
+    norm_a = get_normalizer(dataset.normalizers.get(first, "text"))
+    norm_b = get_normalizer(dataset.normalizers.get(second, "text"))
+    label_a, label_b = norm_a(doc.labels.get(first)), norm_b(doc.labels.get(second))
+    if not label_a or not label_b or label_a == label_b:
+        return False
+    return norm_a(outcome.values.get(first)) == label_b and norm_b(outcome.values.get(second)) == label_a
+
+
+def position_pairs(dataset: Dataset, library: ScenarioLibrary) -> list[tuple[str, str]]:
+    """The fields of a set's scenario told apart by position (`before:`), among the set's fields."""
+    try:
+        scenario = library.get(dataset.scenario)
+    except ChatOCRError:
+        return []
+    asked = set(dataset.fields)
+    return [(f.name, f.before) for f in scenario.fields if f.before and f.name in asked and f.before in asked]
 
 
 def _add_ratios(per_strategy: dict[str, Any], baseline: str | None) -> None:

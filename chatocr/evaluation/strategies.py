@@ -22,6 +22,15 @@ A strategy varies one thing at a time around chatocr's defaults (chatocr/config.
     baseline       PP-ChatOCR-style: one stateless message with PP-ChatOCRv3's default prompt
     baseline-zh    the same, always with the Chinese original prompt
 
+Accuracy levers (issue 17), each one config setting turned the other way from the default:
+
+    no-snap / snap                    the model's answers as written / the page's own text for them
+    field-reask                       a bad required field re-asked alone, as numbered choices
+    extractive                        text fields constrained to the page's strings (local grammar)
+    layout-examples                   examples ranked by text and layout similarity (weight 0.5)
+    positions                         start/destination, buyer/seller put back by the boxes
+    accuracy                          every lever above on
+
 Ad-hoc strategies: "packing=pairs,examples=1,restate=1,selection=fixed,route=classifier,focus=off"
 (any subset of the keys; the rest are the defaults; `llm=provider:model` runs it on another backend).
 
@@ -58,6 +67,9 @@ class Strategy:
     focus: bool | Literal["default"] = "default"
     language: str | None = None  # baseline: force the prompt language
     llm: str | None = None  # another chat backend for this strategy ("local:/path/tuned.gguf"); None: eval's
+    # Config settings this strategy changes (the accuracy levers: snap, field_reask, extractive,
+    # example_layout, positions), as sorted (key, value) pairs.
+    overrides: tuple[tuple[str, Any], ...] = ()
     description: str = ""
 
     def resolved(self, config: ChatOCRConfig) -> Strategy:
@@ -87,7 +99,8 @@ class Strategy:
         if data["llm"] is None:  # keep the cache keys of runs made before strategies had their own model
             data.pop("llm")
         if self.kind == "baseline":
-            for key in ("packing", "max_examples", "restate_every", "selection", "route", "order", "focus"):
+            ignored = ("packing", "max_examples", "restate_every", "selection", "route", "order", "focus", "overrides")
+            for key in ignored:
                 data.pop(key)
             return data
         # Keep the result-cache keys of runs made before `order` and `focus` existed (they ran in
@@ -96,6 +109,10 @@ class Strategy:
             data.pop("order")
         if self.focus is False:
             data.pop("focus")
+        if not self.overrides:
+            data.pop("overrides")
+        else:
+            data["overrides"] = [list(pair) for pair in self.overrides]
         return data
 
     def label(self) -> str:
@@ -103,11 +120,12 @@ class Strategy:
             return f"PP-ChatOCRv3 prompt, 1 stateless message{', zh' if self.language == 'zh' else ''}"
         examples = "all" if self.max_examples is None else str(self.max_examples)
         restate = "off" if self.restate_every is None else f"every {self.restate_every}"
+        levers = "".join(f", {key}={value}" for key, value in self.overrides)
         on = f", on {self.llm}" if self.llm else ""
         return (
             f"{self.packing}, examples={examples} ({self.selection}, {self.order} order), restate {restate}, "
             f"{'focused' if self.focus is True else 'unfocused'}, "
-            f"{'classifier' if self.route == 'classifier' else 'scenario given'}{on}"
+            f"{'classifier' if self.route == 'classifier' else 'scenario given'}{levers}{on}"
         )
 
 
@@ -135,6 +153,17 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("restate-2", restate_every=2, description="task reminder in every 2nd example turn"),
         Strategy("restate-off", restate_every=None, description="the task only in the final turn"),
         Strategy("stable-order", order="stable", description="examples laid out by id: prompt-prefix cache reuse"),
+        Strategy("no-snap", overrides=(("snap", False),), description="the model's answers as written"),
+        Strategy("snap", overrides=(("snap", True),), description="grounded values as the page's own text"),
+        Strategy("field-reask", overrides=(("field_reask", True),), description="bad fields re-asked as choices"),
+        Strategy("extractive", overrides=(("extractive", True),), description="text fields from the page's strings"),
+        Strategy("layout-examples", overrides=(("example_layout", 0.5),), description="text + layout ranking"),
+        Strategy("positions", overrides=(("positions", True),), description="position pairs decided by the boxes"),
+        Strategy(
+            "accuracy",
+            overrides=(("example_layout", 0.5), ("field_reask", True), ("positions", True), ("snap", True)),
+            description="snap, field re-asks, layout ranking and positions together",
+        ),
         Strategy("tuned", max_examples=0, description="the exported zero-example conversation, for a fine-tuned model"),
         Strategy("baseline", kind="baseline", description="PP-ChatOCR-style single stateless prompt"),
         Strategy("baseline-zh", kind="baseline", language="zh", description="baseline, Chinese prompt always"),
@@ -143,13 +172,16 @@ STRATEGIES: dict[str, Strategy] = {
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "standard": ("default", "baseline"),
+    "levers": ("default", "no-snap", "field-reask", "extractive", "layout-examples", "positions", "accuracy"),
     "compare": (
         "default", "single", "pairs", "examples-0", "examples-1", "examples-3", "examples-all",
         "unfocused", "unfocused-all", "fixed-examples", "classifier", "restate-1", "baseline",
     ),
 }
 
-_KEYS = {"packing", "examples", "restate", "selection", "route", "order", "focus", "llm"}
+# Ad-hoc keys of the accuracy levers -> their config settings.
+_LEVERS = {"snap": "snap", "reask": "field_reask", "extractive": "extractive", "positions": "positions"}
+_KEYS = {"packing", "examples", "restate", "selection", "route", "order", "focus", "llm", "layout", *_LEVERS}
 
 
 def _parse_int_or_none(value: str, what: str) -> int | None:
@@ -168,6 +200,7 @@ def parse_strategy(spec: str) -> Strategy:
     """An ad-hoc strategy from "key=value,..." (keys: packing, examples, restate, order, selection,
     route, focus)."""
     options: dict[str, Any] = {}
+    overrides: dict[str, Any] = {}
     for part in (p.strip() for p in spec.split(",") if p.strip()):
         key, sep, value = part.partition("=")
         key, value = key.strip(), value.strip()
@@ -193,6 +226,18 @@ def parse_strategy(spec: str) -> Strategy:
             if value not in ("on", "off"):
                 raise ConfigError(f"focus must be on or off, got {value!r}.")
             options["focus"] = value == "on"
+        elif key in _LEVERS:
+            if value not in ("on", "off"):
+                raise ConfigError(f"{key} must be on or off, got {value!r}.")
+            overrides[_LEVERS[key]] = value == "on"
+        elif key == "layout":
+            try:
+                weight = float(value)
+            except ValueError:
+                raise ConfigError(f"layout must be a weight from 0 to 1, got {value!r}.") from None
+            if not 0 <= weight <= 1:
+                raise ConfigError(f"layout must be a weight from 0 to 1, got {value!r}.")
+            overrides["example_layout"] = weight
         elif key == "llm":
             if not value:
                 raise ConfigError("llm needs provider[:model], e.g. llm=local:/path/to/tuned.gguf.")
@@ -205,7 +250,7 @@ def parse_strategy(spec: str) -> Strategy:
             if value not in ("given", "classifier"):
                 raise ConfigError(f"route must be given or classifier, got {value!r}.")
             options["route"] = value
-    return Strategy(spec, description="ad hoc", **options)
+    return Strategy(spec, description="ad hoc", overrides=tuple(sorted(overrides.items())), **options)
 
 
 def resolve_strategies(names: Iterable[str] | None) -> list[Strategy]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatocr.conversation.planner import PlanExample
-from chatocr.extraction.similarity import SimilarityIndex
+from chatocr.extraction.similarity import SimilarityIndex, layout_tokens
 from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import FieldSpec, Scenario, flat_text
 
@@ -68,10 +68,16 @@ class _Entry:
 class ExampleBank:
     """Every example of a scenario library, indexed for similarity search."""
 
-    def __init__(self, library: ScenarioLibrary) -> None:
+    def __init__(self, library: ScenarioLibrary, *, layout_weight: float = 0.0) -> None:
+        """layout_weight: the share of layout similarity (where rows, numbers and labels sit:
+        similarity.layout_tokens) in the ranking score, beside text similarity (config
+        `example_layout`; 0: text only)."""
         self.library = library
         self._entries = [_Entry(s, i) for s in library for i in range(len(s.examples))]
-        self.index = SimilarityIndex([e.scenario.examples[e.index].text for e in self._entries])
+        texts = [e.scenario.examples[e.index].text for e in self._entries]
+        self.index = SimilarityIndex(texts)
+        self.layout_weight = layout_weight
+        self.layout_index = SimilarityIndex(texts, tokenize=layout_tokens) if layout_weight > 0 else None
         self._projected: dict[tuple[int, Shape, bool], PlanExample | None] = {}
 
     def select(
@@ -84,12 +90,21 @@ class ExampleBank:
         keys = tuple((f.name, tuple(sub.name for sub in f.items)) for f in fields)
         candidates = [i for i, e in enumerate(self._entries) if scenario is None or e.scenario.name == scenario.name]
         ranked: list[PlanExample] = []
-        for i, score in self.index.rank(text, candidates):
+        for i, score in self._rank(text, candidates):
             example = self._project(i, keys, focus)
             if example is not None:
                 # Same text and answer objects as cached: the planner's render cache stays valid.
                 ranked.append(PlanExample(example.id, example.text, example.answer, round(score, 4)))
         return ranked
+
+    def _rank(self, text: str, candidates: list[int]) -> list[tuple[int, float]]:
+        """(entry, score) best first: text similarity, blended with layout similarity when weighted."""
+        if self.layout_index is None:
+            return self.index.rank(text, candidates)
+        w = self.layout_weight
+        by_text, by_layout = self.index.scores(text), self.layout_index.scores(text)
+        blended = [(i, (1 - w) * by_text[i] + w * by_layout[i]) for i in candidates]
+        return sorted(blended, key=lambda pair: (-pair[1], pair[0]))
 
     def _project(self, entry_index: int, keys: Shape, focus: bool) -> PlanExample | None:
         cache_key = (entry_index, keys, focus)

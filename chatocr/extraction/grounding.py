@@ -152,6 +152,15 @@ class TextIndex:
             return self._fuzzy(folded)
         return None
 
+    def occurrences(self, kind: str) -> list[tuple[int, int]]:
+        """Character ranges of every date ("date") or number ("amount", "number") in the text, in
+        reading order: the candidates of a field-aware re-ask (chatocr.extraction.reask)."""
+        if kind == "date":
+            return sorted({(s, e) for s, e, iso in self._dates if iso is not None})
+        if kind in ("amount", "number"):
+            return [(s, e) for s, e, n in self._numbers if n is not None]
+        return []
+
     def _fuzzy(self, folded_value: str) -> Match | None:
         best: Match | None = None
         wanted = Counter(folded_value)

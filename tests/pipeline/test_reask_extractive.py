@@ -1,0 +1,104 @@
+"""Field-aware re-asks (numbered candidates from the page) and extractive decoding (text fields
+restricted to the page's strings), without a model: what is offered, what an answer becomes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chatocr.conversation.templates import load_prompts
+from chatocr.extraction.extractive import extractive_schema, page_strings
+from chatocr.extraction.grounding import TextIndex
+from chatocr.extraction.reask import answers_from, choice_schema, questions_for, render_question
+from chatocr.extraction.result import FieldResult
+from chatocr.scenarios import FieldSpec
+from chatocr.scenarios.model import FieldType
+
+from .test_snapping import document
+
+RECEIPT = document(
+    "KEDAI MAJU JAYA",
+    "SDN BHD",
+    "LOT 7, JALAN MERDEKA,",
+    "43000 KAJANG",
+    ("DATE:", "03/04/2021", "TIME: 10:05"),
+    ("SUBTOTAL", "12.00"),
+    ("TOTAL", "12.60"),
+    ("CASH", "20.00"),
+)
+NOISE = document("~~ ,. :; ||", "#%&* ^^", "lIl1 oO0 ..")
+COMPANY = FieldSpec(name="company", required=True, aliases=("store",))
+DATE = FieldSpec(name="date", type=FieldType.date, required=True)
+TOTAL = FieldSpec(name="total", type=FieldType.amount, required=True)
+
+
+def index_of(doc: object) -> TextIndex:
+    return TextIndex(doc.layout())  # type: ignore[attr-defined]
+
+
+def test_required_bad_fields_get_numbered_candidates_from_the_page() -> None:
+    results = {
+        "company": FieldResult("company", "KEDAI MAJOO JAYA SDN", status="ungrounded"),
+        "date": FieldResult("date", None, status="missing"),
+        "total": FieldResult("total", "12.6O", status="invalid"),
+    }
+    questions = {q.field.name: q for q in questions_for((COMPANY, DATE, TOTAL), results, index_of(RECEIPT))}
+    assert set(questions) == {"company", "date", "total"}
+    assert [c.text for c in questions["date"].candidates] == ["03/04/2021"]
+    totals = [c.text for c in questions["total"].candidates]
+    assert "12.60" in totals and "20.00" not in totals  # only rows naming the field ("TOTAL", "SUBTOTAL")
+    company = [c.text for c in questions["company"].candidates]
+    assert company[0] == "KEDAI MAJU JAYA" and "KEDAI MAJU JAYA SDN BHD" in company  # two lines joined
+    schema = choice_schema(list(questions.values()))
+    assert schema["properties"]["date"] == {"enum": [0, 1]}
+    text = render_question(load_prompts("en"), list(questions.values()))
+    assert "1. 03/04/2021" in text and '"company"' in text and "0" in text
+
+
+def test_grounded_optional_list_and_enum_fields_are_not_reasked() -> None:
+    fields = (
+        COMPANY,
+        FieldSpec(name="note"),  # not required
+        FieldSpec(name="grade", type=FieldType.enum, choices=("a", "b"), required=True),
+    )
+    results = {
+        "company": FieldResult("company", "KEDAI MAJU JAYA", status="grounded"),
+        "note": FieldResult("note", None, status="missing"),
+        "grade": FieldResult("grade", None, status="missing"),
+    }
+    assert questions_for(fields, results, index_of(RECEIPT)) == []
+
+
+def test_a_choice_becomes_the_pages_text_and_zero_or_nonsense_none() -> None:
+    results = {"date": FieldResult("date", None, status="missing"), "total": FieldResult("total", None)}
+    questions = questions_for((DATE, TOTAL), results, index_of(RECEIPT))
+    chosen = answers_from(questions, {"date": 1, "total": "0"})
+    assert chosen == {"date": "03/04/2021", "total": None}
+    assert answers_from(questions, {"date": 9, "total": "x"}) == {"date": None, "total": None}
+    assert answers_from(questions, None) == {"date": None, "total": None}
+
+
+def test_page_strings_hold_lines_joins_and_values_after_labels() -> None:
+    strings = page_strings(RECEIPT.layout())
+    assert "KEDAI MAJU JAYA" in strings and "KEDAI MAJU JAYA SDN BHD" in strings
+    assert "LOT 7, JALAN MERDEKA, 43000 KAJANG" in strings
+    assert "10:05" in strings  # "TIME: 10:05" without its label
+    assert len(strings) == len(set(strings))
+
+
+def test_extractive_schema_restricts_text_fields_and_always_allows_null() -> None:
+    schema = extractive_schema((COMPANY, DATE, TOTAL), NOISE.layout())
+    company = schema["properties"]["company"]["enum"]
+    assert company[-1] is None and "~~ ,. :; ||" in company
+    assert schema["properties"]["date"] == {"type": ["string", "null"]}  # dates keep free generation
+    assert schema["required"] == ["company", "date", "total"]
+
+
+def test_the_local_models_grammar_accepts_the_extractive_schema() -> None:
+    llama_grammar = pytest.importorskip("llama_cpp.llama_grammar")
+    schema = extractive_schema((COMPANY, DATE), RECEIPT.layout())
+    gbnf = llama_grammar.json_schema_to_gbnf(json.dumps(schema))
+    rule = next(line for line in gbnf.splitlines() if line.startswith("company ::="))
+    assert "KEDAI MAJU JAYA" in rule and "null" in rule and "string" not in rule
+    llama_grammar.LlamaGrammar.from_string(gbnf, verbose=False)  # it parses
