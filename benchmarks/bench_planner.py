@@ -107,10 +107,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"target <= 5 ms at 1000 examples: {'MET' if met_ms else 'NOT MET'} ({results[1000]:.2f} ms)")
     print(f"target growth no worse than linear: {'MET' if met_linear else 'NOT MET'} ({ratio_1000:.2f}x <= 100x)")
     results_json = [
-        {"name": "ms/document at 1000 examples", "value": round(results[1000], 3), "unit": "ms",
-         "target": "<= 5", "met": met_ms},
-        {"name": "time ratio 1000/10 examples", "value": round(ratio_1000, 2), "unit": "x",
-         "target": "<= 100 (linear)", "met": met_linear},
+        {
+            "name": "ms/document at 1000 examples",
+            "value": round(results[1000], 3),
+            "unit": "ms",
+            "target": "<= 5",
+            "met": met_ms,
+        },
+        {
+            "name": "time ratio 1000/10 examples",
+            "value": round(ratio_1000, 2),
+            "unit": "x",
+            "target": "<= 100 (linear)",
+            "met": met_linear,
+        },
     ]
     print("BENCH-JSON " + json.dumps({"benchmark": "planner", "results": results_json}))  # for run_all.py
     return 0 if met_ms and met_linear else 1

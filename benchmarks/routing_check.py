@@ -50,8 +50,10 @@ def main() -> int:
     router = Router(library)
     generic = [router.prescore(e.text) for e in library.get("generic").examples]
     misrouted = sum(1 for ranked in generic if confident(ranked))
-    print(f"leave-one-out: {right} right, {wrong} wrong, {unsure} not confident; "
-          f"generic examples confidently routed elsewhere: {misrouted}/{len(generic)}")
+    print(
+        f"leave-one-out: {right} right, {wrong} wrong, {unsure} not confident; "
+        f"generic examples confidently routed elsewhere: {misrouted}/{len(generic)}"
+    )
     for dataset, expected in (("sroie_train", "retail_receipt"), ("cn_train_ticket", "train_ticket"), ("funsd", None)):
         files = sorted((SHARED / dataset / "ocr").glob("*.json"))
         counts = {"right": 0, "wrong": 0, "not confident": 0}

@@ -88,15 +88,21 @@ def parse_output(benchmark: str, stdout: str) -> tuple[list[Row], bool]:
     for line in stdout.splitlines():
         if line.startswith(MARKER):
             try:
-                data = json.loads(line[len(MARKER):])
+                data = json.loads(line[len(MARKER) :])
             except json.JSONDecodeError:
                 continue
             name = str(data.get("benchmark") or benchmark)
             for item in data.get("results", []):
                 met = item.get("met")
                 rows.append(
-                    Row(name, str(item.get("name", "")), item.get("value"), str(item.get("target", "")),
-                        None if met is None else bool(met), str(item.get("unit", "")))
+                    Row(
+                        name,
+                        str(item.get("name", "")),
+                        item.get("value"),
+                        str(item.get("target", "")),
+                        None if met is None else bool(met),
+                        str(item.get("unit", "")),
+                    )
                 )
     if rows:
         return rows, True
@@ -213,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     wanted = {n.removeprefix("bench_") for n in args.only}
     skipped = {n.removeprefix("bench_") for n in args.skip}
     scripts = [
-        s for s in scripts
+        s
+        for s in scripts
         if (not wanted or s.stem.removeprefix("bench_") in wanted) and s.stem.removeprefix("bench_") not in skipped
     ]
     if not scripts:
@@ -232,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         outcomes.append(outcome)
 
     table = summary_table(outcomes)
-    widths = [max(len(str(r[i])) for r in [["benchmark", "measure", "value", "target", "verdict"], *table])
-              for i in range(5)]
+    widths = [
+        max(len(str(r[i])) for r in [["benchmark", "measure", "value", "target", "verdict"], *table]) for i in range(5)
+    ]
     print()
     for row in [["benchmark", "measure", "value", "target", "verdict"], *table]:
         print("  ".join(str(c).ljust(min(w, 90)) for c, w in zip(row, widths, strict=True)))

@@ -1,7 +1,7 @@
 """chatocr: OCR + an LLM with token-budgeted few-shot dialogue, returning grounded JSON.
 
-    from chatocr import ChatOCR
-    result = ChatOCR().extract("receipt.jpg", keys=["company", "date", "total"])
+from chatocr import ChatOCR
+result = ChatOCR().extract("receipt.jpg", keys=["company", "date", "total"])
 """
 
 from chatocr.api import ChatOCR, ChatSession

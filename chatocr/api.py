@@ -353,7 +353,12 @@ class ChatSession:
         if schema is not None:
             return await self._ask_typed(question, schema, **options)
         answer, self.dropped_history = await self.owner.pipeline.answer(
-            self.prepared, question, self.history, language=self.language, title=self.title, calls=self.calls,
+            self.prepared,
+            question,
+            self.history,
+            language=self.language,
+            title=self.title,
+            calls=self.calls,
             on_delta=on_delta,
         )
         self.history.append((question, answer))

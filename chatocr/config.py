@@ -88,7 +88,7 @@ class ChatOCRConfig(BaseModel):
     @field_validator("max_examples", "restate_every", mode="before")
     @classmethod
     def _none_words(cls, value: Any) -> Any:
-        """"all" / "none" / "off" mean no limit (from the environment or a TOML file)."""
+        """ "all" / "none" / "off" mean no limit (from the environment or a TOML file)."""
         if isinstance(value, str) and value.strip().lower() in ("all", "none", "off", ""):
             return None
         return value

@@ -42,8 +42,17 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
-    "DocKey", "DoneKey", "ResultLog", "csv_columns", "csv_row", "csv_text", "done_key", "file_sha256", "format_line",
-    "read_results", "record_for",
+    "DocKey",
+    "DoneKey",
+    "ResultLog",
+    "csv_columns",
+    "csv_row",
+    "csv_text",
+    "done_key",
+    "file_sha256",
+    "format_line",
+    "read_results",
+    "record_for",
 ]
 
 LogFormat = Literal["jsonl", "csv"]
@@ -64,8 +73,10 @@ def file_sha256(path: Path) -> str:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
     except OSError as error:
-        raise InputError(f"Cannot read {path}: {error.strerror or error}.",
-                         hint="Check that the file exists and that you may read it.") from None
+        raise InputError(
+            f"Cannot read {path}: {error.strerror or error}.",
+            hint="Check that the file exists and that you may read it.",
+        ) from None
     return digest.hexdigest()
 
 
@@ -116,11 +127,16 @@ def csv_text(row: Sequence[str]) -> str:
 
 
 def csv_row(columns: Sequence[str], key: DocKey, result: Extraction) -> list[str]:
-    row = {"path": key[0], "sha256": key[1], "ok": "true" if result.ok else "false",
-           "page": "" if result.page is None else str(result.page),
-           "pages": str(result.ocr.get("document_pages") or ""),
-           "scenario": result.scenario or "", "values": _flat(result.values),
-           "error": _flat(result.error["message"]) if result.error else ""}
+    row = {
+        "path": key[0],
+        "sha256": key[1],
+        "ok": "true" if result.ok else "false",
+        "page": "" if result.page is None else str(result.page),
+        "pages": str(result.ocr.get("document_pages") or ""),
+        "scenario": result.scenario or "",
+        "values": _flat(result.values),
+        "error": _flat(result.error["message"]) if result.error else "",
+    }
     for name, item in result.fields.items():
         row[name] = _flat(item.value)
         row[f"{name}.status"] = item.status
@@ -162,8 +178,10 @@ class ResultLog:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    raise ConfigError(f"Another chatocr run is writing to {self.path}.",
-                                      hint="Wait for it to finish, or use another --out file.") from None
+                    raise ConfigError(
+                        f"Another chatocr run is writing to {self.path}.",
+                        hint="Wait for it to finish, or use another --out file.",
+                    ) from None
             self._fd = fd
             self._recover()
         except BaseException:
@@ -176,8 +194,10 @@ class ResultLog:
         """The results file's descriptor; usage errors for paths that cannot be a results file."""
         where = self.path
         if where.is_symlink() and not _system_stream(where):
-            raise UsageError(f"--out {where} is a symbolic link; chatocr does not write through links.",
-                             hint="Give the real path of the results file.")
+            raise UsageError(
+                f"--out {where} is a symbolic link; chatocr does not write through links.",
+                hint="Give the real path of the results file.",
+            )
         if where.is_dir():
             raise UsageError(f"--out {where} is a directory.", hint="Give a file name, e.g. results.jsonl.")
         if _system_stream(where) or (where.exists() and not where.is_file()):  # /dev/stdout, a FIFO: stream
@@ -189,15 +209,17 @@ class ResultLog:
         try:
             where.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
-            raise UsageError(f"--out {where}: {where.parent} is not a directory.",
-                             hint="Give a path whose folders are folders.") from None
+            raise UsageError(
+                f"--out {where}: {where.parent} is not a directory.", hint="Give a path whose folders are folders."
+            ) from None
         except OSError as error:
             raise UsageError(f"Cannot create the folder of --out {where}: {error.strerror or error}.") from None
         try:
             return os.open(where, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except OSError as error:
-            raise UsageError(f"Cannot open --out {where}: {error.strerror or error}.",
-                             hint="Check the path and its permissions.") from None
+            raise UsageError(
+                f"Cannot open --out {where}: {error.strerror or error}.", hint="Check the path and its permissions."
+            ) from None
 
     def close(self) -> None:
         if self._fd is not None:
@@ -216,7 +238,7 @@ class ResultLog:
         assert self._fd is not None
         data = self.path.read_bytes()
         complete = data[: data.rfind(b"\n") + 1]
-        tail = data[len(complete):]
+        tail = data[len(complete) :]
         lines = complete.decode("utf-8", errors="replace").splitlines(keepends=True)
         foreign: list[int] = []
         kept = self._csv_lines(lines, foreign) if self.format == "csv" else self._jsonl_lines(lines, foreign)

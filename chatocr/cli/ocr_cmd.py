@@ -64,8 +64,12 @@ def run(args: argparse.Namespace) -> int:
         timing = f"{seconds:.2f}s"
         if document.cached:
             timing = f"cached, {seconds:.2f}s (the OCR itself took {document.seconds:.2f}s)"
-        console.print(f"{len(document.lines)} lines, {len(document.pages)} page(s), {document.engine} "
-                      f"{document.model}, {timing}", style="dim", highlight=False, markup=False)
+        console.print(
+            f"{len(document.lines)} lines, {len(document.pages)} page(s), {document.engine} {document.model}, {timing}",
+            style="dim",
+            highlight=False,
+            markup=False,
+        )
     for warning in document.warnings:
         console.print(f"warning: {warning}", style="yellow", markup=False)
     return 0

@@ -80,7 +80,10 @@ def register(sub: Any) -> None:
         help="plan for a preset's limits (see below; default ernie-2000 unless --llm is given)",
     )
     target.add_argument(
-        "-l", "--llm", metavar="PROVIDER[:MODEL]", help="plan for this backend's limits and token counter (nothing is sent)"
+        "-l",
+        "--llm",
+        metavar="PROVIDER[:MODEL]",
+        help="plan for this backend's limits and token counter (nothing is sent)",
     )
     parser.add_argument("--ocr", metavar="ENGINE", help="OCR engine for images and PDFs (default: the configured one)")
     parser.add_argument("--packing", choices=["single", "pairs", "packed"], help="default: the configured packing")

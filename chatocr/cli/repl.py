@@ -95,9 +95,18 @@ class Repl:
         self.loop = asyncio.new_event_loop()  # every OCR and model call runs here, cancellable
         self._index: tuple[ChatSession, TextIndex] | None = None
         self.handlers: dict[str, Callable[[str], None]] = {
-            "/open": self.open, "/ocr": self.show_ocr, "/scenario": self.set_scenario, "/keys": self.set_keys,
-            "/extract": self.extract, "/why": self.why, "/history": self.show_history, "/usage": self.show_usage,
-            "/model": self.set_model, "/save": self.save, "/reset": self.reset, "/help": self.help,
+            "/open": self.open,
+            "/ocr": self.show_ocr,
+            "/scenario": self.set_scenario,
+            "/keys": self.set_keys,
+            "/extract": self.extract,
+            "/why": self.why,
+            "/history": self.show_history,
+            "/usage": self.show_usage,
+            "/model": self.set_model,
+            "/save": self.save,
+            "/reset": self.reset,
+            "/help": self.help,
         }
         if scenario:
             self.set_scenario(scenario)
@@ -131,8 +140,12 @@ class Repl:
         except ChatOCRError as exc:
             self.console.print(f"error: {exc}", style="red", markup=False, highlight=False)
         except Exception as exc:  # the session survives even our bugs
-            self.console.print(f"error: {type(exc).__name__}: {exc} (a bug in chatocr; please report it)",
-                               style="red", markup=False, highlight=False)
+            self.console.print(
+                f"error: {type(exc).__name__}: {exc} (a bug in chatocr; please report it)",
+                style="red",
+                markup=False,
+                highlight=False,
+            )
         return True
 
     # -- commands -------------------------------------------------------------------------------
@@ -159,8 +172,12 @@ class Repl:
         self.checks = []  # /why numbers follow /history: this document's answers
         doc = session.document
         cached = ", cached" if doc.cached else ""
-        self.console.print(f"opened {path}: {len(doc.lines)} lines, {len(doc.pages)} page(s) "
-                           f"({doc.engine}{cached}); /ocr shows the text", highlight=False, markup=False)
+        self.console.print(
+            f"opened {path}: {len(doc.lines)} lines, {len(doc.pages)} page(s) "
+            f"({doc.engine}{cached}); /ocr shows the text",
+            highlight=False,
+            markup=False,
+        )
 
     def show_ocr(self, arg: str) -> None:
         self.console.print(self._need_session().text, markup=False, highlight=False)
@@ -176,14 +193,16 @@ class Repl:
             return
         scenario = self.ocr.library.resolve(arg)  # a YAML file, or a name (suggestions if unknown)
         self.scenario = scenario.name
-        self.console.print(f"scenario: {scenario.name} ({scenario.title}); fields: "
-                           + ", ".join(f.name for f in scenario.fields), highlight=False, markup=False)
+        self.console.print(
+            f"scenario: {scenario.name} ({scenario.title}); fields: " + ", ".join(f.name for f in scenario.fields),
+            highlight=False,
+            markup=False,
+        )
 
     def set_keys(self, arg: str) -> None:
         if not arg:  # show, do not change
             current = ", ".join(self.keys) if self.keys else "the scenario's fields"
-            self.console.print(f"keys: {current}; /keys k1,k2 sets them, /keys - resets", highlight=False,
-                               markup=False)
+            self.console.print(f"keys: {current}; /keys k1,k2 sets them, /keys - resets", highlight=False, markup=False)
             return
         if arg == "-":
             self.keys = None
@@ -234,8 +253,10 @@ class Repl:
             n = int(arg) if arg else len(self.checks)
             check = self.checks[n - 1] if n >= 1 else self.checks[n]
         except (ValueError, IndexError):
-            raise ConfigError(f"/why takes an answer's number, 1 to {len(self.checks)}.",
-                              hint="/history lists the answers; /why alone explains the last.") from None
+            raise ConfigError(
+                f"/why takes an answer's number, 1 to {len(self.checks)}.",
+                hint="/history lists the answers; /why alone explains the last.",
+            ) from None
         self.console.print(answer_text(check))
         if not check.claims:
             self.console.print("it states no number, date, code or name to look up", style="dim")
@@ -249,8 +270,11 @@ class Repl:
             self.console.print("lines the answer rests on:", highlight=False)
         for ev in check.support:
             box = ",".join(f"{c:.0f}" for point in ev.box[:1] + ev.box[2:3] for c in point)
-            self.console.print(f"  {ev.line_id}  {ev.text}   (box {box}, confidence {ev.confidence:.2f})",
-                               highlight=False, markup=False)
+            self.console.print(
+                f"  {ev.line_id}  {ev.text}   (box {box}, confidence {ev.confidence:.2f})",
+                highlight=False,
+                markup=False,
+            )
 
     def show_history(self, arg: str) -> None:
         session = self._need_session()
@@ -264,22 +288,33 @@ class Repl:
         calls += [c for e in self.extractions for c in e.calls]
         prompt = sum(c.prompt_tokens or 0 for c in calls)
         completion = sum(c.completion_tokens or 0 for c in calls)
-        return {"calls": len(calls), "prompt_tokens": prompt, "completion_tokens": completion,
-                "llm_seconds": round(sum(c.latency_s for c in calls), 2),
-                "session_seconds": round(time.monotonic() - self.started, 1),
-                "model": f"{self.ocr.model.provider}:{self.ocr.model.model}"}
+        return {
+            "calls": len(calls),
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "llm_seconds": round(sum(c.latency_s for c in calls), 2),
+            "session_seconds": round(time.monotonic() - self.started, 1),
+            "model": f"{self.ocr.model.provider}:{self.ocr.model.model}",
+        }
 
     def show_usage(self, arg: str) -> None:
         u = self.usage()
-        self.console.print(f"{u['calls']} call(s), {u['prompt_tokens']} prompt + {u['completion_tokens']} "
-                           f"completion tokens, {u['llm_seconds']}s in the model, {u['session_seconds']}s "
-                           f"session, model {u['model']}", highlight=False, markup=False)
+        self.console.print(
+            f"{u['calls']} call(s), {u['prompt_tokens']} prompt + {u['completion_tokens']} "
+            f"completion tokens, {u['llm_seconds']}s in the model, {u['session_seconds']}s "
+            f"session, model {u['model']}",
+            highlight=False,
+            markup=False,
+        )
 
     def set_model(self, arg: str) -> None:
         if not arg:  # show, do not change
-            self.console.print(f"model: {self.ocr.model.provider}:{self.ocr.model.model}; /model PROVIDER[:MODEL] "
-                               f"switches (providers: {', '.join(available_backends())})", highlight=False,
-                               markup=False)
+            self.console.print(
+                f"model: {self.ocr.model.provider}:{self.ocr.model.model}; /model PROVIDER[:MODEL] "
+                f"switches (providers: {', '.join(available_backends())})",
+                highlight=False,
+                markup=False,
+            )
             return
         ocr = ChatOCR(llm=arg, ocr=self.ocr.engine, config=self.ocr.config, scenarios=self.ocr.library)
         old, self.ocr = self.session, ocr
@@ -291,13 +326,19 @@ class Repl:
 
     def save(self, arg: str) -> None:
         if not arg:
-            raise UserError("/save needs a file to write: the questions and answers, the extractions and the "
-                            "usage go there as JSON.", hint="For example: /save session.json")
+            raise UserError(
+                "/save needs a file to write: the questions and answers, the extractions and the "
+                "usage go there as JSON.",
+                hint="For example: /save session.json",
+            )
         data = {
-            "source": str(self.source) if self.source else None, "scenario": self.scenario, "keys": self.keys,
+            "source": str(self.source) if self.source else None,
+            "scenario": self.scenario,
+            "keys": self.keys,
             "history": [{"question": q, "answer": a} for q, a in (self.session.history if self.session else [])],
             "answer_checks": [c.to_dict() for c in self.checks],
-            "extractions": [e.to_dict() for e in self.extractions], "usage": self.usage(),
+            "extractions": [e.to_dict() for e in self.extractions],
+            "usage": self.usage(),
         }
         path = Path(arg).expanduser()
         # Keys a service echoed into an answer must not persist (extractions are masked by to_dict).
@@ -326,16 +367,20 @@ def _write_new_version(path: Path, text: str) -> None:
     usual mistakes: a folder that does not exist, a folder given as the file, no permission."""
     folder = path.parent
     if not folder.is_dir():
-        raise UserError(f"Cannot save to {path}: the folder {folder} does not exist.",
-                        hint=f"Create it first (mkdir -p {folder}) or give a path in an existing folder.")
+        raise UserError(
+            f"Cannot save to {path}: the folder {folder} does not exist.",
+            hint=f"Create it first (mkdir -p {folder}) or give a path in an existing folder.",
+        )
     if path.is_dir() and not path.is_symlink():
-        raise UserError(f"Cannot save to {path}: it is a folder.",
-                        hint=f"Give a file name, e.g. /save {path}/session.json")
+        raise UserError(
+            f"Cannot save to {path}: it is a folder.", hint=f"Give a file name, e.g. /save {path}/session.json"
+        )
     try:
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise UserError(f"Cannot save to {path}: {exc.strerror or exc}.",
-                        hint="Choose a folder you can write to.") from None
+        raise UserError(
+            f"Cannot save to {path}: {exc.strerror or exc}.", hint="Choose a folder you can write to."
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -385,8 +430,9 @@ def _lines(repl: Repl) -> Iterable[str]:
         return
     history = history_path()
     history.parent.mkdir(parents=True, exist_ok=True)
-    prompt: PromptSession[str] = PromptSession(history=FileHistory(str(history)), completer=ReplCompleter(repl),
-                                               complete_while_typing=False)
+    prompt: PromptSession[str] = PromptSession(
+        history=FileHistory(str(history)), completer=ReplCompleter(repl), complete_while_typing=False
+    )
     warned = False  # Ctrl-C at an empty prompt: say how to leave; a second one in a row leaves
     while True:
         try:
@@ -407,9 +453,12 @@ def _lines(repl: Repl) -> Iterable[str]:
 def run(args: argparse.Namespace) -> int:
     console = Console()
     repl = Repl(make_chatocr(args), console, args.scenario, args.keys)
-    console.print(f"chatocr repl · model {repl.ocr.model.provider}:{repl.ocr.model.model} · "
-                  f"OCR {repl.ocr.config.ocr if args.ocr is None else args.ocr} · /help for commands",
-                  highlight=False, markup=False)
+    console.print(
+        f"chatocr repl · model {repl.ocr.model.provider}:{repl.ocr.model.model} · "
+        f"OCR {repl.ocr.config.ocr if args.ocr is None else args.ocr} · /help for commands",
+        highlight=False,
+        markup=False,
+    )
     if args.image is not None:
         repl.handle(f"/open {args.image}")
     try:

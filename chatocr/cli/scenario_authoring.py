@@ -47,12 +47,15 @@ _Dumper.add_representer(str, _str)
 
 
 def _fields(keys: str) -> list[dict[str, Any]]:
-    """"company=the shop's name,date:date,total:amount" -> field dicts (the shared key syntax,
+    """ "company=the shop's name,date:date,total:amount" -> field dicts (the shared key syntax,
     chatocr/scenarios/keys.py; type text unless given)."""
     out = []
     for key in parse_keys(keys):
-        field: dict[str, Any] = {"name": key.name, "type": key.type.value,
-                                 "description": key.description or f"TODO: what {key.name} is and where it sits"}
+        field: dict[str, Any] = {
+            "name": key.name,
+            "type": key.type.value,
+            "description": key.description or f"TODO: what {key.name} is and where it sits",
+        }
         if key.choices:
             field["choices"] = list(key.choices)
         out.append(field)
@@ -88,8 +91,10 @@ def skeleton_yaml(name: str, text: str, keys: str, source: str, language: str | 
 
 def new_scenario(args: argparse.Namespace) -> int:
     if not _SLUG.match(args.name):
-        raise ConfigError(f"Scenario name {args.name!r} is not valid.",
-                          hint="Use lower-case letters, digits and _, starting with a letter: my_receipt.")
+        raise ConfigError(
+            f"Scenario name {args.name!r} is not valid.",
+            hint="Use lower-case letters, digits and _, starting with a letter: my_receipt.",
+        )
     out: Path = args.out or Path(f"{args.name}.yaml")
     if out.exists() and not args.force:
         raise ConfigError(f"{out} already exists.", hint="Pass --force to overwrite it, or choose --out.")
@@ -101,10 +106,17 @@ def new_scenario(args: argparse.Namespace) -> int:
     load_scenario_text(content, str(out))  # the skeleton itself must load
     atomic_write(out, content)
     console = Console()
-    console.print(f"wrote {out}: {len(document.lines)} OCR lines as the first example, "
-                  f"{len(_fields(args.keys))} field(s) with null answers", highlight=False)
-    console.print(f"next: fill in the answers, then\n  chatocr scenarios validate {out}\n"
-                  f"  chatocr scenarios test {out} --data DIR", highlight=False, markup=False)
+    console.print(
+        f"wrote {out}: {len(document.lines)} OCR lines as the first example, "
+        f"{len(_fields(args.keys))} field(s) with null answers",
+        highlight=False,
+    )
+    console.print(
+        f"next: fill in the answers, then\n  chatocr scenarios validate {out}\n"
+        f"  chatocr scenarios test {out} --data DIR",
+        highlight=False,
+        markup=False,
+    )
     return 0
 
 
@@ -118,8 +130,10 @@ def test_scenario(args: argparse.Namespace) -> int:
     for doc in dataset.documents:
         source = doc.ocr if use_text else doc.image
         if source is None:
-            raise InputError(f"{dataset.root}: {doc.id} has no {'ocr/ file' if use_text else 'image'}.",
-                             hint="Use --ocr text for sets with ocr/ files, an OCR engine for images.")
+            raise InputError(
+                f"{dataset.root}: {doc.id} has no {'ocr/ file' if use_text else 'image'}.",
+                hint="Use --ocr text for sets with ocr/ files, an OCR engine for images.",
+            )
         sources[str(source)] = doc
     correct = {f: 0 for f in dataset.fields}
     misses: list[tuple[str, str, Any, Any]] = []
@@ -144,15 +158,27 @@ def test_scenario(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _report(console: Console, scenario: str, data: str, total: int, correct: dict[str, int],
-            misses: list[tuple[str, str, Any, Any]], failed: list[tuple[str, str]], verbose: bool) -> None:
-    table = Table("field", "correct", "accuracy", title=f"{scenario} on {data} ({total} documents)",
-                  title_justify="left")
+def _report(
+    console: Console,
+    scenario: str,
+    data: str,
+    total: int,
+    correct: dict[str, int],
+    misses: list[tuple[str, str, Any, Any]],
+    failed: list[tuple[str, str]],
+    verbose: bool,
+) -> None:
+    table = Table(
+        "field", "correct", "accuracy", title=f"{scenario} on {data} ({total} documents)", title_justify="left"
+    )
     for name, count in correct.items():
         table.add_row(name, f"{count}/{total}", f"{count / total:.1%}" if total else "-")
     pairs = total * len(correct)
-    table.add_row("[bold]all fields[/bold]", f"{sum(correct.values())}/{pairs}",
-                  f"{sum(correct.values()) / pairs:.1%}" if pairs else "-")
+    table.add_row(
+        "[bold]all fields[/bold]",
+        f"{sum(correct.values())}/{pairs}",
+        f"{sum(correct.values()) / pairs:.1%}" if pairs else "-",
+    )
     console.print(table)
     console.print(f"normalisation: {NORMALIZATION}", style="dim", highlight=False, markup=False)
     if verbose:

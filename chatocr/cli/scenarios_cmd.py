@@ -117,8 +117,18 @@ def list_scenarios(args: argparse.Namespace) -> int:
     sources = {scenario.name: Path(str(library.sources.get(scenario.name) or "")) for scenario in library}
     if args.plain:  # one tab-separated row per scenario, for scripts: `chatocr scenarios list --plain | cut -f1`
         for scenario in library:
-            print("\t".join([scenario.name, scenario.title, scenario.language, str(len(scenario.fields)),
-                             str(len(scenario.examples)), str(sources[scenario.name])]))
+            print(
+                "\t".join(
+                    [
+                        scenario.name,
+                        scenario.title,
+                        scenario.language,
+                        str(len(scenario.fields)),
+                        str(len(scenario.examples)),
+                        str(sources[scenario.name]),
+                    ]
+                )
+            )
         return 0
     # The name is what one types: never cut or wrapped. The folders go under the table, once each.
     longest = max((len(scenario.name) for scenario in library), default=4)
@@ -127,8 +137,14 @@ def list_scenarios(args: argparse.Namespace) -> int:
     for column in ("title", "lang", "fields", "examples", "file"):
         table.add_column(column)
     for scenario in library:
-        table.add_row(scenario.name, scenario.title, scenario.language, str(len(scenario.fields)),
-                      str(len(scenario.examples)), sources[scenario.name].name)
+        table.add_row(
+            scenario.name,
+            scenario.title,
+            scenario.language,
+            str(len(scenario.fields)),
+            str(len(scenario.examples)),
+            sources[scenario.name].name,
+        )
     console = Console()
     console.print(table)
     for folder in dict.fromkeys(str(path.parent) for path in sources.values() if path.name):

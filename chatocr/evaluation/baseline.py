@@ -111,8 +111,9 @@ def parse_ppchatocr_reply(reply: str) -> dict[str, Any]:
 class BaselineOutcome:
     """Values (None where PP-ChatOCR would report a failure marker), the call and its reply."""
 
-    def __init__(self, values: dict[str, Any], prompt: str, reply: ChatReply | None, error: str | None,
-                 seconds: float) -> None:
+    def __init__(
+        self, values: dict[str, Any], prompt: str, reply: ChatReply | None, error: str | None, seconds: float
+    ) -> None:
         self.values = values
         self.prompt = prompt
         self.reply = reply
@@ -136,8 +137,9 @@ async def run_baseline(
     try:
         reply = await model.chat([Message("user", prompt, kind="ppchatocr")], settings)
     except Exception as exc:  # PP-ChatOCR answers "大模型调用失败" here; we record the error
-        return BaselineOutcome(dict.fromkeys(keys), prompt, None, f"{type(exc).__name__}: {exc}",
-                               time.perf_counter() - started)
+        return BaselineOutcome(
+            dict.fromkeys(keys), prompt, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started
+        )
     parsed = parse_ppchatocr_reply(reply.text)
     values: dict[str, Any] = {}
     for key in keys:

@@ -85,8 +85,15 @@ class Dataset:
         if limit is None or limit >= len(self.documents):
             return self
         return Dataset(
-            self.name, self.root, self.scenario, self.documents[:limit], self.fields, self.field_map,
-            self.normalizers, self.unmapped, self.profile_note,
+            self.name,
+            self.root,
+            self.scenario,
+            self.documents[:limit],
+            self.fields,
+            self.field_map,
+            self.normalizers,
+            self.unmapped,
+            self.profile_note,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -209,6 +216,13 @@ def load_dataset(
         mapped = {mapping[k]: v for k, v in labels.items() if k in mapping}
         documents.append(Document(doc_id, mapped, image, ocr if ocr.is_file() else None, labels))
     return Dataset(
-        root.name, root, name, documents, fields, mapping, kinds, unmapped,
+        root.name,
+        root,
+        name,
+        documents,
+        fields,
+        mapping,
+        kinds,
+        unmapped,
         profile.note if profile is not None and profile.scenario == name else "",
     )

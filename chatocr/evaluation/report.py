@@ -29,8 +29,18 @@ def _delta(value: Any) -> str:
 
 
 SUMMARY_COLUMNS = (
-    "strategy", "exact %", "ANLS", "F1 %", "grounded %", "calls/doc", "tokens/doc", "s/doc",
-    "exact vs base (pts)", "tokens vs base", "model's answers exact %", "swaps",
+    "strategy",
+    "exact %",
+    "ANLS",
+    "F1 %",
+    "grounded %",
+    "calls/doc",
+    "tokens/doc",
+    "s/doc",
+    "exact vs base (pts)",
+    "tokens vs base",
+    "model's answers exact %",
+    "swaps",
 )
 
 

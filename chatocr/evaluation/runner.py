@@ -57,8 +57,7 @@ class FixedOrderBank(ExampleBank):
     def __init__(self, library: ScenarioLibrary) -> None:
         super().__init__(library)
         self._order = {
-            s.example_id(i): n
-            for n, (s, i) in enumerate((s, i) for s in library for i in range(len(s.examples)))
+            s.example_id(i): n for n, (s, i) in enumerate((s, i) for s in library for i in range(len(s.examples)))
         }
 
     def select(
@@ -366,8 +365,11 @@ class Evaluator:
                     return results
                 for strategy in resolved:
                     if document is None:
-                        results.append(DocOutcome(dataset.name, doc.id, strategy.name,
-                                                  error=self.ocr_errors.get((dataset.name, doc.id))))
+                        results.append(
+                            DocOutcome(
+                                dataset.name, doc.id, strategy.name, error=self.ocr_errors.get((dataset.name, doc.id))
+                            )
+                        )
                         continue
                     outcome = await self.run_one(strategy, dataset, doc, document)
                     results.append(outcome)
@@ -506,8 +508,12 @@ def build_report(
                 if strategy.route == "classifier" and strategy.kind == "chatocr":
                     route_total += 1
                     route_right += outcome.scenario == dataset.scenario
-                row: dict[str, Any] = {"dataset": dataset.name, "document": doc.id, "strategy": strategy.name,
-                                       "fields": {}}
+                row: dict[str, Any] = {
+                    "dataset": dataset.name,
+                    "document": doc.id,
+                    "strategy": strategy.name,
+                    "fields": {},
+                }
                 for name in dataset.fields:
                     kind = dataset.normalizers.get(name, "text")
                     norm = get_normalizer(kind)
@@ -517,17 +523,27 @@ def build_report(
                     grounded = None if not pred_n or status is None else status == "grounded"
                     in_ocr = ocr_contains(texts[doc.id], label, kind) if label_n else None
                     match = field_counts[name].add(
-                        pred_n, label_n, grounded=grounded, in_ocr=in_ocr, where=doc.id,
-                        raw_prediction=predicted, raw_label=label,
+                        pred_n,
+                        label_n,
+                        grounded=grounded,
+                        in_ocr=in_ocr,
+                        where=doc.id,
+                        raw_prediction=predicted,
+                        raw_label=label,
                     )
                     row["fields"][name] = {"predicted": predicted, "label": label, "match": match, "status": status}
                     answered = outcome.answers.get(name, predicted)
                     answer_counts.add(norm(answered), label_n)
                 swaps += sum(_swapped(dataset, doc, outcome, a, b) for a, b in pairs.get(dataset.name, []))
                 row.update(
-                    error=outcome.error, calls=outcome.calls, prompt_tokens=outcome.prompt_tokens,
-                    completion_tokens=outcome.completion_tokens, seconds=outcome.seconds,
-                    scenario=outcome.scenario, route=outcome.route, examples=outcome.examples,
+                    error=outcome.error,
+                    calls=outcome.calls,
+                    prompt_tokens=outcome.prompt_tokens,
+                    completion_tokens=outcome.completion_tokens,
+                    seconds=outcome.seconds,
+                    scenario=outcome.scenario,
+                    route=outcome.route,
+                    examples=outcome.examples,
                 )
                 details.append(row)
             total = FieldCounts()

@@ -174,8 +174,19 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "standard": ("default", "baseline"),
     "levers": ("default", "no-snap", "field-reask", "extractive", "layout-examples", "positions", "accuracy"),
     "compare": (
-        "default", "single", "pairs", "examples-0", "examples-1", "examples-3", "examples-all",
-        "unfocused", "unfocused-all", "fixed-examples", "classifier", "restate-1", "baseline",
+        "default",
+        "single",
+        "pairs",
+        "examples-0",
+        "examples-1",
+        "examples-3",
+        "examples-all",
+        "unfocused",
+        "unfocused-all",
+        "fixed-examples",
+        "classifier",
+        "restate-1",
+        "baseline",
     ),
 }
 

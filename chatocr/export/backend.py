@@ -17,6 +17,7 @@ from chatocr.tokens import TokenCounter
 
 __all__ = ["export_chat", "vocab_counter"]
 
+
 def vocab_counter(model: str | None = None) -> TokenCounter:
     """The local model's own counter from its vocabulary only (see chatocr.llm.local)."""
     from chatocr.llm.local import vocabulary_counter

@@ -115,8 +115,11 @@ def _depth(value: Any) -> int:
 def parse_reply(text: str) -> ParsedReply:
     parsed = _parse(text)
     if parsed.data is not None and _depth(parsed.data) > MAX_DEPTH:
-        return ParsedReply(None, parsed.repairs,
-                           error=f"the JSON nests deeper than {MAX_DEPTH} levels; answer one flat object of fields")
+        return ParsedReply(
+            None,
+            parsed.repairs,
+            error=f"the JSON nests deeper than {MAX_DEPTH} levels; answer one flat object of fields",
+        )
     return parsed
 
 

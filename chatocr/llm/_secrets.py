@@ -130,4 +130,3 @@ def reveal(value: str | Secret | None) -> str | None:
     if value is None:
         return None
     return value.reveal() if isinstance(value, Secret) else value
-

@@ -160,6 +160,4 @@ def error_for_code(code: int, message: str, *, provider: str) -> LLMError:
             else None
         )
         return InvalidRequestError(text, provider=provider, hint=hint)
-    return InvalidRequestError(
-        text, provider=provider, hint="An unexpected error code; see Baidu's error-code table."
-    )
+    return InvalidRequestError(text, provider=provider, hint="An unexpected error code; see Baidu's error-code table.")

@@ -90,9 +90,7 @@ class ErnieBotChatModel(BlockingChatModel):
         self._sk = as_secret(sk or os.environ.get("EB_SK"))
         if not self._token and not (self._ak and self._sk and self.api_type == "qianfan"):
             variable = (
-                "AISTUDIO_ACCESS_TOKEN"
-                if self.api_type == "aistudio"
-                else "EB_ACCESS_TOKEN (or EB_AK and EB_SK)"
+                "AISTUDIO_ACCESS_TOKEN" if self.api_type == "aistudio" else "EB_ACCESS_TOKEN (or EB_AK and EB_SK)"
             )
             raise AuthenticationError(
                 f"No credentials for ERNIE Bot (api_type {self.api_type}).",

@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 __all__ = ["LazyTiktokenCounter", "OpenAIChatModel", "preset_model_class"]
 
 
-
 class LazyTiktokenCounter:
     """A TiktokenCounter built on first use: building the BPE table takes a moment, and many
     processes (doctor, the REPL's model switcher) never count."""

@@ -157,8 +157,7 @@ class QianfanChatModel(BlockingChatModel):
                 if claimed is not None and claimed != value:
                     shown = "a different key" if name in _SECRET_FIELDS else repr(claimed)
                     raise ConfigError(
-                        f"qianfan's {name} is process-wide and another chatocr model "
-                        f"already set it to {shown}.",
+                        f"qianfan's {name} is process-wide and another chatocr model already set it to {shown}.",
                         hint="The qianfan SDK cannot hold two configurations in one process: use one "
                         "configuration, or the `qianfan-openai` provider (per-instance settings) "
                         "for the other.",
@@ -173,9 +172,7 @@ class QianfanChatModel(BlockingChatModel):
             ok = bool(config.BEARER_TOKEN or (config.ACCESS_KEY and config.SECRET_KEY))
             needed = "bearer_token=... or QIANFAN_BEARER_TOKEN (or QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY)"
         else:
-            ok = bool(
-                config.ACCESS_TOKEN or (config.AK and config.SK) or (config.ACCESS_KEY and config.SECRET_KEY)
-            )
+            ok = bool(config.ACCESS_TOKEN or (config.AK and config.SK) or (config.ACCESS_KEY and config.SECRET_KEY))
             needed = "access_token=..., ak=/sk=, or QIANFAN_ACCESS_TOKEN / QIANFAN_AK and QIANFAN_SK"
         if not ok:
             raise AuthenticationError(
@@ -266,9 +263,7 @@ class QianfanChatModel(BlockingChatModel):
             text=text,
             finish_reason=finish,
             truncated=truncated,
-            usage=Usage(
-                usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens")
-            ),
+            usage=Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens")),
             model=str(body.get("model") or ""),
             raw=body,
         )
@@ -283,4 +278,3 @@ def _api_error(exc: Any, provider: str) -> LLMError:
         # V2 reports string codes in an `error` object.
         return InvalidRequestError(f"qianfan error {code}: {message}", provider=provider)
     return error_for_code(number, message, provider=provider)
-

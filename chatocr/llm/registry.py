@@ -116,9 +116,7 @@ def _register_builtins() -> None:
             continue
         # "qianfan" names the qianfan-SDK backend; Qianfan V2 through the openai SDK is "qianfan-openai".
         name = "qianfan-openai" if preset == "qianfan" else preset
-        register_backend(
-            name, _lazy("chatocr.llm.openai_backend", "OpenAIChatModel", preset=preset, provider=name)
-        )
+        register_backend(name, _lazy("chatocr.llm.openai_backend", "OpenAIChatModel", preset=preset, provider=name))
     register_backend("ernie", _lazy("chatocr.llm.erniebot_backend", "ErnieBotChatModel"))
     register_backend("qianfan", _lazy("chatocr.llm.qianfan_backend", "QianfanChatModel"))
     register_backend("local", _lazy("chatocr.llm.local", "LocalChatModel"))
@@ -132,9 +130,7 @@ def _discover_plugins() -> None:
     _discovered = True
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         if entry.name in _factories:
-            log.warning(
-                "Plugin %s tries to replace the built-in backend %r; ignored.", entry.value, entry.name
-            )
+            log.warning("Plugin %s tries to replace the built-in backend %r; ignored.", entry.value, entry.name)
             continue
         try:
             factory = entry.load()

@@ -129,7 +129,7 @@ async def _pause(seconds: float) -> None:
 
 
 def from_registry(model: str | None = None, **options: Any) -> ScriptedChatModel:
-    """"scripted:name" with the answers in `script=[...]` (a queue) or a function.
+    """ "scripted:name" with the answers in `script=[...]` (a queue) or a function.
 
     Without `script`, the answers come from $CHATOCR_SCRIPTED_ANSWERS (so that a CLI run in a
     subprocess, e.g. `chatocr extract --llm scripted`, can be scripted): inline JSON or the path of

@@ -124,8 +124,9 @@ def _read_path(path: str | os.PathLike[str], limits: ImageLimits) -> bytes:
             if stat.S_ISDIR(info.st_mode):
                 raise UnsupportedInputError(f"{p} is a directory, not a file.")
             if not stat.S_ISREG(info.st_mode):
-                raise UnsupportedInputError(f"{p} is not a regular file (a pipe or a device?).",
-                                            hint="Give the path of an image or PDF file.")
+                raise UnsupportedInputError(
+                    f"{p} is not a regular file (a pipe or a device?).", hint="Give the path of an image or PDF file."
+                )
             if info.st_size > limits.max_bytes:
                 raise ImageTooLargeError(f"{p} is {info.st_size} bytes, over the limit of {limits.max_bytes}.")
             return handle.read()

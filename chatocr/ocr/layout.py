@@ -32,8 +32,15 @@ if TYPE_CHECKING:  # only for annotations: types.py imports this module, not the
     from chatocr.ocr.types import OCRLine, Page
 
 __all__ = [
-    "MAX_LINES_PER_PAGE", "MAX_SPACES", "LayoutText", "Span", "check_line_count", "display_width", "group_rows",
-    "plain_text", "render_layout",
+    "MAX_LINES_PER_PAGE",
+    "MAX_SPACES",
+    "LayoutText",
+    "Span",
+    "check_line_count",
+    "display_width",
+    "group_rows",
+    "plain_text",
+    "render_layout",
 ]
 
 MAX_SPACES = 8

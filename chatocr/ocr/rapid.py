@@ -70,9 +70,7 @@ class RapidEngine(ImageEngine):
         except ImportError:
             raise MissingDependencyError("The rapid OCR engine", "rapid", package="rapidocr") from None
         if preset not in PRESETS:
-            raise ConfigError(
-                f"Unknown RapidOCR preset {preset!r}.", hint=f"Use one of: {', '.join(PRESETS)}."
-            )
+            raise ConfigError(f"Unknown RapidOCR preset {preset!r}.", hint=f"Use one of: {', '.join(PRESETS)}.")
         self.params = {**_DEFAULT_PARAMS, **PRESETS[preset], **(params or {})}
         if threads is not None:
             self.params["EngineConfig.onnxruntime.intra_op_num_threads"] = int(threads)

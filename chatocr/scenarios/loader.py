@@ -69,9 +69,12 @@ def _check_tree(root: yaml.Node | None, source: str) -> None:
             size[key] = 1 + sum(size[id(kid)] for kid in kids)
             depth[key] = 1 + max((depth[id(kid)] for kid in kids), default=0)
             if size[key] > MAX_YAML_VALUES:
-                raise _refuse(source, node.start_mark.line + 1,
-                              f"the YAML expands to more than {MAX_YAML_VALUES} values (aliases repeated "
-                              "inside aliases?)", hint="Write the values out; a scenario needs no aliases.")
+                raise _refuse(
+                    source,
+                    node.start_mark.line + 1,
+                    f"the YAML expands to more than {MAX_YAML_VALUES} values (aliases repeated inside aliases?)",
+                    hint="Write the values out; a scenario needs no aliases.",
+                )
             if depth[key] > MAX_YAML_DEPTH:
                 raise _refuse(source, node.start_mark.line + 1, f"values nest deeper than {MAX_YAML_DEPTH} levels")
             continue
@@ -103,8 +106,10 @@ def _check_duplicates(node: yaml.MappingNode, source: str) -> None:
         line = key_node.start_mark.line + 1
         if key_node.value in seen:
             raise _refuse(
-                source, line, f"duplicate key {key_node.value!r} (first at line {seen[key_node.value]}, again at "
-                f"line {line})", hint="Keep one of the two: YAML would silently use the last.",
+                source,
+                line,
+                f"duplicate key {key_node.value!r} (first at line {seen[key_node.value]}, again at line {line})",
+                hint="Keep one of the two: YAML would silently use the last.",
             )
         seen[key_node.value] = line
 
@@ -112,8 +117,12 @@ def _check_duplicates(node: yaml.MappingNode, source: str) -> None:
 def load_scenario_text(text: str, source: str = "<string>") -> Scenario:
     """Parse and validate one scenario from YAML text; `source` names it in errors."""
     if len(text) > MAX_SCENARIO_BYTES:
-        raise _refuse(source, 1, f"the file is {len(text)} characters, over the limit of {MAX_SCENARIO_BYTES}",
-                      hint="A scenario needs fields and a few examples; move bulk data elsewhere.")
+        raise _refuse(
+            source,
+            1,
+            f"the file is {len(text)} characters, over the limit of {MAX_SCENARIO_BYTES}",
+            hint="A scenario needs fields and a few examples; move bulk data elsewhere.",
+        )
     try:
         node = yaml.compose(text, Loader=_TextNumbersLoader)
         _check_tree(node, source)
@@ -147,16 +156,21 @@ def load_scenario_file(path: str | Path) -> Scenario:
     path = Path(path)
     try:
         if path.stat().st_size > MAX_SCENARIO_BYTES:
-            raise _refuse(str(path), 1, f"the file is {path.stat().st_size} bytes, over the limit of "
-                          f"{MAX_SCENARIO_BYTES}", hint="A scenario needs fields and a few examples.")
+            raise _refuse(
+                str(path),
+                1,
+                f"the file is {path.stat().st_size} bytes, over the limit of {MAX_SCENARIO_BYTES}",
+                hint="A scenario needs fields and a few examples.",
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ScenarioError(f"{path}: no such scenario file", hint="Check the path.") from exc
     except UnicodeDecodeError as exc:
         raise ScenarioError(f"{path}: not UTF-8 text", hint="Save the scenario file as UTF-8.") from exc
     except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read the scenario file: {exc.strerror or exc}",
-                            hint="Check that it is a readable file.") from exc
+        raise ScenarioError(
+            f"{path}: cannot read the scenario file: {exc.strerror or exc}", hint="Check that it is a readable file."
+        ) from exc
     return load_scenario_text(text, str(path))
 
 
@@ -291,8 +305,10 @@ class ScenarioLibrary:
             return spec
         text = str(spec)
         path = Path(text).expanduser()
-        if isinstance(spec, Path) or path.suffix.lower() in (".yaml", ".yml") or (
-            text not in self._scenarios and path.is_file()
+        if (
+            isinstance(spec, Path)
+            or path.suffix.lower() in (".yaml", ".yml")
+            or (text not in self._scenarios and path.is_file())
         ):
             scenario = load_scenario_file(path)
             if self.sources.get(scenario.name) != path or scenario.name not in self._scenarios:

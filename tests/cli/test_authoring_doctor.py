@@ -26,8 +26,22 @@ def _labelled_set(root: Path) -> Path:
 
 def test_new_writes_a_skeleton_that_validates_once_filled(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = FIXTURES / "ocr" / "X00016469612.json"
-    assert main(["scenarios", "new", "my_receipt", "--from", str(source), "--ocr", "text",
-                 "--keys", "company,date:date,total:amount"]) == 0
+    assert (
+        main(
+            [
+                "scenarios",
+                "new",
+                "my_receipt",
+                "--from",
+                str(source),
+                "--ocr",
+                "text",
+                "--keys",
+                "company,date:date,total:amount",
+            ]
+        )
+        == 0
+    )
     path = home / "my_receipt.yaml"
     assert "BOOK TA .K(TAMAN DAYA) SDN BND" in path.read_text(encoding="utf-8")
     assert main(["scenarios", "validate", str(path)]) == 0
@@ -53,14 +67,29 @@ def test_new_refuses_a_bad_name_or_type(home: Path, capsys: pytest.CaptureFixtur
     assert "is not valid" in err and "Unknown type 'money'" in err
 
 
-def test_scenarios_test_prints_per_field_accuracy(home: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_scenarios_test_prints_per_field_accuracy(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = _labelled_set(home / "set")
     labels = json.loads((data / "labels" / "X00016469612.json").read_text(encoding="utf-8"))
     # Right for the first receipt only: company and total are then 1 of 3.
     script(monkeypatch, [{"company": labels["company"], "date": None, "address": None, "total": labels["total"]}])
-    code = main(["scenarios", "test", "retail_receipt", "--data", str(data), "--llm", "scripted", "--ocr", "text",
-                 "--concurrency", "1", "-v"])
+    code = main(
+        [
+            "scenarios",
+            "test",
+            "retail_receipt",
+            "--data",
+            str(data),
+            "--llm",
+            "scripted",
+            "--ocr",
+            "text",
+            "--concurrency",
+            "1",
+            "-v",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "retail_receipt on set (3 documents)" in out
@@ -95,8 +124,9 @@ def test_doctor_reports_keys_as_set_or_not_and_never_their_values(
     assert "sk-very-secret-value" not in capsys.readouterr().out
 
 
-def test_keys_file_must_be_private(home: Path, monkeypatch: pytest.MonkeyPatch,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_keys_file_must_be_private(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("DASHSCOPE_API_KEY", "")  # recorded, so that the keys file's value is undone too
     monkeypatch.delenv("DASHSCOPE_API_KEY")
     keys = home / "keys.toml"

@@ -132,12 +132,29 @@ def test_draw_writes_a_png_with_the_fields(home: Path, monkeypatch: pytest.Monke
 
 
 @pytest.mark.slow
-def test_a_real_receipt_image_with_rapid_ocr_is_grounded_and_drawn(home: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_real_receipt_image_with_rapid_ocr_is_grounded_and_drawn(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     image = Path(__file__).resolve().parent.parent / "fixtures" / "sroie" / "images" / "X00016469612.jpg"
     script(monkeypatch, [{"date": "25/12/2018", "total": "9.00"}])
-    code = main(["extract", str(image), "--llm", "scripted", "--ocr", "rapid", "--scenario", "retail_receipt",
-                 "--keys", "date,total", "--format", "json", "--draw", str(home / "pics")])
+    code = main(
+        [
+            "extract",
+            str(image),
+            "--llm",
+            "scripted",
+            "--ocr",
+            "rapid",
+            "--scenario",
+            "retail_receipt",
+            "--keys",
+            "date,total",
+            "--format",
+            "json",
+            "--draw",
+            str(home / "pics"),
+        ]
+    )
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert data["fields"]["date"]["status"] == "grounded" and data["fields"]["date"]["evidence"]

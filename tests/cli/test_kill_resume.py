@@ -17,8 +17,18 @@ import pytest
 
 from tests.cli.conftest import CHATOCR, RECEIPT_ANSWER, jsonl, receipts, script
 
-COMMAND = ["--llm", "scripted", "--ocr", "text", "--scenario", "retail_receipt", "--keys", "company,total",
-           "--concurrency", "2"]
+COMMAND = [
+    "--llm",
+    "scripted",
+    "--ocr",
+    "text",
+    "--scenario",
+    "retail_receipt",
+    "--keys",
+    "company,total",
+    "--concurrency",
+    "2",
+]
 
 
 def _wait_for_lines(path: Path, count: int, process: subprocess.Popen[bytes]) -> None:
@@ -37,8 +47,12 @@ def test_kill_9_then_resume_gives_every_document_exactly_once(home: Path, monkey
     docs = receipts(home / "in", 24)
     out = home / "results.jsonl"
     script(monkeypatch, [RECEIPT_ANSWER], latency=0.15)
-    first = subprocess.Popen([str(CHATOCR), "extract", str(home / "in"), *COMMAND, "--out", str(out)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
+    first = subprocess.Popen(
+        [str(CHATOCR), "extract", str(home / "in"), *COMMAND, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
     try:
         _wait_for_lines(out, 3, first)
         first.send_signal(signal.SIGKILL)
@@ -54,8 +68,13 @@ def test_kill_9_then_resume_gives_every_document_exactly_once(home: Path, monkey
         handle.write(json.dumps(survived[0])[:40].encode())
 
     script(monkeypatch, [RECEIPT_ANSWER])
-    second = subprocess.run([str(CHATOCR), "extract", str(home / "in"), *COMMAND, "--out", str(out)],
-                            capture_output=True, text=True, env=dict(os.environ), check=False)
+    second = subprocess.run(
+        [str(CHATOCR), "extract", str(home / "in"), *COMMAND, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        check=False,
+    )
     assert second.returncode == 0, second.stderr
     assert "removed a half-written last line" in second.stderr
     assert f"resuming: {len(survived)} of {len(docs)}" in second.stderr
@@ -63,7 +82,12 @@ def test_kill_9_then_resume_gives_every_document_exactly_once(home: Path, monkey
     assert sorted(r["input"]["path"] for r in records) == sorted(str(d.resolve()) for d in docs)
     assert all(r["ok"] and r["values"] == RECEIPT_ANSWER for r in records)
 
-    third = subprocess.run([str(CHATOCR), "extract", str(home / "in"), *COMMAND, "--out", str(out)],
-                           capture_output=True, text=True, env=dict(os.environ), check=False)
+    third = subprocess.run(
+        [str(CHATOCR), "extract", str(home / "in"), *COMMAND, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        check=False,
+    )
     assert third.returncode == 0 and f"{len(docs)} skipped" in third.stderr
     assert len(jsonl(out)) == len(docs)

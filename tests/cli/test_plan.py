@@ -70,8 +70,7 @@ def test_plan_for_a_backend_builds_it_but_never_calls_it(
     port = listener.getsockname()[1]
     config = tmp_path / "chatocr.toml"
     config.write_text(
-        'llm = "openai:gpt-4o-mini"\n'
-        f'llm_options = {{ base_url = "http://127.0.0.1:{port}/v1" }}\n',
+        f'llm = "openai:gpt-4o-mini"\nllm_options = {{ base_url = "http://127.0.0.1:{port}/v1" }}\n',
         encoding="utf-8",
     )
     monkeypatch.setenv("OPENAI_API_KEY", "not-a-key")  # credentials never come from config files

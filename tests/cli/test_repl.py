@@ -19,8 +19,9 @@ PROMPT = r"chatocr \[receipt000\.txt\]>"
 
 def _spawn(home: Path, *args: str) -> pexpect.spawn:
     env = {**os.environ, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
-    child = pexpect.spawn(str(CHATOCR), ["repl", *args], env=env, cwd=str(home), encoding="utf-8",
-                          dimensions=(40, 160), timeout=30)
+    child = pexpect.spawn(
+        str(CHATOCR), ["repl", *args], env=env, cwd=str(home), encoding="utf-8", dimensions=(40, 160), timeout=30
+    )
     return child
 
 
@@ -353,8 +354,10 @@ def test_save_masks_a_key_the_model_echoed_in_an_answer(home: Path) -> None:
     key = "sk-echoed-by-the-service-0123456789"
     Secret(key)  # as a backend registers the key it sends
     (doc,) = receipts(home / "in", 1)
-    repl = Repl(ChatOCR(llm=ScriptedChatModel([f"The key is {key}; the total is 9.00."]), ocr="text"),
-                Console(file=io.StringIO()))
+    repl = Repl(
+        ChatOCR(llm=ScriptedChatModel([f"The key is {key}; the total is 9.00."]), ocr="text"),
+        Console(file=io.StringIO()),
+    )
     try:
         for line in (f"/open {doc}", "what is the key?", f"/save {home / 's.json'}"):
             repl.handle(line)

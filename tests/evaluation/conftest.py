@@ -18,18 +18,44 @@ SROIE = Path(__file__).resolve().parent.parent / "fixtures" / "sroie"
 
 TICKETS: dict[str, tuple[list[str], dict[str, str]]] = {
     "t1": (
-        ["Q012345", "东山站  G101  西河站", "2019年01月02日08：09开  03车04A号", "￥55.5元  二等座",
-         "1101011990****1234张三"],
-        {"ticket_num": "Q012345", "starting_station": "东山站", "destination_station": "西河站",
-         "train_num": "G101", "date": "2019年01月02日08：09开", "seat_number": "03车04A号",
-         "ticket_grade": "二等座", "ticket_price": "￥55.5元", "name": "1101011990****1234张三"},
+        [
+            "Q012345",
+            "东山站  G101  西河站",
+            "2019年01月02日08：09开  03车04A号",
+            "￥55.5元  二等座",
+            "1101011990****1234张三",
+        ],
+        {
+            "ticket_num": "Q012345",
+            "starting_station": "东山站",
+            "destination_station": "西河站",
+            "train_num": "G101",
+            "date": "2019年01月02日08：09开",
+            "seat_number": "03车04A号",
+            "ticket_grade": "二等座",
+            "ticket_price": "￥55.5元",
+            "name": "1101011990****1234张三",
+        },
     ),
     "t2": (
-        ["R067890", "南岭站  K22  北原站", "2018年05月06日21:30开  12车无座", "￥18.0元  新空调硬座",
-         "2202021985****5678李四"],
-        {"ticket_num": "R067890", "starting_station": "南岭站", "destination_station": "北原站",
-         "train_num": "K22", "date": "2018年05月06日21:30开", "seat_number": "12车无座",
-         "ticket_grade": "新空调硬座", "ticket_price": "￥18.0元", "name": "2202021985****5678李四"},
+        [
+            "R067890",
+            "南岭站  K22  北原站",
+            "2018年05月06日21:30开  12车无座",
+            "￥18.0元  新空调硬座",
+            "2202021985****5678李四",
+        ],
+        {
+            "ticket_num": "R067890",
+            "starting_station": "南岭站",
+            "destination_station": "北原站",
+            "train_num": "K22",
+            "date": "2018年05月06日21:30开",
+            "seat_number": "12车无座",
+            "ticket_grade": "新空调硬座",
+            "ticket_price": "￥18.0元",
+            "name": "2202021985****5678李四",
+        },
     ),
 }
 
@@ -53,8 +79,9 @@ def _label_sets() -> list[tuple[str, dict[str, Any]]]:
         lines = json.loads((SROIE / "ocr" / path.name).read_text(encoding="utf-8"))
         out.append((lines[0]["text"], json.loads(path.read_text(encoding="utf-8"))))
     for lines, labels in TICKETS.values():
-        out.append((lines[0], {**labels, "ticket_price": labels["ticket_price"].strip("￥元"),
-                               "name": labels["name"][-2:]}))
+        out.append(
+            (lines[0], {**labels, "ticket_price": labels["ticket_price"].strip("￥元"), "name": labels["name"][-2:]})
+        )
     return out
 
 

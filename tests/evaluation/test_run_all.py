@@ -21,8 +21,10 @@ def _run_all() -> ModuleType:
 
 def test_machine_readable_lines() -> None:
     run_all = _run_all()
-    out = 'text\nBENCH-JSON {"benchmark": "x", "results": [{"name": "a", "value": 1.5, "unit": "ms", ' \
-          '"target": "<= 2", "met": true}, {"name": "b", "value": 3, "target": ">= 4", "met": false}]}\n'
+    out = (
+        'text\nBENCH-JSON {"benchmark": "x", "results": [{"name": "a", "value": 1.5, "unit": "ms", '
+        '"target": "<= 2", "met": true}, {"name": "b", "value": 3, "target": ">= 4", "met": false}]}\n'
+    )
     rows, readable = run_all.parse_output("x", out)
     assert readable and [(r.name, r.met) for r in rows] == [("a", True), ("b", False)]
     table = run_all.summary_table([run_all.Outcome("bench_x", [], 0, 1.0, out, "", rows, True)])

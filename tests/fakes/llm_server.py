@@ -239,9 +239,7 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
 
         # ---- plumbing ---------------------------------------------------------------------
 
-        def _send(
-            self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
-        ) -> None:
+        def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -384,8 +382,7 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                         {
                             "index": 0,
                             "message": {"role": "assistant", "content": behaviour.text},
-                            "finish_reason": behaviour.finish_reason
-                            or ("length" if behaviour.truncated else "stop"),
+                            "finish_reason": behaviour.finish_reason or ("length" if behaviour.truncated else "stop"),
                         }
                     ],
                     "usage": {

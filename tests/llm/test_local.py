@@ -158,8 +158,11 @@ def test_real_model_streams_partial_text_before_the_end(qwen: local.LocalChatMod
 
     async def run() -> str:
         task = asyncio.create_task(
-            qwen.chat([*FEW_SHOT, DOCUMENT], ChatSettings(json_mode=RECEIPT_SCHEMA, max_output_tokens=60),
-                      on_delta=pieces.append)
+            qwen.chat(
+                [*FEW_SHOT, DOCUMENT],
+                ChatSettings(json_mode=RECEIPT_SCHEMA, max_output_tokens=60),
+                on_delta=pieces.append,
+            )
         )
         while not pieces and not task.done():
             await asyncio.sleep(0.005)
