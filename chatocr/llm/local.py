@@ -436,6 +436,9 @@ class LocalChatModel(ChatModel):
             from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
             extra["draft_model"] = LlamaPromptLookupDecoding(num_pred_tokens=self.speculative)
+            # llama-cpp-python switches logits_all on for a draft model but sizes its logits array
+            # from the argument (n_batch rows): past 512 prompt tokens every call then fails.
+            extra["logits_all"] = True
         return _get_llama(
             self._key(),
             model_path=str(self.model_path),

@@ -210,3 +210,17 @@ def test_vocabulary_counter_counts_exactly_and_exits_cleanly(qwen: local.LocalCh
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert int(done.stdout.strip()) == qwen.counter.count("TOTAL RM 9.00")
     assert "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.slow
+def test_prompt_lookup_drafts_give_the_same_answer(qwen: local.LocalChatModel) -> None:
+    """speculative=N (prompt-lookup drafts) on a prompt longer than n_batch: the same JSON as
+    without (llama-cpp-python sized its logits for n_batch tokens, so this failed past 512)."""
+    drafted = get_chat_model("local", speculative=10, n_batch=128)
+    padding = Message("user", "Notes:\n" + "\n".join(f"line {i}: nothing to extract here" for i in range(60)))
+    messages = [padding, Message("assistant", "OK"), *FEW_SHOT, DOCUMENT]
+    settings = ChatSettings(json_mode=RECEIPT_SCHEMA, max_output_tokens=60, temperature=0)
+    plain = qwen.chat_sync(messages, settings)
+    fast = drafted.chat_sync(messages, settings)
+    assert json.loads(fast.text) == json.loads(plain.text)
+    assert (fast.usage.prompt_tokens or 0) > 128
