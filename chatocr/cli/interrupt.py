@@ -30,7 +30,9 @@ def run_cancellable(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
         nonlocal interrupted
-        if interrupted or task.done():
+        if task.done():  # it finished as the key was pressed: nothing left to cancel
+            return
+        if interrupted:
             raise KeyboardInterrupt
         interrupted = True
         loop.call_soon_threadsafe(task.cancel)  # wakes the loop even while it waits in select()

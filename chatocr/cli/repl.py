@@ -20,11 +20,13 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from prompt_toolkit import PromptSession
@@ -434,20 +436,32 @@ def _lines(repl: Repl) -> Iterable[str]:
         history=FileHistory(str(history)), completer=ReplCompleter(repl), complete_while_typing=False
     )
     warned = False  # Ctrl-C at an empty prompt: say how to leave; a second one in a row leaves
-    while True:
-        try:
-            line = repl.loop.run_until_complete(prompt.prompt_async(repl.prompt()))
-        except KeyboardInterrupt:
-            if prompt.app.current_buffer.text.strip() or not warned:  # a typed line is just cleared
-                if not prompt.app.current_buffer.text.strip():
-                    repl.console.print("(Ctrl-C again, Ctrl-D or /exit to leave)", style="dim", highlight=False)
-                    warned = True
-                continue
-            return
-        except EOFError:
-            return
-        warned = False
-        yield line
+    # At the prompt, prompt_toolkit reads Ctrl-C as a key; during a call, run_cancellable turns the
+    # signal into a cancel. In between the terminal is briefly in cooked mode, where Ctrl-C is a
+    # signal: a KeyboardInterrupt raised there would leave prompt_toolkit's application half
+    # started ("Application is already running" at the next prompt). So there it is ignored.
+    previous = signal.signal(signal.SIGINT, _ignore_sigint)
+    try:
+        while True:
+            try:
+                line = repl.loop.run_until_complete(prompt.prompt_async(repl.prompt()))
+            except KeyboardInterrupt:
+                if prompt.app.current_buffer.text.strip() or not warned:  # a typed line is just cleared
+                    if not prompt.app.current_buffer.text.strip():
+                        repl.console.print("(Ctrl-C again, Ctrl-D or /exit to leave)", style="dim", highlight=False)
+                        warned = True
+                    continue
+                return
+            except EOFError:
+                return
+            warned = False
+            yield line
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ignore_sigint(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C as a signal outside a call and outside the prompt: nothing to cancel."""
 
 
 def run(args: argparse.Namespace) -> int:
