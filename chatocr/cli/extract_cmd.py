@@ -139,7 +139,8 @@ def _format(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     # Within a second of starting, a terminal user sees what is happening (reading, loading the
     # model, evaluating the prompt, generating...); pipes and --quiet get nothing.
-    with StatusLine.for_terminal(quiet=getattr(args, "quiet", False)) as status, progress.listening(status.update):
+    quiet, timings = getattr(args, "quiet", False), getattr(args, "timings", False)
+    with StatusLine.for_terminal(quiet, record=timings) as status, progress.listening(status.update):
         status.say("starting…")
         return _run(args, status)
 
@@ -208,7 +209,8 @@ def _run(args: argparse.Namespace, status: StatusLine) -> int:
     code = _finish(results, fmt, args, keyed, len(paths), err, skipped=len(paths) - len(pending), keys=names)
     if args.timings:
         for result in results:
-            err.print(where_time_went(result, ocr.model, status.timeline), **_PLAIN)
+            model = ocr.model if len(results) == 1 else None
+            err.print(where_time_went(result, model, status.timeline), **_PLAIN)
     if args.html is not None:
         _write_html(ocr, args, results, keyed, fmt, err)
     return code

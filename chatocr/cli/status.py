@@ -27,8 +27,9 @@ __all__ = ["StatusLine"]
 
 
 class StatusLine:
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, record: bool = False) -> None:
         self.enabled = enabled
+        self.record = record  # keep the events for where_time_went (--timings); off: nothing grows
         self._status: Any = None
         self._lock = threading.Lock()
         self._stage_started = time.monotonic()
@@ -38,9 +39,9 @@ class StatusLine:
         self.sink: Callable[[Event], None] | None = None
 
     @classmethod
-    def for_terminal(cls, quiet: bool = False) -> StatusLine:
+    def for_terminal(cls, quiet: bool = False, record: bool = False) -> StatusLine:
         interactive = not quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
-        return cls(interactive)
+        return cls(interactive, record)
 
     def __enter__(self) -> StatusLine:
         if self.enabled:
@@ -67,7 +68,8 @@ class StatusLine:
                 self._status.update(message)
 
     def update(self, event: Event) -> None:
-        self.timeline.append(event)
+        if self.record and event.stage != "generate":  # one per token: not needed for the summary
+            self.timeline.append(event)
         if self.sink is not None:
             self.sink(event)
             return
@@ -94,7 +96,8 @@ def where_time_went(result: Any, model: Any, timeline: list[Event]) -> str:
     load = sum(e.seconds or 0.0 for e in timeline if e.stage == "load" and e.seconds is not None)
     if load:
         parts.append(f"model load {load:.1f} s")
-    perf = getattr(model, "last_perf", None) or {}
+    # The backend's own split is its last call's: exact for one document, not for a batch.
+    perf = (getattr(model, "last_perf", None) or {}) if model is not None else {}
     if perf:
         parts.append(f"examples' prefix {perf.get('prefix_s', 0):.1f} s ({perf.get('prefix_state')})")
         parts.append(f"prompt {perf.get('prompt_eval_s', 0):.1f} s ({perf.get('prompt_eval_tokens')} tokens)")
