@@ -10,8 +10,10 @@ does the same from Python 3.11; chatocr supports 3.10.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Coroutine
+from contextlib import AbstractContextManager
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -24,7 +26,12 @@ class Cancelled(Exception):
     """The user pressed Ctrl-C during the call; the call was cancelled."""
 
 
-def run_cancellable(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
+def run_cancellable(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], shown: AbstractContextManager[Any] | None = None
+) -> T:
+    """Run `coro` to its end; Ctrl-C cancels it (raises Cancelled). `shown` (e.g. a spinner that
+    says "Ctrl-C cancels") is entered only once Ctrl-C does cancel: a key pressed the moment the
+    promise appears must not be lost."""
     task = loop.create_task(coro)
     interrupted = False
 
@@ -42,7 +49,8 @@ def run_cancellable(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T
     except ValueError:  # not the main thread: Ctrl-C keeps its default meaning
         previous = None
     try:
-        return loop.run_until_complete(task)
+        with shown if shown is not None else contextlib.nullcontext():
+            return loop.run_until_complete(task)
     except asyncio.CancelledError:
         if interrupted:
             raise Cancelled from None

@@ -159,8 +159,7 @@ class Repl:
 
     def call(self, coro: Any, waiting: str = "working") -> Any:
         """Run one OCR or model call; Ctrl-C cancels it (raises Cancelled)."""
-        with AnswerStream(self.console, waiting):
-            return run_cancellable(self.loop, coro)
+        return run_cancellable(self.loop, coro, AnswerStream(self.console, waiting))
 
     def close(self) -> None:
         self.loop.close()
@@ -227,8 +226,7 @@ class Repl:
         session = self._need_session()
         stream = AnswerStream(self.console)
         try:
-            with stream:
-                answer = run_cancellable(self.loop, session.aask(question, on_delta=stream.on_delta))
+            answer = run_cancellable(self.loop, session.aask(question, on_delta=stream.on_delta), stream)
         except Cancelled:
             if stream.text:  # what was generated before Ctrl-C, for the record
                 self.console.print(stream.text, style="dim", highlight=False, markup=False)
