@@ -25,6 +25,7 @@ from typing import Any
 import jinja2
 from PIL import Image
 
+from chatocr.cli.drawing import PALETTE  # one colour per field, the same as the --draw pictures
 from chatocr.extraction.result import Extraction, FieldResult
 from chatocr.fileio import atomic_write
 from chatocr.llm._secrets import redact
@@ -39,21 +40,6 @@ LOW_CONFIDENCE = 0.8
 # then ~40-120 KB; the boxes stay exact because they are drawn in the page's own coordinates.
 IMAGE_MAX_SIDE = 1200
 JPEG_QUALITY = 72
-# One colour per field, in order (Tableau 10 and a few more; the same as the --draw pictures).
-PALETTE = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#17becf",
-    "#bcbd22",
-    "#7f7f7f",
-    "#393b79",
-    "#637939",
-)
 
 
 @dataclass
