@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import pty
+import re
 import resource
 import select
 import statistics
@@ -46,6 +47,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SROIE = REPO.parent / "shared" / "data" / "sroie_train"
 KEYS = ["company", "date", "address", "total"]
+ESCAPES = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|[@-Z\\-_])")  # CSI and two-byte terminal escapes
 
 CONFIGS: dict[str, dict[str, object]] = {
     "before": {"prefix_cache": False, "threads": os.cpu_count() or 1, "speculative": 0},
@@ -136,8 +138,8 @@ def burner() -> subprocess.Popen[bytes]:
 
 def on_a_terminal(command: list[str], env: dict[str, str], leave_at_first: bool = False) -> tuple[float, float, str]:
     """Run `command` with stdin and stderr on a pseudo-terminal (as a person's shell would; stdout
-    goes to /dev/null unless the command is interactive): (seconds to its first byte on the
-    terminal, seconds to its end, that first output). `leave_at_first` kills it at the first byte."""
+    goes to /dev/null unless the command is interactive): (seconds to its first visible text on the
+    terminal, seconds to its end, that first output). `leave_at_first` kills it at the first text."""
     master, slave = pty.openpty()
     started = time.perf_counter()
     stdout = slave if leave_at_first else subprocess.DEVNULL
@@ -157,8 +159,10 @@ def on_a_terminal(command: list[str], env: dict[str, str], leave_at_first: bool 
                 break
             if not chunk:
                 break
-            if not first_text:
-                first_s, first_text = time.perf_counter() - started, chunk.decode("utf-8", "replace")
+            # Feedback is what a person sees: escape sequences alone (hiding the cursor) do not count.
+            visible = ESCAPES.sub("", chunk.decode("utf-8", "replace")).strip()
+            if visible and not first_text:
+                first_s, first_text = time.perf_counter() - started, visible
                 if leave_at_first:
                     process.kill()
     finally:
