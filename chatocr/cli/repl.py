@@ -437,16 +437,33 @@ def _lines(repl: Repl) -> Iterable[str]:
     # At the prompt, prompt_toolkit reads Ctrl-C as a key; during a call, run_cancellable turns the
     # signal into a cancel. In between the terminal is briefly in cooked mode, where Ctrl-C is a
     # signal: a KeyboardInterrupt raised there would leave prompt_toolkit's application half
-    # started ("Application is already running" at the next prompt). So there it is ignored.
-    previous = signal.signal(signal.SIGINT, _ignore_sigint)
+    # started ("Application is already running" at the next prompt). So the signal is only noted
+    # and handed to the prompt as its own Ctrl-C once the prompt runs: two quick presses must not
+    # lose the second one.
+    app = prompt.app
+    pending = False
+
+    def note_sigint(signum: int, frame: FrameType | None) -> None:
+        nonlocal pending
+        pending = True
+        if app.is_running:  # started but not yet reading keys (e.g. raw mode not yet entered)
+            repl.loop.call_soon_threadsafe(hand_to_prompt)
+
+    def hand_to_prompt() -> None:
+        nonlocal pending
+        if pending and app.future is not None and not app.future.done():
+            pending = False
+            app.exit(exception=KeyboardInterrupt())
+
+    previous = signal.signal(signal.SIGINT, note_sigint)
     try:
         while True:
             try:
-                line = repl.loop.run_until_complete(prompt.prompt_async(repl.prompt()))
+                line = repl.loop.run_until_complete(prompt.prompt_async(repl.prompt(), pre_run=hand_to_prompt))
             except KeyboardInterrupt:
                 if prompt.app.current_buffer.text.strip() or not warned:  # a typed line is just cleared
                     if not prompt.app.current_buffer.text.strip():
-                        repl.console.print("(Ctrl-C again, Ctrl-D or /exit to leave)", style="dim", highlight=False)
+                        repl.console.print(LEAVE_HINT, style="dim", highlight=False)
                         warned = True
                     continue
                 return
@@ -458,8 +475,7 @@ def _lines(repl: Repl) -> Iterable[str]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _ignore_sigint(signum: int, frame: FrameType | None) -> None:
-    """Ctrl-C as a signal outside a call and outside the prompt: nothing to cancel."""
+LEAVE_HINT = "(Ctrl-C again, Ctrl-D or /exit to leave)"
 
 
 def run(args: argparse.Namespace) -> int:

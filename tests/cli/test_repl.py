@@ -210,6 +210,7 @@ def test_ctrl_c_cancels_the_call_keeps_the_session_and_twice_at_the_prompt_leave
         child.expect("1. you: who sold this?")  # still there after the cancelled extraction
         child.expect(PROMPT)
         child.send("half a line")
+        child.expect("half a line")  # on the prompt's line before the key is pressed
         child.sendintr()  # clears the typed line: neither a reminder nor a step towards leaving
         child.expect(PROMPT)
         child.sendintr()  # at an empty prompt: a reminder, not an exit
