@@ -212,6 +212,8 @@ def test_ctrl_c_cancels_the_call_keeps_the_session_and_twice_at_the_prompt_leave
         child.send("half a line")
         child.expect("half a line")  # on the prompt's line before the key is pressed
         child.sendintr()  # clears the typed line: neither a reminder nor a step towards leaving
+        child.sendline("/history")  # a fresh prompt that is surely reading keys (see the closing note)
+        child.expect("1. you: who sold this?")
         child.expect(PROMPT)
         child.sendintr()  # at an empty prompt: a reminder, not an exit
         child.expect(r"Ctrl-C again, Ctrl-D or /exit to leave")
