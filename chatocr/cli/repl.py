@@ -463,7 +463,7 @@ def _lines(repl: Repl) -> Iterable[str]:
             except KeyboardInterrupt:
                 if prompt.app.current_buffer.text.strip() or not warned:  # a typed line is just cleared
                     if not prompt.app.current_buffer.text.strip():
-                        repl.console.print(LEAVE_HINT, style="dim", highlight=False)
+                        repl.console.print("(Ctrl-C again, Ctrl-D or /exit to leave)", style="dim", highlight=False)
                         warned = True
                     continue
                 return
@@ -473,9 +473,6 @@ def _lines(repl: Repl) -> Iterable[str]:
             yield line
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-LEAVE_HINT = "(Ctrl-C again, Ctrl-D or /exit to leave)"
 
 
 def run(args: argparse.Namespace) -> int:
