@@ -9,16 +9,17 @@ that are idle at that moment, at least one:
     threads = clamp(usable_cpus - other_runnable_threads, 1, usable_cpus)
 
 `usable_cpus` is this process's CPU affinity (containers often allow fewer than os.cpu_count()),
-`other_runnable_threads` the kernel's count of runnable threads right now (/proc/loadavg's fourth
-field, minus the calling thread), the median of three quick samples. A `threads` setting in the
-config replaces the rule with a fixed number. Where /proc/loadavg does not exist (macOS, Windows)
-every usable CPU is used, as before.
+`other_runnable_threads` the kernel's count of runnable threads (/proc/loadavg's fourth field, minus
+the calling thread), the smallest of five samples over 60 ms: a thread that is busy only for a
+moment is not a competitor. (onnxruntime's workers spin for some milliseconds after each OCR run;
+sampled right after OCR, one look counted them and ran the whole prompt on one core, 2x slower.)
+A `threads` setting in the config replaces the rule with a fixed number. Where /proc/loadavg does
+not exist (macOS, Windows) every usable CPU is used, as before.
 """
 
 from __future__ import annotations
 
 import os
-import statistics
 import time
 
 __all__ = ["runnable_threads", "threads_for_call", "usable_cpus"]
@@ -32,19 +33,27 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def runnable_threads(samples: int = 3, interval: float = 0.005) -> int | None:
-    """Runnable threads on the machine now, the caller included (None where unknown)."""
+def runnable_threads(samples: int = 5, interval: float = 0.015) -> int | None:
+    """Runnable threads on the machine, the caller included: the fewest seen in `samples` looks
+    `interval` seconds apart (None where unknown)."""
     counts = []
     for i in range(samples):
-        try:
-            with open("/proc/loadavg", encoding="ascii") as handle:
-                running = handle.read().split()[3].split("/")[0]
-            counts.append(int(running))
-        except (OSError, IndexError, ValueError):
+        count = _runnable_now()
+        if count is None:
             return None
+        counts.append(count)
         if i + 1 < samples:
             time.sleep(interval)
-    return int(statistics.median(counts))
+    return min(counts)
+
+
+def _runnable_now() -> int | None:
+    """The kernel's count of runnable threads at this instant (/proc/loadavg's fourth field)."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as handle:
+            return int(handle.read().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def threads_for_call(configured: int | None = None) -> int:

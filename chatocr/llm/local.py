@@ -37,7 +37,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -192,8 +192,32 @@ def stable_prefix(messages: Sequence[Message]) -> list[Message]:
 class _Loaded:
     llama: Any
     lock: threading.Lock
-    formatter: Any = None  # the GGUF's own chat template, to tokenise a prefix as the request will
+    # The GGUF's own chat template, as llama-cpp-python applies it: without the assistant header
+    # (to tokenise a stable prefix exactly as the request will) and with it (the whole prompt).
+    formatter: Any = None
+    prompt_formatter: Any = None
 
+
+def _formatters(loaded: _Loaded) -> bool:
+    """Set up `loaded`'s two formatters from the GGUF's chat template; False when it has none."""
+    if loaded.formatter is None:
+        from llama_cpp import llama_chat_format
+
+        llama = loaded.llama
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            return False
+        eos_id, bos_id = llama.token_eos(), llama.token_bos()
+        eos = llama._model.token_get_text(eos_id) if eos_id != -1 else ""
+        bos = llama._model.token_get_text(bos_id) if bos_id != -1 else ""
+        loaded.prompt_formatter = llama_chat_format.Jinja2ChatFormatter(template, eos, bos, add_generation_prompt=True)
+        loaded.formatter = llama_chat_format.Jinja2ChatFormatter(template, eos, bos, add_generation_prompt=False)
+    return True
+
+
+# At or below this temperature sampling is the most likely token in all but exact ties, so the
+# greedy loop (chatocr/llm/decoding.py) gives the answer llama-cpp-python's sampler chain would.
+GREEDY_TEMPERATURE = 0.05
 
 _loaded: dict[tuple[object, ...], _Loaded] = {}
 _loaded_lock = threading.Lock()
@@ -321,6 +345,8 @@ class LocalChatModel(ChatModel):
         prefix_cache_dir: str | os.PathLike[str] | None = None,
         threads: int | None = None,
         speculative: int = 0,
+        flash_attn: bool = False,
+        greedy: bool = True,
     ) -> None:
         _import_llama()  # fail now with the install command
         self.provider = "local"
@@ -340,7 +366,13 @@ class LocalChatModel(ChatModel):
         self.prefix_cache_dir = Path(prefix_cache_dir) if prefix_cache_dir else cache_dir("llama-state")
         self._prefixes: PrefixStateStore | None = None
         self.last_perf: dict[str, Any] = {}  # the last call's prefix source, threads and timings
-        self.speculative = max(0, speculative)  # draft tokens per step from prompt lookup; 0: off
+        # Draft tokens per step, looked up in the prompt (greedy calls only); 0: off.
+        self.speculative = max(0, speculative)
+        # Flash attention: ~5-10% faster prompt evaluation here, but its different rounding
+        # flipped one near-tie answer in six receipts; off until an evaluation says otherwise.
+        self.flash_attn = flash_attn
+        # Near-zero temperature through chatocr's greedy loop; False: llama-cpp-python's sampler.
+        self.greedy = greedy
         self.limits = limits or Limits(
             context_window=n_ctx,
             reserved_output_tokens=max_output_tokens,
@@ -380,7 +412,7 @@ class LocalChatModel(ChatModel):
         return {"path": str(self.model_path), "n_ctx": self.n_ctx, "n_threads": self.n_threads}
 
     def _key(self) -> tuple[object, ...]:
-        return (str(self.model_path), self.n_ctx, self.n_threads, self.n_batch, self.speculative)
+        return (str(self.model_path), self.n_ctx, self.n_threads, self.n_batch, self.flash_attn)
 
     def llama(self) -> _Loaded:
         """The process-wide loaded model for these parameters (loaded on first use)."""
@@ -389,28 +421,16 @@ class LocalChatModel(ChatModel):
     def _prefix_store(self, loaded: _Loaded) -> PrefixStateStore | None:
         """This backend's prefix states (memory + disk), set up on first use; None when off or
         when the model has no chat template of its own to tokenise a prefix exactly as sent."""
-        if not self.prefix_cache:
+        if not self.prefix_cache or not _formatters(loaded):
             return None
-        if loaded.formatter is None:
-            from llama_cpp import llama_chat_format
-
-            llama = loaded.llama
-            template = llama.metadata.get("tokenizer.chat_template")
-            if not template:
-                return None
-            eos_id, bos_id = llama.token_eos(), llama.token_bos()
-            loaded.formatter = llama_chat_format.Jinja2ChatFormatter(
-                template,
-                eos_token=llama._model.token_get_text(eos_id) if eos_id != -1 else "",
-                bos_token=llama._model.token_get_text(bos_id) if bos_id != -1 else "",
-                add_generation_prompt=False,
-            )
         if self._prefixes is None:
             from llama_cpp import __version__ as runtime
 
             default = self.model_path.name == DEFAULT_MODEL_FILE and _is_verified(self.model_path)
+            # Flash attention lays the V cache out differently: its states are not interchangeable.
+            attention = "+fa" if self.flash_attn else ""
             self._prefixes = PrefixStateStore(
-                model_identity(self.model_path, MODEL_SHA256 if default else None),
+                model_identity(self.model_path, MODEL_SHA256 if default else None) + attention,
                 self.n_ctx,
                 runtime,
                 self.prefix_cache_dir if self.prefix_cache_bytes else None,
@@ -428,17 +448,6 @@ class LocalChatModel(ChatModel):
         return store.prepare(loaded.llama, tokens)
 
     def _load(self) -> _Loaded:
-        extra: dict[str, Any] = {}
-        if self.speculative:
-            # Prompt-lookup drafts: answers are mostly spans of the document, so the next tokens
-            # are guessed from the prompt and checked in one batch. llama-cpp-python then keeps
-            # the logits of every token (logits_all), which costs prompt-eval time and memory.
-            from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
-
-            extra["draft_model"] = LlamaPromptLookupDecoding(num_pred_tokens=self.speculative)
-            # llama-cpp-python switches logits_all on for a draft model but sizes its logits array
-            # from the argument (n_batch rows): past 512 prompt tokens every call then fails.
-            extra["logits_all"] = True
         return _get_llama(
             self._key(),
             model_path=str(self.model_path),
@@ -446,8 +455,8 @@ class LocalChatModel(ChatModel):
             n_threads=self.n_threads,
             n_threads_batch=self.n_threads,
             n_batch=self.n_batch,
+            flash_attn=self.flash_attn,
             verbose=False,
-            **extra,
         )
 
     def _count_tokens(self, text: str) -> int:
@@ -507,6 +516,71 @@ class LocalChatModel(ChatModel):
             generation.stop.set()  # the thread stops after the token in progress
             raise
 
+    def _greedy(self, request: dict[str, Any]) -> bool:
+        """Whether this request is served by the greedy loop (chatocr/llm/decoding.py)."""
+        temperature = request.get("temperature")
+        return self.greedy and (temperature is None or temperature <= GREEDY_TEMPERATURE) and not request.get("stop")
+
+    def _pieces(
+        self, loaded: _Loaded, request: dict[str, Any], generation: Generation, perf: dict[str, Any]
+    ) -> Generator[str, None, None]:
+        """The answer's text pieces as they are generated; sets perf's prompt/generation figures
+        and "finish". Greedy requests go through our loop, the others through llama-cpp-python's."""
+        llama = loaded.llama
+        if self._greedy(request) and _formatters(loaded):
+            from chatocr.llm.decoding import DecodeStats, grammar_for, greedy_pieces
+
+            text = loaded.prompt_formatter(messages=request["messages"]).prompt
+            prompt = llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+            stats = DecodeStats()
+            max_tokens = request.get("max_tokens") or self.default_settings.max_output_tokens or 512
+            yield from greedy_pieces(
+                llama,
+                prompt,
+                grammar=grammar_for(request.get("response_format")),
+                max_tokens=max_tokens,
+                n_draft=self.speculative,
+                stopped=generation.stop.is_set,
+                stats=stats,
+            )
+            perf.update(
+                decoding="greedy",
+                prompt_tokens=len(prompt),
+                prompt_eval_tokens=stats.prompt_tokens,
+                prompt_eval_s=round(stats.prompt_s, 4),
+                generated_tokens=stats.generated,
+                generation_s=round(stats.generation_s, 4),
+                drafted=stats.drafted,
+                accepted=stats.accepted,
+                finish=stats.finish,
+            )
+            return
+        llama_cpp, ctx = _llama_cpp(), llama._ctx.ctx
+        llama_cpp.llama_perf_context_reset(ctx)
+        stream = llama.create_chat_completion(**request, stream=True)
+        try:
+            for chunk in stream:
+                choice = chunk["choices"][0]
+                text = choice["delta"].get("content")
+                if text:
+                    if "prompt_tokens" not in perf:
+                        # llama.cpp has evaluated the prompt and sampled, not yet evaluated, the
+                        # first token: the context now holds exactly the prompt.
+                        perf["prompt_tokens"] = llama.n_tokens
+                    yield text
+                perf["finish"] = choice.get("finish_reason") or perf.get("finish")
+        finally:
+            stream.close()  # ends llama.cpp's token loop at once
+        perf.setdefault("prompt_tokens", llama.n_tokens)  # an empty answer: nothing generated
+        counters = llama_cpp.llama_perf_context(ctx)
+        perf.update(
+            decoding="sampled",
+            prompt_eval_tokens=int(counters.n_p_eval),
+            prompt_eval_s=round(counters.t_p_eval_ms / 1000, 4),
+            generated_tokens=int(counters.n_eval),
+            generation_s=round(counters.t_eval_ms / 1000, 4),
+        )
+
     def _generate(
         self, request: dict[str, Any], prefix_count: int, deliver: Callable[[str], None], generation: Generation
     ) -> ChatReply:
@@ -515,65 +589,44 @@ class LocalChatModel(ChatModel):
         with loaded.lock:
             llama = loaded.llama
             threads = threads_for_call(self.fixed_threads)
-            llama_cpp, ctx = _llama_cpp(), llama._ctx.ctx
-            llama_cpp.llama_set_n_threads(ctx, threads, threads)
+            _llama_cpp().llama_set_n_threads(llama._ctx.ctx, threads, threads)
             pieces: list[str] = []
-            finish: str | None = None
-            prompt_tokens: int | None = None
-            stream: Any = None
-            prefix, prefix_s = "none", 0.0
-            try:
-                if not generation.stop.is_set():  # cancelled while waiting for the lock: skip
+            # Where the time went, for benchmarks and progress reports: restoring or building the
+            # stable prefix, evaluating the rest of the prompt, generating.
+            perf: dict[str, Any] = {"prefix_state": "none", "prefix_s": 0.0, "threads": threads}
+            if generation.stop.is_set():  # cancelled while waiting for the lock: skip
+                generation.cancelled = True
+            else:
+                try:
                     started = time.perf_counter()
-                    prefix = self._prepare_prefix(loaded, request["messages"], prefix_count)
-                    prefix_s = time.perf_counter() - started
-                    llama_cpp.llama_perf_context_reset(ctx)
+                    perf["prefix_state"] = self._prepare_prefix(loaded, request["messages"], prefix_count)
+                    perf["prefix_s"] = round(time.perf_counter() - started, 4)
                     progress.emit("prompt", "evaluating the document and the task")
-                    stream = llama.create_chat_completion(**request, stream=True)
-                else:
-                    generation.cancelled = True
-                for chunk in stream or ():
-                    if generation.stop.is_set():
-                        generation.cancelled = True
-                        break
-                    choice = chunk["choices"][0]
-                    text = choice["delta"].get("content")
-                    if text:
-                        if prompt_tokens is None:
-                            # llama.cpp has evaluated the prompt and sampled, not yet evaluated,
-                            # the first token: the context now holds exactly the prompt.
-                            prompt_tokens = llama.n_tokens
-                        pieces.append(text)
-                        generation.pieces += 1
-                        deliver(text)
-                        if progress.active():
-                            count = generation.pieces
-                            progress.emit("generate", f"generating: {count} tokens", tokens=count)
-                    finish = choice.get("finish_reason") or finish
-            except ValueError as exc:
-                if "exceed context window" in str(exc):
-                    raise ContextTooLongError(f"local: {exc}", provider=self.provider) from None
-                raise InvalidRequestError(f"local: {exc}", provider=self.provider) from exc
-            finally:
-                if stream is not None:
-                    stream.close()  # ends llama.cpp's token loop at once
-            if prompt_tokens is None and stream is not None:  # an empty answer: nothing generated
-                prompt_tokens = llama.n_tokens
+                    stream = self._pieces(loaded, request, generation, perf)
+                    try:
+                        for text in stream:
+                            if generation.stop.is_set():
+                                generation.cancelled = True
+                                break
+                            pieces.append(text)
+                            generation.pieces += 1
+                            deliver(text)
+                            if progress.active():
+                                count = generation.pieces
+                                progress.emit("generate", f"generating: {count} tokens", tokens=count)
+                    finally:
+                        stream.close()
+                except ValueError as exc:
+                    if "exceed context window" in str(exc):
+                        raise ContextTooLongError(f"local: {exc}", provider=self.provider) from None
+                    raise InvalidRequestError(f"local: {exc}", provider=self.provider) from exc
             text = "".join(pieces)
             completion_tokens = self._count_tokens(text) if text else 0
-            perf = llama_cpp.llama_perf_context(ctx)
-            # Where the time went, for benchmarks and progress reports: restoring or building
-            # the stable prefix, evaluating the rest of the prompt, generating.
-            self.last_perf = {
-                "prefix_state": prefix,
-                "prefix_s": round(prefix_s, 4),
-                "threads": threads,
-                "prompt_eval_tokens": int(perf.n_p_eval),
-                "prompt_eval_s": round(perf.t_p_eval_ms / 1000, 4),
-                "generated_tokens": int(perf.n_eval),
-                "generation_s": round(perf.t_eval_ms / 1000, 4),
-            }
-        if generation.cancelled:
+            finish = perf.pop("finish", None)
+            prompt_tokens = perf.pop("prompt_tokens", None)
+            self.last_perf = perf
+        if generation.cancelled or finish == "cancelled":
+            generation.cancelled = True
             finish = "cancelled"
         return ChatReply(
             text=text,

@@ -160,6 +160,20 @@ def test_threads_use_the_idle_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cpu.threads_for_call() == 2
 
 
+def test_a_thread_busy_for_a_moment_is_not_a_competitor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """onnxruntime's workers spin briefly after OCR: one look would count them and halve llama.cpp's
+    threads for the whole call; the fewest runnable over several looks does not."""
+    looks = iter([3, 1, 2, 3, 3])
+    monkeypatch.setattr(cpu, "_runnable_now", lambda: next(looks))
+    monkeypatch.setattr(cpu.time, "sleep", lambda seconds: None)
+    assert cpu.runnable_threads() == 1
+    steady = iter([2] * 5)  # a competitor that keeps running is seen in every look
+    monkeypatch.setattr(cpu, "_runnable_now", lambda: next(steady))
+    assert cpu.runnable_threads() == 2
+    monkeypatch.setattr(cpu, "_runnable_now", lambda: None)
+    assert cpu.runnable_threads() is None
+
+
 def test_runnable_threads_reads_the_kernel() -> None:
     if not Path("/proc/loadavg").exists():
         pytest.skip("no /proc/loadavg here")

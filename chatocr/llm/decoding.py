@@ -1,0 +1,266 @@
+"""Greedy decoding for the local model: the grammar checked lazily, drafts looked up in the prompt.
+
+Extraction asks the local model for one JSON answer at temperature ~0, under a grammar built from
+the answer's JSON schema. llama-cpp-python's own loop (`create_chat_completion`) serves every
+sampling setting, and pays for that at every token: its sampler chain runs the grammar over all
+151,936 candidates of the vocabulary before it picks one, which measured 25-40 ms of the ~110 ms a
+token costs on two cores. At temperature ~0 the answer is the most likely token the grammar allows,
+so this loop does what llama.cpp's own `common_sampler` does: take the most likely token, ask the
+grammar about that one token, and only when it is refused ask about the 64 most likely (and, if all
+of those are refused, the whole vocabulary). The answer is the same token; the check is one
+candidate instead of 151,936.
+
+Drafts (`n_draft > 0`): an answer is mostly spans copied from the document, so the tokens that
+followed the last few generated tokens where they occur earlier in the prompt are a good guess of
+what comes next. The guesses are evaluated in one batch with the token being fed, and kept up to the
+first one the model would not have chosen, so the output is identical to decoding one token at a
+time. On two cores a batch of k+1 tokens costs about as much as k/2-k single steps (prompt
+evaluation is compute-bound), so drafts gain little there (docs/benchmarks.md measures it); they are
+off by default and a setting for machines with more cores.
+
+The loop keeps llama-cpp-python's bookkeeping (`input_ids`, `n_tokens`) exact, so the next call
+(or `Llama.generate`) still reuses the longest common prefix of the KV cache.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DecodeStats", "GrammarGate", "grammar_for", "greedy_pieces", "prompt_lookup"]
+
+_NEG_INF = float("-inf")
+_TOP_K = 64  # candidates checked when the most likely token is refused
+# Smallest n-gram of the recent output that must recur in the prompt before its continuation is
+# drafted: single tokens (a quote, a comma) recur everywhere and predict nothing.
+_MIN_NGRAM = 2
+_MAX_NGRAM = 4
+
+
+@lru_cache(maxsize=32)
+def _grammar_text(schema_json: str | None) -> tuple[str, str]:
+    """(GBNF text, root rule) for a JSON schema, or for any JSON object when None. Converting a
+    schema is pure Python and the same schema comes back for every document: cached."""
+    from llama_cpp import llama_grammar
+
+    if schema_json is None:
+        grammar = llama_grammar.LlamaGrammar.from_string(llama_grammar.JSON_GBNF, verbose=False)
+    else:
+        grammar = llama_grammar.LlamaGrammar.from_json_schema(schema_json, verbose=False)
+    return grammar._grammar, grammar._root
+
+
+def grammar_for(response_format: dict[str, Any] | None) -> tuple[str, str] | None:
+    """The grammar of a `response_format` as the local backend builds it (None: free text)."""
+    if not response_format or response_format.get("type") != "json_object":
+        return None
+    schema = response_format.get("schema")
+    return _grammar_text(json.dumps(schema, ensure_ascii=False) if schema else None)
+
+
+class GrammarGate:
+    """A llama.cpp grammar sampler asked about the chosen token first, the rest only if refused."""
+
+    def __init__(self, llama: Any, grammar: tuple[str, str]) -> None:
+        import llama_cpp
+
+        self._llama_cpp = llama_cpp
+        text, root = grammar
+        self._sampler = llama_cpp.llama_sampler_init_grammar(llama._model.vocab, text.encode(), root.encode())
+        if not self._sampler:
+            raise ValueError("llama.cpp could not parse the answer's grammar")
+        self._n_vocab = llama.n_vocab()
+        # Candidate buffers, filled through numpy views of their (id, logit, p) records.
+        self._one = (llama_cpp.llama_token_data * 1)()
+        self._top = (llama_cpp.llama_token_data * _TOP_K)()
+        self._all: Any = None  # the whole vocabulary, allocated on first need
+        self.refusals = 0  # times the most likely token was not allowed
+
+    def close(self) -> None:
+        if self._sampler:
+            self._llama_cpp.llama_sampler_free(self._sampler)
+            self._sampler = None
+
+    def _best_allowed(self, buffer: Any, tokens: np.ndarray, logits: np.ndarray) -> int | None:
+        """The allowed token of highest logit among `tokens`, None when the grammar refuses all."""
+        view = np.ctypeslib.as_array(buffer)
+        size = len(tokens)
+        view["id"][:size], view["logit"][:size], view["p"][:size] = tokens, logits, 0.0
+        array = self._llama_cpp.llama_token_data_array(buffer, size, -1, False)
+        self._llama_cpp.llama_sampler_apply(self._sampler, ctypes.byref(array))
+        kept = np.ctypeslib.as_array(array.data, shape=(array.size,)) if array.size else None
+        if kept is None or not np.isfinite(kept["logit"]).any():
+            return None
+        return int(kept["id"][int(np.argmax(kept["logit"]))])
+
+    def choose(self, logits: np.ndarray) -> int:
+        """The most likely token the grammar allows (what full-vocabulary masking + argmax gives)."""
+        token = int(np.argmax(logits))
+        if self._best_allowed(self._one, np.array([token]), np.zeros(1, np.float32)) is not None:
+            return token
+        self.refusals += 1
+        # Among the k most likely, the best allowed one is the best allowed overall.
+        top = np.argpartition(-logits, _TOP_K)[:_TOP_K]
+        chosen = self._best_allowed(self._top, top, logits[top])
+        if chosen is None:  # every likely token refused: mask the whole vocabulary, as the chain would
+            if self._all is None:
+                self._all = (self._llama_cpp.llama_token_data * self._n_vocab)()
+            chosen = self._best_allowed(self._all, np.arange(self._n_vocab), logits)
+        if chosen is None:
+            raise ValueError("the grammar allows no token here")
+        return chosen
+
+    def accept(self, token: int) -> None:
+        self._llama_cpp.llama_sampler_accept(self._sampler, token)
+
+
+def prompt_lookup(history: Sequence[int], n_draft: int) -> list[int]:
+    """Up to `n_draft` tokens that followed the latest earlier occurrence of the last 4, 3 or 2
+    tokens of `history` (prompt + output so far); [] when none recurs."""
+    end = len(history)
+    for n in range(_MAX_NGRAM, _MIN_NGRAM - 1, -1):
+        if end <= n:
+            continue
+        tail = list(history[end - n :])
+        for start in range(end - n - 1, -1, -1):
+            if history[start] == tail[0] and list(history[start : start + n]) == tail:
+                return list(history[start + n : min(end, start + n + n_draft)])
+    return []
+
+
+@dataclass
+class DecodeStats:
+    """What one greedy decode did (for timings and benchmarks)."""
+
+    prompt_tokens: int = 0  # evaluated for this call (after the reused prefix)
+    reused_tokens: int = 0  # of the prompt, already in the KV cache
+    generated: int = 0
+    steps: int = 0  # llama_decode calls after the prompt
+    drafted: int = 0
+    accepted: int = 0  # drafted tokens kept
+    grammar_refusals: int = 0
+    finish: str = "stop"  # stop | length | cancelled
+    prompt_s: float = 0.0
+    generation_s: float = 0.0
+
+
+def greedy_pieces(
+    llama: Any,
+    prompt: Sequence[int],
+    *,
+    grammar: tuple[str, str] | None,
+    max_tokens: int,
+    n_draft: int = 0,
+    stopped: Callable[[], bool] = lambda: False,
+    stats: DecodeStats | None = None,
+) -> Iterator[str]:
+    """Decode greedily after `prompt`, yielding text pieces as they become complete UTF-8.
+
+    Raises ValueError when the prompt does not fit the context (the caller maps it)."""
+    import llama_cpp
+
+    stats = stats if stats is not None else DecodeStats()
+    n_ctx = llama.n_ctx()
+    prompt = [int(t) for t in prompt]
+    if len(prompt) >= n_ctx:
+        raise ValueError(f"Requested tokens ({len(prompt)}) exceed context window of {n_ctx}")
+    ctx, vocab, n_vocab = llama._ctx.ctx, llama._model.vocab, llama.n_vocab()
+
+    # Reuse the longest common prefix of what the KV cache holds; at least one prompt token is
+    # evaluated so that its logits are fresh.
+    held = np.asarray(llama.input_ids[: min(llama.n_tokens, len(prompt))])
+    differ = np.flatnonzero(held != np.asarray(prompt[: len(held)]))
+    reused = min(int(differ[0]) if len(differ) else len(held), len(prompt) - 1)
+    llama._ctx.kv_cache_seq_rm(-1, reused, -1)
+    llama.n_tokens = reused
+    stats.reused_tokens, stats.prompt_tokens = reused, len(prompt) - reused
+    started = time.perf_counter()
+    llama.eval(prompt[reused:])
+    generating = time.perf_counter()
+    stats.prompt_s = generating - started
+
+    def logits_at(row: int) -> np.ndarray:
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, row), shape=(n_vocab,))
+
+    gate = GrammarGate(llama, grammar) if grammar is not None else None
+    choose: Callable[[np.ndarray], int] = gate.choose if gate else (lambda row: int(np.argmax(row)))
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    history = list(prompt)
+    batch = llama_cpp.llama_batch_init(n_draft + 1, 0, 1)
+    try:
+        token = choose(logits_at(-1))
+        while True:
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                break
+            if stopped():
+                stats.finish = "cancelled"
+                break
+            if stats.generated >= max_tokens:
+                stats.finish = "length"
+                break
+            # `token` is chosen, not yet in the KV cache: emit it, then feed it with any drafts.
+            if gate:
+                gate.accept(token)
+            history.append(token)
+            stats.generated += 1
+            piece = decoder.decode(llama.detokenize([token]))
+            if piece:
+                yield piece
+            if llama.n_tokens + 1 >= n_ctx:
+                stats.finish = "length"
+                break
+            room = min(n_draft, max_tokens - stats.generated, n_ctx - llama.n_tokens - 2)
+            draft = prompt_lookup(history, room) if room > 0 else []
+            fed = [token, *draft]
+            n_past = llama.n_tokens
+            batch.n_tokens = len(fed)
+            for i, fed_token in enumerate(fed):
+                batch.token[i] = fed_token
+                batch.pos[i] = n_past + i
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = bool(draft) or i == len(fed) - 1
+            if llama_cpp.llama_decode(ctx, batch) != 0:
+                raise RuntimeError("llama_decode failed while generating")
+            stats.steps += 1
+            stats.drafted += len(draft)
+            # Keep drafted tokens while each is what the model would have chosen itself.
+            kept, following = 1, None
+            for i in range(len(fed)):
+                chosen = choose(logits_at(i if draft else -1))
+                if i < len(draft) and chosen == draft[i] and not llama_cpp.llama_vocab_is_eog(vocab, chosen):
+                    if gate:
+                        gate.accept(chosen)
+                    history.append(chosen)
+                    stats.generated += 1
+                    stats.accepted += 1
+                    kept += 1
+                    piece = decoder.decode(llama.detokenize([chosen]))
+                    if piece:
+                        yield piece
+                    continue
+                following = chosen
+                break
+            llama.input_ids[n_past : n_past + kept] = fed[:kept]
+            llama.n_tokens = n_past + kept
+            if kept < len(fed):  # drop the refused drafts from the KV cache
+                llama._ctx.kv_cache_seq_rm(-1, llama.n_tokens, -1)
+            assert following is not None  # the last row is never a draft: it always decides
+            token = following
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+    finally:
+        stats.generation_s = time.perf_counter() - generating
+        llama_cpp.llama_batch_free(batch)
+        if gate:
+            stats.grammar_refusals = gate.refusals
+            gate.close()

@@ -1,0 +1,163 @@
+"""The local backend's greedy loop: prompt-lookup drafts, the lazy grammar check, and answers equal
+to llama-cpp-python's own sampler at temperature ~0 (real model)."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+
+import numpy as np
+import pytest
+
+from chatocr.llm import get_chat_model, local
+from chatocr.llm.base import ChatSettings
+from chatocr.llm.decoding import GrammarGate, grammar_for, prompt_lookup
+from chatocr.messages import Message
+from tests.llm.test_local import DOCUMENT, FEW_SHOT, RECEIPT_SCHEMA
+
+
+def test_prompt_lookup_continues_the_latest_earlier_occurrence() -> None:
+    history = [7, 1, 2, 3, 4, 5, 9, 1, 2, 3, 8, 6, 1, 2, 3]
+    # the last 4 tokens (3 8 6 ... no) do not recur; the last 3 (1 2 3) recur at 7 (latest) and 1
+    assert prompt_lookup(history, 2) == [8, 6]
+    assert prompt_lookup(history, 10) == [8, 6, 1, 2, 3]  # never past the end of the history
+    assert prompt_lookup([5, 1, 7, 1], 3) == []  # a single recurring token predicts nothing
+    assert prompt_lookup([1, 2], 3) == []
+    assert prompt_lookup(history, 0) == []
+
+
+def test_grammar_of_a_response_format() -> None:
+    pytest.importorskip("llama_cpp")
+    assert grammar_for(None) is None and grammar_for({"type": "text"}) is None
+    text, root = grammar_for({"type": "json_object", "schema": RECEIPT_SCHEMA}) or ("", "")
+    assert root == "root" and '\\"store\\"' in text
+    # the properties keep their order: the answer's keys come in the order asked
+    rule = next(line for line in text.splitlines() if line.startswith("root ::="))
+    assert rule.index("store-kv") < rule.index("date-kv") < rule.index("total-kv")
+    assert grammar_for({"type": "json_object"}) is not None  # any JSON object
+
+
+@pytest.fixture(scope="module")
+def vocabulary() -> object:
+    pytest.importorskip("llama_cpp")
+    import llama_cpp
+
+    path = local.resolve_model_path()
+    model = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    yield model
+    model.close()
+
+
+def _masked_argmax(llama: object, grammar: tuple[str, str], accepted: list[int], logits: np.ndarray) -> int:
+    """The reference: llama.cpp's grammar over the whole vocabulary, then argmax."""
+    import llama_cpp
+
+    sampler = llama_cpp.llama_sampler_init_grammar(llama._model.vocab, grammar[0].encode(), grammar[1].encode())  # type: ignore[attr-defined]
+    try:
+        for token in accepted:
+            llama_cpp.llama_sampler_accept(sampler, token)
+        n = len(logits)
+        data = (llama_cpp.llama_token_data * n)()
+        view = np.ctypeslib.as_array(data)
+        view["id"], view["logit"], view["p"] = np.arange(n), logits, 0.0
+        array = llama_cpp.llama_token_data_array(data, n, -1, False)
+        llama_cpp.llama_sampler_apply(sampler, ctypes.byref(array))
+        kept = np.ctypeslib.as_array(array.data, shape=(array.size,))
+        return int(kept["id"][int(np.argmax(kept["logit"]))])
+    finally:
+        llama_cpp.llama_sampler_free(sampler)
+
+
+@pytest.mark.slow
+def test_the_lazy_grammar_check_chooses_what_full_masking_chooses(vocabulary: object) -> None:
+    """At several points of a JSON answer, for logits whose favourite is allowed, refused, or far
+    down the list, the gate picks the token that masking the whole vocabulary picks."""
+    llama = vocabulary
+    grammar = grammar_for({"type": "json_object", "schema": RECEIPT_SCHEMA})
+    assert grammar is not None
+    answer = '{"store": "GOLDEN BAKERY", "date": "2021-07-15", "total": "5.50"}'
+    tokens = llama.tokenize(answer.encode(), add_bos=False, special=False)  # type: ignore[attr-defined]
+    rng = np.random.default_rng(0)
+    n_vocab = llama.n_vocab()  # type: ignore[attr-defined]
+    paths = {"first": 0, "top": 0, "all": 0}
+    for cut in range(0, len(tokens), 3):
+        gate = GrammarGate(llama, grammar)
+        try:
+            for token in tokens[:cut]:
+                gate.accept(token)
+            for trial in range(3):
+                logits = rng.normal(size=n_vocab).astype(np.float32)
+                if trial == 0 and cut < len(tokens):  # the true next token is the favourite
+                    logits[tokens[cut]] = 50.0
+                before = gate.refusals
+                chosen = gate.choose(logits)
+                assert chosen == _masked_argmax(llama, grammar, tokens[:cut], logits)
+                if gate.refusals == before:
+                    paths["first"] += 1
+                elif gate._all is None:
+                    paths["top"] += 1
+                else:
+                    paths["all"] += 1
+        finally:
+            gate.close()
+    assert paths["first"] and (paths["top"] or paths["all"]), paths
+
+
+@pytest.fixture(scope="module")
+def qwen() -> local.LocalChatModel:
+    pytest.importorskip("llama_cpp")
+    model = get_chat_model("local")
+    assert isinstance(model, local.LocalChatModel)
+    return model
+
+
+@pytest.mark.slow
+def test_greedy_answers_as_the_sampler_does_with_and_without_drafts(qwen: local.LocalChatModel) -> None:
+    sampled = get_chat_model("local", greedy=False)
+    drafted = get_chat_model("local", speculative=4)
+    settings = ChatSettings(json_mode=RECEIPT_SCHEMA, max_output_tokens=60)
+    messages = [*FEW_SHOT, DOCUMENT]
+    plain = sampled.chat_sync(messages, settings)
+    assert sampled.last_perf["decoding"] == "sampled"  # type: ignore[attr-defined]
+    greedy = qwen.chat_sync(messages, settings)
+    assert qwen.last_perf["decoding"] == "greedy"
+    fast = drafted.chat_sync(messages, settings)
+    assert greedy.text == plain.text == fast.text
+    assert json.loads(greedy.text) == {"store": "GOLDEN BAKERY", "date": "2021-07-15", "total": "5.50"}
+    perf = drafted.last_perf  # type: ignore[attr-defined]
+    assert perf["drafted"] > 0 and 0 < perf["accepted"] <= perf["drafted"]
+    assert greedy.usage.prompt_tokens == plain.usage.prompt_tokens
+    assert greedy.finish_reason == "stop" and not greedy.truncated
+
+
+@pytest.mark.slow
+def test_greedy_stops_at_max_tokens_and_streams_chinese_whole(qwen: local.LocalChatModel) -> None:
+    pieces: list[str] = []
+    ask = [Message("user", "把下面这句话重复三遍：北京南站到上海虹桥站。")]
+    reply = asyncio.run(qwen.chat(ask, ChatSettings(max_output_tokens=12, temperature=0), on_delta=pieces.append))
+    assert reply.truncated and reply.finish_reason == "length"
+    assert qwen.last_perf["generated_tokens"] == 12
+    assert "".join(pieces) == reply.text and "\ufffd" not in reply.text  # no character cut in two
+
+
+@pytest.mark.slow
+def test_greedy_cancel_stops_and_the_next_call_works(qwen: local.LocalChatModel) -> None:
+    ask = [Message("user", "Count from 1 to 300, one number per line.")]
+    pieces: list[str] = []
+
+    async def run() -> None:
+        task = asyncio.create_task(qwen.chat(ask, ChatSettings(max_output_tokens=600), on_delta=pieces.append))
+        while len(pieces) < 5:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    generation = qwen.last_generation
+    assert generation is not None and generation.thread is not None
+    generation.thread.join(timeout=60)
+    assert not generation.thread.is_alive() and generation.cancelled and generation.pieces < 600
+    reply = qwen.chat_sync([*FEW_SHOT, DOCUMENT], ChatSettings(json_mode=RECEIPT_SCHEMA, max_output_tokens=60))
+    assert json.loads(reply.text)["store"] == "GOLDEN BAKERY"
