@@ -34,11 +34,12 @@ class Receipt(BaseModel):
 
 
 class SroieReceipt(BaseModel):
-    """Retail receipt (the SROIE labels' fields)."""
+    """Retail receipt (the SROIE labels' fields, in the labels' order: the order `chatocr eval`
+    asks the YAML path for them, so both paths send the same conversation)."""
 
     company: str = Field(description="Name of the shop, restaurant or business that issued the receipt")
-    address: str | None = Field(None, description="Address of the shop, lines joined with single spaces")
     date: dt.date = Field(description="Date of the purchase, as printed")
+    address: str | None = Field(None, description="Address of the shop, lines joined with single spaces")
     total: Decimal = Field(description="Final total paid, after tax and rounding")
 
 

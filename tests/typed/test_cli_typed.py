@@ -155,8 +155,18 @@ def test_eval_with_the_scenario_given_as_models(tmp_path: Path, ticket_set: Path
     strategies = resolve_strategies(["default"])
     plain = Evaluator(chat, ocr_source="text", use_cache=False)
     typed = Evaluator(chat, ocr_source="text", use_cache=False, schemas=schemas)
+    calls = chat.model.calls  # type: ignore[attr-defined]
     yaml_report = asyncio.run(plain.run(sets, strategies))
+    yaml_calls = list(calls)
     typed_report = asyncio.run(typed.run(sets, strategies))
+    typed_calls = calls[len(yaml_calls) :]
+
+    def sent(call: object) -> tuple[object, ...]:
+        return tuple(m.content for m in call.messages), call.settings.json_mode  # type: ignore[attr-defined]
+
+    # The shipped models are the YAML scenarios' fields in the labels' order: the same conversation
+    # (messages and answer schema), so on a deterministic backend the same answers.
+    assert [sent(c) for c in typed_calls] == [sent(c) for c in yaml_calls] and yaml_calls
     for name in (sets[0].name, sets[1].name):  # field accuracy within one field of the YAML path
         right = [r["results"][name]["default"]["overall"] for r in (yaml_report, typed_report)]
         labelled = sum(len(d.labels) for d in (sets[0] if name == sets[0].name else sets[1]).documents)
