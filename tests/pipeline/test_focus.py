@@ -103,7 +103,7 @@ def test_focused_extraction_sends_fewer_tokens_and_the_same_answer() -> None:
         assert result.ok and result.values["total"] == "9.90"
         messages = model.calls[0].messages
         sent[focus] = "\n".join(m.content for m in messages)
-        assert len(result.examples) == 4  # the same examples either way
+        assert len(result.examples) == len(ocr.library.get("retail_receipt").examples)  # all, either way
     assert len(sent[True]) < 0.75 * len(sent[False])
     assert ELISION in sent[True] and ELISION not in sent[False]
     # The items rule of retail_receipt is not sent when items were not asked for.
@@ -148,9 +148,14 @@ def test_replan_drops_every_example_when_less_than_what_was_refused_cannot_hold_
         retry_policy=RetryPolicy(max_attempts=1),
         limits=Limits(max_input_chars=6000),
     )
+    # A long document: the task alone is more than 70% of the refused conversation, whatever the
+    # size of the built-in examples.
+    long_receipt = RECEIPT + "\n" + "\n".join(f"ITEM {i:03d} NOTHING TO SEE    1.00" for i in range(60))
     result = ChatOCR(llm=model, ocr="text", ocr_cache=False).extract(
-        RECEIPT.encode(), keys=KEYS, scenario="retail_receipt"
+        long_receipt.encode(), keys=KEYS, scenario="retail_receipt"
     )
     first, second = model.calls
+    task_only = sum(len(m.content) for m in second.messages)
+    assert task_only > 0.7 * sum(len(m.content) for m in first.messages)  # the premise
     assert result.ok and result.examples == [] and "(0 examples" in result.replans[0]
     assert sum(len(m.content) for m in second.messages) < sum(len(m.content) for m in first.messages)
