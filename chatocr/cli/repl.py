@@ -40,6 +40,7 @@ from chatocr.api import ChatOCR, ChatSession
 from chatocr.cli.answer_view import AnswerStream, answer_text, unsupported_note
 from chatocr.cli.common import KEYS_HELP, add_backend_options, field_table, keys_option, make_chatocr, summary_line
 from chatocr.cli.interrupt import Cancelled, run_cancellable
+from chatocr.cli.status import StatusLine
 from chatocr.cli.suggest import did_you_mean
 from chatocr.errors import ChatOCRError, ConfigError, InputError, UserError
 from chatocr.extraction.answers import AnswerCheck, check_answer
@@ -477,7 +478,11 @@ def _lines(repl: Repl) -> Iterable[str]:
 
 def run(args: argparse.Namespace) -> int:
     console = Console()
-    repl = Repl(make_chatocr(args), console, args.scenario, args.keys)
+    # Setting up the backend and the OCR engine takes seconds: a terminal sees it happening.
+    with StatusLine.for_terminal() as status:
+        status.say("starting: the model and the OCR engine…")
+        ocr = make_chatocr(args)
+    repl = Repl(ocr, console, args.scenario, args.keys)
     console.print(
         f"chatocr repl · model {repl.ocr.model.provider}:{repl.ocr.model.model} · "
         f"OCR {repl.ocr.config.ocr if args.ocr is None else args.ocr} · /help for commands",

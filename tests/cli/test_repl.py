@@ -83,6 +83,9 @@ def test_a_session_in_a_real_terminal(home: Path, monkeypatch: pytest.MonkeyPatc
 def test_ctrl_d_leaves_and_no_document_is_a_clear_error(home: Path) -> None:
     child = _spawn(home, "--llm", "scripted", "--ocr", "text")
     try:
+        # Never a silent start: the status line says what is being set up, then the banner.
+        child.expect("starting: the model and the OCR engine")
+        child.expect("chatocr repl · model scripted")
         child.expect("chatocr>")
         child.sendline("what is this?")
         child.expect("No document is open")
