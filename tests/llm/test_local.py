@@ -215,7 +215,7 @@ def test_vocabulary_counter_counts_exactly_and_exits_cleanly(qwen: local.LocalCh
 @pytest.mark.slow
 def test_prompt_lookup_drafts_give_the_same_answer(qwen: local.LocalChatModel) -> None:
     """speculative=N (prompt-lookup drafts) on a prompt longer than n_batch: the same JSON as
-    without (llama-cpp-python sized its logits for n_batch tokens, so this failed past 512)."""
+    without (the prompt is evaluated in several batches before the drafted steps begin)."""
     drafted = get_chat_model("local", speculative=10, n_batch=128)
     padding = Message("user", "Notes:\n" + "\n".join(f"line {i}: nothing to extract here" for i in range(60)))
     messages = [padding, Message("assistant", "OK"), *FEW_SHOT, DOCUMENT]
