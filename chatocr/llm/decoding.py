@@ -3,8 +3,9 @@
 Extraction asks the local model for one JSON answer at temperature ~0, under a grammar built from
 the answer's JSON schema. llama-cpp-python's own loop (`create_chat_completion`) serves every
 sampling setting, and pays for that at every token: its sampler chain runs the grammar over all
-151,936 candidates of the vocabulary before it picks one, which measured 25-40 ms of the ~110 ms a
-token costs on two cores. At temperature ~0 the answer is the most likely token the grammar allows,
+151,936 candidates of the vocabulary before it picks one, about 30 ms per generated token on two
+cores (2-3 s of a receipt: benchmarks/bench_speed.py, the `before` rows' time between prompt
+evaluation and generation). At temperature ~0 the answer is the most likely token the grammar allows,
 so this loop does what llama.cpp's own `common_sampler` does: take the most likely token, ask the
 grammar about that one token, and only when it is refused ask about the 64 most likely (and, if all
 of those are refused, the whole vocabulary). The answer is the same token; the check is one
@@ -140,10 +141,8 @@ def prompt_lookup(history: Sequence[int], n_draft: int) -> list[int]:
 class DecodeStats:
     """What one greedy decode did (for timings and benchmarks)."""
 
-    prompt_tokens: int = 0  # evaluated for this call (after the reused prefix)
-    reused_tokens: int = 0  # of the prompt, already in the KV cache
+    prompt_tokens: int = 0  # evaluated for this call (after the prefix the KV cache held)
     generated: int = 0
-    steps: int = 0  # llama_decode calls after the prompt
     drafted: int = 0
     accepted: int = 0  # drafted tokens kept
     grammar_refusals: int = 0
@@ -181,7 +180,7 @@ def greedy_pieces(
     reused = min(int(differ[0]) if len(differ) else len(held), len(prompt) - 1)
     llama._ctx.kv_cache_seq_rm(-1, reused, -1)
     llama.n_tokens = reused
-    stats.reused_tokens, stats.prompt_tokens = reused, len(prompt) - reused
+    stats.prompt_tokens = len(prompt) - reused
     started = time.perf_counter()
     llama.eval(prompt[reused:])
     generating = time.perf_counter()
@@ -230,7 +229,6 @@ def greedy_pieces(
                 batch.logits[i] = bool(draft) or i == len(fed) - 1
             if llama_cpp.llama_decode(ctx, batch) != 0:
                 raise RuntimeError("llama_decode failed while generating")
-            stats.steps += 1
             stats.drafted += len(draft)
             # Keep drafted tokens while each is what the model would have chosen itself.
             kept, following = 1, None

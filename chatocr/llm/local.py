@@ -552,6 +552,7 @@ class LocalChatModel(ChatModel):
                 generation_s=round(stats.generation_s, 4),
                 drafted=stats.drafted,
                 accepted=stats.accepted,
+                grammar_refusals=stats.grammar_refusals,
                 finish=stats.finish,
             )
             return

@@ -1,4 +1,5 @@
-"""Fixtures for the LLM backend tests: one fake wire-format server for the session."""
+"""Fixtures for the LLM backend tests: one fake wire-format server for the session, and the real
+local model (loaded once per process by the backend itself)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from chatocr.llm import get_chat_model, local
 from tests.fakes.llm_server import FakeLLMServer
 
 
@@ -32,3 +34,12 @@ def no_llm_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("OPENAI_", "QIANFAN_", "EB_", "AISTUDIO_", "DASHSCOPE_", "DEEPSEEK_", "MOONSHOT_")):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def qwen() -> local.LocalChatModel:
+    """The shipped local model (tests using it are marked slow)."""
+    pytest.importorskip("llama_cpp")
+    model = get_chat_model("local")
+    assert isinstance(model, local.LocalChatModel)
+    return model

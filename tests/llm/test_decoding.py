@@ -104,14 +104,6 @@ def test_the_lazy_grammar_check_chooses_what_full_masking_chooses(vocabulary: ob
     assert paths["first"] and (paths["top"] or paths["all"]), paths
 
 
-@pytest.fixture(scope="module")
-def qwen() -> local.LocalChatModel:
-    pytest.importorskip("llama_cpp")
-    model = get_chat_model("local")
-    assert isinstance(model, local.LocalChatModel)
-    return model
-
-
 @pytest.mark.slow
 def test_greedy_answers_as_the_sampler_does_with_and_without_drafts(qwen: local.LocalChatModel) -> None:
     sampled = get_chat_model("local", greedy=False)

@@ -120,14 +120,6 @@ def test_request_shape_without_loading(tmp_path: Path) -> None:
 # ---- the real model ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def qwen() -> local.LocalChatModel:
-    pytest.importorskip("llama_cpp")
-    model = get_chat_model("local")
-    assert isinstance(model, local.LocalChatModel)
-    return model
-
-
 @pytest.mark.slow
 def test_real_model_extracts_json_from_a_receipt(qwen: local.LocalChatModel) -> None:
     assert qwen.model_path.stat().st_size == local.MODEL_SIZE
