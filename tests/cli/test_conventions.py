@@ -231,3 +231,22 @@ def test_place_label_prefers_above_and_avoids_what_is_there() -> None:
     assert below == (100.0, 122.0, 150.0, 138.0)
     right = place_label((50, 16), box, [above, (90.0, 121.0, 300.0, 150.0)], canvas)
     assert right[0] >= 204.0 - 0.01  # above and below are taken: beside it
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    """`chatocr extract` must not pay for the REPL's, export's or the server's imports before it can
+    show anything; a mistyped command still gets every name to suggest from."""
+    code = (
+        "import sys\n"
+        "from chatocr.cli.main import build_parser, _command_in\n"
+        "parser = build_parser(_command_in(['extract', 'a.jpg', '-k', 'total']))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('chatocr.cli.') and m.endswith(('_cmd', 'repl'))))\n"
+    )
+    python = Path(CHATOCR).with_name("python")
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.strip() == "['chatocr.cli.extract_cmd']"
+    mistyped = run("extrct")
+    assert mistyped.returncode == 2
+    assert "Did you mean 'extract'?" in mistyped.stderr and "'serve'" in mistyped.stderr
+    options = run("extract", "--keyz", "total", "x.jpg")
+    assert options.returncode == 2 and "Did you mean '--keys'?" in options.stderr
