@@ -17,6 +17,16 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+# Answers that are never a receipt's company (retail_receipt.yaml's `never`, as "x-never"): the
+# document's title, or a legal form alone (the second line of a name printed over two).
+NOT_A_COMPANY = {
+    "x-never": [
+        r"((simplified|full|official|abbreviated|retail|sales|cash|tax|gst|sst|vat)\s+)*"
+        r"(tax\s+invoice|invoice|receipt|bill|sales?|slip|docket|order)",
+        r"((co\.?|company|sdn\.?|bhd\.?|berhad|ltd\.?|limited|pte\.?|plc|inc\.?|llc|gmbh|\([a-z]\)|\(malaysia\)|&)\s*)+",
+    ]
+}
+
 
 class LineItem(BaseModel):
     description: str = Field(description="Item name as printed")
@@ -27,7 +37,9 @@ class LineItem(BaseModel):
 class Receipt(BaseModel):
     """A shop receipt with its line items."""
 
-    company: str = Field(description="Name of the shop, restaurant or business that issued the receipt")
+    company: str = Field(
+        description="Name of the shop, restaurant or business that issued the receipt", json_schema_extra=NOT_A_COMPANY
+    )
     date: dt.date = Field(description="Date of the purchase, as printed")
     total: Decimal = Field(description="Final total paid, after tax and rounding")
     items: list[LineItem] = Field([], description="Purchased lines")
@@ -37,7 +49,9 @@ class SroieReceipt(BaseModel):
     """Retail receipt (the SROIE labels' fields, in the labels' order: the order `chatocr eval`
     asks the YAML path for them, so both paths send the same conversation)."""
 
-    company: str = Field(description="Name of the shop, restaurant or business that issued the receipt")
+    company: str = Field(
+        description="Name of the shop, restaurant or business that issued the receipt", json_schema_extra=NOT_A_COMPANY
+    )
     date: dt.date = Field(description="Date of the purchase, as printed")
     address: str | None = Field(None, description="Address of the shop, lines joined with single spaces")
     total: Decimal = Field(description="Final total paid, after tax and rounding")

@@ -52,5 +52,6 @@ def extractive_schema(fields: tuple[FieldSpec, ...], layout: LayoutText) -> dict
     choices = page_strings(layout)
     for field in fields:
         if field.type is FieldType.text:
-            schema["properties"][field.name] = {"enum": [*choices, None]}
+            allowed = [c for c in choices if not field.ruled_out(c)]  # never "TAX INVOICE" for a company
+            schema["properties"][field.name] = {"enum": [*allowed, None]}
     return schema

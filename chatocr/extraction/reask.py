@@ -12,7 +12,8 @@ Candidates per field, at most MAX_CANDIDATES, in reading order:
                         aliases), else the numbers of the rows the model's answer resembles
     text                the lines most like the model's (ungrounded) answer, the lines right of or
                         below a label naming the field, and each such line joined with the next
-                        (a name or address over two lines)
+                        or the one before (a name or address over two lines); never a line the
+                        field's `never` patterns rule out
 
 The question goes out as one call for all such fields (one step of the loop's budget), with a
 JSON schema that only admits the numbers shown (0: none of them), so a grammar-constrained
@@ -110,6 +111,10 @@ def _text_candidates(index: TextIndex, field: FieldSpec, answer: str | None) -> 
     lines = [line for line in lines if line]
     if not lines:
         return []
+    if field.ruled_out(answer):
+        # An answer the scenario rules out ("TAX INVOICE" for a company) says nothing about where
+        # the value is: lines resembling it would be more titles. Labels, else reading order, decide.
+        answer = None
     score = [0.0] * len(lines)
     if answer:
         for i, line in enumerate(lines):
@@ -121,15 +126,20 @@ def _text_candidates(index: TextIndex, field: FieldSpec, answer: str | None) -> 
             for j, weight in ((i, 0.6), (i + 1, 0.9), (i + 2, 0.5)):
                 if j < len(lines):
                     score[j] = max(score[j], weight)
-    ranked = sorted(range(len(lines)), key=lambda i: (-score[i], i))
+    allowed = [i for i in range(len(lines)) if not field.ruled_out(lines[i])]
+    ranked = sorted(allowed, key=lambda i: (-score[i], i))
     chosen = sorted(i for i in ranked[: MAX_CANDIDATES // 2] if score[i] > 0) or ranked[: MAX_CANDIDATES // 2]
-    out: list[Candidate] = []
-    for i in sorted(chosen):
-        out.append(Candidate(lines[i], lines[i]))
-    for i in sorted(chosen):  # the value may continue on the next line
-        if i + 1 < len(lines) and len(out) < MAX_CANDIDATES:
-            joined = f"{lines[i]} {lines[i + 1]}"
-            out.append(Candidate(joined, joined))
+    out: list[Candidate] = [Candidate(lines[i], lines[i]) for i in sorted(chosen)]
+    # The value may continue on the next line, or (a name's second line answered alone) have
+    # started on the line before.
+    pairs = dict.fromkeys(pair for i in sorted(chosen) for pair in ((i, i + 1), (i - 1, i)))
+    for a, b in pairs:
+        if a >= 0 and b < len(lines) and len(out) < MAX_CANDIDATES:
+            joined = f"{lines[a]} {lines[b]}"
+            # Not a join that starts with a ruled-out line (the title above a name); a ruled-out
+            # line may end one (a name's legal form on the line below it).
+            if not field.ruled_out(lines[a]) and not field.ruled_out(joined):
+                out.append(Candidate(joined, joined))
     return out[:MAX_CANDIDATES]
 
 

@@ -181,7 +181,11 @@ def check_value(field: FieldSpec, value: Any) -> CheckedValue:
             return CheckedValue(value, None, f"expected an object with keys {[s.name for s in field.items]}")
         row, problem = _object(field, value)
         return CheckedValue(value, None, problem) if problem else CheckedValue(value, row)
-    return _scalar(value, field.type.value, field.choices)
+    checked = _scalar(value, field.type.value, field.choices)
+    if not checked.problem and field.ruled_out(value):
+        # e.g. "TAX INVOICE" answered as the company: the scenario says that is never the value.
+        return CheckedValue(value, None, f"{_shown(value)} is never the {field.name}: find the {field.name} itself")
+    return checked
 
 
 def _object(field: FieldSpec, item: dict[str, Any]) -> tuple[dict[str, Any], str | None]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from enum import Enum
 from typing import Any, Literal
@@ -79,6 +80,12 @@ class FieldSpec(_Strict):
     items: tuple[ItemField, ...] = Field(
         (), description="Sub-fields when a list holds objects, or the keys of an object field."
     )
+    never: tuple[str, ...] = Field(
+        (),
+        description="Regular expressions of answers that are never this text field's value (the whole answer, "
+        "case-insensitive, spaces collapsed), e.g. the document's title for a company name, or a name's second "
+        "line on its own. Such an answer is invalid: re-asked, and never the page text an answer snaps to.",
+    )
     before: str | None = Field(
         None,
         description="A field this one always precedes on the page (left of it on the same row, else above it): "
@@ -86,8 +93,27 @@ class FieldSpec(_Strict):
         "where they sit (config `positions`).",
     )
 
+    @field_validator("never")
+    @classmethod
+    def _patterns_compile(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"`never` pattern {pattern!r} is not a regular expression: {exc}") from None
+        return patterns
+
+    def ruled_out(self, value: object) -> str | None:
+        """The `never` pattern a text answer matches as a whole, if any."""
+        if not self.never or not isinstance(value, str):
+            return None
+        text = " ".join(unicodedata.normalize("NFKC", value).split())
+        return next((p for p in self.never if re.fullmatch(p, text, re.IGNORECASE)), None)
+
     @model_validator(mode="after")
     def _type_specific(self) -> FieldSpec:
+        if self.never and self.type is not FieldType.text:
+            raise ValueError(f"field {self.name!r} has `never` patterns, which apply to text fields only")
         if self.type is FieldType.enum and not self.choices:
             raise ValueError(f"field {self.name!r} has type enum but no `choices`")
         if self.choices and self.type is not FieldType.enum:
@@ -187,6 +213,8 @@ def check_answer(fields: tuple[FieldSpec, ...], answer: dict[str, Any]) -> list[
             problems.extend(_item_problems(field, (field.name,), value))
             continue
         message = _scalar_problem(value, field.type.value, field.choices)
+        if not message and field.ruled_out(value):
+            message = f"{value!r} matches the field's own `never` pattern {field.ruled_out(value)!r}"
         if message:
             problems.append(((field.name,), message))
     return problems

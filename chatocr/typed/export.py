@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
 
 from chatocr.scenarios.model import FieldSpec, FieldType, ItemField
 
@@ -51,10 +51,13 @@ def _attr(name: str) -> tuple[str, str | None]:
     return f"f_{safe}" if keyword.iskeyword(safe) or safe.startswith("_") else safe, name
 
 
-def _declared(annotation: Any, required: bool, description: str, alias: str | None) -> tuple[Any, Any]:
+def _declared(
+    annotation: Any, required: bool, description: str, alias: str | None, never: tuple[str, ...] = ()
+) -> tuple[Any, Any]:
+    extra: dict[str, JsonValue] | None = {"x-never": list(never)} if never else None
     if required:
-        return annotation, Field(description=description, alias=alias)
-    return Optional[annotation], Field(None, description=description, alias=alias)  # noqa: UP045 - runtime object
+        return annotation, Field(description=description, alias=alias, json_schema_extra=extra)
+    return Optional[annotation], Field(None, description=description, alias=alias, json_schema_extra=extra)  # noqa: UP045 - runtime object
 
 
 def _sub_model(owner: str, field: FieldSpec) -> type[BaseModel]:
@@ -80,7 +83,7 @@ def model_from_fields(name: str, fields: tuple[FieldSpec, ...]) -> type[BaseMode
         else:
             annotation = _leaf_type(field.type.value, field.choices)
         attr, alias = _attr(field.name)
-        declared[attr] = _declared(annotation, field.required, field.description, alias)
+        declared[attr] = _declared(annotation, field.required, field.description, alias, field.never)
     return create_model(class_name, __config__=ConfigDict(populate_by_name=True), **declared)
 
 
@@ -88,13 +91,15 @@ def _source_leaf(kind: str, choices: tuple[str, ...]) -> str:
     return f"Literal[{', '.join(repr(c) for c in choices)}]" if kind == "enum" else _SOURCE[kind]
 
 
-def _source_line(name: str, annotation: str, required: bool, description: str) -> str:
+def _source_line(name: str, annotation: str, required: bool, description: str, never: tuple[str, ...] = ()) -> str:
     attr, alias = _attr(name)
     args = [] if required else ["None"]
     if description:
         args.append(f"description={description!r}")
     if alias:
         args.append(f"alias={alias!r}")
+    if never:
+        args.append(f"json_schema_extra={{'x-never': {list(never)!r}}}")
     shown = annotation if required else f"{annotation} | None"
     return f"    {attr}: {shown} = Field({', '.join(args)})"
 
@@ -124,7 +129,7 @@ def model_source(scenario: Scenario) -> str:
             annotation = "list[str]"
         else:
             annotation = _source_leaf(field.type.value, field.choices)
-        lines.append(_source_line(field.name, annotation, field.required, field.description))
+        lines.append(_source_line(field.name, annotation, field.required, field.description, field.never))
     header = [
         f'"""Typed fields of the chatocr scenario {scenario.name!r} (made by `chatocr scenarios model`)."""',
         "",

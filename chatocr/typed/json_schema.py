@@ -10,7 +10,7 @@ from typing import Any
 
 from chatocr.errors import MissingDependencyError, SchemaError
 from chatocr.scenarios.model import FieldSpec, FieldType, ItemField
-from chatocr.typed.schema import SUPPORTED_TYPES, TypedSchema, defaulted_fields
+from chatocr.typed.schema import SUPPORTED_TYPES, TypedSchema, defaulted_fields, never_patterns
 
 __all__ = ["from_json_schema"]
 
@@ -141,6 +141,8 @@ def _json_field(root: dict[str, Any], name: str, prop: Any, required: bool) -> F
         "description": node.get("description", ""),
         "required": required and not nullable,
     }
+    if node.get("type") in ("object", "array"):
+        never_patterns(name, node if "x-never" in node else prop, None)  # a SchemaError when given: text only
     if node.get("type") == "object":
         return FieldSpec(type=FieldType.object, items=_json_sub_fields(root, node, name), **common)
     if node.get("type") == "array":
@@ -150,7 +152,8 @@ def _json_field(root: dict[str, Any], name: str, prop: Any, required: bool) -> F
         _json_leaf(item, f"{name}[]")
         return FieldSpec(type=FieldType.list, **common)
     kind, choices = _json_leaf(node, name)
-    return FieldSpec(type=FieldType(kind), choices=choices, **common)
+    never = never_patterns(name, node if "x-never" in node else prop, kind)
+    return FieldSpec(type=FieldType(kind), choices=choices, never=never, **common)
 
 
 def _json_sub_fields(root: dict[str, Any], node: dict[str, Any], where: str) -> tuple[ItemField, ...]:

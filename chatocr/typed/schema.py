@@ -9,6 +9,8 @@
     a nested model              -> object (its keys: scalars of the kinds above)
     list[X], list[Model]        -> list (of strings, or of objects: line items)
     Field(description, alias)   -> the field's description and aliases
+    json_schema_extra={"x-never": [regex, ...]}
+                                -> answers a text field never takes (FieldSpec.never)
 
 Anything else (bytes, dict[str, Any], unions of several types, recursive models, models nested
 more than one level) is a SchemaError naming the field, raised before any OCR or model call. One
@@ -21,6 +23,7 @@ A JSON Schema is mapped the same way by chatocr/typed/json_schema.py.
 from __future__ import annotations
 
 import json
+import re
 import types
 import typing
 import weakref
@@ -36,7 +39,7 @@ from pydantic.fields import FieldInfo
 from chatocr.errors import SchemaError
 from chatocr.scenarios.model import FieldSpec, FieldType, ItemField
 
-__all__ = ["SUPPORTED_TYPES", "TypedSchema", "typed_schema"]
+__all__ = ["SUPPORTED_TYPES", "TypedSchema", "never_patterns", "typed_schema"]
 
 SUPPORTED_TYPES = (
     "str, date, datetime, Decimal, float, int, Literal[...] or Enum of strings, Optional[...] of these, "
@@ -154,6 +157,37 @@ def _aliases(name: str, info: FieldInfo) -> tuple[str, ...]:
     return tuple(dict.fromkeys(a for a in found if a.casefold() != name.casefold()))
 
 
+def never_patterns(where: str, extra: Any, kind: str | None) -> tuple[str, ...]:
+    """A field's `never` patterns, given as `Field(json_schema_extra={"x-never": [...]})` (in a JSON
+    Schema: the property's "x-never"): answers that are never its value (see FieldSpec.never)."""
+    patterns = extra.get("x-never") if isinstance(extra, dict) else None
+    if patterns is None:
+        return ()
+    if (
+        isinstance(patterns, str)
+        or not isinstance(patterns, (list, tuple))
+        or not all(isinstance(p, str) for p in patterns)
+    ):
+        raise SchemaError(
+            f"Field {where!r}: x-never must be a list of regular expressions, got {patterns!r}.",
+            hint='e.g. json_schema_extra={"x-never": [r"tax\\s+invoice"]}',
+        )
+    if kind != "text":
+        raise SchemaError(
+            f"Field {where!r}: x-never applies to text (str) fields only.",
+            hint="Remove x-never from this field: dates, amounts, enums and lists are checked by their type.",
+        )
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise SchemaError(
+                f"Field {where!r}: x-never pattern {pattern!r} is not a regular expression: {exc}.",
+                hint="Python `re` syntax; matched against the whole answer, case-insensitive.",
+            ) from None
+    return tuple(patterns)
+
+
 def _optional(annotation: Any) -> tuple[Any, bool]:
     """(X, True) for Optional[X] / X | None; (annotation, False) otherwise. Unions of several
     non-None types are returned whole: the caller reports them."""
@@ -203,8 +237,9 @@ def _model_field(owner: type[BaseModel], name: str, info: FieldInfo, seen: tuple
         "aliases": _aliases(name, info),
     }
     leaf = _scalar_kind(annotation)
+    never = never_patterns(where, info.json_schema_extra, leaf[0] if leaf else None)
     if leaf is not None:
-        return FieldSpec(type=FieldType(leaf[0]), choices=leaf[1], **common)
+        return FieldSpec(type=FieldType(leaf[0]), choices=leaf[1], never=never, **common)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return FieldSpec(type=FieldType.object, items=_sub_fields(annotation, where, seen), **common)
     if typing.get_origin(annotation) in (list, tuple, typing.Sequence, set, frozenset):

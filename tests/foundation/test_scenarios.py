@@ -230,3 +230,20 @@ def test_json_schema_is_exported_and_current() -> None:
     assert json.loads(committed) == json.loads(scenario_json_schema_text()), (
         "schema/scenario.schema.json is stale: run `chatocr scenarios schema > schema/scenario.schema.json`"
     )
+
+
+def test_never_patterns_rule_out_answers_and_are_checked(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "    aliases: [registration]\n",
+        "    aliases: [registration]\n    never: ['parking\\s+(ticket|notice)', 'plate']\n",
+    )
+    plate = load_scenario_text(text).fields[0]
+    assert plate.ruled_out("PARKING   Ticket") and plate.ruled_out(" plate ")
+    assert plate.ruled_out("KL 4455") is None and plate.ruled_out("PARKING TICKET KL 4455") is None
+    bad_regex = text.replace("'plate']", "'(plate']")
+    problems = problems_of(bad_regex, tmp_path)
+    assert any(":11: fields[0].never: " in p and "not a regular expression" in p for p in problems)
+    on_amount = text.replace("  - name: fine\n    type: amount\n", "  - name: fine\n    type: amount\n    never: [x]\n")
+    assert any("`never` patterns, which apply to text fields only" in p for p in problems_of(on_amount, tmp_path))
+    contradicted = text.replace("plate: KL 4455", "plate: Parking Notice")
+    assert any("matches the field's own `never` pattern" in p for p in problems_of(contradicted, tmp_path))

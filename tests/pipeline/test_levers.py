@@ -134,3 +134,38 @@ def test_a_document_of_noise_gets_no_forced_value() -> None:
     schema = model.calls[0].settings.json_mode
     assert None in schema["properties"]["company"]["enum"]  # type: ignore[index]
     assert all(f.value is None for f in result.fields.values())
+
+
+TITLED = document(
+    "TAX INVOICE",
+    "GOLDEN LEAF STATIONERY",
+    "CO. (M) SDN BHD",
+    "12, JALAN BUNGA RAYA,",
+    "75100 MELAKA",
+    ("DATE:", "09/09/2022"),
+    ("TOTAL", "8.50"),
+)
+
+
+def test_an_answer_the_scenario_rules_out_is_asked_again() -> None:
+    """retail_receipt's company `never`: the title, or a legal form alone, is no company."""
+    title = json.dumps({"company": "TAX INVOICE", "date": "09/09/2022", "total": "8.50"})
+    fixed = json.dumps({"company": "GOLDEN LEAF STATIONERY CO. (M) SDN BHD", "date": "09/09/2022", "total": "8.50"})
+    result, model = run([title, fixed], THREE, TITLED, "retail_receipt")
+    assert len(model.calls) == 2
+    repair = model.calls[1].messages[-1].content
+    assert "'TAX INVOICE' is never the company" in repair
+    assert result.fields["company"].value == "GOLDEN LEAF STATIONERY CO. (M) SDN BHD"
+    assert result.fields["company"].status == "grounded"
+
+    # With field re-asks, the second line answered alone becomes a choice that includes the line before.
+    second_line = json.dumps({"company": "CO. (M) SDN BHD", "date": "09/09/2022", "total": "8.50"})
+    result, model = run([second_line, '{"company": 1}'], THREE, TITLED, "retail_receipt", field_reask=True)
+    question = model.calls[1].messages[-1].content
+    assert "GOLDEN LEAF STATIONERY CO. (M) SDN BHD" in question and "TAX INVOICE" not in question
+    assert result.fields["company"].status == "grounded"
+    assert result.fields["company"].value.startswith("GOLDEN LEAF STATIONERY")
+
+    # An answer nothing rules out goes through in one call.
+    result, model = run([fixed], THREE, TITLED, "retail_receipt")
+    assert len(model.calls) == 1 and result.fields["company"].value == "GOLDEN LEAF STATIONERY CO. (M) SDN BHD"

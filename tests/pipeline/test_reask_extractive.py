@@ -102,3 +102,47 @@ def test_the_local_models_grammar_accepts_the_extractive_schema() -> None:
     rule = next(line for line in gbnf.splitlines() if line.startswith("company ::="))
     assert "KEDAI MAJU JAYA" in rule and "null" in rule and "string" not in rule
     llama_grammar.LlamaGrammar.from_string(gbnf, verbose=False)  # it parses
+
+
+# A receipt whose title sits above the name, and whose name runs over two lines.
+TITLED = document(
+    "SIMPLIFIED TAX INVOICE",
+    "GOLDEN LEAF STATIONERY",
+    "CO. (M) SDN BHD",
+    "12, JALAN BUNGA RAYA,",
+    "75100 MELAKA",
+    ("DATE:", "09/09/2022"),
+    ("TOTAL", "8.50"),
+)
+NEVER = (
+    r"((simplified|official|tax)\s+)*(tax\s+invoice|invoice|receipt)",
+    r"((co\.?|sdn\.?|bhd\.?|\([a-z]\))\s*)+",
+)
+COMPANY_NEVER = FieldSpec(name="company", required=True, never=NEVER)
+
+
+def test_a_ruled_out_answer_is_reasked_among_lines_that_are_not_ruled_out() -> None:
+    results = {"company": FieldResult("company", "SIMPLIFIED TAX INVOICE", status="invalid")}
+    (question,) = questions_for((COMPANY_NEVER,), results, index_of(TITLED))
+    offered = [c.text for c in question.candidates]
+    # Not the title, nor lines like it: the page's first lines, each joined with its neighbours.
+    assert not any(COMPANY_NEVER.ruled_out(text) for text in offered)
+    assert "SIMPLIFIED TAX INVOICE" not in " | ".join(offered)
+    assert "GOLDEN LEAF STATIONERY CO. (M) SDN BHD" in offered
+
+
+def test_a_second_line_answered_alone_is_offered_with_the_line_before() -> None:
+    results = {"company": FieldResult("company", "CO. (M) SDN BHD", status="invalid")}
+    (question,) = questions_for((COMPANY_NEVER,), results, index_of(TITLED))
+    assert "GOLDEN LEAF STATIONERY CO. (M) SDN BHD" in [c.text for c in question.candidates]
+    # Without `never`, a line similar to an ungrounded answer is still joined to the one before it.
+    plain = FieldSpec(name="company", required=True)
+    ungrounded = {"company": FieldResult("company", "CO. (M) SDN BHO", status="ungrounded")}
+    (question,) = questions_for((plain,), ungrounded, index_of(TITLED))
+    assert "GOLDEN LEAF STATIONERY CO. (M) SDN BHD" in [c.text for c in question.candidates]
+
+
+def test_extractive_decoding_never_offers_a_ruled_out_string() -> None:
+    enum = extractive_schema((COMPANY_NEVER,), TITLED.layout())["properties"]["company"]["enum"]
+    assert "SIMPLIFIED TAX INVOICE" not in enum and "CO. (M) SDN BHD" not in enum
+    assert "GOLDEN LEAF STATIONERY CO. (M) SDN BHD" in enum and enum[-1] is None

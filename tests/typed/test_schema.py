@@ -297,7 +297,8 @@ def _import(path: Path, name: str) -> Any:
 @pytest.mark.parametrize("name", ["retail_receipt", "vat_invoice", "train_ticket", "id_card"])
 def test_scenario_fields_export_as_a_model_with_the_same_fields(name: str, tmp_path: Path) -> None:
     scenario = load_scenarios().get(name)
-    # A model carries neither aliases nor the scenario's position pairs (`before:`).
+    # A model carries neither aliases nor the scenario's position pairs (`before:`); it does carry
+    # `never` (as json_schema_extra "x-never").
     expected = tuple(f.model_copy(update={"aliases": (), "before": None}) for f in scenario.fields)
     assert typed_schema(scenario.to_model()).fields == expected
     source = model_source(scenario)  # what type checkers read
@@ -305,3 +306,34 @@ def test_scenario_fields_export_as_a_model_with_the_same_fields(name: str, tmp_p
     module = _import(tmp_path / f"src_{name}.py", f"src_{name}")
     model = next(v for k, v in vars(module).items() if k.lower() == name.replace("_", ""))
     assert typed_schema(model).fields == expected
+
+
+class _Shop(BaseModel):
+    name: str = Field(description="the shop", json_schema_extra={"x-never": [r"(tax\s+)?invoice"]})
+    branch: str | None = Field(None, json_schema_extra={"x-never": ["head office"]})
+    total: Decimal
+
+
+def test_x_never_carries_a_text_fields_never_patterns_from_a_model_and_a_json_schema() -> None:
+    for given in (_Shop, _Shop.model_json_schema()):
+        fields = {f.name: f for f in typed_schema(given).fields}
+        assert fields["name"].never == (r"(tax\s+)?invoice",) and fields["name"].ruled_out("TAX  INVOICE")
+        assert fields["branch"].never == ("head office",)  # Optional: the JSON Schema keeps it beside anyOf
+        assert fields["total"].never == ()
+
+
+def test_x_never_on_a_non_text_field_or_not_a_list_of_patterns_is_refused() -> None:
+    class OnAmount(BaseModel):
+        total: Decimal = Field(json_schema_extra={"x-never": ["0"]})
+
+    class NotAList(BaseModel):
+        name: str = Field(json_schema_extra={"x-never": "invoice"})
+
+    class BadRegex(BaseModel):
+        name: str = Field(json_schema_extra={"x-never": ["(invoice"]})
+
+    for model, words in ((OnAmount, "text .str. fields only"), (NotAList, "a list of"), (BadRegex, "not a regular")):
+        with pytest.raises(SchemaError, match=words):
+            typed_schema(model)
+        with pytest.raises(SchemaError, match=words):
+            typed_schema(model.model_json_schema())
