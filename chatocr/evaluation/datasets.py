@@ -19,7 +19,8 @@ profile entry use `amount` when the scenario types them as amounts, else `text`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from chatocr.scenarios.model import FieldType, Scenario
 
 __all__ = ["PROFILES", "Dataset", "DatasetProfile", "Document", "load_dataset"]
 
+_CJK = re.compile(r"[\u4e00-\u9fff]")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pdf")
 
 
@@ -139,19 +141,30 @@ def _map_key(key: str, scenario: Scenario, explicit: Mapping[str, str]) -> str |
     return spec.name if spec is not None else None
 
 
-def choose_scenario(keys: list[str], library: ScenarioLibrary, explicit: Mapping[str, str]) -> str:
-    """The scenario whose fields (names and aliases) cover the most label keys."""
-    best: tuple[int, str] | None = None
+def choose_scenario(
+    keys: list[str], library: ScenarioLibrary, explicit: Mapping[str, str], language: str | None = None
+) -> str:
+    """The scenario whose fields (names and aliases) cover the most label keys; on a tie, one in
+    the labels' language (English receipts' company/date/total fit cn_receipt as well as
+    retail_receipt)."""
+    best: tuple[int, bool, str] | None = None
     for scenario in library:
         covered = sum(_map_key(k, scenario, explicit) is not None for k in keys)
-        if covered and (best is None or covered > best[0]):
-            best = (covered, scenario.name)
+        rank = (covered, scenario.language == language)
+        if covered and (best is None or rank > best[:2]):
+            best = (*rank, scenario.name)
     if best is None:
         raise ScenarioError(
             f"No scenario has fields matching the label keys {keys}.",
             hint="Name one with --scenario and map keys with --map LABEL_KEY=FIELD.",
         )
-    return best[1]
+    return best[2]
+
+
+def _language_of(labels: Iterable[Mapping[str, Any]]) -> str:
+    """zh when the labelled values hold Chinese characters, else en."""
+    text = json.dumps(list(labels), ensure_ascii=False, default=str)
+    return "zh" if _CJK.search(text) else "en"
 
 
 def load_dataset(
@@ -181,7 +194,7 @@ def load_dataset(
     if scenario:  # a name, or a scenario YAML file (which then joins the library)
         scenario = library.resolve(scenario).name
     name = scenario or (profile.scenario if profile and profile.scenario in library else None)
-    name = name or choose_scenario(keys, library, explicit)
+    name = name or choose_scenario(keys, library, explicit, _language_of(raw.values()))
     chosen = library.get(name)
     mapping: dict[str, str] = {}
     unmapped: list[str] = []

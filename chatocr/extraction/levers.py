@@ -40,10 +40,14 @@ def choice_questions(
     index: TextIndex,
     asked: set[str],
 ) -> list[Question]:
-    """The field-aware re-ask's questions (none when the lever is off), each field asked once."""
-    if not config.field_reask:
-        return []
-    return [q for q in questions_for(fields, best, index) if q.field.name not in asked]
+    """The field-aware re-ask's questions, each field asked once. With the lever off, only fields
+    whose answer the scenario rules out (`never`: "CO. (M) SDN BHD" for a company): asked the whole
+    task again, the local model gave the same answer back on every receipt of the evaluation where
+    this happened, while the choice offers the line before joined to it."""
+    questions = [q for q in questions_for(fields, best, index) if q.field.name not in asked]
+    if config.field_reask:
+        return questions
+    return [q for q in questions if q.field.ruled_out(getattr(best.get(q.field.name), "value", None))]
 
 
 def open_problems(fields: tuple[FieldSpec, ...], best: Mapping[str, FieldResult]) -> list[str]:

@@ -13,7 +13,8 @@ Candidates per field, at most MAX_CANDIDATES, in reading order:
     text                the lines most like the model's (ungrounded) answer, the lines right of or
                         below a label naming the field, and each such line joined with the next
                         or the one before (a name or address over two lines); never a line the
-                        field's `never` patterns rule out
+                        field's `never` patterns rule out, and when the answer was such a whole
+                        line, that line joined to the one before it first
 
 The question goes out as one call for all such fields (one step of the loop's budget), with a
 JSON schema that only admits the numbers shown (0: none of them), so a grammar-constrained
@@ -111,9 +112,18 @@ def _text_candidates(index: TextIndex, field: FieldSpec, answer: str | None) -> 
     lines = [line for line in lines if line]
     if not lines:
         return []
+    completions: list[Candidate] = []
     if field.ruled_out(answer):
         # An answer the scenario rules out ("TAX INVOICE" for a company) says nothing about where
         # the value is: lines resembling it would be more titles. Labels, else reading order, decide.
+        # If it is a whole line, the model may have pointed at the end of the value ("CO. (M) SDN
+        # BHD", a name's second line): that line joined to the one before it is offered first.
+        said = " ".join(str(answer).split()).casefold()
+        for i in range(1, len(lines)):
+            joined = f"{lines[i - 1]} {lines[i]}"
+            fits = not field.ruled_out(lines[i - 1]) and not field.ruled_out(joined)
+            if fits and " ".join(lines[i].split()).casefold() == said:
+                completions.append(Candidate(joined, joined))
         answer = None
     score = [0.0] * len(lines)
     if answer:
@@ -129,7 +139,7 @@ def _text_candidates(index: TextIndex, field: FieldSpec, answer: str | None) -> 
     allowed = [i for i in range(len(lines)) if not field.ruled_out(lines[i])]
     ranked = sorted(allowed, key=lambda i: (-score[i], i))
     chosen = sorted(i for i in ranked[: MAX_CANDIDATES // 2] if score[i] > 0) or ranked[: MAX_CANDIDATES // 2]
-    out: list[Candidate] = [Candidate(lines[i], lines[i]) for i in sorted(chosen)]
+    out: list[Candidate] = completions[: MAX_CANDIDATES // 2] + [Candidate(lines[i], lines[i]) for i in sorted(chosen)]
     # The value may continue on the next line, or (a name's second line answered alone) have
     # started on the line before.
     pairs = dict.fromkeys(pair for i in sorted(chosen) for pair in ((i, i + 1), (i - 1, i)))
@@ -140,7 +150,7 @@ def _text_candidates(index: TextIndex, field: FieldSpec, answer: str | None) -> 
             # line may end one (a name's legal form on the line below it).
             if not field.ruled_out(lines[a]) and not field.ruled_out(joined):
                 out.append(Candidate(joined, joined))
-    return out[:MAX_CANDIDATES]
+    return list(dict.fromkeys(out))[:MAX_CANDIDATES]
 
 
 def questions_for(fields: Sequence[FieldSpec], results: Mapping[str, FieldResult], index: TextIndex) -> list[Question]:

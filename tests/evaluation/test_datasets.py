@@ -30,6 +30,20 @@ def test_unknown_set_matches_scenario_by_fields() -> None:
     assert data.scenario == "retail_receipt"
 
 
+def test_a_set_of_no_known_name_gets_the_scenario_in_its_labels_language(tmp_path: Path) -> None:
+    """company/date/address/total fit cn_receipt as well as retail_receipt: the labels' script decides."""
+    english = tmp_path / "my_receipts"
+    english.symlink_to(SROIE, target_is_directory=True)
+    assert load_dataset(english, load_scenarios()).scenario == "retail_receipt"
+    chinese = tmp_path / "shop_slips"
+    (chinese / "labels").mkdir(parents=True)
+    (chinese / "ocr").mkdir()
+    label = {"company": "永辉超市", "date": "2023-05-01", "address": "福州市鼓楼区", "total": "12.50"}
+    (chinese / "labels" / "a.json").write_text(json.dumps(label, ensure_ascii=False), encoding="utf-8")
+    (chinese / "ocr" / "a.json").write_text(json.dumps([{"text": "永辉超市"}], ensure_ascii=False), encoding="utf-8")
+    assert load_dataset(chinese, load_scenarios()).scenario == "cn_receipt"
+
+
 def test_ticket_profile(ticket_set: Path) -> None:
     data = load_dataset(ticket_set, load_scenarios())
     assert data.scenario == "train_ticket"

@@ -147,25 +147,30 @@ TITLED = document(
 )
 
 
-def test_an_answer_the_scenario_rules_out_is_asked_again() -> None:
-    """retail_receipt's company `never`: the title, or a legal form alone, is no company."""
-    title = json.dumps({"company": "TAX INVOICE", "date": "09/09/2022", "total": "8.50"})
-    fixed = json.dumps({"company": "GOLDEN LEAF STATIONERY CO. (M) SDN BHD", "date": "09/09/2022", "total": "8.50"})
-    result, model = run([title, fixed], THREE, TITLED, "retail_receipt")
-    assert len(model.calls) == 2
-    repair = model.calls[1].messages[-1].content
-    assert "'TAX INVOICE' is never the company" in repair
-    assert result.fields["company"].value == "GOLDEN LEAF STATIONERY CO. (M) SDN BHD"
-    assert result.fields["company"].status == "grounded"
+JOINED = "GOLDEN LEAF STATIONERY CO. (M) SDN BHD"
 
-    # With field re-asks, the second line answered alone becomes a choice that includes the line before.
-    second_line = json.dumps({"company": "CO. (M) SDN BHD", "date": "09/09/2022", "total": "8.50"})
-    result, model = run([second_line, '{"company": 1}'], THREE, TITLED, "retail_receipt", field_reask=True)
-    question = model.calls[1].messages[-1].content
-    assert "GOLDEN LEAF STATIONERY CO. (M) SDN BHD" in question and "TAX INVOICE" not in question
-    assert result.fields["company"].status == "grounded"
-    assert result.fields["company"].value.startswith("GOLDEN LEAF STATIONERY")
+
+def test_an_answer_the_scenario_rules_out_is_asked_again_as_a_choice() -> None:
+    """retail_receipt's company `never`: the title, or a legal form alone, is no company. Such a field
+    is asked alone as numbered lines (with field_reask off too), never the ruled-out line again."""
+    for wrong in ("TAX INVOICE", "CO. (M) SDN BHD"):
+        first = json.dumps({"company": wrong, "date": "09/09/2022", "total": "8.50"})
+        question = _question_for(first)
+        assert "TAX INVOICE" not in question and "1. GOLDEN LEAF STATIONERY" in question
+        number = next(n for n, _, text in (ln.partition(". ") for ln in question.splitlines()) if text == JOINED)
+        result, model = run([first, json.dumps({"company": int(number)})], THREE, TITLED, "retail_receipt")
+        assert len(model.calls) == 2 and result.calls[1].purpose == "choose"
+        company = result.fields["company"]
+        assert (company.value, company.status) == (JOINED, "grounded")
+        assert result.fields["date"].value == "09/09/2022"  # the other fields keep the first answer
 
     # An answer nothing rules out goes through in one call.
+    fixed = json.dumps({"company": "GOLDEN LEAF STATIONERY CO. (M) SDN BHD", "date": "09/09/2022", "total": "8.50"})
     result, model = run([fixed], THREE, TITLED, "retail_receipt")
     assert len(model.calls) == 1 and result.fields["company"].value == "GOLDEN LEAF STATIONERY CO. (M) SDN BHD"
+
+
+def _question_for(first: str) -> str:
+    """The re-ask a first answer leads to (the scripted model answers "none of them")."""
+    _, model = run([first, '{"company": 0}', first], THREE, TITLED, "retail_receipt")
+    return model.calls[1].messages[-1].content

@@ -10,7 +10,7 @@ import pytest
 from chatocr.conversation.templates import load_prompts
 from chatocr.extraction.extractive import extractive_schema, page_strings
 from chatocr.extraction.grounding import TextIndex
-from chatocr.extraction.reask import answers_from, choice_schema, questions_for, render_question
+from chatocr.extraction.reask import MAX_CANDIDATES, answers_from, choice_schema, questions_for, render_question
 from chatocr.extraction.result import FieldResult
 from chatocr.scenarios import FieldSpec
 from chatocr.scenarios.model import FieldType
@@ -134,7 +134,9 @@ def test_a_ruled_out_answer_is_reasked_among_lines_that_are_not_ruled_out() -> N
 def test_a_second_line_answered_alone_is_offered_with_the_line_before() -> None:
     results = {"company": FieldResult("company", "CO. (M) SDN BHD", status="invalid")}
     (question,) = questions_for((COMPANY_NEVER,), results, index_of(TITLED))
-    assert "GOLDEN LEAF STATIONERY CO. (M) SDN BHD" in [c.text for c in question.candidates]
+    offered = [c.text for c in question.candidates]
+    assert offered[0] == "GOLDEN LEAF STATIONERY CO. (M) SDN BHD"  # the line the model meant, completed
+    assert len(offered) == len(set(offered)) <= MAX_CANDIDATES
     # Without `never`, a line similar to an ungrounded answer is still joined to the one before it.
     plain = FieldSpec(name="company", required=True)
     ungrounded = {"company": FieldResult("company", "CO. (M) SDN BHO", status="ungrounded")}
