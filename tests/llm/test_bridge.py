@@ -13,6 +13,9 @@ from pathlib import Path
 from chatocr.bridge import LoopThread, run_sync, thread_loop
 
 REPO = Path(__file__).resolve().parents[2]
+# _IN_BACKGROUND: a test run started in the background by a non-interactive shell (`pytest &`, as
+# CI scripts and nohup do) inherits SIGINT ignored, and so would the children here: Python then
+# keeps it ignored and never installs its Ctrl-C handler. The children restore what a terminal gives.
 
 
 async def _where() -> tuple[str, asyncio.AbstractEventLoop]:
@@ -60,8 +63,10 @@ def test_ctrl_c_during_run_sync_cancels_the_work_first(tmp_path: Path) -> None:
     # generation gets stopped) before KeyboardInterrupt reaches the caller.
     script = textwrap.dedent(
         """
-        import asyncio, sys
+        import asyncio, signal, sys
         from chatocr.bridge import run_sync
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, see _IN_BACKGROUND
 
         async def work():
             print("started", flush=True)
@@ -96,8 +101,10 @@ def test_ctrl_c_during_a_blocking_step_is_not_swallowed() -> None:
     # when it finishes, the caller still gets KeyboardInterrupt instead of a result.
     script = textwrap.dedent(
         """
-        import asyncio, time
+        import asyncio, signal, time
         from chatocr.bridge import run_sync
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, see _IN_BACKGROUND
 
         async def blocking():
             print("started", flush=True)
