@@ -31,6 +31,9 @@ class Message:
     # What the planner put in this message ("system", "examples", "document-part", "task", ...);
     # informational, never sent to a service.
     kind: str = ""
+    # How many leading characters of `content` do not depend on the document (the task's opening
+    # before the OCR text): a local model keeps its state through them too. Never sent.
+    stable_head: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (images as data URLs) for transcripts."""

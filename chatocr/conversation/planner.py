@@ -387,7 +387,7 @@ class ConversationPlanner:
             )
         if not selected:
             final_text = self._final_text(task, parts[-1], len(parts), len(parts), (), has_examples=False)
-        messages = self._assemble(system, turns, part_messages, final_text, ack0)
+        messages = self._assemble(system, turns, part_messages, final_text, ack0, parts[-1])
         report = self._report(policy, messages, selected, dropped, turns, len(parts))
         return Plan(messages, report, parts)
 
@@ -606,13 +606,19 @@ class ConversationPlanner:
         return selected, dropped, turns, final_text
 
     def _assemble(
-        self, system: str, turns: list[_Turn], part_messages: list[Message], final_text: str, ack0: str
+        self,
+        system: str,
+        turns: list[_Turn],
+        part_messages: list[Message],
+        final_text: str,
+        ack0: str,
+        part_text: str = "",
     ) -> list[Message]:
         body: list[Message] = []
         for turn in reversed(turns):  # outermost (least relevant) first
             body += [Message("user", turn.user, kind="examples"), Message("assistant", turn.assistant, kind="answers")]
         body += part_messages
-        body.append(Message("user", final_text, kind="task"))
+        body.append(Message("user", final_text, kind="task", stable_head=_head_before(final_text, part_text)))
         if self.limits.roles.system != "none":
             return [Message("system", system, kind="system"), *body]
         merged = system + "\n\n" + body[0].content
@@ -676,3 +682,11 @@ def _largest_fitting_suffix(text: str, fits: Any) -> tuple[str, str]:
         else:
             high = mid - 1
     return text[:-low], text[-low:]
+
+
+def _head_before(final_text: str, part_text: str) -> int:
+    """The task message's characters before the document's text, cut back to a line's end (a
+    tokenizer joins nothing across a line break there): the same for every document asked the
+    same keys. 0 when the text is not found in it."""
+    at = final_text.find(part_text) if part_text else -1
+    return final_text.rfind("\n", 0, at) + 1 if at > 0 else 0

@@ -174,6 +174,9 @@ def default_threads() -> int:
 # under order="stable": the system turn and the few-shot example turns. Everything from the first
 # other kind on (a document part, the task) belongs to this document only.
 _STABLE_KINDS = frozenset({"system", "ack", "examples", "answers"})
+# At most this much template text between the stable messages and the next message's content
+# (Qwen's "<|im_start|>user\n" is 21 characters).
+_ROLE_HEADER_CHARS = 64
 
 
 def stable_prefix(messages: Sequence[Message]) -> list[Message]:
@@ -438,12 +441,21 @@ class LocalChatModel(ChatModel):
             )
         return self._prefixes
 
-    def _prepare_prefix(self, loaded: _Loaded, messages: list[dict[str, str]], prefix_count: int) -> str:
-        """Restore (or build and keep) the state after the stable prefix; called under the lock."""
+    def _prepare_prefix(
+        self, loaded: _Loaded, messages: list[dict[str, str]], prefix_count: int, head: str = ""
+    ) -> str:
+        """Restore (or build and keep) the state after the stable prefix, and through `head`, the
+        next message's document-independent opening, where the chat template writes it verbatim;
+        called under the lock."""
         store = self._prefix_store(loaded) if prefix_count else None
         if store is None:
             return "none"
         text = loaded.formatter(messages=messages[:prefix_count]).prompt
+        if head:
+            whole = loaded.prompt_formatter(messages=messages).prompt
+            at = whole.find(head, len(text)) if whole.startswith(text) else -1
+            if 0 <= at - len(text) <= _ROLE_HEADER_CHARS:  # only the next turn's role header between
+                text = whole[: at + len(head)]
         tokens = loaded.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
         return store.prepare(loaded.llama, tokens)
 
@@ -486,6 +498,9 @@ class LocalChatModel(ChatModel):
     ) -> ChatReply:
         request = self.build_request(messages, settings)
         prefix_count = len(stable_prefix(messages))
+        # The task's opening after the stable messages ("... extract the fields [...] OCR text:"):
+        # the same for every document with these keys, so the kept state runs through it.
+        head = messages[prefix_count].content[: messages[prefix_count].stable_head] if prefix_count else ""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[ChatReply] = loop.create_future()
         generation = Generation()
@@ -497,7 +512,7 @@ class LocalChatModel(ChatModel):
 
         def work() -> None:
             try:
-                reply = self._generate(request, prefix_count, deliver, generation)
+                reply = self._generate(request, (prefix_count, head), deliver, generation)
             except BaseException as error:  # handed to the awaiting task, raised there
                 _call_soon(loop, _settle, answer, None, error)
             else:
@@ -583,7 +598,11 @@ class LocalChatModel(ChatModel):
         )
 
     def _generate(
-        self, request: dict[str, Any], prefix_count: int, deliver: Callable[[str], None], generation: Generation
+        self,
+        request: dict[str, Any],
+        prefix: tuple[int, str],
+        deliver: Callable[[str], None],
+        generation: Generation,
     ) -> ChatReply:
         """One streamed generation (in its own thread), stopping early when generation.stop is set."""
         loaded = self.llama()
@@ -600,7 +619,7 @@ class LocalChatModel(ChatModel):
             else:
                 try:
                     started = time.perf_counter()
-                    perf["prefix_state"] = self._prepare_prefix(loaded, request["messages"], prefix_count)
+                    perf["prefix_state"] = self._prepare_prefix(loaded, request["messages"], *prefix)
                     perf["prefix_s"] = round(time.perf_counter() - started, 4)
                     progress.emit("prompt", "evaluating the document and the task")
                     stream = self._pieces(loaded, request, generation, perf)

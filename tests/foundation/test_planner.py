@@ -132,6 +132,22 @@ def test_final_turn_restates_the_task_with_keys_and_document() -> None:
     assert DOC.strip() in final.content
 
 
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_the_task_opening_before_the_document_is_marked_stable_and_is_the_same_for_every_document(
+    language: str,
+) -> None:
+    """A local model keeps its state through the task's opening (Message.stable_head): it must end
+    before the document, at a line break, and not change with the document."""
+    heads = []
+    for doc in (DOC, "OTHER SHOP\nTOTAL 1.00\n"):
+        final = planner(Limits(), language=language).plan(TASK, make_examples(2), doc).messages[-1]
+        head = final.content[: final.stable_head]
+        assert final.stable_head > 0 and head.endswith("\n") and doc.strip() not in head
+        assert final.content[final.stable_head :].startswith(doc.strip().split("\n")[0])
+        heads.append(head)
+    assert heads[0] == heads[1] and '["company", "total", "date"]' in heads[0]
+
+
 def test_restate_every_adds_reminders_counted_back_from_the_document() -> None:
     plan = planner(Limits(), PlanPolicy(packing="pairs", restate_every=2)).plan(TASK, make_examples(5), DOC)
     users = [m.content for m in plan.messages if m.kind == "examples"]

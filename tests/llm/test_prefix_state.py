@@ -190,12 +190,14 @@ CHILD = textwrap.dedent(
     from chatocr.llm.base import ChatSettings
     from chatocr.messages import Message
     system = "You copy fields from OCR text into JSON. " + "Copy values exactly as printed. " * 30
+    HEAD = "Read the document below and answer with its total as JSON, copied as printed.\\nDocument:\\n"
     example = "\\n".join(f"ITEM {i} NASI LEMAK {i * 3} RM {i}.50" for i in range(40))
     messages = [
         Message("system", system, kind="system"),
         Message("user", "Example:\\n" + example + "\\nTOTAL RM 29.50", kind="examples"),
         Message("assistant", '{"total": "29.50"}', kind="answers"),
-        Message("user", "Document:\\n" + sys.argv[2] + "\\nGive total.", kind="task"),
+        Message("user", HEAD + sys.argv[2] + "\\nGive total.", kind="task",
+                stable_head=len(HEAD) if sys.argv[4] == "head" else 0),
     ]
     model = LocalChatModel(prefix_cache_dir=sys.argv[1], prefix_cache=sys.argv[3] == "on")
     reply = model.chat_sync(messages, ChatSettings(temperature=0, max_output_tokens=16,
@@ -205,9 +207,9 @@ CHILD = textwrap.dedent(
 )
 
 
-def run_child(cache: Path, document: str, prefix: str = "on") -> dict:
+def run_child(cache: Path, document: str, prefix: str = "on", head: str = "no") -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(cache), document, prefix],
+        [sys.executable, "-c", CHILD, str(cache), document, prefix, head],
         capture_output=True,
         text=True,
         timeout=1800,
@@ -233,3 +235,9 @@ def test_a_second_process_restores_the_prefix_and_answers_the_same(tmp_path: Pat
     entry.write_bytes(entry.read_bytes()[:-100])
     third = run_child(cache, "TOTAL RM 7.80\nCHANGE 2.20")
     assert third["prefix_state"] == "built" and json.loads(third["text"]) == json.loads(cold["text"])
+    # The task's document-independent opening (Message.stable_head) is kept in the state too: a new
+    # process then evaluates only what follows it, and answers the same.
+    run_child(cache, "SUBTOTAL 11.00\nTOTAL RM 12.30\nCASH 20.00", head="head")
+    through = run_child(cache, "TOTAL RM 7.80\nCHANGE 2.20", head="head")
+    assert through["prefix_state"] == "disk" and json.loads(through["text"]) == json.loads(cold["text"])
+    assert through["prompt_eval_tokens"] <= second["prompt_eval_tokens"] - 15
