@@ -612,7 +612,7 @@ class ConversationPlanner:
         part_messages: list[Message],
         final_text: str,
         ack0: str,
-        part_text: str = "",
+        part_text: str,
     ) -> list[Message]:
         body: list[Message] = []
         for turn in reversed(turns):  # outermost (least relevant) first

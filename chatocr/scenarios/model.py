@@ -30,6 +30,7 @@ __all__ = [
     "ItemField",
     "Scenario",
     "check_answer",
+    "check_patterns",
     "flat_text",
     "ungrounded_example_values",
 ]
@@ -68,6 +69,15 @@ class ItemField(_Strict):
         return self
 
 
+def check_patterns(patterns: Iterable[str]) -> None:
+    """ValueError naming the first of a field's `never` patterns that is not a regular expression."""
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"`never` pattern {pattern!r} is not a regular expression: {exc}") from None
+
+
 class FieldSpec(_Strict):
     """One key to extract."""
 
@@ -96,11 +106,7 @@ class FieldSpec(_Strict):
     @field_validator("never")
     @classmethod
     def _patterns_compile(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"`never` pattern {pattern!r} is not a regular expression: {exc}") from None
+        check_patterns(patterns)
         return patterns
 
     def ruled_out(self, value: object) -> str | None:
@@ -213,8 +219,8 @@ def check_answer(fields: tuple[FieldSpec, ...], answer: dict[str, Any]) -> list[
             problems.extend(_item_problems(field, (field.name,), value))
             continue
         message = _scalar_problem(value, field.type.value, field.choices)
-        if not message and field.ruled_out(value):
-            message = f"{value!r} matches the field's own `never` pattern {field.ruled_out(value)!r}"
+        if not message and (pattern := field.ruled_out(value)):
+            message = f"{value!r} matches the field's own `never` pattern {pattern!r}"
         if message:
             problems.append(((field.name,), message))
     return problems

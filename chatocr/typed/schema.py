@@ -23,7 +23,6 @@ A JSON Schema is mapped the same way by chatocr/typed/json_schema.py.
 from __future__ import annotations
 
 import json
-import re
 import types
 import typing
 import weakref
@@ -37,7 +36,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from chatocr.errors import SchemaError
-from chatocr.scenarios.model import FieldSpec, FieldType, ItemField
+from chatocr.scenarios.model import FieldSpec, FieldType, ItemField, check_patterns
 
 __all__ = ["SUPPORTED_TYPES", "TypedSchema", "never_patterns", "typed_schema"]
 
@@ -163,11 +162,7 @@ def never_patterns(where: str, extra: Any, kind: str | None) -> tuple[str, ...]:
     patterns = extra.get("x-never") if isinstance(extra, dict) else None
     if patterns is None:
         return ()
-    if (
-        isinstance(patterns, str)
-        or not isinstance(patterns, (list, tuple))
-        or not all(isinstance(p, str) for p in patterns)
-    ):
+    if not isinstance(patterns, (list, tuple)) or not all(isinstance(p, str) for p in patterns):
         raise SchemaError(
             f"Field {where!r}: x-never must be a list of regular expressions, got {patterns!r}.",
             hint='e.g. json_schema_extra={"x-never": [r"tax\\s+invoice"]}',
@@ -177,14 +172,13 @@ def never_patterns(where: str, extra: Any, kind: str | None) -> tuple[str, ...]:
             f"Field {where!r}: x-never applies to text (str) fields only.",
             hint="Remove x-never from this field: dates, amounts, enums and lists are checked by their type.",
         )
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise SchemaError(
-                f"Field {where!r}: x-never pattern {pattern!r} is not a regular expression: {exc}.",
-                hint="Python `re` syntax; matched against the whole answer, case-insensitive.",
-            ) from None
+    try:
+        check_patterns(patterns)
+    except ValueError as exc:
+        raise SchemaError(
+            f"Field {where!r}: x-never: {exc}.",
+            hint="Python `re` syntax; matched against the whole answer, case-insensitive.",
+        ) from None
     return tuple(patterns)
 
 

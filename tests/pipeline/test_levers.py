@@ -9,6 +9,7 @@ import json
 from chatocr import ChatOCR
 from chatocr.llm import RetryPolicy, ScriptedChatModel
 
+from .test_reask_extractive import TITLED
 from .test_snapping import document
 
 RECEIPT = document(
@@ -134,17 +135,6 @@ def test_a_document_of_noise_gets_no_forced_value() -> None:
     schema = model.calls[0].settings.json_mode
     assert None in schema["properties"]["company"]["enum"]  # type: ignore[index]
     assert all(f.value is None for f in result.fields.values())
-
-
-TITLED = document(
-    "TAX INVOICE",
-    "GOLDEN LEAF STATIONERY",
-    "CO. (M) SDN BHD",
-    "12, JALAN BUNGA RAYA,",
-    "75100 MELAKA",
-    ("DATE:", "09/09/2022"),
-    ("TOTAL", "8.50"),
-)
 
 
 JOINED = "GOLDEN LEAF STATIONERY CO. (M) SDN BHD"
