@@ -24,8 +24,15 @@ NOT_A_COMPANY = {
         r"((simplified|full|official|abbreviated|retail|sales|cash|tax|gst|sst|vat)\s+)*"
         r"(tax\s+invoice|invoice|receipt|bill|sales?|slip|docket|order)",
         r"((co\.?|company|sdn\.?|bhd\.?|berhad|ltd\.?|limited|pte\.?|plc|inc\.?|llc|gmbh|\([a-z]\)|\(malaysia\)|&)\s*)+",
-    ]
+    ],
+    "x-trim": [  # edge lines never part of a name or address (retail_receipt.yaml's `trim`)
+        r"\(\s*\d{4,14}\s*(-?\s*[a-z])?\s*\)|\d{4,14}\s*-\s*[a-z]",
+        r"(co(mpany)?\.?\s*)?(reg(istration)?|gst|sst|vat|tax|tin|brn|roc)\b.*\d.*",
+        r"(tel|telephone|phone|fax|h/?p|mobile|mob|hotline|whatsapp)\b.*\d.*",
+        r"(www\.|https?://).*|\S+@\S+\.\S+",
+    ],
 }
+NOT_PART_OF_AN_ADDRESS = {"x-trim": NOT_A_COMPANY["x-trim"]}
 
 
 class LineItem(BaseModel):
@@ -53,7 +60,11 @@ class SroieReceipt(BaseModel):
         description="Name of the shop, restaurant or business that issued the receipt", json_schema_extra=NOT_A_COMPANY
     )
     date: dt.date = Field(description="Date of the purchase, as printed")
-    address: str | None = Field(None, description="Address of the shop, lines joined with single spaces")
+    address: str | None = Field(
+        None,
+        description="Address of the shop, lines joined with single spaces",
+        json_schema_extra=NOT_PART_OF_AN_ADDRESS,
+    )
     total: Decimal = Field(description="Final total paid, after tax and rounding")
 
 

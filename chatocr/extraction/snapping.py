@@ -16,6 +16,12 @@ A fuzzy match is snapped only when answer and page differ in punctuation and spa
 dropped comma): where letters or digits differ, the model may have corrected the OCR ("SDN BND"
 read, "SDN BHD" printed), and the page's text would bring the misreading back.
 
+Then the field's `trim` patterns (FieldSpec.trim): OCR lines at the start or end of the matched
+text that are never part of the value (a registration number printed above an address, the
+telephone line below it) are cut from the value, whether it is the page's text or the model's
+answer, and from its evidence; never the value's last line, and only where the value begins (or
+ends) with that line's letters and digits.
+
 The model's answer is kept beside the page's text (FieldResult.answer) so nothing is lost, and
 snapping refuses any text that does not hold most of the answer's characters (a document of noise
 never turns an answer into an unrelated line): SNAP_MIN_CONTAINED of the answer's characters must
@@ -54,7 +60,7 @@ class Snap:
     text: str  # the page's own text for the value
     start: int  # its character range in the layout text
     end: int
-    how: str  # span | line
+    how: str  # span | line | trim
 
 
 def _fold(text: str) -> str:
@@ -157,6 +163,77 @@ def snap_value(answer: str, index: TextIndex, match: Match, kind: str = "text") 
     return snap
 
 
+def _strip_piece(value: str, piece: str, *, from_end: bool) -> str | None:
+    """`value` without `piece` at its start (or end) and the punctuation and spaces next to it,
+    compared by letters and digits only; None when the value does not begin (end) with it."""
+    wanted = _alnum(piece)
+    text = value[::-1] if from_end else value
+    target = wanted[::-1] if from_end else wanted
+    seen = ""
+    cut = 0
+    while cut < len(text) and len(seen) < len(target):
+        seen += _alnum(text[cut])
+        cut += 1
+    if not target or seen != target:
+        return None
+    while cut < len(text) and (text[cut].isspace() or text[cut] in _TRAILING or text[cut] in "-|/"):
+        cut += 1
+    rest = text[cut:]
+    return (rest[::-1] if from_end else rest) or None
+
+
+def trim_value(field: FieldSpec, value: str, index: TextIndex, start: int, end: int) -> tuple[str, set[str]] | None:
+    """`value` (grounded on characters [start, end) of the page) without its edge lines that the
+    field's `trim` patterns rule out, with the ids of the lines cut; None when none is.
+
+    The two lines before and after the match are looked at too: a fuzzy match may have left out
+    a line the answer still carries ("884512-W, 12, JALAN ..." matched from "12, JALAN")."""
+    layout = index.layout
+    inside = layout.spans_between(start, end)
+    if not inside:
+        return None
+    first, last = layout.spans.index(inside[0]), layout.spans.index(inside[-1])
+    pieces = [(s, index.text[s.start : s.end].strip(), True) for s in layout.spans[max(0, first - 2) : first]]
+    pieces += [(s, index.text[max(start, s.start) : min(end, s.end)].strip(), False) for s in inside]
+    pieces += [(s, index.text[s.start : s.end].strip(), True) for s in layout.spans[last + 1 : last + 3]]
+    cut: set[str] = set()
+    trimmed = value
+    front, back = 0, len(pieces)  # pieces[front:back] are what the value still holds
+    inside_left = len(inside)
+    for from_end in (False, True):
+        order = range(back - 1, front - 1, -1) if from_end else range(front, back)
+        for i in order:
+            span, piece, outside = pieces[i]
+            if not outside and inside_left == 1:
+                break  # never the value's last line
+            stripped = _strip_piece(trimmed, piece, from_end=from_end) if field.trims(piece) else None
+            if stripped is None:
+                if outside:
+                    continue  # a neighbour the answer does not carry
+                break
+            trimmed = stripped
+            cut.add(span.line_id)
+            inside_left -= 0 if outside else 1
+            if from_end:
+                back = i
+            else:
+                front = i + 1
+    return (trimmed, cut) if cut else None
+
+
+def _trimmed(field: FieldSpec, result: FieldResult, index: TextIndex, start: int, end: int) -> FieldResult:
+    cut = trim_value(field, result.value, index, start, end) if field.trim else None
+    if cut is None:
+        return result
+    value, lines = cut
+    checked = check_value(field, value)
+    if checked.problem or checked.missing:
+        return result
+    evidence = [e for e in result.evidence if e.line_id not in lines] or result.evidence
+    answer = result.answer if result.answer is not None else result.value
+    return replace(result, value=value, normalized=checked.normalized, answer=answer, snap="trim", evidence=evidence)
+
+
 def snap_result(field: FieldSpec, result: FieldResult, index: TextIndex, hints: Sequence[str] = ()) -> FieldResult:
     """A grounded text, date or amount field's result with the page's own text as its value and
     the model's answer kept in `answer`; unchanged when there is nothing better to return.
@@ -172,10 +249,11 @@ def snap_result(field: FieldSpec, result: FieldResult, index: TextIndex, hints: 
         return result
     snap = snap_value(result.value, index, match, kind)
     if snap is None:
-        return result
+        return _trimmed(field, result, index, match.start, match.end)
     checked = check_value(field, snap.text)
     if checked.problem or checked.missing:
-        return result
+        return _trimmed(field, result, index, match.start, match.end)
     if kind in _TYPED and checked.normalized != result.normalized:
         return result  # the page's text must mean the same date or number
-    return replace(result, value=snap.text, normalized=checked.normalized, answer=result.value, snap=snap.how)
+    snapped = replace(result, value=snap.text, normalized=checked.normalized, answer=result.value, snap=snap.how)
+    return _trimmed(field, snapped, index, snap.start, snap.end)

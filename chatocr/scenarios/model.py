@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from chatocr.textnorm import fold
 
@@ -69,13 +69,20 @@ class ItemField(_Strict):
         return self
 
 
-def check_patterns(patterns: Iterable[str]) -> None:
-    """ValueError naming the first of a field's `never` patterns that is not a regular expression."""
+def check_patterns(patterns: Iterable[str], kind: str = "never") -> None:
+    """ValueError naming the first of a field's `never` (or `trim`) patterns that is not a regular
+    expression."""
     for pattern in patterns:
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ValueError(f"`never` pattern {pattern!r} is not a regular expression: {exc}") from None
+            raise ValueError(f"`{kind}` pattern {pattern!r} is not a regular expression: {exc}") from None
+
+
+def _fullmatch(patterns: Iterable[str], value: str) -> str | None:
+    """The first pattern matching the whole text (NFKC, spaces collapsed, case-insensitive)."""
+    text = " ".join(unicodedata.normalize("NFKC", value).split())
+    return next((p for p in patterns if re.fullmatch(p, text, re.IGNORECASE)), None)
 
 
 class FieldSpec(_Strict):
@@ -96,6 +103,12 @@ class FieldSpec(_Strict):
         "case-insensitive, spaces collapsed), e.g. the document's title for a company name, or a name's second "
         "line on its own. Such an answer is invalid: re-asked, and never the page text an answer snaps to.",
     )
+    trim: tuple[str, ...] = Field(
+        (),
+        description="Regular expressions of OCR lines that are never part of this text field's value at its start "
+        "or end (each line whole, case-insensitive, spaces collapsed), e.g. a registration number printed above an "
+        "address or a telephone line below it. A grounded answer that spans such lines and more loses them.",
+    )
     before: str | None = Field(
         None,
         description="A field this one always precedes on the page (left of it on the same row, else above it): "
@@ -103,23 +116,27 @@ class FieldSpec(_Strict):
         "where they sit (config `positions`).",
     )
 
-    @field_validator("never")
+    @field_validator("never", "trim")
     @classmethod
-    def _patterns_compile(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
-        check_patterns(patterns)
+    def _patterns_compile(cls, patterns: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        check_patterns(patterns, info.field_name or "never")
         return patterns
 
     def ruled_out(self, value: object) -> str | None:
         """The `never` pattern a text answer matches as a whole, if any."""
         if not self.never or not isinstance(value, str):
             return None
-        text = " ".join(unicodedata.normalize("NFKC", value).split())
-        return next((p for p in self.never if re.fullmatch(p, text, re.IGNORECASE)), None)
+        return _fullmatch(self.never, value)
+
+    def trims(self, line: str) -> bool:
+        """Whether an OCR line at the start or end of an answer is never part of it (`trim`)."""
+        return bool(self.trim) and _fullmatch(self.trim, line) is not None
 
     @model_validator(mode="after")
     def _type_specific(self) -> FieldSpec:
-        if self.never and self.type is not FieldType.text:
-            raise ValueError(f"field {self.name!r} has `never` patterns, which apply to text fields only")
+        for kind in ("never", "trim"):
+            if getattr(self, kind) and self.type is not FieldType.text:
+                raise ValueError(f"field {self.name!r} has `{kind}` patterns, which apply to text fields only")
         if self.type is FieldType.enum and not self.choices:
             raise ValueError(f"field {self.name!r} has type enum but no `choices`")
         if self.choices and self.type is not FieldType.enum:

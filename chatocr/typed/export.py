@@ -51,10 +51,21 @@ def _attr(name: str) -> tuple[str, str | None]:
     return f"f_{safe}" if keyword.iskeyword(safe) or safe.startswith("_") else safe, name
 
 
+def _patterns_extra(never: tuple[str, ...], trim: tuple[str, ...]) -> dict[str, JsonValue] | None:
+    """A text field's `never` and `trim` patterns as its json_schema_extra, or None."""
+    extra: dict[str, JsonValue] = {key: list(p) for key, p in (("x-never", never), ("x-trim", trim)) if p}
+    return extra or None
+
+
 def _declared(
-    annotation: Any, required: bool, description: str, alias: str | None, never: tuple[str, ...] = ()
+    annotation: Any,
+    required: bool,
+    description: str,
+    alias: str | None,
+    never: tuple[str, ...] = (),
+    trim: tuple[str, ...] = (),
 ) -> tuple[Any, Any]:
-    extra: dict[str, JsonValue] | None = {"x-never": list(never)} if never else None
+    extra = _patterns_extra(never, trim)
     if required:
         return annotation, Field(description=description, alias=alias, json_schema_extra=extra)
     return Optional[annotation], Field(None, description=description, alias=alias, json_schema_extra=extra)  # noqa: UP045 - runtime object
@@ -83,7 +94,7 @@ def model_from_fields(name: str, fields: tuple[FieldSpec, ...]) -> type[BaseMode
         else:
             annotation = _leaf_type(field.type.value, field.choices)
         attr, alias = _attr(field.name)
-        declared[attr] = _declared(annotation, field.required, field.description, alias, field.never)
+        declared[attr] = _declared(annotation, field.required, field.description, alias, field.never, field.trim)
     return create_model(class_name, __config__=ConfigDict(populate_by_name=True), **declared)
 
 
@@ -91,15 +102,22 @@ def _source_leaf(kind: str, choices: tuple[str, ...]) -> str:
     return f"Literal[{', '.join(repr(c) for c in choices)}]" if kind == "enum" else _SOURCE[kind]
 
 
-def _source_line(name: str, annotation: str, required: bool, description: str, never: tuple[str, ...] = ()) -> str:
+def _source_line(
+    name: str,
+    annotation: str,
+    required: bool,
+    description: str,
+    never: tuple[str, ...] = (),
+    trim: tuple[str, ...] = (),
+) -> str:
     attr, alias = _attr(name)
     args = [] if required else ["None"]
     if description:
         args.append(f"description={description!r}")
     if alias:
         args.append(f"alias={alias!r}")
-    if never:
-        args.append(f"json_schema_extra={{'x-never': {list(never)!r}}}")
+    if extra := _patterns_extra(never, trim):
+        args.append(f"json_schema_extra={extra!r}")
     shown = annotation if required else f"{annotation} | None"
     return f"    {attr}: {shown} = Field({', '.join(args)})"
 
@@ -129,7 +147,7 @@ def model_source(scenario: Scenario) -> str:
             annotation = "list[str]"
         else:
             annotation = _source_leaf(field.type.value, field.choices)
-        lines.append(_source_line(field.name, annotation, field.required, field.description, field.never))
+        lines.append(_source_line(field.name, annotation, field.required, field.description, field.never, field.trim))
     header = [
         f'"""Typed fields of the chatocr scenario {scenario.name!r} (made by `chatocr scenarios model`)."""',
         "",

@@ -142,7 +142,8 @@ def _json_field(root: dict[str, Any], name: str, prop: Any, required: bool) -> F
         "required": required and not nullable,
     }
     if node.get("type") in ("object", "array"):
-        never_patterns(name, node if "x-never" in node else prop, None)  # a SchemaError when given: text only
+        for key in ("x-never", "x-trim"):  # a SchemaError when given: text only
+            never_patterns(name, node if key in node else prop, None, key)
     if node.get("type") == "object":
         return FieldSpec(type=FieldType.object, items=_json_sub_fields(root, node, name), **common)
     if node.get("type") == "array":
@@ -153,7 +154,8 @@ def _json_field(root: dict[str, Any], name: str, prop: Any, required: bool) -> F
         return FieldSpec(type=FieldType.list, **common)
     kind, choices = _json_leaf(node, name)
     never = never_patterns(name, node if "x-never" in node else prop, kind)
-    return FieldSpec(type=FieldType(kind), choices=choices, never=never, **common)
+    trim = never_patterns(name, node if "x-trim" in node else prop, kind, "x-trim")
+    return FieldSpec(type=FieldType(kind), choices=choices, never=never, trim=trim, **common)
 
 
 def _json_sub_fields(root: dict[str, Any], node: dict[str, Any], where: str) -> tuple[ItemField, ...]:

@@ -11,6 +11,8 @@
     Field(description, alias)   -> the field's description and aliases
     json_schema_extra={"x-never": [regex, ...]}
                                 -> answers a text field never takes (FieldSpec.never)
+    json_schema_extra={"x-trim": [regex, ...]}
+                                -> edge lines never part of a text field (FieldSpec.trim)
 
 Anything else (bytes, dict[str, Any], unions of several types, recursive models, models nested
 more than one level) is a SchemaError naming the field, raised before any OCR or model call. One
@@ -156,28 +158,29 @@ def _aliases(name: str, info: FieldInfo) -> tuple[str, ...]:
     return tuple(dict.fromkeys(a for a in found if a.casefold() != name.casefold()))
 
 
-def never_patterns(where: str, extra: Any, kind: str | None) -> tuple[str, ...]:
+def never_patterns(where: str, extra: Any, kind: str | None, key: str = "x-never") -> tuple[str, ...]:
     """A field's `never` patterns, given as `Field(json_schema_extra={"x-never": [...]})` (in a JSON
-    Schema: the property's "x-never"): answers that are never its value (see FieldSpec.never)."""
-    patterns = extra.get("x-never") if isinstance(extra, dict) else None
+    Schema: the property's "x-never"): answers that are never its value (see FieldSpec.never).
+    With key="x-trim", its `trim` patterns: edge lines never part of it (FieldSpec.trim)."""
+    patterns = extra.get(key) if isinstance(extra, dict) else None
     if patterns is None:
         return ()
     if not isinstance(patterns, (list, tuple)) or not all(isinstance(p, str) for p in patterns):
         raise SchemaError(
-            f"Field {where!r}: x-never must be a list of regular expressions, got {patterns!r}.",
-            hint='e.g. json_schema_extra={"x-never": [r"tax\\s+invoice"]}',
+            f"Field {where!r}: {key} must be a list of regular expressions, got {patterns!r}.",
+            hint=f'e.g. json_schema_extra={{"{key}": [r"tax\\s+invoice"]}}',
         )
     if kind != "text":
         raise SchemaError(
-            f"Field {where!r}: x-never applies to text (str) fields only.",
-            hint="Remove x-never from this field: dates, amounts, enums and lists are checked by their type.",
+            f"Field {where!r}: {key} applies to text (str) fields only.",
+            hint=f"Remove {key} from this field: dates, amounts, enums and lists are checked by their type.",
         )
     try:
-        check_patterns(patterns)
+        check_patterns(patterns, key.removeprefix("x-"))
     except ValueError as exc:
         raise SchemaError(
-            f"Field {where!r}: x-never: {exc}.",
-            hint="Python `re` syntax; matched against the whole answer, case-insensitive.",
+            f"Field {where!r}: {key}: {exc}.",
+            hint="Python `re` syntax; matched against the whole answer (x-trim: each edge line), case-insensitive.",
         ) from None
     return tuple(patterns)
 
@@ -232,8 +235,9 @@ def _model_field(owner: type[BaseModel], name: str, info: FieldInfo, seen: tuple
     }
     leaf = _scalar_kind(annotation)
     never = never_patterns(where, info.json_schema_extra, leaf[0] if leaf else None)
+    trim = never_patterns(where, info.json_schema_extra, leaf[0] if leaf else None, "x-trim")
     if leaf is not None:
-        return FieldSpec(type=FieldType(leaf[0]), choices=leaf[1], never=never, **common)
+        return FieldSpec(type=FieldType(leaf[0]), choices=leaf[1], never=never, trim=trim, **common)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return FieldSpec(type=FieldType.object, items=_sub_fields(annotation, where, seen), **common)
     if typing.get_origin(annotation) in (list, tuple, typing.Sequence, set, frozenset):

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 
 from chatocr.extraction.grounding import TextIndex
-from chatocr.extraction.result import FieldResult
+from chatocr.extraction.result import Evidence, FieldResult
 from chatocr.extraction.snapping import page_text_for, snap_result, snap_value
 from chatocr.ocr.types import OCRDocument, OCRLine, Page
-from chatocr.scenarios import FieldSpec
+from chatocr.scenarios import FieldSpec, load_scenarios
 from chatocr.scenarios.model import FieldType
 
 
@@ -143,3 +143,93 @@ def test_enum_and_list_fields_are_not_snapped() -> None:
     grade = FieldSpec(name="grade", type=FieldType.enum, choices=("二等座", "一等座"))
     result = FieldResult("grade", "二等座", "二等座", status="grounded", match="exact", match_score=0.9)
     assert snap_result(grade, result, index_of("二等座位")) is result
+
+
+# A receipt of my own: a registration number printed above the address, phone and tax lines below.
+SHOP = index_of(
+    "PERNIAGAAN MAJU JAYA SDN BHD",
+    "884512-W",
+    "12, JALAN KENANGA 4,",
+    "43000 KAJANG, SELANGOR",
+    "TEL: 03-8736 1122",
+    "GST ID: 000123456789",
+)
+ADDRESS = FieldSpec(
+    name="address",
+    trim=(r"\(?\d{5,8}\s*-?\s*[a-z]\)?", r"(tel|fax|phone)\b.*", r"(gst|sst|co\.?\s*reg)\b.*"),
+)
+
+
+def grounded(index: TextIndex, name: str, value: str) -> FieldResult:
+    match = index.find(value, "text")
+    assert match is not None, f"{value!r} should be grounded"
+    lines = index.layout.line_ids(match.start, match.end)
+    evidence = [Evidence(i, "", [[0.0, 0.0]] * 4, 0.9, 0) for i in lines]
+    return FieldResult(name, value, value, status="grounded", match=match.kind, match_score=1.0, evidence=evidence)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "884512-W 12, JALAN KENANGA 4, 43000 KAJANG, SELANGOR",  # the page's text, lines joined
+        "884512-W, 12, JALAN KENANGA 4, 43000 KAJANG, SELANGOR TEL: 03-8736 1122",
+        "12, JALAN KENANGA 4, 43000 KAJANG, SELANGOR TEL: 03-8736 1122 GST ID: 000123456789",
+        "884512-W 12 JALAN KENANGA 4 43000 KAJANG SELANGOR",  # commas dropped: snapped, then trimmed
+    ],
+)
+def test_edge_lines_the_field_trims_are_cut_from_the_value_and_its_evidence(answer: str) -> None:
+    out = snap_result(ADDRESS, grounded(SHOP, "address", answer), SHOP)
+    assert out.value == "12, JALAN KENANGA 4, 43000 KAJANG, SELANGOR"
+    assert (out.answer, out.snap, out.normalized) == (answer, "trim", out.value)
+    assert [e.line_id for e in out.evidence] == ["p0-l2", "p0-l3"]
+
+
+def test_trimming_keeps_what_the_model_corrected_and_lines_inside_the_value() -> None:
+    page = index_of("884512-W", "12, JALAN KENANGA 4,", "43000 KAJANG,S SELANGOR")
+    # The model dropped the OCR's stray "S": the answer stays the model's, only the number is cut.
+    out = snap_result(ADDRESS, grounded(page, "address", "884512-W 12, JALAN KENANGA 4, 43000 KAJANG, SELANGOR"), page)
+    assert out.value == "12, JALAN KENANGA 4, 43000 KAJANG, SELANGOR"
+    # A line the patterns match inside the value, or the value's only line, stays.
+    inside = index_of("LOT 5, TEL: 12 BLOCK", "12, JALAN KENANGA 4")
+    result = grounded(inside, "address", "12, JALAN KENANGA 4")
+    assert snap_result(ADDRESS, result, inside) is result
+    alone = grounded(SHOP, "address", "884512-W")
+    assert snap_result(ADDRESS, alone, SHOP) is alone
+    # No `trim` patterns: nothing is cut.
+    plain = grounded(SHOP, "address", "884512-W 12, JALAN KENANGA 4, 43000 KAJANG, SELANGOR")
+    assert snap_result(FieldSpec(name="address"), plain, SHOP).value == plain.value
+
+
+def test_trim_patterns_are_checked_like_never() -> None:
+    with pytest.raises(ValueError, match="`trim` pattern"):
+        FieldSpec(name="address", trim=("(",))
+    with pytest.raises(ValueError, match="text fields only"):
+        FieldSpec(name="total", type=FieldType.amount, trim=("tel.*",))
+
+
+@pytest.mark.parametrize(
+    ("scenario", "line", "trimmed"),
+    [
+        ("retail_receipt", "(201801027431)", True),
+        ("retail_receipt", "884512-W", True),
+        ("retail_receipt", "Co Reg No:797887-W GST No:001507647488", True),
+        ("retail_receipt", "GST ID: 000123456789", True),
+        ("retail_receipt", "TEL: 03-8736 1122", True),
+        ("retail_receipt", "Fax 03 8736 1123", True),
+        ("retail_receipt", "www.majujaya.com.my", True),
+        # address lines stay: a postcode alone, a lot number, a street that starts like a label
+        ("retail_receipt", "47500", False),
+        ("retail_receipt", "LOT 12, JALAN SS 15/4D,", False),
+        ("retail_receipt", "TAMAN TELUK PULAI", False),
+        ("retail_receipt", "Registry Road 5", False),
+        ("cn_receipt", "电话：021-5566 7788", True),
+        ("cn_receipt", "纳税人识别号：91310000MA1FL0XX0X", True),
+        ("cn_receipt", "上海市浦东新区张杨路500号", False),
+        ("cn_receipt", "200120", False),
+    ],
+)
+def test_the_built_in_receipts_trim_identifiers_and_contacts_never_address_lines(
+    scenario: str, line: str, trimmed: bool
+) -> None:
+    address = next(f for f in load_scenarios().get(scenario).fields if f.name == "address")
+    assert address.trims(line) is trimmed
