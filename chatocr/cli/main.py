@@ -66,14 +66,18 @@ _COMMANDS = {
 
 def _command_in(argv: Sequence[str]) -> str | None:
     """The sub-command named in argv: its first word that is not an option (the root parser's
-    options take no values), if that word is a command's name."""
+    options take no values), if that word is a command's name; "" (none needed) for `--version`
+    before any command."""
+    if argv and argv[0] in ("-V", "--version"):
+        return ""
     word = next((a for a in argv if not a.startswith("-")), None)
     return word if word in _COMMANDS else None
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The whole parser, or (`command` given) one with only that sub-command registered: enough to
-    parse and to report that command's errors; `chatocr --help` and a mistyped command get all."""
+    """The whole parser, or (`command` given) one with only that sub-command registered (none for
+    ""): enough to parse and to report that command's errors; `chatocr --help` and a mistyped
+    command get all."""
     from chatocr import __version__
 
     parser = ArgumentParser(

@@ -245,6 +245,11 @@ def test_a_command_imports_only_its_own_module() -> None:
     python = Path(CHATOCR).with_name("python")
     out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
     assert out.strip() == "['chatocr.cli.extract_cmd']"
+    version = code.replace("['extract', 'a.jpg', '-k', 'total']", "['--version']")
+    out = subprocess.run([str(python), "-c", version], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.strip() == "[]"
+    shown = run("--version")
+    assert shown.returncode == 0 and shown.stdout.startswith("chatocr ")
     mistyped = run("extrct")
     assert mistyped.returncode == 2
     assert "Did you mean 'extract'?" in mistyped.stderr and "'serve'" in mistyped.stderr
