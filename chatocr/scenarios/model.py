@@ -107,7 +107,8 @@ class FieldSpec(_Strict):
         (),
         description="Regular expressions of OCR lines that are never part of this text field's value at its start "
         "or end (each line whole, case-insensitive, spaces collapsed), e.g. a registration number printed above an "
-        "address or a telephone line below it. A grounded answer that spans such lines and more loses them.",
+        "address or a telephone line below it. A grounded answer that spans such lines and more loses them; "
+        "such a line alone is ruled out as `never` would rule it out.",
     )
     before: str | None = Field(
         None,
@@ -123,10 +124,11 @@ class FieldSpec(_Strict):
         return patterns
 
     def ruled_out(self, value: object) -> str | None:
-        """The `never` pattern a text answer matches as a whole, if any."""
-        if not self.never or not isinstance(value, str):
+        """The `never` (or `trim`) pattern a text answer matches as a whole, if any: a line that is
+        never part of the value at its edges ("TEL: 03-..." for an address) is not the value alone."""
+        if not (self.never or self.trim) or not isinstance(value, str):
             return None
-        return _fullmatch(self.never, value)
+        return _fullmatch(self.never, value) or _fullmatch(self.trim, value)
 
     def trims(self, line: str) -> bool:
         """Whether an OCR line at the start or end of an answer is never part of it (`trim`)."""
@@ -237,7 +239,8 @@ def check_answer(fields: tuple[FieldSpec, ...], answer: dict[str, Any]) -> list[
             continue
         message = _scalar_problem(value, field.type.value, field.choices)
         if not message and (pattern := field.ruled_out(value)):
-            message = f"{value!r} matches the field's own `never` pattern {pattern!r}"
+            kind = "never" if pattern in field.never else "trim"
+            message = f"{value!r} matches the field's own `{kind}` pattern {pattern!r}"
         if message:
             problems.append(((field.name,), message))
     return problems

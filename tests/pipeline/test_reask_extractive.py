@@ -12,6 +12,7 @@ from chatocr.extraction.extractive import extractive_schema, page_strings
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.reask import MAX_CANDIDATES, answers_from, choice_schema, questions_for, render_question
 from chatocr.extraction.result import FieldResult
+from chatocr.extraction.validation import check_value
 from chatocr.scenarios import FieldSpec
 from chatocr.scenarios.model import FieldType
 
@@ -148,3 +149,32 @@ def test_extractive_decoding_never_offers_a_ruled_out_string() -> None:
     enum = extractive_schema((COMPANY_NEVER,), TITLED.layout())["properties"]["company"]["enum"]
     assert "SIMPLIFIED TAX INVOICE" not in enum and "CO. (M) SDN BHD" not in enum
     assert "GOLDEN LEAF STATIONERY CO. (M) SDN BHD" in enum and enum[-1] is None
+
+
+# The same receipt with its registration number, tax and phone lines, which `trim` names.
+REGISTERED = document(
+    "SIMPLIFIED TAX INVOICE",
+    "GOLDEN LEAF STATIONERY SDN BHD",
+    "884512-W",
+    "GST ID: 000123456789",
+    "12, JALAN BUNGA RAYA,",
+    "75100 MELAKA",
+    "TEL: 06-281 2211",
+    ("DATE:", "09/09/2022"),
+)
+TRIM = (r"\d{4,14}\s*-\s*[a-z]", r"(gst|tel)\b.*\d.*")
+COMPANY_TRIM = FieldSpec(name="company", required=True, never=NEVER, trim=TRIM)
+
+
+def test_a_line_the_field_trims_is_never_its_value_alone() -> None:
+    assert COMPANY_TRIM.ruled_out("TEL: 06-281 2211") == TRIM[1]
+    assert COMPANY_TRIM.ruled_out("GOLDEN LEAF STATIONERY SDN BHD 884512-W") is None  # cut by snapping instead
+    checked = check_value(COMPANY_TRIM, "884512-W")
+    assert checked.problem and "never the company" in checked.problem
+    results = {"company": FieldResult("company", "884512-W", status="invalid")}
+    (question,) = questions_for((COMPANY_TRIM,), results, index_of(REGISTERED))
+    offered = [c.text for c in question.candidates]
+    assert "GOLDEN LEAF STATIONERY SDN BHD" in offered
+    assert not {"884512-W", "GST ID: 000123456789", "TEL: 06-281 2211"} & set(offered)
+    enum = extractive_schema((COMPANY_TRIM,), REGISTERED.layout())["properties"]["company"]["enum"]
+    assert "884512-W" not in enum and "GOLDEN LEAF STATIONERY SDN BHD" in enum
