@@ -222,10 +222,16 @@ def test_trim_patterns_are_checked_like_never() -> None:
         ("retail_receipt", "LOT 12, JALAN SS 15/4D,", False),
         ("retail_receipt", "TAMAN TELUK PULAI", False),
         ("retail_receipt", "Registry Road 5", False),
+        ("retail_receipt", "Tel Aviv Road 5", False),
+        # a whole answer that merely begins with such a line is not one (it is cut, not ruled out)
+        ("retail_receipt", "TEL: 03-8736 1122 12, JALAN KENANGA 4", False),
+        ("retail_receipt", "Co Reg No:797887-W GST No:001507647488 No. 89&91, Jalan Utama", False),
+        ("retail_receipt", "TEL: 03-8736 1122 FAX: 03-8736 1123", True),
         ("cn_receipt", "电话：021-5566 7788", True),
         ("cn_receipt", "纳税人识别号：91310000MA1FL0XX0X", True),
         ("cn_receipt", "上海市浦东新区张杨路500号", False),
         ("cn_receipt", "200120", False),
+        ("cn_receipt", "电话：021-5566 7788 上海市浦东新区张杨路500号", False),
     ],
 )
 def test_the_built_in_receipts_trim_identifiers_and_contacts_never_address_lines(
