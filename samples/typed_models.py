@@ -28,8 +28,9 @@ NOT_A_COMPANY = {
     "x-trim": [  # edge lines never part of a name or address (retail_receipt.yaml's `trim`)
         r"\(\s*\d{4,14}\s*(-?\s*[a-z])?\s*\)|\d{4,14}\s*-\s*[a-z]",
         r"((co(mpany)?\.?\s*)?(reg(istration)?|gst|sst|vat|tax|tin|brn|roc)\.?(\s*(reg(istration)?|id|no)\.?)*"
-        r"\s*[:.#]?\s*[a-z0-9-]*\d[a-z0-9-]*\s*)+",
-        r"((tel|telephone|phone|fax|h/?p|mobile|mob|hotline|whatsapp)\.?(\s*no\.?)?\s*[:.]?\s*\+?[\d(][\d\s()./-]{5,}\s*)+",
+        r"\s*([:.#]\s*)?(?=[a-z0-9-]*\d)[a-z0-9-]+\s*)+",
+        r"((tel|telephone|phone|fax|h/?p|mobile|mob|hotline|whatsapp)\.?(\s*no\.?)?\s*([:.]\s*)?"
+        r"\+?[\d(][\d()./-]*(\s+[\d()./-]+)*\s*)+",
         r"(www\.|https?://)\S+|\S+@\S+\.\S+",
     ],
 }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -247,3 +249,26 @@ def test_never_patterns_rule_out_answers_and_are_checked(tmp_path: Path) -> None
     assert any("`never` patterns, which apply to text fields only" in p for p in problems_of(on_amount, tmp_path))
     contradicted = text.replace("plate: KL 4455", "plate: Parking Notice")
     assert any("matches the field's own `never` pattern" in p for p in problems_of(contradicted, tmp_path))
+
+
+HOSTILE_LINES = r"""
+import re, sys
+from chatocr.scenarios import load_scenarios
+patterns = {p for s in load_scenarios() for f in s.fields for p in (*f.never, *f.trim)}
+units = ["gst 1 ", "tel 1 ", "co ", "1 ", "1-", ": ", "co reg no ", "sdn ", "tax invoice ", "电话 1 ", "电话：1 ",
+         "( ", "reg 1 ", "www.a ", "有限", "小票 "]
+for pattern in patterns:
+    for unit in units:
+        re.fullmatch(pattern, " ".join((unit * 60 + "!").split()), re.IGNORECASE)
+print(len(patterns))
+"""
+
+
+def test_built_in_patterns_finish_on_hostile_lines() -> None:
+    """`never` and `trim` run on every OCR line and answer: a pattern whose repetitions can split
+    a line in many ways (two optional runs of spaces side by side) takes exponential time on a
+    long line of repeats. Each built-in one must finish at once; the subprocess's timeout only
+    keeps a regression from hanging the suite."""
+    python = Path(sys.executable)
+    out = subprocess.run([str(python), "-c", HOSTILE_LINES], capture_output=True, text=True, timeout=120, check=True)
+    assert int(out.stdout) >= 6  # retail_receipt's and cn_receipt's at least
