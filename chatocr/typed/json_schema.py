@@ -10,7 +10,7 @@ from typing import Any
 
 from chatocr.errors import MissingDependencyError, SchemaError
 from chatocr.scenarios.model import FieldSpec, FieldType, ItemField
-from chatocr.typed.schema import SUPPORTED_TYPES, TypedSchema, defaulted_fields, never_patterns
+from chatocr.typed.schema import SUPPORTED_TYPES, TypedSchema, defaulted_fields, text_patterns
 
 __all__ = ["from_json_schema"]
 
@@ -143,7 +143,7 @@ def _json_field(root: dict[str, Any], name: str, prop: Any, required: bool) -> F
     }
     if node.get("type") in ("object", "array"):
         for key in ("x-never", "x-trim"):  # a SchemaError when given: text only
-            never_patterns(name, node if key in node else prop, None, key)
+            text_patterns(name, node if key in node else prop, None, key)
     if node.get("type") == "object":
         return FieldSpec(type=FieldType.object, items=_json_sub_fields(root, node, name), **common)
     if node.get("type") == "array":
@@ -153,8 +153,7 @@ def _json_field(root: dict[str, Any], name: str, prop: Any, required: bool) -> F
         _json_leaf(item, f"{name}[]")
         return FieldSpec(type=FieldType.list, **common)
     kind, choices = _json_leaf(node, name)
-    never = never_patterns(name, node if "x-never" in node else prop, kind)
-    trim = never_patterns(name, node if "x-trim" in node else prop, kind, "x-trim")
+    never, trim = (text_patterns(name, node if key in node else prop, kind, key) for key in ("x-never", "x-trim"))
     return FieldSpec(type=FieldType(kind), choices=choices, never=never, trim=trim, **common)
 
 

@@ -40,7 +40,7 @@ from pydantic.fields import FieldInfo
 from chatocr.errors import SchemaError
 from chatocr.scenarios.model import FieldSpec, FieldType, ItemField, check_patterns
 
-__all__ = ["SUPPORTED_TYPES", "TypedSchema", "never_patterns", "typed_schema"]
+__all__ = ["SUPPORTED_TYPES", "TypedSchema", "text_patterns", "typed_schema"]
 
 SUPPORTED_TYPES = (
     "str, date, datetime, Decimal, float, int, Literal[...] or Enum of strings, Optional[...] of these, "
@@ -158,10 +158,10 @@ def _aliases(name: str, info: FieldInfo) -> tuple[str, ...]:
     return tuple(dict.fromkeys(a for a in found if a.casefold() != name.casefold()))
 
 
-def never_patterns(where: str, extra: Any, kind: str | None, key: str = "x-never") -> tuple[str, ...]:
-    """A field's `never` patterns, given as `Field(json_schema_extra={"x-never": [...]})` (in a JSON
-    Schema: the property's "x-never"): answers that are never its value (see FieldSpec.never).
-    With key="x-trim", its `trim` patterns: edge lines never part of it (FieldSpec.trim)."""
+def text_patterns(where: str, extra: Any, kind: str | None, key: str) -> tuple[str, ...]:
+    """A text field's patterns under `key` of `Field(json_schema_extra=...)` (in a JSON Schema: the
+    property's own key): "x-never", answers that are never its value (FieldSpec.never), or
+    "x-trim", edge lines never part of it (FieldSpec.trim)."""
     patterns = extra.get(key) if isinstance(extra, dict) else None
     if patterns is None:
         return ()
@@ -234,8 +234,9 @@ def _model_field(owner: type[BaseModel], name: str, info: FieldInfo, seen: tuple
         "aliases": _aliases(name, info),
     }
     leaf = _scalar_kind(annotation)
-    never = never_patterns(where, info.json_schema_extra, leaf[0] if leaf else None)
-    trim = never_patterns(where, info.json_schema_extra, leaf[0] if leaf else None, "x-trim")
+    kind = leaf[0] if leaf else None
+    never = text_patterns(where, info.json_schema_extra, kind, "x-never")
+    trim = text_patterns(where, info.json_schema_extra, kind, "x-trim")
     if leaf is not None:
         return FieldSpec(type=FieldType(leaf[0]), choices=leaf[1], never=never, trim=trim, **common)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
