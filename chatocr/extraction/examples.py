@@ -73,11 +73,17 @@ class ExampleBank:
         similarity.layout_tokens) in the ranking score, beside text similarity (config
         `example_layout`; 0: text only)."""
         self.library = library
-        self._entries = [_Entry(s, i) for s in library for i in range(len(s.examples))]
+        self.layout_weight = layout_weight
+        self._index_library()
+
+    def _index_library(self) -> None:
+        """(Re)build the index from the library as it is now. A scenario that joins later (a YAML
+        file named with --scenario) changes the library's version, and the next select re-indexes."""
+        self._version = self.library.version
+        self._entries = [_Entry(s, i) for s in self.library for i in range(len(s.examples))]
         texts = [e.scenario.examples[e.index].text for e in self._entries]
         self.index = SimilarityIndex(texts)
-        self.layout_weight = layout_weight
-        self.layout_index = SimilarityIndex(texts, tokenize=layout_tokens) if layout_weight > 0 else None
+        self.layout_index = SimilarityIndex(texts, tokenize=layout_tokens) if self.layout_weight > 0 else None
         self._projected: dict[tuple[int, Shape, bool], PlanExample | None] = {}
 
     def select(
@@ -86,6 +92,8 @@ class ExampleBank:
         """Examples ranked by similarity to `text`, most similar first: the scenario's own when one
         was chosen, otherwise those of any scenario that answers at least one requested key.
         focus: cut each example's text to the lines holding the requested answers (see focus_text)."""
+        if self._version != self.library.version:
+            self._index_library()
         # Each key with its item keys: a typed request's line items may ask for fewer of them.
         keys = tuple((f.name, tuple(sub.name for sub in f.items)) for f in fields)
         candidates = [i for i, e in enumerate(self._entries) if scenario is None or e.scenario.name == scenario.name]

@@ -268,6 +268,7 @@ class ScenarioLibrary:
     def __init__(self, scenarios: Iterable[Scenario] = ()) -> None:
         self._scenarios: dict[str, Scenario] = {}
         self.sources: dict[str, Path | None] = {}
+        self.version = 0  # counts changes: what indexes the scenarios (the example bank) rebuilds on
         self.overridden: list[tuple[str, Path | None]] = []
         for scenario in scenarios:
             self.add(scenario)
@@ -277,6 +278,7 @@ class ScenarioLibrary:
             self.overridden.append((scenario.name, self.sources.get(scenario.name)))
         self._scenarios[scenario.name] = scenario
         self.sources[scenario.name] = source
+        self.version += 1
 
     def get(self, name: str) -> Scenario:
         try:

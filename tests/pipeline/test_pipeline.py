@@ -61,6 +61,23 @@ def test_examples_are_projected_onto_the_requested_keys() -> None:
         assert list(payload) == KEYS
 
 
+def test_a_scenario_given_as_a_yaml_file_brings_its_examples(tmp_path: Path) -> None:
+    """The file joins the library after the pipeline indexed the examples: its own are used (they
+    were silently missing, leaving a file scenario zero-shot)."""
+    yaml_file = tmp_path / "shop_slip.yaml"
+    yaml_file.write_text(
+        "name: shop_slip\ntitle: Shop slip\nlanguage: en\ndescription: A slip.\n"
+        "fields:\n  - name: total\n    type: amount\nexamples:\n"
+        '  - id: one\n    text: |-\n      KEDAI SATU\n      TOTAL RM 3.00\n    answer:\n      total: "3.00"\n',
+        encoding="utf-8",
+    )
+    ocr, model = make(['{"total": "9.90"}'])
+    result = ocr.extract(RECEIPT.encode(), scenario=str(yaml_file))
+    assert result.ok and result.values == {"total": "9.90"}
+    assert result.examples == ["shop_slip/one"]
+    assert "KEDAI SATU" in "".join(m.content for m in model.calls[0].messages)
+
+
 def test_prescore_routes_a_receipt_without_an_llm_call() -> None:
     ocr, _ = make([GOOD])
     result = ocr.extract(RECEIPT.encode(), keys=KEYS)
