@@ -111,7 +111,8 @@ class PrefixStateStore:
     def prepare(self, llama: Any, tokens: Sequence[int]) -> str:
         """Leave `llama` holding exactly the KV state of `tokens` (its next generation then only
         evaluates what follows them). Returns where the state came from: "context" (already there),
-        "memory", "disk", "built", or "skipped" (prefix too short or too long)."""
+        "memory", "disk", "extended" (another prefix's state, cut back to the start the two share,
+        then the rest evaluated), "built", or "skipped" (prefix too short or too long)."""
         tokens = tuple(int(t) for t in tokens)
         n = len(tokens)
         if n < MIN_PREFIX_TOKENS or n >= self.n_ctx:
@@ -130,15 +131,84 @@ class PrefixStateStore:
             self._remember(key, state)
             progress.emit("prefix", f"restored the examples' state ({n} tokens) from disk")
             return "disk"
+        kept = self._start_from_longest(llama, tokens)
+        todo = n - kept
         progress.emit(
-            "prefix", f"evaluating {n} tokens of instructions and examples (kept for later documents)", tokens=n
+            "prefix",
+            f"evaluating {todo} tokens of instructions and examples"
+            + (f" ({kept} kept from another example set)" if kept else "")
+            + " (kept for later documents)",
+            tokens=todo,
         )
-        llama.reset()
-        llama.eval(list(tokens))
+        if todo:
+            llama.eval(list(tokens[kept:]))
         state = _State(tokens, _seq_state(llama))
         self._remember(key, state)
         self._write(key, state)
-        return "built"
+        return "extended" if kept else "built"
+
+    def _start_from_longest(self, llama: Any, tokens: tuple[int, ...]) -> int:
+        """Leave `llama` holding the longest start of `tokens` that is already computed (in its
+        context, in memory or on disk) and return its length; 0 after a reset when none is worth it.
+
+        Documents of one scenario get different example sets (the examples are ranked per
+        document), and every set begins with the same system prompt, often with the same first
+        example: the state of another set, cut back to what the two share, spares evaluating that
+        part again. Only for models whose cache can be cut at a position (not recurrent ones)."""
+        if getattr(llama, "_is_recurrent", False) or getattr(llama, "_is_hybrid", False):
+            llama.reset()
+            return 0
+        # The context first: on a tie, nothing needs restoring.
+        best = _shared(tuple(int(t) for t in llama.input_ids[: llama.n_tokens]), tokens)
+        source: tuple[str, _State | None, tuple[int, ...]] | None = None
+        with self._lock:
+            kept = [(key, state, state.tokens) for key, state in self._memory.items()]
+        for key, kept_state, stored in kept + [(key, None, stored) for key, stored in self._disk_prefixes()]:
+            shared = _shared(stored, tokens)
+            if shared > best:
+                best, source = shared, (key, kept_state, stored)
+        if best < MIN_PREFIX_TOKENS:
+            llama.reset()
+            return 0
+        if source is not None:
+            key, state, stored = source
+            if state is None:  # on disk: read in full, checked like any exact hit
+                state = self._read(key, stored)
+            if state is None or not self._restore(llama, state):
+                llama.reset()
+                return 0
+        # Cut the cache back to the shared start; the next eval writes from there.
+        llama.n_tokens = best
+        llama._ctx.kv_cache_seq_rm(-1, best, -1)
+        return best
+
+    def _disk_prefixes(self) -> list[tuple[str, tuple[int, ...]]]:
+        """(key, tokens) of every disk entry for this model, n_ctx and runtime, read from the
+        entries' headers only (a few KB each, not their states)."""
+        if self.directory is None:
+            return []
+        found = []
+        for path in self.directory.glob("*.kv"):
+            try:
+                with path.open("rb") as handle:
+                    head = handle.read(len(_MAGIC) + _HEADER.size)
+                    if not head.startswith(_MAGIC) or len(head) < len(_MAGIC) + _HEADER.size:
+                        continue
+                    (size,) = _HEADER.unpack_from(head, len(_MAGIC))
+                    header = json.loads(handle.read(min(size, 1 << 16)))
+                    expected = {"model": self.model_id, "n_ctx": self.n_ctx, "runtime": self.runtime}
+                    n = header.get("n_tokens") if isinstance(header, dict) else None
+                    if not isinstance(n, int) or not 0 < n < self.n_ctx:
+                        continue
+                    if any(header.get(k) != v for k, v in expected.items()):
+                        continue
+                    raw = handle.read(4 * n)
+                    if len(raw) != 4 * n or path.name != f"{str(header.get('key'))[:40]}.kv":
+                        continue
+            except (OSError, ValueError, struct.error):
+                continue  # unreadable or foreign: not a candidate (an exact lookup deals with damage)
+            found.append((str(header["key"]), struct.unpack(f"<{n}i", raw)))
+        return found
 
     # -- memory ---------------------------------------------------------------------------------
 
@@ -264,6 +334,16 @@ class PrefixStateStore:
                 total -= size
             except OSError:
                 pass
+
+
+def _shared(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the common start of two token sequences."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _seq_state(llama: Any) -> bytes:

@@ -123,6 +123,19 @@ def test_the_disk_cap_evicts_least_recently_used(tmp_path: Path) -> None:
     assert sum(p.stat().st_size for p in tmp_path.glob("*.kv")) <= 3700
 
 
+def test_the_kept_starts_on_disk_are_this_models_entries_only(tmp_path: Path) -> None:
+    """A prefix not kept may start from a kept one that shares its start: the candidates are read
+    from the entries' headers, and anything foreign, damaged or misnamed is not one."""
+    s, key, path = written(tmp_path)
+    other_tokens = (*TOKENS[:70], 7, 7, 7)
+    other = store(tmp_path, model_id="m2")
+    other._write(other.key(other_tokens), _State(other_tokens, b"other model"))
+    (tmp_path / ("0" * 40 + ".kv")).write_bytes(b"not an entry at all")
+    (tmp_path / ("1" * 40 + ".kv")).write_bytes(path.read_bytes())  # a copy under the wrong name
+    assert s._disk_prefixes() == [(key, TOKENS)]
+    assert store(tmp_path / "nothing-here")._disk_prefixes() == []
+
+
 def test_model_identity_changes_with_the_file(tmp_path: Path) -> None:
     model = tmp_path / "m.gguf"
     model.write_bytes(b"a" * 5000)
@@ -192,10 +205,11 @@ CHILD = textwrap.dedent(
     system = "You copy fields from OCR text into JSON. " + "Copy values exactly as printed. " * 30
     HEAD = "Read the document below and answer with its total as JSON, copied as printed.\\nDocument:\\n"
     example = "\\n".join(f"ITEM {i} NASI LEMAK {i * 3} RM {i}.50" for i in range(40))
+    total = "29.50" if sys.argv[5] == "a" else "31.70"  # example sets that share all but the end
     messages = [
         Message("system", system, kind="system"),
-        Message("user", "Example:\\n" + example + "\\nTOTAL RM 29.50", kind="examples"),
-        Message("assistant", '{"total": "29.50"}', kind="answers"),
+        Message("user", "Example:\\n" + example + "\\nTOTAL RM " + total, kind="examples"),
+        Message("assistant", '{"total": "' + total + '"}', kind="answers"),
         Message("user", HEAD + sys.argv[2] + "\\nGive total.", kind="task",
                 stable_head=len(HEAD) if sys.argv[4] == "head" else 0),
     ]
@@ -207,9 +221,9 @@ CHILD = textwrap.dedent(
 )
 
 
-def run_child(cache: Path, document: str, prefix: str = "on", head: str = "no") -> dict:
+def run_child(cache: Path, document: str, prefix: str = "on", head: str = "no", example: str = "a") -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(cache), document, prefix, head],
+        [sys.executable, "-c", CHILD, str(cache), document, prefix, head, example],
         capture_output=True,
         text=True,
         timeout=1800,
@@ -241,3 +255,20 @@ def test_a_second_process_restores_the_prefix_and_answers_the_same(tmp_path: Pat
     through = run_child(cache, "TOTAL RM 7.80\nCHANGE 2.20", head="head")
     assert through["prefix_state"] == "disk" and json.loads(through["text"]) == json.loads(cold["text"])
     assert through["prompt_eval_tokens"] <= second["prompt_eval_tokens"] - 15
+
+
+@pytest.mark.slow
+def test_another_example_set_starts_from_the_part_it_shares_with_a_kept_one(tmp_path: Path) -> None:
+    """A new process whose examples differ from a kept set's only at the end restores that set's
+    state, cut back to the shared start, evaluates the rest, and answers as a cold process does."""
+    pytest.importorskip("llama_cpp")
+    cache = tmp_path / "llama-state"
+    document = "TOTAL RM 7.80\nCHANGE 2.20"
+    first = run_child(cache, document)
+    assert first["prefix_state"] == "built"
+    other = run_child(cache, document, example="b")
+    assert other["prefix_state"] == "extended"
+    assert len(list(cache.glob("*.kv"))) == 2  # the new set is kept too
+    cold = run_child(tmp_path / "unused", document, prefix="off", example="b")
+    assert json.loads(other["text"]) == json.loads(cold["text"])
+    assert run_child(cache, document, example="b")["prefix_state"] == "disk"
