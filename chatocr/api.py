@@ -39,6 +39,7 @@ from chatocr.extraction.pipeline import (
     source_name,
 )
 from chatocr.extraction.result import CallRecord, Extraction, usage_of
+from chatocr.extraction.warming import WarmedSet, warm_scenario
 from chatocr.llm.base import ChatModel, ChatSettings
 from chatocr.llm.registry import get_chat_model
 from chatocr.ocr.base import OCREngine
@@ -46,7 +47,7 @@ from chatocr.ocr.cache import CachedEngine, OCRCache
 from chatocr.ocr.registry import make_engine
 from chatocr.ocr.types import OCRDocument
 from chatocr.scenarios.loader import ScenarioLibrary, load_scenarios
-from chatocr.scenarios.model import Scenario
+from chatocr.scenarios.model import FieldSpec, Scenario
 from chatocr.typed.review import Keys, MinConfidence, TypedRequest, typed_request
 from chatocr.typed.schema import TypedSchema
 
@@ -303,6 +304,32 @@ class ChatOCR:
     ) -> list[Extraction]:
         """Sync twin of aextract_pages."""
         return self._run(self.aextract_pages(source, keys, scenario, **options))
+
+    # -- warming ----------------------------------------------------------------------------------
+
+    async def awarm(
+        self,
+        scenario: str | Path | Scenario,
+        keys: Sequence[str | FieldSpec] | str | None = None,
+        *,
+        on_set: Callable[[WarmedSet, int, int], None] | None = None,
+        on_event: progress.EventCallback | None = None,
+    ) -> list[WarmedSet]:
+        """Compute the local model's kept state of every example set `scenario` can give a
+        document asked `keys` (default: its fields), so the first document of each set does not
+        evaluate its examples (chatocr/extraction/warming.py). Already kept sets cost a lookup;
+        backends that keep no state return one set with source "none"."""
+        named = self.pipeline.scenario_named(scenario)
+        if named is None:
+            raise ConfigError("Warming needs a scenario name, not auto.", hint="e.g. retail_receipt")
+        with progress.listening(on_event):
+            return await warm_scenario(self.pipeline, named, keys, on_set=on_set)
+
+    def warm(
+        self, scenario: str | Path | Scenario, keys: Sequence[str | FieldSpec] | str | None = None, **options: Any
+    ) -> list[WarmedSet]:
+        """Sync twin of awarm."""
+        return self._run(self.awarm(scenario, keys, **options))
 
     # -- chat -------------------------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ _COMMANDS = {
     "view": "view_cmd",
     "export": "export_cmd",
     "serve": "serve_cmd",
+    "warm": "warm_cmd",
 }
 
 

@@ -314,6 +314,13 @@ class ChatModel(abc.ABC):
                 attempts=attempt,
             )
 
+    async def keep_prefix(self, messages: Sequence[Message]) -> str:
+        """Compute and keep, ahead of any document, the state of these messages' stable prefix
+        (system + examples), so the first document to use it starts from there. Returns where the
+        state came from ("built", "disk", ...), or "none" for backends that keep no such state
+        (remote services cache on their side, if at all)."""
+        return "none"
+
     def chat_sync(
         self,
         messages: Sequence[Message],

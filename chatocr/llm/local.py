@@ -179,6 +179,14 @@ _STABLE_KINDS = frozenset({"system", "ack", "examples", "answers"})
 _ROLE_HEADER_CHARS = 64
 
 
+def _kept_part(messages: Sequence[Message]) -> tuple[int, str]:
+    """How many leading messages are stable, and the next one's document-independent opening (the
+    task's "... extract the fields [...] OCR text:", the same for every document with these keys):
+    the kept state runs through both."""
+    count = len(stable_prefix(messages))
+    return count, messages[count].content[: messages[count].stable_head] if count else ""
+
+
 def stable_prefix(messages: Sequence[Message]) -> list[Message]:
     """The leading messages that do not depend on the document (empty when there are none, or
     when nothing follows them)."""
@@ -497,10 +505,7 @@ class LocalChatModel(ChatModel):
         self, messages: Sequence[Message], settings: ChatSettings, on_delta: DeltaCallback | None = None
     ) -> ChatReply:
         request = self.build_request(messages, settings)
-        prefix_count = len(stable_prefix(messages))
-        # The task's opening after the stable messages ("... extract the fields [...] OCR text:"):
-        # the same for every document with these keys, so the kept state runs through it.
-        head = messages[prefix_count].content[: messages[prefix_count].stable_head] if prefix_count else ""
+        prefix_count, head = _kept_part(messages)
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[ChatReply] = loop.create_future()
         generation = Generation()
@@ -596,6 +601,20 @@ class LocalChatModel(ChatModel):
             generated_tokens=int(counters.n_eval),
             generation_s=round(counters.t_eval_ms / 1000, 4),
         )
+
+    async def keep_prefix(self, messages: Sequence[Message]) -> str:
+        count, head = _kept_part(messages)
+        if not count:
+            return "skipped"
+        wire = self.build_request(messages, self.default_settings)["messages"]
+        return await asyncio.to_thread(self._keep_prefix, wire, count, head)
+
+    def _keep_prefix(self, wire: list[dict[str, str]], count: int, head: str) -> str:
+        loaded = self.llama()
+        with loaded.lock:
+            threads = threads_for_call(self.fixed_threads)
+            _llama_cpp().llama_set_n_threads(loaded.llama._ctx.ctx, threads, threads)
+            return self._prepare_prefix(loaded, wire, count, head)
 
     def _generate(
         self,
