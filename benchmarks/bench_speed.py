@@ -79,6 +79,8 @@ def child(config: str, images: list[Path], reference: bool = False) -> None:
             "seconds": seconds,
             "llm_s": result.timings.get("llm_s"),
             "calls": len(local),
+            "llm_calls": len(result.calls),  # re-asks (choices) included
+            "completion_tokens": result.usage["completion_tokens"],  # every call's
             "right": sum(correct(k, result.values.get(k), label.get(k, "")) for k in KEYS),
             "values": result.values,
             "warmup": i == 0,

@@ -12,7 +12,9 @@ import sys
 import time
 from typing import Any
 
+from chatocr import progress
 from chatocr.cli.common import add_backend_options, keys_option, make_chatocr
+from chatocr.cli.status import StatusLine
 from chatocr.extraction.warming import WarmedSet
 
 __all__ = ["register"]
@@ -33,6 +35,14 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # A terminal shows what is happening (loading the model, evaluating N tokens...) from the start;
+    # the first set alone can take half a minute.
+    with StatusLine.for_terminal(args.quiet) as status, progress.listening(status.update):
+        status.say("starting…")
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     chat = make_chatocr(args)
     started = time.perf_counter()
     counts: dict[str, int] = {}
