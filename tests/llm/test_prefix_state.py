@@ -136,6 +136,50 @@ def test_the_kept_starts_on_disk_are_this_models_entries_only(tmp_path: Path) ->
     assert store(tmp_path / "nothing-here")._disk_prefixes() == []
 
 
+class FakeLlama:
+    """What PrefixStateStore reads of a llama_cpp.Llama before restoring anything."""
+
+    _is_recurrent = False
+
+    def __init__(self, held: tuple[int, ...] = ()) -> None:
+        self.input_ids = list(held) + [0] * 100
+        self.n_tokens = len(held)
+        self.resets = 0
+        self.cut_at: list[int] = []
+        self._ctx = self
+
+    def reset(self) -> None:
+        self.n_tokens = 0
+        self.resets += 1
+
+    def kv_cache_seq_rm(self, seq: int, start: int, end: int) -> bool:
+        self.cut_at.append(start)
+        return True
+
+
+def test_a_new_prefix_starts_from_what_the_context_shares_with_it(tmp_path: Path) -> None:
+    llama = FakeLlama(held=TOKENS)
+    shared = store(tmp_path)._start_from_longest(llama, (*TOKENS[:90], 1, 2))  # type: ignore[arg-type]
+    assert shared == 90 and llama.n_tokens == 90 and llama.cut_at == [90] and llama.resets == 0
+    # Too little in common to be worth it: start over.
+    fresh = FakeLlama(held=TOKENS)
+    assert store(tmp_path)._start_from_longest(fresh, (*TOKENS[:10], 1, 2)) == 0  # type: ignore[arg-type]
+    assert fresh.resets == 1 and fresh.n_tokens == 0
+
+
+def test_a_damaged_entry_sharing_the_start_is_removed_not_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    s, _, path = written(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF  # the header still names this model: only the payload's hash can tell
+    path.write_bytes(bytes(data))
+    llama = FakeLlama()
+    assert s._start_from_longest(llama, (*TOKENS[:80], 5, 5)) == 0  # type: ignore[arg-type]
+    assert llama.resets == 1 and not path.exists()
+    assert "damaged or from another model" in caplog.text
+
+
 def test_model_identity_changes_with_the_file(tmp_path: Path) -> None:
     model = tmp_path / "m.gguf"
     model.write_bytes(b"a" * 5000)
