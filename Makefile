@@ -10,7 +10,8 @@ setup:
 
 # The main job on the offline defaults (RapidOCR + the local model) on a receipt shipped in the repo:
 # prints the grounded JSON (each value, its status, confidence and boxes on the image), then where
-# the time went: setup, OCR, model load, the examples' prefix, the prompt, the generation.
+# the time went: setup (which also warms the receipt examples' prefix states the first time, ~80 s),
+# OCR, model load, the examples' prefix (from disk), the prompt, the generation.
 demo:
 	@SECONDS=0; bash scripts/setup.sh && echo "[demo] setup: $${SECONDS} s"
 	$(VENV)/bin/chatocr extract samples/receipt.jpg --keys company,date,address,total --format values --timings
