@@ -56,7 +56,11 @@ def _run(args: argparse.Namespace) -> int:
     for name in args.scenarios:
         warmed = chat.warm(name, args.keys, on_set=report)
         if warmed and warmed[0].source == "none":
-            print(f"{chat.model.provider}: this backend keeps no prefix state; nothing to warm", file=sys.stderr)
+            print(
+                f"{chat.model.provider}: no prefix state is kept (a remote backend, or llm_options prefix_cache "
+                "is off); nothing to warm",
+                file=sys.stderr,
+            )
             return 0
     done = ", ".join(f"{n} {source}" for source, n in sorted(counts.items()))
     print(f"warmed {sum(counts.values())} example set(s) in {time.perf_counter() - started:.1f} s: {done}")

@@ -93,7 +93,7 @@ def test_a_backend_without_prefix_state_warms_nothing_and_says_so(
     warmed = chat.warm("retail_receipt", "company,total")
     assert [w.source for w in warmed] == ["none"]  # one look, not one per set
     assert main(["warm", "retail_receipt", "--llm", "scripted", "--ocr", "text"]) == 0
-    assert "keeps no prefix state" in capsys.readouterr().err
+    assert "no prefix state is kept" in capsys.readouterr().err
 
 
 def test_an_unknown_scenario_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
