@@ -626,9 +626,14 @@ class LocalChatModel(ChatModel):
     def _keep_prefix(self, wire: list[dict[str, str]], count: int, head: str) -> str:
         loaded = self.llama()
         with loaded.lock:
-            threads = threads_for_call(self.fixed_threads)
-            _llama_cpp().llama_set_n_threads(loaded.llama._ctx.ctx, threads, threads)
+            self._set_threads(loaded.llama)
             return self._prepare_prefix(loaded, wire, count, head)
+
+    def _set_threads(self, llama: Any) -> int:
+        """This call's llama.cpp threads: the configured number, else the idle cores (llm/cpu.py)."""
+        threads = threads_for_call(self.fixed_threads)
+        _llama_cpp().llama_set_n_threads(llama._ctx.ctx, threads, threads)
+        return threads
 
     def _generate(
         self,
@@ -641,8 +646,7 @@ class LocalChatModel(ChatModel):
         loaded = self.llama()
         with loaded.lock:
             llama = loaded.llama
-            threads = threads_for_call(self.fixed_threads)
-            _llama_cpp().llama_set_n_threads(llama._ctx.ctx, threads, threads)
+            threads = self._set_threads(llama)
             pieces: list[str] = []
             # Where the time went, for benchmarks and progress reports: restoring or building the
             # stable prefix, evaluating the rest of the prompt, generating.

@@ -25,13 +25,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import io
 import json
 import logging
 import os
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,23 +192,11 @@ class PrefixStateStore:
         for path in self.directory.glob("*.kv"):
             try:
                 with path.open("rb") as handle:
-                    head = handle.read(len(_MAGIC) + _HEADER.size)
-                    if not head.startswith(_MAGIC) or len(head) < len(_MAGIC) + _HEADER.size:
-                        continue
-                    (size,) = _HEADER.unpack_from(head, len(_MAGIC))
-                    header = json.loads(handle.read(min(size, 1 << 16)))
-                    expected = {"model": self.model_id, "n_ctx": self.n_ctx, "runtime": self.runtime}
-                    n = header.get("n_tokens") if isinstance(header, dict) else None
-                    if not isinstance(n, int) or not 0 < n < self.n_ctx:
-                        continue
-                    if any(header.get(k) != v for k, v in expected.items()):
-                        continue
-                    raw = handle.read(4 * n)
-                    if len(raw) != 4 * n or path.name != f"{str(header.get('key'))[:40]}.kv":
-                        continue
-            except (OSError, ValueError, struct.error):
-                continue  # unreadable or foreign: not a candidate (an exact lookup deals with damage)
-            found.append((str(header["key"]), struct.unpack(f"<{n}i", raw)))
+                    entry = self._header(handle.read)
+            except OSError:
+                continue  # unreadable: not a candidate (an exact lookup deals with damage)
+            if entry is not None and path.name == f"{entry[0]['key'][:40]}.kv":
+                found.append((entry[0]["key"], entry[1]))
         return found
 
     # -- memory ---------------------------------------------------------------------------------
@@ -262,28 +251,34 @@ class PrefixStateStore:
             os.utime(path)  # least-recently-used eviction goes by modification time
         return state
 
-    def _decode(self, data: bytes, key: str, tokens: tuple[int, ...]) -> _State | None:
-        if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + _HEADER.size:
+    def _header(self, read: Callable[[int], bytes]) -> tuple[dict[str, Any], tuple[int, ...]] | None:
+        """An entry's header and prefix tokens, read from its start by `read(n)`; None unless it is
+        an entry of this model, n_ctx and runtime with a well-formed header and all its tokens."""
+        head = read(len(_MAGIC) + _HEADER.size)
+        if not head.startswith(_MAGIC) or len(head) < len(_MAGIC) + _HEADER.size:
             return None
-        offset = len(_MAGIC)
-        (header_size,) = _HEADER.unpack_from(data, offset)
-        offset += _HEADER.size
+        (size,) = _HEADER.unpack_from(head, len(_MAGIC))
         try:
-            header = json.loads(data[offset : offset + header_size])
+            header = json.loads(read(min(size, 1 << 16)))  # a header is a few hundred bytes
         except ValueError:
             return None
-        offset += header_size
-        expected = {"key": key, "model": self.model_id, "n_ctx": self.n_ctx, "runtime": self.runtime}
+        expected = {"model": self.model_id, "n_ctx": self.n_ctx, "runtime": self.runtime}
         if not isinstance(header, dict) or any(header.get(k) != v for k, v in expected.items()):
             return None
         n = header.get("n_tokens")
-        size = header.get("payload_size")
-        if n != len(tokens) or not isinstance(size, int):
+        if not isinstance(n, int) or not 0 < n < self.n_ctx or not isinstance(header.get("key"), str):
             return None
-        stored = struct.unpack_from(f"<{n}i", data, offset) if len(data) >= offset + 4 * n else None
-        offset += 4 * n
-        payload = data[offset:]
-        if stored != tokens or len(payload) != size:
+        raw = read(4 * n)
+        return (header, struct.unpack(f"<{n}i", raw)) if len(raw) == 4 * n else None
+
+    def _decode(self, data: bytes, key: str, tokens: tuple[int, ...]) -> _State | None:
+        stream = io.BytesIO(data)
+        entry = self._header(stream.read)
+        if entry is None:
+            return None
+        header, stored = entry
+        payload = stream.read()
+        if header["key"] != key or stored != tokens or len(payload) != header.get("payload_size"):
             return None
         if hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):
             return None
