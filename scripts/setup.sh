@@ -14,9 +14,9 @@ PYTHON="${PYTHON:-python3}"
 VENV="${CHATOCR_VENV:-.venv}"
 PIP="$VENV/bin/pip"
 LLAMA_VERSION="0.3.36"
-# The default llama.cpp build (-march=native) segfaults on CPUs that report AMX (see
-# docs/local-model.md); these flags build a portable AVX2 library instead.
-LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF"
+# The default llama.cpp build (-march=native) segfaults on CPUs that report AMX: AVX2 plus the
+# extensions this CPU has, never AMX (scripts/llama_cmake_args.sh says which and why).
+LLAMA_CMAKE_ARGS="$(bash scripts/llama_cmake_args.sh)"
 WHEELS="${CHATOCR_WHEEL_CACHE:-$HOME/.cache/chatocr/wheels}"
 export CHATOCR_MODEL_DIR="${CHATOCR_MODEL_DIR:-$HOME/.cache/chatocr/models}"
 
@@ -30,8 +30,12 @@ fi
 
 # 1. llama-cpp-python, built once with safe flags and kept as a wheel. pip's own wheel cache
 #    ignores CMAKE_ARGS, hence our own cache keyed by version and flags.
-if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
-    flags_key=$(printf '%s' "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-12)
+#    The key is also kept in the venv, so that a venv built with other flags (an older setup, or
+#    a CPU that has since changed) gets this build.
+flags_key=$(printf '%s' "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-12)
+build_mark="$VENV/.chatocr-llama-build"
+if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null \
+    || [[ "$(cat "$build_mark" 2>/dev/null)" != "$LLAMA_VERSION-$flags_key" ]]; then
     wheel_dir="$WHEELS/llama-$LLAMA_VERSION-$flags_key"
     if ! ls "$wheel_dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
         say "building llama-cpp-python $LLAMA_VERSION (3-6 minutes on 2 cores)"
@@ -40,7 +44,10 @@ if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
             "$PIP" wheel --quiet --no-cache-dir --no-deps -w "$wheel_dir" "llama-cpp-python==$LLAMA_VERSION"
     fi
     say "installing llama-cpp-python from $wheel_dir"
+    # Replace whatever build is there without touching its dependencies, then add any missing.
+    "$PIP" install --quiet --force-reinstall --no-deps "$wheel_dir"/llama_cpp_python-*.whl
     "$PIP" install --quiet "$wheel_dir"/llama_cpp_python-*.whl
+    printf '%s\n' "$LLAMA_VERSION-$flags_key" > "$build_mark"
 fi
 
 # 2. chatocr with its extras (llama-cpp-python is already satisfied, so pip does not rebuild it).
