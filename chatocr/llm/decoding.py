@@ -14,10 +14,13 @@ candidate instead of 151,936.
 Drafts (`n_draft > 0`): an answer is mostly spans copied from the document, so the tokens that
 followed the last few generated tokens where they occur earlier in the prompt are a good guess of
 what comes next. The guesses are evaluated in one batch with the token being fed, and kept up to the
-first one the model would not have chosen, so the output is identical to decoding one token at a
-time. On two cores a batch of k+1 tokens costs about as much as k/2-k single steps (prompt
-evaluation is compute-bound), so drafts gain little there (docs/benchmarks.md measures it); they are
-off by default and a setting for machines with more cores.
+first one the model would not have chosen, so the output is what decoding one token at a time gives,
+up to llama.cpp's rounding: a batch's sums are not bit-for-bit a single step's, so a near tie can
+go the other way (seen once in a session check: a date copied as printed instead of rewritten).
+On two cores a batch of 4 tokens costs about 1.5-1.8 single steps (a session measurement) and half
+the drafted tokens are kept on receipts: 3 drafts per step generate 1.2x faster there, idle or
+beside a busy process (docs/benchmarks.md, bench_speed round 6), so the local backend drafts 3 by
+default.
 
 The loop keeps llama-cpp-python's bookkeeping (`input_ids`, `n_tokens`) exact, so the next call
 (or `Llama.generate`) still reuses the longest common prefix of the KV cache.

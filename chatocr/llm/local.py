@@ -34,6 +34,7 @@ import contextvars
 import hashlib
 import importlib.util
 import os
+import re
 import tempfile
 import threading
 import time
@@ -70,6 +71,7 @@ __all__ = [
     "default_threads",
     "ensure_model",
     "is_assembled",
+    "llama_build",
     "model_dir",
 ]
 
@@ -341,6 +343,18 @@ class Generation:
     cancelled: bool = False  # the stop flag ended it
 
 
+def llama_build() -> str:
+    """The llama.cpp runtime: its version and the vector extensions it was built with, as llama.cpp
+    lists them (`0.3.36 AVX+AVX2+F16C+FMA+BMI2+AVX512+AVX512_VBMI+AVX512_VNNI`). Two builds of one
+    version round differently, so a prefix state is kept per build: a state from another build is
+    rebuilt, as one from another version is, and a near-tie answer cannot depend on which build
+    filled the cache."""
+    llama_cpp = _llama_cpp()
+    info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+    features = re.findall(r"\b(AVX\w*|AMX\w*|FMA|F16C|BMI2|NEON|SVE\w*|DOTPROD|MATMUL_INT8) = 1", info)
+    return f"{llama_cpp.__version__} {'+'.join(features) or 'generic'}"
+
+
 class LocalChatModel(ChatModel):
     requires = ("llama_cpp",)
     extra = "local"
@@ -369,7 +383,7 @@ class LocalChatModel(ChatModel):
         prefix_cache_mb: int = 1024,
         prefix_cache_dir: str | os.PathLike[str] | None = None,
         threads: int | None = None,
-        speculative: int = 0,
+        speculative: int = 3,
         flash_attn: bool = False,
         greedy: bool = True,
     ) -> None:
@@ -391,7 +405,8 @@ class LocalChatModel(ChatModel):
         self.prefix_cache_dir = Path(prefix_cache_dir) if prefix_cache_dir else cache_dir("llama-state")
         self._prefixes: PrefixStateStore | None = None
         self.last_perf: dict[str, Any] = {}  # the last call's prefix source, threads and timings
-        # Draft tokens per step, looked up in the prompt (greedy calls only); 0: off.
+        # Draft tokens per step, looked up in the prompt (greedy calls only); 0: off. Three won end
+        # to end on 2 cores, idle and beside a busy process (docs/benchmarks.md, bench_speed round 6).
         self.speculative = max(0, speculative)
         # Flash attention: ~5-10% faster prompt evaluation here, but its different rounding
         # flipped one near-tie answer in six receipts; off until an evaluation says otherwise.
@@ -449,15 +464,13 @@ class LocalChatModel(ChatModel):
         if not self.prefix_cache or not _formatters(loaded):
             return None
         if self._prefixes is None:
-            from llama_cpp import __version__ as runtime
-
             default = self.model_path.name == DEFAULT_MODEL_FILE and _is_verified(self.model_path)
             # Flash attention lays the V cache out differently: its states are not interchangeable.
             attention = "+fa" if self.flash_attn else ""
             self._prefixes = PrefixStateStore(
                 model_identity(self.model_path, MODEL_SHA256 if default else None) + attention,
                 self.n_ctx,
-                runtime,
+                llama_build(),
                 self.prefix_cache_dir if self.prefix_cache_bytes else None,
                 max_disk_bytes=self.prefix_cache_bytes,
             )

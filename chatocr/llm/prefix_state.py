@@ -12,8 +12,9 @@ whole prefix again. This store keeps the KV state of sequence 0 after each prefi
 - on disk (chatocr's cache dir, `llama-state/`), capped in bytes with least-recently-used eviction,
   so the next process restores it in well under a second.
 
-A disk entry is keyed by the model file's identity, n_ctx, the llama.cpp runtime version and the
-exact prefix tokens, and carries a SHA-256 of its payload: a truncated, foreign or corrupt file is
+A disk entry is keyed by the model file's identity, n_ctx, the llama.cpp runtime (its version and
+the vector extensions it was built with: `local.llama_build()`) and the exact prefix tokens, and
+carries a SHA-256 of its payload: a truncated, foreign or corrupt file is
 detected, removed and rebuilt (one warning), never loaded. Entries are written with chatocr's one
 atomic-write helper (chatocr/fileio.py: an exclusively created temporary file in the same directory,
 renamed into place), so an interrupted write (Ctrl-C, a full disk) never leaves a half entry under a

@@ -107,17 +107,19 @@ def test_the_lazy_grammar_check_chooses_what_full_masking_chooses(vocabulary: ob
 @pytest.mark.slow
 def test_greedy_answers_as_the_sampler_does_with_and_without_drafts(qwen: local.LocalChatModel) -> None:
     sampled = get_chat_model("local", greedy=False)
-    drafted = get_chat_model("local", speculative=4)
+    one_at_a_time = get_chat_model("local", speculative=0)
     settings = ChatSettings(json_mode=RECEIPT_SCHEMA, max_output_tokens=60)
     messages = [*FEW_SHOT, DOCUMENT]
     plain = sampled.chat_sync(messages, settings)
     assert sampled.last_perf["decoding"] == "sampled"  # type: ignore[attr-defined]
-    greedy = qwen.chat_sync(messages, settings)
-    assert qwen.last_perf["decoding"] == "greedy"
-    fast = drafted.chat_sync(messages, settings)
+    greedy = one_at_a_time.chat_sync(messages, settings)
+    assert one_at_a_time.last_perf["decoding"] == "greedy"  # type: ignore[attr-defined]
+    assert one_at_a_time.last_perf["drafted"] == 0  # type: ignore[attr-defined]
+    fast = qwen.chat_sync(messages, settings)  # the default drafts 3 tokens per step
     assert greedy.text == plain.text == fast.text
     assert json.loads(greedy.text) == {"store": "GOLDEN BAKERY", "date": "2021-07-15", "total": "5.50"}
-    perf = drafted.last_perf  # type: ignore[attr-defined]
+    perf = qwen.last_perf
+    assert perf["decoding"] == "greedy"
     assert perf["drafted"] > 0 and 0 < perf["accepted"] <= perf["drafted"]
     assert greedy.usage.prompt_tokens == plain.usage.prompt_tokens
     assert greedy.finish_reason == "stop" and not greedy.truncated

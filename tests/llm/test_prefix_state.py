@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chatocr.llm import cpu
-from chatocr.llm.local import stable_prefix
+from chatocr.llm.local import llama_build, stable_prefix
 from chatocr.llm.prefix_state import PrefixStateStore, _State, model_identity
 from chatocr.messages import Message
 
@@ -65,7 +65,19 @@ def test_a_damaged_entry_is_detected_and_removed(tmp_path: Path, damage: str, ca
     assert "damaged or from another model" in caplog.text
 
 
-@pytest.mark.parametrize("change", [{"model_id": "m2"}, {"n_ctx": 2048}, {"runtime": "0.3.99"}])
+def test_the_runtime_names_the_llama_cpp_build_as_it_reports_itself() -> None:
+    """Two builds of one llama.cpp version (AVX2 only, AVX-512) round differently: the runtime a
+    state is kept under names the build's vector extensions, so neither uses the other's states."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    version, _, features = llama_build().partition(" ")
+    assert version == llama_cpp.__version__
+    info = llama_cpp.llama_print_system_info().decode()
+    assert features and all(f"{feature} = 1" in info for feature in features.split("+"))
+
+
+@pytest.mark.parametrize(
+    "change", [{"model_id": "m2"}, {"n_ctx": 2048}, {"runtime": "0.3.99"}, {"runtime": "0.3.36 AVX+AVX2+AVX512"}]
+)
 def test_an_entry_from_another_model_context_or_runtime_is_never_used(tmp_path: Path, change: dict) -> None:
     _, key, path = written(tmp_path)
     other = store(tmp_path, **change)
