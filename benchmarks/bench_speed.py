@@ -8,8 +8,14 @@ not what is measured). Configurations:
   llama.cpp threads, the prefix kept only as llama.cpp's in-process KV cache, llama-cpp-python's
   own sampler chain (the grammar over the whole vocabulary at every token), no drafts.
 - `after`: the current defaults (prefix state in memory and on disk, threads from the idle cores,
-  chatocr's greedy loop with the lazy grammar check).
-- `after+drafts`: the defaults plus prompt-lookup drafts (3 tokens per step).
+  chatocr's greedy loop with the lazy grammar check, 3 prompt-lookup drafts per step).
+- `after-drafts`: the defaults without drafts (one token per step), which was `after` until round 6.
+- `NAME@baseline` (e.g. `after@baseline`): configuration NAME on the baseline llama.cpp build.
+
+`--baseline-llama DIR` names llama-cpp-python as built before (installed with `pip install --no-deps
+--target DIR WHEEL`, e.g. the AVX2-only wheel an earlier scripts/setup.sh kept in
+~/.cache/chatocr/wheels): `before` and every `NAME@baseline` run on it, the rest on the installed
+build. Each row says which build ran it (llama.cpp's own list of the CPU features it was built with).
 
 Measured, each as a ratio within this run:
 1. warm: median seconds per document after one warm-up document (model loaded, prefix built),
@@ -26,6 +32,7 @@ Measured, each as a ratio within this run:
 
     python benchmarks/bench_speed.py --docs 10            # about 15-30 minutes on 2 idle cores
     python benchmarks/bench_speed.py --docs 3 --configs before,after   # a quick look
+    python benchmarks/bench_speed.py --baseline-llama /tmp/llama-avx2 --configs before,after@baseline,after
 
 Run it alone: llama.cpp on 2 cores slows down many times over when anything else runs.
 """
@@ -45,6 +52,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SROIE = REPO.parent / "shared" / "data" / "sroie_train"
@@ -54,8 +62,19 @@ ESCAPES = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|[@-Z\\-_])")  # CSI and two-by
 CONFIGS: dict[str, dict[str, object]] = {
     "before": {"prefix_cache": False, "threads": os.cpu_count() or 1, "speculative": 0, "greedy": False},
     "after": {},
-    "after+drafts": {"speculative": 3},
+    "after-drafts": {"speculative": 0},
 }
+
+
+def _levers(config: str) -> dict[str, object]:
+    return dict(CONFIGS[config.removesuffix("@baseline")])
+
+
+def _build() -> str:
+    """The llama.cpp build this child runs (version and vector extensions, as prefix states key it)."""
+    from chatocr.llm.local import llama_build
+
+    return llama_build()
 
 
 def child(config: str, images: list[Path], reference: bool = False) -> None:
@@ -66,7 +85,7 @@ def child(config: str, images: list[Path], reference: bool = False) -> None:
 
     from chatocr import ChatOCR
 
-    ocr = ChatOCR(llm="local", ocr="rapid", llm_options=dict(CONFIGS[config]))
+    ocr = ChatOCR(llm="local", ocr="rapid", llm_options=_levers(config))
     rows = []
     for i, image in enumerate(images):
         label = json.loads((SROIE / "labels" / f"{image.stem}.json").read_text(encoding="utf-8"))
@@ -90,7 +109,7 @@ def child(config: str, images: list[Path], reference: bool = False) -> None:
         rows.append(row)
         print(f"  [{config}] {image.stem}: {seconds:5.1f} s {row.get('perf_summary', '')}", file=sys.stderr, flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"config": config, "rows": rows, "peak_rss_mb": peak_mb}))
+    print(json.dumps({"config": config, "rows": rows, "peak_rss_mb": peak_mb, "build": _build()}))
 
 
 def _perf_of(ocr: object) -> dict[str, object]:
@@ -113,14 +132,32 @@ def _perf_of(ocr: object) -> dict[str, object]:
 
 
 def run_child(config: str, images: list[Path], env: dict[str, str], reference: bool = False) -> dict:
+    baseline = env.get("BENCH_BASELINE_LLAMA")
+    if baseline and (config == "before" or config.endswith("@baseline")):
+        env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (baseline, env.get("PYTHONPATH")) if p)}
     command = [sys.executable, __file__, "--child", config, *(["--reference"] if reference else [])]
     command += [str(p) for p in images]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def summarise(report: dict) -> dict[str, float]:
-    timed = [r for r in report["rows"] if not r["warmup"] and not r.get("reference")]
+def _timed(report: dict) -> list[dict]:
+    return [r for r in report["rows"] if not r["warmup"] and not r.get("reference")]
+
+
+def answers_differing(report: dict, base: dict) -> int:
+    """Fields of the timed receipts whose value differs from the same receipt's in `base`."""
+    theirs = {r["image"]: r["values"] for r in _timed(base)}
+    return sum(
+        (row["values"].get(key) != theirs[row["image"]].get(key))
+        for row in _timed(report)
+        if row["image"] in theirs
+        for key in KEYS
+    )
+
+
+def summarise(report: dict) -> dict[str, Any]:
+    timed = _timed(report)
     reference = [r["seconds"] for r in report["rows"] if r.get("reference")]
     gen_tokens = sum(r.get("generated_tokens") or 0 for r in timed)
     gen_s = sum(r.get("generation_s") or 0 for r in timed)
@@ -132,6 +169,7 @@ def summarise(report: dict) -> dict[str, float]:
         "right": sum(r["right"] for r in timed),
         "fields": len(KEYS) * len(timed),
         "peak_rss_mb": report["peak_rss_mb"],
+        "build": report["build"],
         **({"reference_s": reference[0]} if reference else {}),
     }
 
@@ -194,8 +232,9 @@ def repl_first_feedback(image: Path, env: dict[str, str]) -> tuple[float, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=10, help="timed receipts per configuration (plus one warm-up)")
-    parser.add_argument("--configs", default="before,after,after+drafts")
+    parser.add_argument("--configs", default="before,after,after-drafts")
     parser.add_argument("--no-contention", action="store_true")
+    parser.add_argument("--baseline-llama", metavar="DIR", help="llama-cpp-python as built before (pip --target DIR)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("images", nargs="*", help=argparse.SUPPRESS)
@@ -208,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"need {args.docs + 2} receipts under {SROIE}")
     warm_set, other = images[: args.docs + 1], images[args.docs + 1]
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    for config in configs:
+        if config.removesuffix("@baseline") not in CONFIGS:
+            parser.error(f"unknown configuration {config!r}: {', '.join(CONFIGS)} (each may end in @baseline)")
+    if args.baseline_llama and not (Path(args.baseline_llama) / "llama_cpp").is_dir():
+        parser.error(f"--baseline-llama {args.baseline_llama}: no llama_cpp package there (pip install --target)")
     print(f"{len(warm_set) - 1} receipts (+1 warm-up), configs {configs}; load now: {os.getloadavg()}")
     from chatocr.llm.local import model_dir
 
@@ -215,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         # One cache root for every child: the OCR cache is shared (OCR is not measured) and so is
         # the prefix-state store (`before` does not use it); the model stays where it is.
         env = {**os.environ, "CHATOCR_CACHE_DIR": cache, "CHATOCR_MODEL_DIR": str(model_dir())}
+        if args.baseline_llama:
+            env["BENCH_BASELINE_LLAMA"] = str(Path(args.baseline_llama).resolve())
         # OCR every receipt once, before any configuration is timed: the first would pay for it.
         for image in [*warm_set, other]:
             subprocess.run(
@@ -223,12 +269,14 @@ def main(argv: list[str] | None = None) -> int:
                 stdout=subprocess.DEVNULL,
                 check=True,
             )
-        idle: dict[str, dict[str, float]] = {}
-        busy: dict[str, dict[str, float]] = {}
+        idle: dict[str, dict[str, Any]] = {}
+        busy: dict[str, dict[str, Any]] = {}
+        reports: dict[str, dict] = {}
         for config in configs:
             # `after` also times the cold process's receipt last: the same document, warm.
             reference = config == "after"
-            idle[config] = summarise(run_child(config, [*warm_set, other] if reference else warm_set, env, reference))
+            reports[config] = run_child(config, [*warm_set, other] if reference else warm_set, env, reference)
+            idle[config] = summarise(reports[config])
             print(f"idle  {config:14s} {json.dumps(idle[config])}", flush=True)
         if not args.no_contention:
             for config in configs:
@@ -245,12 +293,15 @@ def main(argv: list[str] | None = None) -> int:
             cold = cold_extract(other, env)
             repl_first = repl_first_feedback(other, env)
     print()
-    print("| configuration | median s/doc | prompt-eval s | generation s | tokens/s | accuracy | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| configuration | llama.cpp build | median s/doc | prompt-eval s | generation s | tokens/s | accuracy "
+        "| peak RSS MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for config in configs:
         s = idle[config]
         print(
-            f"| {config} | {s['median_s']:.2f} | {s['prompt_eval_s']:.2f} | {s['generation_s']:.2f} | "
+            f"| {config} | {s['build']} | {s['median_s']:.2f} | {s['prompt_eval_s']:.2f} | {s['generation_s']:.2f} | "
             f"{s['tokens_per_s']:.1f} | {s['right']}/{s['fields']} | {s['peak_rss_mb']:.0f} |"
         )
     base = idle.get("before")
@@ -258,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     for config in configs:
         if base and config != "before":
             print(f"warm {config} / before: {idle[config]['median_s'] / base['median_s']:.2f}x (target <= 0.5)")
+            differ = answers_differing(reports[config], reports["before"])
+            print(f"  answers differing from before's: {differ} of {idle[config]['fields']} fields")
         if config in busy:
             print(
                 f"contention {config}: busy / idle median {busy[config]['median_s'] / idle[config]['median_s']:.2f}x "
