@@ -10,6 +10,7 @@ not what is measured). Configurations:
 - `after`: the current defaults (prefix state in memory and on disk, threads from the idle cores,
   chatocr's greedy loop with the lazy grammar check, 3 prompt-lookup drafts per step).
 - `after-drafts`: the defaults without drafts (one token per step), which was `after` until round 6.
+- `after+fa`: the defaults with llama.cpp's flash attention.
 - `NAME@baseline` (e.g. `after@baseline`): configuration NAME on the baseline llama.cpp build.
 
 `--baseline-llama DIR` names llama-cpp-python as built before (installed with `pip install --no-deps
@@ -63,6 +64,7 @@ CONFIGS: dict[str, dict[str, object]] = {
     "before": {"prefix_cache": False, "threads": os.cpu_count() or 1, "speculative": 0, "greedy": False},
     "after": {},
     "after-drafts": {"speculative": 0},
+    "after+fa": {"flash_attn": True},
 }
 
 

@@ -408,8 +408,8 @@ class LocalChatModel(ChatModel):
         # Draft tokens per step, looked up in the prompt (greedy calls only); 0: off. Three won end
         # to end on 2 cores, idle and beside a busy process (docs/benchmarks.md, bench_speed round 6).
         self.speculative = max(0, speculative)
-        # Flash attention: ~5-10% faster prompt evaluation here, but its different rounding
-        # flipped one near-tie answer in six receipts; off until an evaluation says otherwise.
+        # Flash attention: 2.5% faster prompt evaluation here but slower drafted steps (1.10x a
+        # receipt with the default drafts; docs/benchmarks.md, round 6): off.
         self.flash_attn = flash_attn
         # Near-zero temperature through chatocr's greedy loop; False: llama-cpp-python's sampler.
         self.greedy = greedy
