@@ -72,13 +72,6 @@ def _levers(config: str) -> dict[str, object]:
     return dict(CONFIGS[config.removesuffix("@baseline")])
 
 
-def _build() -> str:
-    """The llama.cpp build this child runs (version and vector extensions, as prefix states key it)."""
-    from chatocr.llm.local import llama_build
-
-    return llama_build()
-
-
 def child(config: str, images: list[Path], reference: bool = False) -> None:
     """One configuration: warm up on images[0], then time the rest; prints one JSON line. With
     `reference`, the last image is timed apart (the cold process's receipt, new to a warm one)."""
@@ -86,6 +79,7 @@ def child(config: str, images: list[Path], reference: bool = False) -> None:
     from bench_pipeline import correct
 
     from chatocr import ChatOCR
+    from chatocr.llm.local import llama_build  # version and vector extensions, as prefix states key it
 
     ocr = ChatOCR(llm="local", ocr="rapid", llm_options=_levers(config))
     rows = []
@@ -111,7 +105,7 @@ def child(config: str, images: list[Path], reference: bool = False) -> None:
         rows.append(row)
         print(f"  [{config}] {image.stem}: {seconds:5.1f} s {row.get('perf_summary', '')}", file=sys.stderr, flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"config": config, "rows": rows, "peak_rss_mb": peak_mb, "build": _build()}))
+    print(json.dumps({"config": config, "rows": rows, "peak_rss_mb": peak_mb, "build": llama_build()}))
 
 
 def _perf_of(ocr: object) -> dict[str, object]:

@@ -219,6 +219,14 @@ def test_vocabulary_counter_counts_exactly_and_exits_cleanly(qwen: local.LocalCh
 
 
 @pytest.mark.slow
+def test_prefix_states_are_kept_under_this_llama_cpp_build(qwen: local.LocalChatModel) -> None:
+    """The store's runtime names the build (version and vector extensions), not the version alone."""
+    store = qwen._prefix_store(qwen.llama())
+    assert store is not None and store.runtime == local.llama_build()
+    assert store.runtime.startswith(f"{local._llama_cpp().__version__} ") and len(store.runtime.split()) == 2
+
+
+@pytest.mark.slow
 def test_prompt_lookup_drafts_give_the_same_answer(qwen: local.LocalChatModel) -> None:
     """speculative=N (prompt-lookup drafts) on a prompt longer than n_batch: the same JSON as
     without (the prompt is evaluated in several batches before the drafted steps begin)."""
