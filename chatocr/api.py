@@ -270,7 +270,7 @@ class ChatOCR:
         self._typed(keys, options.get("schema"), options.get("min_confidence"), False)
         name = source_name(source)
         try:
-            document = await self.read(source)
+            document = await self.pipeline.read(source, prepare_model=True)  # the model loads beside the OCR
         except Exception as exc:
             if options.get("raise_errors", True):
                 error = as_chatocr_error(exc)
@@ -335,7 +335,8 @@ class ChatOCR:
 
     async def achat(self, source: Input, scenario: str | None = None) -> ChatSession:
         named = self.pipeline.scenario_named(scenario)
-        prepared = PreparedDocument.of(await self.read(source), source_name(source))
+        document = await self.pipeline.read(source, prepare_model=True)  # the model loads beside the OCR
+        prepared = PreparedDocument.of(document, source_name(source))
         return ChatSession(self, prepared, named)
 
     def chat(self, source: Input, scenario: str | None = None) -> ChatSession:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TextIO
 
 from chatocr.progress import Event
 
@@ -31,6 +31,7 @@ class StatusLine:
         self.enabled = enabled
         self.record = record  # keep the events for where_time_went (--timings); off: nothing grows
         self._status: Any = None
+        self._stream: TextIO | None = None
         self._lock = threading.Lock()
         self._stage_started = time.monotonic()
         self._stage = ""
@@ -47,7 +48,11 @@ class StatusLine:
         if self.enabled:
             from rich.console import Console
 
-            console = Console(stderr=True, highlight=False)
+            # The line writes to its own copy of the terminal's descriptor: while a local model
+            # loads (beside the OCR), llama-cpp-python points the process's stderr at /dev/null,
+            # and the line must keep saying what is happening meanwhile.
+            self._stream = _own_copy(sys.stderr)
+            console = Console(file=self._stream, stderr=self._stream is None, highlight=False)
             self._status = console.status("starting…", spinner="dots")
             self._status.start()
         return self
@@ -60,6 +65,9 @@ class StatusLine:
             if self._status is not None:
                 self._status.stop()
                 self._status = None
+            if self._stream is not None:
+                self._stream.close()
+                self._stream = None
 
     def say(self, message: str) -> None:
         """Show a message of the CLI's own (before any event arrives)."""
@@ -86,6 +94,14 @@ class StatusLine:
             self._status.update(text)
 
 
+def _own_copy(stream: TextIO) -> TextIO | None:
+    """A new file object on a duplicate of `stream`'s descriptor (None when it has none)."""
+    try:
+        return os.fdopen(os.dup(stream.fileno()), "w", encoding=stream.encoding or "utf-8", errors="replace")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def where_time_went(result: Any, model: Any, timeline: list[Event]) -> str:
     """One line for a person: how one document's seconds split between OCR, loading the model,
     the examples' prefix, the prompt and the generation (the last model call's own timings)."""
@@ -95,7 +111,7 @@ def where_time_went(result: Any, model: Any, timeline: list[Event]) -> str:
     parts.append(f"OCR {ocr:.1f} s" + (" (cached)" if (result.ocr or {}).get("cached") else ""))
     load = sum(e.seconds or 0.0 for e in timeline if e.stage == "load" and e.seconds is not None)
     if load:
-        parts.append(f"model load {load:.1f} s")
+        parts.append(f"model load {load:.1f} s" + (" (beside the OCR)" if _loaded_beside_ocr(timeline) else ""))
     # The backend's own split is its last call's: exact for one document, not for a batch.
     perf = (getattr(model, "last_perf", None) or {}) if model is not None else {}
     if perf:
@@ -105,3 +121,17 @@ def where_time_went(result: Any, model: Any, timeline: list[Event]) -> str:
     else:
         parts.append(f"model calls {(result.timings or {}).get('llm_s', 0):.1f} s")
     return f"where the time went: {' · '.join(parts)} · total {total:.1f} s"
+
+
+def _loaded_beside_ocr(timeline: list[Event]) -> bool:
+    """Whether the model started loading while a document's OCR ran (ExtractionPipeline.read
+    does both at once; the "ocr" event comes when both are done): its seconds are not added."""
+    reading_since: float | None = None
+    for event in timeline:
+        if event.stage == "read":
+            reading_since = event.at
+        elif event.stage == "ocr":
+            reading_since = None
+        elif event.stage == "load" and event.seconds is None and reading_since is not None:
+            return True
+    return False

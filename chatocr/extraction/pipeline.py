@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +66,8 @@ __all__ = [
     "plan_policy",
     "source_name",
 ]
+
+log = logging.getLogger("chatocr")
 
 Input = Any  # a path, bytes, PIL image, numpy array or an OCRDocument
 
@@ -247,13 +250,49 @@ class ExtractionPipeline:
 
     # -- the path of one document ---------------------------------------------------------------
 
-    async def read(self, source: Input) -> OCRDocument:
-        """OCR an input (in a worker thread: engines are CPU-bound), or pass an OCRDocument through."""
+    async def read(self, source: Input, *, prepare_model: bool = False) -> OCRDocument:
+        """OCR an input (in a worker thread: engines are CPU-bound), or pass an OCRDocument through.
+
+        prepare_model: get the model ready meanwhile, in another thread (`ChatModel.prepare`: the
+        local model loads its weights), for a document the model reads next: a first document then
+        waits for the longer of the two, not for both. Returns once both are done, because loading
+        a local model silences the whole process's stdout and stderr (llama-cpp-python does), and
+        whatever the caller prints next must be seen."""
+        document, _ = await self._read(source, prepare_model)
+        return document
+
+    async def _read(self, source: Input, prepare_model: bool) -> tuple[OCRDocument, float]:
+        """(the document, the seconds the OCR itself took: not the wait for the model)."""
         if isinstance(source, OCRDocument):
-            return source
-        if self.engine is None:
+            return source, 0.0
+        engine = self.engine
+        if engine is None:
             raise ConfigError("This pipeline has no OCR engine.", hint="Pass an OCRDocument or configure an engine.")
-        return await asyncio.to_thread(self.engine.read, source)
+        started = time.perf_counter()
+        finished = started
+
+        def ocr() -> OCRDocument:
+            nonlocal finished
+            try:
+                return engine.read(source)
+            finally:
+                finished = time.perf_counter()
+
+        preparing = asyncio.ensure_future(asyncio.to_thread(self._prepare_model)) if prepare_model else None
+        try:
+            document = await asyncio.to_thread(ocr)
+        finally:
+            if preparing is not None:
+                await preparing
+        return document, finished - started
+
+    def _prepare_model(self) -> None:
+        if self.model is None:
+            return
+        try:
+            self.model.prepare()
+        except Exception:  # the model's first call raises it again, where it is reported
+            log.debug("preparing the model beside the OCR failed", exc_info=True)
 
     async def route(
         self, prepared: PreparedDocument, scenario: str | Path | Scenario | None, *, classify: bool | None = None
@@ -515,11 +554,9 @@ class ExtractionPipeline:
         with progress.about(result.source):  # events of this document name it
             try:
                 self.scenario_named(scenario)  # an unknown name fails before the OCR is paid for
-                ocr_started = time.perf_counter()
                 if not isinstance(source, OCRDocument):
                     progress.emit("read", "reading the document and running OCR")
-                document = await self.read(source)
-                ocr_seconds = time.perf_counter() - ocr_started
+                document, ocr_seconds = await self._read(source, prepare_model=True)
                 result.ocr = _ocr_summary(document)
                 result.warnings.extend(document.warnings)
                 cached = " (from the OCR cache)" if document.cached else ""

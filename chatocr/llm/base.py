@@ -233,6 +233,12 @@ class ChatModel(abc.ABC):
         fix = "export " + " ".join(f"{name}=..." for name in sets[0]) + (f" (or {others})" if others else "")
         return SetupStatus(False, detail or f"none of {', '.join(cls.key_env)} set", fix)
 
+    def prepare(self) -> None:
+        """Get ready to answer without answering (the local model loads its weights). Blocking;
+        the pipeline calls it in a worker thread beside a document's OCR, so the two overlap.
+        Safe to call again and while answering. Default: nothing to get ready."""
+        return
+
     @abc.abstractmethod
     async def _complete(
         self, messages: Sequence[Message], settings: ChatSettings, on_delta: DeltaCallback | None = None

@@ -458,6 +458,9 @@ class LocalChatModel(ChatModel):
         """The process-wide loaded model for these parameters (loaded on first use)."""
         return self._load()
 
+    def prepare(self) -> None:
+        self.llama()
+
     def _prefix_store(self, loaded: _Loaded) -> PrefixStateStore | None:
         """This backend's prefix states (memory + disk), set up on first use; None when off or
         when the model has no chat template of its own to tokenise a prefix exactly as sent."""

@@ -238,3 +238,49 @@ def test_prompt_lookup_drafts_give_the_same_answer(qwen: local.LocalChatModel) -
     fast = drafted.chat_sync(messages, settings)
     assert json.loads(fast.text) == json.loads(plain.text)
     assert (fast.usage.prompt_tokens or 0) > 128
+
+
+BESIDE_THE_OCR = """
+import asyncio, json, sys, time
+from chatocr import ChatOCR, progress
+
+chat = ChatOCR(llm="local", ocr="rapid", ocr_cache=False)
+engine, marks = chat.pipeline.engine, {}
+
+def read(source):
+    try:
+        return type(engine).read(engine, source)
+    finally:
+        marks["ocr_done"] = time.monotonic()
+
+engine.read = read
+
+def heard(event):
+    if event.stage == "load" and event.seconds is None:
+        marks.setdefault("load_started", event.at)
+
+async def main():
+    with progress.listening(heard):
+        return await chat.pipeline.read(sys.argv[1], prepare_model=True)
+
+document = asyncio.run(main())
+print(json.dumps({**marks, "lines": len(document.lines), "loaded": chat.model.llama() is not None}))
+"""
+
+
+@pytest.mark.slow
+def test_the_real_model_loads_beside_the_real_ocr(qwen: local.LocalChatModel) -> None:
+    """A fresh process: the shipped model starts loading before RapidOCR has finished reading
+    the receipt, both complete, what is printed after the read is seen, and no llama.cpp notice
+    reaches stderr."""
+    import subprocess
+    import sys
+
+    receipt = Path(__file__).resolve().parents[2] / "samples" / "receipt.jpg"
+    done = subprocess.run(
+        [sys.executable, "-c", BESIDE_THE_OCR, str(receipt)], capture_output=True, text=True, timeout=300, check=True
+    )
+    marks = json.loads(done.stdout)
+    assert marks["loaded"] and marks["lines"] > 10
+    assert marks["load_started"] < marks["ocr_done"]
+    assert "llama" not in done.stderr and "Traceback" not in done.stderr, done.stderr
