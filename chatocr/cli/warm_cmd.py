@@ -16,6 +16,7 @@ from chatocr import progress
 from chatocr.cli.common import add_backend_options, keys_option, make_chatocr
 from chatocr.cli.status import StatusLine
 from chatocr.extraction.warming import WarmedSet
+from chatocr.llm.prefix_state import NOT_ON_DISK
 
 __all__ = ["register"]
 
@@ -62,6 +63,15 @@ def _run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 0
-    done = ", ".join(f"{n} {source}" for source, n in sorted(counts.items()))
+    done = ", ".join(f"{n} {source.removesuffix(NOT_ON_DISK)}" for source, n in sorted(counts.items()))
     print(f"warmed {sum(counts.values())} example set(s) in {time.perf_counter() - started:.1f} s: {done}")
+    lost = sum(n for source, n in counts.items() if source.endswith(NOT_ON_DISK))
+    if lost:
+        print(
+            f"but {lost} of them {'is' if lost == 1 else 'are'} not kept on disk (see any warning above), so a new "
+            "process evaluates them again: make chatocr's cache directory writable (CHATOCR_CACHE_DIR) and leave "
+            "llm_options prefix_cache_mb above the states' size (25-50 MB each)",
+            file=sys.stderr,
+        )
+        return 1
     return 0

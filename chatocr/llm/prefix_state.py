@@ -41,13 +41,14 @@ from typing import Any
 from chatocr import progress
 from chatocr.fileio import atomic_writer
 
-__all__ = ["PrefixStateStore", "model_identity"]
+__all__ = ["NOT_ON_DISK", "PrefixStateStore", "model_identity"]
 
 log = logging.getLogger("chatocr.llm")
 
 _MAGIC = b"CHATOCR-KV1\n"
 _HEADER = struct.Struct("<I")  # length of the JSON header that follows the magic
 MIN_PREFIX_TOKENS = 64  # shorter prefixes cost less to evaluate than to look up
+NOT_ON_DISK = ", memory only"  # ends a new state's source ("built, memory only") when it was not kept on disk
 
 
 def model_identity(path: Path, known_sha256: str | None = None) -> str:
@@ -114,7 +115,9 @@ class PrefixStateStore:
         """Leave `llama` holding exactly the KV state of `tokens` (its next generation then only
         evaluates what follows them). Returns where the state came from: "context" (already there),
         "memory", "disk", "extended" (another prefix's state, cut back to the start the two share,
-        then the rest evaluated), "built", or "skipped" (prefix too short or too long)."""
+        then the rest evaluated), "built", or "skipped" (prefix too short or too long). "built" and
+        "extended" end with NOT_ON_DISK when the state is kept in memory only (the disk layer off,
+        the state over its cap, or the directory not writable): a new process builds it again."""
         tokens = tuple(int(t) for t in tokens)
         n = len(tokens)
         if n < MIN_PREFIX_TOKENS or n >= self.n_ctx:
@@ -146,8 +149,8 @@ class PrefixStateStore:
             llama.eval(list(tokens[kept:]))
         state = _State(tokens, _seq_state(llama))
         self._remember(key, state)
-        self._write(key, state)
-        return "extended" if kept else "built"
+        on_disk = self._write(key, state)
+        return ("extended" if kept else "built") + ("" if on_disk else NOT_ON_DISK)
 
     def _start_from_longest(self, llama: Any, tokens: tuple[int, ...]) -> int:
         """Leave `llama` holding the longest start of `tokens` that is already computed (in its
@@ -285,10 +288,11 @@ class PrefixStateStore:
             return None
         return _State(tokens, payload)
 
-    def _write(self, key: str, state: _State) -> None:
+    def _write(self, key: str, state: _State) -> bool:
+        """Keep `state` on disk; False when it is not (no disk layer, over the cap, a failed write)."""
         path = self._path(key)
         if path is None or self.max_disk_bytes <= 0:
-            return
+            return False
         header = json.dumps(
             {
                 "key": key,
@@ -301,7 +305,7 @@ class PrefixStateStore:
             }
         ).encode()
         if len(state.payload) > self.max_disk_bytes:
-            return
+            return False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._evict(len(state.payload))
@@ -310,6 +314,8 @@ class PrefixStateStore:
             atomic_writer(path, lambda out: out.writelines((_MAGIC, size, header, tokens, state.payload)), mode=0o600)
         except OSError as exc:
             self._warn_once("write", f"prefix cache: cannot write to {path.parent} ({exc}); not kept on disk")
+            return False
+        return True
 
     def _evict(self, incoming: int) -> None:
         """Remove least-recently-used entries until `incoming` more bytes fit under the cap."""

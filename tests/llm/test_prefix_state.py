@@ -99,10 +99,18 @@ def test_an_unwritable_directory_only_disables_the_disk_layer(tmp_path: Path, ca
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the cache directory should be")
     s = store(blocker / "llama-state")
-    s._write(s.key(TOKENS), _State(TOKENS, b"x" * 10))
-    s._write(s.key(TOKENS), _State(TOKENS, b"x" * 10))
+    assert not s._write(s.key(TOKENS), _State(TOKENS, b"x" * 10))  # the caller learns it is memory only
+    assert not s._write(s.key(TOKENS), _State(TOKENS, b"x" * 10))
     assert caplog.text.count("cannot write") == 1  # one warning, not one per call
     assert blocker.read_text().startswith("a file")
+
+
+def test_write_says_whether_the_state_is_on_disk(tmp_path: Path) -> None:
+    state = _State(TOKENS, b"x" * 100)
+    assert store(tmp_path / "ok")._write("k" * 64, state)
+    assert not store(None)._write("k" * 64, state)  # no disk layer
+    assert not store(tmp_path / "capped", max_disk_bytes=50)._write("k" * 64, state)  # over the cap
+    assert not (tmp_path / "capped").exists()
 
 
 def test_a_planted_symlink_at_the_entry_name_is_replaced_not_followed(tmp_path: Path) -> None:

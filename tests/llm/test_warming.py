@@ -170,3 +170,25 @@ def test_warmed_sets_serve_a_new_process_and_change_no_answer(tmp_path: Path) ->
     cold = _run(ask, tmp_path / "cold-cache", cold_config)
     assert "(none)" in cold.stderr, cold.stderr
     assert json.loads(warmed.stdout)["values"] == json.loads(cold.stdout)["values"]
+
+
+@pytest.mark.slow
+def test_warming_that_keeps_nothing_on_disk_says_so_and_fails(tmp_path: Path) -> None:
+    """An unwritable prefix-state directory: the sets are built (this process could use them),
+    the summary still counts them, and the command says they are not kept and exits 1."""
+    pytest.importorskip("llama_cpp")
+    scenario = tmp_path / "tiny_till.yaml"
+    scenario.write_text(SCENARIO + "".join(_example(n) for n in (1, 2)), encoding="utf-8")
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the state directory should be", encoding="utf-8")
+    config = tmp_path / "chatocr.toml"
+    settings = 'llm = "local"\nmax_examples = 2\n[llm_options]\nthreads = 2\n'
+    config.write_text(settings + f'prefix_cache_dir = "{blocker / "llama-state"}"\n', encoding="utf-8")
+    env = {**os.environ, "CHATOCR_CACHE_DIR": str(tmp_path / "cache"), "CHATOCR_OCR_CACHE": "0"}
+    done = subprocess.run(
+        [str(CHATOCR), "warm", str(scenario), "-c", str(config)], capture_output=True, text=True, env=env, timeout=1800
+    )
+    assert done.returncode == 1, done.stderr
+    assert "warmed 1 example set(s)" in done.stdout and ": built, memory only (" in done.stdout
+    assert "cannot write" in done.stderr and "not kept on disk" in done.stderr and "Traceback" not in done.stderr
+    assert blocker.read_text(encoding="utf-8").startswith("a file")
