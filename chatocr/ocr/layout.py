@@ -46,8 +46,10 @@ __all__ = [
 MAX_SPACES = 8
 # A line joins a row when it overlaps the row vertically by this share of the smaller height.
 ROW_OVERLAP = 0.5
-# Two lines overlapping horizontally by this share of the narrower one are stacked, not a row.
+# Two lines overlapping horizontally by this share of the narrower one are stacked, not a row ...
 STACK_OVERLAP = 0.3
+# ... unless they also overlap vertically by this share of the lower one: one line, detected twice.
+SAME_LINE = 0.8
 # The most lines one page may hold. Grouping is O(n log n) (20,000 lines in well under a second,
 # benchmarks/bench_layout.py); the limit keeps a hostile or broken input from costing minutes in
 # the LLM prompt downstream. Receipts and invoices have tens to a few hundred lines.
@@ -221,11 +223,14 @@ class _RowIndex:
 
 def _stacked(item: _Item, row: _Row) -> bool:
     """Whether `item` overlaps a member of `row` horizontally (then it is stacked, not in the row).
-    Only members starting within one widest-member width left of the item can overlap it."""
+    Only members starting within one widest-member width left of the item can overlap it. Two
+    boxes that also share their height (SAME_LINE) are not stacked but two detections of one text
+    line (a station name printed with spaced characters, `宁` and `波站` in overlapping boxes)."""
     first = bisect.bisect_right(row.x0s, item.x0 - row.widest)
     last = bisect.bisect_left(row.x0s, item.x1)
     return any(
         _overlap(item.x0, item.x1, other.x0, other.x1) > STACK_OVERLAP * min(item.width, other.width)
+        and _overlap(item.y0, item.y1, other.y0, other.y1) < SAME_LINE * min(item.height, other.height)
         for other in row.by_x[first:last]
     )
 

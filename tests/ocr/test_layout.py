@@ -63,6 +63,19 @@ def test_stacked_lines_that_overlap_horizontally_are_separate_rows() -> None:
     assert [[line.text for line in row] for row in group_rows(doc.lines)] == [["top"], ["bottom"]]
 
 
+def test_one_line_detected_as_two_overlapping_boxes_stays_one_row() -> None:
+    # A station name printed with spaced characters: the detector boxed the first character alone
+    # and the rest in a box that overlaps it; the boxes share their height, so they are one line.
+    doc = document(
+        ("波站", rect(354, 190, 864, 365)),
+        ("G7532", rect(950, 192, 1300, 366)),
+        ("宁", rect(291, 226, 424, 355)),
+        ("Ningbo", rect(418, 342, 700, 444)),
+    )
+    assert [[line.text for line in row] for row in group_rows(doc.lines)] == [["宁", "波站", "G7532"], ["Ningbo"]]
+    assert doc.text().splitlines()[0].startswith("宁 波站")
+
+
 def test_skewed_page_still_groups_rows() -> None:
     # Rows 40 px apart; the page is rotated 4 degrees, so the right-hand cell of a row sits
     # about 40 px lower than its key: without deskewing it would fall into the next row.

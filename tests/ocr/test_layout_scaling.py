@@ -9,12 +9,13 @@ from hypothesis import strategies as st
 
 from chatocr.errors import DocumentTooLargeError
 from chatocr.ocr import layout
-from chatocr.ocr.layout import ROW_OVERLAP, STACK_OVERLAP, group_rows
+from chatocr.ocr.layout import ROW_OVERLAP, SAME_LINE, STACK_OVERLAP, group_rows
 from chatocr.ocr.types import OCRLine
 
 
 def reference_rows(lines: list[OCRLine]) -> list[list[str]]:
-    """The grouping as issue 18 found it: every line against every row (O(n^2)); boxes axis-aligned."""
+    """The grouping as issue 18 found it (with the one-line-detected-twice rule added since): every
+    line against every row (O(n^2)); boxes axis-aligned."""
 
     def overlap(a0: float, a1: float, b0: float, b1: float) -> float:
         return max(0.0, min(a1, b1) - max(a0, b0))
@@ -31,6 +32,7 @@ def reference_rows(lines: list[OCRLine]) -> list[list[str]]:
                 continue
             stacked = any(
                 overlap(x0, x1, o[1], o[3]) > STACK_OVERLAP * min(width, max(o[3] - o[1], 1e-6))
+                and overlap(y0, y1, o[2], o[4]) < SAME_LINE * min(height, max(o[4] - o[2], 1e-6))
                 for o in members  # type: ignore[attr-defined]
             )
             if not stacked:
