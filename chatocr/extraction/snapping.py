@@ -20,7 +20,9 @@ Then the field's `trim` patterns (FieldSpec.trim): OCR lines at the start or end
 text that are never part of the value (a registration number printed above an address, the
 telephone line below it) are cut from the value, whether it is the page's text or the model's
 answer, and from its evidence; never the value's last line, and only where the value begins (or
-ends) with that line's letters and digits.
+ends) with that line's letters and digits. So is a trailing piece of the value's last line that a
+pattern matches as a whole (a registration number the OCR read on the name's own line: "ACME SDN
+BHD (123456-X)" -> "ACME SDN BHD").
 
 The model's answer is kept beside the page's text (FieldResult.answer) so nothing is lost, and
 snapping refuses any text that does not hold most of the answer's characters (a document of noise
@@ -221,11 +223,26 @@ def trim_value(field: FieldSpec, value: str, index: TextIndex, start: int, end: 
     return (trimmed, cut) if cut else None
 
 
+def trim_tail(field: FieldSpec, value: str) -> str | None:
+    """`value` without a trailing piece of its own line that the field's `trim` patterns rule out
+    (a registration number the OCR read on the name's line: "ACME SDN BHD (123456-X)"); None when
+    there is none. The longest such piece, starting after a space or at a bracket; never all."""
+    for at in range(1, len(value)):
+        if not (value[at - 1].isspace() or value[at] == "("):
+            continue
+        head = value[:at].rstrip(" ,;:-|/")
+        if _alnum(head) and field.trims(value[at:]):
+            return head
+    return None
+
+
 def _trimmed(field: FieldSpec, result: FieldResult, index: TextIndex, start: int, end: int) -> FieldResult:
     cut = trim_value(field, result.value, index, start, end) if field.trim else None
-    if cut is None:
+    value, lines = cut if cut is not None else (result.value, set())
+    tail = trim_tail(field, value) if field.trim else None
+    if cut is None and tail is None:
         return result
-    value, lines = cut
+    value = tail or value
     checked = check_value(field, value)
     if checked.problem or checked.missing:
         return result

@@ -239,3 +239,26 @@ def test_the_built_in_receipts_trim_identifiers_and_contacts_never_address_lines
 ) -> None:
     address = next(f for f in load_scenarios().get(scenario).fields if f.name == "address")
     assert address.trims(line) is trimmed
+
+
+@pytest.mark.parametrize(
+    ("field", "line", "value"),
+    [
+        # a registration number or a contact the OCR read on the value's own line is cut ...
+        ("company", "ACME TRADING SDN BHD (123456-X)", "ACME TRADING SDN BHD"),
+        ("company", "KEDAI MAJU S/B(587969-U)", "KEDAI MAJU S/B"),
+        ("company", "SRI MEWAH BAKERIES (KL) SDN BHD (139386 X)", "SRI MEWAH BAKERIES (KL) SDN BHD"),
+        ("address", "12, JALAN KENANGA 4, 43000 KAJANG TEL: 03-8736 1122", "12, JALAN KENANGA 4, 43000 KAJANG"),
+        # ... never a bracket that is part of the name, a street that starts like a label, the whole value
+        ("company", "SRI MEWAH BAKERIES (KL) SDN BHD", "SRI MEWAH BAKERIES (KL) SDN BHD"),
+        ("address", "5 Tel Aviv Road 43000 KAJANG", "5 Tel Aviv Road 43000 KAJANG"),
+        ("company", "(123456-X)", "(123456-X)"),
+    ],
+)
+def test_a_trailing_piece_of_the_values_own_line_the_field_trims_is_cut(field: str, line: str, value: str) -> None:
+    spec = next(f for f in load_scenarios().get("retail_receipt").fields if f.name == field)
+    page = index_of("TAX INVOICE", line, "TOTAL 9.00")
+    out = snap_result(spec, grounded(page, field, line), page)
+    assert out.value == value
+    if value != line:
+        assert (out.answer, out.snap) == (line, "trim") and [e.line_id for e in out.evidence] == ["p0-l1"]
