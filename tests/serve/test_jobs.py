@@ -21,9 +21,16 @@ def _receipt(n: int) -> bytes:
 
 def _submit(server: Any, count: int) -> str:
     files = [("file", (f"r{n:02d}.txt", _receipt(n), "text/plain")) for n in range(count)]
-    response = httpx.post(
-        f"{server.url}/v1/jobs", files=files, data={"keys": ",".join(KEYS)}, headers=auth(), timeout=30
-    )
+    end = time.monotonic() + 120
+    while True:
+        response = httpx.post(
+            f"{server.url}/v1/jobs", files=files, data={"keys": ",".join(KEYS)}, headers=auth(), timeout=30
+        )
+        # With several workers, /readyz answered by one says nothing of the others: a worker still
+        # loading says NotReady with Retry-After, and a client retries, as this one does.
+        if response.status_code != 503 or "NotReady" not in response.text or time.monotonic() > end:
+            break
+        time.sleep(min(1.0, float(response.headers.get("Retry-After", "1"))))
     assert response.status_code == 202, response.text
     assert response.json()["total"] == count
     return str(response.json()["id"])
