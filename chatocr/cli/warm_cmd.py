@@ -47,9 +47,13 @@ def _run(args: argparse.Namespace) -> int:
     chat = make_chatocr(args)
     started = time.perf_counter()
     counts: dict[str, int] = {}
+    lost = 0  # sets kept in this process's memory only
 
     def report(result: WarmedSet, index: int, total: int) -> None:
-        counts[result.source] = counts.get(result.source, 0) + 1
+        nonlocal lost
+        source = result.source.removesuffix(NOT_ON_DISK)
+        counts[source] = counts.get(source, 0) + 1
+        lost += source != result.source
         if not args.quiet:
             ids = ", ".join(result.examples) or "no examples"
             print(f"{result.scenario} [{index}/{total}] {ids}: {result.source} ({result.seconds:.1f} s)", flush=True)
@@ -63,9 +67,8 @@ def _run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 0
-    done = ", ".join(f"{n} {source.removesuffix(NOT_ON_DISK)}" for source, n in sorted(counts.items()))
+    done = ", ".join(f"{n} {source}" for source, n in sorted(counts.items()))
     print(f"warmed {sum(counts.values())} example set(s) in {time.perf_counter() - started:.1f} s: {done}")
-    lost = sum(n for source, n in counts.items() if source.endswith(NOT_ON_DISK))
     if lost:
         print(
             f"but {lost} of them {'is' if lost == 1 else 'are'} not kept on disk (see any warning above), so a new "

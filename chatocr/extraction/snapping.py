@@ -242,7 +242,7 @@ def _trimmed(field: FieldSpec, result: FieldResult, index: TextIndex, start: int
     tail = trim_tail(field, value) if field.trim else None
     if cut is None and tail is None:
         return result
-    value = tail or value
+    value = tail if tail is not None else value
     checked = check_value(field, value)
     if checked.problem or checked.missing:
         return result

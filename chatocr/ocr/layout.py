@@ -48,7 +48,7 @@ MAX_SPACES = 8
 ROW_OVERLAP = 0.5
 # Two lines overlapping horizontally by this share of the narrower one are stacked, not a row ...
 STACK_OVERLAP = 0.3
-# ... unless they also overlap vertically by this share of the lower one: one line, detected twice.
+# ... unless they also overlap vertically by this share of the shorter one: one line, boxed twice.
 SAME_LINE = 0.8
 # The most lines one page may hold. Grouping is O(n log n) (20,000 lines in well under a second,
 # benchmarks/bench_layout.py); the limit keeps a hostile or broken input from costing minutes in
