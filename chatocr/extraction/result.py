@@ -44,7 +44,7 @@ class FieldResult:
     problem: str | None = None
     required: bool = False
     # Snapping (chatocr.extraction.snapping): `value` is then the page's own text for the span the
-    # model meant, `answer` what the model wrote, `snap` how the page's text was taken (span | line | trim).
+    # model meant, `answer` what the model wrote, `snap` how the page's text was taken (span | line | trim | complete).
     answer: Any = None
     snap: str | None = None
     # A list-of-objects or object field's leaves, by JSON path ("items[2].amount"), each grounded

@@ -22,7 +22,16 @@ telephone line below it) are cut from the value, whether it is the page's text o
 answer, and from its evidence; never the value's last line, and only where the value begins (or
 ends) with that line's letters and digits. So is a trailing piece of the value's last line that a
 pattern matches as a whole (a registration number the OCR read on the name's own line: "ACME SDN
-BHD (123456-X)" -> "ACME SDN BHD").
+BHD (123456-X)" -> "ACME SDN BHD"), and, for any text field, a line of one Latin letter or digit
+at the start or end of a value of several lines (a stray mark or a logo's fragment the OCR boxed:
+"J" above "TANJONG BOOKS SDN BHD").
+
+Last, the field's `complete` patterns (FieldSpec.complete): what the page prints right after the
+value, the rest of its row or, when the value ends its row, the next row, is appended when it is
+such a piece and nothing more but a piece `trim` cuts ("SUBANG PHARMACY SDN" + "BHD" on the same
+row; "KEDAI MAJU" + "5/B (519537-X)" -> "KEDAI MAJU S/B"); a piece at the value's own end that is
+one only with the OCR's digit-for-letter misreadings undone is mended ("KEDAI MAJU 5/B" -> "KEDAI
+MAJU S/B"). A value that already ends with such a piece is not completed again.
 
 The model's answer is kept beside the page's text (FieldResult.answer) so nothing is lost, and
 snapping refuses any text that does not hold most of the answer's characters (a document of noise
@@ -46,7 +55,15 @@ from chatocr.extraction.result import FieldResult
 from chatocr.extraction.validation import check_value
 from chatocr.scenarios.model import FieldSpec, FieldType
 
-__all__ = ["SNAP_MIN_CONTAINED", "SNAP_MIN_SIMILARITY", "Snap", "page_text_for", "snap_result", "snap_value"]
+__all__ = [
+    "SNAP_MIN_CONTAINED",
+    "SNAP_MIN_SIMILARITY",
+    "Snap",
+    "complete_value",
+    "page_text_for",
+    "snap_result",
+    "snap_value",
+]
 
 SNAP_MIN_CONTAINED = 0.8  # share of the answer's characters the page's text must hold
 SNAP_MIN_SIMILARITY = 75.0  # rapidfuzz ratio (0-100) between answer and page text, both folded
@@ -62,7 +79,7 @@ class Snap:
     text: str  # the page's own text for the value
     start: int  # its character range in the layout text
     end: int
-    how: str  # span | line | trim
+    how: str  # span | line (trim and complete are set on the result, after)
 
 
 def _fold(text: str) -> str:
@@ -184,9 +201,17 @@ def _strip_piece(value: str, piece: str, *, from_end: bool) -> str | None:
     return (rest[::-1] if from_end else rest) or None
 
 
+def _stray_mark(line: str) -> bool:
+    """A line of one Latin letter or digit: a stray mark or a logo's fragment, not a part of a value
+    of several lines. (One Chinese character can be a word: "宁" of a station boxed apart.)"""
+    text = line.strip()
+    return len(text) == 1 and text.isascii() and text.isalnum()
+
+
 def trim_value(field: FieldSpec, value: str, index: TextIndex, start: int, end: int) -> tuple[str, set[str]] | None:
     """`value` (grounded on characters [start, end) of the page) without its edge lines that the
-    field's `trim` patterns rule out, with the ids of the lines cut; None when none is.
+    field's `trim` patterns rule out, or that are stray marks, with the ids of the lines cut; None
+    when none is.
 
     The two lines before and after the match are looked at too: a fuzzy match may have left out
     a line the answer still carries ("884512-W, 12, JALAN ..." matched from "12, JALAN")."""
@@ -208,7 +233,9 @@ def trim_value(field: FieldSpec, value: str, index: TextIndex, start: int, end: 
             span, piece, outside = pieces[i]
             if not outside and inside_left == 1:
                 break  # never the value's last line
-            stripped = _strip_piece(trimmed, piece, from_end=from_end) if field.trims(piece) else None
+            # A stray mark only inside the match: one letter outside it would cut the value's own first letter.
+            cuttable = field.trims(piece) or (not outside and _stray_mark(index.text[span.start : span.end]))
+            stripped = _strip_piece(trimmed, piece, from_end=from_end) if cuttable else None
             if stripped is None:
                 if outside:
                     continue  # a neighbour the answer does not carry
@@ -236,8 +263,72 @@ def trim_tail(field: FieldSpec, value: str) -> str | None:
     return None
 
 
+def _words_complete(field: FieldSpec, words: list[str]) -> bool:
+    """Whether the value (as words) already ends with a piece its `complete` patterns match."""
+    return any(field.completion(" ".join(words[-k:])) is not None for k in range(1, min(3, len(words)) + 1))
+
+
+def _mended_tail(field: FieldSpec, words: list[str]) -> list[str] | None:
+    """The words with a trailing piece that matches a `complete` pattern only when read with the
+    OCR's digit-for-letter misreadings undone mended ("5/B" -> "S/B"); never the whole value."""
+    for k in range(min(3, len(words) - 1), 0, -1):
+        tail = " ".join(words[-k:])
+        read = field.completion(tail)
+        if read is None:
+            continue
+        return None if read == tail else [*words[:-k], read]
+    return None
+
+
+def _after(text: str, end: int) -> str:
+    """What the page prints right after character `end`: the rest of its row, or the next row when
+    the row ends there."""
+    row_end = text.find("\n", end)
+    row_end = len(text) if row_end < 0 else row_end
+    rest = text[end:row_end].strip()
+    if rest or row_end >= len(text):
+        return rest
+    next_end = text.find("\n", row_end + 1)
+    return text[row_end + 1 : len(text) if next_end < 0 else next_end].strip()
+
+
+def complete_value(field: FieldSpec, value: str, index: TextIndex, end: int) -> str | None:
+    """`value` (its page text ending at character `end`) mended and completed by the field's
+    `complete` patterns, as the module says; None when neither applies."""
+    words = value.split()
+    if not field.complete or not words:
+        return None
+    mended = _mended_tail(field, words)
+    if mended is not None:
+        words = mended
+    elif not _words_complete(field, words):
+        rest = _after(index.text, end)
+        piece = field.completion(trim_tail(field, rest) or rest) if rest else None
+        if piece is not None:
+            glue = "" if _wide(words[-1][-1]) and _wide(piece[0]) else " "
+            return " ".join(words) + glue + piece
+    return " ".join(words) if mended is not None else None
+
+
+def _completed(field: FieldSpec, result: FieldResult, index: TextIndex, end: int) -> FieldResult:
+    value = complete_value(field, result.value, index, end) if isinstance(result.value, str) else None
+    if value is None:
+        return result
+    checked = check_value(field, value)
+    if checked.problem or checked.missing:
+        return result
+    answer = result.answer if result.answer is not None else result.value
+    return replace(result, value=value, normalized=checked.normalized, answer=answer, snap="complete")
+
+
+def _finished(field: FieldSpec, result: FieldResult, index: TextIndex, start: int, end: int) -> FieldResult:
+    """The result trimmed, then completed (`start`, `end`: where its text sits on the page)."""
+    return _completed(field, _trimmed(field, result, index, start, end), index, end)
+
+
 def _trimmed(field: FieldSpec, result: FieldResult, index: TextIndex, start: int, end: int) -> FieldResult:
-    cut = trim_value(field, result.value, index, start, end) if field.trim else None
+    # Only text has edge lines to cut: `trim` patterns are text-only, and a stray mark is a text's.
+    cut = trim_value(field, result.value, index, start, end) if field.type is FieldType.text else None
     value, lines = cut if cut is not None else (result.value, set())
     tail = trim_tail(field, value) if field.trim else None
     if cut is None and tail is None:
@@ -266,11 +357,11 @@ def snap_result(field: FieldSpec, result: FieldResult, index: TextIndex, hints: 
         return result
     snap = snap_value(result.value, index, match, kind)
     if snap is None:
-        return _trimmed(field, result, index, match.start, match.end)
+        return _finished(field, result, index, match.start, match.end)
     checked = check_value(field, snap.text)
     if checked.problem or checked.missing:
-        return _trimmed(field, result, index, match.start, match.end)
+        return _finished(field, result, index, match.start, match.end)
     if kind in _TYPED and checked.normalized != result.normalized:
         return result  # the page's text must mean the same date or number
     snapped = replace(result, value=snap.text, normalized=checked.normalized, answer=result.value, snap=snap.how)
-    return _trimmed(field, snapped, index, snap.start, snap.end)
+    return _finished(field, snapped, index, snap.start, snap.end)

@@ -70,8 +70,8 @@ class ItemField(_Strict):
 
 
 def check_patterns(patterns: Iterable[str], kind: str = "never") -> None:
-    """ValueError naming the first of a field's `never` (or `trim`) patterns that is not a regular
-    expression."""
+    """ValueError naming the first of a field's `never` (or `trim`, `complete`) patterns that is not
+    a regular expression."""
     for pattern in patterns:
         try:
             re.compile(pattern)
@@ -83,6 +83,15 @@ def _fullmatch(patterns: Iterable[str], value: str) -> str | None:
     """The first pattern matching the whole text (NFKC, spaces collapsed, case-insensitive)."""
     text = " ".join(unicodedata.normalize("NFKC", value).split())
     return next((p for p in patterns if re.fullmatch(p, text, re.IGNORECASE)), None)
+
+
+# Digits the OCR reads for the letters they resemble. Undone only in a word that has letters (a
+# digit among letters is the misreading; a word of digits is a number): "5/B" -> "S/B", "8HD" -> "BHD".
+_LETTER_FOR_DIGIT = str.maketrans("0158", "OISB")
+
+
+def _read_as_letters(text: str) -> str:
+    return " ".join(w.translate(_LETTER_FOR_DIGIT) if any(c.isalpha() for c in w) else w for w in text.split())
 
 
 class FieldSpec(_Strict):
@@ -110,6 +119,14 @@ class FieldSpec(_Strict):
         "address or a telephone line below it. A grounded answer that spans such lines and more loses them; "
         "such a line alone is ruled out as `never` would rule it out.",
     )
+    complete: tuple[str, ...] = Field(
+        (),
+        description="Regular expressions of a piece that completes this text field's value when the page prints it "
+        "right after the value, on the same row or as the next line, and the answer left it out (the piece whole, "
+        "case-insensitive, spaces collapsed), e.g. a company's legal form ('SDN BHD', 'LTD') under its name. Also "
+        "matched with the OCR's digit-for-letter misreadings undone ('5/B' is 'S/B'), which then also mends such a "
+        "piece at the value's end. Applied to grounded answers when snapping is on.",
+    )
     before: str | None = Field(
         None,
         description="A field this one always precedes on the page (left of it on the same row, else above it): "
@@ -117,7 +134,7 @@ class FieldSpec(_Strict):
         "where they sit (config `positions`).",
     )
 
-    @field_validator("never", "trim")
+    @field_validator("never", "trim", "complete")
     @classmethod
     def _patterns_compile(cls, patterns: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         check_patterns(patterns, info.field_name or "never")
@@ -134,9 +151,21 @@ class FieldSpec(_Strict):
         """Whether an OCR line at the start or end of an answer is never part of it (`trim`)."""
         return bool(self.trim) and _fullmatch(self.trim, line) is not None
 
+    def completion(self, piece: str) -> str | None:
+        """How `piece` reads as what completes this field's value (`complete`): itself (spaces
+        collapsed), or read with the OCR's digit-for-letter misreadings undone ("5/B" -> "S/B");
+        None when it is no such piece."""
+        if not self.complete:
+            return None
+        text = " ".join(piece.split())
+        if _fullmatch(self.complete, text):
+            return text
+        read = _read_as_letters(text)
+        return read if read != text and _fullmatch(self.complete, read) else None
+
     @model_validator(mode="after")
     def _type_specific(self) -> FieldSpec:
-        for kind in ("never", "trim"):
+        for kind in ("never", "trim", "complete"):
             if getattr(self, kind) and self.type is not FieldType.text:
                 raise ValueError(f"field {self.name!r} has `{kind}` patterns, which apply to text fields only")
         if self.type is FieldType.enum and not self.choices:

@@ -51,9 +51,12 @@ def _attr(name: str) -> tuple[str, str | None]:
     return f"f_{safe}" if keyword.iskeyword(safe) or safe.startswith("_") else safe, name
 
 
-def _patterns_extra(never: tuple[str, ...], trim: tuple[str, ...]) -> dict[str, JsonValue] | None:
-    """A text field's `never` and `trim` patterns as its json_schema_extra, or None."""
-    extra: dict[str, JsonValue] = {key: list(p) for key, p in (("x-never", never), ("x-trim", trim)) if p}
+def _patterns_extra(field: FieldSpec | None) -> dict[str, JsonValue] | None:
+    """A text field's `never`, `trim` and `complete` patterns as its json_schema_extra, or None."""
+    if field is None:
+        return None
+    pairs = (("x-never", field.never), ("x-trim", field.trim), ("x-complete", field.complete))
+    extra: dict[str, JsonValue] = {key: list(p) for key, p in pairs if p}
     return extra or None
 
 
@@ -62,10 +65,9 @@ def _declared(
     required: bool,
     description: str,
     alias: str | None,
-    never: tuple[str, ...] = (),
-    trim: tuple[str, ...] = (),
+    field: FieldSpec | None = None,
 ) -> tuple[Any, Any]:
-    extra = _patterns_extra(never, trim)
+    extra = _patterns_extra(field)
     if required:
         return annotation, Field(description=description, alias=alias, json_schema_extra=extra)
     return Optional[annotation], Field(None, description=description, alias=alias, json_schema_extra=extra)  # noqa: UP045 - runtime object
@@ -94,7 +96,7 @@ def model_from_fields(name: str, fields: tuple[FieldSpec, ...]) -> type[BaseMode
         else:
             annotation = _leaf_type(field.type.value, field.choices)
         attr, alias = _attr(field.name)
-        declared[attr] = _declared(annotation, field.required, field.description, alias, field.never, field.trim)
+        declared[attr] = _declared(annotation, field.required, field.description, alias, field)
     return create_model(class_name, __config__=ConfigDict(populate_by_name=True), **declared)
 
 
@@ -107,8 +109,7 @@ def _source_line(
     annotation: str,
     required: bool,
     description: str,
-    never: tuple[str, ...] = (),
-    trim: tuple[str, ...] = (),
+    field: FieldSpec | None = None,
 ) -> str:
     attr, alias = _attr(name)
     args = [] if required else ["None"]
@@ -116,7 +117,7 @@ def _source_line(
         args.append(f"description={description!r}")
     if alias:
         args.append(f"alias={alias!r}")
-    if extra := _patterns_extra(never, trim):
+    if extra := _patterns_extra(field):
         args.append(f"json_schema_extra={extra!r}")
     shown = annotation if required else f"{annotation} | None"
     return f"    {attr}: {shown} = Field({', '.join(args)})"
@@ -147,7 +148,7 @@ def model_source(scenario: Scenario) -> str:
             annotation = "list[str]"
         else:
             annotation = _source_leaf(field.type.value, field.choices)
-        lines.append(_source_line(field.name, annotation, field.required, field.description, field.never, field.trim))
+        lines.append(_source_line(field.name, annotation, field.required, field.description, field))
     header = [
         f'"""Typed fields of the chatocr scenario {scenario.name!r} (made by `chatocr scenarios model`)."""',
         "",

@@ -14,6 +14,9 @@ from chatocr.typed.schema import SUPPORTED_TYPES, TypedSchema, defaulted_fields,
 
 __all__ = ["from_json_schema"]
 
+# A text property's pattern keys (FieldSpec.never, .trim, .complete), read as in a pydantic model.
+_PATTERN_KEYS = ("x-never", "x-trim", "x-complete")
+
 
 def _check_json_schema(schema: dict[str, Any]) -> None:
     try:
@@ -142,7 +145,7 @@ def _json_field(root: dict[str, Any], name: str, prop: Any, required: bool) -> F
         "required": required and not nullable,
     }
     if node.get("type") in ("object", "array"):
-        for key in ("x-never", "x-trim"):  # a SchemaError when given: text only
+        for key in _PATTERN_KEYS:  # a SchemaError when given: text only
             text_patterns(name, node if key in node else prop, None, key)
     if node.get("type") == "object":
         return FieldSpec(type=FieldType.object, items=_json_sub_fields(root, node, name), **common)
@@ -153,8 +156,8 @@ def _json_field(root: dict[str, Any], name: str, prop: Any, required: bool) -> F
         _json_leaf(item, f"{name}[]")
         return FieldSpec(type=FieldType.list, **common)
     kind, choices = _json_leaf(node, name)
-    never, trim = (text_patterns(name, node if key in node else prop, kind, key) for key in ("x-never", "x-trim"))
-    return FieldSpec(type=FieldType(kind), choices=choices, never=never, trim=trim, **common)
+    never, trim, complete = (text_patterns(name, node if key in node else prop, kind, key) for key in _PATTERN_KEYS)
+    return FieldSpec(type=FieldType(kind), choices=choices, never=never, trim=trim, complete=complete, **common)
 
 
 def _json_sub_fields(root: dict[str, Any], node: dict[str, Any], where: str) -> tuple[ItemField, ...]:

@@ -13,6 +13,8 @@
                                 -> answers a text field never takes (FieldSpec.never)
     json_schema_extra={"x-trim": [regex, ...]}
                                 -> edge lines never part of a text field (FieldSpec.trim)
+    json_schema_extra={"x-complete": [regex, ...]}
+                                -> a piece after a text field that completes it (FieldSpec.complete)
 
 Anything else (bytes, dict[str, Any], unions of several types, recursive models, models nested
 more than one level) is a SchemaError naming the field, raised before any OCR or model call. One
@@ -161,7 +163,8 @@ def _aliases(name: str, info: FieldInfo) -> tuple[str, ...]:
 def text_patterns(where: str, extra: Any, kind: str | None, key: str) -> tuple[str, ...]:
     """A text field's patterns under `key` of `Field(json_schema_extra=...)` (in a JSON Schema: the
     property's own key): "x-never", answers that are never its value (FieldSpec.never), or
-    "x-trim", edge lines never part of it (FieldSpec.trim)."""
+    "x-trim", edge lines never part of it (FieldSpec.trim), or "x-complete", a piece printed after it
+    that completes it (FieldSpec.complete)."""
     patterns = extra.get(key) if isinstance(extra, dict) else None
     if patterns is None:
         return ()
@@ -180,7 +183,8 @@ def text_patterns(where: str, extra: Any, kind: str | None, key: str) -> tuple[s
     except ValueError as exc:
         raise SchemaError(
             f"Field {where!r}: {key}: {exc}.",
-            hint="Python `re` syntax; matched against the whole answer (x-trim: each edge line), case-insensitive.",
+            hint="Python `re` syntax; matched against the whole answer (x-trim: each edge line; x-complete: the "
+            "piece after the value), case-insensitive.",
         ) from None
     return tuple(patterns)
 
@@ -237,8 +241,10 @@ def _model_field(owner: type[BaseModel], name: str, info: FieldInfo, seen: tuple
     kind = leaf[0] if leaf else None
     never = text_patterns(where, info.json_schema_extra, kind, "x-never")
     trim = text_patterns(where, info.json_schema_extra, kind, "x-trim")
+    complete = text_patterns(where, info.json_schema_extra, kind, "x-complete")
     if leaf is not None:
-        return FieldSpec(type=FieldType(leaf[0]), choices=leaf[1], never=never, trim=trim, **common)
+        patterns = {"never": never, "trim": trim, "complete": complete}
+        return FieldSpec(type=FieldType(leaf[0]), choices=leaf[1], **patterns, **common)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return FieldSpec(type=FieldType.object, items=_sub_fields(annotation, where, seen), **common)
     if typing.get_origin(annotation) in (list, tuple, typing.Sequence, set, frozenset):

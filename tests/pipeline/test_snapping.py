@@ -262,3 +262,89 @@ def test_a_trailing_piece_of_the_values_own_line_the_field_trims_is_cut(field: s
     assert out.value == value
     if value != line:
         assert (out.answer, out.snap) == (line, "trim") and [e.line_id for e in out.evidence] == ["p0-l1"]
+
+
+def test_a_stray_one_letter_line_at_a_values_edge_is_cut_whatever_the_patterns() -> None:
+    page = index_of("J", "TANJONG BOOKS (PJ) SDN BHD", "12, JALAN KENANGA 4", "Q")
+    plain = FieldSpec(name="company")  # no `trim` patterns
+    out = snap_result(plain, grounded(page, "company", "J TANJONG BOOKS (PJ) SDN BHD"), page)
+    assert (out.value, out.snap) == ("TANJONG BOOKS (PJ) SDN BHD", "trim")
+    assert [e.line_id for e in out.evidence] == ["p0-l1"]
+    address = snap_result(plain, grounded(page, "address", "12, JALAN KENANGA 4 Q"), page)
+    assert address.value == "12, JALAN KENANGA 4"
+    # Not a letter of a longer line, not one outside the answer, not a value's only line, not Chinese.
+    kept = index_of("J", "JALAN KENANGA 4", "SUSHI Q")
+    for value in ("JALAN KENANGA 4", "SUSHI Q", "J"):
+        result = grounded(kept, "company", value)
+        assert snap_result(plain, result, kept) is result
+    station = index_of("宁", "波站")
+    result = grounded(station, "starting_station", "宁 波站")
+    assert snap_result(plain, result, station).value != "波站"
+
+
+COMPANY = FieldSpec(
+    name="company",
+    complete=(r"(\([a-z]\)\s*)?(sdn\.?\s*bhd\.?|s/b|bhd\.?|ltd\.?)",),
+    trim=(r"\(\d{4,8}-?[a-z]\)",),
+)
+
+
+@pytest.mark.parametrize(
+    ("rows", "answer", "value"),
+    [
+        # the legal form boxed apart on the name's row, or printed as the next line
+        ((("SUBANG PHARMACY SDN", "BHD"), "B-8, JALAN SS15/4D"), "SUBANG PHARMACY SDN", "SUBANG PHARMACY SDN BHD"),
+        (("POPULAR BOOK CO.", "(M) SDN BHD", "(113825-W)"), "POPULAR BOOK CO.", "POPULAR BOOK CO. (M) SDN BHD"),
+        # after it a registration number the field trims; read through the OCR's 5-for-S
+        (("KEDAI MAJU 5/B (587969-U)", "LOT 5, JALAN ANGSA"), "KEDAI MAJU", "KEDAI MAJU S/B"),
+        # a misread legal form at the value's own end is mended
+        (("KEDAI MAJU 5/B (587969-U)", "LOT 5, JALAN ANGSA"), "KEDAI MAJU 5/B", "KEDAI MAJU S/B"),
+        (("ACME TRADING 5DN 8HD",), "ACME TRADING 5DN 8HD", "ACME TRADING SDN BHD"),
+    ],
+)
+def test_a_piece_the_field_completes_is_appended_or_mended(
+    rows: tuple[str | tuple[str, ...], ...], answer: str, value: str
+) -> None:
+    page = index_of(*rows)
+    out = snap_result(COMPANY, grounded(page, "company", answer), page)
+    assert (out.value, out.answer, out.snap) == (value, answer, "complete")
+
+
+@pytest.mark.parametrize(
+    ("rows", "answer"),
+    [
+        (("ACME TRADING SDN BHD", "BHD"), "ACME TRADING SDN BHD"),  # complete already
+        (("ACME TRADING", "SDN BHD TEL 03-1234"), "ACME TRADING"),  # the next row holds more than the piece
+        ((("ACME TRADING", "LTD", "INV 12"),), "ACME TRADING"),  # so does the rest of the row
+        (("ACME TRADING", "CO. NO. 373665-A"), "ACME TRADING"),  # "CO." is no legal form alone
+        (("ACME TRADING", "BOOKS", "SDN BHD"), "ACME TRADING"),  # only the very next row
+        (("ACME 8 TRADING", "12 JALAN 5"), "ACME 8 TRADING"),  # a number is no misreading
+        (("SDN BHD",), "SDN BHD"),  # never the whole value mended or doubled
+    ],
+)
+def test_nothing_is_completed_that_is_not_the_piece_right_after_the_value(
+    rows: tuple[str | tuple[str, ...], ...], answer: str
+) -> None:
+    page = index_of(*rows)
+    result = grounded(page, "company", answer)
+    assert snap_result(COMPANY, result, page) is result
+
+
+def test_complete_patterns_are_checked_and_the_built_in_receipts_complete_a_legal_form() -> None:
+    with pytest.raises(ValueError, match="`complete` pattern"):
+        FieldSpec(name="company", complete=("(",))
+    with pytest.raises(ValueError, match="text fields only"):
+        FieldSpec(name="total", type=FieldType.amount, complete=("ltd",))
+    company = next(f for f in load_scenarios().get("retail_receipt").fields if f.name == "company")
+    assert [company.completion(p) for p in ("SDN BHD", "(M) SDN BHD", "5/B", "PTE LTD", "CO. NO.", "SDN")] == [
+        "SDN BHD",
+        "(M) SDN BHD",
+        "S/B",
+        "PTE LTD",
+        None,
+        None,
+    ]
+    shop = next(f for f in load_scenarios().get("cn_receipt").fields if f.name == "company")
+    page = index_of("上海某某贸易", "有限公司", "上海市浦东新区张杨路500号")
+    out = snap_result(shop, grounded(page, "company", "上海某某贸易"), page)
+    assert out.value == "上海某某贸易有限公司"

@@ -298,7 +298,7 @@ def _import(path: Path, name: str) -> Any:
 def test_scenario_fields_export_as_a_model_with_the_same_fields(name: str, tmp_path: Path) -> None:
     scenario = load_scenarios().get(name)
     # A model carries neither aliases nor the scenario's position pairs (`before:`); it does carry
-    # `never` and `trim` (as json_schema_extra "x-never", "x-trim").
+    # `never`, `trim` and `complete` (as json_schema_extra "x-never", "x-trim", "x-complete").
     expected = tuple(f.model_copy(update={"aliases": (), "before": None}) for f in scenario.fields)
     assert typed_schema(scenario.to_model()).fields == expected
     source = model_source(scenario)  # what type checkers read
@@ -309,7 +309,9 @@ def test_scenario_fields_export_as_a_model_with_the_same_fields(name: str, tmp_p
 
 
 class _Shop(BaseModel):
-    name: str = Field(description="the shop", json_schema_extra={"x-never": [r"(tax\s+)?invoice"]})
+    name: str = Field(
+        description="the shop", json_schema_extra={"x-never": [r"(tax\s+)?invoice"], "x-complete": [r"sdn\s*bhd"]}
+    )
     branch: str | None = Field(None, json_schema_extra={"x-never": ["head office"], "x-trim": [r"tel\b.*"]})
     total: Decimal
 
@@ -320,7 +322,8 @@ def test_x_never_carries_a_text_fields_never_patterns_from_a_model_and_a_json_sc
         assert fields["name"].never == (r"(tax\s+)?invoice",) and fields["name"].ruled_out("TAX  INVOICE")
         assert fields["branch"].never == ("head office",)  # Optional: the JSON Schema keeps it beside anyOf
         assert fields["branch"].trim == (r"tel\b.*",) and fields["branch"].trims("TEL: 03-1234")
-        assert fields["total"].never == () and fields["total"].trim == ()
+        assert fields["name"].complete == (r"sdn\s*bhd",) and fields["name"].completion("5DN BHD") == "SDN BHD"
+        assert fields["total"].never == () and fields["total"].trim == () and fields["total"].complete == ()
 
 
 def test_x_never_on_a_non_text_field_or_not_a_list_of_patterns_is_refused() -> None:
@@ -339,12 +342,20 @@ def test_x_never_on_a_non_text_field_or_not_a_list_of_patterns_is_refused() -> N
     class BadTrim(BaseModel):
         name: str = Field(json_schema_extra={"x-trim": ["(tel"]})
 
+    class CompleteOnDate(BaseModel):
+        when: date = Field(json_schema_extra={"x-complete": ["pm"]})
+
+    class BadComplete(BaseModel):
+        name: str = Field(json_schema_extra={"x-complete": ["(ltd"]})
+
     refused = (
         (OnAmount, "text .str. fields only"),
         (NotAList, "a list of"),
         (BadRegex, "not a regular"),
         (TrimOnAmount, "x-trim applies to text"),
         (BadTrim, "`trim` pattern"),
+        (CompleteOnDate, "x-complete applies to text"),
+        (BadComplete, "`complete` pattern"),
     )
     for model, words in refused:
         with pytest.raises(SchemaError, match=words):
