@@ -22,9 +22,9 @@ telephone line below it) are cut from the value, whether it is the page's text o
 answer, and from its evidence; never the value's last line, and only where the value begins (or
 ends) with that line's letters and digits. So is a trailing piece of the value's last line that a
 pattern matches as a whole (a registration number the OCR read on the name's own line: "ACME SDN
-BHD (123456-X)" -> "ACME SDN BHD"), and, for any text field, a line of one Latin letter or digit
-at the start or end of a value of several lines (a stray mark or a logo's fragment the OCR boxed:
-"J" above "TANJONG BOOKS SDN BHD").
+BHD (123456-X)" -> "ACME SDN BHD"), and, for any text field, a row of nothing but one Latin
+letter or digit at the start or end of a value of several lines (a stray mark or a logo's fragment
+the OCR boxed: "J" above "TANJONG BOOKS SDN BHD").
 
 Last, the field's `complete` patterns (FieldSpec.complete): what the page prints right after the
 value, the rest of its row or, when the value ends its row, the next row, is appended when it is
@@ -53,6 +53,7 @@ from rapidfuzz import fuzz
 from chatocr.extraction.grounding import Match, TextIndex
 from chatocr.extraction.result import FieldResult
 from chatocr.extraction.validation import check_value
+from chatocr.ocr.layout import Span
 from chatocr.scenarios.model import FieldSpec, FieldType
 
 __all__ = [
@@ -201,11 +202,14 @@ def _strip_piece(value: str, piece: str, *, from_end: bool) -> str | None:
     return (rest[::-1] if from_end else rest) or None
 
 
-def _stray_mark(line: str) -> bool:
-    """A line of one Latin letter or digit: a stray mark or a logo's fragment, not a part of a value
-    of several lines. (One Chinese character can be a word: "宁" of a station boxed apart.)"""
-    text = line.strip()
-    return len(text) == 1 and text.isascii() and text.isalnum()
+def _stray_mark(text: str, span: Span) -> bool:
+    """A row of nothing but one Latin letter or digit: a stray mark or a logo's fragment, not a part
+    of a value of several lines. Not one boxed apart on a row with more ("UNIT 5  A", "SUSHI  Q"),
+    nor one Chinese character (it can be a word: "宁" of a station boxed apart)."""
+    row_start = text.rfind("\n", 0, span.start) + 1
+    row_end = text.find("\n", span.end)
+    row = text[row_start : len(text) if row_end < 0 else row_end].strip()
+    return len(row) == 1 and row.isascii() and row.isalnum()
 
 
 def trim_value(field: FieldSpec, value: str, index: TextIndex, start: int, end: int) -> tuple[str, set[str]] | None:
@@ -234,7 +238,7 @@ def trim_value(field: FieldSpec, value: str, index: TextIndex, start: int, end: 
             if not outside and inside_left == 1:
                 break  # never the value's last line
             # A stray mark only inside the match: one letter outside it would cut the value's own first letter.
-            cuttable = field.trims(piece) or (not outside and _stray_mark(index.text[span.start : span.end]))
+            cuttable = field.trims(piece) or (not outside and _stray_mark(index.text, span))
             stripped = _strip_piece(trimmed, piece, from_end=from_end) if cuttable else None
             if stripped is None:
                 if outside:

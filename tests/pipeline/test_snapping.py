@@ -272,9 +272,10 @@ def test_a_stray_one_letter_line_at_a_values_edge_is_cut_whatever_the_patterns()
     assert [e.line_id for e in out.evidence] == ["p0-l1"]
     address = snap_result(plain, grounded(page, "address", "12, JALAN KENANGA 4 Q"), page)
     assert address.value == "12, JALAN KENANGA 4"
-    # Not a letter of a longer line, not one outside the answer, not a value's only line, not Chinese.
-    kept = index_of("J", "JALAN KENANGA 4", "SUSHI Q")
-    for value in ("JALAN KENANGA 4", "SUSHI Q", "J"):
+    # Not a letter of a longer line or boxed apart on a row with more, not one outside the answer,
+    # not a value's only line, not Chinese.
+    kept = index_of("J", "JALAN KENANGA 4", "SUSHI Q", ("UNIT 5", "A"))
+    for value in ("JALAN KENANGA 4", "SUSHI Q", "J", "UNIT 5 A"):
         result = grounded(kept, "company", value)
         assert snap_result(plain, result, kept) is result
     station = index_of("宁", "波站")
