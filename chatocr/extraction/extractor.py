@@ -58,7 +58,8 @@ def _sub_properties(field: FieldSpec) -> dict[str, Any]:
     }
 
 
-def _evidence(document: OCRDocument, index: TextIndex, start: int, end: int) -> list[Evidence]:
+def evidence_at(document: OCRDocument, index: TextIndex, start: int, end: int) -> list[Evidence]:
+    """The OCR lines of characters [start, end) of the layout text, as evidence."""
     out = []
     for line_id in index.layout.line_ids(start, end):
         try:
@@ -96,7 +97,7 @@ def _ground(
             return None, None, []
         kinds.append(match.kind)
         scores.append(match.score)
-        for ev in _evidence(document, index, match.start, match.end):
+        for ev in evidence_at(document, index, match.start, match.end):
             if ev.line_id not in {e.line_id for e in evidence}:
                 evidence.append(ev)
     worst = min(range(len(kinds)), key=lambda i: (scores[i], kinds[i] != "exact"))
@@ -138,7 +139,7 @@ def evaluate(
             problems.append(f"{field.name}: {checked.problem}")
         elif field.items:  # a list of objects or an object: leaf by leaf, each item on its own row
             parts = ground_parts(
-                field, checked.value, checked.normalized, index, lambda a, b: _evidence(document, index, a, b)
+                field, checked.value, checked.normalized, index, lambda a, b: evidence_at(document, index, a, b)
             )
             result.parts = parts.leaves
             if parts.grounded:

@@ -16,13 +16,14 @@ from typing import Any
 
 from chatocr.config import ChatOCRConfig
 from chatocr.extraction.extractive import extractive_schema
-from chatocr.extraction.extractor import _hints, json_schema_for
+from chatocr.extraction.extractor import _hints, evidence_at, json_schema_for
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.positions import put_back_by_position
 from chatocr.extraction.reask import Question, questions_for
-from chatocr.extraction.result import FieldResult
+from chatocr.extraction.result import Evidence, FieldResult
 from chatocr.extraction.snapping import snap_result
 from chatocr.ocr.layout import LayoutText
+from chatocr.ocr.types import OCRDocument
 from chatocr.scenarios.model import FieldSpec
 
 __all__ = ["answer_schema", "choice_questions", "finish_fields", "open_problems"]
@@ -66,14 +67,22 @@ def open_problems(fields: tuple[FieldSpec, ...], best: Mapping[str, FieldResult]
 
 
 def finish_fields(
-    config: ChatOCRConfig, fields: tuple[FieldSpec, ...], results: dict[str, FieldResult], index: TextIndex
+    config: ChatOCRConfig,
+    fields: tuple[FieldSpec, ...],
+    results: dict[str, FieldResult],
+    index: TextIndex,
+    document: OCRDocument,
 ) -> tuple[dict[str, FieldResult], list[str]]:
     """The final results: snapped to the page's text, position pairs put back; with warnings."""
     warnings: list[str] = []
     if config.snap:
         by_name = {f.name: f for f in fields}
+
+        def lines(start: int, end: int) -> list[Evidence]:
+            return evidence_at(document, index, start, end)
+
         results = {
-            name: snap_result(by_name[name], r, index, _hints(by_name[name])) if name in by_name else r
+            name: snap_result(by_name[name], r, index, _hints(by_name[name]), lines) if name in by_name else r
             for name, r in results.items()
         }
     if config.positions:

@@ -491,7 +491,7 @@ class ExtractionPipeline:
                 spec.name,
                 FieldResult(spec.name, None, status="missing", required=spec.required, problem="no readable answer"),
             )
-        fields, moved = finish_fields(config, task.spec.fields, loop.best, loop.prepared.index)
+        fields, moved = finish_fields(config, task.spec.fields, loop.best, loop.prepared.index, loop.prepared.document)
         loop.warnings.extend(moved)
         result.fields = {f.name: fields[f.name] for f in task.spec.fields}
         result.values = {name: f.value for name, f in result.fields.items() if f.value is not None}

@@ -45,13 +45,13 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from rapidfuzz import fuzz
 
 from chatocr.extraction.grounding import Match, TextIndex
-from chatocr.extraction.result import FieldResult
+from chatocr.extraction.result import Evidence, FieldResult
 from chatocr.extraction.validation import check_value
 from chatocr.ocr.layout import Span
 from chatocr.scenarios.model import FieldSpec, FieldType
@@ -73,6 +73,8 @@ _TRAILING = set(".,;:，。；、")
 # Kinds whose value is typed: the page's span is taken as matched, never widened (a number
 # widened to its neighbour token would be another number).
 _TYPED = {"date", "amount", "number"}
+# The OCR lines of characters [start, end) of the layout text, as evidence (the pipeline's).
+EvidenceFor = Callable[[int, int], list[Evidence]]
 
 
 @dataclass(frozen=True)
@@ -284,50 +286,76 @@ def _mended_tail(field: FieldSpec, words: list[str]) -> list[str] | None:
     return None
 
 
-def _after(text: str, end: int) -> str:
-    """What the page prints right after character `end`: the rest of its row, or the next row when
-    the row ends there."""
+def _after(text: str, end: int) -> tuple[int, int]:
+    """Where what the page prints right after character `end` sits: the rest of its row, or the
+    next row when the row ends there (an empty range when there is nothing), spaces stripped."""
+
+    def stripped(a: int, b: int) -> tuple[int, int]:
+        piece = text[a:b]
+        a += len(piece) - len(piece.lstrip())
+        return a, max(a, b - (len(piece) - len(piece.rstrip())))
+
     row_end = text.find("\n", end)
     row_end = len(text) if row_end < 0 else row_end
-    rest = text[end:row_end].strip()
-    if rest or row_end >= len(text):
+    rest = stripped(end, row_end)
+    if rest[0] < rest[1] or row_end >= len(text):
         return rest
     next_end = text.find("\n", row_end + 1)
-    return text[row_end + 1 : len(text) if next_end < 0 else next_end].strip()
+    return stripped(row_end + 1, len(text) if next_end < 0 else next_end)
 
 
-def complete_value(field: FieldSpec, value: str, index: TextIndex, end: int) -> str | None:
-    """`value` (its page text ending at character `end`) mended and completed by the field's
-    `complete` patterns, as the module says; None when neither applies."""
+def _completion(field: FieldSpec, value: str, index: TextIndex, end: int) -> tuple[str, tuple[int, int] | None] | None:
+    """The value mended or completed (complete_value), with where an appended piece sits on the
+    page (None when the value was mended: it gained no text from the page)."""
     words = value.split()
     if not field.complete or not words:
         return None
     mended = _mended_tail(field, words)
     if mended is not None:
-        words = mended
-    elif not _words_complete(field, words):
-        rest = _after(index.text, end)
-        piece = field.completion(trim_tail(field, rest) or rest) if rest else None
-        if piece is not None:
-            glue = "" if _wide(words[-1][-1]) and _wide(piece[0]) else " "
-            return " ".join(words) + glue + piece
-    return " ".join(words) if mended is not None else None
+        return " ".join(mended), None
+    if _words_complete(field, words):
+        return None
+    at = _after(index.text, end)
+    rest = index.text[at[0] : at[1]]
+    piece = field.completion(trim_tail(field, rest) or rest) if rest else None
+    if piece is None:
+        return None
+    glue = "" if _wide(words[-1][-1]) and _wide(piece[0]) else " "
+    return " ".join(words) + glue + piece, at
 
 
-def _completed(field: FieldSpec, result: FieldResult, index: TextIndex, end: int) -> FieldResult:
-    value = complete_value(field, result.value, index, end) if isinstance(result.value, str) else None
-    if value is None:
+def complete_value(field: FieldSpec, value: str, index: TextIndex, end: int) -> str | None:
+    """`value` (its page text ending at character `end`) mended and completed by the field's
+    `complete` patterns, as the module says; None when neither applies."""
+    done = _completion(field, value, index, end)
+    return None if done is None else done[0]
+
+
+def _completed(
+    field: FieldSpec, result: FieldResult, index: TextIndex, end: int, evidence_for: EvidenceFor | None
+) -> FieldResult:
+    done = _completion(field, result.value, index, end) if isinstance(result.value, str) else None
+    if done is None:
         return result
+    value, at = done
     checked = check_value(field, value)
     if checked.problem or checked.missing:
         return result
+    evidence = list(result.evidence)
+    if at is not None and evidence_for is not None:  # the appended piece's lines are evidence too
+        seen = {e.line_id for e in evidence}
+        evidence += [e for e in evidence_for(*at) if e.line_id not in seen]
     answer = result.answer if result.answer is not None else result.value
-    return replace(result, value=value, normalized=checked.normalized, answer=answer, snap="complete")
+    return replace(
+        result, value=value, normalized=checked.normalized, answer=answer, snap="complete", evidence=evidence
+    )
 
 
-def _finished(field: FieldSpec, result: FieldResult, index: TextIndex, start: int, end: int) -> FieldResult:
+def _finished(
+    field: FieldSpec, result: FieldResult, index: TextIndex, start: int, end: int, evidence_for: EvidenceFor | None
+) -> FieldResult:
     """The result trimmed, then completed (`start`, `end`: where its text sits on the page)."""
-    return _completed(field, _trimmed(field, result, index, start, end), index, end)
+    return _completed(field, _trimmed(field, result, index, start, end), index, end, evidence_for)
 
 
 def _trimmed(field: FieldSpec, result: FieldResult, index: TextIndex, start: int, end: int) -> FieldResult:
@@ -346,11 +374,19 @@ def _trimmed(field: FieldSpec, result: FieldResult, index: TextIndex, start: int
     return replace(result, value=value, normalized=checked.normalized, answer=answer, snap="trim", evidence=evidence)
 
 
-def snap_result(field: FieldSpec, result: FieldResult, index: TextIndex, hints: Sequence[str] = ()) -> FieldResult:
+def snap_result(
+    field: FieldSpec,
+    result: FieldResult,
+    index: TextIndex,
+    hints: Sequence[str] = (),
+    evidence_for: EvidenceFor | None = None,
+) -> FieldResult:
     """A grounded text, date or amount field's result with the page's own text as its value and
     the model's answer kept in `answer`; unchanged when there is nothing better to return.
 
-    The evidence stays: the page's text lies within the lines the answer was grounded on."""
+    The evidence stays (the page's text lies within the lines the answer was grounded on), less the
+    lines trimmed; a piece appended by `complete` adds its lines when `evidence_for` (the OCR
+    lines of a character range, as Evidence) is given."""
     if result.status != "grounded" or field.type in (FieldType.enum, FieldType.list, FieldType.object):
         return result
     if not isinstance(result.value, str):
@@ -361,11 +397,11 @@ def snap_result(field: FieldSpec, result: FieldResult, index: TextIndex, hints: 
         return result
     snap = snap_value(result.value, index, match, kind)
     if snap is None:
-        return _finished(field, result, index, match.start, match.end)
+        return _finished(field, result, index, match.start, match.end, evidence_for)
     checked = check_value(field, snap.text)
     if checked.problem or checked.missing:
-        return _finished(field, result, index, match.start, match.end)
+        return _finished(field, result, index, match.start, match.end, evidence_for)
     if kind in _TYPED and checked.normalized != result.normalized:
         return result  # the page's text must mean the same date or number
     snapped = replace(result, value=snap.text, normalized=checked.normalized, answer=result.value, snap=snap.how)
-    return _finished(field, snapped, index, snap.start, snap.end)
+    return _finished(field, snapped, index, snap.start, snap.end, evidence_for)

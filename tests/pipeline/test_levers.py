@@ -54,6 +54,18 @@ def test_snap_returns_the_pages_text_and_keeps_the_answer() -> None:
     assert off.fields["date"].value == "2021-04-03" and off.fields["date"].answer is None
 
 
+def test_snap_completes_the_company_with_its_legal_form_and_its_box() -> None:
+    # The model stops before "SDN BHD" on the next line: retail_receipt's `complete` appends it,
+    # and the appended line is evidence (where the viewer draws the value) beside the name's.
+    result, _ = run([receipt_answer(THREE, company="KEDAI MAJU JAYA")], THREE, RECEIPT, "retail_receipt")
+    company = result.fields["company"]
+    assert (company.value, company.answer, company.snap) == ("KEDAI MAJU JAYA SDN BHD", "KEDAI MAJU JAYA", "complete")
+    assert [e.text for e in company.evidence] == ["KEDAI MAJU JAYA", "SDN BHD"]
+    assert all(len(e.box) == 4 for e in company.evidence)
+    off, _ = run([receipt_answer(THREE, company="KEDAI MAJU JAYA")], THREE, RECEIPT, "retail_receipt", snap=False)
+    assert off.fields["company"].value == "KEDAI MAJU JAYA"
+
+
 def test_field_reask_asks_the_bad_field_alone_as_numbered_choices() -> None:
     first = receipt_answer(THREE, company="KEDAI MAJOO JAYA ENTERPRISE")  # not in the document
     result, model = run([first, '{"company": 1}'], THREE, RECEIPT, "retail_receipt", field_reask=True)

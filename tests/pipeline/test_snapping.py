@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from chatocr.extraction.extractor import evidence_at
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.result import Evidence, FieldResult
 from chatocr.extraction.snapping import page_text_for, snap_result, snap_value
@@ -291,24 +292,41 @@ COMPANY = FieldSpec(
 
 
 @pytest.mark.parametrize(
-    ("rows", "answer", "value"),
+    ("rows", "answer", "value", "lines"),
     [
-        # the legal form boxed apart on the name's row, or printed as the next line
-        ((("SUBANG PHARMACY SDN", "BHD"), "B-8, JALAN SS15/4D"), "SUBANG PHARMACY SDN", "SUBANG PHARMACY SDN BHD"),
-        (("POPULAR BOOK CO.", "(M) SDN BHD", "(113825-W)"), "POPULAR BOOK CO.", "POPULAR BOOK CO. (M) SDN BHD"),
+        # the legal form boxed apart on the name's row, or printed as the next line: its line is evidence too
+        (
+            (("SUBANG PHARMACY SDN", "BHD"), "B-8, JALAN SS15/4D"),
+            "SUBANG PHARMACY SDN",
+            "SUBANG PHARMACY SDN BHD",
+            ["p0-l0", "p0-l1"],
+        ),
+        (
+            ("POPULAR BOOK CO.", "(M) SDN BHD", "(113825-W)"),
+            "POPULAR BOOK CO.",
+            "POPULAR BOOK CO. (M) SDN BHD",
+            ["p0-l0", "p0-l1"],
+        ),
         # after it a registration number the field trims; read through the OCR's 5-for-S
-        (("KEDAI MAJU 5/B (587969-U)", "LOT 5, JALAN ANGSA"), "KEDAI MAJU", "KEDAI MAJU S/B"),
+        (("KEDAI MAJU 5/B (587969-U)", "LOT 5, JALAN ANGSA"), "KEDAI MAJU", "KEDAI MAJU S/B", ["p0-l0"]),
         # a misread legal form at the value's own end is mended
-        (("KEDAI MAJU 5/B (587969-U)", "LOT 5, JALAN ANGSA"), "KEDAI MAJU 5/B", "KEDAI MAJU S/B"),
-        (("ACME TRADING 5DN 8HD",), "ACME TRADING 5DN 8HD", "ACME TRADING SDN BHD"),
+        (("KEDAI MAJU 5/B (587969-U)", "LOT 5, JALAN ANGSA"), "KEDAI MAJU 5/B", "KEDAI MAJU S/B", ["p0-l0"]),
+        (("ACME TRADING 5DN 8HD",), "ACME TRADING 5DN 8HD", "ACME TRADING SDN BHD", ["p0-l0"]),
     ],
 )
 def test_a_piece_the_field_completes_is_appended_or_mended(
-    rows: tuple[str | tuple[str, ...], ...], answer: str, value: str
+    rows: tuple[str | tuple[str, ...], ...], answer: str, value: str, lines: list[str]
 ) -> None:
-    page = index_of(*rows)
+    ocr = document(*rows)
+    page = TextIndex(ocr.layout())
     out = snap_result(COMPANY, grounded(page, "company", answer), page)
     assert (out.value, out.answer, out.snap) == (value, answer, "complete")
+    with_lines = snap_result(
+        COMPANY, grounded(page, "company", answer), page, (), lambda a, b: evidence_at(ocr, page, a, b)
+    )
+    assert with_lines.value == value and [e.line_id for e in with_lines.evidence] == lines
+    # the appended line's evidence is the OCR's (the helper's own evidence has no text)
+    assert [e.text for e in with_lines.evidence[1:]] == [ocr.line(i).text for i in lines[1:]]
 
 
 @pytest.mark.parametrize(
