@@ -315,13 +315,14 @@ def _completion(field: FieldSpec, value: str, index: TextIndex, end: int) -> tup
         return " ".join(mended), None
     if _words_complete(field, words):
         return None
-    at = _after(index.text, end)
-    rest = index.text[at[0] : at[1]]
-    piece = field.completion(trim_tail(field, rest) or rest) if rest else None
+    start, stop = _after(index.text, end)
+    rest = index.text[start:stop]
+    head = trim_tail(field, rest) or rest  # a prefix of the rest: what a `trim` pattern leaves
+    piece = field.completion(head) if head else None
     if piece is None:
         return None
     glue = "" if _wide(words[-1][-1]) and _wide(piece[0]) else " "
-    return " ".join(words) + glue + piece, at
+    return " ".join(words) + glue + piece, (start, start + len(head))
 
 
 def complete_value(field: FieldSpec, value: str, index: TextIndex, end: int) -> str | None:

@@ -307,8 +307,9 @@ COMPANY = FieldSpec(
             "POPULAR BOOK CO. (M) SDN BHD",
             ["p0-l0", "p0-l1"],
         ),
-        # after it a registration number the field trims; read through the OCR's 5-for-S
+        # after it a registration number the field trims (not evidence); read through the OCR's 5-for-S
         (("KEDAI MAJU 5/B (587969-U)", "LOT 5, JALAN ANGSA"), "KEDAI MAJU", "KEDAI MAJU S/B", ["p0-l0"]),
+        ((("KEDAI MAJU", "5/B", "(587969-U)"), "LOT 5"), "KEDAI MAJU", "KEDAI MAJU S/B", ["p0-l0", "p0-l1"]),
         # a misread legal form at the value's own end is mended
         (("KEDAI MAJU 5/B (587969-U)", "LOT 5, JALAN ANGSA"), "KEDAI MAJU 5/B", "KEDAI MAJU S/B", ["p0-l0"]),
         (("ACME TRADING 5DN 8HD",), "ACME TRADING 5DN 8HD", "ACME TRADING SDN BHD", ["p0-l0"]),
