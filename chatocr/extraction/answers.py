@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from chatocr.extraction.extractor import evidence_at
 from chatocr.extraction.grounding import Match, TextIndex
 from chatocr.extraction.result import Evidence
 from chatocr.extraction.validation import normalize_amount
@@ -164,7 +165,7 @@ def check_answer(answer: str, document: OCRDocument, index: TextIndex | None = N
             for ev in claim.evidence:
                 support.setdefault(ev.line_id, (_position(index, ev.line_id), ev))
     for start, end in _shared_phrases(answer, index.text):
-        for ev in _evidence(document, index, start, end):
+        for ev in evidence_at(document, index, start, end):
             support.setdefault(ev.line_id, (_position(index, ev.line_id), ev))
     ordered = tuple(ev for _, ev in sorted(support.values(), key=lambda item: item[0]))
     return AnswerCheck(answer, tuple(claims), ordered)
@@ -183,7 +184,7 @@ def _check(answer: str, start: int, end: int, kind: str, document: OCRDocument, 
         match = index.find(text, "date" if kind == "date" else "text")
     if match is None or not _close_enough(kind, match):
         return Claim(text, start, end, kind, False)
-    evidence = tuple(_evidence(document, index, match.start, match.end))
+    evidence = tuple(evidence_at(document, index, match.start, match.end))
     note = _label_conflict(text, labels, index) if labels else ""
     return Claim(text, start, end, kind, True, evidence, note)
 
@@ -262,18 +263,6 @@ def _shared_phrases(answer: str, text: str) -> list[tuple[int, int]]:
             else:
                 i += 1
     return spans
-
-
-def _evidence(document: OCRDocument, index: TextIndex, start: int, end: int) -> list[Evidence]:
-    out = []
-    for line_id in index.layout.line_ids(start, end):
-        try:
-            line = document.line(line_id)
-        except KeyError:
-            continue
-        page = int(line_id.split("-")[0].lstrip("p")) if line_id.startswith("p") else 0
-        out.append(Evidence(line_id, line.text, [list(p) for p in line.box], round(line.confidence, 4), page))
-    return out
 
 
 def _position(index: TextIndex, line_id: str) -> int:
