@@ -12,6 +12,7 @@ Kept out of pipeline.py so that the loop reads as the loop; each function here i
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from chatocr.config import ChatOCRConfig
@@ -20,7 +21,7 @@ from chatocr.extraction.extractor import _hints, evidence_at, json_schema_for
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.positions import put_back_by_position
 from chatocr.extraction.reask import Question, questions_for
-from chatocr.extraction.result import Evidence, FieldResult
+from chatocr.extraction.result import FieldResult
 from chatocr.extraction.snapping import snap_result
 from chatocr.ocr.layout import LayoutText
 from chatocr.ocr.types import OCRDocument
@@ -77,10 +78,7 @@ def finish_fields(
     warnings: list[str] = []
     if config.snap:
         by_name = {f.name: f for f in fields}
-
-        def lines(start: int, end: int) -> list[Evidence]:
-            return evidence_at(document, index, start, end)
-
+        lines = partial(evidence_at, document, index)
         results = {
             name: snap_result(by_name[name], r, index, _hints(by_name[name]), lines) if name in by_name else r
             for name, r in results.items()

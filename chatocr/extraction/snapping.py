@@ -60,7 +60,6 @@ __all__ = [
     "SNAP_MIN_CONTAINED",
     "SNAP_MIN_SIMILARITY",
     "Snap",
-    "complete_value",
     "page_text_for",
     "snap_result",
     "snap_value",
@@ -269,23 +268,6 @@ def trim_tail(field: FieldSpec, value: str) -> str | None:
     return None
 
 
-def _words_complete(field: FieldSpec, words: list[str]) -> bool:
-    """Whether the value (as words) already ends with a piece its `complete` patterns match."""
-    return any(field.completion(" ".join(words[-k:])) is not None for k in range(1, min(3, len(words)) + 1))
-
-
-def _mended_tail(field: FieldSpec, words: list[str]) -> list[str] | None:
-    """The words with a trailing piece that matches a `complete` pattern only when read with the
-    OCR's digit-for-letter misreadings undone mended ("5/B" -> "S/B"); never the whole value."""
-    for k in range(min(3, len(words) - 1), 0, -1):
-        tail = " ".join(words[-k:])
-        read = field.completion(tail)
-        if read is None:
-            continue
-        return None if read == tail else [*words[:-k], read]
-    return None
-
-
 def _after(text: str, end: int) -> tuple[int, int]:
     """Where what the page prints right after character `end` sits: the rest of its row, or the
     next row when the row ends there (an empty range when there is nothing), spaces stripped."""
@@ -305,15 +287,26 @@ def _after(text: str, end: int) -> tuple[int, int]:
 
 
 def _completion(field: FieldSpec, value: str, index: TextIndex, end: int) -> tuple[str, tuple[int, int] | None] | None:
-    """The value mended or completed (complete_value), with where an appended piece sits on the
-    page (None when the value was mended: it gained no text from the page)."""
+    """`value` (its page text ending at character `end`) mended or completed by the field's
+    `complete` patterns, as the module says, with where an appended piece sits on the page (None
+    when the value was mended: it gained no text from the page); None when neither applies."""
     words = value.split()
     if not field.complete or not words:
         return None
-    mended = _mended_tail(field, words)
-    if mended is not None:
-        return " ".join(mended), None
-    if _words_complete(field, words):
+    # The value's last 3, 2, 1 words: a misread piece there is mended (never the whole value); a
+    # piece read as printed means the value is complete already.
+    ends_with_piece = False
+    for k in range(min(3, len(words)), 0, -1):
+        tail = " ".join(words[-k:])
+        read = field.completion(tail)
+        if read is None:
+            continue
+        if read != tail and k < len(words):
+            return " ".join([*words[:-k], read]), None
+        ends_with_piece = True
+        if read == tail:
+            break
+    if ends_with_piece:
         return None
     start, stop = _after(index.text, end)
     rest = index.text[start:stop]
@@ -323,13 +316,6 @@ def _completion(field: FieldSpec, value: str, index: TextIndex, end: int) -> tup
         return None
     glue = "" if _wide(words[-1][-1]) and _wide(piece[0]) else " "
     return " ".join(words) + glue + piece, (start, start + len(head))
-
-
-def complete_value(field: FieldSpec, value: str, index: TextIndex, end: int) -> str | None:
-    """`value` (its page text ending at character `end`) mended and completed by the field's
-    `complete` patterns, as the module says; None when neither applies."""
-    done = _completion(field, value, index, end)
-    return None if done is None else done[0]
 
 
 def _completed(
