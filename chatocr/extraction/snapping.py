@@ -7,7 +7,8 @@ the text at that place instead of the answer:
 
     span   the matched characters, widened to whole tokens for text fields by at most a third
            of their length ("北京南" inside "北京南站" -> "北京南站"; never a number or date:
-           "9.00" inside "9.000" stays "9.00")
+           "9.00" inside "9.000" stays "9.00"; nor digits onto digits:
+           "16:41:36" inside "2025-11-0316:41:36", two numbers glued by the OCR, stays as it is)
     line   the whole OCR line(s), where what is left of them is only punctuation (a trailing
            comma; "SDN BHD" on the line "SDN BHD." -> the full stop is the page's)
 and nothing (the model's answer stays) where there is nothing trustworthy to snap to.
@@ -105,13 +106,17 @@ def _widen_to_tokens(text: str, start: int, end: int, floor: int, ceiling: int) 
     """[start, end) grown to whole tokens (runs of letters and digits), within [floor, ceiling), by
     at most a third of its length: "北京南" -> "北京南站", never a label glued before the value
     ("购买方名称北京某某公司"). Chinese has no spaces between words, so only an English word cut
-    at its start is grown backwards."""
+    at its start is grown backwards. Digits are never grown onto digits: the OCR glues numbers
+    whose gap it missed ("2025-11-03 16:41:36" read as "2025-11-0316:41:36"), and the time
+    "16:41:36" grown to "0316:41:36" would be another number."""
     room = max(1, -(-(end - start) // 3))
     new_start, new_end = start, end
-    while new_start > floor and text[new_start - 1].isascii() and text[new_start - 1].isalnum():
-        new_start -= 1
-    while new_end < ceiling and text[new_end].isalnum():
-        new_end += 1
+    if not (start > floor and text[start - 1].isdigit() and text[start].isdigit()):
+        while new_start > floor and text[new_start - 1].isascii() and text[new_start - 1].isalnum():
+            new_start -= 1
+    if not (end < ceiling and text[end - 1].isdigit() and text[end].isdigit()):
+        while new_end < ceiling and text[new_end].isalnum():
+            new_end += 1
     if (start - new_start) + (new_end - end) > room:
         return start, end
     return new_start, new_end

@@ -120,6 +120,16 @@ def test_a_number_inside_a_longer_number_is_not_widened() -> None:
     assert snap is None or snap.text != "9.000"
 
 
+def test_digits_glued_by_the_ocr_are_not_grown_onto_a_text_value() -> None:
+    # A receipt's "2025-11-03 16:41:36" read without its gap: the time is a text field, and the
+    # date's last digits glued before it are another number, as are digits glued after a code.
+    index = index_of("2025-11-0316:41:36", "UNIT 12A", "单号：P88251073650")
+    assert snapped(index, "16:41:36") is None
+    assert snapped(index, "P8825107365") is None
+    # A letter after the digits still completes the token, as before.
+    assert snapped(index, "UNIT 12") == "UNIT 12A"
+
+
 def test_noise_document_keeps_the_answer_and_the_result_records_both() -> None:
     noise = index_of("~~ ,. :; ||", "#%&* ^^ '' \"\"", "lIl1 oO0 ..")
     field = FieldSpec(name="company")
