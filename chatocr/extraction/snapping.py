@@ -23,9 +23,12 @@ telephone line below it) are cut from the value, whether it is the page's text o
 answer, and from its evidence; never the value's last line, and only where the value begins (or
 ends) with that line's letters and digits. So is a trailing piece of the value's last line that a
 pattern matches as a whole (a registration number the OCR read on the name's own line: "ACME SDN
-BHD (123456-X)" -> "ACME SDN BHD"), and, for any text field, a row of nothing but one Latin
-letter or digit at the start or end of a value of several lines (a stray mark or a logo's fragment
-the OCR boxed: "J" above "TANJONG BOOKS SDN BHD").
+BHD (123456-X)" -> "ACME SDN BHD") or a leading piece of its first line (the mark before an
+invoice's capitalised total, read "⑧": "⑧玖佰圆整" -> "玖佰圆整"); a line cut goes with the
+brackets around it ("(884512-W)" above an address); nothing is cut from a value that is nothing
+but such pieces (a telephone line alone stays whole, and invalid). And, for any text field, a row of
+nothing but one Latin letter or digit at the start or end of a value of several lines (a stray mark
+or a logo's fragment the OCR boxed: "J" above "TANJONG BOOKS SDN BHD") is cut.
 
 Last, the field's `complete` patterns (FieldSpec.complete): what the page prints right after the
 value, the rest of its row or, when the value ends its row, the next row, is appended when it is
@@ -202,7 +205,13 @@ def _strip_piece(value: str, piece: str, *, from_end: bool) -> str | None:
         cut += 1
     if not target or seen != target:
         return None
-    while cut < len(text) and (text[cut].isspace() or text[cut] in _TRAILING or text[cut] in "-|/"):
+    # The piece's own punctuation at its inner edge goes with it: ")" of "(884512-W)" above an address.
+    rim = ""
+    for ch in piece if from_end else piece[::-1]:
+        if _alnum(ch):
+            break
+        rim += ch
+    while cut < len(text) and (text[cut].isspace() or text[cut] in _TRAILING or text[cut] in "-|/" or text[cut] in rim):
         cut += 1
     rest = text[cut:]
     return (rest[::-1] if from_end else rest) or None
@@ -258,6 +267,20 @@ def trim_value(field: FieldSpec, value: str, index: TextIndex, start: int, end: 
             else:
                 front = i + 1
     return (trimmed, cut) if cut else None
+
+
+def trim_head(field: FieldSpec, value: str) -> str | None:
+    """`value` without a leading piece of its own line that the field's `trim` patterns rule out
+    (the mark an invoice prints before its capitalised total, which the OCR reads as "⊗", "ⓧ" or
+    "⑧": "⑧玖佰壹拾圆整"); None when there is none. The longest such piece, ending at a space or
+    where Chinese meets other characters; never all."""
+    for at in range(len(value) - 1, 0, -1):
+        if not (value[at].isspace() or value[at - 1].isspace() or _wide(value[at]) != _wide(value[at - 1])):
+            continue
+        rest = value[at:].lstrip(" ,;:-|/")
+        if _alnum(rest) and field.trims(value[:at]):
+            return rest
+    return None
 
 
 def trim_tail(field: FieldSpec, value: str) -> str | None:
@@ -351,13 +374,17 @@ def _finished(
 
 
 def _trimmed(field: FieldSpec, result: FieldResult, index: TextIndex, start: int, end: int) -> FieldResult:
+    if field.ruled_out(result.value):
+        return result  # nothing but pieces the value never is (a phone line): invalid, not to be cut to a fragment
     # Only text has edge lines to cut: `trim` patterns are text-only, and a stray mark is a text's.
     cut = trim_value(field, result.value, index, start, end) if field.type is FieldType.text else None
     value, lines = cut if cut is not None else (result.value, set())
     tail = trim_tail(field, value) if field.trim else None
-    if cut is None and tail is None:
-        return result
     value = tail if tail is not None else value
+    head = trim_head(field, value) if field.trim else None
+    if cut is None and tail is None and head is None:
+        return result
+    value = head if head is not None else value
     checked = check_value(field, value)
     if checked.problem or checked.missing:
         return result

@@ -206,6 +206,11 @@ def test_trimming_keeps_what_the_model_corrected_and_lines_inside_the_value() ->
     assert snap_result(ADDRESS, result, inside) is result
     alone = grounded(SHOP, "address", "884512-W")
     assert snap_result(ADDRESS, alone, SHOP) is alone
+    # A number printed in brackets goes with its brackets, before the value or after it.
+    bracketed = index_of("(884512-W)", "12, JALAN KENANGA 4,", "43000 KAJANG", "(797887-W)")
+    for answer in ("(884512-W) 12, JALAN KENANGA 4, 43000 KAJANG", "12, JALAN KENANGA 4, 43000 KAJANG (797887-W)"):
+        out = snap_result(ADDRESS, grounded(bracketed, "address", answer), bracketed)
+        assert out.value == "12, JALAN KENANGA 4, 43000 KAJANG"
     # No `trim` patterns: nothing is cut.
     plain = grounded(SHOP, "address", "884512-W 12, JALAN KENANGA 4, 43000 KAJANG, SELANGOR")
     assert snap_result(FieldSpec(name="address"), plain, SHOP).value == plain.value
@@ -264,15 +269,48 @@ def test_the_built_in_receipts_trim_identifiers_and_contacts_never_address_lines
         ("company", "SRI MEWAH BAKERIES (KL) SDN BHD", "SRI MEWAH BAKERIES (KL) SDN BHD"),
         ("address", "5 Tel Aviv Road 43000 KAJANG", "5 Tel Aviv Road 43000 KAJANG"),
         ("company", "(123456-X)", "(123456-X)"),
+        # nor a piece of a line that is nothing but such pieces: invalid as it is, not cut to a fragment
+        ("address", "GST Reg: 001658445824", "GST Reg: 001658445824"),
+        ("address", "TEL:03-3271 9872 FAX:03-3271 9481", "TEL:03-3271 9872 FAX:03-3271 9481"),
+        # a bracketed number on its own line under the name goes with both brackets
+        ("company", "SWC ENTERPRISE SDN BHD\n(1125830-V)", "SWC ENTERPRISE SDN BHD"),
     ],
 )
 def test_a_trailing_piece_of_the_values_own_line_the_field_trims_is_cut(field: str, line: str, value: str) -> None:
     spec = next(f for f in load_scenarios().get("retail_receipt").fields if f.name == field)
-    page = index_of("TAX INVOICE", line, "TOTAL 9.00")
-    out = snap_result(spec, grounded(page, field, line), page)
+    rows = line.split("\n")
+    page = index_of("TAX INVOICE", *rows, "TOTAL 9.00")
+    answer = " ".join(rows)
+    out = snap_result(spec, grounded(page, field, answer), page)
+    assert out.value == value
+    if value != answer:
+        assert (out.answer, out.snap) == (answer, "trim") and [e.line_id for e in out.evidence] == ["p0-l1"]
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        # the mark before an invoice's capitalised total, as printed or as the OCR misreads it, or its label
+        ("⑧玖佰壹拾壹圆陆角", "玖佰壹拾壹圆陆角"),
+        ("⊗ 叁仟圆整", "叁仟圆整"),
+        ("X贰佰零伍圆整", "贰佰零伍圆整"),
+        ("价税合计（大写）ⓧ陆拾圆整", "陆拾圆整"),
+        # never a numeral, nor the whole value
+        ("捌佰圆整", "捌佰圆整"),
+        ("⊗", "⊗"),
+    ],
+)
+def test_a_leading_piece_of_the_values_own_line_the_field_trims_is_cut(line: str, value: str) -> None:
+    spec = load_scenarios().get("vat_invoice").field("total_amount_in_words")
+    assert spec is not None
+    page = index_of("价税合计（大写）", line, "（小写）¥911.60")
+    out = snap_result(spec, grounded(page, spec.name, line), page)
     assert out.value == value
     if value != line:
         assert (out.answer, out.snap) == (line, "trim") and [e.line_id for e in out.evidence] == ["p0-l1"]
+    # A field without the pattern keeps the mark.
+    plain = FieldSpec(name=spec.name)
+    assert snap_result(plain, grounded(page, spec.name, line), page).value == line
 
 
 def test_a_stray_one_letter_line_at_a_values_edge_is_cut_whatever_the_patterns() -> None:
