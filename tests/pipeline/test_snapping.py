@@ -292,6 +292,7 @@ def test_a_trailing_piece_of_the_values_own_line_the_field_trims_is_cut(field: s
     [
         # the mark before an invoice's capitalised total, as printed or as the OCR misreads it, or its label
         ("⑧玖佰壹拾壹圆陆角", "玖佰壹拾壹圆陆角"),
+        ("②陆佰壹拾圆贰角", "陆佰壹拾圆贰角"),
         ("⊗ 叁仟圆整", "叁仟圆整"),
         ("X贰佰零伍圆整", "贰佰零伍圆整"),
         ("价税合计（大写）ⓧ陆拾圆整", "陆拾圆整"),
