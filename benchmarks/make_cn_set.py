@@ -287,7 +287,8 @@ def vat_einvoice(rng: random.Random) -> Page:
     return digital_einvoice(rng) if rng.random() < 0.5 else vat_einvoice_classic(rng)
 
 
-def _service_rows(page: Page, rng: random.Random) -> tuple[float, float, float]:
+def _service_rows(page: Page, rng: random.Random) -> dict[str, str | None]:
+    """One service line, the 合计 row and the 价税合计 row; their labels."""
     name, unit, qty, price, rate = rng.choice(SERVICES)
     amount = round(qty * price, 2)
     tax = round(amount * rate, 2)
@@ -301,7 +302,15 @@ def _service_rows(page: Page, rng: random.Random) -> tuple[float, float, float]:
         (1180, f"{tax:.2f}"),
     )
     page.row((40, "合        计"), (900, f"¥{amount:.2f}"), (1180, f"¥{tax:.2f}"))
-    return amount, tax, round(amount + tax, 2)
+    total = round(amount + tax, 2)
+    words = money_in_words(total)
+    page.row((40, "价税合计（大写）"), (300, f"⊗{words}"), (900, f"（小写）¥{total:.2f}"))
+    return {
+        "amount": f"{amount:.2f}",
+        "tax_amount": f"{tax:.2f}",
+        "total_amount": f"{total:.2f}",
+        "total_amount_in_words": words,
+    }
 
 
 def digital_einvoice(rng: random.Random) -> Page:
@@ -331,9 +340,7 @@ def digital_einvoice(rng: random.Random) -> Page:
         (1030, "税率/征收率"),
         (1180, "税额"),
     )
-    amount, tax, total = _service_rows(page, rng)
-    words = money_in_words(total)
-    page.row((40, "价税合计（大写）"), (300, f"⊗{words}"), (900, f"（小写）¥{total:.2f}"))
+    sums = _service_rows(page, rng)
     page.row((40, "备注"))
     page.row((40, f"开票人：{rng.choice(['孙悦', '刘洋', '何佳'])}"))
     page.labels = {
@@ -345,10 +352,7 @@ def digital_einvoice(rng: random.Random) -> Page:
         "buyer_tax_id": buyer_id,
         "seller_name": seller,
         "seller_tax_id": seller_id,
-        "amount": f"{amount:.2f}",
-        "tax_amount": f"{tax:.2f}",
-        "total_amount": f"{total:.2f}",
-        "total_amount_in_words": words,
+        **sums,
         "check_code": None,
     }
     return page
@@ -383,9 +387,7 @@ def vat_einvoice_classic(rng: random.Random) -> Page:
         (1060, "税率"),
         (1180, "税额"),
     )
-    amount, tax, total = _service_rows(page, rng)
-    words = money_in_words(total)
-    page.row((40, "价税合计（大写）"), (300, f"⊗{words}"), (900, f"（小写）¥{total:.2f}"))
+    sums = _service_rows(page, rng)
     page.row((40, "销"), (90, f"名        称：{seller}"), (820, "备"))
     page.row((40, "售"), (90, f"纳税人识别号：{seller_id}"), (820, "注"))
     street = f"{rng.choice(PLACES)[1]}市{rng.choice(['东风路', '建设路', '人民路'])}{rng.randint(1, 300)}号"
@@ -404,10 +406,7 @@ def vat_einvoice_classic(rng: random.Random) -> Page:
         "buyer_tax_id": buyer_id,
         "seller_name": seller,
         "seller_tax_id": seller_id,
-        "amount": f"{amount:.2f}",
-        "tax_amount": f"{tax:.2f}",
-        "total_amount": f"{total:.2f}",
-        "total_amount_in_words": words,
+        **sums,
         "check_code": check,
     }
     return page
