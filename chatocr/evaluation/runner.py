@@ -7,7 +7,8 @@
 Each document is OCR'd once (through the OCR cache) and every strategy extracts from that same
 OCRDocument. Per (strategy, document) outcomes are cached on disk, keyed by everything that
 determines them (strategy settings, model, OCR text, keys, scenario, prompt files, extraction
-settings), so an interrupted run resumes where it stopped and a repeated run is free. Documents
+settings, and chatocr's own code: a changed snapping rule must not be scored by the old rule's
+outcomes), so an interrupted run resumes where it stopped and a repeated run is free. Documents
 are processed in order with every strategy on each, so a partial run still compares all
 strategies on the same documents.
 """
@@ -15,6 +16,7 @@ strategies on the same documents.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import time
@@ -113,6 +115,17 @@ def _sha(material: Any) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
 
 
+@functools.cache
+def _code_digest() -> str:
+    """The chatocr package's Python source, hashed: outcomes are the code's as much as the model's."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _prompts_digest(extra_dirs: Sequence[str]) -> str:
     digest = hashlib.sha256()
     for directory in [builtin_prompts_dir(), *(Path(d) for d in extra_dirs)]:
@@ -207,6 +220,7 @@ class Evaluator:
         return _sha(
             [
                 CACHE_VERSION,
+                _code_digest(),
                 strategy.settings(),
                 self.chat.model.provider,
                 self.chat.model.model,

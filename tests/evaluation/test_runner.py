@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from chatocr.api import ChatOCR
+from chatocr.evaluation import runner
 from chatocr.evaluation.datasets import load_dataset
 from chatocr.evaluation.report import markdown_report, print_report
 from chatocr.evaluation.runner import Evaluator, FixedOrderBank
@@ -60,6 +63,21 @@ def test_oracle_scores_full_marks_and_cache_resumes(tmp_path: Path, ticket_set: 
     md = markdown_report(report)
     assert "| default |" in md and "OCR recall" in md
     print_report(report)
+
+
+def test_cached_outcomes_belong_to_the_code_that_made_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = oracle_model()
+    chat = _chat(model, tmp_path)
+    data = load_dataset(SROIE, chat.library).subset(2)
+    cache = tmp_path / "results"
+    asyncio.run(Evaluator(chat, ocr_source="text", cache_dir_path=cache).run([data], resolve_strategies(["default"])))
+    calls = len(model.calls)
+    asyncio.run(Evaluator(chat, ocr_source="text", cache_dir_path=cache).run([data], resolve_strategies(["default"])))
+    assert len(model.calls) == calls  # the same code: served from the cache
+    # Another chatocr (a changed snapping rule, an upgrade): the model is asked again.
+    monkeypatch.setattr(runner, "_code_digest", lambda: "another chatocr")
+    asyncio.run(Evaluator(chat, ocr_source="text", cache_dir_path=cache).run([data], resolve_strategies(["default"])))
+    assert len(model.calls) > calls
 
 
 def test_wrong_answers_and_errors_are_counted(tmp_path: Path) -> None:
