@@ -269,30 +269,23 @@ def trim_value(field: FieldSpec, value: str, index: TextIndex, start: int, end: 
     return (trimmed, cut) if cut else None
 
 
-def trim_head(field: FieldSpec, value: str) -> str | None:
-    """`value` without a leading piece of its own line that the field's `trim` patterns rule out
-    (the mark an invoice prints before its capitalised total, which the OCR reads as "⊗", "ⓧ" or
-    "⑧": "⑧玖佰壹拾圆整"); None when there is none. The longest such piece, ending at a space or
-    where Chinese meets other characters; never all."""
-    for at in range(len(value) - 1, 0, -1):
-        if not (value[at].isspace() or value[at - 1].isspace() or _wide(value[at]) != _wide(value[at - 1])):
-            continue
-        rest = value[at:].lstrip(" ,;:-|/")
-        if _alnum(rest) and field.trims(value[:at]):
-            return rest
-    return None
-
-
-def trim_tail(field: FieldSpec, value: str) -> str | None:
-    """`value` without a trailing piece of its own line that the field's `trim` patterns rule out
-    (a registration number the OCR read on the name's line: "ACME SDN BHD (123456-X)"); None when
-    there is none. The longest such piece, starting after a space or at a bracket; never all."""
-    for at in range(1, len(value)):
-        if not (value[at - 1].isspace() or value[at] == "("):
-            continue
-        head = value[:at].rstrip(" ,;:-|/")
-        if _alnum(head) and field.trims(value[at:]):
-            return head
+def trim_piece(field: FieldSpec, value: str, *, from_end: bool) -> str | None:
+    """`value` without the longest piece of its own line, at its end (`from_end`) or its start,
+    that the field's `trim` patterns rule out; None when there is none; never all of it. A trailing
+    piece starts after a space or at a bracket (a registration number the OCR read on the name's
+    line: "ACME SDN BHD (123456-X)"); a leading one ends at a space or where Chinese meets other
+    characters (the mark an invoice prints before its capitalised total, read "⊗", "ⓧ" or "⑧":
+    "⑧玖佰壹拾圆整")."""
+    for at in range(1, len(value)) if from_end else range(len(value) - 1, 0, -1):
+        before, after = value[at - 1], value[at]
+        if from_end:
+            edge, kept = value[at:], value[:at].rstrip(" ,;:-|/")
+            boundary = before.isspace() or after == "("
+        else:
+            edge, kept = value[:at], value[at:].lstrip(" ,;:-|/")
+            boundary = before.isspace() or after.isspace() or _wide(before) != _wide(after)
+        if boundary and _alnum(kept) and field.trims(edge):
+            return kept
     return None
 
 
@@ -338,7 +331,7 @@ def _completion(field: FieldSpec, value: str, index: TextIndex, end: int) -> tup
         return None
     start, stop = _after(index.text, end)
     rest = index.text[start:stop]
-    head = trim_tail(field, rest) or rest  # a prefix of the rest: what a `trim` pattern leaves
+    head = trim_piece(field, rest, from_end=True) or rest  # a prefix of the rest: what a `trim` pattern leaves
     piece = field.completion(head) if head else None
     if piece is None:
         return None
@@ -379,9 +372,9 @@ def _trimmed(field: FieldSpec, result: FieldResult, index: TextIndex, start: int
     # Only text has edge lines to cut: `trim` patterns are text-only, and a stray mark is a text's.
     cut = trim_value(field, result.value, index, start, end) if field.type is FieldType.text else None
     value, lines = cut if cut is not None else (result.value, set())
-    tail = trim_tail(field, value) if field.trim else None
+    tail = trim_piece(field, value, from_end=True) if field.trim else None
     value = tail if tail is not None else value
-    head = trim_head(field, value) if field.trim else None
+    head = trim_piece(field, value, from_end=False) if field.trim else None
     if cut is None and tail is None and head is None:
         return result
     value = head if head is not None else value

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
 
 from chatocr.scenarios.model import FieldSpec, FieldType, ItemField
+from chatocr.typed.schema import PATTERN_KEYS, typed_schema
 
 if TYPE_CHECKING:
     from chatocr.scenarios.model import Example, Scenario
@@ -55,8 +56,9 @@ def _patterns_extra(field: FieldSpec | None) -> dict[str, JsonValue] | None:
     """A text field's `never`, `trim` and `complete` patterns as its json_schema_extra, or None."""
     if field is None:
         return None
-    pairs = (("x-never", field.never), ("x-trim", field.trim), ("x-complete", field.complete))
-    extra: dict[str, JsonValue] = {key: list(p) for key, p in pairs if p}
+    extra: dict[str, JsonValue] = {
+        key: list(getattr(field, attr)) for key, attr in PATTERN_KEYS if getattr(field, attr)
+    }
     return extra or None
 
 
@@ -175,7 +177,6 @@ def scenario_from_model(
 ) -> Scenario:
     """A scenario whose fields are the model's (or JSON Schema's); validated like a YAML one."""
     from chatocr.scenarios.model import Scenario
-    from chatocr.typed.schema import typed_schema
 
     typed = typed_schema(model)
     doc = (model.__doc__ or "").strip() if isinstance(model, type) else str(model.get("description", ""))

@@ -10,12 +10,9 @@ from typing import Any
 
 from chatocr.errors import MissingDependencyError, SchemaError
 from chatocr.scenarios.model import FieldSpec, FieldType, ItemField
-from chatocr.typed.schema import SUPPORTED_TYPES, TypedSchema, defaulted_fields, text_patterns
+from chatocr.typed.schema import PATTERN_KEYS, SUPPORTED_TYPES, TypedSchema, defaulted_fields, text_patterns
 
 __all__ = ["from_json_schema"]
-
-# A text property's pattern keys (FieldSpec.never, .trim, .complete), read as in a pydantic model.
-_PATTERN_KEYS = ("x-never", "x-trim", "x-complete")
 
 
 def _check_json_schema(schema: dict[str, Any]) -> None:
@@ -145,7 +142,7 @@ def _json_field(root: dict[str, Any], name: str, prop: Any, required: bool) -> F
         "required": required and not nullable,
     }
     if node.get("type") in ("object", "array"):
-        for key in _PATTERN_KEYS:  # a SchemaError when given: text only
+        for key, _ in PATTERN_KEYS:  # a SchemaError when given: text only
             text_patterns(name, node if key in node else prop, None, key)
     if node.get("type") == "object":
         return FieldSpec(type=FieldType.object, items=_json_sub_fields(root, node, name), **common)
@@ -156,8 +153,8 @@ def _json_field(root: dict[str, Any], name: str, prop: Any, required: bool) -> F
         _json_leaf(item, f"{name}[]")
         return FieldSpec(type=FieldType.list, **common)
     kind, choices = _json_leaf(node, name)
-    never, trim, complete = (text_patterns(name, node if key in node else prop, kind, key) for key in _PATTERN_KEYS)
-    return FieldSpec(type=FieldType(kind), choices=choices, never=never, trim=trim, complete=complete, **common)
+    patterns = {attr: text_patterns(name, node if key in node else prop, kind, key) for key, attr in PATTERN_KEYS}
+    return FieldSpec(type=FieldType(kind), choices=choices, **patterns, **common)
 
 
 def _json_sub_fields(root: dict[str, Any], node: dict[str, Any], where: str) -> tuple[ItemField, ...]:

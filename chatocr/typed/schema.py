@@ -42,7 +42,11 @@ from pydantic.fields import FieldInfo
 from chatocr.errors import SchemaError
 from chatocr.scenarios.model import FieldSpec, FieldType, ItemField, check_patterns
 
-__all__ = ["SUPPORTED_TYPES", "TypedSchema", "text_patterns", "typed_schema"]
+__all__ = ["PATTERN_KEYS", "SUPPORTED_TYPES", "TypedSchema", "text_patterns", "typed_schema"]
+
+# A text field's pattern keys in json_schema_extra (or a JSON Schema property) and the FieldSpec
+# attribute each one fills: read from models and JSON Schemas, written back by the exporters.
+PATTERN_KEYS = (("x-never", "never"), ("x-trim", "trim"), ("x-complete", "complete"))
 
 SUPPORTED_TYPES = (
     "str, date, datetime, Decimal, float, int, Literal[...] or Enum of strings, Optional[...] of these, "
@@ -239,11 +243,9 @@ def _model_field(owner: type[BaseModel], name: str, info: FieldInfo, seen: tuple
     }
     leaf = _scalar_kind(annotation)
     kind = leaf[0] if leaf else None
-    never = text_patterns(where, info.json_schema_extra, kind, "x-never")
-    trim = text_patterns(where, info.json_schema_extra, kind, "x-trim")
-    complete = text_patterns(where, info.json_schema_extra, kind, "x-complete")
+    # Read for every field: patterns on a non-text field are a SchemaError.
+    patterns = {attr: text_patterns(where, info.json_schema_extra, kind, key) for key, attr in PATTERN_KEYS}
     if leaf is not None:
-        patterns = {"never": never, "trim": trim, "complete": complete}
         return FieldSpec(type=FieldType(leaf[0]), choices=leaf[1], **patterns, **common)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return FieldSpec(type=FieldType.object, items=_sub_fields(annotation, where, seen), **common)
