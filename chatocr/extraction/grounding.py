@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chatocr.extraction.validation import normalize_amount, normalize_date
+from chatocr.extraction.validation import date_readings, normalize_amount
 from chatocr.ocr.layout import LayoutText
 from chatocr.textnorm import fold_positions
 
@@ -35,7 +35,8 @@ _DATES = [
     re.compile(p)
     for p in (
         r"\d{4} *[年./-] *\d{1,2} *[月./-] *\d{1,2}日?",
-        r"(?<!\d)\d{1,2}[./-]\d{1,2}[./-]\d{2,4}",
+        # A two-digit year with a time glued on by the OCR (`9/11/2611:43`) is that year.
+        r"(?<!\d)\d{1,2}[./-]\d{1,2}[./-](?:\d{2}(?=\d{1,2}:\d{2})|\d{2,4})",
         r"(?<!\d)\d{1,2} +[A-Za-z]{3,9}\.?,? +\d{4}",
         r"\b[A-Za-z]{3,9}\.? +\d{1,2},? +\d{4}",
     )
@@ -58,8 +59,9 @@ class TextIndex:
         self.text = layout.text
         self._folded, self._positions = fold_positions(self.text)
         self._numbers = [(m.start(), m.end(), normalize_amount(m.group())) for m in _NUMBER.finditer(self.text)]
+        # Each date with every ISO date it can mean (`9/11/26`: day first or month first).
         self._dates = [
-            (m.start(), m.end(), normalize_date(m.group())) for pattern in _DATES for m in pattern.finditer(self.text)
+            (m.start(), m.end(), date_readings(m.group())) for pattern in _DATES for m in pattern.finditer(self.text)
         ]
         self._segment_cache: list[tuple[int, str, list[int], Counter[str]]] | None = None
 
@@ -141,9 +143,12 @@ class TextIndex:
                 if numeric is not None:
                     return Match("numeric", *numeric, 1.0)
         if kind == "date":
-            target = normalize_date(value)
-            if target is not None:
-                dated = self._pick([(s, e) for s, e, iso in self._dates if iso == target], value, hints)
+            # The answer's own reading against any reading of the page's date: a model that reads
+            # the page's `9/11/26` as 2026-09-11 has found that date.
+            readings = date_readings(value)
+            if readings:
+                target = readings[0]
+                dated = self._pick([(s, e) for s, e, isos in self._dates if target in isos], value, hints)
                 if dated is not None:
                     return Match("date", *dated, 1.0)
         if exact is not None:  # only inside a longer token: better than nothing, worse than the above
@@ -156,7 +161,7 @@ class TextIndex:
         """Character ranges of every date ("date") or number ("amount", "number") in the text, in
         reading order: the candidates of a field-aware re-ask (chatocr.extraction.reask)."""
         if kind == "date":
-            return sorted({(s, e) for s, e, iso in self._dates if iso is not None})
+            return sorted({(s, e) for s, e, isos in self._dates if isos})
         if kind in ("amount", "number"):
             return [(s, e) for s, e, n in self._numbers if n is not None]
         return []

@@ -56,7 +56,7 @@ from rapidfuzz import fuzz
 
 from chatocr.extraction.grounding import Match, TextIndex
 from chatocr.extraction.result import Evidence, FieldResult
-from chatocr.extraction.validation import check_value
+from chatocr.extraction.validation import check_value, date_readings
 from chatocr.ocr.layout import Span
 from chatocr.scenarios.model import FieldSpec, FieldType
 
@@ -413,7 +413,12 @@ def snap_result(
     checked = check_value(field, snap.text)
     if checked.problem or checked.missing:
         return _finished(field, result, index, match.start, match.end, evidence_for)
-    if kind in _TYPED and checked.normalized != result.normalized:
+    normalized = checked.normalized
+    if kind == "date" and result.normalized in date_readings(snap.text):
+        # The page's `9/11/26` read as the model read it (11 September on an American receipt),
+        # not as the day-first default would.
+        normalized = result.normalized
+    if kind in _TYPED and normalized != result.normalized:
         return result  # the page's text must mean the same date or number
-    snapped = replace(result, value=snap.text, normalized=checked.normalized, answer=result.value, snap=snap.how)
+    snapped = replace(result, value=snap.text, normalized=normalized, answer=result.value, snap=snap.how)
     return _finished(field, snapped, index, snap.start, snap.end, evidence_for)

@@ -19,12 +19,13 @@ from typing import Any
 
 from chatocr.scenarios.model import FieldSpec, FieldType
 
-__all__ = ["NULL_WORDS", "CheckedValue", "check_value", "normalize_amount", "normalize_date"]
+__all__ = ["NULL_WORDS", "CheckedValue", "check_value", "date_readings", "normalize_amount", "normalize_date"]
 
 NULL_WORDS = {"", "null", "none", "n/a", "na", "nil", "unknown", "未知", "无", "空", "暂无", "不详", "-", "--", "/"}
 
 _CURRENCY = re.compile(r"(?i)rmb|cny|usd|sgd|myr|gbp|eur|rm|s\$|us\$|[¥￥$€£元圆]")
 _NUMBER = re.compile(r"[-+]?\d[\d,，\s]*(?:[.．]\d+)?|[-+]?[.．]\d+")
+_YEARS = range(1900, 2101)  # the years a document's date can have
 _MONTHS = {
     m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])
 }
@@ -83,12 +84,21 @@ def normalize_date(value: Any) -> str | None:
     """The first date found in the text, as ISO YYYY-MM-DD; None when there is none.
 
     Day/month order: Chinese and ISO forms are year-first; for d/m/y vs m/d/y the day-first
-    reading wins unless it is impossible (receipts in our scenarios are mostly day-first)."""
+    reading wins unless it is impossible (receipts in our scenarios are mostly day-first).
+    A year outside 1900-2100 is no document's date: it is the OCR gluing a time to a two-digit
+    year (`9/11/26 11:43` read `9/11/2611:43`), which is read as that year and that time."""
+    readings = date_readings(value)
+    return readings[0] if readings else None
+
+
+def date_readings(value: Any) -> list[str]:
+    """Every ISO date the first date in the text can mean, the one normalize_date picks first:
+    `9/11/26` is 9 November or, as an American prints it, 11 September; `25/12/2018` only one."""
     text = unicodedata.normalize("NFKC", str(value)).strip()
     patterns = [
         (r"(\d{4})\s*[年./-]\s*(\d{1,2})\s*[月./-]\s*(\d{1,2})", ("y", "m", "d")),
-        (r"(\d{1,2})[./-](\d{1,2})[./-](\d{4})", ("a", "b", "y")),
-        (r"(\d{1,2})[./-](\d{1,2})[./-](\d{2})(?!\d)", ("a", "b", "yy")),
+        (r"(\d{1,2})[./-](\d{1,2})[./-](\d{4})(?!:\d)", ("a", "b", "y")),
+        (r"(\d{1,2})[./-](\d{1,2})[./-](\d{2})(?=\d{1,2}:\d{2}|(?!\d))", ("a", "b", "yy")),
         (r"(\d{1,2})\s+([A-Za-z]{3})[a-z]*\.?,?\s+(\d{4})", ("d", "mon", "y")),
         (r"([A-Za-z]{3})[a-z]*\.?\s+(\d{1,2}),?\s+(\d{4})", ("mon", "d", "y")),
         (r"(\d{4})(\d{2})(\d{2})", ("y", "m", "d")),
@@ -98,20 +108,27 @@ def normalize_date(value: Any) -> str | None:
         if not match:
             continue
         parts = dict(zip(order, match.groups(), strict=True))
-        try:
-            year = int(parts["y"]) if "y" in parts else 2000 + int(parts["yy"])
-            if "mon" in parts:
-                month = _MONTHS.get(parts["mon"][:3].casefold(), 0)
-                day = int(parts["d"])
-            elif "a" in parts:
-                a, b = int(parts["a"]), int(parts["b"])
-                day, month = (a, b) if b <= 12 else (b, a)
-            else:
-                month, day = int(parts["m"]), int(parts["d"])
-            return date(year, month, day).isoformat()
-        except (ValueError, KeyError):
+        year = int(parts["y"]) if "y" in parts else 2000 + int(parts["yy"])
+        if year not in _YEARS:
             continue
-    return None
+        if "mon" in parts:
+            day_months = [(int(parts["d"]), _MONTHS.get(parts["mon"][:3].casefold(), 0))]
+        elif "a" in parts:
+            a, b = int(parts["a"]), int(parts["b"])
+            day_months = [(a, b), (b, a)]  # day first, then month first
+        else:
+            day_months = [(int(parts["d"]), int(parts["m"]))]
+        readings: list[str] = []
+        for day, month in day_months:
+            try:
+                iso = date(year, month, day).isoformat()
+            except ValueError:
+                continue
+            if iso not in readings:
+                readings.append(iso)
+        if readings:
+            return readings
+    return []
 
 
 def _match_choice(value: Any, choices: tuple[str, ...]) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chatocr.extraction import TextIndex, check_value, normalize_amount, normalize_date, parse_reply
+from chatocr.extraction.validation import date_readings
 from chatocr.ocr.layout import LayoutText, Span
 from chatocr.scenarios import FieldSpec
 
@@ -78,6 +79,17 @@ def test_normalize_amount(text: object, expected: str | None) -> None:
         ("12/31/2020", "2020-12-31"),
         ("17-06-131", None),
         ("tomorrow", None),
+        # A time the OCR glued to a two-digit year is that year and that time, never year 2611.
+        ("9/11/2611:43", "2026-11-09"),
+        ("1/2/2012:30", "2020-02-01"),
+        ("09/11/2026 11:43", "2026-11-09"),
+        ("09/11/202611:43", "2026-11-09"),
+        ("2025-11-0316:41:36", "2025-11-03"),
+        # No document is dated outside 1900-2100: the glued text alone is no date.
+        ("9/11/2611", None),
+        ("12345678", None),
+        ("1899-12-31", None),
+        ("2100-12-31", "2100-12-31"),
     ],
 )
 def test_normalize_date(text: str, expected: str | None) -> None:
@@ -142,3 +154,23 @@ def test_grounding_prefers_whole_tokens_on_the_row_that_names_the_field() -> Non
     only_inside = TextIndex(layout_of("CODE X9.005"))
     last_resort = only_inside.find("9.00", "text", [])
     assert last_resort is not None and last_resort.score == 0.9
+
+
+def test_a_date_glued_to_a_time_is_found_as_its_own_date() -> None:
+    index = TextIndex(layout_of("9/11/2611:43", "TOTAL $37.66"))
+    dates = [index.text[s:e] for s, e in index.occurrences("date")]
+    assert dates == ["9/11/26"]
+    match = index.find("2026-11-09", "date")
+    assert match is not None and index.text[match.start : match.end] == "9/11/26"
+    glued = check_value(FieldSpec(name="d", type="date"), "9/11/2611")
+    assert glued.problem == "'9/11/2611' is not a recognisable date"
+
+
+def test_date_readings_are_day_first_then_month_first() -> None:
+    assert date_readings("9/11/26") == ["2026-11-09", "2026-09-11"]
+    assert date_readings("25/12/2018") == ["2018-12-25"]  # no 25th month
+    assert date_readings("12/31/2020") == ["2020-12-31"]
+    assert date_readings("3/3/2024") == ["2024-03-03"]
+    assert date_readings("2024-03-08") == ["2024-03-08"]  # year first: never ambiguous here
+    assert date_readings("Mar 14, 2018") == ["2018-03-14"]
+    assert date_readings("no date") == []

@@ -150,6 +150,24 @@ def test_snap_result_keeps_the_models_answer_and_renormalises() -> None:
     assert (out.value, out.answer, out.normalized) == ("北京南站", "北京南", "北京南站")
 
 
+def test_a_month_first_date_snaps_to_the_page_and_keeps_the_models_reading() -> None:
+    # An American receipt prints 11 September 2026 as `9/11/26`, here with the time glued on by
+    # the OCR; the model answers it as 2026-09-11, which is one of the page's two readings.
+    index = index_of("COPPER KETTLE BAKERY", "9/11/2611:43   Trans #97984", ("TOTAL", "$37.66"))
+    field = FieldSpec(name="date", type=FieldType.date)
+    result = FieldResult("date", "2026-09-11", "2026-09-11", status="grounded", match="date", match_score=1.0)
+    out = snap_result(field, result, index)
+    assert (out.value, out.answer, out.normalized) == ("9/11/26", "2026-09-11", "2026-09-11")
+    # Day first, as the default reads it, snaps to the same text.
+    result = FieldResult("date", "2026-11-09", "2026-11-09", status="grounded", match="date", match_score=1.0)
+    assert (snap_result(field, result, index).value, snap_result(field, result, index).normalized) == (
+        "9/11/26",
+        "2026-11-09",
+    )
+    # A date the page's text cannot mean is not grounded there.
+    assert index.find("2026-10-09", "date") is None
+
+
 def test_enum_and_list_fields_are_not_snapped() -> None:
     grade = FieldSpec(name="grade", type=FieldType.enum, choices=("二等座", "一等座"))
     result = FieldResult("grade", "二等座", "二等座", status="grounded", match="exact", match_score=0.9)
