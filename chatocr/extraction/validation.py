@@ -26,9 +26,29 @@ NULL_WORDS = {"", "null", "none", "n/a", "na", "nil", "unknown", "未知", "无"
 _CURRENCY = re.compile(r"(?i)rmb|cny|usd|sgd|myr|gbp|eur|rm|s\$|us\$|[¥￥$€£元圆]")
 _NUMBER = re.compile(r"[-+]?\d[\d,，\s]*(?:[.．]\d+)?|[-+]?[.．]\d+")
 _YEARS = range(1900, 2101)  # the years a document's date can have
-_MONTHS = {
-    m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])
-}
+_MONTH_NAMES = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
+
+
+def _month(word: str) -> int:
+    """1-12 for a month's name or its abbreviation ("Jan", "SEPT", "March"); 0 for any other word."""
+    word = word.casefold()
+    for number, name in enumerate(_MONTH_NAMES, 1):
+        if len(word) >= 3 and name.startswith(word):
+            return number
+    return 0
 
 
 @dataclass(frozen=True)
@@ -99,8 +119,9 @@ def date_readings(value: Any) -> list[str]:
         (r"(\d{4})\s*[年./-]\s*(\d{1,2})\s*[月./-]\s*(\d{1,2})", ("y", "m", "d")),
         (r"(\d{1,2})[./-](\d{1,2})[./-](\d{4})(?!:\d)", ("a", "b", "y")),
         (r"(\d{1,2})[./-](\d{1,2})[./-](\d{2})(?=\d{1,2}:\d{2}|(?!\d))", ("a", "b", "yy")),
-        (r"(\d{1,2})\s+([A-Za-z]{3})[a-z]*\.?,?\s+(\d{4})", ("d", "mon", "y")),
-        (r"([A-Za-z]{3})[a-z]*\.?\s+(\d{1,2}),?\s+(\d{4})", ("mon", "d", "y")),
+        # A month by name: `14 Mar 2018`, `13-Jan-2026`, `13th JAN 26`, `Jan 13, 2026`, `March 3rd 2026`.
+        (r"(\d{1,2})(?:st|nd|rd|th)?[\s./-]*([A-Za-z]{3,9})\.?,?[\s./-]*(\d{4}|\d{2}(?![\d:]))", ("d", "mon", "Y")),
+        (r"([A-Za-z]{3,9})\.?[\s./-]*(\d{1,2})(?:st|nd|rd|th)?,?[\s./-]*(\d{4})", ("mon", "d", "y")),
         (r"(\d{4})(\d{2})(\d{2})", ("y", "m", "d")),
     ]
     for pattern, order in patterns:
@@ -108,11 +129,13 @@ def date_readings(value: Any) -> list[str]:
         if not match:
             continue
         parts = dict(zip(order, match.groups(), strict=True))
+        if "Y" in parts:  # four digits or two
+            parts["y" if len(parts["Y"]) == 4 else "yy"] = parts["Y"]
         year = int(parts["y"]) if "y" in parts else 2000 + int(parts["yy"])
         if year not in _YEARS:
             continue
         if "mon" in parts:
-            day_months = [(int(parts["d"]), _MONTHS.get(parts["mon"][:3].casefold(), 0))]
+            day_months = [(int(parts["d"]), _month(parts["mon"]))]
         elif "a" in parts:
             a, b = int(parts["a"]), int(parts["b"])
             day_months = [(a, b), (b, a)]  # day first, then month first

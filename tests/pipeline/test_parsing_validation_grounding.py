@@ -90,6 +90,17 @@ def test_normalize_amount(text: object, expected: str | None) -> None:
         ("12345678", None),
         ("1899-12-31", None),
         ("2100-12-31", "2100-12-31"),
+        # Months by name, with hyphens, dots, ordinals, two-digit years, full names.
+        ("13-Jan-2026", "2026-01-13"),
+        ("13-JAN-26", "2026-01-13"),
+        ("13.Jan.2026", "2026-01-13"),
+        ("13th JAN 2026", "2026-01-13"),
+        ("March 3rd 2026", "2026-03-03"),
+        ("SEPT 9 2026", "2026-09-09"),
+        ("Date: 20-Jul-2025 12:30", "2025-07-20"),
+        ("14 Mar 18:40", None),  # a day and a time, no year
+        ("2 Box 12", None),
+        ("Mark 12 2026", None),
     ],
 )
 def test_normalize_date(text: str, expected: str | None) -> None:

@@ -166,6 +166,11 @@ def test_a_month_first_date_snaps_to_the_page_and_keeps_the_models_reading() -> 
     )
     # A date the page's text cannot mean is not grounded there.
     assert index.find("2026-10-09", "date") is None
+    # A month by name between hyphens (Singapore, the UK) is found and returned as printed.
+    index = index_of("RED LANTERN NOODLE HOUSE", ("Date: 13-Jan-2026", "Time: 12:30"))
+    result = FieldResult("date", "2026-01-13", "2026-01-13", status="grounded", match="date", match_score=1.0)
+    out = snap_result(field, result, index)
+    assert (out.value, out.normalized) == ("13-Jan-2026", "2026-01-13")
 
 
 def test_enum_and_list_fields_are_not_snapped() -> None:
