@@ -29,7 +29,8 @@ from chatocr.textnorm import fold_positions
 __all__ = ["FUZZY_THRESHOLD", "Match", "TextIndex"]
 
 FUZZY_THRESHOLD = 0.8
-_NUMBER = re.compile(r"[-+]?\d[\d,，]*(?:[.．]\d+)?")
+# A number in the text with its separators (`1,234.56`, `1.234,56`, `12,34`): normalize_amount reads them.
+_NUMBER = re.compile(r"[-+]?\d(?:[\d,，.．'’]*\d)?")
 # Each date shape separately: as one alternation, an early wrong match would hide a later one.
 _DATES = [
     re.compile(p)

@@ -24,7 +24,9 @@ __all__ = ["NULL_WORDS", "CheckedValue", "check_value", "date_readings", "normal
 NULL_WORDS = {"", "null", "none", "n/a", "na", "nil", "unknown", "未知", "无", "空", "暂无", "不详", "-", "--", "/"}
 
 _CURRENCY = re.compile(r"(?i)rmb|cny|usd|sgd|myr|gbp|eur|rm|s\$|us\$|[¥￥$€£元圆]")
-_NUMBER = re.compile(r"[-+]?\d[\d,，\s]*(?:[.．]\d+)?|[-+]?[.．]\d+")
+# A number as printed: digits with `,` `.` `'` between them (thousands or decimals, decided by
+# _number_value), or a space before a group of three digits (`25 000.00`), never between numbers.
+NUMBER = re.compile(r"[-+]?\d(?:[\d,，.．'’]*\d|\s(?=\d{3}(?!\d)))*|[-+]?[.．]\d+")
 _YEARS = range(1900, 2101)  # the years a document's date can have
 _MONTH_NAMES = [
     "january",
@@ -87,17 +89,43 @@ def normalize_amount(value: Any) -> str | None:
     text = _CURRENCY.sub("", text).strip()
     negative = text.startswith("(") and text.endswith(")")
     text = text.strip("()")
-    numbers = _NUMBER.findall(text)
+    numbers = NUMBER.findall(text)
     if len(numbers) != 1:
         return None
-    raw = numbers[0].replace(",", "").replace("，", "").replace(" ", "").replace("．", ".")
-    try:
-        number = Decimal(raw)
-    except InvalidOperation:
-        return None
-    if not number.is_finite():
+    number = _number_value(numbers[0])
+    if number is None or not number.is_finite():
         return None
     return str(-number if negative else number)
+
+
+def _number_value(token: str) -> Decimal | None:
+    """A printed number's value, its separators read as thousands or decimals: with both `,` and
+    `.` the last is the decimal mark (`1,234.56`, `1.234,56`); a lone `,` before one or two digits
+    is a decimal comma (`12,34 €`, `0,5`), before three a thousands mark (`25,000`); a lone `.` is
+    a decimal point (`9.000`); a mark repeated is thousands (`1,234,567`, `1.234.567`). Thousands
+    groups must look like them (three digits; two between commas, as India groups lakhs): `1.2.3`
+    and `21.06.2019` are no number."""
+    token = token.replace("，", ",").replace("．", ".").replace("’", "'")
+    sign = token[0] if token[0] in "+-" else ""
+    body = re.sub(r"\s", "", token.lstrip("+-"))
+    marks = [c for c in body if c in ",."]
+    decimal = None
+    if marks:
+        last = marks[-1]
+        digits_after = len(body) - body.rfind(last) - 1
+        if len(set(marks)) == 2 or (marks.count(last) == 1 and (last == "." or digits_after != 3)):
+            decimal = last
+    whole, fraction = body.rsplit(decimal, 1) if decimal else (body, "")
+    groups = re.split(r"[,.']", whole)
+    lakhs = set(re.findall(r"[,.']", whole)) == {","}
+    if len(groups) > 1 and (
+        len(groups[-1]) != 3 or any(len(g) not in ((2, 3) if lakhs else (3,)) for g in groups[1:-1])
+    ):
+        return None
+    try:
+        return Decimal(sign + "".join(groups) + (f".{fraction}" if decimal else ""))
+    except InvalidOperation:
+        return None
 
 
 def normalize_date(value: Any) -> str | None:

@@ -60,6 +60,22 @@ def test_parse_reply_explains_failures(reply: str, error: str) -> None:
         (12.5, "12.5"),
         ("abc", None),
         ("1.00 2.00", None),
+        # Decimal commas (most of Europe) and the other ways thousands are grouped.
+        ("12,34 €", "12.34"),
+        ("€ 3,99", "3.99"),
+        ("0,5", "0.5"),
+        ("EUR 1.234,56", "1234.56"),
+        ("1.234.567,89", "1234567.89"),
+        ("1 234,56", "1234.56"),
+        ("25 000.00", "25000.00"),
+        ("CHF 1'234.50", "1234.50"),
+        ("1,23,456.00", "123456.00"),
+        ("25,000", "25000"),
+        ("1,234,567", "1234567"),
+        ("9.000", "9.000"),
+        ("1.2.3", None),
+        ("21.06.2019", None),
+        ("10.00.53PM", None),
     ],
 )
 def test_normalize_amount(text: object, expected: str | None) -> None:
@@ -185,3 +201,10 @@ def test_date_readings_are_day_first_then_month_first() -> None:
     assert date_readings("2024-03-08") == ["2024-03-08"]  # year first: never ambiguous here
     assert date_readings("Mar 14, 2018") == ["2018-03-14"]
     assert date_readings("no date") == []
+
+
+def test_a_decimal_comma_amount_is_grounded_as_one_number() -> None:
+    index = TextIndex(layout_of("Summe        1.234,56 €", "Bar        1.300,00 €"))
+    match = index.find("1234.56", "amount")
+    assert match is not None and index.text[match.start : match.end] == "1.234,56"
+    assert [index.text[s:e] for s, e in index.occurrences("amount")] == ["1.234,56", "1.300,00"]
