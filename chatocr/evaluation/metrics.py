@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from chatocr.extraction.validation import NUMBER
+from chatocr.extraction.validation import normalize_amount as read_amount
 from chatocr.textnorm import fold
 
 __all__ = [
@@ -112,6 +114,13 @@ def normalize_amount(value: Any) -> str:
     return "0" if canonical in ("-0", "") else canonical
 
 
+def _as_decimal(text: str | None) -> Decimal | None:
+    try:
+        return Decimal(text) if text else None
+    except InvalidOperation:
+        return None
+
+
 def normalize_masked_id_name(value: Any) -> str:
     """A name without the masked ID number glued to it ("1101011990****1234张三" -> "张三")."""
     return _MASKED_ID.sub("", normalize(value))
@@ -179,7 +188,14 @@ def ocr_contains(ocr_normalized: Iterable[str], label: Any, kind: str) -> bool:
     texts = list(ocr_normalized)
     forms = search_forms(label, kind)
     if kind == "amount":
-        texts = [t.replace(",", "") for t in texts]
+        if forms and any(form in text.replace(",", "") for form in forms for text in texts):
+            return True
+        # Or printed in another number format (`134,39 €`, `1.234,56`): any number of the OCR
+        # text, read as the pipeline reads numbers, equal to the label's.
+        wanted = _as_decimal(normalize_amount(label))
+        return wanted is not None and any(
+            _as_decimal(read_amount(token)) == wanted for text in texts for token in NUMBER.findall(text)
+        )
     return bool(forms) and any(form in text for form in forms for text in texts)
 
 

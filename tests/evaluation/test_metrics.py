@@ -103,3 +103,8 @@ def test_ocr_contains() -> None:
     assert ocr_contains([normalize("1101011990****1234张三")], "1101011990****1234张三", "masked_id_name")
     assert not ocr_contains(text, "", "text")
     assert "41.0" in search_forms("￥41.0元", "amount")
+    # An amount printed with a decimal comma is readable there too (a German receipt's total).
+    german = [normalize("Zwischensumme 1.234,56 €\nGesamt 134,39 €")]
+    assert ocr_contains(german, "134.39", "amount")
+    assert ocr_contains(german, "1234.56", "amount")
+    assert not ocr_contains(german, "134.30", "amount")
