@@ -173,6 +173,24 @@ def test_a_month_first_date_snaps_to_the_page_and_keeps_the_models_reading() -> 
     assert (out.value, out.normalized) == ("13-Jan-2026", "2026-01-13")
 
 
+def test_a_date_value_ends_with_its_date() -> None:
+    # The model copies the OCR's glued date and time, or a date with its time: the date is the value.
+    field = FieldSpec(name="date", type=FieldType.date)
+    index = index_of("22-04-2617:52        Trans #7731", "12-02-20259:36 AM", ("Date: 14 Mar 2018 18:40", "TOTAL 9.00"))
+    for answer, iso, expected in [
+        ("22-04-2617:52", "2026-04-22", "22-04-26"),
+        ("12-02-20259:36 AM", "2025-02-12", "12-02-2025"),
+        ("14 Mar 2018 18:40", "2018-03-14", "14 Mar 2018"),
+    ]:
+        result = FieldResult("date", answer, iso, status="grounded", match="exact", match_score=1.0)
+        out = snap_result(field, result, index)
+        assert (out.value, out.normalized, out.answer, out.snap) == (expected, iso, answer, "trim")
+    # Nothing to cut: no time, or a suffix that is not one.
+    for answer, iso in [("14 Mar 2018", "2018-03-14"), ("2019年05月12日08:35开", "2019-05-12")]:
+        result = FieldResult("date", answer, iso, status="grounded", match="exact", match_score=1.0)
+        assert snap_result(field, result, index_of(answer)).value == answer
+
+
 def test_enum_and_list_fields_are_not_snapped() -> None:
     grade = FieldSpec(name="grade", type=FieldType.enum, choices=("二等座", "一等座"))
     result = FieldResult("grade", "二等座", "二等座", status="grounded", match="exact", match_score=0.9)
