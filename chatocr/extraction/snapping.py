@@ -30,9 +30,9 @@ but such pieces (a telephone line alone stays whole, and invalid). And, for any 
 nothing but one Latin letter or digit at the start or end of a value of several lines (a stray mark
 or a logo's fragment the OCR boxed: "J" above "TANJONG BOOKS SDN BHD") is cut.
 
-A date field's value ends with its date: a time after it, glued on by the OCR or not, is cut
-("22-04-2617:52" -> "22-04-26", "14 Mar 2018 18:40" -> "14 Mar 2018"), so long as what is left
-means the same date.
+A date field's `trim` patterns cut a piece after the date, glued on by the OCR or after a space
+(a receipt's time: "22-04-2617:52" -> "22-04-26", "14 Mar 2018 18:40" -> "14 Mar 2018"), so long
+as what is left means the same date; a train ticket's date, which runs to its time, has none.
 
 Last, the field's `complete` patterns (FieldSpec.complete): what the page prints right after the
 value, the rest of its row or, when the value ends its row, the next row, is appended when it is
@@ -51,7 +51,6 @@ Indel similarity). Both thresholds were chosen on synthetic cases written for th
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -81,8 +80,6 @@ _TRAILING = set(".,;:，。；、")
 # Kinds whose value is typed: the page's span is taken as matched, never widened (a number
 # widened to its neighbour token would be another number).
 _TYPED = {"date", "amount", "number"}
-# A time after a date: `17:52`, `9:36 AM`, `16:41:36`, with or without a space before it.
-_TRAILING_TIME = re.compile(r"(?<=\d)\s*\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]\.?m\.?)?$", re.IGNORECASE)
 # The OCR lines of characters [start, end) of the layout text, as evidence (the pipeline's).
 EvidenceFor = Callable[[int, int], list[Evidence]]
 
@@ -377,7 +374,7 @@ def _trimmed(field: FieldSpec, result: FieldResult, index: TextIndex, start: int
     if field.ruled_out(result.value):
         return result  # nothing but pieces the value never is (a phone line): invalid, not to be cut to a fragment
     if field.type is FieldType.date:
-        result = _without_time(field, result)
+        return _date_trimmed(field, result) if field.trim else result
     # Only text has edge lines to cut: `trim` patterns are text-only, and a stray mark is a text's.
     cut = trim_value(field, result.value, index, start, end) if field.type is FieldType.text else None
     value, lines = cut if cut is not None else (result.value, set())
@@ -395,13 +392,14 @@ def _trimmed(field: FieldSpec, result: FieldResult, index: TextIndex, start: int
     return replace(result, value=value, normalized=checked.normalized, answer=answer, snap="trim", evidence=evidence)
 
 
-def _without_time(field: FieldSpec, result: FieldResult) -> FieldResult:
-    """A date's value without the time printed after it, when what is left means the same date."""
+def _date_trimmed(field: FieldSpec, result: FieldResult) -> FieldResult:
+    """A date's value without a `trim` piece after the date (glued on or not), when what is left
+    means the same date."""
     value = str(result.value).strip()
-    # Every place a time could start, earliest first: "12-02-20259:36 AM" is 2025 and 9:36, not 202 and 59:36.
-    for time in filter(None, (_TRAILING_TIME.match(value, at) for at in range(1, len(value)))):
-        date_part = value[: time.start()].rstrip()
-        if result.normalized in date_readings(date_part):
+    # Every place the piece could start, earliest first: "12-02-20259:36 AM" is 2025 and 9:36, not 202 and 59:36.
+    for at in range(1, len(value)):
+        date_part = value[:at].rstrip()
+        if field.trims(value[at:].strip()) and result.normalized in date_readings(date_part):
             answer = result.answer if result.answer is not None else result.value
             return replace(result, value=date_part, answer=answer, snap="trim")
     return result

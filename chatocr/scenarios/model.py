@@ -117,7 +117,8 @@ class FieldSpec(_Strict):
         description="Regular expressions of OCR lines that are never part of this text field's value at its start "
         "or end (each line whole, case-insensitive, spaces collapsed), e.g. a registration number printed above an "
         "address or a telephone line below it. A grounded answer that spans such lines and more loses them; "
-        "such a line alone is ruled out as `never` would rule it out.",
+        "such a line alone is ruled out as `never` would rule it out. On a date field: a piece after the date, "
+        "glued on by the OCR or after a space (a receipt's time), cut when the rest means the same date.",
     )
     complete: tuple[str, ...] = Field(
         (),
@@ -166,8 +167,11 @@ class FieldSpec(_Strict):
     @model_validator(mode="after")
     def _type_specific(self) -> FieldSpec:
         for kind in ("never", "trim", "complete"):
+            if kind == "trim" and self.trim and self.type is FieldType.date:
+                continue  # a piece printed after the date (its time)
             if getattr(self, kind) and self.type is not FieldType.text:
-                raise ValueError(f"field {self.name!r} has `{kind}` patterns, which apply to text fields only")
+                where = "text and date fields" if kind == "trim" else "text fields"
+                raise ValueError(f"field {self.name!r} has `{kind}` patterns, which apply to {where} only")
         if self.type is FieldType.enum and not self.choices:
             raise ValueError(f"field {self.name!r} has type enum but no `choices`")
         if self.choices and self.type is not FieldType.enum:

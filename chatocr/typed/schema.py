@@ -177,10 +177,11 @@ def text_patterns(where: str, extra: Any, kind: str | None, key: str) -> tuple[s
             f"Field {where!r}: {key} must be a list of regular expressions, got {patterns!r}.",
             hint=f'e.g. json_schema_extra={{"{key}": [r"tax\\s+invoice"]}}',
         )
-    if kind != "text":
+    if kind != "text" and not (key == "x-trim" and kind == "date"):  # a date's trim: a time after it
+        fields = "text (str) and date" if key == "x-trim" else "text (str)"
         raise SchemaError(
-            f"Field {where!r}: {key} applies to text (str) fields only.",
-            hint=f"Remove {key} from this field: dates, amounts, enums and lists are checked by their type.",
+            f"Field {where!r}: {key} applies to {fields} fields only.",
+            hint=f"Remove {key} from this field: amounts, enums and lists are checked by their type.",
         )
     try:
         check_patterns(patterns, key.removeprefix("x-"))

@@ -173,9 +173,10 @@ def test_a_month_first_date_snaps_to_the_page_and_keeps_the_models_reading() -> 
     assert (out.value, out.normalized) == ("13-Jan-2026", "2026-01-13")
 
 
-def test_a_date_value_ends_with_its_date() -> None:
-    # The model copies the OCR's glued date and time, or a date with its time: the date is the value.
-    field = FieldSpec(name="date", type=FieldType.date)
+def test_a_receipts_date_value_ends_with_its_date() -> None:
+    # The model copies the OCR's glued date and time, or a date with its time: a receipt's date
+    # field trims the time (its own field), a train ticket's date runs to its time.
+    field = next(f for f in load_scenarios().get("retail_receipt").fields if f.name == "date")
     index = index_of("22-04-2617:52        Trans #7731", "12-02-20259:36 AM", ("Date: 14 Mar 2018 18:40", "TOTAL 9.00"))
     for answer, iso, expected in [
         ("22-04-2617:52", "2026-04-22", "22-04-26"),
@@ -189,6 +190,10 @@ def test_a_date_value_ends_with_its_date() -> None:
     for answer, iso in [("14 Mar 2018", "2018-03-14"), ("2019年05月12日08:35开", "2019-05-12")]:
         result = FieldResult("date", answer, iso, status="grounded", match="exact", match_score=1.0)
         assert snap_result(field, result, index_of(answer)).value == answer
+    ticket = next(f for f in load_scenarios().get("train_ticket").fields if f.name == "date")
+    result = FieldResult("date", "2019年05月12日08:35", "2019-05-12", status="grounded", match="exact", match_score=1.0)
+    assert snap_result(ticket, result, index_of("2019年05月12日08:35")).value == "2019年05月12日08:35"
+    assert snap_result(FieldSpec(name="date", type=FieldType.date), result, index_of("2019年05月12日08:35")) is result
 
 
 def test_enum_and_list_fields_are_not_snapped() -> None:
@@ -260,7 +265,7 @@ def test_trimming_keeps_what_the_model_corrected_and_lines_inside_the_value() ->
 def test_trim_patterns_are_checked_like_never() -> None:
     with pytest.raises(ValueError, match="`trim` pattern"):
         FieldSpec(name="address", trim=("(",))
-    with pytest.raises(ValueError, match="text fields only"):
+    with pytest.raises(ValueError, match="text and date fields only"):
         FieldSpec(name="total", type=FieldType.amount, trim=("tel.*",))
 
 

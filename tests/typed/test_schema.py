@@ -362,3 +362,12 @@ def test_x_never_on_a_non_text_field_or_not_a_list_of_patterns_is_refused() -> N
             typed_schema(model)
         with pytest.raises(SchemaError, match=words):
             typed_schema(model.model_json_schema())
+
+
+def test_x_trim_on_a_date_field_names_the_time_printed_after_it() -> None:
+    class Receipt(BaseModel):
+        when: date = Field(json_schema_extra={"x-trim": [r"\d{1,2}:\d{2}"]})
+
+    for given in (Receipt, Receipt.model_json_schema()):
+        field = next(f for f in typed_schema(given).fields if f.name == "when")
+        assert field.type is FieldType.date and field.trims("17:52") and not field.trims("2026")
