@@ -375,7 +375,7 @@ def _trimmed(field: FieldSpec, result: FieldResult, index: TextIndex, start: int
         return result  # nothing but pieces the value never is (a phone line): invalid, not to be cut to a fragment
     if field.type is FieldType.date:
         return _date_trimmed(field, result) if field.trim else result
-    # Only text has edge lines to cut: `trim` patterns are text-only, and a stray mark is a text's.
+    # Only text has edge lines to cut (a date's `trim` is the piece after it, above), and a stray mark is a text's.
     cut = trim_value(field, result.value, index, start, end) if field.type is FieldType.text else None
     value, lines = cut if cut is not None else (result.value, set())
     tail = trim_piece(field, value, from_end=True) if field.trim else None

@@ -167,8 +167,8 @@ def _aliases(name: str, info: FieldInfo) -> tuple[str, ...]:
 def text_patterns(where: str, extra: Any, kind: str | None, key: str) -> tuple[str, ...]:
     """A text field's patterns under `key` of `Field(json_schema_extra=...)` (in a JSON Schema: the
     property's own key): "x-never", answers that are never its value (FieldSpec.never), or
-    "x-trim", edge lines never part of it (FieldSpec.trim), or "x-complete", a piece printed after it
-    that completes it (FieldSpec.complete)."""
+    "x-trim", edge lines never part of it (FieldSpec.trim; on a date field, a piece printed after
+    the date), or "x-complete", a piece printed after it that completes it (FieldSpec.complete)."""
     patterns = extra.get(key) if isinstance(extra, dict) else None
     if patterns is None:
         return ()
