@@ -5,7 +5,9 @@ program and a misclassified one got the wrong examples. Here:
 
 1. A named scenario goes straight to extraction.
 2. Otherwise a cheap local pre-score compares the OCR text with each scenario (its most similar
-   example and its description). A clear winner is taken without an LLM call.
+   example and its description). A clear winner is taken without an LLM call. A Chinese scenario
+   is no candidate for a text with (almost) no Chinese characters: a German receipt is never a
+   购物小票, however its words score.
 3. When the pre-score is not confident and classification is on, the LLM classifier chooses among
    the best candidates or answers "none"; an answer it is not confident about counts as "none".
 4. "none", low confidence or classification off: extraction with the user's keys and examples
@@ -45,9 +47,18 @@ class RoutingPolicy:
     min_classifier_confidence: float = 0.5
 
 
+# A Chinese scenario needs a document written in Chinese: more than the odd stray character the
+# OCR makes of a logo or a symbol.
+_MIN_CHINESE_CHARACTERS = 3
+
+
+def _chinese_count(text: str) -> int:
+    return sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
+
+
 def language_of(text: str) -> str:
     """The prompts' language for a document without a scenario: "zh" when CJK dominates its letters."""
-    cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
+    cjk = _chinese_count(text)
     letters = sum(1 for ch in text if ch.isalpha())
     return "zh" if letters and cjk / letters > 0.2 else "en"
 
@@ -68,9 +79,11 @@ class Router:
         for owner, score in zip(self._owners, self._examples.scores(text), strict=True):
             by_example[owner] = max(by_example.get(owner, 0.0), score)
         by_description = self._descriptions.scores(text)
+        in_chinese = _chinese_count(text) >= _MIN_CHINESE_CHARACTERS
         scored = [
             (s.name, round(0.7 * by_example.get(s.name, 0.0) + 0.3 * d, 4))
             for s, d in zip(self._routable, by_description, strict=True)
+            if in_chinese or s.language != "zh"
         ]
         return sorted(scored, key=lambda pair: (-pair[1], pair[0]))
 

@@ -91,3 +91,28 @@ def test_chinese_documents_route_to_their_scenario(router: Router, name: str) ->
 def test_english_receipt_still_routes_to_retail_receipt(router: Router) -> None:
     route, scenario, _ = asyncio.run(router.route(ENGLISH_RECEIPT, None))
     assert scenario is not None and scenario.name == "retail_receipt", route.reason
+
+
+GERMAN_RECEIPT = """Getränkemarkt Nord GmbH
+Königsallee 27
+40212 Düsseldorf
+Datum: 05.03.2026    Zeit: 17:20
+Mineralwasser 12x1,0l    11,80 €
+Pfand    3,30 €
+SUMME    15,10 €
+MwSt 19% enth.    2,41 €
+BAR    20,00 €
+Rückgeld    4,90 €
+"""
+
+
+def test_a_chinese_scenario_is_no_candidate_for_a_text_without_chinese(router: Router) -> None:
+    # Before, a German receipt's pre-score was unsure and the classifier, among its four best
+    # candidates, picked the Chinese shop receipt (购物小票).
+    ranked = router.prescore(GERMAN_RECEIPT)
+    languages = {router.library.get(name).language for name, _ in ranked}
+    assert languages == {"en"}
+    assert [name for name, _ in ranked] == ["retail_receipt"]  # the only English one but generic
+    # A stray character or two (a logo read as 包) does not make it Chinese; a Chinese text keeps them all.
+    assert {router.library.get(n).language for n, _ in router.prescore(GERMAN_RECEIPT + "包口")} == {"en"}
+    assert "cn_receipt" in {name for name, _ in router.prescore(DOCUMENTS["cn_receipt"])}
