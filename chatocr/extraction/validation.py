@@ -19,7 +19,7 @@ from typing import Any
 
 from chatocr.scenarios.model import FieldSpec, FieldType
 
-__all__ = ["NULL_WORDS", "CheckedValue", "check_value", "date_readings", "normalize_amount", "normalize_date"]
+__all__ = ["NULL_WORDS", "NUMBER", "CheckedValue", "check_value", "date_readings", "normalize_amount", "normalize_date"]
 
 NULL_WORDS = {"", "null", "none", "n/a", "na", "nil", "unknown", "未知", "无", "空", "暂无", "不详", "-", "--", "/"}
 
