@@ -30,6 +30,7 @@ __all__ = ["FUZZY_THRESHOLD", "Match", "TextIndex"]
 
 FUZZY_THRESHOLD = 0.8
 # A number in the text with its separators (`1,234.56`, `1.234,56`, `12,34`): normalize_amount reads them.
+# Unlike validation.NUMBER, never across a space: in the layout text a space may part two cells ("2 100.00").
 _NUMBER = re.compile(r"[-+]?\d(?:[\d,，.．'’]*\d)?")
 # Each date shape separately: as one alternation, an early wrong match would hide a later one.
 _DATES = [

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from chatocr.textnorm import fold
 
 __all__ = [
+    "PATTERN_FIELD_TYPES",
     "AnswerProblem",
     "Example",
     "ExampleAnswerError",
@@ -67,6 +68,15 @@ class ItemField(_Strict):
         if (self.type == "enum") != bool(self.choices):
             raise ValueError(f"item key {self.name!r}: `choices` go with type enum, and type enum needs them")
         return self
+
+
+# The field types each kind of pattern applies to: a date's `trim` is a piece printed after the
+# date (a receipt's time); the rest are text's. Read by FieldSpec and by typed models' x- keys.
+PATTERN_FIELD_TYPES: dict[str, tuple[FieldType, ...]] = {
+    "never": (FieldType.text,),
+    "trim": (FieldType.text, FieldType.date),
+    "complete": (FieldType.text,),
+}
 
 
 def check_patterns(patterns: Iterable[str], kind: str = "never") -> None:
@@ -166,12 +176,10 @@ class FieldSpec(_Strict):
 
     @model_validator(mode="after")
     def _type_specific(self) -> FieldSpec:
-        for kind in ("never", "trim", "complete"):
-            if kind == "trim" and self.trim and self.type is FieldType.date:
-                continue  # a piece printed after the date (its time)
-            if getattr(self, kind) and self.type is not FieldType.text:
-                where = "text and date fields" if kind == "trim" else "text fields"
-                raise ValueError(f"field {self.name!r} has `{kind}` patterns, which apply to {where} only")
+        for kind, types in PATTERN_FIELD_TYPES.items():
+            if getattr(self, kind) and self.type not in types:
+                where = " and ".join(t.value for t in types)
+                raise ValueError(f"field {self.name!r} has `{kind}` patterns, which apply to {where} fields only")
         if self.type is FieldType.enum and not self.choices:
             raise ValueError(f"field {self.name!r} has type enum but no `choices`")
         if self.choices and self.type is not FieldType.enum:

@@ -40,7 +40,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from chatocr.errors import SchemaError
-from chatocr.scenarios.model import FieldSpec, FieldType, ItemField, check_patterns
+from chatocr.scenarios.model import PATTERN_FIELD_TYPES, FieldSpec, FieldType, ItemField, check_patterns
 
 __all__ = ["PATTERN_KEYS", "SUPPORTED_TYPES", "TypedSchema", "text_patterns", "typed_schema"]
 
@@ -177,8 +177,9 @@ def text_patterns(where: str, extra: Any, kind: str | None, key: str) -> tuple[s
             f"Field {where!r}: {key} must be a list of regular expressions, got {patterns!r}.",
             hint=f'e.g. json_schema_extra={{"{key}": [r"tax\\s+invoice"]}}',
         )
-    if kind != "text" and not (key == "x-trim" and kind == "date"):  # a date's trim: a time after it
-        fields = "text (str) and date" if key == "x-trim" else "text (str)"
+    types = PATTERN_FIELD_TYPES[key.removeprefix("x-")]
+    if kind not in {t.value for t in types}:
+        fields = " and ".join("text (str)" if t is FieldType.text else t.value for t in types)
         raise SchemaError(
             f"Field {where!r}: {key} applies to {fields} fields only.",
             hint=f"Remove {key} from this field: amounts, enums and lists are checked by their type.",
