@@ -323,9 +323,8 @@ def _run_batch(
             if not result.ok:
                 failed += 1
                 if show_bar:
-                    message = (result.error or {}).get("message")
                     bar_display.console.print(
-                        f"failed: {result.source}: {message}",
+                        f"failed: {_failure(result)}",
                         style="red",
                         markup=False,
                         highlight=False,
@@ -359,6 +358,15 @@ def _results(
         yield from ocr.extract_many(
             [str(p) for p in pending], keys, scenario, concurrency=args.concurrency, schema=schema
         )
+
+
+def _failure(result: Extraction) -> str:
+    """`SOURCE: message` for a failed document; the message is not prefixed twice when the error
+    already names the document (the pipeline's input errors do)."""
+    message = str((result.error or {}).get("message"))
+    if message.startswith(f"{result.source}:"):
+        return message
+    return f"{result.source}: {message}"
 
 
 def _stage_text(event: progress.Event) -> str:
@@ -442,7 +450,7 @@ def _finish(
     for result in failed:
         error = result.error or {}
         err.print(
-            f"error: {result.source}: {error.get('message')}\n  hint: {error.get('hint')}",
+            f"error: {_failure(result)}\n  hint: {error.get('hint')}",
             highlight=False,
             markup=False,
             soft_wrap=True,
