@@ -42,6 +42,7 @@ from chatocr.extraction.examples import ExampleBank, resolve_fields
 from chatocr.extraction.extractor import ExtractionBudget, evaluate, merge_best, tokens_used
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.levers import answer_schema, choice_questions, finish_fields, open_problems
+from chatocr.extraction.noise import PageWords, page_words
 from chatocr.extraction.parsing import parse_reply
 from chatocr.extraction.reask import Question, answers_from, choice_schema, render_question
 from chatocr.extraction.result import CallRecord, Extraction, FieldResult, Route
@@ -70,6 +71,11 @@ __all__ = [
 log = logging.getLogger("chatocr")
 
 Input = Any  # a path, bytes, PIL image, numpy array or an OCRDocument
+
+_NOISE_WARNING = (
+    "the OCR text holds (almost) no words, only symbols and stray letters: nothing was asked of the model "
+    "and every field is missing. Check that the image shows a document, in focus and the right way up."
+)
 
 # The title of a document that matched no scenario, in the prompts' language.
 _UNTITLED = {"zh": "文档", "en": "document"}
@@ -118,6 +124,11 @@ class PreparedDocument:
     @cached_property
     def index(self) -> TextIndex:
         return TextIndex(self.layout)
+
+    @cached_property
+    def words(self) -> PageWords:
+        """How much of the text reads as words; `.noise` when none does (a photo of a wall)."""
+        return page_words(self.text)
 
 
 @dataclass(frozen=True)
@@ -301,6 +312,8 @@ class ExtractionPipeline:
         named = self.scenario_named(scenario)
         if named is not None:
             return Route("given", named.name, 1.0, [], "named by the caller"), named, []
+        if prepared.words.noise:  # nothing to classify, and nothing will be asked (see `run`)
+            classify = False
         planner = self.planner(language_of(prepared.text))
         return await self.router.route(
             prepared.text, self.model, classify=classify, planner=planner, settings=self.settings()
@@ -366,6 +379,14 @@ class ExtractionPipeline:
         result.examples = [e.id for e in plan.report.included]
         result.plan = plan.report
         result.warnings.extend(task.warnings)
+        if prepared.words.noise:  # a model shown noise copies some of it: no value is better
+            loop.warnings.append(_NOISE_WARNING)
+            for spec in task.spec.fields:
+                loop.best[spec.name] = FieldResult(
+                    spec.name, None, status="missing", required=spec.required, problem="the page holds no words"
+                )
+            self._fill(result, loop, task, self.config)
+            return
         try:
             while loop.steps < budget.max_steps:
                 if loop.calls and tokens_used(loop.calls, model) >= budget.max_tokens:

@@ -218,7 +218,11 @@ def _scalar(value: Any, kind: str, choices: tuple[str, ...] = ()) -> CheckedValu
         if choice is None:
             return CheckedValue(value, None, f"{_shown(value)} is not one of {list(choices)}")
         return CheckedValue(value, choice)
-    return CheckedValue(value, str(value).strip())
+    text = str(value).strip()
+    if text and not any(c.isalnum() for c in text):
+        # A rule line (`-----`), stars or a stray mark the model copied: no text field's value.
+        return CheckedValue(value, None, f"{_shown(value)} holds no letter or digit")
+    return CheckedValue(value, text)
 
 
 def check_value(field: FieldSpec, value: Any) -> CheckedValue:

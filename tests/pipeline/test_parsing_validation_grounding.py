@@ -138,6 +138,17 @@ def test_check_value_by_type() -> None:
     assert check_value(FieldSpec(name="x", type="list"), "a, b").problem == "expected a list, got str"
 
 
+@pytest.mark.parametrize("copied", ["-----", "*** ***", "=~/#", "……"])
+def test_a_text_value_without_a_letter_or_digit_is_invalid(copied: str) -> None:
+    """A receipt's rule line or a stray mark copied as the company is re-asked, never returned."""
+    assert check_value(FieldSpec(name="company"), copied).problem == f"{copied!r} holds no letter or digit"
+
+
+@pytest.mark.parametrize("value", ["A&W", "***1234", "合计", "7-Eleven", "№ 5"])
+def test_text_values_with_symbols_and_a_letter_or_digit_stay(value: str) -> None:
+    assert check_value(FieldSpec(name="company"), value).normalized == value
+
+
 def layout_of(*lines: str) -> LayoutText:
     text, spans, at = "", [], 0
     for i, line in enumerate(lines):
