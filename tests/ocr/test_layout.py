@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from chatocr.ocr import OCRDocument, group_rows
 from chatocr.ocr.layout import MAX_SPACES
 from chatocr.ocr.types import Box, OCRLine, Page
@@ -87,6 +89,27 @@ def test_skewed_page_still_groups_rows() -> None:
     doc = document(*cells)
     rows = [[line.text for line in row] for row in group_rows(doc.lines)]
     assert rows == [[f"key{r}", f"value{r}"] for r in range(6)]
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270, 94, 176, -87])
+def test_a_page_turned_sideways_or_upside_down_keeps_its_rows(degrees: float) -> None:
+    """Each box lists its corners from its text's top-left (as RapidEngine gives a turned page's
+    lines), so the text runs down, left or up: rows and reading order are found all the same."""
+    cells = [("TITLE LINE OF THE PAGE", rotated(50, 40, 500, 64, degrees))]
+    for row in range(6):
+        y = 100 + row * 40
+        cells.append((f"key{row}", rotated(50, y, 200, y + 24, degrees)))
+        cells.append((f"value{row}", rotated(650, y, 800, y + 24, degrees)))
+    rows = [[line.text for line in row] for row in group_rows(document(*reversed(cells)).lines)]
+    assert rows == [["TITLE LINE OF THE PAGE"]] + [[f"key{r}", f"value{r}"] for r in range(6)]
+
+
+def test_a_few_lines_the_other_way_do_not_turn_the_page() -> None:
+    # Two vertical labels on an upright page (a margin note, a stamp): the upright rows win.
+    cells = [(f"key{r}", rect(50, 100 + r * 40, 200, 124 + r * 40)) for r in range(4)]
+    cells += [(f"note{i}", rotated(900, 100 + i * 200, 1050, 124 + i * 200, 90)) for i in range(2)]
+    rows = [[line.text for line in row] for row in group_rows(document(*cells).lines)]
+    assert [row[0] for row in rows if row[0].startswith("key")] == [f"key{r}" for r in range(4)]
 
 
 def test_spans_map_text_ranges_back_to_line_ids() -> None:
