@@ -256,17 +256,19 @@ class Evaluator:
 
     # -- running ---------------------------------------------------------------------------------
 
-    def cached(self, strategy: Strategy, dataset: Dataset, document: OCRDocument) -> DocOutcome | None:
+    def cached(self, strategy: Strategy, dataset: Dataset, doc: Document, document: OCRDocument) -> DocOutcome | None:
         if self.cache is None:
             return None
         hit = self.cache.get(self._cache_key(strategy, dataset, document))
         if hit is not None:
+            # The key is what determines the outcome, not whose it is: a copy of a document (or
+            # the same page turned) hits the first one's entry, and is reported under its own id.
             hit.cached = True
-            hit.strategy = strategy.name
+            hit.strategy, hit.dataset, hit.document = strategy.name, dataset.name, doc.id
         return hit
 
     async def run_one(self, strategy: Strategy, dataset: Dataset, doc: Document, document: OCRDocument) -> DocOutcome:
-        hit = self.cached(strategy, dataset, document)
+        hit = self.cached(strategy, dataset, doc, document)
         if hit is not None:
             return hit
         key = self._cache_key(strategy, dataset, document) if self.cache is not None else ""
@@ -373,7 +375,7 @@ class Evaluator:
                 document = await self.read(dataset, doc)
                 results: list[DocOutcome] = []
                 if self.cached_only and (
-                    document is None or any(self.cached(s, dataset, document) is None for s in resolved)
+                    document is None or any(self.cached(s, dataset, doc, document) is None for s in resolved)
                 ):
                     self.skipped.append(f"{dataset.name}/{doc.id}")
                     return results

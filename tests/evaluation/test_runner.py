@@ -124,3 +124,22 @@ def test_cached_only_reports_finished_documents(tmp_path: Path) -> None:
     none = Evaluator(chat, ocr_source="text", cache_dir_path=cache, cached_only=True)
     asyncio.run(none.run([data], resolve_strategies(["default", "baseline"])))
     assert len(none.skipped) == 3 and len(model.calls) == calls
+
+
+def test_a_copy_of_a_document_is_reported_under_its_own_id(tmp_path: Path, ticket_set: Path) -> None:
+    """Two documents with the same OCR text (a copy in the folder, a page scanned twice, the same
+    page turned) share one result-cache entry; each is still reported, under its own id (the copy
+    used to come back under the first one's id and vanish from the report)."""
+    first = sorted((ticket_set / "ocr").glob("*.json"))[0]
+    for sub, suffix in (("ocr", ".json"), ("labels", ".json")):
+        source = ticket_set / sub / f"{first.stem}{suffix}"
+        (ticket_set / sub / f"{first.stem}-copy{suffix}").write_text(source.read_text(encoding="utf-8"), "utf-8")
+    model = oracle_model()
+    chat = _chat(model, tmp_path)
+    data = load_dataset(ticket_set, chat.library)
+    evaluator = Evaluator(chat, ocr_source="text", cache_dir_path=tmp_path / "results", concurrency=1)
+    report = asyncio.run(evaluator.run([data], resolve_strategies(["default"])))
+    ids = sorted(d["document"] for d in report["documents"])
+    assert ids == sorted(doc.id for doc in data.documents) and f"{first.stem}-copy" in ids
+    default = report["results"][data.name]["default"]
+    assert default["usage"]["cached"] == 1 and default["overall"]["exact"] == 1.0
