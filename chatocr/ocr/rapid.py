@@ -106,11 +106,10 @@ class RapidEngine(ImageEngine):
         return [RawLine(line.text, _unturned(line.box, turn, image.size), line.confidence) for line in upright]
 
     def _read(self, image: Image.Image) -> tuple[list[RawLine], list[np.ndarray]]:
-        # RapidOCR treats a 3-channel array as OpenCV BGR. The steps are named at every call:
-        # RapidOCR keeps the last call's `use_det`/`use_cls`/`use_rec` (`_turn` asks for cls only).
+        # RapidOCR treats a 3-channel array as OpenCV BGR.
         bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
         try:
-            out: Any = self._ocr(bgr, use_det=self._steps[0], use_cls=self._steps[1], use_rec=self._steps[2])
+            out: Any = self._ocr(bgr)
         except Exception as error:
             raise OCRError(f"RapidOCR failed: {error}") from error
         if out.boxes is None or out.txts is None:
@@ -139,21 +138,24 @@ class RapidEngine(ImageEngine):
         longest = sorted(range(len(lines)), key=lambda i: -len(lines[i].text.strip()))[:_PROBES]
         votes = [0, 0, 0, 0]  # lines whose text runs right, down, left, up on the image
         asked = 0
-        for i in longest:
-            if len(lines[i].text.strip()) < 2:
-                continue
-            try:
-                answer: Any = self._ocr(
-                    get_rotate_crop_image(bgr, boxes[i]), use_det=False, use_cls=True, use_rec=False
-                )
-            except Exception:  # the classifier failed on one crop: leave the page as read
-                return None
-            labels = getattr(answer, "cls_res", None)
-            if not labels:
-                return None
-            asked += 1
-            if float(labels[0][1]) >= _SURE:
-                votes[_runs(boxes[i], upside_down=str(labels[0][0]) == "180")] += 1
+        try:
+            for i in longest:
+                if len(lines[i].text.strip()) < 2:
+                    continue
+                crop = get_rotate_crop_image(bgr, boxes[i])
+                answer: Any = self._ocr(crop, use_det=False, use_cls=True, use_rec=False)
+                labels = getattr(answer, "cls_res", None)
+                if not labels:
+                    return None
+                asked += 1
+                if float(labels[0][1]) >= _SURE:
+                    votes[_runs(boxes[i], upside_down=str(labels[0][0]) == "180")] += 1
+        except Exception:  # the classifier failed on a crop: leave the page as read
+            return None
+        finally:  # RapidOCR keeps a call's steps: whoever calls it next gets the configured ones
+            det, cls, rec = self._steps
+            rapid: Any = self._ocr
+            rapid.update_params(use_det=det, use_cls=cls, use_rec=rec)
         if asked < 2 and asked < len(lines):  # one line in many says too little
             return None
         way = max(range(4), key=votes.__getitem__)

@@ -74,6 +74,16 @@ def test_an_upright_page_is_read_once() -> None:
     assert len(calls) == 1
 
 
+def test_the_rapidocr_object_keeps_its_configured_steps() -> None:
+    """Asking the classifier alone sets RapidOCR's steps for later calls too: they are put back,
+    so the engine's RapidOCR object (used directly by benchmarks/bench_ocr.py) still reads pages."""
+    rapid = engine()
+    rapid.read(encode(render(ENGLISH_PAGE).transpose(Image.Transpose.ROTATE_180), "PNG"))
+    rapid.read(encode(render(ENGLISH_PAGE), "PNG"))
+    direct = rapid._ocr(encode(render(ENGLISH_PAGE), "PNG"))
+    assert direct.txts and "ACME TRADING SDN BHD" in direct.txts
+
+
 def test_without_the_line_classifier_a_page_is_left_as_read() -> None:
     rapid = RapidEngine(params={"Global.use_cls": False})
     turned = render(ENGLISH_PAGE).transpose(Image.Transpose.ROTATE_180)
