@@ -127,7 +127,7 @@ class PreparedDocument:
 
     @cached_property
     def words(self) -> PageWords:
-        """How much of the text reads as words; `.noise` when none does (a photo of a wall)."""
+        """How much of the text reads as words; `.noise` when (almost) none does (a photo of a wall)."""
         return page_words(self.text)
 
 
@@ -366,7 +366,8 @@ class ExtractionPipeline:
         """plan -> chat -> parse -> validate -> ground -> re-ask with the concrete problems, until
         none remain or the budget (steps, tokens) is spent; per field the best answer is kept.
         Fills `result` (fields, values, plan, calls, steps, re-plans, warnings) as it goes, so a
-        failure mid-way still leaves what was done."""
+        failure mid-way still leaves what was done. A page whose text is noise (extraction/noise.py)
+        asks nothing: every field missing, with a warning."""
         model = self.model
         if model is None:
             raise ConfigError("This pipeline only plans: it has no chat model to run with.")
