@@ -170,9 +170,8 @@ def _rotation(lines: Sequence[OCRLine]) -> float:
     quarter, skews = max(quarters.items(), key=lambda item: len(item[1]))
     if quarter and 2 * len(skews) <= sum(len(v) for v in quarters.values()):
         quarter, skews = 0, quarters.get(0, [0.0])
-    skew = statistics.median(skews)
-    # Past ~30 degrees within a quarter the page is not just skewed; rows are then not meaningful.
-    return quarter * _QUARTER + (skew if abs(skew) < math.radians(30) else 0.0)
+    # Within a quarter a skew is at most 45 degrees either way: a phone held at an angle.
+    return quarter * _QUARTER + statistics.median(skews)
 
 
 def _items(lines: Sequence[OCRLine], normalize: bool) -> list[_Item]:
