@@ -93,35 +93,33 @@ class RapidEngine(ImageEngine):
         return {"rapidocr": self._version, "params": self.params, "turn": 1}
 
     def _recognize(self, image: Image.Image) -> list[RawLine]:
-        lines, boxes = self._read(image)
-        turn = self._turn(image, lines, boxes)
+        bgr = _bgr(image)
+        lines = self._read(bgr)
+        turn = self._turn(bgr, lines)
         if turn is None:
             return lines
         # Read the page again the right way up, and give its boxes back in this image's pixels, each
         # listed from its text's top-left corner (the layout finds the rows from that: ocr/layout.py).
-        page = image.transpose(turn)
-        upright, upright_boxes = self._read(page)
-        if self._turn(page, upright, upright_boxes) is not None:  # not upright after all: as first read
+        page = _bgr(image.transpose(turn))
+        upright = self._read(page)
+        if self._turn(page, upright) is not None:  # not upright after all: as first read
             return lines
         return [RawLine(line.text, _unturned(line.box, turn, image.size), line.confidence) for line in upright]
 
-    def _read(self, image: Image.Image) -> tuple[list[RawLine], list[np.ndarray]]:
-        # RapidOCR treats a 3-channel array as OpenCV BGR.
-        bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
+    def _read(self, bgr: np.ndarray) -> list[RawLine]:
         try:
             out: Any = self._ocr(bgr)
         except Exception as error:
             raise OCRError(f"RapidOCR failed: {error}") from error
         if out.boxes is None or out.txts is None:
-            return [], []
+            return []
         scores = out.scores or (1.0,) * len(out.txts)
-        lines = [
+        return [
             RawLine(str(text), box_from_any(box.tolist()), float(score))
             for box, text, score in zip(out.boxes, out.txts, scores, strict=False)
         ]
-        return lines, [np.asarray(box, dtype=np.float32) for box in out.boxes]
 
-    def _turn(self, image: Image.Image, lines: list[RawLine], boxes: list[np.ndarray]) -> Image.Transpose | None:
+    def _turn(self, bgr: np.ndarray, lines: list[RawLine]) -> Image.Transpose | None:
         """How to turn a page photographed sideways or upside down, None when it stands upright.
 
         RapidOCR reads such a page's lines anyway (it crops each line along its box, turns a crop
@@ -134,7 +132,6 @@ class RapidEngine(ImageEngine):
             return None
         from rapidocr.utils.process_img import get_rotate_crop_image
 
-        bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
         longest = sorted(range(len(lines)), key=lambda i: -len(lines[i].text.strip()))[:_PROBES]
         votes = [0, 0, 0, 0]  # lines whose text runs right, down, left, up on the image
         asked = 0
@@ -142,14 +139,14 @@ class RapidEngine(ImageEngine):
             for i in longest:
                 if len(lines[i].text.strip()) < 2:
                     continue
-                crop = get_rotate_crop_image(bgr, boxes[i])
-                answer: Any = self._ocr(crop, use_det=False, use_cls=True, use_rec=False)
+                box = np.asarray(lines[i].box, dtype=np.float32)
+                answer: Any = self._ocr(get_rotate_crop_image(bgr, box), use_det=False, use_cls=True, use_rec=False)
                 labels = getattr(answer, "cls_res", None)
                 if not labels:
                     return None
                 asked += 1
                 if float(labels[0][1]) >= _SURE:
-                    votes[_runs(boxes[i], upside_down=str(labels[0][0]) == "180")] += 1
+                    votes[_runs(box, upside_down=str(labels[0][0]) == "180")] += 1
         except Exception:  # the classifier failed on a crop: leave the page as read
             return None
         finally:  # RapidOCR keeps a call's steps: whoever calls it next gets the configured ones
@@ -162,6 +159,11 @@ class RapidEngine(ImageEngine):
         if way == 0 or 3 * votes[way] < 2 * asked:  # upright, or no clear majority
             return None
         return _UPRIGHT[way]
+
+
+def _bgr(image: Image.Image) -> np.ndarray:
+    """An RGB page as the array RapidOCR reads (it treats 3 channels as OpenCV's BGR)."""
+    return np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
 
 
 def _runs(box: np.ndarray, *, upside_down: bool) -> int:

@@ -66,10 +66,10 @@ def test_a_turned_page_reads_as_the_upright_one(page: str, way: str) -> None:
 
 
 def test_an_upright_page_is_read_once() -> None:
-    calls = []
+    calls: list[int] = []
     rapid = RapidEngine()
     reader = rapid._read
-    rapid._read = lambda image: calls.append(image.size) or reader(image)  # type: ignore[method-assign]
+    rapid._read = lambda bgr: calls.append(bgr.shape[0]) or reader(bgr)  # type: ignore[method-assign]
     rapid.read(encode(render(ENGLISH_PAGE), "PNG"))
     assert len(calls) == 1
 
