@@ -27,8 +27,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from chatocr.extraction.result import Evidence, Extraction, FieldResult
+from chatocr.extraction.typed_request import finish_typed, make_review, typed_values
 from chatocr.typed import build_instance, typed_schema
-from chatocr.typed.review import finish_typed, make_review, typed_values
 
 TARGET_MS = 1.0
 

@@ -30,15 +30,10 @@ from chatocr import progress
 from chatocr.bridge import LoopThread as _LoopThread  # one event loop in a daemon thread for the sync API
 from chatocr.config import ChatOCRConfig, load_config
 from chatocr.conversation.planner import ConversationPlanner, PlanPolicy
-from chatocr.errors import ConfigError, InputError
-from chatocr.extraction.pipeline import (
-    ExtractionPipeline,
-    PreparedDocument,
-    as_chatocr_error,
-    error_dict,
-    source_name,
-)
+from chatocr.errors import ConfigError, InputError, as_chatocr_error
+from chatocr.extraction.pipeline import ExtractionPipeline, PreparedDocument, source_name
 from chatocr.extraction.result import CallRecord, Extraction, usage_of
+from chatocr.extraction.typed_request import Keys, MinConfidence, TypedRequest, typed_request
 from chatocr.extraction.warming import WarmedSet, warm_scenario
 from chatocr.llm.base import ChatModel, ChatSettings
 from chatocr.llm.registry import get_chat_model
@@ -48,7 +43,6 @@ from chatocr.ocr.registry import make_engine
 from chatocr.ocr.types import OCRDocument
 from chatocr.scenarios.loader import ScenarioLibrary, load_scenarios
 from chatocr.scenarios.model import FieldSpec, Scenario
-from chatocr.typed.review import Keys, MinConfidence, TypedRequest, typed_request
 from chatocr.typed.schema import TypedSchema
 
 __all__ = ["ChatOCR", "ChatSession"]
@@ -164,8 +158,7 @@ class ChatOCR:
                 source, keys, scenario, classify=classify, policy=policy, typed=typed
             )
         if error is not None and raise_errors:
-            error.result = result  # type: ignore[attr-defined]
-            raise error
+            raise error.with_result(result)
         return result
 
     def extract(
@@ -277,9 +270,7 @@ class ChatOCR:
                 if error is exc:
                     raise
                 raise error from exc
-            failed = Extraction(source=name)
-            failed.error = error_dict(exc)
-            return [failed]
+            return [Extraction.failed(name, exc)]
         wanted = None if pages is None else set(pages)
         parts = [p for p in document.pages_as_documents() if wanted is None or p.pages[0].index + 1 in wanted]
         limit = asyncio.Semaphore(concurrency or self.config.concurrency)
@@ -407,8 +398,7 @@ class ChatSession:
         )
         self.calls.extend(result.calls)
         if error is not None:
-            error.result = result  # type: ignore[attr-defined]
-            raise error
+            raise error.with_result(result)
         answer = json.dumps(result.to_dict()["data"] or result.values, ensure_ascii=False, default=str)
         self.history.append((question, answer))
         return result

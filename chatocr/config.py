@@ -127,7 +127,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _refuse_credentials(settings: dict[str, Any], path: Path) -> None:
     """Credentials never come from config files (they are often world-readable and committed)."""
-    from chatocr.llm._secrets import CREDENTIAL_OPTIONS
+    from chatocr.secrets import CREDENTIAL_OPTIONS
 
     for section in ("llm_options", "ocr_options"):
         options = settings.get(section)

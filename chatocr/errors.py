@@ -30,9 +30,17 @@
     └── ExtractionError               the extraction loop could not produce a result
 
 Every error carries `hint`: one sentence telling the reader what to do next. `str(error)` includes it.
+An error that ends one document's extraction carries what was done before it, `result` (the partial
+Extraction; None for errors raised before a document was started). `error_record(exc)` is the one
+JSON form of any failure, ours or not (`Extraction.error`, results files, the service, Ray).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the result type is only named here: errors sit below every other part
+    from chatocr.extraction.result import Extraction
 
 __all__ = [
     "AuthenticationError",
@@ -63,18 +71,33 @@ __all__ = [
     "UnsupportedInputError",
     "UsageError",
     "UserError",
+    "as_chatocr_error",
+    "error_record",
 ]
+
+# What a failure that is not one of ours tells the reader: it is a bug to report, not their mistake.
+BUG_HINT = "This is a bug in chatocr; please report it."
 
 
 class ChatOCRError(Exception):
     """Base class of every error chatocr raises on purpose."""
 
     default_hint: str = ""
+    # The partial result of the document this error ended (see `with_result`), else None.
+    result: Extraction | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
         self.hint = hint if hint is not None else self.default_hint
         super().__init__(message)
+
+    def with_result(self, result: Extraction) -> ChatOCRError:
+        """This error, carrying the partial result of the document it ended (for `raise ... from`)."""
+        self.result = result
+        return self
+
+    def to_dict(self) -> dict[str, str]:
+        return {"type": type(self).__name__, "message": self.message, "hint": self.hint}
 
     def __str__(self) -> str:
         if self.hint:
@@ -238,3 +261,19 @@ class MalformedResponseError(LLMError):
 
 class ExtractionError(ChatOCRError):
     default_hint = "See the result's transcript and warnings for what the model answered."
+
+
+def as_chatocr_error(exc: BaseException) -> ChatOCRError:
+    """`exc` when it is one of ours; anything else is a bug in chatocr, wrapped with it as the cause."""
+    if isinstance(exc, ChatOCRError):
+        return exc
+    wrapped = ChatOCRError(f"{type(exc).__name__}: {exc}", hint=BUG_HINT)
+    wrapped.__cause__ = exc
+    return wrapped
+
+
+def error_record(exc: BaseException) -> dict[str, str]:
+    """The JSON form of a failure: {"type", "message", "hint"}; a foreign exception is named as itself."""
+    if isinstance(exc, ChatOCRError):
+        return exc.to_dict()
+    return {"type": type(exc).__name__, "message": str(exc), "hint": BUG_HINT}

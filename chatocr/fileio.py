@@ -14,14 +14,38 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["JSONFileCache", "atomic_write", "atomic_writer", "fsync_dir"]
+from chatocr.errors import InputError
+
+__all__ = ["JSONFileCache", "atomic_write", "atomic_writer", "file_sha256", "fsync_dir"]
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a regular file's content: how a document is known across runs (results files,
+    exports, the viewer). InputError when it cannot be read (or is a pipe or a device, which
+    opening with O_NONBLOCK lets us find out without waiting on it)."""
+    digest = hashlib.sha256()
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise InputError(f"{path} is not a regular file.", hint="Give image, PDF or text files.")
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except OSError as error:
+        raise InputError(
+            f"Cannot read {path}: {error.strerror or error}.",
+            hint="Check that the file exists and that you may read it.",
+        ) from None
+    return digest.hexdigest()
 
 
 def fsync_dir(directory: Path) -> None:

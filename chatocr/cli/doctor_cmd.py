@@ -24,12 +24,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from chatocr.cli.credentials import keys_file_path, load_keys_file
-from chatocr.cli.drawing import find_font_path
 from chatocr.config import PROJECT_CONFIG, USER_CONFIG, load_config
 from chatocr.errors import ChatOCRError
+from chatocr.llm.credentials import keys_file_path, load_keys_file
 from chatocr.llm.registry import available_backends, backend_class
 from chatocr.ocr.registry import available_ocr_engines
+from chatocr.viewer.drawing import find_font_path
 
 __all__ = ["Check", "check_backend", "check_ocr_engine", "register"]
 

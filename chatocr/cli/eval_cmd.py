@@ -23,7 +23,7 @@ from typing import Any
 from rich.console import Console
 
 from chatocr.api import ChatOCR
-from chatocr.cli.common import keys_option, load_schema_option
+from chatocr.cli.common import keys_option
 from chatocr.errors import ConfigError
 from chatocr.evaluation.datasets import Dataset, load_dataset
 from chatocr.evaluation.report import markdown_report, print_report
@@ -31,10 +31,11 @@ from chatocr.evaluation.runner import Evaluator
 from chatocr.evaluation.strategies import GROUPS, STRATEGIES, resolve_strategies
 from chatocr.evaluation.typed import typed_agreement
 from chatocr.fileio import atomic_write
-from chatocr.llm._secrets import redact
 from chatocr.llm.base import ChatSettings
 from chatocr.messages import Message
 from chatocr.scenarios.keys import parse_keys, split_keys
+from chatocr.secrets import redact
+from chatocr.typed.loading import load_schema
 from chatocr.typed.schema import TypedSchema
 
 __all__ = ["register", "run"]
@@ -119,7 +120,7 @@ def _schemas(specs: list[str], datasets: list[Dataset]) -> dict[str, TypedSchema
             f"{len(specs)} --schema options for {len(datasets)} data sets.",
             hint="Give one --schema for all sets, or one per DATA_DIR in the same order.",
         )
-    loaded = [load_schema_option(spec) for spec in specs]
+    loaded = [load_schema(spec) for spec in specs]
     out: dict[str, TypedSchema] = {}
     for index, dataset in enumerate(datasets):
         schema = loaded[index if len(loaded) > 1 else 0]

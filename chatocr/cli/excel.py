@@ -1,6 +1,6 @@
 """`--out results.xlsx`: the CSV's rows in an Excel workbook, plus a sheet of line items.
 
-Sheet "results": one row per document (per page with --per-page), the CSV's columns (chatocr.cli.batch)
+Sheet "results": one row per document (per page with --per-page), the CSV's columns (chatocr.runs.records)
 with, when the keys were not known before the run, one value and status column per field found.
 Sheet "line items" (when a field's value is a list of objects, e.g. an invoice's items): one row
 per item with its document, page, field and item number, then the items' own keys.
@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from chatocr.cli.batch import DocKey, csv_columns, csv_row
 from chatocr.errors import MissingDependencyError
 from chatocr.extraction.result import Extraction
 from chatocr.fileio import atomic_writer
-from chatocr.llm._secrets import redact
+from chatocr.runs.records import DocKey, csv_columns, csv_row
+from chatocr.secrets import redact
 
 __all__ = ["line_items", "write_xlsx"]
 

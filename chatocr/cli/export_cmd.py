@@ -116,8 +116,8 @@ def _skipped(console: Console, skipped: list[dict[str, str]]) -> None:
 
 
 def run_sft(args: argparse.Namespace) -> int:
-    from chatocr.cli.credentials import load_keys_file
     from chatocr.export.sft import export_sft
+    from chatocr.llm.credentials import load_keys_file
 
     load_keys_file()
     formats = [name for item in (args.format or ["xtuner"]) for name in _names(item)]

@@ -2,7 +2,7 @@
 
 One document prints a table of fields (value, status, confidence) and a route/usage line; many
 show a progress bar and a summary. `--out results.jsonl` (or .csv) is appended to as each document
-finishes and resumed by the next run (see chatocr/cli/batch.py). Exit status 1 if any failed.
+finishes and resumed by the next run (see chatocr/runs/log.py). Exit status 1 if any failed.
 """
 
 from __future__ import annotations
@@ -22,29 +22,28 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from chatocr import progress
-from chatocr.cli.batch import DocKey, ResultLog, csv_columns, csv_text, file_sha256, format_line, record_for
 from chatocr.cli.common import (
     KEYS_HELP,
     add_backend_options,
     field_table,
     keys_option,
-    load_schema_option,
     make_chatocr,
     summary_line,
 )
-from chatocr.cli.drawing import drawing_path, save_drawing
 from chatocr.cli.status import StatusLine, where_time_went
-from chatocr.errors import InputError, OutputError, UsageError
+from chatocr.errors import OutputError, UsageError
 from chatocr.extraction.result import Extraction
 from chatocr.fileio import atomic_write
-from chatocr.llm._secrets import redact
+from chatocr.runs import DocKey, ResultLog, collect_inputs, key_inputs, pages_to_do
+from chatocr.runs.records import csv_columns, csv_text, format_line, record_for
 from chatocr.scenarios.keys import parse_keys, split_keys
+from chatocr.secrets import redact
+from chatocr.typed.loading import load_schema
 from chatocr.typed.schema import TypedSchema
+from chatocr.viewer.drawing import drawing_path, save_drawing
 
-__all__ = ["IMAGE_SUFFIXES", "TEXT_SUFFIXES", "collect_inputs", "register"]
+__all__ = ["register"]
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pdf"}
-TEXT_SUFFIXES = {".txt", ".json", ".jsonl"}
 FORMATS = ("table", "json", "values", "jsonl", "csv", "xlsx")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NUMBER_LIST = re.compile(r"\[\s*((?:-?\d+(?:\.\d+)?,\s*)*-?\d+(?:\.\d+)?)\s*\]")
@@ -104,30 +103,6 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def collect_inputs(paths: list[Path], engine: str) -> list[Path]:
-    """Files as given; folders searched recursively for what the engine reads. Sorted, de-duplicated."""
-    suffixes = TEXT_SUFFIXES if engine == "text" else IMAGE_SUFFIXES
-    found: dict[Path, None] = {}
-    for path in paths:
-        if path.is_dir():
-            for file in sorted(path.rglob("*")):
-                hidden = any(part.startswith(".") for part in file.relative_to(path).parts)
-                # Not only regular files: a dangling link or a pipe with a document's name is
-                # reported as a failed document rather than silently left out.
-                if not file.is_dir() and file.suffix.lower() in suffixes and not hidden:
-                    found[file if file.is_symlink() and not file.exists() else file.resolve()] = None
-        elif path.exists() or path.is_symlink():
-            found[path.resolve() if path.exists() else path.absolute()] = None
-        else:
-            raise InputError(f"No such file or folder: {path}", hint="Check the path.")
-    if not found:
-        raise InputError(
-            f"No {'text' if engine == 'text' else 'image or PDF'} files in {', '.join(map(str, paths))}.",
-            hint=f"Files ending in {', '.join(sorted(suffixes))} are read (with --ocr {engine}).",
-        )
-    return list(found)
-
-
 def _format(args: argparse.Namespace) -> str:
     if args.format:
         return str(args.format)
@@ -162,7 +137,7 @@ def _run(args: argparse.Namespace, status: StatusLine) -> int:
         raise UsageError("--format xlsx writes a workbook, not text.", hint="Give --out results.xlsx.")
     if args.schema and args.executor == "ray":
         raise UsageError("--schema does not run on Ray yet.", hint="Leave out --schema, or --executor ray.")
-    schema = load_schema_option(args.schema)  # a bad model or JSON Schema fails now, before any OCR
+    schema = load_schema(args.schema)  # a bad model or JSON Schema fails now, before any OCR
     ocr = make_chatocr(args, concurrency=args.concurrency, min_confidence=args.min_confidence)
     per_page = ocr.config.per_page if args.per_page is None else args.per_page
     if per_page and args.executor == "ray":
@@ -174,7 +149,7 @@ def _run(args: argparse.Namespace, status: StatusLine) -> int:
     names = [f.name for f in schema.fields] if schema else [f.name for f in parse_keys(args.keys)] if keys else None
     paths = collect_inputs(args.inputs, ocr.config.ocr if args.ocr is None else args.ocr)
     err = Console(stderr=True)
-    keyed, unreadable = _keys(paths)
+    keyed, unreadable = key_inputs(paths)
     columns = None
     if fmt == "csv":
         fields = names or ([f.name for f in ocr.scenario(scenario).fields] if scenario else None)
@@ -237,22 +212,6 @@ def _write_whole(out: Path, text: str) -> None:
                 handle.write(text)
     except OSError as error:
         raise OutputError(f"Cannot write {out}: {error.strerror or error}.") from None
-
-
-def _keys(paths: list[Path]) -> tuple[dict[str, DocKey], dict[str, Extraction]]:
-    """Each input's (path, sha256); a file that cannot be read becomes a failed result instead of
-    stopping the run (its sha256 is empty, so it is retried by the next run)."""
-    keyed: dict[str, DocKey] = {}
-    unreadable: dict[str, Extraction] = {}
-    for path in paths:
-        try:
-            keyed[str(path)] = (str(path), file_sha256(path))
-        except InputError as error:
-            keyed[str(path)] = (str(path), "")
-            unreadable[str(path)] = Extraction(
-                source=str(path), error={"type": type(error).__name__, "message": error.message, "hint": error.hint}
-            )
-    return keyed, unreadable
 
 
 def _report_resume(err: Console, log: ResultLog, out: Path) -> None:
@@ -493,22 +452,6 @@ def _print_tables(results: list[Extraction], total: int) -> None:
             name, result.scenario or "", str(grounded), other, "[green]ok[/green]" if result.ok else "[red]failed[/red]"
         )
     console.print(table)
-
-
-def pages_to_do(paths: list[Path], keyed: dict[str, DocKey], log: ResultLog | None) -> dict[Path, set[int] | None]:
-    """--per-page: for each file not complete in the results file, the pages still to do (None: all)."""
-    todo: dict[Path, set[int] | None] = {}
-    for path in paths:
-        key = keyed[str(path)]
-        done = log.done_pages(key) if log is not None else set()
-        count = log.page_counts.get(key) if log is not None else None
-        if not done:
-            todo[path] = None
-        elif count is None:  # pages done but their count unknown (an edited file): do the rest
-            todo[path] = {n for n in range(1, max(done) + 2) if n not in done} or None
-        elif len(done) < count:
-            todo[path] = set(range(1, count + 1)) - done
-    return todo
 
 
 def page_batches(

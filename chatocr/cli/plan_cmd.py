@@ -19,19 +19,20 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from chatocr.cli.common import KEYS_HELP, keys_option, load_schema_option
+from chatocr.cli.common import KEYS_HELP, keys_option
 from chatocr.config import ChatOCRConfig, load_config
 from chatocr.conversation.planner import Plan
 from chatocr.extraction.pipeline import ExtractionPipeline, ExtractionTask, PreparedDocument
 from chatocr.extraction.result import Route
+from chatocr.extraction.typed_request import TypedRequest
 from chatocr.llm.registry import get_chat_model
 from chatocr.messages import Limits, RoleRules
 from chatocr.ocr.cache import CachedEngine, OCRCache
-from chatocr.ocr.registry import make_engine
+from chatocr.ocr.registry import TEXT_SUFFIXES, make_engine
 from chatocr.ocr.types import OCRDocument
 from chatocr.scenarios import load_scenarios
 from chatocr.tokens import CharCounter, TiktokenCounter, TokenCounter
-from chatocr.typed.review import TypedRequest
+from chatocr.typed.loading import load_schema
 
 ERNIE_ROLES = RoleRules(system="field", alternate=True, odd_count=True)
 
@@ -52,7 +53,8 @@ PRESET_HELP = {
     "--llm local counts with the model's own tokenizer",
 }
 # Read as text (the `text` engine) unless --ocr says otherwise; anything else is OCR'd.
-TEXT_SUFFIXES = {".txt", ".json", ".jsonl", ".md"}
+# Read as text by `plan` without --ocr (Markdown too: a document pasted into a note).
+PLAN_TEXT_SUFFIXES = TEXT_SUFFIXES | {".md"}
 
 
 def register(sub: Any) -> None:
@@ -110,7 +112,7 @@ def counter_for(name: str) -> TokenCounter:
 def read_document(path: Path, engine: str | None, config: ChatOCRConfig) -> OCRDocument:
     """The document through the engine asked for, else text files through `text` and anything
     else through the configured engine (and the OCR cache, as `extract` does)."""
-    spec = engine or ("text" if path.suffix.lower() in TEXT_SUFFIXES else config.ocr)
+    spec = engine or ("text" if path.suffix.lower() in PLAN_TEXT_SUFFIXES else config.ocr)
     reader = make_engine(spec, config.ocr_options if spec == config.ocr else {})
     if config.ocr_cache and spec != "text":  # text is read as it is: nothing to cache
         reader = CachedEngine(reader, OCRCache(Path(config.ocr_cache_dir)) if config.ocr_cache_dir else OCRCache())
@@ -141,7 +143,7 @@ def plan_document(args: argparse.Namespace) -> tuple[PreparedDocument, Route, Ex
         },
         path=args.config,
     )
-    schema = load_schema_option(args.schema)  # a bad model fails before any OCR
+    schema = load_schema(args.schema)  # a bad model fails before any OCR
     pipeline, target = build_pipeline(args, config)
     pipeline.scenario_named(args.scenario)  # an unknown name fails before any OCR
     prepared = PreparedDocument.of(read_document(args.document, args.ocr, config), str(args.document))

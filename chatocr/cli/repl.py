@@ -46,9 +46,9 @@ from chatocr.errors import ChatOCRError, ConfigError, InputError, UserError
 from chatocr.extraction.answers import AnswerCheck, check_answer
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.result import CallRecord, Extraction
-from chatocr.llm._secrets import redact
 from chatocr.llm.registry import available_backends
 from chatocr.scenarios.keys import parse_keys, split_keys
+from chatocr.secrets import redact
 
 __all__ = ["COMMANDS", "Repl", "history_path", "register"]
 

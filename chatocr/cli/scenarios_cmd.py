@@ -87,11 +87,11 @@ def print_model(args: argparse.Namespace) -> int:
 
 
 def scenario_from_schema(args: argparse.Namespace) -> int:
-    from chatocr.cli.common import load_schema_option
     from chatocr.errors import ConfigError
     from chatocr.typed.export import scenario_from_model
+    from chatocr.typed.loading import load_schema
 
-    typed = load_schema_option(args.schema)
+    typed = load_schema(args.schema)
     assert typed is not None
     source: Any = typed.json_schema if typed.from_json_schema else typed.model
     scenario = scenario_from_model(

@@ -7,7 +7,7 @@ Two entries, one worker class:
   `chatocr extract --format json`). Ray Data runs the actor pool and the back-pressure.
 - `extract_paths(paths, ...)`: what `chatocr extract DIR --executor ray` uses. Results come back
   to the driver as each document finishes, so the driver writes the same resumable results file
-  as the local batch (chatocr/cli/batch.py: exactly once per path + content hash).
+  as the local batch (chatocr/runs/log.py: exactly once per path + content hash).
 
 Each actor holds one ChatOCR, built once in its constructor: the model and the OCR engine load
 once per actor, not per document. Actors are created with `max_restarts=-1, max_task_retries=-1`,
@@ -58,7 +58,7 @@ class ChatOCRSpec:
 
     def build(self) -> Any:
         from chatocr.api import ChatOCR
-        from chatocr.cli.credentials import load_keys_file
+        from chatocr.llm.credentials import load_keys_file
 
         load_keys_file()
         return ChatOCR(llm=self.llm, ocr=self.ocr, config=self.config, **self.overrides)
@@ -87,7 +87,7 @@ class Extractor:
             _ = self.chatocr.model.llama  # the local model loads lazily: load it now, once
 
     def extract(self, path: str, data: bytes | None = None) -> dict[str, Any]:
-        from chatocr.cli.batch import record_for
+        from chatocr.runs.records import record_for
 
         source: Any = data if data is not None else path
         content = data if data is not None else Path(path).read_bytes()

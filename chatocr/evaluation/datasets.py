@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from chatocr.errors import InputError, ScenarioError
+from chatocr.ocr.registry import IMAGE_SUFFIXES
 from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import FieldType, Scenario
 
 __all__ = ["PROFILES", "Dataset", "DatasetProfile", "Document", "load_dataset"]
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pdf")
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,7 @@ def evaluate_items(
 
 def main(argv: Sequence[str] | None = None) -> int:
     from chatocr.api import ChatOCR
-    from chatocr.cli.common import load_schema_option
+    from chatocr.typed.loading import load_schema
 
     parser = argparse.ArgumentParser(
         prog="python -m chatocr.evaluation.items",
@@ -175,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write per-receipt predictions and the scores as JSON")
     args = parser.parse_args(argv)
     try:
-        schema = load_schema_option(args.schema)
+        schema = load_schema(args.schema)
         chat = ChatOCR(llm=args.llm, ocr=args.ocr)
         scores, rows = evaluate_items(
             chat,

@@ -36,15 +36,15 @@ from chatocr.evaluation.strategies import Strategy
 from chatocr.extraction.examples import ExampleBank
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.pipeline import ExtractionPipeline
+from chatocr.extraction.typed_request import TypedRequest
 from chatocr.fileio import JSONFileCache
-from chatocr.llm._secrets import redact_data
 from chatocr.llm.registry import get_chat_model
 from chatocr.ocr.types import OCRDocument
 from chatocr.resources import builtin_prompts_dir, cache_dir
 from chatocr.scenarios.keys import parse_key
 from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import FieldSpec, Scenario
-from chatocr.typed.review import TypedRequest
+from chatocr.secrets import redact_data
 from chatocr.typed.schema import TypedSchema
 
 __all__ = ["DocOutcome", "Evaluator", "FixedOrderBank", "build_report", "position_pairs"]

@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from chatocr.api import ChatOCR
-from chatocr.cli.batch import file_sha256
 from chatocr.errors import ChatOCRError, InputError
-from chatocr.evaluation.datasets import IMAGE_SUFFIXES, load_dataset
+from chatocr.evaluation.datasets import load_dataset
+from chatocr.fileio import file_sha256
+from chatocr.ocr.registry import IMAGE_SUFFIXES
 from chatocr.ocr.types import OCRDocument
 
 __all__ = ["ReviewedDocument", "Skipped", "label_answer", "read_sources"]

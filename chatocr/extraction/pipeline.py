@@ -37,6 +37,8 @@ from chatocr.errors import (
     DocumentTooLargeError,
     InputError,
     ScenarioError,
+    as_chatocr_error,
+    error_record,
 )
 from chatocr.extraction.examples import ExampleBank, resolve_fields
 from chatocr.extraction.extractor import ExtractionBudget, evaluate, merge_best, tokens_used
@@ -47,6 +49,7 @@ from chatocr.extraction.parsing import parse_reply
 from chatocr.extraction.reask import Question, answers_from, choice_schema, render_question
 from chatocr.extraction.result import CallRecord, Extraction, FieldResult, Route
 from chatocr.extraction.routing import Router, RoutingPolicy, language_of
+from chatocr.extraction.typed_request import TypedRequest
 from chatocr.llm.base import ChatModel, ChatSettings
 from chatocr.messages import Limits, Message
 from chatocr.ocr.base import OCREngine
@@ -56,14 +59,11 @@ from chatocr.scenarios.keys import as_keys
 from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import FieldSpec, Scenario
 from chatocr.tokens import TokenCounter
-from chatocr.typed.review import TypedRequest
 
 __all__ = [
     "ExtractionPipeline",
     "ExtractionTask",
     "PreparedDocument",
-    "as_chatocr_error",
-    "error_dict",
     "plan_policy",
     "source_name",
 ]
@@ -592,7 +592,7 @@ class ExtractionPipeline:
                 await self.run(prepared, task, result, policy)
             except Exception as exc:  # one document's failure is recorded, never lost
                 error = as_chatocr_error(exc)
-                result.error = error_dict(exc)
+                result.error = error_record(exc)
             finally:
                 total = time.perf_counter() - started
                 llm = sum(c.latency_s for c in result.calls)
@@ -616,18 +616,3 @@ def _ocr_summary(document: OCRDocument) -> dict[str, Any]:
         "has_boxes": document.has_boxes,
         "seconds": round(document.seconds, 4),
     }
-
-
-def error_dict(exc: BaseException) -> dict[str, str]:
-    if isinstance(exc, ChatOCRError):
-        return {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
-    return {"type": type(exc).__name__, "message": str(exc), "hint": "This is a bug in chatocr; please report it."}
-
-
-def as_chatocr_error(exc: BaseException) -> ChatOCRError:
-    """`exc` when it is one of ours; anything else is a bug in chatocr, wrapped with it as the cause."""
-    if isinstance(exc, ChatOCRError):
-        return exc
-    wrapped = ChatOCRError(f"{type(exc).__name__}: {exc}", hint="This is a bug in chatocr; please report it.")
-    wrapped.__cause__ = exc
-    return wrapped

@@ -10,9 +10,10 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from chatocr.conversation.report import PlanReport
-from chatocr.llm._secrets import redact_data
+from chatocr.errors import error_record
 from chatocr.llm.base import ChatModel, ChatReply
 from chatocr.messages import Message
+from chatocr.secrets import redact_data
 
 __all__ = ["CallRecord", "Evidence", "Extraction", "FieldResult", "FieldStatus", "Route", "usage_of"]
 
@@ -147,20 +148,19 @@ class Extraction:
     errors: list[dict[str, str]] = field(default_factory=list)
     schema: dict[str, Any] | None = None
 
+    @classmethod
+    def failed(cls, source: str, error: BaseException, *, page: int | None = None) -> Extraction:
+        """A document that failed before anything was extracted (unreadable, refused, lost on a
+        worker): the one way every caller (API, CLI, service, Ray) records such a failure."""
+        return cls(source=source, error=error_record(error), page=page)
+
     @property
     def ok(self) -> bool:
         return self.error is None
 
     @property
     def usage(self) -> dict[str, int]:
-        prompt = sum(c.prompt_tokens or 0 for c in self.calls)
-        completion = sum(c.completion_tokens or 0 for c in self.calls)
-        return {
-            "calls": len(self.calls),
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-        }
+        return usage_of(self.calls)
 
     def trusted_values(self, *, include_low_confidence: bool = False) -> dict[str, Any]:
         """Only the values found in the document (and, if asked, those found below min_confidence)."""

@@ -11,7 +11,6 @@ package imports none of them.
 See docs/llm.md.
 """
 
-from chatocr.llm._secrets import Secret, redact
 from chatocr.llm.base import (
     BlockingChatModel,
     ChatModel,
@@ -33,6 +32,7 @@ from chatocr.llm.registry import (
     register_backend,
 )
 from chatocr.llm.scripted import ScriptedCall, ScriptedChatModel
+from chatocr.secrets import Secret, redact
 
 __all__ = [
     "ENTRY_POINT_GROUP",

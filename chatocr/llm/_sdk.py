@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatocr.llm._secrets import redact
+from chatocr.secrets import redact
 
 __all__ = ["CONTEXT_MARKERS", "mentions_context_limit", "retry_after_seconds", "safe_cause", "short_error"]
 

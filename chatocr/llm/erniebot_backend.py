@@ -35,10 +35,10 @@ from chatocr.errors import (
     ServiceUnavailableError,
 )
 from chatocr.llm._sdk import short_error
-from chatocr.llm._secrets import Secret, as_secret, install_log_redaction
 from chatocr.llm.base import BlockingChatModel, ChatReply, ChatSettings, DeltaCallback, RetryPolicy, Usage
 from chatocr.llm.ernie_rules import ernie_limits, ernie_sampling, error_for_code, to_ernie_payload
 from chatocr.messages import Limits, Message
+from chatocr.secrets import Secret, as_secret, install_log_redaction
 from chatocr.tokens import CharCounter, TokenCounter
 
 __all__ = ["ErnieBotChatModel", "map_http_status"]

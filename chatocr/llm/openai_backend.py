@@ -25,7 +25,6 @@ from chatocr.errors import (
     ServiceUnavailableError,
 )
 from chatocr.llm._sdk import mentions_context_limit, retry_after_seconds, safe_cause
-from chatocr.llm._secrets import Secret, as_secret, install_log_redaction, redact
 from chatocr.llm.base import (
     BlockingChatModel,
     ChatReply,
@@ -37,6 +36,7 @@ from chatocr.llm.base import (
 )
 from chatocr.llm.presets import PRESETS, Preset, SchemaStyle
 from chatocr.messages import Limits, Message
+from chatocr.secrets import Secret, as_secret, install_log_redaction, redact
 from chatocr.tokens import CharCounter, TiktokenCounter, TokenCounter
 
 if TYPE_CHECKING:

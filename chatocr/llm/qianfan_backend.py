@@ -38,12 +38,12 @@ from chatocr.errors import (
     ServiceUnavailableError,
 )
 from chatocr.llm._sdk import mentions_context_limit, retry_after_seconds, short_error
-from chatocr.llm._secrets import Secret, as_secret, install_log_redaction, redact, reveal
 from chatocr.llm.base import BlockingChatModel, ChatReply, ChatSettings, DeltaCallback, RetryPolicy, Usage
 from chatocr.llm.ernie_rules import ernie_limits, ernie_sampling, error_for_code, to_ernie_payload
 from chatocr.llm.erniebot_backend import map_http_status
 from chatocr.llm.openai_backend import _wire_message
 from chatocr.messages import Limits, Message, RoleRules
+from chatocr.secrets import Secret, as_secret, install_log_redaction, redact, reveal
 from chatocr.tokens import CharCounter, TokenCounter
 
 __all__ = ["QianfanChatModel", "import_qianfan"]

@@ -21,6 +21,8 @@ from chatocr.ocr.base import OCREngine
 __all__ = [
     "DEFAULT_OCR_ENGINE",
     "ENTRY_POINT_GROUP",
+    "IMAGE_SUFFIXES",
+    "TEXT_SUFFIXES",
     "available_ocr_engines",
     "get_ocr_engine",
     "make_engine",
@@ -29,6 +31,10 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "chatocr.ocr"
 DEFAULT_OCR_ENGINE = "rapid"
+# The files a folder is searched for: what the image engines read (PDF and TIFF page by page), and
+# what the `text` engine reads (pre-OCR'd text, a JSON list of lines, JSON Lines).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pdf"})
+TEXT_SUFFIXES = frozenset({".txt", ".json", ".jsonl"})
 
 EngineFactory = Callable[..., OCREngine]
 

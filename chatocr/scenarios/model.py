@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from enum import Enum
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from chatocr.textnorm import fold
@@ -392,25 +393,22 @@ class Scenario(_Strict):
                 kept.append(rule)
         return "\n".join(kept)
 
-    @classmethod
-    def from_model(cls, model: Any, *, name: str, **options: Any) -> Scenario:
-        """A scenario whose fields are a pydantic model's (or a JSON Schema's): see chatocr.typed.
-        options: title, language, description, instructions, examples."""
-        from chatocr.typed.export import scenario_from_model
-
-        return scenario_from_model(model, name=name, **options)
-
     def to_yaml(self) -> str:
         """This scenario as YAML that loads back to an equal scenario."""
-        from chatocr.typed.export import scenario_yaml
-
-        return scenario_yaml(self)
-
-    def to_model(self) -> type[BaseModel]:
-        """The fields as a pydantic model (amounts Decimal, numbers float, dates date, enums Literal)."""
-        from chatocr.typed.export import model_from_fields
-
-        return model_from_fields(self.name, self.fields)
+        field_defaults = FieldSpec(name="x").model_dump(mode="json")
+        item_defaults = ItemField(name="x").model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        for field in data["fields"]:
+            field["items"] = [_clean_field(item, item_defaults) for item in field["items"]]
+            field.update(_clean_field(field, field_defaults))
+            for key in [k for k in field if k != "name" and field[k] == field_defaults.get(k)]:
+                del field[key]
+        if not data["instructions"]:
+            del data["instructions"]
+        if not data["examples"]:
+            del data["examples"]
+        header = "# yaml-language-server: $schema=../schema/scenario.schema.json\n"
+        return header + yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100)
 
     def example_id(self, index: int) -> str:
         """A readable, stable id for examples[index]: `scenario/id` or `scenario/uid`."""
@@ -493,3 +491,18 @@ def ungrounded_example_values(scenario: Scenario) -> list[str]:
                 if isinstance(value, str) and value.strip() and grounded_kind and flat_text(value) not in text:
                     out.append(f"examples[{index}].answer.{where}: {value!r} does not occur in the example's text")
     return out
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings as literal blocks, so example texts stay readable."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def _clean_field(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k == "name" or v != defaults.get(k)}

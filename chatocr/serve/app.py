@@ -27,9 +27,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 from chatocr.api import ChatOCR
-from chatocr.cli.batch import record_for
 from chatocr.errors import ChatOCRError
 from chatocr.ocr.images import ImageLimits
+from chatocr.runs.records import record_for
 from chatocr.serve.admission import Admission
 from chatocr.serve.errors import ServeError, error_body, from_chatocr_error, from_error_dict
 from chatocr.serve.inputs import ExtractBody, ExtractRequest, read_chat, read_extract
@@ -46,7 +46,7 @@ ChatOCRFactory = Callable[[], ChatOCR]
 
 def build_chatocr(settings: ServeSettings) -> ChatOCR:
     """The ChatOCR of the usual --llm/--ocr/--config, loaded now (not at the first request)."""
-    from chatocr.cli.credentials import load_keys_file
+    from chatocr.llm.credentials import load_keys_file
 
     load_keys_file()  # the model's API keys, like every other command
     ocr = ChatOCR(llm=settings.llm, ocr=settings.ocr, config=settings.config)
@@ -196,7 +196,7 @@ async def run_extract(ocr: ChatOCR, req: ExtractRequest) -> dict[str, Any]:
     try:
         result = await ocr.aextract(doc.source, req.keys, req.scenario, **options)
     except ChatOCRError as exc:
-        partial = getattr(exc, "result", None)
+        partial = exc.result
         if type(exc) is ChatOCRError:  # an unexpected failure inside chatocr: keep the detail in our log
             log.error("extraction failed unexpectedly: %s", exc.message)
         raise from_chatocr_error(exc, record_for(key, partial) if partial is not None else None) from None

@@ -23,13 +23,13 @@ from starlette.requests import Request
 
 from chatocr.errors import ChatOCRError
 from chatocr.ocr.images import ImageLimits
+from chatocr.ocr.registry import TEXT_SUFFIXES
 from chatocr.ocr.text import TextEngine
 from chatocr.ocr.types import OCRDocument
 from chatocr.serve.errors import ServeError
 
 __all__ = ["ChatBody", "Document", "ExtractBody", "ExtractRequest", "read_chat", "read_extract"]
 
-TEXT_SUFFIXES = (".txt", ".json", ".jsonl")
 _BAD = "RequestError"
 
 

@@ -35,9 +35,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from chatocr.cli.batch import record_for
 from chatocr.errors import ChatOCRError, ConfigError
 from chatocr.resources import cache_dir
+from chatocr.runs.records import record_for
 from chatocr.serve.errors import ServeError
 from chatocr.serve.inputs import bytes_document
 
@@ -335,7 +335,7 @@ def _inside(path: Path, roots: list[Path]) -> bool:
 
 
 def _folder_documents(service: Service, folder: str) -> list[tuple[str, str, bool]]:
-    from chatocr.cli.extract_cmd import collect_inputs
+    from chatocr.runs.inputs import collect_inputs
 
     roots = [Path(r).expanduser().resolve() for r in service.settings.job_folders]
     if not roots:

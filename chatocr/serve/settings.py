@@ -2,7 +2,7 @@
 
 Settings come from the command line (or `ServeSettings(...)` in Python). Tokens never do, and never
 from a config file: they are read from `$CHATOCR_SERVE_TOKENS` (comma-separated), which the keys
-file (`~/.config/chatocr/keys.toml`, mode 0600, see chatocr/cli/credentials.py) may set like any
+file (`~/.config/chatocr/keys.toml`, mode 0600, see chatocr/llm/credentials.py) may set like any
 other secret. A server on a non-loopback address without a token refuses to start.
 """
 
@@ -15,8 +15,8 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chatocr.cli.credentials import load_keys_file
 from chatocr.errors import ConfigError
+from chatocr.llm.credentials import load_keys_file
 
 __all__ = ["TOKENS_ENV", "ServeSettings", "TokenSet", "check_bind", "is_loopback_host", "load_tokens"]
 

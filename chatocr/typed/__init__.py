@@ -7,7 +7,7 @@
 See docs/typed.md for the type mapping.
 """
 
-from chatocr.typed.export import model_from_fields, model_source, scenario_from_model, scenario_yaml
+from chatocr.typed.export import model_from_fields, model_source, scenario_from_model
 from chatocr.typed.instance import SchemaProblem, build_instance, json_path
 from chatocr.typed.schema import SUPPORTED_TYPES, TypedSchema, typed_schema
 
@@ -20,6 +20,5 @@ __all__ = [
     "model_from_fields",
     "model_source",
     "scenario_from_model",
-    "scenario_yaml",
     "typed_schema",
 ]

@@ -2,10 +2,10 @@
 (and written as YAML), and a scenario's fields exported as a pydantic model (a class at run time,
 or Python source for type checkers).
 
-    scenario = Scenario.from_model(Receipt, name="my_receipt", title="Receipt", language="en",
+    scenario = scenario_from_model(Receipt, name="my_receipt", title="Receipt", language="en",
                                    description="Shop receipts")
     Path("my_receipt.yaml").write_text(scenario.to_yaml())
-    Receipt2 = scenario.to_model()                       # typed values: Decimal, date, ...
+    Receipt2 = model_from_fields(scenario.name, scenario.fields)   # typed values: Decimal, date, ...
     print(model_source(scenario))                        # `chatocr scenarios model NAME`
 """
 
@@ -14,18 +14,14 @@ from __future__ import annotations
 import keyword
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from typing import Any, Literal, Optional
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
 
-from chatocr.scenarios.model import FieldSpec, FieldType, ItemField
+from chatocr.scenarios.model import Example, FieldSpec, FieldType, Scenario
 from chatocr.typed.schema import PATTERN_KEYS, typed_schema
 
-if TYPE_CHECKING:
-    from chatocr.scenarios.model import Example, Scenario
-
-__all__ = ["model_from_fields", "model_source", "scenario_from_model", "scenario_yaml"]
+__all__ = ["model_from_fields", "model_source", "scenario_from_model"]
 
 _PYTHON: dict[str, Any] = {"text": str, "date": date, "amount": Decimal, "number": float}
 # `dt.date`, not `date`: a field named date would shadow the type in its own class body.
@@ -176,8 +172,6 @@ def scenario_from_model(
     examples: tuple[Example, ...] | list[Example] | list[dict[str, Any]] = (),
 ) -> Scenario:
     """A scenario whose fields are the model's (or JSON Schema's); validated like a YAML one."""
-    from chatocr.scenarios.model import Scenario
-
     typed = typed_schema(model)
     doc = (model.__doc__ or "").strip() if isinstance(model, type) else str(model.get("description", ""))
     return Scenario.model_validate(
@@ -191,36 +185,3 @@ def scenario_from_model(
             "examples": list(examples),
         }
     )
-
-
-class _Dumper(yaml.SafeDumper):
-    """Multi-line strings as literal blocks, so example texts stay readable."""
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
-
-
-_Dumper.add_representer(str, _str)
-
-
-def _clean_field(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if k == "name" or v != defaults.get(k)}
-
-
-def scenario_yaml(scenario: Scenario) -> str:
-    """The scenario as YAML that `load_scenario_text` reads back to an equal Scenario."""
-    field_defaults = FieldSpec(name="x").model_dump(mode="json")
-    item_defaults = ItemField(name="x").model_dump(mode="json")
-    data = scenario.model_dump(mode="json")
-    for field in data["fields"]:
-        field["items"] = [_clean_field(item, item_defaults) for item in field["items"]]
-        field.update(_clean_field(field, field_defaults))
-        for key in [k for k in field if k != "name" and field[k] == field_defaults.get(k)]:
-            del field[key]
-    if not data["instructions"]:
-        del data["instructions"]
-    if not data["examples"]:
-        del data["examples"]
-    header = "# yaml-language-server: $schema=../schema/scenario.schema.json\n"
-    return header + yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100)

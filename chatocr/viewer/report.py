@@ -25,11 +25,11 @@ from typing import Any
 import jinja2
 from PIL import Image
 
-from chatocr.cli.drawing import PALETTE  # one colour per field, the same as the --draw pictures
 from chatocr.extraction.result import Extraction, FieldResult
 from chatocr.fileio import atomic_write
-from chatocr.llm._secrets import redact
 from chatocr.ocr.types import OCRDocument
+from chatocr.secrets import redact
+from chatocr.viewer.drawing import PALETTE  # one colour per field, the same as the --draw pictures
 
 __all__ = ["LOW_CONFIDENCE", "ReportItem", "build_report", "document_view", "write_report"]
 

@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image
 
 import chatocr
-from chatocr.cli.drawing import PALETTE, place_label
 from chatocr.cli.main import build_parser
+from chatocr.viewer.drawing import PALETTE, place_label
 from tests.cli.conftest import CHATOCR, RECEIPT_ANSWER, receipts
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "sroie"

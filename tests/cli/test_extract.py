@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from chatocr.cli.batch import read_results
 from chatocr.cli.main import main
+from chatocr.runs.records import read_results
 from tests.cli.conftest import jsonl, receipts, script
 
 ARGS = ["--llm", "scripted", "--ocr", "text", "--scenario", "retail_receipt", "--keys", "company,total"]

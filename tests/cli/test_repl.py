@@ -360,7 +360,7 @@ def test_save_masks_a_key_the_model_echoed_in_an_answer(home: Path) -> None:
 
     from chatocr import ChatOCR
     from chatocr.llm import ScriptedChatModel
-    from chatocr.llm._secrets import Secret
+    from chatocr.secrets import Secret
 
     key = "sk-echoed-by-the-service-0123456789"
     Secret(key)  # as a backend registers the key it sends

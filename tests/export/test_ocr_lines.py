@@ -11,10 +11,10 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from chatocr.api import ChatOCR
-from chatocr.cli.batch import file_sha256
 from chatocr.export import export_ocr_lines
 from chatocr.export.ocr_lines import deskew_crop, select_lines
 from chatocr.export.sources import ReviewedDocument
+from chatocr.fileio import file_sha256
 from chatocr.ocr.types import OCRDocument
 from tests.export.conftest import SROIE
 
@@ -117,8 +117,8 @@ def test_confirmed_lines_carry_the_text_a_person_read(chat: ChatOCR) -> None:
 @pytest.mark.slow
 def test_reviewed_results_of_a_real_ocr_run_give_crops(tmp_path: Path) -> None:
     """extract (RapidOCR, scripted answers) -> a person reviews the line -> ocr-lines."""
-    from chatocr.cli.batch import record_for
     from chatocr.llm.scripted import ScriptedChatModel
+    from chatocr.runs.records import record_for
 
     image = SROIE / "images" / "X00016469612.jpg"
     chat = ChatOCR(ScriptedChatModel(['{"date": "25/12/2018", "total": "9.00"}']), "rapid", max_steps=1)

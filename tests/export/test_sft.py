@@ -14,16 +14,17 @@ from typing import Any
 import pytest
 
 from chatocr.api import ChatOCR
-from chatocr.cli.batch import file_sha256, record_for
 from chatocr.errors import InputError
 from chatocr.evaluation.datasets import load_dataset as load_labelled_set
 from chatocr.evaluation.runner import Evaluator
 from chatocr.evaluation.strategies import resolve_strategies
 from chatocr.export import export_sft
 from chatocr.export.formats import FORMATS, check_record, file_name, from_record
+from chatocr.fileio import file_sha256
 from chatocr.llm.base import ChatSettings
 from chatocr.llm.scripted import ScriptedChatModel
 from chatocr.messages import Limits, Message, RoleRules
+from chatocr.runs.records import record_for
 from tests.export.conftest import SROIE, TICKETS, write_ticket_set
 
 ALL_FORMATS = list(FORMATS)

@@ -8,8 +8,8 @@ import pytest
 
 from chatocr.errors import ServiceUnavailableError
 from chatocr.llm import RetryPolicy, Secret, get_chat_model, redact
-from chatocr.llm._secrets import install_log_redaction
 from chatocr.messages import Message
+from chatocr.secrets import install_log_redaction
 
 pytestmark = pytest.mark.usefixtures("no_llm_env")
 

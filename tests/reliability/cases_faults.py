@@ -19,14 +19,14 @@ from PIL import Image
 from rich.console import Console
 
 from chatocr.api import ChatOCR
-from chatocr.cli.batch import ResultLog
-from chatocr.cli.drawing import MAX_DRAWING_PIXELS, drawing_path
 from chatocr.errors import ConfigError
 from chatocr.fileio import JSONFileCache
-from chatocr.llm._secrets import Secret
 from chatocr.llm.scripted import ScriptedChatModel
 from chatocr.ocr.cache import CachedEngine, OCRCache
 from chatocr.ocr.text import TextEngine
+from chatocr.runs.log import ResultLog
+from chatocr.secrets import Secret
+from chatocr.viewer.drawing import MAX_DRAWING_PIXELS, drawing_path
 from tests.reliability.harness import BUG_HINT, CHATOCR, CLI_ARGS, GOOD, RECEIPT_ANSWER, RECEIPT_TEXT, Ctx, case, raises
 
 
@@ -662,10 +662,10 @@ def no_secret_in_eval_outputs(ctx: Ctx) -> None:
 def credential_list_covers_backends(ctx: Ctx) -> None:
     import inspect
 
-    from chatocr.llm._secrets import CREDENTIAL_OPTIONS
     from chatocr.llm.erniebot_backend import ErnieBotChatModel
     from chatocr.llm.openai_backend import OpenAIChatModel
     from chatocr.llm.qianfan_backend import QianfanChatModel
+    from chatocr.secrets import CREDENTIAL_OPTIONS
 
     secret_params = {
         name

@@ -13,7 +13,6 @@ import pytest
 from rich.console import Console
 
 from chatocr.api import ChatOCR
-from chatocr.cli.common import load_schema_option
 from chatocr.cli.main import main
 from chatocr.cli.repl import Repl
 from chatocr.cli.scenario_authoring import skeleton_yaml
@@ -22,6 +21,7 @@ from chatocr.evaluation.runner import Evaluator
 from chatocr.evaluation.strategies import resolve_strategies
 from chatocr.evaluation.typed import typed_agreement
 from chatocr.llm import ScriptedChatModel
+from chatocr.typed.loading import load_schema
 from tests.cli.conftest import receipts, script
 from tests.evaluation.conftest import SROIE, oracle_model
 
@@ -119,7 +119,7 @@ def test_scenarios_model_prints_importable_source(home: Path, capsys: pytest.Cap
     assert main(["scenarios", "model", "retail_receipt"]) == 0
     source = capsys.readouterr().out
     (home / "receipt_types.py").write_text(source, encoding="utf-8")
-    schema = load_schema_option("receipt_types.py:RetailReceipt")  # --schema FILE.py:Class
+    schema = load_schema("receipt_types.py:RetailReceipt")  # --schema FILE.py:Class
     assert schema is not None and schema.name == "RetailReceipt"
     assert [f.name for f in schema.fields][:3] == ["company", "address", "date"]
 
@@ -149,7 +149,7 @@ def test_eval_with_the_scenario_given_as_models(tmp_path: Path, ticket_set: Path
     shutil.copytree(ticket_set, tickets)
     sets = [load_dataset(SROIE, chat.library), load_dataset(tickets, chat.library)]
     # The shipped models, as `eval --schema samples/typed_models.py:SroieReceipt --schema ...:TrainTicket`.
-    receipt, ticket_model = (load_schema_option(f"{MODELS}:{name}") for name in ("SroieReceipt", "TrainTicket"))
+    receipt, ticket_model = (load_schema(f"{MODELS}:{name}") for name in ("SroieReceipt", "TrainTicket"))
     assert receipt is not None and ticket_model is not None
     schemas = {sets[0].name: receipt, sets[1].name: ticket_model}
     strategies = resolve_strategies(["default"])

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chatocr import ChatOCR
-from chatocr.cli.common import load_schema_option
 from chatocr.evaluation.items import LABELS, SAMPLES, evaluate_items, load_item_labels, match_items, score_items
 from chatocr.llm import ChatSettings, ScriptedChatModel
 from chatocr.messages import Message
+from chatocr.typed.loading import load_schema
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sroie"
 
@@ -59,7 +59,7 @@ def test_item_evaluation_on_the_scripted_backend() -> None:
         )
 
     chat = ChatOCR(llm=ScriptedChatModel(answer), ocr="text", ocr_cache=False)
-    scores, rows = evaluate_items(chat, FIXTURES, labels, load_schema_option(f"{SAMPLES}:Receipt"))
+    scores, rows = evaluate_items(chat, FIXTURES, labels, load_schema(f"{SAMPLES}:Receipt"))
     assert scores["failed"] == 0 and scores["all"]["labelled"] == 3 and scores["all"]["predicted"] == 3
     assert scores["all"]["matched"] == 2 and scores["all"]["precision"] == scores["all"]["recall"] == 0.6667
     assert {r["id"]: len(r["grounded"]) for r in rows}["X00016469612"] == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from chatocr import ChatOCR
-from chatocr.cli.common import load_schema_option
+from chatocr.typed.loading import load_schema
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = REPO / "tests" / "fixtures" / "sroie" / "images" / "X00016469612.jpg"
@@ -19,7 +19,7 @@ IMAGE = REPO / "tests" / "fixtures" / "sroie" / "images" / "X00016469612.jpg"
 
 @pytest.mark.slow
 def test_a_real_receipt_as_a_typed_model_with_line_items(tmp_path: Path) -> None:
-    schema = load_schema_option(f"{REPO / 'samples' / 'typed_models.py'}:Receipt")
+    schema = load_schema(f"{REPO / 'samples' / 'typed_models.py'}:Receipt")
     ocr = ChatOCR(llm="local", ocr="rapid", ocr_cache_dir=str(tmp_path / "ocr"))
     result = ocr.extract(IMAGE, schema=schema, scenario="retail_receipt")
     assert result.ok, result.error

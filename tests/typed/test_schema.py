@@ -16,8 +16,8 @@ import pytest
 from pydantic import BaseModel, Field, field_validator
 
 from chatocr.errors import ConfigError, SchemaError
-from chatocr.scenarios import FieldType, Scenario, load_scenario_text, load_scenarios
-from chatocr.typed import build_instance, model_source, typed_schema
+from chatocr.scenarios import FieldType, load_scenario_text, load_scenarios
+from chatocr.typed import build_instance, model_from_fields, model_source, scenario_from_model, typed_schema
 
 
 class Pay(str, Enum):
@@ -277,7 +277,7 @@ def test_a_json_schema_with_no_properties_or_free_objects_is_refused() -> None:
 
 
 def test_scenario_from_model_writes_yaml_that_loads_back_equal() -> None:
-    scenario = Scenario.from_model(Receipt, name="my_receipt", title="Receipt", instructions="- total is TOTAL.")
+    scenario = scenario_from_model(Receipt, name="my_receipt", title="Receipt", instructions="- total is TOTAL.")
     assert scenario.description == "A shop receipt."
     assert scenario.field("store") is scenario.field("company")  # the alias
     text = scenario.to_yaml()
@@ -300,7 +300,7 @@ def test_scenario_fields_export_as_a_model_with_the_same_fields(name: str, tmp_p
     # A model carries neither aliases nor the scenario's position pairs (`before:`); it does carry
     # `never`, `trim` and `complete` (as json_schema_extra "x-never", "x-trim", "x-complete").
     expected = tuple(f.model_copy(update={"aliases": (), "before": None}) for f in scenario.fields)
-    assert typed_schema(scenario.to_model()).fields == expected
+    assert typed_schema(model_from_fields(scenario.name, scenario.fields)).fields == expected
     source = model_source(scenario)  # what type checkers read
     (tmp_path / f"src_{name}.py").write_text(source, encoding="utf-8")
     module = _import(tmp_path / f"src_{name}.py", f"src_{name}")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, field_validator
 from chatocr import ChatOCR, Extraction
 from chatocr.errors import ConfigError, SchemaError
 from chatocr.llm import RetryPolicy, ScriptedChatModel
-from chatocr.scenarios import Scenario
+from chatocr.typed import scenario_from_model
 
 RECEIPT = """ACME TRADING SDN BHD
 12 JALAN BESAR, 50000 KUALA LUMPUR
@@ -235,7 +235,7 @@ def test_keys_in_the_key_syntax_set_type_and_description() -> None:
 
 
 def test_a_scenario_yaml_path_is_accepted(tmp_path: Path) -> None:
-    scenario = Scenario.from_model(Receipt, name="my_receipt", title="My receipt", description="receipts of my shop")
+    scenario = scenario_from_model(Receipt, name="my_receipt", title="My receipt", description="receipts of my shop")
     path = tmp_path / "my_receipt.yaml"
     path.write_text(scenario.to_yaml(), encoding="utf-8")
     ocr, _ = make(answer())
@@ -278,8 +278,8 @@ def test_examples_teach_only_the_item_keys_the_model_asks_for() -> None:
 
 
 def test_a_low_confidence_field_is_drawn_with_its_status() -> None:
-    from chatocr.cli.drawing import STATUS_MARK, draw_extraction
     from chatocr.ocr.text import TextEngine
+    from chatocr.viewer.drawing import STATUS_MARK, draw_extraction
 
     ocr, _ = make('{"company": "ACME TRADING SDN BHD", "total": "9.00"}', min_confidence=0.8)
     result = ocr.extract(LOW, schema=Small, scenario="retail_receipt")

@@ -6,8 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from chatocr.cli.batch import record_for
 from chatocr.extraction.result import Extraction
+from chatocr.runs.records import record_for
 from chatocr.viewer import ReportItem, build_report, gather_items, read_result_file, write_report
 from tests.viewer.conftest import IMG, SCRIPT
 

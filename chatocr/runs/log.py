@@ -21,133 +21,23 @@ Hence, whatever killed the previous run, every document ends up in the file exac
 from __future__ import annotations
 
 import csv
-import hashlib
-import io
 import json
 import os
-import stat
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from chatocr.errors import ConfigError, InputError, OutputError, UsageError
+from chatocr.errors import ConfigError, OutputError, UsageError
 from chatocr.extraction.result import Extraction
 from chatocr.fileio import atomic_write, fsync_dir
-from chatocr.llm._secrets import redact
+from chatocr.runs.records import DocKey, DoneKey, LogFormat, csv_text, done_key, format_line
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = [
-    "DocKey",
-    "DoneKey",
-    "ResultLog",
-    "csv_columns",
-    "csv_row",
-    "csv_text",
-    "done_key",
-    "file_sha256",
-    "format_line",
-    "read_results",
-    "record_for",
-]
-
-LogFormat = Literal["jsonl", "csv"]
-DocKey = tuple[str, str]  # (absolute path, sha256 of the content)
-# A done document: its DocKey, or (path, sha256, page) for one result per page (`--per-page`).
-DoneKey = tuple[str, str] | tuple[str, str, int]
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a regular file's content. InputError when it cannot be read (or is a pipe or a
-    device, which opening with O_NONBLOCK lets us find out without waiting on it)."""
-    digest = hashlib.sha256()
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with open(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise InputError(f"{path} is not a regular file.", hint="Give image, PDF or text files.")
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    except OSError as error:
-        raise InputError(
-            f"Cannot read {path}: {error.strerror or error}.",
-            hint="Check that the file exists and that you may read it.",
-        ) from None
-    return digest.hexdigest()
-
-
-def record_for(key: DocKey, result: Extraction) -> dict[str, Any]:
-    """The JSON Lines record: the Extraction's own JSON plus an `input` key naming the document
-    (and, for a per-page result, its page and the input's page count)."""
-    meta: dict[str, Any] = {"path": key[0], "sha256": key[1]}
-    if result.page is not None:
-        meta.update(page=result.page, pages=result.ocr.get("document_pages"))
-    return {"input": meta, **result.to_dict()}
-
-
-def done_key(key: DocKey, result: Extraction) -> DoneKey:
-    return key if result.page is None else (key[0], key[1], result.page)
-
-
-def read_results(path: Path) -> list[tuple[DocKey, Extraction]]:
-    """Every complete record of a JSON Lines results file, as Extraction objects."""
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        data = json.loads(line)
-        meta = data.pop("input")
-        out.append(((meta["path"], meta["sha256"]), Extraction.from_dict(data)))
-    return out
-
-
-def csv_columns(keys: Sequence[str] | None, per_page: bool = False) -> list[str]:
-    """Fixed CSV columns: per key its value and status when the keys are known before the run,
-    else one `values` column holding JSON; per page, its page number and the input's page count."""
-    head = ["path", "sha256", *(["page", "pages"] if per_page else []), "ok", "scenario"]
-    body = [c for k in keys for c in (k, f"{k}.status")] if keys else ["values"]
-    return [*head, *body, "error"]
-
-
-def format_line(fmt: LogFormat, key: DocKey, result: Extraction, columns: Sequence[str] | None = None) -> str:
-    """One document as one line of JSON Lines or CSV (newline included)."""
-    if fmt == "csv":
-        return redact(csv_text(csv_row(columns or csv_columns(None), key, result)))
-    return redact(json.dumps(record_for(key, result), ensure_ascii=False, default=str)) + "\n"
-
-
-def csv_text(row: Sequence[str]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(row)
-    return buffer.getvalue()
-
-
-def csv_row(columns: Sequence[str], key: DocKey, result: Extraction) -> list[str]:
-    row = {
-        "path": key[0],
-        "sha256": key[1],
-        "ok": "true" if result.ok else "false",
-        "page": "" if result.page is None else str(result.page),
-        "pages": str(result.ocr.get("document_pages") or ""),
-        "scenario": result.scenario or "",
-        "values": _flat(result.values),
-        "error": _flat(result.error["message"]) if result.error else "",
-    }
-    for name, item in result.fields.items():
-        row[name] = _flat(item.value)
-        row[f"{name}.status"] = item.status
-    return [row.get(column, "") for column in columns]
-
-
-def _flat(value: Any) -> str:
-    if value is None:
-        return ""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return " ".join(text.split())  # one physical line per row: newlines become spaces
+__all__ = ["ResultLog"]
 
 
 @dataclass

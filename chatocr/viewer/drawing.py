@@ -21,9 +21,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from chatocr.extraction.result import Extraction, FieldResult
 from chatocr.fileio import atomic_write
-from chatocr.llm._secrets import redact
 from chatocr.ocr.images import load_input
 from chatocr.ocr.types import Box, OCRDocument, Page
+from chatocr.secrets import redact
 
 __all__ = ["FONT_CANDIDATES", "draw_extraction", "drawing_path", "find_font_path", "place_label", "save_drawing"]
 
