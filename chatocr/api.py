@@ -11,15 +11,23 @@
 
 The core is async (`aextract`, `aextract_many`, `achat`); the sync methods run it on one event loop
 owned by this object, in a background thread, so they also work inside Jupyter or a running loop.
+Every method takes the same typed keyword options as its twin (`RequestOptions` in
+extraction/request.py); a misspelled one is an `UnknownOptionError` naming the nearest, before any
+OCR or model call. What a call asks is resolved once into an `ExtractionRequest`
+(`ChatOCR.request(...)`), which the CLI, the service and Ray actors build the same way and may pass
+as `request=`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
 import queue
+import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -29,11 +37,22 @@ from pydantic import BaseModel
 from chatocr import progress
 from chatocr.bridge import LoopThread as _LoopThread  # one event loop in a daemon thread for the sync API
 from chatocr.config import ChatOCRConfig, load_config
-from chatocr.conversation.planner import ConversationPlanner, PlanPolicy
-from chatocr.errors import ConfigError, InputError, as_chatocr_error
+from chatocr.conversation.planner import ConversationPlanner
+from chatocr.errors import ConfigError, InputError, UnknownOptionError, as_chatocr_error
 from chatocr.extraction.pipeline import ExtractionPipeline, PreparedDocument, source_name
+from chatocr.extraction.request import (
+    AskOptions,
+    ExtractionRequest,
+    ExtractOptions,
+    Keys,
+    ManyOptions,
+    PageOptions,
+    RequestOptions,
+    ScenarioSpec,
+    check_option_names,
+    named_scenario,
+)
 from chatocr.extraction.result import CallRecord, Extraction, usage_of
-from chatocr.extraction.typed_request import Keys, MinConfidence, TypedRequest, typed_request
 from chatocr.extraction.warming import WarmedSet, warm_scenario
 from chatocr.llm.base import ChatModel, ChatSettings
 from chatocr.llm.registry import get_chat_model
@@ -43,17 +62,37 @@ from chatocr.ocr.registry import make_engine
 from chatocr.ocr.types import OCRDocument
 from chatocr.scenarios.loader import ScenarioLibrary, load_scenarios
 from chatocr.scenarios.model import FieldSpec, Scenario
-from chatocr.typed.schema import TypedSchema
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import Unpack
 
 __all__ = ["ChatOCR", "ChatSession"]
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 Input = Any  # a path, bytes, PIL image, numpy array or an OCRDocument
 
 
-def _check_concurrency(concurrency: int | None) -> None:
-    if concurrency is not None and concurrency < 1:  # a semaphore of 0 would wait forever
-        raise ConfigError(f"concurrency must be at least 1, got {concurrency}.", hint="Use 1 for one at a time.")
+def _checked_keywords(method: F) -> F:
+    """Python's own TypeError for a misspelled keyword names no alternative: say the nearest one
+    (the same UnknownOptionError as a misspelled option anywhere else)."""
+    signature = inspect.signature(method)
+    named = [p.name for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY]
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as error:
+            unknown = next((k for k in kwargs if k not in signature.parameters), None)
+            if unknown is None:
+                raise
+            raise UnknownOptionError.of(unknown, named) from error
+        return method(*args, **kwargs)
+
+    return call  # type: ignore[return-value]
 
 
 class ChatOCR:
@@ -118,84 +157,111 @@ class ChatOCR:
     def scenario(self, name: str) -> Scenario:
         return self.library.get(name)
 
+    # -- the request ----------------------------------------------------------------------------
+
+    @_checked_keywords
+    def request(
+        self, keys: Keys = None, scenario: ScenarioSpec = None, **options: Unpack[RequestOptions]
+    ) -> ExtractionRequest:
+        """What every document of a call is asked, resolved once (chatocr/extraction/request.py):
+        keys parsed, scenario resolved (None/"auto": routed per document), schema mapped, options
+        checked. Every mistake is raised here, before any OCR or model call. Pass the result as
+        `request=` to the extract methods to ask many documents the same."""
+        return self.pipeline.request(keys, scenario, **options)
+
+    def _resolved(
+        self,
+        keys: Keys,
+        scenario: ScenarioSpec,
+        request: ExtractionRequest | None,
+        options: Mapping[str, Any],
+        allowed: type,
+    ) -> ExtractionRequest:
+        valid = allowed.__required_keys__ | allowed.__optional_keys__  # type: ignore[attr-defined]
+        for name in options:
+            if name not in valid:
+                raise UnknownOptionError.of(name, [*valid, "request", "raise_errors", "on_event"])
+        if request is None:
+            return self.pipeline.request(keys, scenario, **options)
+        if keys is not None or scenario is not None or options:
+            raise ConfigError(
+                "Give either request= or the keys, scenario and options to build one, not both.",
+                hint="Put every option into ChatOCR.request(...), or leave out request=.",
+            )
+        return request
+
     # -- extraction -----------------------------------------------------------------------------
 
-    def _typed(
-        self, keys: Keys, schema: Any, min_confidence: MinConfidence, include_low_confidence: bool
-    ) -> tuple[list[Any] | None, TypedRequest]:
-        """Keys parsed and the typed request resolved: a bad schema or key fails here, before OCR."""
-        threshold = self.config.min_confidence if min_confidence is None else min_confidence
-        return typed_request(keys, schema, threshold, include_low_confidence)
-
+    @_checked_keywords
     async def aextract(
         self,
         source: Input,
         keys: Keys = None,
-        scenario: str | Path | Scenario | None = None,
+        scenario: ScenarioSpec = None,
         *,
-        schema: type[BaseModel] | dict[str, Any] | TypedSchema | None = None,
-        min_confidence: MinConfidence = None,
-        include_low_confidence: bool = False,
-        classify: bool | None = None,
-        policy: PlanPolicy | None = None,
+        request: ExtractionRequest | None = None,
         raise_errors: bool = True,
         on_event: progress.EventCallback | None = None,
+        **options: Unpack[ExtractOptions],
     ) -> Extraction:
         """Extract `keys` (default: the scenario's fields) from one document.
 
-        keys: names, FieldSpecs, or text in the key syntax ("company,total:amount=final total").
-        scenario: a name, a YAML path or a Scenario; "auto"/None to route.
-        schema: a pydantic model or JSON Schema (or keys=Model): `result.data` is then an instance
-        of it (see docs/typed.md). min_confidence: per call (float, or {field: float}), else the
-        config's. A failure raises a ChatOCRError whose `.result` holds the partial Extraction;
-        with raise_errors=False it is returned with `.error` set.
+        keys: names, FieldSpecs, or text in the key syntax ("company,total:amount=final total");
+        scenario: a name, a YAML path or a Scenario; "auto"/None to route. options: schema (a
+        pydantic model or JSON Schema, or keys=Model: `result.data` is then an instance of it, see
+        docs/typed.md), min_confidence, include_low_confidence, classify, policy (ExtractOptions).
+        A failure raises a ChatOCRError whose `.result` holds the partial Extraction; with
+        raise_errors=False it is returned with `.error` set.
         on_event: called with a chatocr.progress.Event at each stage (reading, OCR, loading the
         model, evaluating the prompt, generating with a token count...), in the working thread.
         """
-        keys, typed = self._typed(keys, schema, min_confidence, include_low_confidence)
+        resolved = self._resolved(keys, scenario, request, options, ExtractOptions)
         with progress.listening(on_event):
-            result, error = await self.pipeline.extract(
-                source, keys, scenario, classify=classify, policy=policy, typed=typed
-            )
+            result, error = await self.pipeline.extract(source, resolved)
         if error is not None and raise_errors:
             raise error.with_result(result)
         return result
 
+    @_checked_keywords
     def extract(
         self,
         source: Input,
         keys: Keys = None,
-        scenario: str | Path | Scenario | None = None,
-        **options: Any,
+        scenario: ScenarioSpec = None,
+        *,
+        request: ExtractionRequest | None = None,
+        raise_errors: bool = True,
+        on_event: progress.EventCallback | None = None,
+        **options: Unpack[ExtractOptions],
     ) -> Extraction:
-        return self._run(self.aextract(source, keys, scenario, **options))
+        """Sync twin of aextract."""
+        return self._run(
+            self.aextract(
+                source, keys, scenario, request=request, raise_errors=raise_errors, on_event=on_event, **options
+            )
+        )
 
+    @_checked_keywords
     async def aextract_many(
         self,
         inputs: Iterable[Input],
         keys: Keys = None,
-        scenario: str | Path | Scenario | None = None,
+        scenario: ScenarioSpec = None,
         *,
-        concurrency: int | None = None,
-        **options: Any,
+        request: ExtractionRequest | None = None,
+        on_event: progress.EventCallback | None = None,
+        **options: Unpack[ManyOptions],
     ) -> AsyncIterator[Extraction]:
-        """Results as they complete; a failed document yields a result with `.error` set. A bad
-        schema, key or scenario path fails at once, before any document is read."""
-        _check_concurrency(concurrency)
-        limit = asyncio.Semaphore(concurrency or self.config.concurrency)
-        classify, policy, on_event = options.get("classify"), options.get("policy"), options.get("on_event")
-        parsed, typed = self._typed(
-            keys, options.get("schema"), options.get("min_confidence"), options.get("include_low_confidence", False)
-        )
-        named = self.pipeline.scenario_named(scenario)  # a YAML path joins the library once
-        chosen = named if named is not None else scenario
+        """Results as they complete, `concurrency` documents in flight; a failed document yields a
+        result with `.error` set. A bad schema, key, option or scenario path fails at once, before
+        any document is read."""
+        resolved = self._resolved(keys, scenario, request, options, ManyOptions)
+        limit = asyncio.Semaphore(resolved.concurrency)
 
         async def one(source: Input) -> Extraction:
             async with limit:
                 with progress.listening(on_event):  # inside the task: it never leaks to the caller
-                    result, _ = await self.pipeline.extract(
-                        source, parsed, chosen, classify=classify, policy=policy, typed=typed
-                    )
+                    result, _ = await self.pipeline.extract(source, resolved)
                 return result
 
         tasks = [asyncio.ensure_future(one(source)) for source in inputs]
@@ -206,32 +272,38 @@ class ChatOCR:
             for task in tasks:
                 task.cancel()
 
+    @_checked_keywords
     def extract_many(
         self,
         inputs: Iterable[Input],
         keys: Keys = None,
-        scenario: str | Path | Scenario | None = None,
+        scenario: ScenarioSpec = None,
         *,
-        concurrency: int | None = None,
-        **options: Any,
+        request: ExtractionRequest | None = None,
+        on_event: progress.EventCallback | None = None,
+        **options: Unpack[ManyOptions],
     ) -> Iterator[Extraction]:
         """Sync twin of aextract_many: yields each result as soon as it is ready."""
-        _check_concurrency(concurrency)
-        results: queue.Queue[Extraction | BaseException | None] = queue.Queue()
+        resolved = self._resolved(keys, scenario, request, options, ManyOptions)  # fails now, not at next()
+        return self._iterate(self.aextract_many(inputs, request=resolved, on_event=on_event))
+
+    def _iterate(self, results: AsyncIterator[Extraction]) -> Iterator[Extraction]:
+        """An async iterator's items in this thread, as each is ready (it runs on our loop)."""
+        ready: queue.Queue[Extraction | BaseException | None] = queue.Queue()
 
         async def pump() -> None:
             try:
-                async for result in self.aextract_many(inputs, keys, scenario, concurrency=concurrency, **options):
-                    results.put(result)
+                async for result in results:
+                    ready.put(result)
             except BaseException as exc:  # surfaced in the caller's thread
-                results.put(exc)
+                ready.put(exc)
             finally:
-                results.put(None)
+                ready.put(None)
 
         future = asyncio.run_coroutine_threadsafe(pump(), self._loop_thread().loop)
         try:
             while True:
-                item = results.get()
+                item = ready.get()
                 if item is None:
                     break
                 if isinstance(item, BaseException):
@@ -242,59 +314,74 @@ class ChatOCR:
 
     # -- one result per page ----------------------------------------------------------------------
 
+    @_checked_keywords
     async def aextract_pages(
         self,
         source: Input,
-        keys: Sequence[str] | str | None = None,
-        scenario: str | None = None,
+        keys: Keys = None,
+        scenario: ScenarioSpec = None,
         *,
-        pages: Iterable[int] | None = None,
-        concurrency: int | None = None,
-        **options: Any,
+        request: ExtractionRequest | None = None,
+        raise_errors: bool = True,
+        on_event: progress.EventCallback | None = None,
+        **options: Unpack[PageOptions],
     ) -> list[Extraction]:
         """One Extraction per page of a PDF (or frame of a TIFF; a plain image has one), in page
         order, each with `.page` (1-based): the input is OCR'd once and every page's own document
-        goes through `aextract` (options: those of `aextract`). pages: only these page numbers;
-        concurrency: pages in flight (default: the config's concurrency).
+        goes through the pipeline. options: those of `aextract`, plus pages (only these page
+        numbers) and concurrency (pages in flight; default: the config's concurrency).
 
         With raise_errors=False an input that cannot be read gives one failed Extraction (page None).
         """
-        # A bad schema or key fails now, before the input is read (each page then resolves it again: cached).
-        self._typed(keys, options.get("schema"), options.get("min_confidence"), False)
+        resolved = self._resolved(keys, scenario, request, options, PageOptions)  # before the input is read
         name = source_name(source)
         try:
-            document = await self.pipeline.read(source, prepare_model=True)  # the model loads beside the OCR
+            with progress.listening(on_event):
+                document = await self.pipeline.read(source, prepare_model=True)  # the model loads beside the OCR
         except Exception as exc:
-            if options.get("raise_errors", True):
+            if raise_errors:
                 error = as_chatocr_error(exc)
                 if error is exc:
                     raise
                 raise error from exc
             return [Extraction.failed(name, exc)]
-        wanted = None if pages is None else set(pages)
-        parts = [p for p in document.pages_as_documents() if wanted is None or p.pages[0].index + 1 in wanted]
-        limit = asyncio.Semaphore(concurrency or self.config.concurrency)
+        parts = [
+            p for p in document.pages_as_documents() if resolved.pages is None or p.pages[0].index + 1 in resolved.pages
+        ]
+        limit = asyncio.Semaphore(resolved.concurrency)
 
         async def one(part: OCRDocument) -> Extraction:
             if isinstance(source, (str, Path)):  # a cached OCR may carry the path it was first read from
                 part = replace(part, source=name)
             async with limit:
-                result = await self.aextract(part, keys, scenario, **options)
+                with progress.listening(on_event):
+                    result, error = await self.pipeline.extract(part, resolved)
             result.page = part.pages[0].index + 1
             result.ocr["document_pages"] = len(document.pages)
+            if error is not None and raise_errors:
+                raise error.with_result(result)
             return result
 
         return list(await asyncio.gather(*(one(part) for part in parts)))
 
+    @_checked_keywords
     def extract_pages(
         self,
         source: Input,
-        keys: Sequence[str] | str | None = None,
-        scenario: str | None = None,
-        **options: Any,
+        keys: Keys = None,
+        scenario: ScenarioSpec = None,
+        *,
+        request: ExtractionRequest | None = None,
+        raise_errors: bool = True,
+        on_event: progress.EventCallback | None = None,
+        **options: Unpack[PageOptions],
     ) -> list[Extraction]:
         """Sync twin of aextract_pages."""
-        return self._run(self.aextract_pages(source, keys, scenario, **options))
+        return self._run(
+            self.aextract_pages(
+                source, keys, scenario, request=request, raise_errors=raise_errors, on_event=on_event, **options
+            )
+        )
 
     # -- warming ----------------------------------------------------------------------------------
 
@@ -310,7 +397,7 @@ class ChatOCR:
         document asked `keys` (default: its fields), so the first document of each set does not
         evaluate its examples (chatocr/extraction/warming.py). Already kept sets cost a lookup;
         backends that keep no state return one set with source "none"."""
-        named = self.pipeline.scenario_named(scenario)
+        named = named_scenario(self.pipeline, scenario)
         if named is None:
             raise ConfigError("Warming needs a scenario name, not auto.", hint="e.g. retail_receipt")
         with progress.listening(on_event):
@@ -324,13 +411,13 @@ class ChatOCR:
 
     # -- chat -------------------------------------------------------------------------------------
 
-    async def achat(self, source: Input, scenario: str | None = None) -> ChatSession:
-        named = self.pipeline.scenario_named(scenario)
+    async def achat(self, source: Input, scenario: ScenarioSpec = None) -> ChatSession:
+        named = named_scenario(self.pipeline, scenario)
         document = await self.pipeline.read(source, prepare_model=True)  # the model loads beside the OCR
         prepared = PreparedDocument.of(document, source_name(source))
         return ChatSession(self, prepared, named)
 
-    def chat(self, source: Input, scenario: str | None = None) -> ChatSession:
+    def chat(self, source: Input, scenario: ScenarioSpec = None) -> ChatSession:
         return self._run(self.achat(source, scenario))
 
 
@@ -342,7 +429,7 @@ class ChatSession:
         self.owner = owner
         self.prepared = prepared
         self.scenario = scenario
-        self.language, self.title = owner.pipeline.language_and_title(scenario, prepared.text)
+        self.language, self.title = owner.pipeline.language_and_title(scenario, prepared.language)
         self.history: list[tuple[str, str]] = []
         self.calls: list[CallRecord] = []
         self.dropped_history = 0
@@ -358,19 +445,45 @@ class ChatSession:
     @overload
     async def aask(self, question: str, *, on_delta: Callable[[str], None] | None = None) -> str: ...
     @overload
-    async def aask(self, question: str, *, schema: type[BaseModel] | dict[str, Any], **options: Any) -> Extraction: ...
+    async def aask(
+        self,
+        question: str,
+        *,
+        schema: type[BaseModel] | dict[str, Any],
+        scenario: ScenarioSpec = None,
+        **options: Unpack[AskOptions],
+    ) -> Extraction: ...
 
     async def aask(
-        self, question: str, *, schema: Any = None, on_delta: Callable[[str], None] | None = None, **options: Any
+        self,
+        question: str,
+        *,
+        schema: Any = None,
+        scenario: ScenarioSpec = None,
+        on_delta: Callable[[str], None] | None = None,
+        **options: Unpack[AskOptions],
     ) -> str | Extraction:
         """The model's answer to a question about the document; with `schema`, a typed, grounded
-        answer: the Extraction whose `.data` is an instance of the schema (the question guides it).
-        `on_delta` gets a free-text answer as it is generated (from backends that stream)."""
+        answer: the Extraction whose `.data` is an instance of the schema (the question guides it;
+        options as ChatOCR.extract's). `on_delta` gets a free-text answer as it is generated (from
+        backends that stream)."""
+        return await self._answer(question, schema, scenario, on_delta, options)
+
+    async def _answer(
+        self,
+        question: str,
+        schema: Any,
+        scenario: ScenarioSpec,
+        on_delta: Callable[[str], None] | None,
+        options: AskOptions,
+    ) -> str | Extraction:
+        check_option_names(options, AskOptions.__optional_keys__)
         question = question.strip()
         if not question:
             raise InputError("Empty question.", hint="Type a question about the document.")
         if schema is not None:
-            return await self._ask_typed(question, schema, **options)
+            request = self.owner.request(None, scenario or self.scenario, schema=schema, question=question, **options)
+            return await self._ask_typed(question, request)
         answer, self.dropped_history = await self.owner.pipeline.answer(
             self.prepared,
             question,
@@ -383,19 +496,8 @@ class ChatSession:
         self.history.append((question, answer))
         return answer
 
-    async def _ask_typed(self, question: str, schema: Any, **options: Any) -> Extraction:
-        keys, typed = self.owner._typed(
-            None, schema, options.pop("min_confidence", None), options.pop("include_low_confidence", False)
-        )
-        scenario = options.pop("scenario", None) or self.scenario
-        result, error = await self.owner.pipeline.extract(
-            self.document,
-            keys,
-            scenario,
-            classify=options.pop("classify", None),
-            policy=options.pop("policy", None),
-            typed=replace(typed, question=question),
-        )
+    async def _ask_typed(self, question: str, request: ExtractionRequest) -> Extraction:
+        result, error = await self.owner.pipeline.extract(self.document, request)
         self.calls.extend(result.calls)
         if error is not None:
             raise error.with_result(result)
@@ -406,17 +508,31 @@ class ChatSession:
     @overload
     def ask(self, question: str, *, on_delta: Callable[[str], None] | None = None) -> str: ...
     @overload
-    def ask(self, question: str, *, schema: type[BaseModel] | dict[str, Any], **options: Any) -> Extraction: ...
+    def ask(
+        self,
+        question: str,
+        *,
+        schema: type[BaseModel] | dict[str, Any],
+        scenario: ScenarioSpec = None,
+        **options: Unpack[AskOptions],
+    ) -> Extraction: ...
 
     def ask(
-        self, question: str, *, schema: Any = None, on_delta: Callable[[str], None] | None = None, **options: Any
+        self,
+        question: str,
+        *,
+        schema: Any = None,
+        scenario: ScenarioSpec = None,
+        on_delta: Callable[[str], None] | None = None,
+        **options: Unpack[AskOptions],
     ) -> str | Extraction:
-        return self.owner._run(self.aask(question, schema=schema, on_delta=on_delta, **options))
+        """Sync twin of aask."""
+        return self.owner._run(self._answer(question, schema, scenario, on_delta, options))
 
-    async def aextract(self, keys: Sequence[str] | str | None = None, scenario: str | None = None) -> Extraction:
+    async def aextract(self, keys: Keys = None, scenario: ScenarioSpec = None) -> Extraction:
         return await self.owner.aextract(self.document, keys, scenario)
 
-    def extract(self, keys: Sequence[str] | str | None = None, scenario: str | None = None) -> Extraction:
+    def extract(self, keys: Keys = None, scenario: ScenarioSpec = None) -> Extraction:
         return self.owner.extract(self.document, keys, scenario)
 
     @property

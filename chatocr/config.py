@@ -9,22 +9,46 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from chatocr.errors import ConfigError
+from chatocr.errors import ChatOCRError, ConfigError, UnknownOptionError
+from chatocr.secrets import CREDENTIAL_OPTIONS
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["ChatOCRConfig", "load_config"]
+__all__ = ["ChatOCRConfig", "check_concurrency", "check_min_confidence", "load_config"]
 
 USER_CONFIG = Path("~/.config/chatocr/config.toml")
 PROJECT_CONFIG = Path("chatocr.toml")
+
+
+# The checks of values a call may also give (ExtractionRequest): one wording from every path.
+def check_concurrency(concurrency: int) -> int:
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        # a semaphore of 0 would wait forever
+        raise ConfigError(
+            f"concurrency must be at least 1, got {concurrency!r}.",
+            hint="Use 1 for one document at a time.",
+        )
+    return concurrency
+
+
+def check_min_confidence(value: float | Mapping[str, float]) -> float | Mapping[str, float]:
+    numbers = value.values() if isinstance(value, Mapping) else [value]
+    for number in numbers:
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0.0 <= number <= 1.0:
+            raise ConfigError(
+                f"min_confidence must be between 0 and 1, got {number!r}.",
+                hint='e.g. 0.8, or one per field: {"total": 0.95}.',
+            )
+    return value
 
 
 class ChatOCRConfig(BaseModel):
@@ -59,7 +83,7 @@ class ChatOCRConfig(BaseModel):
     temperature: float = 0.01
     max_output_tokens: int = Field(768, ge=16)
     timeout: float = Field(300.0, gt=0)
-    concurrency: int = Field(4, ge=1)
+    concurrency: int = 4
     # One result per PDF page / TIFF frame in `chatocr extract` (its --per-page); the API has extract_pages.
     per_page: bool = False
     # Accuracy levers (docs/evaluation.md measures each; `chatocr eval --strategy NAME` turns one on or off).
@@ -80,10 +104,13 @@ class ChatOCRConfig(BaseModel):
     @field_validator("min_confidence")
     @classmethod
     def _in_unit_range(cls, value: float | dict[str, float]) -> float | dict[str, float]:
-        for number in value.values() if isinstance(value, dict) else [value]:
-            if not 0.0 <= number <= 1.0:
-                raise ValueError(f"min_confidence must be between 0 and 1, got {number}")
+        check_min_confidence(value)
         return value
+
+    @field_validator("concurrency")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        return check_concurrency(value)
 
     @field_validator("max_examples", "restate_every", mode="before")
     @classmethod
@@ -127,8 +154,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _refuse_credentials(settings: dict[str, Any], path: Path) -> None:
     """Credentials never come from config files (they are often world-readable and committed)."""
-    from chatocr.secrets import CREDENTIAL_OPTIONS
-
     for section in ("llm_options", "ocr_options"):
         options = settings.get(section)
         found = sorted(k for k in options if str(k).lower() in CREDENTIAL_OPTIONS) if isinstance(options, dict) else []
@@ -150,31 +175,43 @@ def load_config(
 ) -> ChatOCRConfig:
     """Build the config from files, environment and `overrides` (None values are ignored)."""
     merged: dict[str, Any] = {}
-    sources: list[str] = []
+    origin: dict[str, str] = {}  # where each setting came from: a file or a variable ("" for arguments)
+
+    def take(values: dict[str, Any], source: str) -> None:
+        merged.update(values)
+        origin.update(dict.fromkeys(values, source))
+
     if use_files:
         for candidate in (USER_CONFIG, PROJECT_CONFIG):
-            data = _read_toml(candidate)
-            if data:
-                merged.update(data)
-                sources.append(str(candidate))
+            take(_read_toml(candidate), str(candidate))
     if path is not None:
         data = _read_toml(Path(path))
         if not data and not Path(path).expanduser().exists():
             raise ConfigError(f"Config file {path} does not exist.")
-        merged.update(data)
-        sources.append(str(path))
+        take(data, str(path))
     if use_env:
         for variable, key in _ENV.items():
             value = os.environ.get(variable)
             if value not in (None, ""):
-                merged[key] = value
-                sources.append(variable)
-    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+                take({key: value}, variable)
+    take({k: v for k, v in (overrides or {}).items() if v is not None}, "")
+    for key in merged:  # a misspelled setting is named with the nearest one, as a misspelled option is
+        if key not in ChatOCRConfig.model_fields:
+            raise _from(UnknownOptionError.of(key, ChatOCRConfig.model_fields), origin[key])
     try:
         return ChatOCRConfig.model_validate(merged)
+    except ChatOCRError as exc:  # a value a call may also give: the same words as there
+        setting = next((key for key in merged if exc.message.startswith(f"{key} ")), "")
+        raise _from(exc, origin.get(setting, "")) from None
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        sources = sorted({source for source in origin.values() if source})
         raise ConfigError(
             f"Invalid chatocr settings ({', '.join(sources) or 'arguments'}): {problems}",
             hint="See `ChatOCRConfig` in chatocr/config.py for the keys and their types.",
         ) from exc
+
+
+def _from(error: ChatOCRError, source: str) -> ChatOCRError:
+    """`error`, its message followed by the file or variable the setting came from (if any)."""
+    return type(error)(f"{error.message} (in {source})", hint=error.hint) if source else error

@@ -4,6 +4,7 @@
     ├── UserError                     the caller's or the author's mistake: fix the input or config
     │   ├── ConfigError               bad settings, unknown provider/engine/scenario name
     │   │   ├── SchemaError           a pydantic model or JSON Schema chatocr cannot extract into
+    │   │   ├── UnknownOptionError    an option or setting that does not exist (names the nearest one)
     │   │   └── UsageError            a command line that cannot work as given (the CLI exits 2)
     │   ├── ScenarioError             a scenario YAML that does not load (names file and line)
     │   ├── TemplateError             a prompt template that does not render
@@ -37,6 +38,8 @@ JSON form of any failure, ours or not (`Extraction.error`, results files, the se
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the result type is only named here: errors sit below every other part
@@ -68,6 +71,7 @@ __all__ = [
     "ServiceUnavailableError",
     "TemplateError",
     "TooManyPagesError",
+    "UnknownOptionError",
     "UnsupportedInputError",
     "UsageError",
     "UserError",
@@ -120,6 +124,19 @@ class SchemaError(ConfigError):
         "Use str, date/datetime, Decimal/float/int, Literal[...]/Enum, Optional[...], a nested model of "
         "those, or list[...] of those (see docs/typed.md)."
     )
+
+
+class UnknownOptionError(ConfigError, TypeError):
+    """An option, keyword argument or setting that does not exist: a misspelling, said with the
+    nearest valid name. Raised alike for a Python keyword, a command-line flag, a config file key
+    and a service request's member; also a TypeError, as Python's own for a bad keyword."""
+
+    @classmethod
+    def of(cls, name: str, valid: Iterable[str], *, hint: str | None = None) -> UnknownOptionError:
+        choices = sorted(valid)
+        close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+        message = f"Unknown option {name!r}" + (f": did you mean {close[0]!r}?" if close else ".")
+        return cls(message, hint=hint or f"The options are: {', '.join(choices)}.")
 
 
 class UsageError(ConfigError):
@@ -272,8 +289,11 @@ def as_chatocr_error(exc: BaseException) -> ChatOCRError:
     return wrapped
 
 
-def error_record(exc: BaseException) -> dict[str, str]:
-    """The JSON form of a failure: {"type", "message", "hint"}; a foreign exception is named as itself."""
+def error_record(exc: BaseException, *, hint: str = BUG_HINT) -> dict[str, str]:
+    """The JSON form of a failure: {"type", "message", "hint"}. A foreign exception is named as
+    itself, with its message's first line (a worker's exception carries a whole remote traceback)
+    and `hint` (what the caller knows of where it came from; by default: a bug to report)."""
     if isinstance(exc, ChatOCRError):
         return exc.to_dict()
-    return {"type": type(exc).__name__, "message": str(exc), "hint": BUG_HINT}
+    lines = str(exc).strip().splitlines()
+    return {"type": type(exc).__name__, "message": lines[0] if lines else repr(exc), "hint": hint}

@@ -11,9 +11,11 @@ from rich.table import Table
 from rich.text import Text
 
 from chatocr.api import ChatOCR
-from chatocr.errors import ChatOCRError
+from chatocr.errors import ChatOCRError, ConfigError, UsageError
+from chatocr.extraction.request import ExtractionRequest
 from chatocr.extraction.result import Extraction
 from chatocr.llm.credentials import load_keys_file
+from chatocr.typed.loading import load_schema
 
 __all__ = [
     "KEYS_HELP",
@@ -23,6 +25,7 @@ __all__ = [
     "field_table",
     "keys_option",
     "make_chatocr",
+    "request_from",
     "summary_line",
 ]
 
@@ -56,6 +59,20 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-l", "--llm", metavar="PROVIDER[:MODEL]", help="chat backend (default: config, else local)")
     parser.add_argument("--ocr", metavar="ENGINE", help="OCR engine: rapid, paddle, text, vlm (default: config)")
     parser.add_argument("-c", "--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
+
+
+def request_from(
+    ocr: ChatOCR, keys: str | None, scenario: str | None, schema: str | None = None, **options: Any
+) -> ExtractionRequest:
+    """The command's request, built by the constructor every caller uses (ChatOCR.request), with
+    the same words for every mistake; a mistake in the command line's values exits with the usage
+    status 2, as argparse's own errors do. schema: as `--schema` names it (typed/loading.py)."""
+    try:
+        return ocr.request(keys, scenario, schema=load_schema(schema), **options)
+    except UsageError:
+        raise
+    except ConfigError as exc:
+        raise UsageError(exc.message, hint=exc.hint) from exc
 
 
 def make_chatocr(args: argparse.Namespace, **overrides: Any) -> ChatOCR:

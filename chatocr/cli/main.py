@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from chatocr.errors import ChatOCRError, UsageError
+from chatocr.errors import ChatOCRError, UnknownOptionError, UsageError
 
 __all__ = ["main"]
 
@@ -34,9 +34,11 @@ class ArgumentParser(argparse.ArgumentParser):
             names = [name for action in self._actions if action.choices for name in action.choices]
             message += did_you_mean(choice.group(1), names)
         elif unknown and unknown.group(1).startswith("-"):
-            # The root parser reports options it does not know: look in the sub-command given.
+            # The root parser reports options it does not know: look in the sub-command given. Said
+            # as a misspelled option is said anywhere else (a Python keyword, a config key).
             options = [option for action in self._command_parser()._actions for option in action.option_strings]
-            message += did_you_mean(unknown.group(1).split()[0], options)
+            word = unknown.group(1).split()[0].split("=", 1)[0]
+            message = UnknownOptionError.of(word, [o for o in options if o.startswith("--")]).message
         super().error(message)
 
     def _command_parser(self) -> argparse.ArgumentParser:

@@ -22,9 +22,8 @@ from rich.table import Table
 from chatocr.cli.common import KEYS_HELP, keys_option
 from chatocr.config import ChatOCRConfig, load_config
 from chatocr.conversation.planner import Plan
-from chatocr.extraction.pipeline import ExtractionPipeline, ExtractionTask, PreparedDocument
+from chatocr.extraction.pipeline import ExtractionPipeline, ExtractionTask, Planning, PreparedDocument
 from chatocr.extraction.result import Route
-from chatocr.extraction.typed_request import TypedRequest
 from chatocr.llm.registry import get_chat_model
 from chatocr.messages import Limits, RoleRules
 from chatocr.ocr.cache import CachedEngine, OCRCache
@@ -128,9 +127,8 @@ def build_pipeline(args: argparse.Namespace, config: ChatOCRConfig) -> tuple[Ext
         return ExtractionPipeline(config, library, model=model), f"backend {model.provider}:{model.model}"
     preset = args.limits or "ernie-2000"
     limits, counter = PRESETS[preset]
-    return ExtractionPipeline(config, library, model=None, limits=limits, counter=counter_for(counter)), (
-        f"limits {preset!r}"
-    )
+    planning = Planning(limits, counter_for(counter))
+    return ExtractionPipeline(config, library, model=None, planning=planning), f"limits {preset!r}"
 
 
 def plan_document(args: argparse.Namespace) -> tuple[PreparedDocument, Route, ExtractionTask, Plan, str]:
@@ -143,12 +141,12 @@ def plan_document(args: argparse.Namespace) -> tuple[PreparedDocument, Route, Ex
         },
         path=args.config,
     )
-    schema = load_schema(args.schema)  # a bad model fails before any OCR
     pipeline, target = build_pipeline(args, config)
-    pipeline.scenario_named(args.scenario)  # an unknown name fails before any OCR
+    # Every mistake in the keys, the scenario or the schema fails here, before any OCR.
+    request = pipeline.request(args.keys, args.scenario, schema=load_schema(args.schema), classify=False)
     prepared = PreparedDocument.of(read_document(args.document, args.ocr, config), str(args.document))
-    route, scenario, _ = asyncio.run(pipeline.route(prepared, args.scenario, classify=False))
-    task = pipeline.build_task(prepared.text, scenario, args.keys, TypedRequest(schema) if schema else None)
+    route, scenario, _ = asyncio.run(pipeline.route(prepared, request))
+    task = pipeline.build_task(prepared.text, scenario, request, prepared.language)
     return prepared, route, task, pipeline.plan(prepared, task), target
 
 

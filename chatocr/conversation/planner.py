@@ -29,125 +29,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
+from chatocr.conversation.plan import Packing, Plan, PlanExample, PlanPolicy, TaskSpec
 from chatocr.conversation.report import DroppedExample, IncludedExample, MessageSize, PlanReport
+from chatocr.conversation.sizing import Sizer, Turn, turn_cost
 from chatocr.conversation.templates import PromptSet
 from chatocr.errors import DocumentTooLargeError, PlanningError
 from chatocr.messages import Limits, Message
-from chatocr.scenarios.model import FieldSpec
 from chatocr.tokens import CachedCounter, TokenCounter
 
-__all__ = ["ConversationPlanner", "Plan", "PlanExample", "PlanPolicy", "TaskSpec"]
-
-Packing = Literal["single", "pairs", "packed"]
-
-
-@dataclass(frozen=True)
-class PlanPolicy:
-    """How to lay out the conversation; recorded in every plan report.
-
-    packing: "single" puts everything in one user message; "pairs" gives each example its own
-        user/assistant pair; "packed" fills each example turn up to the per-message limit.
-    restate_every: also put a short task reminder in every Nth example turn, counted back from the
-        document (None: only the final turn re-states the task, which it always does).
-    max_examples: at most this many examples (None: as many as the budget allows).
-    order: "relevance" puts the most relevant examples nearest the document; "stable" chooses the
-        same examples (most relevant first, within budget) but lays them out in a fixed order (by
-        id), so documents that get the same examples share the same prompt prefix: a local model
-        (llama.cpp) then re-uses its cache for everything before the document.
-    """
-
-    packing: Packing = "packed"
-    restate_every: int | None = None
-    max_examples: int | None = None
-    order: Literal["relevance", "stable"] = "relevance"
-
-    def __post_init__(self) -> None:
-        if self.packing not in ("single", "pairs", "packed"):
-            raise PlanningError(f"Unknown packing policy {self.packing!r}.", hint="Use single, pairs or packed.")
-        if self.restate_every is not None and self.restate_every < 1:
-            raise PlanningError("restate_every must be at least 1 (or None).")
-        if self.max_examples is not None and self.max_examples < 0:
-            raise PlanningError("max_examples must not be negative.")
-        if self.order not in ("relevance", "stable"):
-            raise PlanningError(f"Unknown example order {self.order!r}.", hint="Use relevance or stable.")
-
-
-@dataclass(frozen=True)
-class PlanExample:
-    """One candidate example, in ranked order (most relevant first) when handed to the planner.
-
-    The planner caches rendered text per example id, valid while the example's `text` and `answer`
-    are the very same objects (checked by identity): reuse them across documents to benefit.
-    """
-
-    id: str
-    text: str
-    answer: Mapping[str, Any]
-    score: float | None = None
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """What to extract: the fields (the requested keys), the document type and its rules."""
-
-    title: str
-    fields: tuple[FieldSpec, ...]
-    instructions: str = ""
-
-    @property
-    def keys(self) -> list[str]:
-        return [f.name for f in self.fields]
-
-
-@dataclass
-class Plan:
-    messages: list[Message]
-    report: PlanReport
-    # The document as sent, one entry per part (the last one is in the final message).
-    document_parts: list[str] = field(default_factory=list)
-
-    @property
-    def system(self) -> str | None:
-        first = self.messages[0] if self.messages else None
-        return first.content if first is not None and first.role == "system" else None
-
-
-@dataclass
-class _Turn:
-    """An example turn under construction; examples in conversation order (most relevant last)."""
-
-    examples: list[PlanExample] = field(default_factory=list)
-    user: str = ""
-    assistant: str = ""
-
-
-class _Sizer:
-    """Measures messages against the limits, in characters and tokens."""
-
-    def __init__(self, limits: Limits, counter: TokenCounter) -> None:
-        self.limits = limits
-        self.counter = counter
-        self.token_budget = limits.input_token_budget()
-
-    def tokens(self, text: str) -> int:
-        return self.counter.count(text)
-
-    def fits_message(self, text: str) -> bool:
-        lim = self.limits
-        if lim.max_message_chars is not None and len(text) > lim.max_message_chars:
-            return False
-        return lim.max_message_tokens is None or self.tokens(text) <= lim.max_message_tokens
-
-    def cost(self, text: str) -> tuple[int, int]:
-        """(characters, tokens including the per-message template overhead)."""
-        return len(text), self.tokens(text) + self.limits.message_overhead_tokens
-
-    def within_total(self, chars: int, tokens: int) -> bool:
-        if self.limits.max_input_chars is not None and chars > self.limits.max_input_chars:
-            return False
-        return self.token_budget is None or tokens <= self.token_budget
+__all__ = ["ConversationPlanner", "Packing", "Plan", "PlanExample", "PlanPolicy", "TaskSpec"]
 
 
 class ConversationPlanner:
@@ -168,7 +60,7 @@ class ConversationPlanner:
         self.counter = counter if isinstance(counter, CachedCounter) else CachedCounter(counter)
         self.limits = limits
         self.policy = policy or PlanPolicy()
-        self._sizer = _Sizer(limits, self.counter)
+        self._sizer = Sizer(limits, self.counter)
         # Keyed by example id; each entry keeps the text and answer objects it was made from and is
         # used only while the example still holds those very objects.
         self._blocks: dict[tuple[str, int, str], tuple[str, Mapping[str, Any], str]] = {}
@@ -371,14 +263,14 @@ class ConversationPlanner:
             )
 
         selected, dropped, turns, final_text = self._choose_examples(
-            task, examples, policy, parts, fixed_chars, fixed_tokens, final_base
+            task, examples, policy, parts, (fixed_chars, fixed_tokens), final_base
         )
         if policy.order == "stable" and len(selected) > 1:
             # Same set, fixed layout: re-pack the chosen examples sorted by id (the last in id order
             # nearest the document). Any that no longer fit are dropped, not others added.
             chosen = sorted((ex for ex, _ in selected), key=lambda ex: ex.id, reverse=True)
             selected, dropped_again, turns, final_text = self._choose_examples(
-                task, chosen, policy, parts, fixed_chars, fixed_tokens, final_base
+                task, chosen, policy, parts, (fixed_chars, fixed_tokens), final_base
             )
             ranks = {ex.id: rank for rank, ex in enumerate(examples)}
             dropped = sorted(
@@ -510,105 +402,20 @@ class ConversationPlanner:
         ranked: Sequence[PlanExample],
         policy: PlanPolicy,
         parts: list[str],
-        fixed_chars: int,
-        fixed_tokens: int,
+        fixed: tuple[int, int],
         final_base: str,
-    ) -> tuple[list[tuple[PlanExample, int]], list[DroppedExample], list[_Turn], str]:
+    ) -> tuple[list[tuple[PlanExample, int]], list[DroppedExample], list[Turn], str]:
         """Walk the examples from most to least relevant and keep each one that fits."""
-        sizer = self._sizer
         reminder = self.prompts.render("reminder", title=task.title, keys=task.keys)
-        n_parts = len(parts)
-        chosen: list[PlanExample] = []  # most relevant first
-        dropped: list[DroppedExample] = []
-        turns: list[_Turn] = []  # turns[0] is nearest the document
-        final_text = final_base
-        final_chars, final_tokens = sizer.cost(final_text)
-        turns_chars = turns_tokens = 0
-        limit = policy.max_examples
-
+        chooser = _Chooser(self, task, policy, parts, fixed, reminder, final_base)
         for rank, example in enumerate(ranked):
-            if limit is not None and len(chosen) >= limit:
-                dropped.append(DroppedExample(example.id, rank, "max_examples reached", example.score))
-                continue
-            low_chars, low_tokens, can_fit = self._lower_bound(example)
-            if not can_fit:
-                dropped.append(DroppedExample(example.id, rank, "would exceed the per-message limit", example.score))
-                continue
-            if not sizer.within_total(
-                fixed_chars + final_chars + turns_chars + low_chars,
-                fixed_tokens + final_tokens + turns_tokens + low_tokens,
-            ):
-                dropped.append(DroppedExample(example.id, rank, "over the total input budget", example.score))
-                continue
-            if policy.packing == "single":
-                # Inline examples in the final message, in conversation order (most relevant last).
-                inline = [example, *reversed(chosen)]
-                candidate = self._final_text(task, parts[-1], n_parts, n_parts, inline)
-                if not sizer.fits_message(candidate):
-                    dropped.append(
-                        DroppedExample(example.id, rank, "would exceed the per-message limit", example.score)
-                    )
-                    continue
-                chars, tokens = sizer.cost(candidate)
-                if not sizer.within_total(fixed_chars + chars, fixed_tokens + tokens):
-                    dropped.append(DroppedExample(example.id, rank, "over the total input budget", example.score))
-                    continue
-                chosen.append(example)
-                final_text, final_chars, final_tokens = candidate, chars, tokens
-                continue
-
-            # pairs / packed: try the outermost open turn first (packed), else a new outer turn.
-            placed = False
-            options: list[tuple[int, list[PlanExample]]] = []
-            if policy.packing == "packed" and turns:
-                options.append((len(turns) - 1, [example, *turns[-1].examples]))
-            options.append((len(turns), [example]))
-            reasons: list[str] = []
-            for index, members in options:
-                turn_number = index + 1  # 1 = nearest the document
-                remind = reminder if policy.restate_every and turn_number % policy.restate_every == 0 else ""
-                user, assistant = self._turn_texts(members, remind)
-                if not (sizer.fits_message(user) and sizer.fits_message(assistant)):
-                    reasons.append("would exceed the per-message limit")
-                    continue
-                new_turn = _Turn(members, user, assistant)
-                old = turns[index] if index < len(turns) else None
-                delta_chars, delta_tokens = _turn_cost(sizer, new_turn)
-                if old is not None:
-                    old_chars, old_tokens = _turn_cost(sizer, old)
-                    delta_chars, delta_tokens = delta_chars - old_chars, delta_tokens - old_tokens
-                if not sizer.within_total(
-                    fixed_chars + final_chars + turns_chars + delta_chars,
-                    fixed_tokens + final_tokens + turns_tokens + delta_tokens,
-                ):
-                    reasons.append("over the total input budget")
-                    continue
-                if old is None:
-                    turns.append(new_turn)
-                else:
-                    turns[index] = new_turn
-                turns_chars += delta_chars
-                turns_tokens += delta_tokens
-                placed = True
-                break
-            if placed:
-                chosen.append(example)
-            else:
-                reason = "over the total input budget" if "over the total input budget" in reasons else reasons[-1]
-                dropped.append(DroppedExample(example.id, rank, reason, example.score))
-
-        selected: list[tuple[PlanExample, int]] = []
-        if policy.packing == "single":
-            selected = [(ex, 0) for ex in chosen]
-        else:
-            for index, turn in enumerate(turns):
-                selected += [(ex, index + 1) for ex in turn.examples]
-        return selected, dropped, turns, final_text
+            chooser.consider(rank, example)
+        return chooser.selected(), chooser.dropped, chooser.turns, chooser.final_text
 
     def _assemble(
         self,
         system: str,
-        turns: list[_Turn],
+        turns: list[Turn],
         part_messages: list[Message],
         final_text: str,
         ack0: str,
@@ -632,7 +439,7 @@ class ConversationPlanner:
         messages: list[Message],
         selected: list[tuple[PlanExample, int]],
         dropped: list[DroppedExample],
-        turns: list[_Turn],
+        turns: list[Turn],
         n_parts: int,
     ) -> PlanReport:
         sizes = []
@@ -661,12 +468,6 @@ class ConversationPlanner:
         )
 
 
-def _turn_cost(sizer: _Sizer, turn: _Turn) -> tuple[int, int]:
-    user_chars, user_tokens = sizer.cost(turn.user)
-    asst_chars, asst_tokens = sizer.cost(turn.assistant)
-    return user_chars + asst_chars, user_tokens + asst_tokens
-
-
 def _pieces(document: str) -> list[str]:
     """The document as lines that keep their newline, so that joining pieces restores it."""
     return document.splitlines(keepends=True) or [document]
@@ -690,3 +491,109 @@ def _head_before(final_text: str, part_text: str) -> int:
     same keys. 0 when the text is not found in it."""
     at = final_text.find(part_text) if part_text else -1
     return final_text.rfind("\n", 0, at) + 1 if at > 0 else 0
+
+
+_PER_MESSAGE = "would exceed the per-message limit"
+_OVER_TOTAL = "over the total input budget"
+
+
+@dataclass
+class _Chooser:
+    """One plan's walk over the ranked examples: what is chosen so far and what it costs."""
+
+    planner: ConversationPlanner
+    task: TaskSpec
+    policy: PlanPolicy
+    parts: list[str]
+    fixed: tuple[int, int]  # characters and tokens of the system and document-part messages
+    reminder: str
+    final_text: str
+    chosen: list[PlanExample] = field(default_factory=list)  # most relevant first
+    dropped: list[DroppedExample] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)  # turns[0] is nearest the document
+    final_cost: tuple[int, int] = (0, 0)
+    turns_cost: tuple[int, int] = (0, 0)
+
+    def __post_init__(self) -> None:
+        self.final_cost = self.planner._sizer.cost(self.final_text)
+
+    def _within(self, *costs: tuple[int, int]) -> bool:
+        """Whether the fixed messages plus `costs` stay within the total input budget."""
+        chars = self.fixed[0] + sum(c for c, _ in costs)
+        tokens = self.fixed[1] + sum(t for _, t in costs)
+        return self.planner._sizer.within_total(chars, tokens)
+
+    def consider(self, rank: int, example: PlanExample) -> None:
+        """Keep `example` where it fits, or record why it was left out."""
+        reason = self._cannot_fit(example)
+        if reason is None:
+            reason = self._inline(example) if self.policy.packing == "single" else self._in_a_turn(example)
+        if reason is None:
+            self.chosen.append(example)
+        else:
+            self.dropped.append(DroppedExample(example.id, rank, reason, example.score))
+
+    def _cannot_fit(self, example: PlanExample) -> str | None:
+        """A cheap refusal before rendering anything: the limit reached, one message too small, or
+        even a lower bound of the example's cost over the total budget."""
+        limit = self.policy.max_examples
+        if limit is not None and len(self.chosen) >= limit:
+            return "max_examples reached"
+        low_chars, low_tokens, can_fit = self.planner._lower_bound(example)
+        if not can_fit:
+            return _PER_MESSAGE
+        if not self._within(self.final_cost, self.turns_cost, (low_chars, low_tokens)):
+            return _OVER_TOTAL
+        return None
+
+    def _inline(self, example: PlanExample) -> str | None:
+        """packing "single": the examples inline in the final message, in conversation order
+        (most relevant last)."""
+        sizer, n_parts = self.planner._sizer, len(self.parts)
+        inline = [example, *reversed(self.chosen)]
+        candidate = self.planner._final_text(self.task, self.parts[-1], n_parts, n_parts, inline)
+        if not sizer.fits_message(candidate):
+            return _PER_MESSAGE
+        cost = sizer.cost(candidate)
+        if not self._within(cost):
+            return _OVER_TOTAL
+        self.final_text, self.final_cost = candidate, cost
+        return None
+
+    def _in_a_turn(self, example: PlanExample) -> str | None:
+        """pairs / packed: into the outermost open turn (packed), else a new outer turn."""
+        sizer, turns, policy = self.planner._sizer, self.turns, self.policy
+        options: list[tuple[int, list[PlanExample]]] = []
+        if policy.packing == "packed" and turns:
+            options.append((len(turns) - 1, [example, *turns[-1].examples]))
+        options.append((len(turns), [example]))
+        reasons: list[str] = []
+        for index, members in options:
+            turn_number = index + 1  # 1 = nearest the document
+            remind = self.reminder if policy.restate_every and turn_number % policy.restate_every == 0 else ""
+            user, assistant = self.planner._turn_texts(members, remind)
+            if not (sizer.fits_message(user) and sizer.fits_message(assistant)):
+                reasons.append(_PER_MESSAGE)
+                continue
+            new_turn = Turn(members, user, assistant)
+            old = turns[index] if index < len(turns) else None
+            delta_chars, delta_tokens = turn_cost(sizer, new_turn)
+            if old is not None:
+                old_chars, old_tokens = turn_cost(sizer, old)
+                delta_chars, delta_tokens = delta_chars - old_chars, delta_tokens - old_tokens
+            if not self._within(self.final_cost, self.turns_cost, (delta_chars, delta_tokens)):
+                reasons.append(_OVER_TOTAL)
+                continue
+            if old is None:
+                turns.append(new_turn)
+            else:
+                turns[index] = new_turn
+            self.turns_cost = (self.turns_cost[0] + delta_chars, self.turns_cost[1] + delta_tokens)
+            return None
+        return _OVER_TOTAL if _OVER_TOTAL in reasons else reasons[-1]
+
+    def selected(self) -> list[tuple[PlanExample, int]]:
+        """Each chosen example with its turn (1 = nearest the document; 0: inline in the final message)."""
+        if self.policy.packing == "single":
+            return [(example, 0) for example in self.chosen]
+        return [(example, index + 1) for index, turn in enumerate(self.turns) for example in turn.examples]

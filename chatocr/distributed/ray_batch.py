@@ -9,11 +9,13 @@ Two entries, one worker class:
   to the driver as each document finishes, so the driver writes the same resumable results file
   as the local batch (chatocr/runs/log.py: exactly once per path + content hash).
 
-Each actor holds one ChatOCR, built once in its constructor: the model and the OCR engine load
-once per actor, not per document. Actors are created with `max_restarts=-1, max_task_retries=-1`,
-so when one dies (killed, out of memory, node lost) Ray restarts it and re-runs the calls it had
-in flight; the driver keeps the first result per document, so each appears once. A document that
-fails is a result with `error` set, recorded like any other; it is never dropped.
+Each actor holds one ChatOCR and one request (`ChatOCR.request`, the constructor every caller
+uses), built once in its constructor from plain values: the model and the OCR engine load once per
+actor, not per document, and a mistake in the options fails at once. Actors are created with
+`max_restarts=-1, max_task_retries=-1`, so when one dies (killed, out of memory, node lost) Ray
+restarts it and re-runs the calls it had in flight; the driver keeps the first result per document,
+so each appears once. A document that fails is a result with `error` set (`Extraction.failed`),
+recorded like any other; it is never dropped.
 
 The driver reads each file and sends its bytes (workers need no shared file system); the result's
 `source` is still the driver's path, as in the local batch.
@@ -28,12 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chatocr.errors import ChatOCRError, ConfigError, MissingDependencyError
+from chatocr.errors import ConfigError, MissingDependencyError
 from chatocr.extraction.result import Extraction
 
-__all__ = ["ChatOCRSpec", "Extractor", "extract_dataset", "extract_paths", "init_ray", "run_from_cli"]
+__all__ = ["ChatOCRSpec", "Extractor", "extract_dataset", "extract_paths", "init_ray"]
 
 ACTOR_NAME = "chatocr-extractor-{run}-{index}"
+# A failure that is not chatocr's own on a worker (the actor died, a Ray error): where to look.
+WORKER_HINT = "The Ray worker failed on this document; see the Ray logs (`ray logs`)."
 
 
 def _ray() -> Any:
@@ -54,7 +58,8 @@ class ChatOCRSpec:
     config: str | dict[str, Any] | None = None
     keys: tuple[str, ...] | None = None
     scenario: str | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)  # config settings
+    options: dict[str, Any] = field(default_factory=dict)  # the request's (ChatOCR.request), plain values
 
     def build(self) -> Any:
         from chatocr.api import ChatOCR
@@ -64,18 +69,6 @@ class ChatOCRSpec:
         return ChatOCR(llm=self.llm, ocr=self.ocr, config=self.config, **self.overrides)
 
 
-def _failure(source: str, exc: BaseException) -> Extraction:
-    if isinstance(exc, ChatOCRError):
-        error = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
-    else:
-        error = {
-            "type": type(exc).__name__,
-            "message": str(exc).splitlines()[0] if str(exc) else repr(exc),
-            "hint": "The Ray worker failed on this document; see the Ray logs (`ray logs`).",
-        }
-    return Extraction(source=source, error=error)
-
-
 class Extractor:
     """The actor: one ChatOCR, loaded once, extracting one document per call. Never raises for a
     document: a failure comes back as a record with `error` set."""
@@ -83,6 +76,7 @@ class Extractor:
     def __init__(self, spec: ChatOCRSpec) -> None:
         self.spec = spec
         self.chatocr = spec.build()
+        self.request = self.chatocr.request(list(spec.keys) if spec.keys else None, spec.scenario, **spec.options)
         if hasattr(self.chatocr.model, "llama"):
             _ = self.chatocr.model.llama  # the local model loads lazily: load it now, once
 
@@ -93,11 +87,9 @@ class Extractor:
         content = data if data is not None else Path(path).read_bytes()
         key = (path, hashlib.sha256(content).hexdigest())
         try:
-            result = self.chatocr.extract(
-                source, list(self.spec.keys) if self.spec.keys else None, self.spec.scenario, raise_errors=False
-            )
+            result = self.chatocr.extract(source, request=self.request, raise_errors=False)
         except Exception as exc:  # nothing of one document may take the actor down
-            result = _failure(path, exc)
+            result = Extraction.failed(path, exc, hint=WORKER_HINT)
         result.source = path  # the driver's name for it, not "<N bytes>"
         return record_for(key, result)
 
@@ -213,30 +205,10 @@ def extract_paths(
             if path not in seen:
                 data = Path(path).read_bytes()
                 error = last_error or RuntimeError("no answer from the Ray workers")
-                yield (path, hashlib.sha256(data).hexdigest()), _failure(path, error)
+                yield (path, hashlib.sha256(data).hexdigest()), Extraction.failed(path, error, hint=WORKER_HINT)
     finally:
         for actor in pool_actors:
             ray.kill(actor, no_restart=True)
-
-
-def run_from_cli(paths: list[Path], args: Any, keys: list[str] | None, scenario: str | None) -> Iterator[Extraction]:
-    """`chatocr extract --executor ray`: the actors get the command's --llm/--ocr/--config."""
-    import os
-
-    spec = ChatOCRSpec(
-        llm=args.llm,
-        ocr=args.ocr,
-        config=str(args.config) if args.config else None,
-        keys=tuple(keys) if keys else None,
-        scenario=scenario,
-    )
-    started = init_ray(args.address)
-    try:
-        for _, result in extract_paths(paths, spec, actors=args.actors, run_name=f"cli{os.getpid()}"):
-            yield result
-    finally:
-        if started:
-            _ray().shutdown()
 
 
 class _DatasetExtractor:

@@ -21,7 +21,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,14 @@ from chatocr.errors import ChatOCRError
 from chatocr.evaluation.baseline import run_baseline
 from chatocr.evaluation.datasets import Dataset, Document
 from chatocr.evaluation.machine import machine_info
-from chatocr.evaluation.metrics import NORMALIZATION, FieldCounts, get_normalizer, normalize, ocr_contains
+from chatocr.evaluation.metrics import get_normalizer
+from chatocr.evaluation.outcome import DocOutcome
+from chatocr.evaluation.scoring import build_report
 from chatocr.evaluation.strategies import Strategy
 from chatocr.extraction.examples import ExampleBank
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.pipeline import ExtractionPipeline
-from chatocr.extraction.typed_request import TypedRequest
+from chatocr.extraction.request import ExtractionRequest
 from chatocr.fileio import JSONFileCache
 from chatocr.llm.registry import get_chat_model
 from chatocr.ocr.types import OCRDocument
@@ -48,6 +50,7 @@ from chatocr.secrets import redact_data
 from chatocr.typed.schema import TypedSchema
 
 __all__ = ["DocOutcome", "Evaluator", "FixedOrderBank", "build_report", "position_pairs"]
+
 
 CACHE_VERSION = 1
 Progress = Callable[[str], None]
@@ -67,34 +70,6 @@ class FixedOrderBank(ExampleBank):
     ) -> list[PlanExample]:
         ranked = super().select(text, fields, scenario, focus=focus)
         return sorted(ranked, key=lambda e: self._order.get(e.id, len(self._order)))
-
-
-@dataclass
-class DocOutcome:
-    dataset: str
-    document: str
-    strategy: str
-    values: dict[str, Any] = field(default_factory=dict)
-    statuses: dict[str, str] = field(default_factory=dict)  # grounded | ungrounded | invalid | missing
-    scenario: str | None = None
-    route: str | None = None
-    examples: list[str] = field(default_factory=list)
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    llm_seconds: float = 0.0
-    seconds: float = 0.0
-    steps: int = 0
-    error: str | None = None
-    cached: bool = False
-    # The model's own answers where the returned value is the page's text instead (snapping).
-    answers: dict[str, Any] = field(default_factory=dict)
-    data: dict[str, Any] | None = None  # eval --schema: the typed instance as JSON; None if it did not validate
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DocOutcome:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
 
 
 def _scenario_key(scenario: Scenario) -> dict[str, Any]:
@@ -181,6 +156,7 @@ class Evaluator:
         self.cached_only = cached_only
         self.skipped: list[str] = []
         self._pipelines: dict[str, ExtractionPipeline] = {}
+        self._requests: dict[tuple[str, str], ExtractionRequest] = {}
         self._prompts = _prompts_digest(chat.config.prompt_dirs)
         self.ocr_docs: dict[tuple[str, str], OCRDocument] = {}
         self.ocr_errors: dict[tuple[str, str], str] = {}
@@ -280,20 +256,28 @@ class Evaluator:
             self.cache.put(key, outcome)
         return outcome
 
+    def _request_for(self, strategy: Strategy, dataset: Dataset, pipeline: ExtractionPipeline) -> ExtractionRequest:
+        """What every document of `dataset` is asked under `strategy`, resolved once."""
+        key = (strategy.name, dataset.name)
+        request = self._requests.get(key)
+        if request is None:
+            given = strategy.route == "given"
+            schema = self.schemas.get(dataset.name)
+            request = pipeline.request(
+                None if schema is not None else self._keys_for(dataset),
+                dataset.scenario if given else None,
+                schema=schema,
+                classify=None if given else True,
+                policy=strategy.plan_policy(),  # raises for a strategy that was not resolved
+            )
+            self._requests[key] = request
+        return request
+
     async def _run_chatocr(
         self, strategy: Strategy, dataset: Dataset, doc: Document, document: OCRDocument
     ) -> DocOutcome:
-        policy = strategy.plan_policy()  # raises for a strategy that was not resolved
-        given = strategy.route == "given"
-        schema = self.schemas.get(dataset.name)
-        result, _ = await self._pipeline_for(strategy).extract(
-            document,
-            keys=None if schema is not None else self._keys_for(dataset),
-            typed=TypedRequest(schema) if schema is not None else None,
-            scenario=dataset.scenario if given else None,
-            classify=None if given else True,
-            policy=policy,
-        )
+        pipeline = self._pipeline_for(strategy)
+        result, _ = await pipeline.extract(document, self._request_for(strategy, dataset, pipeline))
         usage = result.usage
         return DocOutcome(
             dataset=dataset.name,
@@ -312,7 +296,7 @@ class Evaluator:
             seconds=round(result.timings.get("total_s", 0.0) - result.timings.get("ocr_s", 0.0), 3),
             steps=result.steps,
             error=None if result.error is None else f"{result.error['type']}: {result.error['message']}",
-            data=result.to_dict()["data"] if schema is not None else None,
+            data=result.to_dict()["data"] if dataset.name in self.schemas else None,
         )
 
     async def _run_baseline(
@@ -433,197 +417,6 @@ def _doc_score(dataset: Dataset, doc: Document, outcome: DocOutcome) -> str:
     return f"{right}/{len(dataset.fields)}"
 
 
-# -- the report ------------------------------------------------------------------------------------
-
-
-def _usage(outcomes: list[DocOutcome]) -> dict[str, Any]:
-    n = len(outcomes)
-    if not n:
-        return {"documents": 0}
-    prompt = sum(o.prompt_tokens for o in outcomes)
-    completion = sum(o.completion_tokens for o in outcomes)
-    return {
-        "documents": n,
-        "errors": sum(o.error is not None for o in outcomes),
-        "calls_per_doc": round(sum(o.calls for o in outcomes) / n, 3),
-        "prompt_tokens_per_doc": round(prompt / n, 1),
-        "completion_tokens_per_doc": round(completion / n, 1),
-        "tokens_per_doc": round((prompt + completion) / n, 1),
-        "llm_seconds_per_doc": round(sum(o.llm_seconds for o in outcomes) / n, 3),
-        "seconds_per_doc": round(sum(o.seconds for o in outcomes) / n, 3),
-        "cached": sum(o.cached for o in outcomes),
-    }
-
-
-def _ratio(value: Any, base: Any) -> float | None:
-    if not isinstance(value, (int, float)) or not isinstance(base, (int, float)) or not base:
-        return None
-    return round(value / base, 3)
-
-
-def build_report(
-    datasets: Sequence[Dataset],
-    strategies: Sequence[Strategy],
-    outcomes: Sequence[DocOutcome],
-    ocr_docs: dict[tuple[str, str], OCRDocument],
-    pairs: dict[str, list[tuple[str, str]]] | None = None,
-) -> dict[str, Any]:
-    """Metrics per dataset (and over all sets), per strategy, per field; ratios to the baseline.
-
-    pairs: per dataset, the fields told apart by position ((first, second), e.g. the start and
-    destination stations): a document answering each with the other's label counts as a swap."""
-    pairs = pairs or {}
-    by_key = {(o.dataset, o.document, o.strategy): o for o in outcomes}
-    baseline = next((s.name for s in strategies if s.kind == "baseline"), None)
-    results: dict[str, dict[str, Any]] = {}
-    ocr_recall: dict[str, dict[str, Any]] = {}
-    overall_counts = {s.name: FieldCounts() for s in strategies}
-    overall_outcomes: dict[str, list[DocOutcome]] = {s.name: [] for s in strategies}
-    overall_answers = {s.name: FieldCounts() for s in strategies}
-    overall_swaps: dict[str, int | None] = {s.name: None for s in strategies}
-    overall_ocr = FieldCounts()
-    details: list[dict[str, Any]] = []
-    for dataset in datasets:
-        # OCR recall does not depend on the strategy.
-        ocr_counts = {name: FieldCounts() for name in dataset.fields}
-        texts: dict[str, list[str]] = {}
-        # Over the documents reported (a --cached-only report leaves unfinished ones out).
-        reported = [
-            doc for doc in dataset.documents if any((dataset.name, doc.id, s.name) in by_key for s in strategies)
-        ]
-        for doc in reported:
-            document = ocr_docs.get((dataset.name, doc.id))
-            texts[doc.id] = (
-                [normalize(document.text(layout=True)), normalize(document.text(layout=False))] if document else []
-            )
-            for name in dataset.fields:
-                kind = dataset.normalizers.get(name, "text")
-                wanted = get_normalizer(kind)(doc.labels.get(name))
-                found = ocr_contains(texts[doc.id], doc.labels.get(name), kind) if wanted else None
-                ocr_counts[name].add(wanted, wanted, in_ocr=found)
-        total_ocr = FieldCounts()
-        for counts in ocr_counts.values():
-            total_ocr.merge(counts)
-        overall_ocr.merge(total_ocr)
-        ocr_recall[dataset.name] = {
-            "fields": {name: c.summary()["ocr_recall"] for name, c in ocr_counts.items()},
-            "overall": total_ocr.summary()["ocr_recall"],
-        }
-        per_strategy: dict[str, Any] = {}
-        for strategy in strategies:
-            field_counts = {name: FieldCounts() for name in dataset.fields}
-            answer_counts = FieldCounts()  # the model's own answers, before snapping
-            swaps = 0
-            done: list[DocOutcome] = []
-            route_right = route_total = 0
-            for doc in dataset.documents:
-                outcome = by_key.get((dataset.name, doc.id, strategy.name))
-                if outcome is None:
-                    continue
-                done.append(outcome)
-                if strategy.route == "classifier" and strategy.kind == "chatocr":
-                    route_total += 1
-                    route_right += outcome.scenario == dataset.scenario
-                row: dict[str, Any] = {
-                    "dataset": dataset.name,
-                    "document": doc.id,
-                    "strategy": strategy.name,
-                    "fields": {},
-                }
-                for name in dataset.fields:
-                    kind = dataset.normalizers.get(name, "text")
-                    norm = get_normalizer(kind)
-                    predicted, label = outcome.values.get(name), doc.labels.get(name)
-                    status = outcome.statuses.get(name)
-                    pred_n, label_n = norm(predicted), norm(label)
-                    grounded = None if not pred_n or status is None else status == "grounded"
-                    in_ocr = ocr_contains(texts[doc.id], label, kind) if label_n else None
-                    match = field_counts[name].add(
-                        pred_n,
-                        label_n,
-                        grounded=grounded,
-                        in_ocr=in_ocr,
-                        where=doc.id,
-                        raw_prediction=predicted,
-                        raw_label=label,
-                    )
-                    row["fields"][name] = {"predicted": predicted, "label": label, "match": match, "status": status}
-                    answered = outcome.answers.get(name, predicted)
-                    answer_counts.add(norm(answered), label_n)
-                swaps += sum(_swapped(dataset, doc, outcome, a, b) for a, b in pairs.get(dataset.name, []))
-                row.update(
-                    error=outcome.error,
-                    calls=outcome.calls,
-                    prompt_tokens=outcome.prompt_tokens,
-                    completion_tokens=outcome.completion_tokens,
-                    seconds=outcome.seconds,
-                    scenario=outcome.scenario,
-                    route=outcome.route,
-                    examples=outcome.examples,
-                )
-                details.append(row)
-            total = FieldCounts()
-            for counts in field_counts.values():
-                total.merge(counts)
-            overall_counts[strategy.name].merge(total)
-            overall_outcomes[strategy.name].extend(done)
-            overall_answers[strategy.name].merge(answer_counts)
-            if pairs.get(dataset.name):
-                overall_swaps[strategy.name] = (overall_swaps[strategy.name] or 0) + swaps
-            overall = total.summary()
-            overall["exact_answers"] = answer_counts.summary()["exact"]
-            if pairs.get(dataset.name):
-                overall["swaps"] = swaps
-            entry: dict[str, Any] = {
-                "fields": {name: c.summary() for name, c in field_counts.items()},
-                "overall": overall,
-                "usage": _usage(done),
-                "mismatches": {name: c.mismatches[:20] for name, c in field_counts.items() if c.mismatches},
-            }
-            if route_total:
-                entry["routing_accuracy"] = round(route_right / route_total, 4)
-            per_strategy[strategy.name] = entry
-        _add_ratios(per_strategy, baseline)
-        results[dataset.name] = per_strategy
-    if len(datasets) > 1:
-        combined: dict[str, Any] = {}
-        for strategy in strategies:
-            combined[strategy.name] = {
-                "overall": {
-                    **overall_counts[strategy.name].summary(),
-                    "exact_answers": overall_answers[strategy.name].summary()["exact"],
-                    **({} if overall_swaps[strategy.name] is None else {"swaps": overall_swaps[strategy.name]}),
-                },
-                "usage": _usage(overall_outcomes[strategy.name]),
-            }
-        _add_ratios(combined, baseline)
-        results["ALL"] = combined
-        ocr_recall["ALL"] = {"overall": overall_ocr.summary()["ocr_recall"]}
-    return {
-        "chatocr_eval": 1,
-        "normalization": NORMALIZATION,
-        "datasets": [d.describe() for d in datasets],
-        "strategies": [
-            {"name": s.name, "label": s.label(), "description": s.description, "settings": s.settings()}
-            for s in strategies
-        ],
-        "baseline": baseline,
-        "ocr_recall": ocr_recall,
-        "results": results,
-        "documents": details,
-    }
-
-
-def _swapped(dataset: Dataset, doc: Document, outcome: DocOutcome, first: str, second: str) -> bool:
-    """Whether the outcome answered `first` with `second`'s label and the other way round."""
-    norm_a = get_normalizer(dataset.normalizers.get(first, "text"))
-    norm_b = get_normalizer(dataset.normalizers.get(second, "text"))
-    label_a, label_b = norm_a(doc.labels.get(first)), norm_b(doc.labels.get(second))
-    if not label_a or not label_b or label_a == label_b:
-        return False
-    return norm_a(outcome.values.get(first)) == label_b and norm_b(outcome.values.get(second)) == label_a
-
-
 def position_pairs(dataset: Dataset, library: ScenarioLibrary) -> list[tuple[str, str]]:
     """The fields of a set's scenario told apart by position (`before:`), among the set's fields."""
     try:
@@ -632,24 +425,3 @@ def position_pairs(dataset: Dataset, library: ScenarioLibrary) -> list[tuple[str
         return []
     asked = set(dataset.fields)
     return [(f.name, f.before) for f in scenario.fields if f.before and f.name in asked and f.before in asked]
-
-
-def _add_ratios(per_strategy: dict[str, Any], baseline: str | None) -> None:
-    if baseline is None or baseline not in per_strategy:
-        return
-    base = per_strategy[baseline]
-    for entry in per_strategy.values():
-        overall, usage = entry["overall"], entry["usage"]
-        base_overall, base_usage = base["overall"], base["usage"]
-        exact, base_exact = overall.get("exact"), base_overall.get("exact")
-        entry["vs_baseline"] = {
-            "exact_delta_points": (
-                round(100 * (exact - base_exact), 2) if exact is not None and base_exact is not None else None
-            ),
-            "exact_ratio": _ratio(exact, base_exact),
-            "f1_ratio": _ratio(overall.get("f1"), base_overall.get("f1")),
-            "tokens_ratio": _ratio(usage.get("tokens_per_doc"), base_usage.get("tokens_per_doc")),
-            "prompt_tokens_ratio": _ratio(usage.get("prompt_tokens_per_doc"), base_usage.get("prompt_tokens_per_doc")),
-            "calls_ratio": _ratio(usage.get("calls_per_doc"), base_usage.get("calls_per_doc")),
-            "seconds_ratio": _ratio(usage.get("seconds_per_doc"), base_usage.get("seconds_per_doc")),
-        }

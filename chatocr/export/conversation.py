@@ -48,7 +48,8 @@ def build_task(
     prompt language, as extraction builds them for a document routed to `scenario_name` (None: the
     fallback)."""
     pipeline = chat.pipeline
-    task = pipeline.build_task(text, pipeline.scenario_named(scenario_name), list(keys))
+    request = pipeline.request(list(keys), scenario_name)
+    task = pipeline.build_task(text, request.scenario, request)
     return task.spec, list(task.examples), task.scenario, task.language
 
 

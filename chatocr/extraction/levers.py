@@ -6,12 +6,14 @@ measures each on and off):
     snap           a grounded value becomes the page's own text, the answer kept beside (snapping.py)
     positions      fields told apart by position are put back by their boxes (positions.py)
 
-Kept out of pipeline.py so that the loop reads as the loop; each function here is one decision.
+Kept out of the checked loop (loop.py) so that it reads as the loop; each function here is one
+decision, given the one small value it depends on (`Levers`), never the whole config.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -27,16 +29,30 @@ from chatocr.ocr.layout import LayoutText
 from chatocr.ocr.types import OCRDocument
 from chatocr.scenarios.model import FieldSpec
 
-__all__ = ["answer_schema", "choice_questions", "finish_fields", "open_problems"]
+__all__ = ["Levers", "answer_schema", "choice_questions", "finish_fields", "open_problems"]
 
 
-def answer_schema(config: ChatOCRConfig, fields: tuple[FieldSpec, ...], layout: LayoutText) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Levers:
+    """The accuracy levers the checked loop applies, as configured (see the module's docstring)."""
+
+    snap: bool = True
+    field_reask: bool = False
+    extractive: bool = False
+    positions: bool = False
+
+    @classmethod
+    def of(cls, config: ChatOCRConfig) -> Levers:
+        return cls(config.snap, config.field_reask, config.extractive, config.positions)
+
+
+def answer_schema(levers: Levers, fields: tuple[FieldSpec, ...], layout: LayoutText) -> dict[str, Any]:
     """The JSON schema the extraction answer must follow."""
-    return extractive_schema(fields, layout) if config.extractive else json_schema_for(fields)
+    return extractive_schema(fields, layout) if levers.extractive else json_schema_for(fields)
 
 
 def choice_questions(
-    config: ChatOCRConfig,
+    levers: Levers,
     fields: tuple[FieldSpec, ...],
     best: Mapping[str, FieldResult],
     index: TextIndex,
@@ -47,7 +63,7 @@ def choice_questions(
     task again, the local model gave the same answer back on every receipt of the evaluation where
     this happened, while the choice offers the line before joined to it."""
     questions = [q for q in questions_for(fields, best, index) if q.field.name not in asked]
-    if config.field_reask:
+    if levers.field_reask:
         return questions
     return [q for q in questions if q.field.ruled_out(getattr(best.get(q.field.name), "value", None))]
 
@@ -68,7 +84,7 @@ def open_problems(fields: tuple[FieldSpec, ...], best: Mapping[str, FieldResult]
 
 
 def finish_fields(
-    config: ChatOCRConfig,
+    levers: Levers,
     fields: tuple[FieldSpec, ...],
     results: dict[str, FieldResult],
     index: TextIndex,
@@ -76,13 +92,13 @@ def finish_fields(
 ) -> tuple[dict[str, FieldResult], list[str]]:
     """The final results: snapped to the page's text, position pairs put back; with warnings."""
     warnings: list[str] = []
-    if config.snap:
+    if levers.snap:
         by_name = {f.name: f for f in fields}
         lines = partial(evidence_at, document, index)
         results = {
             name: snap_result(by_name[name], r, index, _hints(by_name[name]), lines) if name in by_name else r
             for name, r in results.items()
         }
-    if config.positions:
+    if levers.positions:
         results, warnings = put_back_by_position(fields, results)
     return results, warnings

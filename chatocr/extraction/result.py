@@ -149,10 +149,11 @@ class Extraction:
     schema: dict[str, Any] | None = None
 
     @classmethod
-    def failed(cls, source: str, error: BaseException, *, page: int | None = None) -> Extraction:
+    def failed(cls, source: str, error: BaseException, *, hint: str | None = None) -> Extraction:
         """A document that failed before anything was extracted (unreadable, refused, lost on a
-        worker): the one way every caller (API, CLI, service, Ray) records such a failure."""
-        return cls(source=source, error=error_record(error), page=page)
+        worker): the one way every caller (API, CLI, service, Ray) records such a failure. hint:
+        for an error not of chatocr's, where to look (default: a bug to report)."""
+        return cls(source=source, error=error_record(error) if hint is None else error_record(error, hint=hint))
 
     @property
     def ok(self) -> bool:

@@ -40,7 +40,6 @@ class RoutingPolicy:
     evaluation data: see docs/pipeline.md.
     """
 
-    classify: bool = True  # ask the LLM when the pre-score is not confident
     min_score: float = 0.10  # the best scenario must be at least this similar ...
     min_margin: float = 0.05  # ... and ahead of the second by this much
     classifier_candidates: int = 4
@@ -95,15 +94,15 @@ class Router:
         text: str,
         model: ChatModel | None,
         *,
-        classify: bool | None = None,
+        classify: bool,
         planner: ConversationPlanner | None = None,
         settings: ChatSettings | None = None,
     ) -> tuple[Route, Scenario | None, list[CallRecord]]:
-        """planner: the configured prompts and the backend's budget the classifier's message must
-        fit; settings: the configured request settings (the answer's schema and length are set
-        here). Without a planner the classifier is not asked (as with classify off)."""
+        """classify: ask the LLM classifier when the pre-score is not confident; planner: the
+        configured prompts and the backend's budget the classifier's message must fit; settings:
+        the configured request settings (the answer's schema and length are set here). Without a
+        planner the classifier is not asked (as with classify off)."""
         policy = self.policy
-        classify = policy.classify if classify is None else classify
         ranked = self.prescore(text)
         calls: list[CallRecord] = []
         if not ranked:

@@ -14,16 +14,13 @@ confidence) leaf is None there, and a line item none of whose values is on the p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
-
 from chatocr.extraction.result import Extraction, FieldResult
-from chatocr.scenarios.model import FieldSpec
 from chatocr.typed.instance import SchemaProblem, build_instance
-from chatocr.typed.schema import TypedSchema, typed_schema
+from chatocr.typed.schema import TypedSchema
 
 __all__ = [
     "MinConfidence",
@@ -31,7 +28,6 @@ __all__ = [
     "finish_typed",
     "make_review",
     "mark_low_confidence",
-    "typed_request",
     "typed_values",
 ]
 
@@ -157,27 +153,3 @@ class TypedRequest:
 
     def finish(self, result: Extraction) -> None:
         finish_typed(result, self.schema, self.min_confidence, self.include_low_confidence)
-
-
-Keys = Sequence[str | FieldSpec] | str | type[BaseModel] | dict[str, Any] | None
-
-
-def typed_request(
-    keys: Keys,
-    schema: type[BaseModel] | dict[str, Any] | TypedSchema | None,
-    min_confidence: MinConfidence,
-    include_low_confidence: bool = False,
-) -> tuple[list[str | FieldSpec] | None, TypedRequest]:
-    """(the keys to resolve, the typed request). `keys` may be the model itself (keys=Receipt) or
-    text in the key syntax ("company,total:amount=final total"); a SchemaError or ConfigError
-    here means nothing was read or sent yet."""
-    from chatocr.scenarios.keys import as_keys
-
-    if schema is None and (isinstance(keys, dict) or (isinstance(keys, type) and issubclass(keys, BaseModel))):
-        schema, keys = keys, None
-    parsed = None if isinstance(keys, (dict, type)) else as_keys(keys)
-    if isinstance(min_confidence, Mapping):
-        min_confidence = dict(min_confidence)
-    return parsed, TypedRequest(
-        typed_schema(schema) if schema is not None else None, min_confidence, include_low_confidence
-    )

@@ -45,8 +45,8 @@ def example_sets(
     pipeline: ExtractionPipeline, scenario: Scenario, keys: Sequence[str | FieldSpec] | str | None
 ) -> tuple[ExtractionTask, list[list[PlanExample]]]:
     """(task, the example sets a document of `scenario` asked `keys` can get), in a fixed order."""
-    task = pipeline.build_task("", scenario, keys)
-    policy = pipeline.policy
+    task = pipeline.build_task("", scenario, pipeline.request(keys, scenario))
+    policy = task.policy
     if policy.order != "stable":
         raise ConfigError(
             f"Warming needs the examples in a fixed order, but order is {policy.order!r}.",
@@ -76,7 +76,7 @@ async def warm_scenario(
     warmed: list[WarmedSet] = []
     for index, chosen in enumerate(sets, 1):
         started = time.perf_counter()
-        plan = planner.plan(task.spec, chosen, _PLACEHOLDER, policy=pipeline.policy)
+        plan = planner.plan(task.spec, chosen, _PLACEHOLDER, policy=task.policy)
         source = await model.keep_prefix(plan.messages)
         ids = tuple(example.id for example in plan.report.included)
         result = WarmedSet(scenario.name, ids, source, round(time.perf_counter() - started, 3))

@@ -29,12 +29,11 @@ from fastapi.responses import JSONResponse, Response
 from chatocr.api import ChatOCR
 from chatocr.errors import ChatOCRError
 from chatocr.ocr.images import ImageLimits
-from chatocr.runs.records import record_for
 from chatocr.serve.admission import Admission
-from chatocr.serve.errors import ServeError, error_body, from_chatocr_error, from_error_dict
-from chatocr.serve.inputs import ExtractBody, ExtractRequest, read_chat, read_extract
+from chatocr.serve.errors import ServeError, error_body
 from chatocr.serve.jobs import JobRunner, JobStore, jobs_router
 from chatocr.serve.middleware import AccessLog, BodyLimit, BodyTooLarge, too_large_body
+from chatocr.serve.routes import extract_router, health_router, scenarios_router
 from chatocr.serve.settings import ServeSettings, TokenSet
 
 __all__ = ["Service", "create_app"]
@@ -178,52 +177,6 @@ def _apply_limits(ocr: ChatOCR, limits: ImageLimits) -> None:
         )
 
 
-async def run_extract(ocr: ChatOCR, req: ExtractRequest) -> dict[str, Any]:
-    """One document (or one result per page) as the Extraction JSON of `chatocr extract --format json`."""
-    doc = req.document
-    key = (doc.name, doc.sha256)
-    options: dict[str, Any] = {}
-    if req.schema is not None:
-        options["schema"] = req.schema
-    if req.per_page:
-        try:
-            results = await ocr.aextract_pages(doc.source, req.keys, req.scenario, raise_errors=False, **options)
-        except ChatOCRError as exc:
-            raise from_chatocr_error(exc) from None
-        if len(results) == 1 and results[0].error is not None and getattr(results[0], "page", None) is None:
-            raise from_error_dict(results[0].error, record_for(key, results[0]))  # the input itself is unreadable
-        return {"input": {"path": doc.name, "sha256": doc.sha256}, "pages": [r.to_dict() for r in results]}
-    try:
-        result = await ocr.aextract(doc.source, req.keys, req.scenario, **options)
-    except ChatOCRError as exc:
-        partial = exc.result
-        if type(exc) is ChatOCRError:  # an unexpected failure inside chatocr: keep the detail in our log
-            log.error("extraction failed unexpectedly: %s", exc.message)
-        raise from_chatocr_error(exc, record_for(key, partial) if partial is not None else None) from None
-    return record_for(key, result)
-
-
-def _extract_openapi() -> dict[str, Any]:
-    schema = ExtractBody.model_json_schema(by_alias=True)
-    form = {
-        "type": "object",
-        "required": ["file"],
-        "properties": {
-            "file": {"type": "string", "format": "binary", "description": "an image, a PDF, or .txt/.json OCR text"},
-            "keys": {"type": "string", "description": "comma-separated, or a JSON list"},
-            "scenario": {"type": "string"},
-            "schema": {"type": "string", "description": "a JSON Schema, as JSON text"},
-            "per_page": {"type": "boolean"},
-        },
-    }
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": schema}, "multipart/form-data": {"schema": form}},
-        }
-    }
-
-
 def create_app(
     settings: ServeSettings | None = None,
     tokens: TokenSet | None = None,
@@ -258,6 +211,23 @@ def create_app(
         description='Key fields from document images as grounded JSON. Errors: {"error": {"type", "message", "hint"}}.',
     )
     app.state.service = service
+    _answer_errors(app)
+    for router in (health_router(service), extract_router(service), scenarios_router(service), jobs_router(service)):
+        app.include_router(router)
+    if settings.cors_origins:  # off unless configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(AccessLog)
+    return app
+
+
+def _answer_errors(app: FastAPI) -> None:
+    """Every failure answers chatocr's error shape, {"error": {"type", "message", "hint"}}."""
 
     @app.exception_handler(ServeError)
     async def _serve_error(request: Request, exc: ServeError) -> JSONResponse:
@@ -288,84 +258,3 @@ def create_app(
             ),
             status_code=500,
         )
-
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, Any]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["health"])
-    async def readyz() -> JSONResponse:
-        ocr = service.ocr
-        if ocr is None:
-            error = service.load_error
-            body = {"ready": False, "error": None if error is None else {"message": error.message, "hint": error.hint}}
-            return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
-        return JSONResponse({"ready": True, "llm": f"{ocr.model.provider}:{ocr.model.model}", "ocr": ocr.engine.name})
-
-    @app.post("/v1/extract", tags=["extract"], openapi_extra=_extract_openapi())
-    async def extract(request: Request) -> JSONResponse:
-        """Key fields of one document: the Extraction JSON (values, fields with boxes, route, usage)."""
-        caller = service.caller(request)
-        ocr = service.ready_ocr()
-        req = await read_extract(request)
-        body = await service.guarded(request, caller, lambda: run_extract(ocr, req))
-        return JSONResponse(body)
-
-    @app.post("/v1/chat", tags=["chat"])
-    async def chat(request: Request) -> JSONResponse:
-        """Answer a question about a document. Stateless: send `history` ([[question, answer], ...])
-        as returned by the previous answer; the server keeps nothing between requests."""
-        caller = service.caller(request)
-        ocr = service.ready_ocr()
-        document, body = await read_chat(request)
-
-        async def work() -> dict[str, Any]:
-            try:
-                session = await ocr.achat(document.source, body.scenario)
-                session.history = [(q, a) for q, a in body.history]
-                answer = await session.aask(body.question)
-            except ChatOCRError as exc:
-                raise from_chatocr_error(exc) from None
-            return {
-                "answer": answer,
-                "history": [list(turn) for turn in session.history],
-                "dropped_history": session.dropped_history,
-                "usage": session.usage,
-            }
-
-        return JSONResponse(await service.guarded(request, caller, work))
-
-    @app.get("/v1/scenarios", tags=["scenarios"])
-    async def scenarios(request: Request) -> dict[str, Any]:
-        service.caller(request)
-        ocr = service.ready_ocr()
-        return {
-            "scenarios": [
-                {"name": s.name, "title": s.title, "language": s.language, "fields": [f.name for f in s.fields]}
-                for s in ocr.library
-            ]
-        }
-
-    @app.get("/v1/scenarios/{name}", tags=["scenarios"])
-    async def scenario(name: str, request: Request) -> dict[str, Any]:
-        service.caller(request)
-        ocr = service.ready_ocr()
-        if name not in ocr.library:
-            try:
-                ocr.library.get(name)
-            except ChatOCRError as exc:
-                raise ServeError(404, type(exc).__name__, exc.message, exc.hint) from None
-        found: dict[str, Any] = ocr.library.get(name).model_dump(mode="json")
-        return found
-
-    app.include_router(jobs_router(service))
-    if settings.cors_origins:  # off unless configured
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
-        )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(AccessLog)
-    return app

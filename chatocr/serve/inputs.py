@@ -13,7 +13,7 @@ import base64
 import binascii
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
@@ -21,14 +21,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from chatocr.errors import ChatOCRError
+from chatocr.api import ChatOCR
+from chatocr.errors import ChatOCRError, UnknownOptionError
+from chatocr.extraction.request import ExtractionRequest
 from chatocr.ocr.images import ImageLimits
 from chatocr.ocr.registry import TEXT_SUFFIXES
 from chatocr.ocr.text import TextEngine
 from chatocr.ocr.types import OCRDocument
-from chatocr.serve.errors import ServeError
+from chatocr.serve.errors import ServeError, from_chatocr_error
 
-__all__ = ["ChatBody", "Document", "ExtractBody", "ExtractRequest", "read_chat", "read_extract"]
+__all__ = [
+    "ChatBody",
+    "Document",
+    "ExtractBody",
+    "ExtractInput",
+    "keys_field",
+    "read_chat",
+    "read_extract",
+    "served_request",
+]
 
 _BAD = "RequestError"
 
@@ -68,17 +79,35 @@ class Document:
 
 
 @dataclass
-class ExtractRequest:
+class ExtractInput:
+    """What POST /v1/extract was sent: the document, and the options of its request as given."""
+
     document: Document
     keys: list[str] | None = None
     scenario: str | None = None
     schema: dict[str, Any] | None = None
     per_page: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def served_request(ocr: ChatOCR, keys: list[str] | None, scenario: str | None, **options: Any) -> ExtractionRequest:
+    """A request's options resolved by the constructor every caller uses (ChatOCR.request): a
+    mistake is a 400 with the same words as anywhere else, before any work is queued."""
+    try:
+        return ocr.request(keys, scenario, **options)
+    except ChatOCRError as exc:
+        raise from_chatocr_error(exc) from None
 
 
 def _bad(message: str, hint: str) -> ServeError:
     return ServeError(400, _BAD, message, hint)
+
+
+def _refuse_unknown_members(exc: ValidationError, body: type[BaseModel]) -> None:
+    """A member the body does not have is a misspelled option: said as it is said anywhere else."""
+    for error in exc.errors():
+        if error["type"] == "extra_forbidden" and error["loc"]:
+            names = {info.alias or name for name, info in body.model_fields.items()}
+            raise from_chatocr_error(UnknownOptionError.of(str(error["loc"][-1]), names))
 
 
 def _problems(exc: ValidationError) -> str:
@@ -105,7 +134,7 @@ def bytes_document(data: bytes, name: str, limits: ImageLimits) -> Document:
     return Document(data, name, hashlib.sha256(data).hexdigest())
 
 
-def _keys(value: Any) -> list[str] | None:
+def keys_field(value: Any) -> list[str] | None:
     if value in (None, ""):
         return None
     if isinstance(value, str):
@@ -185,7 +214,7 @@ def _is_multipart(request: Request) -> bool:
     return request.headers.get("content-type", "").startswith("multipart/form-data")
 
 
-async def read_extract(request: Request) -> ExtractRequest:
+async def read_extract(request: Request) -> ExtractInput:
     limits = request.app.state.service.limits
     if _is_multipart(request):
         document, fields = await _form(request)
@@ -193,12 +222,12 @@ async def read_extract(request: Request) -> ExtractRequest:
             raise _bad("The multipart body has no field `file`.", "Upload the document as multipart field `file`.")
         unknown = sorted(set(fields) - {"keys", "scenario", "schema", "per_page"})
         if unknown:
-            raise _bad(
-                f"Unknown form field(s): {', '.join(unknown)}.", "Fields: file, keys, scenario, schema, per_page."
+            raise from_chatocr_error(
+                UnknownOptionError.of(unknown[0], ["file", "keys", "scenario", "schema", "per_page"])
             )
-        return ExtractRequest(
+        return ExtractInput(
             document,
-            _keys(fields.get("keys")),
+            keys_field(fields.get("keys")),
             fields.get("scenario") or None,
             _json_field("schema", fields.get("schema"), dict),
             _flag(fields.get("per_page")),
@@ -206,12 +235,13 @@ async def read_extract(request: Request) -> ExtractRequest:
     try:
         body = ExtractBody.model_validate(await _json(request))
     except ValidationError as exc:
+        _refuse_unknown_members(exc, ExtractBody)
         raise _bad(
             f"Invalid request: {_problems(exc)}",
             "Fields: text or image_base64, keys, scenario, schema, per_page (see /docs).",
         ) from None
-    return ExtractRequest(
-        _document_from(body, limits), _keys(body.keys), body.scenario or None, body.json_schema, body.per_page
+    return ExtractInput(
+        _document_from(body, limits), keys_field(body.keys), body.scenario or None, body.json_schema, body.per_page
     )
 
 
@@ -236,6 +266,7 @@ async def read_chat(request: Request) -> tuple[Document, ChatBody]:
     try:
         body = ChatBody.model_validate(await _json(request))
     except ValidationError as exc:
+        _refuse_unknown_members(exc, ChatBody)
         raise _bad(
             f"Invalid request: {_problems(exc)}",
             "Fields: text or image_base64, question, history [[q, a], ...], scenario.",

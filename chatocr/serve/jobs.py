@@ -35,11 +35,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from chatocr.errors import ChatOCRError, ConfigError
+from chatocr.errors import ChatOCRError, ConfigError, ImageTooLargeError, InputError
+from chatocr.extraction.request import ExtractionRequest
+from chatocr.extraction.result import Extraction
 from chatocr.resources import cache_dir
 from chatocr.runs.records import record_for
 from chatocr.serve.errors import ServeError
-from chatocr.serve.inputs import bytes_document
+from chatocr.serve.inputs import bytes_document, keys_field, served_request
 
 if TYPE_CHECKING:
     from chatocr.serve.app import Service
@@ -281,26 +283,24 @@ class JobRunner:
         assert ocr is not None
         options = store.options(job)
         limit = asyncio.Semaphore(service.settings.job_concurrency)
+        try:  # checked when the job was accepted; a scenario removed since fails every document alike
+            request: ExtractionRequest | None = ocr.request(options.get("keys"), options.get("scenario"))
+            refused: BaseException | None = None
+        except ChatOCRError as exc:
+            request, refused = None, exc
 
         async def one(idx: int, name: str, location: str, uploaded: bool) -> None:
             async with limit:
                 try:
+                    if refused is not None:
+                        raise refused
                     data = await asyncio.to_thread(_read_capped, Path(location), service.limits.max_bytes)
                     document = bytes_document(data, name, service.limits)
                 except (ServeError, OSError, ChatOCRError) as exc:
-                    message = exc.message if isinstance(exc, (ServeError, ChatOCRError)) else str(exc)
-                    hint = exc.hint if isinstance(exc, (ServeError, ChatOCRError)) else "Check the file."
-                    failed = {
-                        "input": {"path": name, "sha256": None},
-                        "source": name,
-                        "ok": False,
-                        "error": {"type": type(exc).__name__, "message": message, "hint": hint},
-                    }
-                    await asyncio.to_thread(store.record, job, idx, failed)
+                    failed = Extraction.failed(name, _as_error(exc))
+                    await asyncio.to_thread(store.record, job, idx, record_for((name, ""), failed))
                     return
-                result = await ocr.aextract(
-                    document.source, options.get("keys"), options.get("scenario"), raise_errors=False
-                )
+                result = await ocr.aextract(document.source, request=request, raise_errors=False)
                 await asyncio.to_thread(store.record, job, idx, record_for((name, document.sha256), result))
 
         async def heartbeat() -> None:
@@ -315,6 +315,17 @@ class JobRunner:
         finally:
             beating.cancel()
         await asyncio.to_thread(store.finish, job)
+
+
+def _as_error(exc: BaseException) -> BaseException:
+    """A document's failure as chatocr records it: a refused upload (ServeError) or an unreadable
+    stored file (OSError) said in chatocr's words."""
+    if isinstance(exc, ServeError):  # refused as the same bytes sent to /v1/extract would be
+        kind = ImageTooLargeError if exc.status == 413 else InputError
+        return kind(exc.message, hint=exc.hint)
+    if isinstance(exc, OSError):
+        return InputError(f"Cannot read the stored document: {exc.strerror or exc}.", hint="Check the file.")
+    return exc
 
 
 def _read_capped(path: Path, limit: int) -> bytes:
@@ -368,8 +379,6 @@ def jobs_router(service: Service) -> APIRouter:
     @router.post("/v1/jobs", status_code=202)
     async def create_job(request: Request) -> JSONResponse:
         """Start a job over uploaded files (multipart `file`, repeated) or a server-side `folder`."""
-        from chatocr.serve.inputs import _keys  # the same keys rules as /v1/extract
-
         owner = service.caller(request)
         service.ready_ocr()
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -409,7 +418,9 @@ def jobs_router(service: Service) -> APIRouter:
         scenario = fields.get("scenario") or None
         if scenario is not None and not isinstance(scenario, str):
             raise ServeError(400, "RequestError", "scenario must be a string.", "Send a scenario name.")
-        options = {"keys": _keys(fields.get("keys")), "scenario": scenario}
+        keys = keys_field(fields.get("keys"))
+        served_request(service.ready_ocr(), keys, scenario)  # a bad key or scenario: 400, and no job
+        options = {"keys": keys, "scenario": scenario}
         job = await asyncio.to_thread(service.store.create, owner, options, documents)
         service.jobs.wake.set()
         return JSONResponse({"id": job, "state": "queued", "total": len(documents)}, status_code=202)

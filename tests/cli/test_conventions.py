@@ -83,8 +83,9 @@ def test_mistyped_subcommands_and_options_get_a_suggestion_and_exit_2() -> None:
     done = run("scenarios", "lst")
     assert done.returncode == 2 and "Did you mean 'list'?" in done.stderr
     done = run("extract", "x.txt", "--scenaro", "retail_receipt")
-    assert done.returncode == 2 and "Did you mean '--scenario'?" in done.stderr
-    assert "Did you mean" not in run("extract", "x.txt", "--zzzzzz").stderr  # nothing close: no guess
+    # Said as a misspelled option is said anywhere (a Python keyword, a config key, a service member).
+    assert done.returncode == 2 and "Unknown option '--scenaro': did you mean '--scenario'?" in done.stderr
+    assert "did you mean" not in run("extract", "x.txt", "--zzzzzz").stderr.lower()  # nothing close: no guess
 
 
 def test_short_flags_work_through_the_entry_point(home: Path) -> None:
@@ -254,4 +255,4 @@ def test_a_command_imports_only_its_own_module() -> None:
     assert mistyped.returncode == 2
     assert "Did you mean 'extract'?" in mistyped.stderr and "'serve'" in mistyped.stderr
     options = run("extract", "--keyz", "total", "x.jpg")
-    assert options.returncode == 2 and "Did you mean '--keys'?" in options.stderr
+    assert options.returncode == 2 and "did you mean '--keys'?" in options.stderr

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from chatocr.extraction.routing import Router, RoutingPolicy
+from chatocr.extraction.routing import Router
 from chatocr.scenarios import load_scenarios
 from chatocr.scenarios.model import ungrounded_example_values
 
@@ -69,7 +69,7 @@ THANK YOU
 
 @pytest.fixture(scope="module")
 def router() -> Router:
-    return Router(load_scenarios(include_env=False), RoutingPolicy(classify=False))
+    return Router(load_scenarios(include_env=False))
 
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTS))
@@ -82,14 +82,14 @@ def test_new_scenarios_load_grounded(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTS))
 def test_chinese_documents_route_to_their_scenario(router: Router, name: str) -> None:
-    route, scenario, calls = asyncio.run(router.route(DOCUMENTS[name], None))
+    route, scenario, calls = asyncio.run(router.route(DOCUMENTS[name], None, classify=False))
     assert calls == []
     assert route.mode == "prescore", route.reason
     assert scenario is not None and scenario.name == name
 
 
 def test_english_receipt_still_routes_to_retail_receipt(router: Router) -> None:
-    route, scenario, _ = asyncio.run(router.route(ENGLISH_RECEIPT, None))
+    route, scenario, _ = asyncio.run(router.route(ENGLISH_RECEIPT, None, classify=False))
     assert scenario is not None and scenario.name == "retail_receipt", route.reason
 
 

@@ -72,7 +72,7 @@ def test_each_set_is_the_prefix_a_document_given_those_examples_gets(tmp_path: P
     pipeline = chat.pipeline
     document = PreparedDocument.of(chat._run(chat.read(receipt)), "receipt")
     scenario = chat.scenario("retail_receipt")
-    plan = pipeline.plan(document, pipeline.build_task(document.text, scenario, keys))
+    plan = pipeline.plan(document, pipeline.build_task(document.text, scenario, pipeline.request(keys, scenario)))
     ids = tuple(example.id for example in plan.report.included)
     assert kept[ids] == _kept_text(plan.messages)  # the document's prefix is one that was warmed
     assert "KEDAI RUNCIT" not in "".join(kept[ids])  # and holds nothing of the document

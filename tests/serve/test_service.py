@@ -185,7 +185,7 @@ def test_request_errors_are_typed_json_with_a_hint(server: Any) -> None:
             "RequestError",
         ),
         "no document": (_extract(server, keys=KEYS), 400, "RequestError"),
-        "unknown field": (_extract(server, text="x", colour="red"), 400, "RequestError"),
+        "unknown field": (_extract(server, text="x", colour="red"), 400, "UnknownOptionError"),
         "bad base64": (_extract(server, image_base64="%%%"), 400, "RequestError"),
         "unknown scenario": (_extract(server, text=RECEIPT_TEXT, scenario="retail_reciept"), 400, "ScenarioError"),
         "image to the text engine": (
@@ -200,6 +200,38 @@ def test_request_errors_are_typed_json_with_a_hint(server: Any) -> None:
         assert error["type"] == kind and error["message"] and error["hint"], name
         assert "Traceback" not in response.text
     assert "retail_receipt" in cases["unknown scenario"][0].json()["error"]["hint"]  # the suggestion
+
+
+def test_a_bad_request_reads_as_it_does_from_python_and_no_job_is_accepted(server: Any) -> None:
+    """The service builds its request with ChatOCR.request: the same words for the same mistake,
+    before any work; a job with a bad key type is refused, not accepted and left running."""
+    from chatocr import ChatOCR
+    from chatocr.errors import ChatOCRError
+    from chatocr.llm import ScriptedChatModel
+
+    local = ChatOCR(llm=ScriptedChatModel(["{}"]), ocr="text", ocr_cache=False)
+    for options in ({"keys": "total:money"}, {"schema": {"type": "object", "properties": {"a": {"type": "null"}}}}):
+        with pytest.raises(ChatOCRError) as caught:
+            local.request(options.get("keys"), None, schema=options.get("schema"))
+        served = _extract(server, text=RECEIPT_TEXT, **options)
+        assert served.status_code == 400, served.text
+        error = served.json()["error"]
+        assert (error["type"], error["message"], error["hint"]) == (
+            type(caught.value).__name__,
+            caught.value.message,
+            caught.value.hint,
+        )
+    misspelled = _extract(server, text=RECEIPT_TEXT, shcema={"type": "object"}).json()["error"]
+    assert misspelled["type"] == "UnknownOptionError"
+    assert misspelled["message"] == "Unknown option 'shcema': did you mean 'schema'?"
+    job = httpx.post(
+        f"{server.url}/v1/jobs",
+        files=[("file", ("r.txt", RECEIPT_TEXT.encode()))],
+        data={"keys": "total:money"},
+        headers=auth(),
+        timeout=30,
+    )
+    assert job.status_code == 400 and job.json()["error"]["type"] == "ConfigError", job.text
 
 
 def test_per_page_gives_one_result_per_page(server: Any) -> None:
