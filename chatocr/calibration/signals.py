@@ -260,7 +260,7 @@ class FieldSignals:
     value_probability: float | None = None  # None: the backend gave no token probabilities
     checks_passed: tuple[str, ...] = ()
     checks_failed: tuple[str, ...] = ()
-    checks_declared: bool = False  # the scenario has checks naming this field
+    checked: bool = False  # a document check naming this field ran (passed, failed or skipped)
     second_look: bool | None = None  # None: no second look was spent on it
 
     @property
@@ -271,7 +271,7 @@ class FieldSignals:
             "match": self.match is not None,
             "label": self.label_score is not None,
             "value_probability": self.value_probability is not None,
-            "checks": self.checks_declared,
+            "checks": self.checked,
             "second_look": self.second_look is not None,
         }
         return tuple(name for name in SIGNAL_NAMES if present[name])

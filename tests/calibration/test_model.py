@@ -49,7 +49,7 @@ def _world(documents: int, seed: int = 3, probability: bool = False) -> list[Sam
                 match_score=1.0,
                 label_score=label,
                 checks_failed=("sum",) if failed else (),
-                checks_declared=True,
+                checked=True,
                 value_probability=float(rng.uniform(0.5, 1.0)) if probability else None,
             )
             samples.append(Sample(f"doc{d}", field, signals, bool(rng.uniform() < p)))

@@ -120,7 +120,7 @@ def test_field_signals_say_which_signals_they_hold() -> None:
         label="total",
         value_probability=0.92,
         checks_passed=("final_amount",),
-        checks_declared=True,
+        checked=True,
         second_look=True,
     )
     assert full.available == ("ocr_confidence", "match", "label", "value_probability", "checks", "second_look")

@@ -84,3 +84,26 @@ def test_checks_of_fields_not_asked_are_left_out_and_missing_values_skip(receipt
     assert by_name["amount_in_words"].message == "total_amount_in_words not asked for"
     fields["tax_amount"] = FieldResult("tax_amount", "509.43", "509.43", status="grounded")
     assert {r.name: r.passed for r in run_checks(vat, fields, None, today=TODAY)}["sum"] is True
+
+
+def test_signals_join_grounding_labels_checks_and_token_probabilities(receipt: OCRDocument, retail: Scenario) -> None:
+    from chatocr.calibration import value_probabilities
+    from chatocr.extraction.signals import field_signals
+
+    answer = '{"total": "10.00", "date": "25/12/2018", "company": "MANIS"}'
+    tokens = [(char, -1.5 if char == "1" else -0.01) for char in answer]
+    fields = _fields(retail, {"total": "10.00", "date": "25/12/2018", "company": "MANIS"}, receipt)
+    page = page_rows(receipt.layout())
+    checks = run_checks(retail, fields, page, today=TODAY)
+    signals = field_signals(retail, fields, page, checks, value_probabilities(answer, tokens))
+    total = signals["total"]
+    assert (total.status, total.match, total.label_score, total.conflict) == ("grounded", "exact", 0.0, "cash")
+    assert total.checks_failed == ("final_amount",) and total.checked
+    assert total.value_probability is not None and abs(total.value_probability - 0.2231) < 1e-3  # exp(-1.5)
+    assert total.ocr_confidence is not None
+    assert signals["date"].checks_passed == ("date",) and signals["date"].label == "date"
+    assert signals["company"].conflict == "cashier" and not signals["company"].checked  # no check names it
+    assert signals["company"].available == ("ocr_confidence", "match", "label", "value_probability")
+    # without a page or token probabilities, those signals are unavailable, not zero
+    bare = field_signals(retail, fields)
+    assert bare["total"].available == ("ocr_confidence", "match")
