@@ -37,7 +37,9 @@ TOTAL_WORDS = (
     "amount payable", "total amount", "total sales", "合计", "总计", "应付", "应收", "实付", "应付金额", "实付金额",
     "总额", "总金额", "价税合计", "消费金额",
 )  # fmt: skip
-# Words that make a "total" row something else: TOTAL QTY 3, TOTAL GST 0.51, TOTAL SAVINGS 2.00.
+# Words that make a "total" row something else: TOTAL QTY 3, TOTAL GST 0.51, TOTAL SAVINGS 2.00 ...
+# unless the tax is included in it: TOTAL INCL. GST 15.90, 含税合计.
+INCLUDING = ("incl", "incl.", "including", "inclusive", "inc", "含税")
 NOT_A_TOTAL = (
     "qty",
     "quantity",
@@ -108,7 +110,7 @@ def row_kind(label: str, tender_words: Sequence[str] = TENDER_WORDS) -> str:
         return "tender"
     if _has(label, DISCOUNT_WORDS):
         return "discount"
-    if _has(label, TOTAL_WORDS) and not _has(label, NOT_A_TOTAL):
+    if _has(label, TOTAL_WORDS) and (not _has(label, NOT_A_TOTAL) or _has(label, INCLUDING)):
         return "total"
     return "other"
 

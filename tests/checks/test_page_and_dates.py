@@ -103,7 +103,8 @@ def test_without_the_page_or_evidence_it_skips() -> None:
 @pytest.mark.parametrize(
     ("label", "kind"),
     [("SUB TOTAL", "subtotal"), ("CASH", "tender"), ("CASHIER: NURUL", "other"), ("TOTAL GST", "other"),
-     ("GRAND TOTAL", "total"), ("找零", "tender"), ("优惠", "discount"), ("小计", "subtotal")],
+     ("GRAND TOTAL", "total"), ("Total Incl. of GST", "total"), ("找零", "tender"), ("优惠", "discount"),
+     ("小计", "subtotal")],
 )  # fmt: skip
 def test_row_kinds(label: str, kind: str) -> None:
     assert row_kind(label) == kind
