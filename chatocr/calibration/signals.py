@@ -146,11 +146,15 @@ class LabelEvidence:
     conflict: str | None = None
 
 
+# "Total Incl. of GST": what an amount includes is not what it is; such a clause labels nothing.
+_INCLUDING = re.compile(r"(?<![a-z])(?:incl\.?|including|inclusive|inc\.)\s*(?:of\s+)?[a-z]+\.?|含税")
+
+
 def _nearest(text: str, phrases: Sequence[str]) -> str | None:
     """Of the phrases `text` holds, the one ending nearest its end (nearest the value it labels:
     in `价税合计（大写）` that is 大写). Longer phrases hide the shorter ones inside them ("sub
     total" hides "total"); ASCII phrases match as words, Chinese ones as substrings."""
-    folded = _phrase(text)
+    folded = _INCLUDING.sub(" ", _phrase(text))
     taken: list[tuple[int, int, str]] = []
     for phrase in sorted(phrases, key=len, reverse=True):
         pattern = rf"(?<![a-z0-9]){re.escape(phrase)}(?![a-z0-9])" if phrase.isascii() else re.escape(phrase)

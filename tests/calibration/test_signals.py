@@ -99,6 +99,16 @@ def test_a_label_above_counts_only_when_the_row_has_no_words_of_its_own() -> Non
     assert label_evidence(spec, (), page, ["nowhere"], "044002100111") is None
 
 
+def test_what_an_amount_includes_is_not_its_label(library: dict[str, Scenario]) -> None:
+    retail = library["retail_receipt"]
+    spec = retail.field("total")
+    assert spec is not None
+    page = PageRows(((PageLine("a", "Total Incl. of GST", 0, 18), PageLine("b", "15.90", 30, 35)),))
+    assert label_evidence(spec, retail.fields, page, ["b"], "15.90") == LabelEvidence(0.9, "total", "left", 0.0, None)
+    gst = PageRows(((PageLine("a", "GST", 0, 3), PageLine("b", "0.90", 30, 34)),))
+    assert label_evidence(spec, retail.fields, gst, ["b"], "0.90") == LabelEvidence(0.0, None, None, 0.9, "gst")
+
+
 def test_meanings_are_read_from_names_and_aliases(library: dict[str, Scenario]) -> None:
     vat = {field.name: meanings(field) for field in library["vat_invoice"].fields}
     assert vat["seller_tax_id"] == ["tax_id"]  # not the seller's name, not a tax amount
