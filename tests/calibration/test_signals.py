@@ -109,6 +109,16 @@ def test_what_an_amount_includes_is_not_its_label(library: dict[str, Scenario]) 
     assert label_evidence(spec, retail.fields, gst, ["b"], "0.90") == LabelEvidence(0.0, None, None, 0.9, "gst")
 
 
+def test_a_description_s_examples_are_no_labels(library: dict[str, Scenario]) -> None:
+    """train_ticket's destination is described as 到达站，含“站”字，如“南京南站”: found on real tickets
+    in a first look, "站" in the start station left of it read as the destination's label."""
+    ticket = library["train_ticket"]
+    spec = ticket.field("destination_station")
+    assert spec is not None
+    row = (PageLine("a", "麻城北站", 0, 8), PageLine("b", "汉口站", 30, 36))
+    assert label_evidence(spec, ticket.fields, PageRows((row,)), ["b"], "汉口站") == LabelEvidence()
+
+
 def test_meanings_are_read_from_names_and_aliases(library: dict[str, Scenario]) -> None:
     vat = {field.name: meanings(field) for field in library["vat_invoice"].fields}
     assert vat["seller_tax_id"] == ["tax_id"]  # not the seller's name, not a tax amount
