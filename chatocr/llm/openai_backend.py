@@ -177,7 +177,10 @@ class OpenAIChatModel(BlockingChatModel):
         if response_format is not None:
             request["response_format"] = response_format
         if settings.logprobs and self.preset.logprobs and not self._logprobs_refused:
+            # `top_logprobs: 0`: no alternatives, only the chosen tokens'. llama-cpp-python's server
+            # computes logprobs only when it is set; the other services take 0 as well.
             request["logprobs"] = True
+            request["top_logprobs"] = 0
         if self._extra_body:
             request["extra_body"] = self._extra_body
         return request
@@ -194,7 +197,8 @@ class OpenAIChatModel(BlockingChatModel):
                 # A service that says it takes logprobs but refuses them (a model that cannot):
                 # the answer matters more than the signal. Ask again without, and from now on.
                 self._logprobs_refused = True
-                return self._send({k: v for k, v in request.items() if k != "logprobs"}, settings, on_delta)
+                unasked = {k: v for k, v in request.items() if k not in ("logprobs", "top_logprobs")}
+                return self._send(unasked, settings, on_delta)
             raise _map_error(exc, self.provider) from safe_cause(exc)
         except openai.OpenAIError as exc:
             raise _map_error(exc, self.provider) from safe_cause(exc)

@@ -40,7 +40,7 @@ def _model(server: FakeLLMServer, spec: str = "openai:gpt-4o-mini") -> OpenAICha
 def test_logprobs_are_asked_for_and_returned(server: FakeLLMServer) -> None:
     server.enqueue(Reply(ZH, tokens=ZH_TOKENS))
     reply = _model(server).chat_sync(ASK, WITH_LOGPROBS)
-    assert server.last.body["logprobs"] is True
+    assert server.last.body["logprobs"] is True and server.last.body["top_logprobs"] == 0
     assert reply.token_logprobs is not None
     texts = [text for text, _ in reply.token_logprobs]
     assert "".join(texts).encode("utf-8", "surrogateescape").decode("utf-8") == reply.text == ZH
@@ -60,7 +60,7 @@ def test_streamed_answers_carry_their_logprobs(server: FakeLLMServer) -> None:
 def test_not_asked_means_not_sent_and_none_back(server: FakeLLMServer) -> None:
     server.enqueue(Reply('{"total": "9.00"}'))
     reply = _model(server).chat_sync(ASK, ChatSettings(json_mode="object"))
-    assert "logprobs" not in server.last.body
+    assert "logprobs" not in server.last.body and "top_logprobs" not in server.last.body
     assert reply.token_logprobs is None
 
 
@@ -79,7 +79,7 @@ def test_a_service_that_refuses_logprobs_is_asked_again_without(server: FakeLLMS
     model = _model(server)
     reply = model.chat_sync(ASK, WITH_LOGPROBS)
     first, second = server.chat_requests()
-    assert first.body["logprobs"] is True and "logprobs" not in second.body
+    assert first.body["logprobs"] is True and "logprobs" not in second.body and "top_logprobs" not in second.body
     assert reply.text == '{"total": "9.00"}' and reply.token_logprobs is None
     model.chat_sync(ASK, WITH_LOGPROBS)  # remembered: not asked again
     assert "logprobs" not in server.last.body
