@@ -31,6 +31,8 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
+from chatocr.checks import uscc_check_character
+
 FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 BOLD = "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc"
 
@@ -277,8 +279,12 @@ def quota_invoice(rng: random.Random) -> Page:
 
 
 def tax_id(rng: random.Random) -> str:
+    """A unified social credit code with the right check character (GB 32100-2015), as real ones
+    have: documents' checks (chatocr.checks) must pass on a right extraction. The same ten draws as
+    before, so a seed gives the same documents but for that character."""
     letters = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-    return "91" + f"{rng.randint(10**5, 10**6 - 1)}" + "".join(rng.choice(letters) for _ in range(10))
+    body = "91" + f"{rng.randint(10**5, 10**6 - 1)}" + "".join(rng.choice(letters) for _ in range(10))
+    return body[:17] + uscc_check_character(body[:17])
 
 
 def vat_einvoice(rng: random.Random) -> Page:

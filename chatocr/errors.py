@@ -28,7 +28,8 @@
     │   ├── ServiceUnavailableError   5xx, overloaded, connection refused
     │   ├── LLMTimeoutError           no answer in time
     │   └── MalformedResponseError    the answer could not be understood
-    └── ExtractionError               the extraction loop could not produce a result
+    ├── ExtractionError               the extraction loop could not produce a result
+    └── CalibrationError              labelled outcomes that cannot give a calibrated confidence
 
 Every error carries `hint`: one sentence telling the reader what to do next. `str(error)` includes it.
 An error that ends one document's extraction carries what was done before it, `result` (the partial
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # the result type is only named here: errors sit below every 
 
 __all__ = [
     "AuthenticationError",
+    "CalibrationError",
     "ChatOCRError",
     "ConfigError",
     "ContextTooLongError",
@@ -278,6 +280,13 @@ class MalformedResponseError(LLMError):
 
 class ExtractionError(ChatOCRError):
     default_hint = "See the result's transcript and warnings for what the model answered."
+
+
+class CalibrationError(ChatOCRError):
+    """Fitting a calibrated confidence failed for what the labelled data is (too few documents,
+    every value right), or an accept precision was asked of a scenario that has no calibration."""
+
+    default_hint = "Fit the calibration on more labelled documents (docs/trust.md)."
 
 
 def as_chatocr_error(exc: BaseException) -> ChatOCRError:

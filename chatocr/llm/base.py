@@ -64,6 +64,9 @@ class ChatSettings:
     stop: tuple[str, ...] = ()
     timeout: float = 120.0  # seconds for one attempt
     seed: int | None = None
+    # Ask for each answer token's log-probability (`ChatReply.token_logprobs`) where the backend
+    # can give them (`ChatModel.supports_logprobs`); the others answer without, never fail.
+    logprobs: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.temperature <= 2.0:
@@ -105,6 +108,12 @@ class ChatReply:
     raw: Any = field(default=None, repr=False, compare=False)
     attempts: int = 1  # how many tries chat() needed (1 = first time)
     attempt_latencies: tuple[float, ...] = ()  # each attempt's own seconds, in order
+    # Each generated token's text and natural-log probability, in order, when asked for
+    # (ChatSettings.logprobs) and given; None otherwise. The texts joined are `text`. A token
+    # holding part of a UTF-8 character (a CJK character split over two tokens) carries those
+    # bytes as surrogate escapes: `"".join(texts).encode("utf-8", "surrogateescape")` is the
+    # answer's bytes (chatocr.calibration.probability aligns values to tokens that way).
+    token_logprobs: tuple[tuple[str, float], ...] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -188,6 +197,9 @@ class ChatModel(abc.ABC):
     supports_system_role: ClassVar[bool] = False
     supports_streaming: ClassVar[bool] = False  # on_delta gets pieces as they are generated
     supports_prefix_cache: ClassVar[bool] = False  # a shared prompt prefix is cheap to re-send
+    # It can return each answer token's log-probability (ChatSettings.logprobs): a signal of
+    # how sure the model was of each value (chatocr.calibration).
+    supports_logprobs: ClassVar[bool] = False
     # Its exact token counter can be had without loading the model (the module's
     # `vocabulary_counter`): an export that only counts never loads a 1 GB model.
     counts_from_vocabulary: ClassVar[bool] = False

@@ -76,6 +76,7 @@ class OpenAIChatModel(BlockingChatModel):
     supports_json_mode = True
     supports_system_role = True
     supports_streaming = True
+    supports_logprobs = PRESETS["openai"].logprobs
     description = PRESETS["openai"].docs
 
     def __init__(
@@ -141,6 +142,8 @@ class OpenAIChatModel(BlockingChatModel):
         appid = appid or (os.environ.get("QIANFAN_APP_ID") if preset.name == "qianfan" else None)
         if appid:
             default_headers["appid"] = appid
+        # Set when the service refused `logprobs` once: later requests leave it out.
+        self._logprobs_refused = False
         install_log_redaction()
         self._client = self._make_client(default_headers, http_client)
 
@@ -173,6 +176,11 @@ class OpenAIChatModel(BlockingChatModel):
         response_format = _response_format(settings.json_mode, self.schema_style)
         if response_format is not None:
             request["response_format"] = response_format
+        if settings.logprobs and self.preset.logprobs and not self._logprobs_refused:
+            # `top_logprobs: 0`: no alternatives, only the chosen tokens'. llama-cpp-python's server
+            # computes logprobs only when it is set; the other services take 0 as well.
+            request["logprobs"] = True
+            request["top_logprobs"] = 0
         if self._extra_body:
             request["extra_body"] = self._extra_body
         return request
@@ -184,6 +192,14 @@ class OpenAIChatModel(BlockingChatModel):
             if on_delta is not None:
                 return self._stream(request, settings.timeout, on_delta)
             response = self._client.chat.completions.create(**request, timeout=settings.timeout)
+        except openai.BadRequestError as exc:
+            if request.get("logprobs") and "logprob" in str(exc).lower():
+                # A service that says it takes logprobs but refuses them (a model that cannot):
+                # the answer matters more than the signal. Ask again without, and from now on.
+                self._logprobs_refused = True
+                unasked = {k: v for k, v in request.items() if k not in ("logprobs", "top_logprobs")}
+                return self._send(unasked, settings, on_delta)
+            raise _map_error(exc, self.provider) from safe_cause(exc)
         except openai.OpenAIError as exc:
             raise _map_error(exc, self.provider) from safe_cause(exc)
         except ValueError as exc:  # a 200 whose body is not JSON
@@ -197,6 +213,7 @@ class OpenAIChatModel(BlockingChatModel):
         """The same request as server-sent events: each content delta goes to on_delta as it
         arrives; usage comes in the last chunk (stream_options.include_usage), where served."""
         pieces: list[str] = []
+        tokens: list[tuple[str, float]] | None = [] if request.get("logprobs") else None
         finish: str | None = None
         usage: Any = None
         model = ""
@@ -212,6 +229,8 @@ class OpenAIChatModel(BlockingChatModel):
                     if text:
                         pieces.append(text)
                         on_delta(text)
+                    if tokens is not None:
+                        tokens.extend(_token_logprobs(choice) or ())
                     finish = getattr(choice, "finish_reason", None) or finish
         if finish is None and not pieces:
             raise MalformedResponseError(f"{self.provider} streamed no answer.", provider=self.provider)
@@ -221,6 +240,7 @@ class OpenAIChatModel(BlockingChatModel):
             truncated=finish == "length",
             usage=_usage(usage),
             model=model,
+            token_logprobs=tuple(tokens) if tokens else None,
         )
 
 
@@ -259,6 +279,7 @@ def _parse(response: Any, provider: str) -> ChatReply:
             provider=provider,
         )
     finish = getattr(choice, "finish_reason", None)
+    tokens = _token_logprobs(choice)
     return ChatReply(
         text=text,
         finish_reason=finish,
@@ -266,7 +287,29 @@ def _parse(response: Any, provider: str) -> ChatReply:
         usage=_usage(getattr(response, "usage", None)),
         model=getattr(response, "model", None) or "",
         raw=response,
+        token_logprobs=tuple(tokens) if tokens else None,
     )
+
+
+def _token_logprobs(choice: Any) -> list[tuple[str, float]] | None:
+    """The choice's `logprobs.content` as (token text, logprob) pairs, None when it has none.
+    A token's text comes from its UTF-8 `bytes` where the service gives them: a token holding part
+    of a character then keeps those bytes (as surrogate escapes) instead of a replacement mark."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if not content:
+        return None
+    out: list[tuple[str, float]] = []
+    for item in content:
+        raw = getattr(item, "bytes", None)
+        logprob = getattr(item, "logprob", None)
+        try:
+            text = bytes(raw).decode("utf-8", "surrogateescape") if raw else str(getattr(item, "token", ""))
+        except (TypeError, ValueError):
+            return None  # malformed bytes: no probabilities rather than misaligned ones
+        if not isinstance(logprob, (int, float)) or isinstance(logprob, bool):
+            return None
+        out.append((text, float(logprob)))
+    return out
 
 
 def _usage(usage: Any) -> Usage:
@@ -330,6 +373,7 @@ def preset_model_class(name: str) -> type[OpenAIChatModel]:
             "default_base_url": preset.base_url,
             "supports_images": preset.images,
             "supports_json_schema": preset.schema_style != "object",
+            "supports_logprobs": preset.logprobs,
             "description": preset.docs,
             "__module__": __name__,
             "__doc__": f"OpenAIChatModel for the {name} preset: {preset.docs}.",

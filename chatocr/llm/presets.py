@@ -55,6 +55,9 @@ class Preset:
     docs: str = ""
     images: bool = True  # whether the service takes image parts (vision models)
     start: str = ""  # for servers the user runs: the command that starts one
+    # The service returns `logprobs` on chat completions (OpenAI's `logprobs: true`); where it is
+    # not known to, it is not asked (a service that refuses it anyway is asked again without).
+    logprobs: bool = False
 
 
 PRESETS: dict[str, Preset] = {
@@ -69,6 +72,7 @@ PRESETS: dict[str, Preset] = {
             _window(128000),
             counter="o200k_base",
             docs="OpenAI, or any compatible URL via base_url=",
+            logprobs=True,
         ),
         Preset(
             "qianfan",
@@ -101,6 +105,7 @@ PRESETS: dict[str, Preset] = {
             _window(131072),
             schema_style="object",
             docs="Alibaba DashScope compatible mode (Qwen, Qwen-VL)",
+            logprobs=True,
         ),
         Preset(
             "deepseek",
@@ -112,6 +117,7 @@ PRESETS: dict[str, Preset] = {
             schema_style="object",
             docs="DeepSeek",
             images=False,
+            logprobs=True,
         ),
         Preset(
             "moonshot",
@@ -133,6 +139,7 @@ PRESETS: dict[str, Preset] = {
             needs_key=False,
             docs="Ollama's OpenAI-compatible endpoint",
             start="ollama serve",
+            logprobs=True,
         ),
         Preset(
             "vllm",
@@ -144,6 +151,7 @@ PRESETS: dict[str, Preset] = {
             needs_key=False,
             docs="vLLM (name the served model: vllm:<model>)",
             start="vllm serve MODEL",
+            logprobs=True,
         ),
         Preset(
             "llamacpp",
@@ -156,6 +164,7 @@ PRESETS: dict[str, Preset] = {
             schema_style="llamacpp",
             docs="llama.cpp server or `python -m llama_cpp.server`",
             start="python -m llama_cpp.server --model FILE.gguf",
+            logprobs=True,
         ),
     ]
 }

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from chatocr.errors import ScenarioError
 from chatocr.resources import builtin_scenarios_dir, user_dirs
-from chatocr.scenarios.model import Example, ExampleAnswerError, FieldSpec, ItemField, Scenario
+from chatocr.scenarios.model import Example, FieldSpec, ItemField, Scenario, ScenarioProblems
 
 __all__ = ["ScenarioLibrary", "load_scenario_file", "load_scenario_text", "load_scenarios"]
 
@@ -186,7 +186,7 @@ def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> list
             continue  # "fields: at least 1 item" only because every item failed: noise
 
         cause = (error.get("ctx") or {}).get("error")
-        if isinstance(cause, ExampleAnswerError):
+        if isinstance(cause, ScenarioProblems):
             for problem in cause.problems:
                 problems.append(_at(source, root, (*loc, *problem.path), problem.message))
             continue

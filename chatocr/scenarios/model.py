@@ -20,17 +20,20 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from chatocr.checks import declaration_problems
 from chatocr.textnorm import fold
 
 __all__ = [
     "PATTERN_FIELD_TYPES",
     "AnswerProblem",
+    "CheckDeclaration",
     "Example",
     "ExampleAnswerError",
     "FieldSpec",
     "FieldType",
     "ItemField",
     "Scenario",
+    "ScenarioProblems",
     "check_answer",
     "check_patterns",
     "flat_text",
@@ -221,12 +224,40 @@ class AnswerProblem:
         return f"{_format_path(self.path)}: {self.message}"
 
 
-class ExampleAnswerError(ValueError):
-    """Raised from Scenario validation; pydantic keeps it in the error's ctx, the loader reads `.problems`."""
+class ScenarioProblems(ValueError):
+    """Problems found by Scenario validation, each with its path in the scenario; pydantic keeps
+    the error in its ctx and the loader reads `.problems` to name each one's line."""
 
     def __init__(self, problems: list[AnswerProblem]) -> None:
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems))
+
+
+class ExampleAnswerError(ScenarioProblems):
+    """Example answers that do not match the fields."""
+
+
+class CheckDeclaration(BaseModel):
+    """A document check the scenario declares (chatocr.checks): which check, on which fields, with
+    which arguments (the check's own keys, beside `check`, `fields` and `name`). Checked against
+    the check's definition and the scenario's fields when the scenario loads."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    check: str = Field(min_length=1, description="The check: uscc, id_number, invoice_code, sum, date, ...")
+    fields: tuple[str, ...] = Field(
+        min_length=1, description="The scenario's fields it checks, in the order the check names them."
+    )
+    name: str | None = Field(None, description="The name its result carries (default: the check's).")
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The check's own arguments as declared (tolerance, allow_legacy, ...)."""
+        return dict(self.model_extra or {})
+
+    @property
+    def label(self) -> str:
+        return self.name or self.check
 
 
 def _format_path(path: tuple[str | int, ...]) -> str:
@@ -321,6 +352,11 @@ class Scenario(_Strict):
     instructions: str = Field("", description="Task-specific rules shown to the model.")
     fields: tuple[FieldSpec, ...] = Field(min_length=1)
     examples: tuple[Example, ...] = ()
+    checks: tuple[CheckDeclaration, ...] = Field(
+        (),
+        description="Document checks on the extracted values (check digits, sums, amounts in words, dates, the final "
+        "amount): a failed check lowers the confidence of the fields it names.",
+    )
 
     @field_validator("fields")
     @classmethod
@@ -337,6 +373,18 @@ class Scenario(_Strict):
             if field.before is not None and (field.before == field.name or field.before not in names):
                 raise ValueError(f"field {field.name!r}: `before` must name another field, got {field.before!r}")
         return fields
+
+    @model_validator(mode="after")
+    def _checks_are_valid(self) -> Scenario:
+        types = {field.name: field.type.value for field in self.fields}
+        problems = [
+            AnswerProblem(("checks", index, *path), message)
+            for index, declaration in enumerate(self.checks)
+            for path, message in declaration_problems(declaration.model_dump(), types)
+        ]
+        if problems:
+            raise ScenarioProblems(problems)
+        return self
 
     @model_validator(mode="after")
     def _examples_match_fields(self) -> Scenario:
@@ -407,6 +455,9 @@ class Scenario(_Strict):
             del data["instructions"]
         if not data["examples"]:
             del data["examples"]
+        data["checks"] = [{k: v for k, v in check.items() if v is not None} for check in data["checks"]]
+        if not data["checks"]:
+            del data["checks"]
         header = "# yaml-language-server: $schema=../schema/scenario.schema.json\n"
         return header + yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100)
 

@@ -86,6 +86,26 @@ class Reply:
     completion_tokens: int = 7
     truncated: bool = False
     chunk_delay: float = 0.0  # streamed answers (OpenAI routes, "stream": true): seconds per piece
+    # OpenAI routes, when the request asks `"logprobs": true`: each token (its text, or its UTF-8
+    # bytes when it holds part of a character) with its log-probability, joined they are `text`.
+    # None: one token per streamed word, each at `default_logprob`.
+    tokens: list[tuple[str | bytes, float]] | None = None
+    default_logprob: float = -0.01
+
+    def token_entries(self) -> list[dict[str, Any]]:
+        """`choices[0].logprobs.content` as OpenAI sends it: token, logprob, bytes, top_logprobs."""
+        tokens = self.tokens if self.tokens is not None else [(w, self.default_logprob) for w in _words(self.text)]
+        entries = []
+        for piece, logprob in tokens:
+            raw = piece if isinstance(piece, bytes) else piece.encode("utf-8")
+            shown = raw.decode("utf-8", "backslashreplace")  # OpenAI shows a partial character's bytes escaped
+            entries.append({"token": shown, "logprob": logprob, "bytes": list(raw), "top_logprobs": []})
+        return entries
+
+
+def _words(text: str) -> list[str]:
+    """How the fake streams an answer: one piece per word, each with the space before the next."""
+    return [w for w in text.replace(" ", " \0").split("\0") if w] or [""]
 
 
 @dataclass
@@ -371,6 +391,7 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
             body = request.body if isinstance(request.body, dict) else {}
             if body.get("stream"):
                 return self._openai_stream(body, behaviour)
+            logprobs = {"content": behaviour.token_entries(), "refusal": None} if body.get("logprobs") else None
             self._json(
                 200,
                 {
@@ -382,6 +403,7 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                         {
                             "index": 0,
                             "message": {"role": "assistant", "content": behaviour.text},
+                            "logprobs": logprobs,
                             "finish_reason": behaviour.finish_reason or ("length" if behaviour.truncated else "stop"),
                         }
                     ],
@@ -403,12 +425,19 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                 "model": body.get("model", "fake-model"),
             }
 
-            def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-                return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            def chunk(
+                delta: dict[str, Any], finish: str | None = None, tokens: list[dict[str, Any]] | None = None
+            ) -> dict[str, Any]:
+                choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+                if tokens is not None:
+                    choice["logprobs"] = {"content": tokens, "refusal": None}
+                return {**base, "choices": [choice]}
 
             events: list[Any] = [chunk({"role": "assistant", "content": ""})]
-            words = [w for w in reply.text.replace(" ", " \0").split("\0") if w] or [""]
-            events += [chunk({"content": word}) for word in words]
+            if body.get("logprobs"):
+                events += [chunk({"content": text}, tokens=group) for text, group in _stream_groups(reply)]
+            else:
+                events += [chunk({"content": word}) for word in _words(reply.text)]
             events.append(chunk({}, reply.finish_reason or ("length" if reply.truncated else "stop")))
             if (body.get("stream_options") or {}).get("include_usage"):
                 usage = {
@@ -434,6 +463,25 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
 
     return Handler
+
+
+def _stream_groups(reply: Reply) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The answer's tokens grouped into chunks whose content is whole characters (a token holding
+    part of one waits for the next), each chunk with its tokens' logprob entries."""
+    groups: list[tuple[str, list[dict[str, Any]]]] = []
+    pending: list[dict[str, Any]] = []
+    for entry in reply.token_entries():
+        pending.append(entry)
+        raw = bytes(b for item in pending for b in item["bytes"])
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        groups.append((text, pending))
+        pending = []
+    if pending:
+        groups.append((bytes(b for item in pending for b in item["bytes"]).decode("utf-8", "replace"), pending))
+    return groups
 
 
 def serve() -> Iterator[FakeLLMServer]:

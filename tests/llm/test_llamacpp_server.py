@@ -85,3 +85,20 @@ def test_openai_backend_extracts_json_through_the_llamacpp_server(llama_server: 
     )
     assert json.loads(reply.text) == {"store": "GOLDEN BAKERY", "date": "2021-07-15", "total": "5.50"}
     assert reply.provider == "llamacpp" and reply.usage.prompt_tokens
+
+
+def test_the_llamacpp_server_gives_each_value_a_probability(llama_server: str) -> None:
+    """llama.cpp's server returns logprobs (without bytes) for a grammar-constrained answer: each
+    value gets the probability of its least likely token."""
+    from chatocr.calibration import value_probabilities
+
+    model = get_chat_model("llamacpp", base_url=llama_server)
+    settings = ChatSettings(json_mode=RECEIPT_SCHEMA, max_output_tokens=60, timeout=300, logprobs=True)
+    reply = model.chat_sync([*FEW_SHOT, DOCUMENT], settings)
+    assert reply.token_logprobs is not None
+    assert "".join(text for text, _ in reply.token_logprobs) == reply.text
+    probabilities = value_probabilities(reply.text, reply.token_logprobs)
+    assert set(probabilities) == {"store", "date", "total"}
+    assert all(0.0 < p.probability <= 1.0 and p.tokens >= 2 for p in probabilities.values())
+    # copied from the document after one example: the model is sure of the date
+    assert probabilities["date"].probability > 0.5
