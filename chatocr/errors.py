@@ -27,7 +27,8 @@
     │   ├── ServiceUnavailableError   5xx, overloaded, connection refused
     │   ├── LLMTimeoutError           no answer in time
     │   └── MalformedResponseError    the answer could not be understood
-    └── ExtractionError               the extraction loop could not produce a result
+    ├── ExtractionError               the extraction loop could not produce a result
+    └── MemoryStoreError              a memory store of reviewed examples that cannot be used as asked
 
 Every error carries `hint`: one sentence telling the reader what to do next. `str(error)` includes it.
 An error that ends one document's extraction carries what was done before it, `result` (the partial
@@ -58,6 +59,7 @@ __all__ = [
     "LLMError",
     "LLMTimeoutError",
     "MalformedResponseError",
+    "MemoryStoreError",
     "MissingDependencyError",
     "OCRError",
     "OutputError",
@@ -261,6 +263,14 @@ class MalformedResponseError(LLMError):
 
 class ExtractionError(ChatOCRError):
     default_hint = "See the result's transcript and warnings for what the model answered."
+
+
+class MemoryStoreError(ChatOCRError):
+    """A memory store (chatocr.memory) that is read-only, damaged, from another chatocr version, or
+    named with a path; raised only where the caller asked for the store itself (`chatocr memory`,
+    adding a reviewed document). Extraction never fails for its memory: it goes on without it."""
+
+    default_hint = "See `chatocr memory list` for the stores; give another one with --memory DIR."
 
 
 def as_chatocr_error(exc: BaseException) -> ChatOCRError:
