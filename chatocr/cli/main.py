@@ -62,6 +62,7 @@ _COMMANDS = {
     "export": "export_cmd",
     "serve": "serve_cmd",
     "warm": "warm_cmd",
+    "review": "review_cmd",
 }
 
 

@@ -451,7 +451,7 @@ class MemoryStore:
             )
             logger.info("%s", message)
         self._index = None
-        if len(unique) > TAIL_LIMIT or evicted:
+        if len(unique) > TAIL_LIMIT:  # a few are indexed by the next reader; many are saved now
             self.save_index()
         return AddOutcome(unique, replaced, evicted, message)
 
