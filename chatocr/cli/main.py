@@ -63,6 +63,7 @@ _COMMANDS = {
     "serve": "serve_cmd",
     "warm": "warm_cmd",
     "review": "review_cmd",
+    "memory": "memory_cmd",
 }
 
 

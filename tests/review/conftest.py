@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from chatocr import ChatOCR
 from chatocr.fileio import file_sha256
@@ -99,7 +99,9 @@ def make_results(
             answers[document.lines[0].text] = (FIXTURES / "labels" / f"{name}.json").read_text(encoding="utf-8")
     if hostile:
         image = images_dir / "hostile.png"
-        Image.new("RGB", (600, 320), "white").save(image)
+        picture = Image.new("RGB", (600, 320), "white")
+        ImageDraw.Draw(picture).rectangle((40, 40, 560, 80), outline="black", width=3)  # not a blank page
+        picture.save(image)
         documents.append(hostile_document(image))
         answers[HOSTILE] = json.dumps({"company": HOSTILE, "date": "31/12/2019", "address": SCRIPT, "total": "5.00"})
 

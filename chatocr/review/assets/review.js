@@ -188,7 +188,12 @@ function renderPage(page) {
   const frame = el("div", { class: "page", "data-page": String(page.index) });
   if (page.image) {
     const img = el("img", { src: page.image, alt: "page " + (page.index + 1), width: page.width, height: page.height });
-    img.addEventListener("error", () => { img.replaceWith(blank(page)); });
+    img.addEventListener("error", () => {
+      // Unreadable after all (or gone since): the lines on a blank page, and a note saying so.
+      frame.replaceWith(renderPage({ ...page, image: null }));
+      const notes = document.querySelector("#document .notes") || document.querySelector("#document .doc-head").appendChild(el("ul", { class: "notes" }));
+      notes.append(el("li", { text: "The page image could not be shown; the lines are drawn on a blank page." }));
+    });
     frame.append(img);
   } else {
     frame.append(blank(page));
