@@ -244,6 +244,7 @@ def _from_reviewed(args: argparse.Namespace, out: Path) -> int:
         f"{len(reviewed)} reviewed document(s) as examples"
     )
     print(
-        f"next: replace the TODO descriptions, then\n  chatocr scenarios validate {out}\n  chatocr scenarios test {out} --data DIR"
+        f"next: replace the TODO descriptions, then\n  chatocr scenarios validate {out}\n"
+        f"  chatocr scenarios test {out} --data DIR"
     )
     return 0

@@ -399,6 +399,12 @@ class MemoryStore:
             texts.update(connection.execute(f"SELECT id, text FROM examples WHERE id IN ({marks})", chunk).fetchall())
         return texts
 
+    def texts_of(self, ids: Sequence[str]) -> list[str]:
+        """The examples' texts, in the order of `ids`."""
+        with self._connection(write=False) as connection:
+            texts = self._texts(connection, ids)
+        return [texts[example_id] for example_id in ids]
+
     def _save_index(self, index: ArrayIndex) -> None:
         if not self._writable():
             return

@@ -31,6 +31,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from chatocr.errors import ChatOCRError, InputError, UsageError
 from chatocr.review.session import ReviewSession
@@ -136,8 +137,8 @@ def review_router(session: ReviewSession, *, token: str | None = None, dependenc
             or len(actions) > _MAX_ACTIONS
         ):
             return _error(UsageError('Send {"actions": [{"field": ..., "action": "accept"|"fix"|"undo"}, ...]}.'), 400)
-        try:
-            view = session.record(index, actions)
+        try:  # in a worker thread: finding OCR lines may run the engine, which must not stall the loop
+            view = await run_in_threadpool(session.record, index, actions)
         except UsageError as exc:
             return _error(exc, 400)
         except ChatOCRError as exc:  # the review file cannot be written: the page must say so
