@@ -24,6 +24,7 @@ import yaml
 from chatocr.errors import ConfigError
 from chatocr.extraction.validation import normalize_amount, normalize_date
 from chatocr.scenarios.model import FieldSpec, check_answer
+from chatocr.secrets import redact
 from chatocr.similarity import SimilarityIndex
 
 __all__ = ["ReviewedExample", "infer_field", "most_different", "scenario_yaml"]
@@ -184,4 +185,4 @@ def scenario_yaml(
         "# 2. Add `required: true` to fields every document carries, and instructions if the model needs rules.\n"
         "# 3. chatocr scenarios validate THIS_FILE, then chatocr scenarios test THIS_FILE --data DIR\n"
     )
-    return header + yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100)
+    return header + redact(yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100))

@@ -12,6 +12,7 @@ is not shown (moved, a link elsewhere, changed since, unreadable).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -73,9 +74,18 @@ class ReviewDocument:
 
     @property
     def checks(self) -> list[dict[str, Any]]:
-        """Document checks a result may carry (`checks`: totals that add up, check digits...)."""
-        found = self.extras.get("checks")
-        return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
+        """Document checks a result may carry (`checks`: totals that add up, check digits...):
+        from the record, or from the result once Extraction has them (dicts or dataclasses)."""
+        found = self.extras.get("checks", getattr(self.result, "checks", None))
+        if not isinstance(found, list):
+            return []
+        out = []
+        for check in found:
+            if dataclasses.is_dataclass(check) and not isinstance(check, type):
+                check = dataclasses.asdict(check)
+            if isinstance(check, dict):
+                out.append(check)
+        return out
 
     def ocr(self, engine_for: EngineFor | None, run_ocr: bool) -> tuple[OCRDocument | None, list[str]]:
         """The document's OCR lines (see the module docstring), found once."""

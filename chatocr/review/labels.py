@@ -24,6 +24,7 @@ from chatocr.fileio import atomic_write
 from chatocr.ocr.images import load_input
 from chatocr.review.documents import ReviewDocument, safe_image
 from chatocr.review.session import ReviewSession
+from chatocr.secrets import redact
 
 __all__ = ["LabelExport", "export_labels", "label_id"]
 
@@ -82,9 +83,12 @@ def export_labels(session: ReviewSession, out: Path) -> LabelExport:
             report.skipped.append((doc.name, "neither its image nor its OCR lines are available"))
             continue
         used.add(doc_id)
-        atomic_write(out / "labels" / f"{doc_id}.json", json.dumps(values, ensure_ascii=False, indent=1) + "\n")
+        labels = json.dumps(values, ensure_ascii=False, indent=1) + "\n"
+        atomic_write(out / "labels" / f"{doc_id}.json", redact(labels))  # known secrets masked, as in results
         if document is not None:
-            atomic_write(out / "ocr" / f"{doc_id}.json", json.dumps(document.to_dict(), ensure_ascii=False) + "\n")
+            atomic_write(
+                out / "ocr" / f"{doc_id}.json", redact(json.dumps(document.to_dict(), ensure_ascii=False) + "\n")
+            )
         else:
             report.notes.append((doc_id, "no OCR lines (only the image): evaluate it with an OCR engine"))
         if image is None:

@@ -68,6 +68,7 @@ class ReviewSession:
         self._lock = threading.Lock()
         self._stores: dict[str, MemoryStore] = {}
         self._remembered: dict[tuple[Any, ...], str] = {}  # document key -> review state it was added in
+        self._memory_said: dict[tuple[Any, ...], str] = {}  # document key -> what memory last said of it
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -114,7 +115,9 @@ class ReviewSession:
         doc = self.document(number)
         document, notes = doc.ocr(self.engine_for, self.run_ocr)
         image = safe_image(doc)
-        return document_view(doc, self.state(), document, notes, image, lambda page: self._image_size(doc, page))
+        view = document_view(doc, self.state(), document, notes, image, lambda page: self._image_size(doc, page))
+        view["memory"] = self._memory_said.get(doc.key)
+        return view
 
     def _image_size(self, doc: ReviewDocument, page: int) -> tuple[int, int] | None:
         try:
@@ -207,7 +210,7 @@ class ReviewSession:
         scenario = doc.result.scenario
         if scenario is None or document is None:
             why = "it has no scenario" if scenario is None else "its OCR lines are not available"
-            self._note(f"{doc.name}: reviewed, not remembered: {why}")
+            self._note(doc, f"reviewed, not remembered: {why}")
             return
         try:
             store = self._stores.get(scenario) or MemoryStore(scenario, self.memory.root)
@@ -218,15 +221,15 @@ class ReviewSession:
             )
             outcome = store.add([example])
         except MemoryStoreError as exc:
-            self._note(f"{doc.name}: reviewed, not remembered: {exc.message}")
+            self._note(doc, f"reviewed, not remembered: {exc.message}")
             return
         self._remembered[doc.key] = marker
-        self._note(f"{doc.name}: remembered in the memory of {scenario}")
-        if outcome.message:
-            self._note(outcome.message)
+        self._note(doc, f"remembered in the memory of {scenario}" + (f"; {outcome.message}" if outcome.message else ""))
 
-    def _note(self, message: str) -> None:
-        self.memory_notes.append(message)
+    def _note(self, doc: ReviewDocument, message: str) -> None:
+        """What the memory did with a document: on the terminal's log, and on its page."""
+        self.memory_notes.append(f"{doc.name}: {message}")
+        self._memory_said[doc.key] = message
 
 
 def _line(evidence: Any) -> dict[str, Any]:

@@ -181,7 +181,7 @@ def test_a_fix_by_line_then_the_rest_joins_the_memory(
     assert not MemoryStore("retail_receipt", tmp_path / "memory").exists  # not fully reviewed yet
     rest = [{"field": name, "action": "accept"} for name in KEYS if name != "total"]
     view = _post(client, 0, rest).json()
-    assert view["reviewed"] == len(KEYS)
+    assert view["reviewed"] == len(KEYS) and view["memory"] == "remembered in the memory of retail_receipt"
     store = MemoryStore("retail_receipt", tmp_path / "memory")
     (example,) = store.examples()
     assert example.answer["total"] == "9.00 RM" and example.reviewer == "tester"

@@ -156,6 +156,7 @@ function render() {
       view.page ? "page " + view.page : null].filter(Boolean).join(" · ") }));
   if (view.error) head.append(el("p", { class: "error-box", text: view.error.message + " " + (view.error.hint || "") }));
   if (view.notes.length) head.append(el("ul", { class: "notes" }, ...view.notes.map((n) => el("li", { text: n }))));
+  if (view.memory) head.append(el("p", { class: "memory", text: "memory: " + view.memory }));
   if (view.warnings.length) head.append(el("ul", { class: "warnings" }, ...view.warnings.map((w) => el("li", { text: w }))));
   const failed = view.checks.filter((c) => c.status !== "passed" && c.status !== "ok");
   if (failed.length) head.append(el("ul", { class: "checks" }, ...failed.map((c) => el("li", { class: "check", text: c.name + ": " + c.message }))));
