@@ -29,7 +29,8 @@
     │   ├── LLMTimeoutError           no answer in time
     │   └── MalformedResponseError    the answer could not be understood
     ├── ExtractionError               the extraction loop could not produce a result
-    └── CalibrationError              labelled outcomes that cannot give a calibrated confidence
+    ├── CalibrationError              labelled outcomes that cannot give a calibrated confidence
+    └── MemoryStoreError              a memory store of reviewed examples that cannot be used as asked
 
 Every error carries `hint`: one sentence telling the reader what to do next. `str(error)` includes it.
 An error that ends one document's extraction carries what was done before it, `result` (the partial
@@ -63,6 +64,7 @@ __all__ = [
     "LLMError",
     "LLMTimeoutError",
     "MalformedResponseError",
+    "MemoryStoreError",
     "MissingDependencyError",
     "OCRError",
     "OutputError",
@@ -287,6 +289,14 @@ class CalibrationError(ChatOCRError):
     every value right), or an accept precision was asked of a scenario that has no calibration."""
 
     default_hint = "Fit the calibration on more labelled documents (docs/trust.md)."
+
+
+class MemoryStoreError(ChatOCRError):
+    """A memory store (chatocr.memory) that is read-only, damaged, from another chatocr version, or
+    named with a path; raised only where the caller asked for the store itself (`chatocr memory`,
+    adding a reviewed document). Extraction never fails for its memory: it goes on without it."""
+
+    default_hint = "See `chatocr memory list` for the stores; give another one with --memory DIR."
 
 
 def as_chatocr_error(exc: BaseException) -> ChatOCRError:

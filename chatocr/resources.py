@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["builtin_prompts_dir", "builtin_scenarios_dir", "cache_dir", "user_dirs"]
+__all__ = ["builtin_prompts_dir", "builtin_scenarios_dir", "cache_dir", "data_dir", "user_dirs"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -50,4 +50,16 @@ def cache_dir(*parts: str) -> Path:
     else:
         xdg = os.environ.get("XDG_CACHE_HOME")
         base = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "chatocr"
+    return base.joinpath(*parts)
+
+
+def data_dir(*parts: str) -> Path:
+    """chatocr's data, which unlike the cache is not recomputed when lost (the memory of reviewed
+    documents): $CHATOCR_DATA_DIR, else $XDG_DATA_HOME/chatocr, else ~/.local/share/chatocr."""
+    root = os.environ.get("CHATOCR_DATA_DIR")
+    if root:
+        base = Path(root).expanduser()
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME")
+        base = (Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share") / "chatocr"
     return base.joinpath(*parts)

@@ -64,6 +64,8 @@ _COMMANDS = {
     "export": "export_cmd",
     "serve": "serve_cmd",
     "warm": "warm_cmd",
+    "review": "review_cmd",
+    "memory": "memory_cmd",
 }
 
 

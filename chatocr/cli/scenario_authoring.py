@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from rich.table import Table
 
 from chatocr.cli.common import make_chatocr
 from chatocr.cli.ocr_cmd import read_document
-from chatocr.errors import ConfigError, InputError
+from chatocr.errors import ConfigError, InputError, UsageError
 from chatocr.evaluation.datasets import load_dataset
 from chatocr.evaluation.metrics import NORMALIZATION, get_normalizer
 from chatocr.fileio import atomic_write
@@ -98,6 +99,10 @@ def new_scenario(args: argparse.Namespace) -> int:
     out: Path = args.out or Path(f"{args.name}.yaml")
     if out.exists() and not args.force:
         raise ConfigError(f"{out} already exists.", hint="Pass --force to overwrite it, or choose --out.")
+    if getattr(args, "reviewed", None) is not None:
+        return _from_reviewed(args, out)
+    if not args.keys:
+        raise UsageError("--from IMAGE needs --keys.", hint="e.g. --keys company,date:date,total:amount")
     document = read_document(args.image, args.ocr, args.config)
     text = document.text()
     if not text.strip():
@@ -186,3 +191,60 @@ def _report(
             console.print(f"  {doc_id} {name}: expected {label!r}, got {predicted!r}", highlight=False, markup=False)
     for doc_id, message in failed:
         console.print(f"failed: {doc_id}: {message}", style="red", highlight=False, markup=False)
+
+
+def _review_files(given: Path) -> tuple[Path, Path]:
+    """(results file, review file) from either of them."""
+    from chatocr.review import review_path_for
+
+    suffix = ".review.jsonl"
+    if given.name.endswith(suffix):
+        base = given.name[: -len(suffix)]
+        for candidate in (given.with_name(f"{base}.jsonl"), given.with_name(f"{base}.json")):
+            if candidate.is_file():
+                return candidate, given
+        raise InputError(
+            f"The results file of {given} is not beside it ({base}.jsonl).",
+            hint="Give the results file itself: chatocr scenarios new NAME --from-reviewed RESULTS.jsonl",
+        )
+    return given, review_path_for(given)
+
+
+def _from_reviewed(args: argparse.Namespace, out: Path) -> int:
+    from chatocr.cli.view_cmd import engine_lookup
+    from chatocr.review import MemorySettings, ReviewSession
+    from chatocr.review.authoring import ReviewedExample, scenario_yaml
+
+    results, review = _review_files(args.reviewed)
+    if not review.is_file():
+        raise InputError(f"No review file {review}.", hint=f"Review the documents first: chatocr review {results}")
+    session = ReviewSession(
+        results,
+        engine_for=engine_lookup(args.config, args.ocr),
+        memory=MemorySettings(enabled=False),
+        review_path=review,
+    )
+    state = session.state()
+    reviewed = []
+    for doc in session.documents:
+        values = session.complete_values(doc, state)
+        if values is None:
+            continue
+        document, notes = doc.ocr(session.engine_for, session.run_ocr)
+        if document is None:
+            print(f"warning: {doc.name}: reviewed, left out: {'; '.join(notes)}", file=sys.stderr)
+            continue
+        reviewed.append(ReviewedExample(doc.name, document.text(), values))
+    content = scenario_yaml(args.name, reviewed, results.name, language=args.language)
+    scenario = load_scenario_text(content, str(out))  # it must load like any scenario
+    atomic_write(out, content)
+    kinds = ", ".join(f"{f.name}: {f.type.value}" for f in scenario.fields)
+    print(
+        f"wrote {out}: {len(scenario.fields)} field(s) ({kinds}), {len(scenario.examples)} of "
+        f"{len(reviewed)} reviewed document(s) as examples"
+    )
+    print(
+        f"next: replace the TODO descriptions, then\n  chatocr scenarios validate {out}\n"
+        f"  chatocr scenarios test {out} --data DIR"
+    )
+    return 0

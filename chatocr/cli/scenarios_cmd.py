@@ -40,13 +40,24 @@ def _register_authoring(actions: Any) -> None:
     from chatocr.cli.common import add_backend_options, keys_option
     from chatocr.cli.scenario_authoring import new_scenario, test_scenario
 
-    p = actions.add_parser("new", help="write a scenario skeleton whose first example is an image's OCR text")
+    p = actions.add_parser(
+        "new",
+        help="write a scenario: a skeleton from an image's OCR text, or the fields and examples of reviewed documents",
+    )
     p.add_argument("name", help="scenario name: lower-case letters, digits, _")
-    p.add_argument("--from", dest="image", type=Path, required=True, metavar="IMAGE", help="a typical document")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from", dest="image", type=Path, metavar="IMAGE", help="a typical document (needs --keys)")
+    source.add_argument(
+        "--from-reviewed",
+        dest="reviewed",
+        type=Path,
+        metavar="REVIEW_FILE",
+        help="the review file of `chatocr review` (or its results file): fields typed from the reviewed values, "
+        "the 2-4 most different reviewed documents as examples",
+    )
     p.add_argument(
         "-k",
         "--keys",
-        required=True,
         type=keys_option,
         help="fields: NAME[:TYPE][=DESCRIPTION], e.g. "
         '"company=the shop\'s name,date:date,total:amount,payment:enum(cash|card)"',

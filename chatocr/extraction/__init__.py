@@ -7,8 +7,8 @@ from chatocr.extraction.parsing import ParsedReply, parse_reply
 from chatocr.extraction.pipeline import ExtractionPipeline, ExtractionTask, PreparedDocument
 from chatocr.extraction.result import CallRecord, Evidence, Extraction, FieldResult, Route
 from chatocr.extraction.routing import Router, RoutingPolicy
-from chatocr.extraction.similarity import SimilarityIndex
 from chatocr.extraction.validation import check_value, normalize_amount, normalize_date
+from chatocr.similarity import SimilarityIndex
 
 __all__ = [
     "CallRecord",

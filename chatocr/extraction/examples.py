@@ -18,17 +18,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatocr.conversation.planner import PlanExample
-from chatocr.extraction.similarity import SimilarityIndex, layout_tokens
+from chatocr.memory.records import MemoryMatch
 from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import FieldSpec, Scenario, flat_text
+from chatocr.similarity import SimilarityIndex, layout_tokens
 
-__all__ = ["ExampleBank", "focus_text", "resolve_fields"]
+__all__ = ["MEMORY_PREFIX", "ExampleBank", "focus_text", "remembered_examples", "resolve_fields"]
 
 # The requested keys as the examples are projected onto them: (name, item keys) per key.
 Shape = tuple[tuple[str, tuple[str, ...]], ...]
 
 # What stands for the lines cut from an example's text.
 ELISION = "[...]"
+# How a remembered (reviewed) example's id begins in a plan and a result's `examples`.
+MEMORY_PREFIX = "memory:"
 
 
 def resolve_fields(scenario: Scenario | None, keys: Sequence[str | FieldSpec] | None) -> tuple[FieldSpec, ...]:
@@ -136,6 +139,37 @@ class ExampleBank:
             self._projected.clear()
         self._projected[cache_key] = projected
         return projected
+
+
+def remembered_examples(
+    matches: Sequence[MemoryMatch], fields: Sequence[FieldSpec], scenario: Scenario | None, *, focus: bool = True
+) -> list[PlanExample]:
+    """Examples from the memory of reviewed documents (chatocr.memory), in the shape
+    `ExampleBank.select` gives, so the planner takes them beside (or instead of) the scenario's:
+    each answer projected onto the requested keys (a key asked by alias finds the value reviewed
+    under the field's name or another alias; list items keep only the item keys asked), the text
+    focused on the lines holding the answers, the similarity as the score, and the id
+    `memory:<scenario>/<example id>` (what a result names). In the matches' order; a match
+    answering none of the keys teaches only the output format and is left out."""
+    keys: Shape = tuple((f.name, tuple(sub.name for sub in f.items)) for f in fields)
+
+    def canonical(name: str) -> str:
+        field = scenario.field(name) if scenario is not None else None
+        return field.name if field is not None else name.strip().casefold()
+
+    out: list[PlanExample] = []
+    for match in matches:
+        example = match.example
+        reviewed = {canonical(str(name)): value for name, value in example.answer.items()}
+        answer: dict[str, Any] = {}
+        for key, item_keys in keys:
+            name = canonical(key)
+            answer[key] = _items_projected(reviewed.get(name), item_keys)
+        if not any(canonical(key) in reviewed for key, _ in keys):
+            continue
+        text = focus_text(example.text, answer) if focus else example.text
+        out.append(PlanExample(f"{MEMORY_PREFIX}{example.scenario}/{example.id}", text, answer, round(match.score, 4)))
+    return out
 
 
 def _items_projected(value: Any, item_keys: tuple[str, ...]) -> Any:

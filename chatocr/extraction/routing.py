@@ -21,11 +21,11 @@ from dataclasses import dataclass, replace
 from chatocr.conversation.planner import ConversationPlanner
 from chatocr.extraction.parsing import parse_reply
 from chatocr.extraction.result import CallRecord, Route
-from chatocr.extraction.similarity import SimilarityIndex, words
 from chatocr.llm.base import ChatModel, ChatSettings
 from chatocr.messages import Message
 from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import Scenario
+from chatocr.similarity import SimilarityIndex, words
 
 __all__ = ["FALLBACK_SCENARIO", "Router", "RoutingPolicy", "language_of"]
 

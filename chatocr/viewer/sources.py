@@ -21,7 +21,7 @@ from chatocr.ocr.images import load_input
 from chatocr.ocr.types import OCRDocument
 from chatocr.viewer.report import ReportItem
 
-__all__ = ["EngineFor", "gather_items", "read_result_file"]
+__all__ = ["EngineFor", "gather_items", "ocr_document", "read_result_file"]
 
 # The OCR engine (ideally a CachedEngine) to find a result's OCR lines with, by engine name; None: none.
 EngineFor = Callable[[str], OCREngine | None]
@@ -34,6 +34,15 @@ def _cached(engine: OCREngine, sha256: str | None) -> OCRDocument | None:
     if not isinstance(engine, CachedEngine) or not sha256:
         return None
     return engine.cache.get(OCRCache.key(sha256, engine.name, engine.config_key()))
+
+
+def ocr_document(
+    result: Extraction, sha256: str | None, engine: OCREngine | None, *, run_ocr: bool, notes: list[str]
+) -> OCRDocument | None:
+    """A result's OCR lines as the report finds them (the OCR cache by the input's hash, else with
+    `run_ocr` the engine again when the input is still there), or None with the reason in `notes`.
+    The review app (chatocr.review) finds them the same way."""
+    return _document(result, sha256, engine, run_ocr, Path(result.source).is_file(), notes)
 
 
 def _document(

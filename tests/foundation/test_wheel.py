@@ -47,6 +47,16 @@ def test_wheel_contains_prompts_and_scenarios(wheel: Path) -> None:
     assert not any(name.startswith(("tests/", "prompts/", "scenarios/")) for name in names)
 
 
+def test_wheel_ships_the_pages_script_and_style(wheel: Path) -> None:
+    """The HTML report and the review app load nothing from the network: their script, style and
+    page come from the package itself."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for asset in ("review.html", "review.js", "review.css"):
+        assert f"chatocr/review/assets/{asset}" in names
+    for asset in ("report.html.j2", "report.js", "report.css"):
+        assert f"chatocr/viewer/assets/{asset}" in names
+
+
 def test_installed_wheel_finds_its_builtins(wheel: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
     subprocess.run(

@@ -4,10 +4,10 @@ labels sit (config `example_layout`); 0 keeps the text-only ranking."""
 from __future__ import annotations
 
 from chatocr.extraction.examples import ExampleBank
-from chatocr.extraction.similarity import layout_tokens
 from chatocr.scenarios import FieldSpec
 from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import Example, Scenario
+from chatocr.similarity import layout_tokens
 
 # Same shop words as the document, laid out as one run of prose.
 SAME_WORDS = "KEDAI BUKU RIA SDN BHD KEDAI BUKU RIA JALAN RIA TOTAL CASH CHANGE THANK YOU KEDAI BUKU RIA"

@@ -1,5 +1,9 @@
 """Text similarity without a network or a model: TF-IDF over character n-grams (or words), cosine.
 
+A foundation module (it imports nothing of chatocr): example selection and routing in `extraction`
+and the memory store below it (`chatocr.memory`, which keeps the same measure in numpy arrays for
+stores of thousands of documents) rank with the one definition here.
+
 Why character n-grams: OCR text mixes Chinese (no word boundaries), numbers and English, and OCR
 errors break words; overlapping 1- to 3-character grams compare such text robustly. Used to rank
 few-shot examples per document (the most similar go nearest the document) and to pre-score which
