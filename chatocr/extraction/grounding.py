@@ -28,12 +28,13 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from chatocr.extraction.validation import date_readings, normalize_amount
 from chatocr.ocr.layout import LayoutText
 from chatocr.textnorm import fold_positions
 
-__all__ = ["FUZZY_THRESHOLD", "NUMBER_KINDS", "TYPED_KINDS", "Match", "TextIndex"]
+__all__ = ["FUZZY_THRESHOLD", "NUMBER_KINDS", "TYPED_KINDS", "Match", "TextIndex", "number_value"]
 
 FUZZY_THRESHOLD = 0.8
 # Field kinds grounded by value: never by similarity, never inside a longer number.
@@ -57,6 +58,17 @@ _DATES = [
 ]
 
 
+def number_value(text: str) -> Decimal | None:
+    """The value of the one number in `text` after the normalisations of `normalize_amount`
+    (currency signs, thousands separators, decimal commas): `RM 9.00`, `9`, `9.0` and `1.234,56 €`
+    are 9, 9, 9 and 1234.56. None when it holds no single number."""
+    normalized = normalize_amount(text)
+    try:
+        return Decimal(normalized) if normalized is not None else None
+    except InvalidOperation:  # pragma: no cover - normalize_amount returns Decimal strings
+        return None
+
+
 @dataclass(frozen=True)
 class Match:
     kind: str  # exact | normalized | numeric | date | fuzzy
@@ -72,7 +84,7 @@ class TextIndex:
         self.layout = layout
         self.text = layout.text
         self._folded, self._positions = fold_positions(self.text)
-        self._numbers = [(m.start(), m.end(), normalize_amount(m.group())) for m in _NUMBER.finditer(self.text)]
+        self._numbers = [(m.start(), m.end(), number_value(m.group())) for m in _NUMBER.finditer(self.text)]
         # Each date with every ISO date it can mean (`9/11/26`: day first or month first).
         self._dates = [
             (m.start(), m.end(), date_readings(m.group())) for pattern in _DATES for m in pattern.finditer(self.text)
@@ -177,14 +189,13 @@ class TextIndex:
     def _find_typed(self, value: str, kind: str, hints: Sequence[str]) -> Match | None:
         """An amount, number or date: where the page holds that same value, or None."""
         if kind in NUMBER_KINDS:
-            # The normalised number (`1,234.50` and `RM1234.50` are `1234.50`; `9.00` and `9.000`
-            # stay two numbers, as everywhere in chatocr).
-            target = normalize_amount(value)
+            # Equal in value: `1,234.50` and `RM1234.50` are 1234.50; an answer of 9 for `9.00` is that number.
+            target = number_value(value)
             if target is None:
                 return None
 
             def same(start: int, end: int) -> bool:
-                return normalize_amount(self.text[start:end]) == target
+                return number_value(self.text[start:end]) == target
 
             by_value = [(s, e) for s, e, n in self._numbers if n == target]
             how = "numeric"

