@@ -7,7 +7,8 @@ evaluation cache entries, the rewrite of a results file):
 
 - the target is checked first (`check_output_path`): it must be absent or a regular file. A FIFO,
   a device, a directory or a symlink is refused with `OutputPathError` before anything is written
-  (chatocr's own cache entries, `replace_any=True`, have whatever is at their name replaced);
+  (entries of chatocr's own cache folder, or `replace_any=True`, have whatever is at their name
+  replaced as a name, never followed);
 - known secrets (`chatocr.secrets`) are masked in text, so no file chatocr writes holds an API key
   a document or a model echoed, whatever the format;
 - the temporary file is created with `mkstemp` in the target's own directory: O_CREAT | O_EXCL,
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from chatocr.errors import DataFileError, InputError, OutputPathError
+from chatocr.resources import cache_dir
 from chatocr.secrets import redact
 
 __all__ = [
@@ -142,20 +144,30 @@ def check_output_path(path: str | os.PathLike[str]) -> None:
         )
 
 
+def _in_own_cache(target: Path) -> bool:
+    """Whether `target` lies in chatocr's own cache folder (chatocr.resources.cache_dir)."""
+    try:
+        target.absolute().relative_to(cache_dir().absolute())
+    except ValueError:
+        return False
+    return True
+
+
 def atomic_writer(
     path: str | os.PathLike[str],
     fill: Callable[[IO[bytes]], object],
     *,
     mode: int = 0o644,
-    replace_any: bool = False,
+    replace_any: bool | None = None,
 ) -> None:
     """Replace `path` with what `fill(handle)` writes into a binary handle, atomically, after
-    `check_output_path` (unless `replace_any`: an entry of chatocr's own cache, where whatever is
-    at the name is replaced as a name, never followed).
+    `check_output_path`; unless `replace_any` (default: whether `path` is in chatocr's own cache
+    folder), where whatever is at the name is replaced as a name, never followed: a cache entry is
+    chatocr's, not a user's.
 
     `mode` is applied as given (masked by the umask), since mkstemp creates files 0600."""
     target = Path(path)
-    if not replace_any:
+    if not (_in_own_cache(target) if replace_any is None else replace_any):
         check_output_path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".tmp", dir=target.parent)
@@ -190,7 +202,7 @@ def masked_bytes(data: bytes | str) -> bytes:
 
 
 def atomic_write(
-    path: str | os.PathLike[str], data: bytes | str, *, mode: int = 0o644, replace_any: bool = False
+    path: str | os.PathLike[str], data: bytes | str, *, mode: int = 0o644, replace_any: bool | None = None
 ) -> None:
     """Replace `path` with `data` (str is written as UTF-8), known secrets masked, atomically."""
     payload = masked_bytes(data)
