@@ -24,6 +24,7 @@ from pathlib import Path
 from chatocr.evaluation.datasets import load_dataset
 from chatocr.export.backend import export_chat
 from chatocr.export.formats import FORMATS, file_name, from_record
+from chatocr.export.options import SFTOptions
 from chatocr.export.sft import export_sft, token_stats
 
 SETS = ("sroie_train", "cn_train_ticket")
@@ -90,7 +91,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
             out = Path(tmp) / "sft"
             started = time.perf_counter()
-            summary = export_sft(sources, out, formats=list(FORMATS), examples=examples, chat=chat)
+            summary = export_sft(sources, out, SFTOptions(formats=list(FORMATS), examples=examples), chat=chat)
             seconds = time.perf_counter() - started
             per_format = _tokens_per_format(out, chat.model.counter.count, chat.model.limits.message_overhead_tokens)
         results[f"examples_{examples}"] = {

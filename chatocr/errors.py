@@ -6,12 +6,16 @@
     │   │   ├── SchemaError           a pydantic model or JSON Schema chatocr cannot extract into
     │   │   ├── UnknownOptionError    an option or setting that does not exist (names the nearest one)
     │   │   └── UsageError            a command line that cannot work as given (the CLI exits 2)
+    │   │       └── OutputPathError   an output path that is not a regular file or absent (a FIFO, a
+    │   │                             device, a directory, a symlink, another program's file)
     │   ├── ScenarioError             a scenario YAML that does not load (names file and line)
     │   ├── TemplateError             a prompt template that does not render
     │   └── MissingDependencyError    an optional extra is not installed (says the pip command)
     ├── PlanningError                 the conversation cannot be fitted to the backend's limits
     │   └── DocumentTooLargeError     the document alone exceeds the total input budget
     ├── InputError                    a document we cannot read (corrupt, empty, huge, unsupported)
+    │   ├── DataFileError             a JSON (Lines) file chatocr reads (results, labels, schemas) that
+    │   │                             is broken, nested too deeply, or of the wrong shape (file:line)
     │   ├── UnsupportedInputError     not an image or PDF we read (or an array of the wrong shape)
     │   ├── CorruptImageError         looks like an image/PDF but does not decode
     │   ├── EncryptedInputError       a password-protected PDF
@@ -54,6 +58,7 @@ __all__ = [
     "ConfigError",
     "ContextTooLongError",
     "CorruptImageError",
+    "DataFileError",
     "DocumentTooLargeError",
     "EmptyImageError",
     "EncryptedInputError",
@@ -68,6 +73,7 @@ __all__ = [
     "MissingDependencyError",
     "OCRError",
     "OutputError",
+    "OutputPathError",
     "PlanningError",
     "RateLimitError",
     "ScenarioError",
@@ -297,6 +303,22 @@ class MemoryStoreError(ChatOCRError):
     adding a reviewed document). Extraction never fails for its memory: it goes on without it."""
 
     default_hint = "See `chatocr memory list` for the stores; give another one with --memory DIR."
+
+
+class OutputPathError(UsageError):
+    """An output path chatocr refuses before writing anything: it exists and is not a regular file
+    (a FIFO, a device, a directory, a symlink), or it is a file chatocr did not write and must not
+    replace (a user's workbook)."""
+
+    default_hint = "Give --out the path of a new file, or of a regular file chatocr wrote before."
+
+
+class DataFileError(InputError):
+    """A JSON or JSON Lines file chatocr reads (a results file, a label file, a JSON Schema) that
+    does not parse, nests too deeply, holds a number too long, or has members of the wrong type.
+    The message names the file and the line."""
+
+    default_hint = "Fix or remove the line named above (a results file: as written by `chatocr extract --out`)."
 
 
 def as_chatocr_error(exc: BaseException) -> ChatOCRError:

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from chatocr.api import ChatOCR
-from chatocr.errors import ChatOCRError, ConfigError, UsageError
+from chatocr.errors import ChatOCRError, ConfigError, SchemaError, UsageError
 from chatocr.extraction.request import ExtractionRequest
 from chatocr.extraction.result import Extraction
 from chatocr.llm.credentials import load_keys_file
@@ -65,11 +65,14 @@ def request_from(
     ocr: ChatOCR, keys: str | None, scenario: str | None, schema: str | None = None, **options: Any
 ) -> ExtractionRequest:
     """The command's request, built by the constructor every caller uses (ChatOCR.request), with
-    the same words for every mistake; a mistake in the command line's values exits with the usage
-    status 2, as argparse's own errors do. schema: as `--schema` names it (typed/loading.py)."""
+    the same words for every mistake. A mistake in the command line's own values (the key syntax,
+    a number out of range, an unknown option) exits with the usage status 2, as argparse's errors
+    do; a schema that cannot be read or mapped is a file's problem (exit 1), as a scenario file's.
+    schema: as `--schema` names it (typed/loading.py)."""
+    typed = load_schema(schema)
     try:
-        return ocr.request(keys, scenario, schema=load_schema(schema), **options)
-    except UsageError:
+        return ocr.request(keys, scenario, schema=typed, **options)
+    except (UsageError, SchemaError):
         raise
     except ConfigError as exc:
         raise UsageError(exc.message, hint=exc.hint) from exc

@@ -30,7 +30,7 @@ from chatocr.evaluation.report import markdown_report, print_report
 from chatocr.evaluation.runner import Evaluator
 from chatocr.evaluation.strategies import GROUPS, STRATEGIES, resolve_strategies
 from chatocr.evaluation.typed import typed_agreement
-from chatocr.fileio import atomic_write
+from chatocr.fileio import atomic_write, check_output_path
 from chatocr.llm.base import ChatSettings
 from chatocr.messages import Message
 from chatocr.scenarios.keys import parse_keys, split_keys
@@ -186,6 +186,9 @@ def _command(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError("--limit must be at least 1.")
+    for path in (args.out, args.markdown):  # refused now, not after the evaluation
+        if path is not None:
+            check_output_path(path)
     strategies = resolve_strategies(args.strategy)
     if getattr(args, "tuned_llm", None):
         strategies = [replace(s, llm=args.tuned_llm) if s.name == "tuned" else s for s in strategies]

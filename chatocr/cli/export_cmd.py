@@ -19,8 +19,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from chatocr.errors import ConfigError
+from chatocr.errors import UsageError
 from chatocr.export.formats import ALIASES, FORMATS
+from chatocr.export.options import Backend, OCRLinesOptions, ReviewOptions, SFTOptions, SplitOptions
 
 __all__ = ["register"]
 
@@ -97,7 +98,7 @@ def _mapping(items: list[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise ConfigError(f"--map expects LABEL_KEY=FIELD, got {item!r}.")
+            raise UsageError(f"--map expects LABEL_KEY=FIELD, got {item!r}.")
         out[key.strip()] = value.strip()
     return out
 
@@ -115,29 +116,26 @@ def _skipped(console: Console, skipped: list[dict[str, str]]) -> None:
             console.print(f"  ... and {len(skipped) - 20} more (summary.json lists them all)", **_PLAIN)
 
 
+def _review(args: argparse.Namespace) -> ReviewOptions:
+    return ReviewOptions(scenario=args.scenario, field_map=_mapping(args.map), min_confidence=args.min_confidence)
+
+
 def run_sft(args: argparse.Namespace) -> int:
     from chatocr.export.sft import export_sft
     from chatocr.llm.credentials import load_keys_file
 
     load_keys_file()
-    formats = [name for item in (args.format or ["xtuner"]) for name in _names(item)]
-    summary = export_sft(
-        args.sources,
-        args.out,
-        formats=formats,
+    options = SFTOptions(
+        formats=[name for item in (args.format or ["xtuner"]) for name in _names(item)],
         examples=args.examples,
-        val_ratio=args.val_ratio,
-        seed=args.seed,
         max_tokens=args.max_tokens,
-        min_confidence=args.min_confidence,
         redact=_names(args.redact),
-        scenario=args.scenario,
-        field_map=_mapping(args.map),
-        llm=args.llm,
-        ocr=args.ocr,
-        config=args.config,
+        review=_review(args),
+        split=SplitOptions(args.val_ratio, args.seed),
+        backend=Backend(args.llm, args.ocr, args.config),
         overwrite=args.overwrite,
     )
+    summary = export_sft(args.sources, args.out, options)
     console = Console(stderr=True)
     table = Table(
         "records",
@@ -182,25 +180,20 @@ def run_sft(args: argparse.Namespace) -> int:
     console.print(tokens)
     _skipped(console, summary.skipped)
     print(json.dumps({"out": summary.out, "files": summary.files}, ensure_ascii=False))
-    return 0 if summary.records else 1
+    return 0
 
 
 def run_ocr_lines(args: argparse.Namespace) -> int:
     from chatocr.export.ocr_lines import export_ocr_lines
 
-    summary = export_ocr_lines(
-        args.sources,
-        args.out,
-        val_ratio=args.val_ratio,
-        seed=args.seed,
-        min_confidence=args.min_confidence,
+    options = OCRLinesOptions(
         redact=_names(args.redact),
-        scenario=args.scenario,
-        field_map=_mapping(args.map),
-        ocr=args.ocr,
-        config=args.config,
+        review=_review(args),
+        split=SplitOptions(args.val_ratio, args.seed),
+        backend=Backend(ocr=args.ocr, config=args.config),
         overwrite=args.overwrite,
     )
+    summary = export_ocr_lines(args.sources, args.out, options)
     console = Console(stderr=True)
     console.print(
         f"{summary.lines} line crop(s) from {summary.documents_with_lines} of {summary.documents} document(s) "
@@ -209,4 +202,4 @@ def run_ocr_lines(args: argparse.Namespace) -> int:
         **_PLAIN,
     )
     _skipped(console, summary.skipped)
-    return 0 if summary.lines else 1
+    return 0

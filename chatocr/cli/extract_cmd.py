@@ -30,7 +30,7 @@ from chatocr.cli.common import (
 from chatocr.cli.status import StatusLine, where_time_went
 from chatocr.errors import OutputError, UsageError
 from chatocr.extraction.result import Extraction
-from chatocr.fileio import atomic_write
+from chatocr.fileio import atomic_write, check_output_path
 from chatocr.runs import ResultLog, collect_inputs, key_inputs
 from chatocr.runs.records import csv_columns, csv_text, record_for
 from chatocr.secrets import redact
@@ -170,6 +170,8 @@ def _check_usage(args: argparse.Namespace, fmt: str) -> None:
         )
     if args.out is not None and fmt in ("json", "values", "xlsx"):
         _check_out_path(args.out)
+    if args.html is not None:  # refused now, not after the documents are done
+        check_output_path(args.html)
     if args.draw is not None and args.draw.exists() and not args.draw.is_dir():
         raise UsageError(f"--draw {args.draw} is not a directory.", hint="Give a folder for the pictures.")
     if fmt == "xlsx" and args.out is None:
@@ -179,24 +181,20 @@ def _check_usage(args: argparse.Namespace, fmt: str) -> None:
 
 
 def _check_out_path(out: Path) -> None:
-    """Usage errors for an --out that cannot receive a whole-file write, before any work."""
-    if out.is_dir():
-        raise UsageError(f"--out {out} is a directory.", hint="Give a file name, e.g. results.json.")
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UsageError(f"--out {out}: {parent} is not a directory.", hint="Give a path whose folders are folders.")
+    """Usage errors for an --out that cannot receive a whole-file write, before any work: anything but
+    a regular file or a new name (a FIFO, a device, a directory, a link: chatocr.fileio), and a
+    workbook chatocr did not write."""
+    check_output_path(out)
+    if out.suffix.lower() == ".xlsx":
+        from chatocr.cli.excel import check_own_workbook
+
+        check_own_workbook(out)
 
 
 def _write_whole(out: Path, text: str) -> None:
-    """--out x.json: replaced atomically; a pipe or device (--out /dev/stdout) is written as a stream."""
+    """--out x.json: replaced atomically (chatocr.fileio: checked target, secrets masked)."""
     try:
-        if out.absolute().parts[:2] != ("/", "dev") and (out.is_file() or not out.exists()):
-            atomic_write(out, text)
-        else:
-            with out.open("a", encoding="utf-8") as handle:
-                handle.write(text)
+        atomic_write(out, text)
     except OSError as error:
         raise OutputError(f"Cannot write {out}: {error.strerror or error}.") from None
 

@@ -1,4 +1,7 @@
-"""`chatocr ocr IMAGE`: the OCR alone, as reading-order text, as lines with boxes, or as JSON."""
+"""`chatocr ocr IMAGE`: the OCR alone, as reading-order text, as lines with boxes, or as JSON.
+
+Standard output carries the document alone (`chatocr ocr IMAGE > text.txt` is the text and nothing
+else); the summary line (lines, pages, engine, time) and warnings go to standard error."""
 
 from __future__ import annotations
 
@@ -60,16 +63,17 @@ def run(args: argparse.Namespace) -> int:
         console.print(table)
     else:
         print(document.text())
+    status = Console(stderr=True)  # status, never mixed into the text a user redirects
     if not args.quiet:
         timing = f"{seconds:.2f}s"
         if document.cached:
             timing = f"cached, {seconds:.2f}s (the OCR itself took {document.seconds:.2f}s)"
-        console.print(
+        status.print(
             f"{len(document.lines)} lines, {len(document.pages)} page(s), {document.engine} {document.model}, {timing}",
             style="dim",
             highlight=False,
             markup=False,
         )
     for warning in document.warnings:
-        console.print(f"warning: {warning}", style="yellow", markup=False)
+        status.print(f"warning: {warning}", style="yellow", markup=False)
     return 0

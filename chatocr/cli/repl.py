@@ -22,7 +22,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -46,6 +45,7 @@ from chatocr.errors import ChatOCRError, ConfigError, InputError, UserError
 from chatocr.extraction.answers import AnswerCheck, check_answer
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.result import CallRecord, Extraction
+from chatocr.fileio import atomic_write
 from chatocr.llm.registry import available_backends
 from chatocr.scenarios.keys import parse_keys, split_keys
 from chatocr.secrets import redact
@@ -363,9 +363,9 @@ class Repl:
 
 
 def _write_new_version(path: Path, text: str) -> None:
-    """Write `path` whole or not at all: a temporary file made exclusively beside it, then renamed
-    over it (a symlink planted at `path` is replaced, never followed). Typed errors for the
-    usual mistakes: a folder that does not exist, a folder given as the file, no permission."""
+    """Write `path` whole or not at all (chatocr.fileio's writer: a symlink, a FIFO or a device at
+    `path` is refused before anything is written). Typed errors for the usual mistakes: a folder
+    that does not exist, a folder given as the file, no permission."""
     folder = path.parent
     if not folder.is_dir():
         raise UserError(
@@ -376,18 +376,9 @@ def _write_new_version(path: Path, text: str) -> None:
         raise UserError(
             f"Cannot save to {path}: it is a folder.", hint=f"Give a file name, e.g. /save {path}/session.json"
         )
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:  # the one writer: a link, a pipe or a device there is refused; secrets masked
+        atomic_write(path, text)
     except OSError as exc:
-        raise UserError(
-            f"Cannot save to {path}: {exc.strerror or exc}.", hint="Choose a folder you can write to."
-        ) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except OSError as exc:
-        Path(temp).unlink(missing_ok=True)
         raise UserError(f"Cannot save to {path}: {exc.strerror or exc}.", hint="Choose another path.") from None
 
 

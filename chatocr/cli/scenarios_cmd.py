@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chatocr.errors import ScenarioError
+from chatocr.fileio import atomic_write
 from chatocr.scenarios import load_scenario_file, load_scenarios
 from chatocr.scenarios.model import Scenario, ungrounded_example_values
 from chatocr.scenarios.schema import scenario_json_schema_text
@@ -114,8 +115,7 @@ def scenario_from_schema(args: argparse.Namespace) -> int:
         return 0
     if args.out.exists() and not args.force:
         raise ConfigError(f"{args.out} already exists.", hint="Pass --force to overwrite it, or choose --out.")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
+    atomic_write(args.out, text)  # checked target (never a link or a pipe), whole or not at all
     print(
         f"wrote {args.out}: {len(scenario.fields)} field(s); add instructions and examples, then "
         f"chatocr scenarios validate {args.out}"

@@ -19,6 +19,8 @@ from chatocr.ocr.base import OCREngine
 
 __all__ = ["engine_lookup", "register", "report_written"]
 
+_SHOWN_SKIPPED = 20  # records left out that are listed one by one
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("view", help="write a self-contained HTML report of a results file (.jsonl or .json)")
@@ -70,12 +72,13 @@ def run(args: argparse.Namespace) -> int:
     for path in args.results:
         if not path.is_file():
             raise InputError(f"No such results file: {path}", hint="Give the --out file of `chatocr extract`.")
-        try:
-            found, skipped = read_result_file(path)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"Cannot read {path}: {exc}", hint="Give a .jsonl or .json results file.") from None
+        found, skipped = read_result_file(path)  # DataFileError (typed) when it cannot be read at all
         if skipped:
-            print(f"warning: {path}: skipped {skipped} line(s) that are not chatocr results", file=sys.stderr)
+            print(f"warning: {path}: skipped {len(skipped)} line(s) that are not chatocr results:", file=sys.stderr)
+            for where, why in skipped[:_SHOWN_SKIPPED]:
+                print(f"  {where}: {why}", file=sys.stderr)
+            if len(skipped) > _SHOWN_SKIPPED:
+                print(f"  ... and {len(skipped) - _SHOWN_SKIPPED} more", file=sys.stderr)
         pairs.extend(found)
     if not pairs:
         raise InputError(

@@ -256,10 +256,17 @@ class ConversationPlanner:
         final_base = self._final_text(task, parts[-1], len(parts), len(parts), ())
         final_chars, final_tokens = sizer.cost(final_base)
         if not sizer.within_total(fixed_chars + final_chars, fixed_tokens + final_tokens):
+            task_heavy = sizer.cost(document)[0] * 2 < fixed_chars + final_chars  # the keys, not the page, fill it
             raise DocumentTooLargeError(
                 f"The document ({len(document)} characters) with the task does not fit the input budget "
                 f"even without examples ({fixed_chars + final_chars} characters / {fixed_tokens + final_tokens} "
-                f"tokens needed; limits: {self._budget_text()})."
+                f"tokens needed; limits: {self._budget_text()}).",
+                hint=(
+                    f"The {len(task.fields)} keys asked for are most of it: ask for fewer keys at a time "
+                    "(several extractions of the same document), or use a model with a larger context."
+                    if task_heavy
+                    else None
+                ),
             )
 
         selected, dropped, turns, final_text = self._choose_examples(

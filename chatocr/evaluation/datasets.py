@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chatocr.errors import InputError, ScenarioError
+from chatocr.errors import DataFileError, InputError, ScenarioError
+from chatocr.fileio import read_json
 from chatocr.ocr.registry import IMAGE_SUFFIXES
 from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import FieldType, Scenario
@@ -116,10 +117,10 @@ _LABEL_HINT = 'Fix the label file: UTF-8 JSON holding one object of field -> val
 
 
 def _read_labels(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a readable JSON label file ({exc}).", hint=_LABEL_HINT) from exc
+    try:  # bounded: a label nested 100,000 deep or a 5,000-digit number is a typed error (chatocr.fileio)
+        data = read_json(path)
+    except DataFileError as exc:
+        raise DataFileError(f"{exc.message} (a label file)", hint=_LABEL_HINT) from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: a label file must hold a flat JSON object of field -> value.", hint=_LABEL_HINT)
     return data

@@ -23,6 +23,7 @@ from typing import Any
 
 from chatocr.errors import ChatOCRError, InputError
 from chatocr.evaluation.metrics import normalize, normalize_amount
+from chatocr.fileio import atomic_write, read_json
 
 __all__ = ["ItemScore", "evaluate_items", "load_item_labels", "match_items", "score_items"]
 
@@ -87,7 +88,7 @@ def score_items(pairs: Iterable[tuple[Sequence[Mapping[str, Any]], Sequence[Mapp
 
 
 def load_item_labels(directory: Path = LABELS) -> dict[str, list[dict[str, Any]]]:
-    return {p.stem: json.loads(p.read_text(encoding="utf-8"))["items"] for p in sorted(directory.glob("*.json"))}
+    return {p.stem: read_json(p)["items"] for p in sorted(directory.glob("*.json"))}  # bounded (chatocr.fileio)
 
 
 def _items_of(result: Any, grounded_only: bool) -> list[dict[str, Any]]:
@@ -190,8 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     report = {**scores, "llm": f"{chat.model.provider}:{chat.model.model}", "ocr": args.ocr, "schema": args.schema}
     print(json.dumps(report, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps({**report, "rows": rows}, ensure_ascii=False, indent=2, default=str))
+    if args.out:  # chatocr.fileio's one writer: a regular file or a new name, secrets masked
+        atomic_write(args.out, json.dumps({**report, "rows": rows}, ensure_ascii=False, indent=2, default=str))
     return 0
 
 

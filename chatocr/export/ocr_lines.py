@@ -34,8 +34,9 @@ import numpy as np
 
 from chatocr.api import ChatOCR
 from chatocr.config import load_config
-from chatocr.errors import ChatOCRError, ConfigError, MissingDependencyError
-from chatocr.export.files import check_targets, ensure_dir, write_bytes
+from chatocr.errors import ChatOCRError, InputError, MissingDependencyError
+from chatocr.export.files import write_files
+from chatocr.export.options import OCRLinesOptions
 from chatocr.export.redact import leaves
 from chatocr.export.sft import validation_documents
 from chatocr.export.sources import ReviewedDocument, Skipped, read_sources
@@ -140,105 +141,117 @@ def _clean(text: str) -> str:
     return " ".join(text.replace("\t", " ").split())
 
 
+@dataclass
+class _Crops:
+    """The crops cut so far: images by name, rec_gt rows by document, counts."""
+
+    images: dict[str, bytes] = field(default_factory=dict)
+    rows: dict[str, list[str]] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+    duplicates: int = 0
+
+    def add(self, doc: ReviewedDocument, crop: LineCrop, data: bytes) -> None:
+        text = _clean(crop.text)
+        digest = hashlib.sha256(data + text.encode()).hexdigest()
+        if digest in self.seen:
+            self.duplicates += 1
+            return
+        self.seen.add(digest)
+        name = f"images/{_safe_name(doc.id)}_{crop.line_id}.png"
+        self.images[name] = data
+        self.rows.setdefault(doc.id, []).append(f"{name}\t{text}\n")
+        reason = crop.why.split(" ")[0]
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+def _kinds(chat: ChatOCR, doc: ReviewedDocument) -> dict[str, str]:
+    scenario = chat.library.get(doc.scenario) if doc.scenario and doc.scenario in chat.library else None
+    kinds = {}
+    for key in doc.keys:
+        spec = scenario.field(key) if scenario is not None else None
+        kinds[key] = spec.type.value if spec is not None else "text"
+    return kinds
+
+
+def _cut(doc: ReviewedDocument, image: Path, lines: list[LineCrop], crops: _Crops) -> str | None:
+    """Cut `lines` out of the page images of `image` into `crops`; why not, when it cannot be read."""
+    cv2 = _cv2()
+    try:
+        pages = load_input(image).pages
+    except ChatOCRError as exc:
+        return f"cannot read the image: {exc.message}"
+    arrays: dict[int, np.ndarray] = {}
+    for crop in lines:
+        page = int(crop.line_id.split("-")[0].lstrip("p") or 0) if crop.line_id.startswith("p") else 0
+        if page >= len(pages):
+            continue
+        if page not in arrays:
+            arrays[page] = np.asarray(pages[page].convert("RGB"))[:, :, ::-1]  # BGR, as OpenCV writes
+        ok, encoded = cv2.imencode(".png", deskew_crop(arrays[page], doc.document.line(crop.line_id).box))
+        if ok:
+            crops.add(doc, crop, encoded.tobytes())
+    return None
+
+
 def export_ocr_lines(
     sources: Sequence[str | Path],
     out: str | Path,
+    options: OCRLinesOptions | None = None,
     *,
-    val_ratio: float = 0.1,
-    seed: int = 0,
-    min_confidence: float | None = None,
-    redact: Sequence[str] = (),
-    scenario: str | None = None,
-    field_map: Mapping[str, str] | None = None,
     chat: ChatOCR | None = None,
-    ocr: str | None = None,
-    config: str | Path | None = None,
-    overwrite: bool = False,
 ) -> OCRLinesSummary:
-    """Write line crops and rec_gt files for the confirmed lines of `sources` to `out`."""
-    if not 0 <= val_ratio < 1:
-        raise ConfigError(f"val_ratio must be in [0, 1), got {val_ratio}.")
-    cv2 = _cv2()
+    """Write line crops and rec_gt files for the confirmed lines of `sources` to `out`.
+
+    `options` (chatocr.export.options.OCRLinesOptions) says what to write; `chat` the ChatOCR to
+    read OCR with (default: one for `options.backend`, with no model loaded). An export with no
+    line to write is an InputError saying why, and nothing is written."""
+    options = options or OCRLinesOptions()
+    _cv2()  # before any work: the crops need OpenCV
     if chat is None:  # no LLM is used: a scripted stand-in, so no model is loaded and no key needed
-        chat = ChatOCR(ScriptedChatModel(), ocr, config=load_config({"ocr": ocr}, path=config))
-    out_dir = Path(out).expanduser()
-    documents, skipped = read_sources(
-        sources, chat, scenario=scenario, field_map=field_map, min_confidence=min_confidence
-    )
-    images: dict[str, bytes] = {}
-    rows: dict[str, list[str]] = {}  # document -> rec_gt lines
-    reasons: dict[str, int] = {}
-    seen: set[str] = set()
-    duplicates = 0
+        backend = options.backend
+        chat = ChatOCR(ScriptedChatModel(), backend.ocr, config=load_config({"ocr": backend.ocr}, path=backend.config))
+    documents, skipped = read_sources(sources, chat, options.review)
+    crops = _Crops()
     for doc in documents:
         if doc.image is None or not doc.document.has_boxes:
             skipped.append(Skipped(doc.id, "no image with OCR boxes to cut lines from"))
             continue
-        scenario_spec = chat.library.get(doc.scenario) if doc.scenario and doc.scenario in chat.library else None
-        kinds = {}
-        for key in doc.keys:
-            spec = scenario_spec.field(key) if scenario_spec is not None else None
-            kinds[key] = spec.type.value if spec is not None else "text"
-        lines = select_lines(doc, kinds, redact)
-        if not lines:
-            continue
-        try:
-            pages = load_input(doc.image).pages
-        except ChatOCRError as exc:
-            skipped.append(Skipped(doc.id, f"cannot read the image: {exc.message}"))
-            continue
-        arrays: dict[int, np.ndarray] = {}
-        prefix = _safe_name(doc.id)
-        for crop in lines:
-            page = int(crop.line_id.split("-")[0].lstrip("p") or 0) if crop.line_id.startswith("p") else 0
-            if page >= len(pages):
-                continue
-            if page not in arrays:
-                arrays[page] = np.asarray(pages[page].convert("RGB"))[:, :, ::-1]  # BGR, as OpenCV writes
-            pixels = deskew_crop(arrays[page], doc.document.line(crop.line_id).box)
-            ok, encoded = cv2.imencode(".png", pixels)
-            if not ok:
-                continue
-            data = encoded.tobytes()
-            text = _clean(crop.text)
-            digest = hashlib.sha256(data + text.encode()).hexdigest()
-            if digest in seen:
-                duplicates += 1
-                continue
-            seen.add(digest)
-            name = f"images/{prefix}_{crop.line_id}.png"
-            images[name] = data
-            rows.setdefault(doc.id, []).append(f"{name}\t{text}\n")
-            reason = crop.why.split(" ")[0]
-            reasons[reason] = reasons.get(reason, 0) + 1
-
-    val = validation_documents(rows, val_ratio, seed)
-    ordered = sorted(rows)
-    train_rows = [row for d in ordered if d not in val for row in rows[d]]
-    val_rows = [row for d in ordered if d in val for row in rows[d]]
+        lines = select_lines(doc, _kinds(chat, doc), options.redact)
+        why = _cut(doc, doc.image, lines, crops) if lines else None
+        if why:
+            skipped.append(Skipped(doc.id, why))
+    if not crops.rows:
+        shown = "; ".join(f"{s.document}: {s.reason}" for s in skipped[:3])
+        raise InputError(
+            f"No OCR line to export from {len(documents)} reviewed document(s)"
+            + (f" ({shown})" if shown else "")
+            + ".",
+            hint="Lines are those a person confirmed or that ground a reviewed value; give reviewed results or a "
+            "labelled set with images.",
+        )
+    val = validation_documents(crops.rows, options.split.val_ratio, options.split.seed)
+    ordered = sorted(crops.rows)
+    train_rows = [row for d in ordered if d not in val for row in crops.rows[d]]
+    val_rows = [row for d in ordered if d in val for row in crops.rows[d]]
+    out_dir = Path(out).expanduser()
     summary = OCRLinesSummary(
         out=str(out_dir),
         documents=len(documents),
-        documents_with_lines=len(rows),
+        documents_with_lines=len(crops.rows),
         lines=len(train_rows) + len(val_rows),
         train=len(train_rows),
         val=len(val_rows),
-        duplicates=duplicates,
-        by_reason=reasons,
-        seed=seed,
+        duplicates=crops.duplicates,
+        by_reason=crops.reasons,
+        seed=options.split.seed,
         skipped=[{"document": s.document, "reason": s.reason} for s in skipped],
     )
-    texts = {
-        "rec_gt.txt": "".join(row for d in ordered for row in rows[d]),
+    texts: dict[str, str | bytes] = {
+        "rec_gt.txt": "".join(row for d in ordered for row in crops.rows[d]),
         "rec_gt_train.txt": "".join(train_rows),
         "rec_gt_val.txt": "".join(val_rows),
         "summary.json": json.dumps(summary.to_dict(), ensure_ascii=False, indent=2) + "\n",
     }
-    ensure_dir(out_dir)
-    image_dir = ensure_dir(out_dir / "images")
-    check_targets([*(out_dir / n for n in texts), *(out_dir / n for n in images)], overwrite)
-    for name, data in images.items():
-        write_bytes(image_dir / Path(name).name, data)
-    for name, body in texts.items():
-        write_bytes(out_dir / name, body.encode("utf-8"))
+    write_files(out_dir, {**crops.images, **texts}, overwrite=options.overwrite)
     return summary

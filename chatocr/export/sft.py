@@ -16,6 +16,11 @@ for it and the target backend (chatocr/export/conversation.py) plus the answer, 
 5. one file per format and split (formats.py), LLaMA-Factory's dataset_info.json when a
    LLaMA-Factory format is written, manifest.jsonl (which document each record is) and
    summary.json (documents, fields, tokens per record, what was dropped and why).
+
+Known secrets (an API key a reviewed document's text or values holds) are masked in the
+conversations before anything is counted or written, and every file goes through chatocr.fileio's
+one writer. No record to write (an empty source, every document left out, every record over
+`max_tokens`) is an InputError saying why, before anything is written.
 """
 
 from __future__ import annotations
@@ -30,13 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from chatocr.api import ChatOCR
-from chatocr.errors import ConfigError, PlanningError
+from chatocr.errors import InputError, PlanningError, UsageError
 from chatocr.export.backend import export_chat
 from chatocr.export.conversation import plan_conversation
-from chatocr.export.files import check_targets, ensure_dir, write_bytes
+from chatocr.export.files import write_files
 from chatocr.export.formats import check_record, dataset_info_entry, file_name, resolve_format, to_record
+from chatocr.export.options import SFTOptions
 from chatocr.export.redact import Redactor
 from chatocr.export.sources import ReviewedDocument, Skipped, read_sources
+from chatocr.secrets import redact
 
 __all__ = [
     "ExportSummary",
@@ -148,7 +155,9 @@ def build_records(
         except PlanningError as exc:
             skipped.append(Skipped(doc.id, f"cannot be planned: {exc.message}"))
             continue
-        conversation = planned.with_answer
+        # A key a document or a label carries is masked in what is trained on, so the counts,
+        # the checksums and the files agree (every file is masked again when written).
+        conversation = [{**m, "content": redact(m["content"])} for m in planned.with_answer]
         tokens = sum(counter.count(m["content"]) + overhead for m in conversation)
         values = sum(answer.get(k) is not None for k in planned.task.keys)
         records.append(
@@ -171,7 +180,7 @@ def validation_documents(documents: Iterable[str], val_ratio: float, seed: int) 
     """The documents held out for validation: a seeded shuffle of the sorted ids, the first
     `val_ratio` of them (at least one, and never all, when there are two or more)."""
     if not 0 <= val_ratio < 1:
-        raise ConfigError(f"val_ratio must be in [0, 1), got {val_ratio}.")
+        raise UsageError(f"val_ratio must be in [0, 1), got {val_ratio}.")
     ids = sorted(set(documents))
     random.Random(seed).shuffle(ids)
     n_val = round(len(ids) * val_ratio)
@@ -189,59 +198,26 @@ def split_by_document(records: list[Record], val_ratio: float, seed: int) -> Non
         record.split = "val" if (record.content or record.document) in val else "train"
 
 
-def _json_bytes(fmt: str, records: list[dict[str, Any]]) -> bytes:
+def _json_text(fmt: str, records: list[dict[str, Any]]) -> str:
     if fmt == "openai":
-        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
-    return (json.dumps(records, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return json.dumps(records, ensure_ascii=False, indent=1) + "\n"
 
 
-def export_sft(
-    sources: Sequence[str | Path],
-    out: str | Path,
-    *,
-    formats: Sequence[str] = ("xtuner",),
-    examples: int = 0,
-    val_ratio: float = 0.1,
-    seed: int = 0,
-    max_tokens: int | None = None,
-    min_confidence: float | None = None,
-    redact: Sequence[str] = (),
-    scenario: str | None = None,
-    field_map: Mapping[str, str] | None = None,
-    chat: ChatOCR | None = None,
-    llm: str | None = None,
-    ocr: str | None = None,
-    config: str | Path | None = None,
-    overwrite: bool = False,
-) -> ExportSummary:
-    """Write a fine-tuning set of `sources` (labelled set directories, results files) to `out`."""
-    if examples < 0:
-        raise ConfigError("--examples must be 0 or more.")
-    fmts = list(dict.fromkeys(resolve_format(f) for f in formats)) or ["xtuner"]
-    chat = chat or export_chat(llm, ocr, config)
-    out_dir = Path(out).expanduser()
-    documents, skipped = read_sources(
-        sources, chat, scenario=scenario, field_map=field_map, min_confidence=min_confidence
-    )
-    redactor = Redactor(redact) if redact else None
-    records, unplanned = build_records(chat, documents, examples=examples, redactor=redactor)
-    skipped += unplanned
-
+def _unique(records: list[Record]) -> list[Record]:
+    """The records without duplicates (the same conversation and answer), in order."""
     seen: set[str] = set()
     unique: list[Record] = []
     for record in records:
         if record.sha256 not in seen:
             seen.add(record.sha256)
             unique.append(record)
-    duplicates = len(records) - len(unique)
-    limit = max_tokens if max_tokens is not None else chat.model.limits.context_window
-    kept = [r for r in unique if limit is None or r.tokens <= limit]
-    over_length = len(unique) - len(kept)
-    split_by_document(kept, val_ratio, seed)
-    kept.sort(key=lambda r: (r.split, r.document))
+    return unique
 
-    splits = {name: [r for r in kept if r.split == name] for name in ("train", "val")}
-    payloads: dict[str, bytes] = {}
+
+def _format_files(fmts: Sequence[str], splits: Mapping[str, list[Record]]) -> dict[str, str]:
+    """The training files of every format and split, and LLaMA-Factory's dataset_info.json."""
+    texts: dict[str, str] = {}
     info: dict[str, Any] = {}
     for fmt in fmts:
         for split, members in splits.items():
@@ -253,14 +229,18 @@ def export_sft(
                 if problems:  # a bug of ours, never the user's: stop before writing anything
                     raise PlanningError(f"{r.document}: the {fmt} record is malformed: {'; '.join(problems)}")
             name = file_name(fmt, split)
-            payloads[name] = _json_bytes(fmt, rendered)
+            texts[name] = _json_text(fmt, rendered)
             if fmt in ("llamafactory", "alpaca"):
                 stem = name.rsplit(".", 1)[0]
-                sha1 = hashlib.sha1(payloads[name]).hexdigest()  # the checksum LLaMA-Factory documents
+                sha1 = hashlib.sha1(texts[name].encode("utf-8")).hexdigest()  # the checksum LLaMA-Factory documents
                 info[f"chatocr_{stem}"] = dataset_info_entry(fmt, name, sha1, rendered)
     if info:
-        payloads["dataset_info.json"] = (json.dumps(info, ensure_ascii=False, indent=2) + "\n").encode()
-    manifest = [
+        texts["dataset_info.json"] = json.dumps(info, ensure_ascii=False, indent=2) + "\n"
+    return texts
+
+
+def _manifest(kept: list[Record]) -> str:
+    rows = [
         {
             "document": r.document,
             "source": r.source,
@@ -271,8 +251,54 @@ def export_sft(
         }
         for r in kept
     ]
-    payloads["manifest.jsonl"] = "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in manifest).encode()
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
+
+def _nothing_to_write(documents: int, unique: int, limit: int | None, skipped: list[Skipped]) -> InputError:
+    """Why an export has no record at all: said as an error, before anything is written."""
+    if not documents and not skipped:
+        return InputError(
+            "The sources hold no reviewed document: nothing to export.",
+            hint="Give a labelled set (with labels/) or a results file of `chatocr extract --out` holding documents.",
+        )
+    if unique:
+        return InputError(
+            f"All {unique} record(s) are longer than --max-tokens {limit}: nothing to export.",
+            hint="Raise --max-tokens (summary.json of a run without it shows the lengths).",
+        )
+    shown = "; ".join(f"{s.document}: {s.reason}" for s in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
+    return InputError(
+        f"None of the {documents + len(skipped)} document(s) can be exported ({shown}).",
+        hint='Review results (`"reviewed": true`), lower --min-confidence, or check the documents named.',
+    )
+
+
+def export_sft(
+    sources: Sequence[str | Path], out: str | Path, options: SFTOptions | None = None, *, chat: ChatOCR | None = None
+) -> ExportSummary:
+    """Write a fine-tuning set of `sources` (labelled set directories, results files) to `out`.
+
+    `options` (chatocr.export.options.SFTOptions) says what to write; `chat` the ChatOCR to plan
+    with (default: one built for `options.backend`). An export with no record to write is an
+    InputError saying why, and nothing is written."""
+    options = options or SFTOptions()
+    fmts = list(dict.fromkeys(resolve_format(f) for f in options.formats))
+    chat = chat or export_chat(options.backend.llm, options.backend.ocr, options.backend.config)
+    out_dir = Path(out).expanduser()
+    documents, skipped = read_sources(sources, chat, options.review)
+    redactor = Redactor(options.redact) if options.redact else None
+    records, unplanned = build_records(chat, documents, examples=options.examples, redactor=redactor)
+    skipped += unplanned
+    unique = _unique(records)
+    limit = options.max_tokens if options.max_tokens is not None else chat.model.limits.context_window
+    kept = [r for r in unique if limit is None or r.tokens <= limit]
+    if not kept:
+        raise _nothing_to_write(len(documents), len(unique), limit, skipped)
+    split_by_document(kept, options.split.val_ratio, options.split.seed)
+    kept.sort(key=lambda r: (r.split, r.document))
+    splits = {name: [r for r in kept if r.split == name] for name in ("train", "val")}
+    texts = _format_files(fmts, splits)
+    texts["manifest.jsonl"] = _manifest(kept)
     by_scenario: dict[str, list[int]] = {}
     for r in kept:
         by_scenario.setdefault(r.scenario or "(none)", []).append(r.tokens)
@@ -286,21 +312,17 @@ def export_sft(
         val=len(splits["val"]),
         fields=sum(r.fields for r in kept),
         values=sum(r.values for r in kept),
-        duplicates=duplicates,
-        over_length=over_length,
+        duplicates=len(records) - len(unique),
+        over_length=len(unique) - len(kept),
         max_tokens=limit,
-        examples=examples,
-        seed=seed,
+        examples=options.examples,
+        seed=options.split.seed,
         redacted_fields=list(redactor.fields) if redactor else [],
         tokens=token_stats([r.tokens for r in kept]),
         tokens_by_scenario={name: token_stats(counts) for name, counts in sorted(by_scenario.items())},
         skipped=[{"document": s.document, "reason": s.reason} for s in skipped],
-        files=sorted([*payloads, "summary.json"]),
+        files=sorted([*texts, "summary.json"]),
     )
-    payloads["summary.json"] = (json.dumps(summary.to_dict(), ensure_ascii=False, indent=2) + "\n").encode()
-
-    ensure_dir(out_dir)
-    check_targets([out_dir / name for name in payloads], overwrite)
-    for name, data in payloads.items():
-        write_bytes(out_dir / name, data)
+    texts["summary.json"] = json.dumps(summary.to_dict(), ensure_ascii=False, indent=2) + "\n"
+    write_files(out_dir, texts, overwrite=options.overwrite)
     return summary

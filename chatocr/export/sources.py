@@ -20,7 +20,6 @@ with the reason, never guessed. One unreadable document never stops the others.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,9 +29,12 @@ from typing import Any
 from chatocr.api import ChatOCR
 from chatocr.errors import ChatOCRError, InputError
 from chatocr.evaluation.datasets import load_dataset
+from chatocr.export.options import ReviewOptions
+from chatocr.extraction.result import Extraction, FieldResult
 from chatocr.fileio import file_sha256
 from chatocr.ocr.registry import IMAGE_SUFFIXES
 from chatocr.ocr.types import OCRDocument
+from chatocr.runs.records import read_records
 
 __all__ = ["ReviewedDocument", "Skipped", "label_answer", "read_sources"]
 
@@ -101,64 +103,64 @@ def _labelled_set(
         yield ReviewedDocument(name, str(root), document, dataset.scenario, list(dataset.fields), answer, doc.image)
 
 
-def _grounded_enough(fields: Mapping[str, Any], min_confidence: float | None) -> str | None:
+def _grounded_enough(fields: Mapping[str, FieldResult], min_confidence: float | None) -> str | None:
     """Why a machine result is not trusted for training, or None when it is."""
     for name, item in fields.items():
-        status = item.get("status")
-        if status == "grounded":
-            confidence = item.get("confidence")
-            if min_confidence is not None and (confidence is None or confidence < min_confidence):
-                return f"{name}: confidence {confidence} below {min_confidence}"
-        elif status == "missing" and not item.get("required"):
+        if item.status == "grounded":
+            if min_confidence is not None and (item.confidence is None or item.confidence < min_confidence):
+                return f"{name}: confidence {item.confidence} below {min_confidence}"
+        elif item.status == "missing" and not item.required:
             continue
         else:
-            return f"{name} is {status}"
+            return f"{name} is {item.status}"
     return None
 
 
+def _answer(data: dict[str, Any], result: Extraction, min_confidence: float | None) -> dict[str, Any] | str:
+    """The answer a results record vouches for, or why it vouches for none."""
+    if data.get("reviewed") is True:
+        values = data.get("values")
+        if not isinstance(values, dict):
+            return "reviewed, but its `values` is not an object of field -> value"
+        return {key: values.get(key) for key in result.fields}
+    why = _grounded_enough(result.fields, min_confidence)
+    if why is not None:
+        return f"not reviewed and {why}"
+    return {k: (f.value if f.status == "grounded" else None) for k, f in result.fields.items()}
+
+
 def _results_file(path: Path, chat: ChatOCR, min_confidence: float | None) -> Iterator[ReviewedDocument | Skipped]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"Cannot read the results file {path}: {exc}.") from exc
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            data = json.loads(line)
-            meta = data["input"]
-            image = Path(meta["path"])
-            fields: dict[str, Any] = data["fields"]
-        except (ValueError, KeyError, TypeError):
+    """Reviewed documents of a results file; every record left out is named by its line and why
+    (not JSON, nested too deeply, members of the wrong type: `chatocr.runs.records.read_records`)."""
+    read = read_records(path)
+    for where, why in read.skipped:
+        yield Skipped(f"{path}:{where.removeprefix('line ')}", f"not a chatocr results line: {why}")
+    for record in read.records:
+        where = f"{path}:{record.where.removeprefix('line ')}"
+        if record.key is None:
             yield Skipped(where, "not a chatocr results line (JSON with input.path and fields)")
             continue
-        if data.get("error"):
+        image, result = Path(record.key[0]), record.result
+        if result.error:
             yield Skipped(str(image), "the extraction failed")
             continue
-        reviewed = data.get("reviewed") is True
-        if reviewed:
-            values = data.get("values") or {}
-            answer = {key: values.get(key) for key in fields}
-        else:
-            why = _grounded_enough(fields, min_confidence)
-            if why is not None:
-                yield Skipped(str(image), f"not reviewed and {why}")
-                continue
-            answer = {k: (f.get("value") if f.get("status") == "grounded" else None) for k, f in fields.items()}
-        engine = (data.get("ocr") or {}).get("engine")
+        answer = _answer(record.data, result, min_confidence)
+        if isinstance(answer, str):
+            yield Skipped(str(image), answer)
+            continue
+        engine = result.ocr.get("engine")
         if engine and engine != chat.engine.name:
             yield Skipped(str(image), f"OCR'd with {engine!r}: export with --ocr {engine}")
             continue
         try:
-            if meta.get("sha256") and file_sha256(image) != meta["sha256"]:
+            if file_sha256(image) != record.key[1]:
                 yield Skipped(str(image), "the file changed since it was extracted")
                 continue
             document = _read(chat, image)
         except (OSError, ChatOCRError) as exc:
             yield Skipped(str(image), f"cannot read it again: {getattr(exc, 'message', exc)}")
             continue
-        confirmed = data.get("confirmed_lines") or {}
+        confirmed = record.data.get("confirmed_lines") or {}
         if not isinstance(confirmed, dict):
             yield Skipped(where, "confirmed_lines must be an object of line id -> text")
             continue
@@ -166,8 +168,8 @@ def _results_file(path: Path, chat: ChatOCR, min_confidence: float | None) -> It
             str(image),
             str(path),
             document,
-            data.get("scenario"),
-            list(fields),
+            result.scenario,
+            list(result.fields),
             answer,
             image if document.has_boxes and image.suffix.lower() in IMAGE_SUFFIXES else None,
             {str(k): str(v) for k, v in confirmed.items()},
@@ -175,23 +177,21 @@ def _results_file(path: Path, chat: ChatOCR, min_confidence: float | None) -> It
 
 
 def read_sources(
-    sources: Sequence[str | Path],
-    chat: ChatOCR,
-    *,
-    scenario: str | None = None,
-    field_map: Mapping[str, str] | None = None,
-    min_confidence: float | None = None,
+    sources: Sequence[str | Path], chat: ChatOCR, review: ReviewOptions | None = None
 ) -> tuple[list[ReviewedDocument], list[Skipped]]:
     """Every reviewed document of `sources` (labelled set directories and results files), and
     the documents left out with the reason."""
+    review = review or ReviewOptions()
     documents: list[ReviewedDocument] = []
     skipped: list[Skipped] = []
     for item in sources:
         path = Path(item).expanduser()
         if path.is_dir():
-            produced: Iterator[ReviewedDocument | Skipped] = _labelled_set(path, chat, scenario, field_map)
+            produced: Iterator[ReviewedDocument | Skipped] = _labelled_set(
+                path, chat, review.scenario, review.field_map
+            )
         elif path.is_file():
-            produced = _results_file(path, chat, min_confidence)
+            produced = _results_file(path, chat, review.min_confidence)
         else:
             raise InputError(
                 f"No such labelled set or results file: {path}",

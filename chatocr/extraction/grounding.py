@@ -11,6 +11,13 @@ the source. We check every value, in order of strictness, and keep how it matche
     fuzzy       a close match (similarity >= FUZZY_THRESHOLD) within one to three consecutive
                 lines: OCR errors the model corrected, e.g. "0" read as "O"
 
+Fuzzy matching is for text. An amount, number or date is on the page only when the page holds that
+number or that date: its exact or normalized occurrence counts only where the page's text there
+means the same value and is not cut out of a longer number (`3.00` inside `13.00`); otherwise it
+is found by value (numeric, date) or not at all. `8.00` is never grounded on `CHANGE 7.00`, nor
+`25/12/2019` on `25/12/2018`: the near miss is another value, and a wrong value marked grounded
+would be trusted.
+
 A value with no match is ungrounded: flagged in the result, never silently trusted.
 """
 
@@ -21,14 +28,20 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from chatocr.extraction.validation import date_readings, normalize_amount
 from chatocr.ocr.layout import LayoutText
 from chatocr.textnorm import fold_positions
 
-__all__ = ["FUZZY_THRESHOLD", "Match", "TextIndex"]
+__all__ = ["FUZZY_THRESHOLD", "NUMBER_KINDS", "TYPED_KINDS", "Match", "TextIndex", "number_value"]
 
 FUZZY_THRESHOLD = 0.8
+# Field kinds grounded by value: never by similarity, never inside a longer number.
+NUMBER_KINDS = frozenset({"amount", "number"})
+TYPED_KINDS = NUMBER_KINDS | {"date"}
+# Marks inside a printed number (`1,234.56`, `1'234`): a digit beyond one of them continues the number.
+_NUMBER_MARKS = ",，.．'’"
 # A number in the text with its separators (`1,234.56`, `1.234,56`, `12,34`): normalize_amount reads them.
 # Unlike validation.NUMBER, never across a space: in the layout text a space may part two cells ("2 100.00").
 _NUMBER = re.compile(r"[-+]?\d(?:[\d,，.．'’]*\d)?")
@@ -43,6 +56,17 @@ _DATES = [
         r"\b[A-Za-z]{3,9}\.?[ ./-]*\d{1,2}(?:st|nd|rd|th)?,?[ ./-]*\d{4}",
     )
 ]
+
+
+def number_value(text: str) -> Decimal | None:
+    """The value of the one number in `text` after the normalisations of `normalize_amount`
+    (currency signs, thousands separators, decimal commas): `RM 9.00`, `9`, `9.0` and `1.234,56 €`
+    are 9, 9, 9 and 1234.56. None when it holds no single number."""
+    normalized = normalize_amount(text)
+    try:
+        return Decimal(normalized) if normalized is not None else None
+    except InvalidOperation:  # pragma: no cover - normalize_amount returns Decimal strings
+        return None
 
 
 @dataclass(frozen=True)
@@ -60,7 +84,7 @@ class TextIndex:
         self.layout = layout
         self.text = layout.text
         self._folded, self._positions = fold_positions(self.text)
-        self._numbers = [(m.start(), m.end(), normalize_amount(m.group())) for m in _NUMBER.finditer(self.text)]
+        self._numbers = [(m.start(), m.end(), number_value(m.group())) for m in _NUMBER.finditer(self.text)]
         # Each date with every ISO date it can mean (`9/11/26`: day first or month first).
         self._dates = [
             (m.start(), m.end(), date_readings(m.group())) for pattern in _DATES for m in pattern.finditer(self.text)
@@ -120,16 +144,15 @@ class TextIndex:
 
     def find(self, value: str, kind: str = "text", hints: Sequence[str] = ()) -> Match | None:
         """Where `value` sits in the text, trying the strictest match first. `hints` (the field's
-        name and aliases, case-folded) choose between several occurrences."""
+        name and aliases, case-folded) choose between several occurrences. An amount, number or
+        date is found only as that value (see the module docstring)."""
         value = value.strip()
         if not value:
             return None
         hints = [h.casefold() for h in hints if h]
-        occurrences: list[tuple[int, int]] = []
-        at = self.text.find(value)
-        while at >= 0 and len(occurrences) < 50:
-            occurrences.append((at, at + len(value)))
-            at = self.text.find(value, at + 1)
+        if kind in TYPED_KINDS:
+            return self._find_typed(value, kind, hints)
+        occurrences = self._occurrences(value)
         exact = self._pick(occurrences, value, hints)
         if exact is not None and self._whole(*exact, value):
             return Match("exact", *exact, 1.0)
@@ -138,26 +161,85 @@ class TextIndex:
             at = self._folded.find(folded)
             if at >= 0:
                 return Match("normalized", self._positions[at], self._positions[at + len(folded) - 1] + 1, 1.0)
-        if kind in ("amount", "number"):
-            target = normalize_amount(value)
-            if target is not None:
-                numeric = self._pick([(s, e) for s, e, n in self._numbers if n == target], value, hints)
-                if numeric is not None:
-                    return Match("numeric", *numeric, 1.0)
-        if kind == "date":
-            # The answer's own reading against any reading of the page's date: a model that reads
-            # the page's `9/11/26` as 2026-09-11 has found that date.
-            readings = date_readings(value)
-            if readings:
-                target = readings[0]
-                dated = self._pick([(s, e) for s, e, isos in self._dates if target in isos], value, hints)
-                if dated is not None:
-                    return Match("date", *dated, 1.0)
         if exact is not None:  # only inside a longer token: better than nothing, worse than the above
             return Match("exact", *exact, 0.9)
         if len(folded) >= 4:
             return self._fuzzy(folded)
         return None
+
+    def _occurrences(self, value: str) -> list[tuple[int, int]]:
+        """Where `value` occurs as is (the first 50 places)."""
+        found: list[tuple[int, int]] = []
+        at = self.text.find(value)
+        while at >= 0 and len(found) < 50:
+            found.append((at, at + len(value)))
+            at = self.text.find(value, at + 1)
+        return found
+
+    def _folded_occurrences(self, value: str) -> list[tuple[int, int]]:
+        """Where `value` occurs after folding (NFKC, case, whitespace), as ranges of the text."""
+        folded, _ = fold_positions(value)
+        found: list[tuple[int, int]] = []
+        at = self._folded.find(folded) if folded else -1
+        while at >= 0 and len(found) < 50:
+            found.append((self._positions[at], self._positions[at + len(folded) - 1] + 1))
+            at = self._folded.find(folded, at + 1)
+        return found
+
+    def _find_typed(self, value: str, kind: str, hints: Sequence[str]) -> Match | None:
+        """An amount, number or date: where the page holds that same value, or None."""
+        if kind in NUMBER_KINDS:
+            # Equal in value: `1,234.50` and `RM1234.50` are 1234.50; an answer of 9 for `9.00` is that number.
+            target = number_value(value)
+            if target is None:
+                return None
+
+            def same(start: int, end: int) -> bool:
+                return number_value(self.text[start:end]) == target
+
+            by_value = [(s, e) for s, e, n in self._numbers if n == target]
+            how = "numeric"
+        else:
+            readings = date_readings(value)
+            if not readings:
+                return None
+            wanted = readings[0]  # the answer's own reading, against any reading of the page's date
+
+            def same(start: int, end: int) -> bool:
+                return wanted in date_readings(self.text[start:end])
+
+            by_value = [(s, e) for s, e, isos in self._dates if wanted in isos]
+            how = "date"
+        exact = [span for span in self._occurrences(value) if self._separate(*span) and same(*span)]
+        picked = self._pick(exact, value, hints)
+        if picked is not None and self._whole(*picked, value):
+            return Match("exact", *picked, 1.0)
+        if not exact:
+            folded = [span for span in self._folded_occurrences(value) if self._separate(*span) and same(*span)]
+            if folded:
+                return Match("normalized", *folded[0], 1.0)
+        picked = self._pick(by_value, value, hints)
+        if picked is not None:
+            return Match(how, *picked, 1.0)
+        return None
+
+    def _separate(self, start: int, end: int) -> bool:
+        """Characters [start, end) are not cut out of a longer number: no digit goes on from either
+        end, directly or across one separator (`3.00` in `13.00`, `1,234` in `1,234,567`)."""
+        text = self.text
+
+        def continues(edge: str, near: str, far: str) -> bool:
+            if not (edge.isdigit() or edge in _NUMBER_MARKS):
+                return False
+            return near.isdigit() or (near in _NUMBER_MARKS and far.isdigit())
+
+        before = text[start - 1] if start > 0 else ""
+        before_far = text[start - 2] if start > 1 else ""
+        after = text[end] if end < len(text) else ""
+        after_far = text[end + 1] if end + 1 < len(text) else ""
+        if start < end and continues(text[start], before, before_far):
+            return False
+        return not (start < end and continues(text[end - 1], after, after_far))
 
     def occurrences(self, kind: str) -> list[tuple[int, int]]:
         """Character ranges of every date ("date") or number ("amount", "number") in the text, in

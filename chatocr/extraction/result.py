@@ -1,21 +1,47 @@
 """The result of one extraction: values with per-field status and provenance, the route taken,
 the examples and plan used, every LLM call (the transcript) with its usage, timings, warnings.
-JSON-serialisable and loadable (`to_dict`/`from_dict`, `to_json`/`from_json`)."""
+JSON-serialisable and loadable (`to_dict`/`from_dict`, `to_json`/`from_json`).
+
+`from_dict` is where a record read back (a results file people edit, another program's output)
+is checked, the one place for every reader (`chatocr view`, `export`, `read_results`): each member
+against the dataclasses' own types (`"fields": [1, 2]` or `"ocr": "text"` is refused), every
+evidence box four finite points within +-MAX_RECORD_COORDINATE, every page within MAX_RECORD_PAGES,
+so that nothing a record says makes a reader fail or work without bound. A bad record is a
+`DataFileError` naming the members; the reader leaves it out with its line and goes on."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from pydantic import TypeAdapter, ValidationError
+
 from chatocr.conversation.report import PlanReport
-from chatocr.errors import error_record
+from chatocr.errors import DataFileError, error_record
 from chatocr.llm.base import ChatModel, ChatReply
 from chatocr.messages import Message
 from chatocr.secrets import redact_data
 
-__all__ = ["CallRecord", "Evidence", "Extraction", "FieldResult", "FieldStatus", "Route", "usage_of"]
+__all__ = [
+    "MAX_RECORD_COORDINATE",
+    "MAX_RECORD_PAGES",
+    "CallRecord",
+    "Evidence",
+    "Extraction",
+    "FieldResult",
+    "FieldStatus",
+    "Route",
+    "usage_of",
+]
+
+# What a record read back may say: box coordinates as the OCR's text input allows them
+# (chatocr.ocr.text.MAX_COORDINATE), pages as many as a document can have and more (the image
+# limit's default is 50). A record naming page 999,999 would have a report draw a million pages.
+MAX_RECORD_COORDINATE = 1_000_000.0
+MAX_RECORD_PAGES = 1_000
 
 # low_confidence: found in the document, but below the caller's min_confidence (not trusted).
 FieldStatus = Literal["grounded", "low_confidence", "ungrounded", "missing", "invalid"]
@@ -198,18 +224,56 @@ class Extraction:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent, default=str)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Extraction:
-        data = {k: v for k, v in data.items() if k not in ("ok", "usage")}
-        data["fields"] = {name: FieldResult.from_dict(f) for name, f in data.get("fields", {}).items()}
-        if data.get("route") is not None:
-            route = dict(data["route"])
-            route["candidates"] = [tuple(c) for c in route.get("candidates", [])]
-            data["route"] = Route(**route)
-        if data.get("plan") is not None:
-            data["plan"] = PlanReport.from_dict(data["plan"])
-        data["calls"] = [CallRecord(**c) for c in data.get("calls", [])]
-        return cls(**data)
+    def from_dict(cls, data: Any) -> Extraction:
+        """A result from its JSON form, checked (module docstring): DataFileError when a member has
+        the wrong type or a box or page is out of bounds. Members it does not know are ignored."""
+        if not isinstance(data, dict):
+            raise DataFileError(f"not a chatocr result: a JSON {type(data).__name__}, not an object")
+        try:
+            result = _record_adapter().validate_python({k: v for k, v in data.items() if k not in ("ok", "usage")})
+        except ValidationError as error:
+            problems = [f"{'.'.join(map(str, e['loc'])) or '(the record)'}: {e['msg']}" for e in error.errors()]
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise DataFileError(f"not a chatocr result: {'; '.join(problems[:3])}{more}") from None
+        problem = _out_of_bounds(result)
+        if problem:
+            raise DataFileError(f"not a chatocr result: {problem}")
+        return result
 
     @classmethod
     def from_json(cls, text: str) -> Extraction:
         return cls.from_dict(json.loads(text))
+
+
+_ADAPTER: TypeAdapter[Extraction] | None = None
+
+
+def _record_adapter() -> TypeAdapter[Extraction]:
+    """The validator of a result's JSON form, built from the dataclasses above on first use."""
+    global _ADAPTER
+    if _ADAPTER is None:
+        _ADAPTER = TypeAdapter(Extraction)
+    return _ADAPTER
+
+
+def _all_evidence(fields: dict[str, FieldResult], path: str = "fields") -> Iterator[tuple[str, Evidence]]:
+    for name, item in fields.items():
+        for number, evidence in enumerate(item.evidence):
+            yield f"{path}.{name}.evidence.{number}", evidence
+        yield from _all_evidence(item.parts, f"{path}.{name}.parts")
+
+
+def _out_of_bounds(result: Extraction) -> str | None:
+    """What in a validated result no document can hold (a box that is not four finite points, a
+    page past MAX_RECORD_PAGES), or None."""
+    if result.page is not None and not 1 <= result.page <= MAX_RECORD_PAGES:
+        return f"page: {result.page} is not a page number (1 to {MAX_RECORD_PAGES})"
+    for where, evidence in _all_evidence(result.fields):
+        if not 0 <= evidence.page < MAX_RECORD_PAGES:
+            return f"{where}.page: {evidence.page} is not a page index (0 to {MAX_RECORD_PAGES - 1})"
+        box = evidence.box
+        if len(box) != 4 or any(len(point) != 2 for point in box):
+            return f"{where}.box: not four (x, y) points"
+        if not all(math.isfinite(c) and abs(c) <= MAX_RECORD_COORDINATE for point in box for c in point):
+            return f"{where}.box: coordinates must be finite and within +-{MAX_RECORD_COORDINATE:,.0f}"
+    return None

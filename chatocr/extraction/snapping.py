@@ -60,7 +60,7 @@ from rapidfuzz import fuzz
 
 from chatocr.extraction.grounding import Match, TextIndex
 from chatocr.extraction.result import Evidence, FieldResult
-from chatocr.extraction.validation import check_value, date_readings
+from chatocr.extraction.validation import check_value, date_readings, normalize_amount
 from chatocr.ocr.layout import Span
 from chatocr.scenarios.model import FieldSpec, FieldType
 
@@ -182,7 +182,10 @@ def snap_value(answer: str, index: TextIndex, match: Match, kind: str = "text") 
     if not snap.text or snap.text == answer.strip():
         return None
     if kind in _TYPED:
-        # A date or number grounded by value: its page form is equal by construction.
+        # A date or number grounded by value means the same date or number. A number is snapped
+        # only to a form of the same precision: `9.00` never becomes the page's `9.000` (a quantity).
+        if kind != "date" and normalize_amount(snap.text) != normalize_amount(answer):
+            return None
         return snap if match.kind in ("date", "numeric", "exact", "normalized") else None
     if match.kind == "fuzzy" and _alnum(answer) != _alnum(snap.text):
         # The answer differs from the page in letters or digits, not only in punctuation and

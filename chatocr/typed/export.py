@@ -12,6 +12,7 @@ or Python source for type checkers).
 from __future__ import annotations
 
 import keyword
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any, Literal, Optional
@@ -39,13 +40,41 @@ def _leaf_type(kind: str, choices: tuple[str, ...]) -> Any:
     return _PYTHON[kind]
 
 
+def _usable(name: str) -> bool:
+    """Whether a key can be a model's attribute as it is: an identifier that is no keyword, does not
+    start with `_` (pydantic's private attributes) and is no member of BaseModel (`model_dump`,
+    `schema`, `copy`, `model_config`: a field of that name breaks the class or is dropped)."""
+    return (
+        name.isidentifier()
+        and not keyword.iskeyword(name)
+        and not name.startswith(("_", "model_"))
+        and not hasattr(BaseModel, name)
+    )
+
+
+def _attrs(names: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+    """Key -> (attribute name, alias) for the keys of one model: a key that cannot be an attribute
+    (发票号码 can; tax-id, `a b`, `1st`, `_id`, `model_dump` cannot) becomes a safe attribute with the
+    key as its alias, unique within the model, so the model reads and writes the key itself."""
+    taken = {name for name in names if _usable(name)}
+    out: dict[str, tuple[str, str | None]] = {}
+    for name in names:
+        if name in taken and name not in out:
+            out[name] = (name, None)
+            continue
+        safe = "".join(c if c.isalnum() or c == "_" else "_" for c in name).strip("_")
+        base = f"f_{safe}" if safe.isascii() and safe.isidentifier() else "field"
+        attr, number = base, 2
+        while attr in taken or not _usable(attr):
+            attr, number = f"{base}_{number}", number + 1
+        taken.add(attr)
+        out[name] = (attr, name)
+    return out
+
+
 def _attr(name: str) -> tuple[str, str | None]:
-    """(attribute name, alias): a key that is not a Python identifier (发票号码, tax-id) is kept as alias."""
-    if name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_"):
-        return name, None
-    safe = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
-    safe = safe if safe.isidentifier() and safe.isascii() else "field"
-    return f"f_{safe}" if keyword.iskeyword(safe) or safe.startswith("_") else safe, name
+    """(attribute name, alias) of a key on its own (see _attrs)."""
+    return _attrs([name])[name]
 
 
 def _patterns_extra(field: FieldSpec | None) -> dict[str, JsonValue] | None:
@@ -71,20 +100,27 @@ def _declared(
     return Optional[annotation], Field(None, description=description, alias=alias, json_schema_extra=extra)  # noqa: UP045 - runtime object
 
 
+# Keys that are not attributes are aliases: validated by them and dumped by them, so `data` is keyed
+# by the schema's own names (`a b`, `1st`, `model_config`), never renamed or dropped.
+_CONFIG = ConfigDict(populate_by_name=True, serialize_by_alias=True, protected_namespaces=())
+
+
 def _sub_model(owner: str, field: FieldSpec) -> type[BaseModel]:
     declared: dict[str, Any] = {}
+    attrs = _attrs([sub.name for sub in field.items])
     for sub in field.items:
-        attr, alias = _attr(sub.name)
+        attr, alias = attrs[sub.name]
         declared[attr] = _declared(_leaf_type(sub.type, sub.choices), sub.required, sub.description, alias)
-    config = ConfigDict(populate_by_name=True)
-    return create_model(f"{owner}{_class_name(field.name)}Item", __config__=config, **declared)
+    return create_model(f"{owner}{_class_name(field.name)}Item", __config__=_CONFIG, **declared)
 
 
 def model_from_fields(name: str, fields: tuple[FieldSpec, ...]) -> type[BaseModel]:
     """A pydantic model whose instances hold these fields' typed values (amounts as Decimal,
-    numbers as float, dates as date, enums as Literal, lists of objects as lists of sub-models)."""
+    numbers as float, dates as date, enums as Literal, lists of objects as lists of sub-models),
+    keyed by the fields' own names when dumped."""
     class_name = _class_name(name)
     declared: dict[str, Any] = {}
+    attrs = _attrs([field.name for field in fields])
     for field in fields:
         annotation: Any
         if field.type is FieldType.list:
@@ -93,9 +129,9 @@ def model_from_fields(name: str, fields: tuple[FieldSpec, ...]) -> type[BaseMode
             annotation = _sub_model(class_name, field)
         else:
             annotation = _leaf_type(field.type.value, field.choices)
-        attr, alias = _attr(field.name)
+        attr, alias = attrs[field.name]
         declared[attr] = _declared(annotation, field.required, field.description, alias, field)
-    return create_model(class_name, __config__=ConfigDict(populate_by_name=True), **declared)
+    return create_model(class_name, __config__=_CONFIG, **declared)
 
 
 def _source_leaf(kind: str, choices: tuple[str, ...]) -> str:

@@ -20,7 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from chatocr.errors import SchemaError
 from chatocr.scenarios.model import FieldSpec, FieldType
+from chatocr.typed.references import no_retrieval_registry
 from chatocr.typed.schema import TypedSchema
 
 __all__ = ["SchemaProblem", "build_instance", "json_path"]
@@ -128,12 +130,19 @@ def _json_schema_problems(schema: TypedSchema, data: Any) -> list[SchemaProblem]
 
 
 def _check_json_schema(schema: TypedSchema, data: Any) -> list[SchemaProblem]:
+    from referencing.exceptions import Unresolvable
+
     validator = schema.validator
     if validator is None:
         from jsonschema import validators
 
-        validator = validators.validator_for(schema.json_schema)(schema.json_schema)
-    return [
-        SchemaProblem(json_path(list(error.absolute_path)), error.message)
-        for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
-    ]
+        validator = validators.validator_for(schema.json_schema)(schema.json_schema, registry=no_retrieval_registry())
+    try:
+        errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    except Unresolvable as exc:  # the registry retrieves nothing: a reference the checks let through
+        raise SchemaError(
+            f"The JSON Schema's reference {getattr(exc, 'ref', '')!r} cannot be resolved inside the schema; "
+            "chatocr never fetches or reads a reference.",
+            hint="Keep every definition in the schema document (under $defs) and refer to it as #/$defs/Name.",
+        ) from None
+    return [SchemaProblem(json_path(list(error.absolute_path)), error.message) for error in errors]

@@ -1,15 +1,21 @@
-"""JSON Schema in: checked with the jsonschema library (its message and path on error), then mapped
-like a pydantic model (string, format date/date-time, number, integer, enum, array, object, local
-`$ref`s). A pydantic model is built from the resulting fields so that `result.data` is typed either
-way, and the JSON Schema's own constraints (minimum, pattern...) are checked on the answer too.
+"""JSON Schema in: its size, depth and references checked first (chatocr/typed/references.py:
+nothing outside the document is ever fetched or read), then checked with the jsonschema library
+(its message and path on error), then mapped like a pydantic model (string, format
+date/date-time, number, integer, enum, array, object, local `$ref`s). A pydantic model is built
+from the resulting fields so that `result.data` is typed either way and keyed by the schema's own
+property names (`model_config`, `a b`, `1st` included: aliases on the generated model), and the
+JSON Schema's own constraints (minimum, pattern...) are checked on the answer too.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from chatocr.errors import MissingDependencyError, SchemaError
 from chatocr.scenarios.model import FieldSpec, FieldType, ItemField
+from chatocr.typed.references import check_references, check_schema_size, no_retrieval_registry, resolve_pointer
 from chatocr.typed.schema import PATTERN_KEYS, SUPPORTED_TYPES, TypedSchema, defaulted_fields, text_patterns
 
 __all__ = ["from_json_schema"]
@@ -31,9 +37,14 @@ def _check_json_schema(schema: dict[str, Any]) -> None:
 
 
 def from_json_schema(schema: dict[str, Any]) -> TypedSchema:
-    """A JSON Schema dict as a TypedSchema (SchemaError when it is invalid or cannot be mapped)."""
+    """A JSON Schema dict as a TypedSchema (SchemaError when it is too large, refers outside itself,
+    is invalid or cannot be mapped)."""
     from chatocr.typed.export import model_from_fields
 
+    if not isinstance(schema, dict):
+        raise SchemaError(f"A JSON Schema is an object, got a JSON {type(schema).__name__}.")
+    check_schema_size(schema)
+    check_references(schema)
     _check_json_schema(schema)
     root = _resolve(schema, schema)
     properties = root.get("properties")
@@ -42,7 +53,7 @@ def from_json_schema(schema: dict[str, Any]) -> TypedSchema:
             "The JSON Schema must describe an object with `properties` (the fields to extract).",
             hint='e.g. {"type": "object", "properties": {"total": {"type": "number"}}, "required": ["total"]}',
         )
-    required = set(root.get("required", []))
+    required = set(_names(root.get("required")))
     fields = tuple(_json_field(schema, name, prop, name in required) for name, prop in properties.items())
     name = str(root.get("title") or "Document").replace(" ", "")
     model = model_from_fields(name if name.isidentifier() else "Document", fields)
@@ -50,41 +61,42 @@ def from_json_schema(schema: dict[str, Any]) -> TypedSchema:
     from jsonschema import validators
 
     # Validated against a copy with the local $refs inlined: resolving a $ref per line item is
-    # most of jsonschema's time (recursion was refused above, so inlining ends).
-    validator = validators.validator_for(schema)(_inlined(schema, schema))
+    # most of jsonschema's time (the expansion was bounded above, a cycle is left as a $ref). The
+    # registry retrieves nothing: no reference outside the document is ever followed.
+    validator = validators.validator_for(schema)(_inlined(schema, schema), registry=no_retrieval_registry())
     return TypedSchema(
         name, model, fields, schema, keys, from_json_schema=True, defaulted=defaulted_fields(model), validator=validator
     )
 
 
-def _inlined(root: dict[str, Any], node: Any, depth: int = 0) -> Any:
-    """`node` with every local `$ref` replaced by what it points at ($defs kept, unused)."""
-    if depth > 20:
-        return node
+def _names(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _inlined(root: dict[str, Any], node: Any, path: tuple[str, ...] = ()) -> Any:
+    """`node` with every local `$ref` replaced by what it points at ($defs kept, unused); a
+    reference back into the definitions being inlined (a cycle) is kept as a `$ref`."""
     if isinstance(node, dict):
-        if isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/"):
-            target = _resolve(root, {"$ref": node["$ref"]})
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/") and ref not in path:
+            target = resolve_pointer(root, ref)
             siblings = {k: v for k, v in node.items() if k != "$ref"}
-            return _inlined(root, {**target, **siblings}, depth + 1)
-        return {k: v if k in ("$defs", "definitions") else _inlined(root, v, depth) for k, v in node.items()}
+            merged = {**target, **siblings} if isinstance(target, dict) else siblings
+            return _inlined(root, merged, (*path, ref))
+        return {k: v if k in ("$defs", "definitions") else _inlined(root, v, path) for k, v in node.items()}
     if isinstance(node, list):
-        return [_inlined(root, item, depth) for item in node]
+        return [_inlined(root, item, path) for item in node]
     return node
 
 
 def _resolve(root: dict[str, Any], node: Any) -> dict[str, Any]:
-    """Follow a local `$ref` (#/$defs/X, #/definitions/X); other refs are not fetched."""
+    """Follow a local `$ref` (#/$defs/X, #/definitions/X; every reference was checked to be local)."""
     seen = 0
     while isinstance(node, dict) and "$ref" in node:
         ref = node["$ref"]
         if not isinstance(ref, str) or not ref.startswith("#/") or seen > 20:
             raise SchemaError(f"Unsupported $ref {ref!r}.", hint="Only local references (#/$defs/...) are followed.")
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target.get(part) if isinstance(target, dict) else None
-        if target is None:
-            raise SchemaError(f"$ref {ref!r} points at nothing in the schema.")
-        node, seen = target, seen + 1
+        node, seen = resolve_pointer(root, ref), seen + 1
     return node if isinstance(node, dict) else {}
 
 
@@ -134,7 +146,27 @@ def _json_leaf(node: dict[str, Any], where: str) -> tuple[str, tuple[str, ...]]:
     )
 
 
+def _property_name(name: str, where: str) -> None:
+    """A property name chatocr can ask for: not empty, not only spaces."""
+    if not name.strip():
+        raise SchemaError(
+            f"The JSON Schema has a property named {where!r}: a field needs a name to be asked for.",
+            hint="Give the property a name (it is the key the model answers with and the key in result.data).",
+        )
+
+
 def _json_field(root: dict[str, Any], name: str, prop: Any, required: bool) -> FieldSpec:
+    _property_name(name, name)
+    try:
+        return _json_field_spec(root, name, prop, required)
+    except ValidationError as exc:  # a value FieldSpec refuses (a description that is not text...)
+        problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+        raise SchemaError(f"Field {name!r} cannot be extracted: {problem}.") from None
+
+
+def _json_field_spec(root: dict[str, Any], name: str, prop: Any, required: bool) -> FieldSpec:
+    if not isinstance(prop, dict):
+        raise SchemaError(f"Field {name!r}: its schema is a JSON {type(prop).__name__}, not an object.")
     node, nullable = _json_kind(root, prop, name)
     common: dict[str, Any] = {
         "name": name,
@@ -164,9 +196,12 @@ def _json_sub_fields(root: dict[str, Any], node: dict[str, Any], where: str) -> 
             f"Field {where!r} is an object without `properties`.",
             hint="List its keys; free-form objects (dict[str, Any]) cannot be extracted.",
         )
-    required = set(node.get("required", []))
+    required = set(_names(node.get("required")))
     out = []
     for name, prop in properties.items():
+        _property_name(name, f"{where}.{name}")
+        if not isinstance(prop, dict):
+            raise SchemaError(f"Field {where}.{name!r}: its schema is a JSON {type(prop).__name__}, not an object.")
         sub, nullable = _json_kind(root, prop, f"{where}.{name}")
         if sub.get("type") in ("object", "array"):
             raise SchemaError(

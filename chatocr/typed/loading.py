@@ -1,16 +1,18 @@
 """Loading a schema named by a string (`--schema`, the evaluation's typed runs): a pydantic model
-by `module:Class` or `file.py:Class`, or a JSON Schema file."""
+by `module:Class` or `file.py:Class`, or a JSON Schema file (read bounded: MAX_SCHEMA_BYTES, then
+chatocr.fileio's depth and number limits; a broken file is a SchemaError naming it)."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import os
 import sys
 from pathlib import Path
 
-from chatocr.errors import ConfigError
+from chatocr.errors import ConfigError, DataFileError, SchemaError
+from chatocr.fileio import read_json
+from chatocr.typed.references import MAX_SCHEMA_BYTES
 from chatocr.typed.schema import TypedSchema, typed_schema
 
 __all__ = ["load_schema"]
@@ -25,13 +27,15 @@ def load_schema(spec: str | None) -> TypedSchema | None:
         return None
     path = Path(spec)
     if path.suffix.lower() == ".json" or (path.is_file() and path.suffix.lower() != ".py"):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(
-                f"--schema {spec}: cannot read a JSON Schema: {exc}",
+        try:  # bounded: size first, then depth and number length (chatocr.fileio)
+            data = read_json(path, max_bytes=MAX_SCHEMA_BYTES)
+        except DataFileError as exc:
+            raise SchemaError(
+                f"--schema {spec}: cannot read a JSON Schema: {exc.message}",
                 hint="Give a JSON file holding a JSON Schema, or module:Class.",
             ) from None
+        if not isinstance(data, dict):
+            raise SchemaError(f"--schema {spec}: a JSON Schema is an object, this file holds a {type(data).__name__}.")
         return typed_schema(data)
     module_name, _, class_name = spec.partition(":")
     if not module_name or not class_name:

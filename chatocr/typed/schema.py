@@ -41,6 +41,7 @@ from pydantic.fields import FieldInfo
 
 from chatocr.errors import SchemaError
 from chatocr.scenarios.model import PATTERN_FIELD_TYPES, FieldSpec, FieldType, ItemField, check_patterns
+from chatocr.typed.references import check_schema_size
 
 __all__ = ["PATTERN_KEYS", "SUPPORTED_TYPES", "TypedSchema", "text_patterns", "typed_schema"]
 
@@ -101,9 +102,10 @@ def typed_schema(schema: type[BaseModel] | dict[str, Any] | TypedSchema) -> Type
             cached = _MODELS[schema] = _from_model(schema)
         return cached
     if isinstance(schema, dict):
+        check_schema_size(schema)  # before any work on it, the cache key's json.dumps included
         try:
             key = json.dumps(schema, sort_keys=True, ensure_ascii=False)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             return from_json_schema(schema)
         if key not in _JSON_SCHEMAS:
             if len(_JSON_SCHEMAS) > 256:

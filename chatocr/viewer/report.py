@@ -31,7 +31,7 @@ from chatocr.ocr.types import OCRDocument
 from chatocr.secrets import redact
 from chatocr.viewer.drawing import PALETTE  # one colour per field, the same as the --draw pictures
 
-__all__ = ["LOW_CONFIDENCE", "ReportItem", "build_report", "document_view", "write_report"]
+__all__ = ["LOW_CONFIDENCE", "MAX_BLANK_PAGES", "ReportItem", "build_report", "document_view", "write_report"]
 
 # A grounded value whose confidence (lowest OCR confidence of its lines x match score) is below this
 # is marked "low confidence" in the report.
@@ -40,6 +40,9 @@ LOW_CONFIDENCE = 0.8
 # then ~40-120 KB; the boxes stay exact because they are drawn in the page's own coordinates.
 IMAGE_MAX_SIDE = 1200
 JPEG_QUALITY = 72
+# Pages drawn blank (no OCR, no image) for a result whose OCR summary says it has more: a record
+# may say anything, and each blank page is work and bytes in the report.
+MAX_BLANK_PAGES = 50
 
 
 @dataclass
@@ -96,16 +99,25 @@ def _field_view(item: FieldResult, colour: str, low_confidence: float) -> dict[s
     }
 
 
+def _claimed_pages(value: Any) -> int:
+    """The page count a result's OCR summary states, as at most MAX_BLANK_PAGES blank pages."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return 0
+    return min(value, MAX_BLANK_PAGES)
+
+
 def _page_indexes(item: ReportItem) -> list[int]:
-    """The pages this result is about: its own page for a per-page result, else every page."""
+    """The pages this result is about: its own page for a per-page result, else every page the OCR or
+    the images have (or, without them, the count the result states, at most MAX_BLANK_PAGES), and
+    every page its evidence names: the report grows with what the record holds, never with what a
+    number in it says (a record naming page 999,999 draws one page, not a million)."""
     result = item.result
     if result.page is not None:
         return [result.page - 1]
     count = len(item.document.pages) if item.document else len(item.images or ())
-    count = count or int(result.ocr.get("pages") or 0)
-    evidence_pages = [e.page for f in result.fields.values() for e in f.evidence]
-    count = max(count, max(evidence_pages, default=-1) + 1)
-    return list(range(count)) if count else ([0] if evidence_pages else [])
+    count = count or _claimed_pages(result.ocr.get("pages"))
+    evidence_pages = {e.page for f in result.fields.values() for e in f.evidence}
+    return sorted(set(range(count)) | evidence_pages)
 
 
 def _page_view(

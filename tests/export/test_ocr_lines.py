@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from chatocr.api import ChatOCR
-from chatocr.export import export_ocr_lines
+from chatocr.export import Backend, OCRLinesOptions, SplitOptions, export_ocr_lines
 from chatocr.export.ocr_lines import deskew_crop, select_lines
 from chatocr.export.sources import ReviewedDocument
 from chatocr.fileio import file_sha256
@@ -31,7 +31,7 @@ def _rows(out: Path, name: str = "rec_gt.txt") -> list[tuple[str, str]]:
 
 def test_every_crop_is_a_decodable_image_of_its_ocr_line(sroie_set: Path, chat: ChatOCR, tmp_path: Path) -> None:
     out = tmp_path / "rec"
-    summary = export_ocr_lines([sroie_set], out, chat=chat, val_ratio=0.34)
+    summary = export_ocr_lines([sroie_set], out, OCRLinesOptions(split=SplitOptions(val_ratio=0.34)), chat=chat)
     rows = _rows(out)
     assert summary.lines == len(rows) >= 9 and summary.documents_with_lines == 3
     assert len(_rows(out, "rec_gt_train.txt")) + len(_rows(out, "rec_gt_val.txt")) == len(rows)
@@ -129,7 +129,7 @@ def test_reviewed_results_of_a_real_ocr_run_give_crops(tmp_path: Path) -> None:
     record["confirmed_lines"] = {line_id: "TOTAL 9.00"}
     results = tmp_path / "results.jsonl"
     results.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
-    summary = export_ocr_lines([results], tmp_path / "rec", chat=chat, val_ratio=0)
+    summary = export_ocr_lines([results], tmp_path / "rec", OCRLinesOptions(split=SplitOptions(val_ratio=0)), chat=chat)
     rows = {_NAME.search(p).group(1): (p, t) for p, t in _rows(tmp_path / "rec")}  # type: ignore[union-attr]
     assert rows[line_id][1] == "TOTAL 9.00" and summary.by_reason.get("confirmed") == 1
     for path, _ in rows.values():
@@ -142,5 +142,7 @@ def test_ocr_lines_loads_no_model_whatever_the_config_says(sroie_set: Path, tmp_
     """Options meant for the local model must not reach the stand-in backend ocr-lines uses."""
     config = tmp_path / "chatocr.toml"
     config.write_text('llm = "local"\nocr = "text"\n[llm_options]\nn_ctx = 8192\n', encoding="utf-8")
-    summary = export_ocr_lines([sroie_set], tmp_path / "rec", config=config, val_ratio=0)
+    summary = export_ocr_lines(
+        [sroie_set], tmp_path / "rec", OCRLinesOptions(split=SplitOptions(val_ratio=0), backend=Backend(config=config))
+    )
     assert summary.lines >= 9 and summary.skipped == []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from chatocr.api import ChatOCR
 from chatocr.evaluation.datasets import load_dataset
-from chatocr.export import export_ocr_lines, export_sft
+from chatocr.export import Backend, OCRLinesOptions, SFTOptions, SplitOptions, export_ocr_lines, export_sft
 from chatocr.export.formats import FORMATS, file_name
 from chatocr.export.redact import Redactor
 from chatocr.export.sources import label_answer
@@ -64,7 +64,9 @@ def test_a_fake_never_contains_another_real_value_of_the_export() -> None:
 def test_synthetic_tickets_same_fake_in_text_and_answer(ticket_set: Path, chat: ChatOCR, tmp_path: Path) -> None:
     out = tmp_path / "out"
     fields = ["name", "ticket_num"]
-    summary = export_sft([ticket_set], out, formats=list(FORMATS), chat=chat, redact=fields, val_ratio=0)
+    summary = export_sft(
+        [ticket_set], out, SFTOptions(formats=list(FORMATS), redact=fields, split=SplitOptions(val_ratio=0)), chat=chat
+    )
     assert summary.records == 3 and summary.redacted_fields == fields
     _assert_gone(out, _originals(ticket_set, chat, fields) | {"张三", "李四"})
     names = {}
@@ -90,7 +92,11 @@ def test_redacted_lines_are_not_cut_as_images(ticket_set: Path, tmp_path: Path) 
             ImageDraw.Draw(page).rectangle([12, 30 * row + 12, 200, 30 * row + 28], fill="black")
         page.save(images / f"{label.stem}.png")
     out = tmp_path / "rec"
-    summary = export_ocr_lines([ticket_set], out, ocr="text", redact=["name", "ticket_num"], val_ratio=0)
+    summary = export_ocr_lines(
+        [ticket_set],
+        out,
+        OCRLinesOptions(redact=["name", "ticket_num"], split=SplitOptions(val_ratio=0), backend=Backend(ocr="text")),
+    )
     assert summary.lines > 0
     rec = (out / "rec_gt.txt").read_text(encoding="utf-8")
     for value in ("张三", "李四", "Q012345", "R067890", "S024680"):
@@ -101,11 +107,13 @@ def test_no_original_value_in_any_exported_byte_of_the_ticket_set(chat: ChatOCR,
     tickets = shared_data("cn_train_ticket")
     fields = ["name", "ticket_num"]
     out = tmp_path / "sft"  # a temporary directory: the ticket photos' data is never committed
-    summary = export_sft([tickets], out, formats=list(FORMATS), chat=chat, redact=fields, val_ratio=0.2)
+    summary = export_sft(
+        [tickets], out, SFTOptions(formats=list(FORMATS), redact=fields, split=SplitOptions(val_ratio=0.2)), chat=chat
+    )
     assert summary.records >= 15
     originals = _originals(tickets, chat, fields)
     assert len(originals) >= 40
     _assert_gone(out, originals)
     lines = tmp_path / "rec"
-    export_ocr_lines([tickets], lines, chat=chat, redact=fields)
+    export_ocr_lines([tickets], lines, OCRLinesOptions(redact=fields), chat=chat)
     _assert_gone(lines, originals)

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from chatocr.api import ChatOCR
-from chatocr.errors import InputError
+from chatocr.errors import InputError, OutputPathError, UsageError
 from chatocr.evaluation.datasets import load_dataset as load_labelled_set
 from chatocr.evaluation.runner import Evaluator
 from chatocr.evaluation.strategies import resolve_strategies
-from chatocr.export import export_sft
+from chatocr.export import ReviewOptions, SFTOptions, SplitOptions, export_sft
 from chatocr.export.formats import FORMATS, check_record, file_name, from_record
 from chatocr.fileio import file_sha256
 from chatocr.llm.base import ChatSettings
@@ -59,7 +59,9 @@ def test_each_format_loads_with_datasets_and_has_the_documented_keys(
     from datasets import load_dataset
 
     out = tmp_path / "out"
-    summary = export_sft([sroie_set, ticket_set], out, formats=[fmt], chat=chat, val_ratio=0.34, seed=1)
+    summary = export_sft(
+        [sroie_set, ticket_set], out, SFTOptions(formats=[fmt], split=SplitOptions(val_ratio=0.34, seed=1)), chat=chat
+    )
     assert summary.records == 6 and summary.train + summary.val == 6 and summary.val >= 1
     for split in ("train", "val"):
         path = out / file_name(fmt, split)
@@ -103,7 +105,9 @@ def test_exported_conversations_are_what_eval_tuned_sends(sroie_set: Path, ticke
     model = _recording_model()
     chat = ChatOCR(model, "text")
     out = tmp_path / "out"
-    export_sft([sroie_set, ticket_set], out, formats=ALL_FORMATS, chat=chat, val_ratio=0)
+    export_sft(
+        [sroie_set, ticket_set], out, SFTOptions(formats=ALL_FORMATS, split=SplitOptions(val_ratio=0)), chat=chat
+    )
     evaluator = Evaluator(chat, ocr_source="text", use_cache=False)
     datasets = [load_labelled_set(p, chat.library) for p in (sroie_set, ticket_set)]
     asyncio.run(evaluator.run(datasets, resolve_strategies(["tuned"])))
@@ -124,7 +128,7 @@ def test_exported_conversations_are_what_eval_tuned_sends(sroie_set: Path, ticke
 
 def test_the_answer_is_the_label_as_chatocr_asks_for_it(ticket_set: Path, chat: ChatOCR, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    export_sft([ticket_set], out, formats=["openai"], chat=chat, val_ratio=0)
+    export_sft([ticket_set], out, SFTOptions(formats=["openai"], split=SplitOptions(val_ratio=0)), chat=chat)
     answers = {}
     for record, meta in zip(_records(out, "openai"), _manifest(out), strict=True):
         answers[meta["document"]] = json.loads(record["messages"][-1]["content"])
@@ -147,7 +151,12 @@ def test_the_answer_is_the_label_as_chatocr_asks_for_it(ticket_set: Path, chat: 
 
 def test_examples_go_in_as_complete_turns(sroie_set: Path, chat: ChatOCR, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    summary = export_sft([sroie_set], out, formats=["alpaca", "xtuner"], chat=chat, examples=2, val_ratio=0)
+    summary = export_sft(
+        [sroie_set],
+        out,
+        SFTOptions(formats=["alpaca", "xtuner"], examples=2, split=SplitOptions(val_ratio=0)),
+        chat=chat,
+    )
     assert summary.examples == 2
     for record in _records(out, "alpaca"):
         assert record["history"], "the example turns are the history"
@@ -170,9 +179,9 @@ def test_duplicates_split_and_length_limit(ticket_set: Path, chat: ChatOCR, tmp_
         for i, (lines, labels) in enumerate([*TICKETS.values()] * 4)
     }
     root2 = write_ticket_set(tmp_path / "cn_train_ticket_distinct", distinct)
-    first = export_sft([root2], tmp_path / "b", chat=chat, val_ratio=0.25, seed=7)
-    export_sft([root2], tmp_path / "c", chat=chat, val_ratio=0.25, seed=7)
-    export_sft([root2], tmp_path / "d", chat=chat, val_ratio=0.25, seed=8)
+    first = export_sft([root2], tmp_path / "b", SFTOptions(split=SplitOptions(val_ratio=0.25, seed=7)), chat=chat)
+    export_sft([root2], tmp_path / "c", SFTOptions(split=SplitOptions(val_ratio=0.25, seed=7)), chat=chat)
+    export_sft([root2], tmp_path / "d", SFTOptions(split=SplitOptions(val_ratio=0.25, seed=8)), chat=chat)
     assert first.records == 12 and first.val == 3 and first.train == 9
     splits = [{m["document"]: m["split"] for m in _manifest(tmp_path / x)} for x in "bcd"]
     assert splits[0] == splits[1]
@@ -182,7 +191,7 @@ def test_duplicates_split_and_length_limit(ticket_set: Path, chat: ChatOCR, tmp_
     # Records longer than the limit are dropped and counted.
     tokens = sorted(m["tokens"] for m in _manifest(tmp_path / "b"))
     limit = tokens[5]
-    cut = export_sft([root2], tmp_path / "e", chat=chat, max_tokens=limit)
+    cut = export_sft([root2], tmp_path / "e", SFTOptions(max_tokens=limit), chat=chat)
     assert cut.over_length == sum(t > limit for t in tokens) and cut.records == 12 - cut.over_length
     assert all(m["tokens"] <= limit for m in _manifest(tmp_path / "e"))
 
@@ -219,15 +228,23 @@ def test_a_results_file_keeps_only_grounded_documents_and_a_corrected_one(chat: 
         },
     )
     out = tmp_path / "auto"
-    summary = export_sft([results], out, formats=["openai"], chat=chat, val_ratio=0)
+    summary = export_sft([results], out, SFTOptions(formats=["openai"], split=SplitOptions(val_ratio=0)), chat=chat)
     assert summary.records == 1
     assert [s["reason"] for s in summary.skipped] == ["not reviewed and date is ungrounded"]
     answer = json.loads(_records(out, "openai")[0]["messages"][-1]["content"])
     assert answer == {"company": "BOOK TA .K(TAMAN DAYA) SDN BND", "date": "25/12/2018", "total": "9.00"}
 
-    # A bar no value reaches: nothing is kept.
-    strict = export_sft([results], tmp_path / "strict", formats=["openai"], chat=chat, min_confidence=1.01)
-    assert strict.records == 0 and len(strict.skipped) == 2
+    # A bar no value reaches: nothing is kept, which is an error saying why, and nothing is written.
+    doubted = tmp_path / "doubted.jsonl"
+    rows = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
+    for row in rows:
+        row["fields"]["total"]["confidence"] = 0.5
+    doubted.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    with pytest.raises(InputError, match="None of the 2 document"):
+        export_sft([doubted], tmp_path / "strict", SFTOptions(review=ReviewOptions(min_confidence=0.9)), chat=chat)
+    assert not (tmp_path / "strict").exists()
+    with pytest.raises(UsageError, match="between 0 and 1"):
+        ReviewOptions(min_confidence=1.01)
 
     # A person corrects the second line by hand: fixes values, marks it reviewed.
     lines = results.read_text(encoding="utf-8").splitlines()
@@ -237,7 +254,9 @@ def test_a_results_file_keeps_only_grounded_documents_and_a_corrected_one(chat: 
     lines[1] = json.dumps(record, ensure_ascii=False)
     corrected = tmp_path / "corrected.jsonl"
     corrected.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    fixed = export_sft([corrected], tmp_path / "fixed", formats=["openai"], chat=chat, val_ratio=0)
+    fixed = export_sft(
+        [corrected], tmp_path / "fixed", SFTOptions(formats=["openai"], split=SplitOptions(val_ratio=0)), chat=chat
+    )
     assert fixed.records == 2 and fixed.skipped == []
     answers = [json.loads(r["messages"][-1]["content"]) for r in _records(tmp_path / "fixed", "openai")]
     assert {"company": "UNIHAKKA INTERNATIONAL SDN BHD", "date": "14 MAR 2018", "total": "8.20"} in answers
@@ -255,11 +274,12 @@ def test_a_changed_or_broken_results_line_is_skipped_not_fatal(chat: ChatOCR, tm
     moved["input"]["sha256"] = "0" * 64
     mixed = tmp_path / "mixed.jsonl"
     mixed.write_text(good + "{not json\n" + json.dumps(moved) + "\n", encoding="utf-8")
-    summary = export_sft([mixed], tmp_path / "out", chat=chat, val_ratio=0)
+    summary = export_sft([mixed], tmp_path / "out", SFTOptions(split=SplitOptions(val_ratio=0)), chat=chat)
     assert summary.records == 1
     reasons = sorted(s["reason"] for s in summary.skipped)
     assert reasons == [
-        "not a chatocr results line (JSON with input.path and fields)",
+        "not a chatocr results line: not valid JSON (Expecting property name enclosed in double quotes at line 1, "
+        "column 2).",
         "the file changed since it was extracted",
     ]
 
@@ -272,7 +292,7 @@ def test_no_write_through_a_planted_symlink_and_no_silent_overwrite(
     victim = tmp_path / "victim.txt"
     victim.write_text("precious", encoding="utf-8")
     (out / "xtuner_train.json").symlink_to(victim)
-    with pytest.raises(InputError, match="symbolic link"):
+    with pytest.raises(OutputPathError, match="symbolic link"):
         export_sft([sroie_set], out, chat=chat)
     assert victim.read_text(encoding="utf-8") == "precious"
     assert not (out / "manifest.jsonl").exists()  # refused before anything was written
@@ -281,11 +301,11 @@ def test_no_write_through_a_planted_symlink_and_no_silent_overwrite(
     export_sft([sroie_set], out, chat=chat)
     with pytest.raises(InputError, match="--overwrite"):
         export_sft([sroie_set], out, chat=chat)
-    export_sft([sroie_set], out, chat=chat, overwrite=True)
+    export_sft([sroie_set], out, SFTOptions(overwrite=True), chat=chat)
     linked_out = tmp_path / "linked"
     linked_out.symlink_to(out, target_is_directory=True)
-    with pytest.raises(InputError, match="symbolic link"):
-        export_sft([sroie_set], linked_out, chat=chat, overwrite=True)
+    with pytest.raises(OutputPathError, match="symbolic link"):
+        export_sft([sroie_set], linked_out, SFTOptions(overwrite=True), chat=chat)
 
 
 def test_a_missing_source_is_a_typed_error(chat: ChatOCR, tmp_path: Path) -> None:
@@ -300,7 +320,7 @@ def test_tokens_are_counted_with_the_local_models_own_tokenizer(sroie_set: Path,
     chat = export_chat("local", "text")
     assert chat.model.counter.name.startswith("llama:qwen2.5-coder-1.5b")
     out = tmp_path / "out"
-    summary = export_sft([sroie_set], out, formats=["openai"], chat=chat, val_ratio=0)
+    summary = export_sft([sroie_set], out, SFTOptions(formats=["openai"], split=SplitOptions(val_ratio=0)), chat=chat)
     assert summary.counter == chat.model.counter.name
     for record, meta in zip(_records(out, "openai"), _manifest(out), strict=True):
         messages = record["messages"]
@@ -339,7 +359,9 @@ def test_backends_that_reshape_the_conversation_export_it_as_planned(
     model.limits = limits
     chat = ChatOCR(model, "text")
     out = tmp_path / "out"
-    summary = export_sft([sroie_set, root], out, formats=ALL_FORMATS, chat=chat, val_ratio=0)
+    summary = export_sft(
+        [sroie_set, root], out, SFTOptions(formats=ALL_FORMATS, split=SplitOptions(val_ratio=0)), chat=chat
+    )
     assert summary.records == 4
     evaluator = Evaluator(chat, ocr_source="text", use_cache=False)
     sets = [load_labelled_set(p, chat.library, scenario="retail_receipt") for p in (sroie_set, root)]
@@ -377,7 +399,9 @@ def test_one_page_with_two_answers_stays_on_one_side_of_the_split(
             (copy / part / path.name).write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     for seed in range(6):
         out = tmp_path / f"out{seed}"
-        summary = export_sft([ticket_set, copy], out, chat=chat, val_ratio=0.34, seed=seed)
+        summary = export_sft(
+            [ticket_set, copy], out, SFTOptions(split=SplitOptions(val_ratio=0.34, seed=seed)), chat=chat
+        )
         assert summary.records == 6 and summary.duplicates == 0 and summary.val in (2, 4)
         sides: dict[str, set[str]] = {}
         for meta in _manifest(out):

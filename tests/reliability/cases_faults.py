@@ -367,7 +367,7 @@ def draw_planted_temp_link(ctx: Ctx) -> None:
     assert code == 0 and victim.read_text() == "precious\n" and target.read_bytes().startswith(b"\x89PNG"), err
 
 
-@case("security", "--draw: a symlink at the picture's own name is replaced, its target untouched")
+@case("security", "--draw: a symlink at the picture's own name is refused (said), its target untouched; doc done")
 def draw_target_link(ctx: Ctx) -> None:
     ctx.script([RECEIPT_ANSWER])
     (doc,) = ctx.receipts("in", 1)
@@ -375,8 +375,9 @@ def draw_target_link(ctx: Ctx) -> None:
     target = drawing_path(ctx.tmp / "draw", doc)
     target.parent.mkdir()
     target.symlink_to(victim)
-    assert ctx.cli("extract", doc, *CLI_ARGS, "--draw", ctx.tmp / "draw")[0] == 0
-    assert victim.read_text() == "precious\n" and not target.is_symlink()
+    code, _, err = ctx.cli("extract", doc, *CLI_ARGS, "--draw", ctx.tmp / "draw")
+    assert code == 0 and "could not draw" in err and "symbolic link" in err, err
+    assert victim.read_text() == "precious\n" and target.is_symlink()
 
 
 @case("security", "--out results.jsonl that is a symlink: a usage error (exit 2), its target untouched")
@@ -389,14 +390,15 @@ def out_jsonl_link(ctx: Ctx) -> None:
     assert code == 2 and victim.read_text() == "precious\n"
 
 
-@case("security", "--out x.json that is a symlink: the link is replaced by the file, its target untouched")
+@case("security", "--out x.json that is a symlink: a usage error before any work (exit 2), its target untouched")
 def out_json_link(ctx: Ctx) -> None:
     ctx.script([RECEIPT_ANSWER])
     ctx.receipts("in", 1)
     victim = _victim(ctx)
     (ctx.tmp / "x.json").symlink_to(victim)
-    assert ctx.cli("extract", ctx.tmp / "in", *CLI_ARGS, "--out", ctx.tmp / "x.json")[0] == 0
-    assert victim.read_text() == "precious\n" and json.loads((ctx.tmp / "x.json").read_text())["ok"]
+    code, _, err = ctx.cli("extract", ctx.tmp / "in", *CLI_ARGS, "--out", ctx.tmp / "x.json")
+    assert code == 2 and "symbolic link" in err and "Reading" not in err
+    assert victim.read_text() == "precious\n" and (ctx.tmp / "x.json").is_symlink()
 
 
 @case("security", "an OCR cache entry that is a symlink: replaced, its target untouched")

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability import cases_faults, cases_inputs, cases_replies  # noqa: F401  (they register cases)
+from tests.reliability import (  # noqa: F401  (they register cases)
+    cases_faults,
+    cases_inputs,
+    cases_outputs,
+    cases_replies,
+    cases_schemas,
+)
 from tests.reliability.harness import CASES, Case, Ctx
 
 

@@ -6,7 +6,11 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
+from chatocr.errors import OutputPathError
 from chatocr.extraction.result import Extraction
+from chatocr.fileio import file_sha256
 from chatocr.runs.records import record_for
 from chatocr.viewer import ReportItem, build_report, gather_items, read_result_file, write_report
 from tests.viewer.conftest import IMG, SCRIPT
@@ -43,11 +47,11 @@ def test_images_are_embedded_downscaled_and_boxes_keep_page_coordinates(three_it
 def test_gather_items_reads_the_image_from_the_source_path(three_items: list[ReportItem], tmp_path: Path) -> None:
     results = tmp_path / "results.jsonl"
     results.write_text(
-        "".join(json.dumps(record_for((i.result.source, "0" * 64), i.result)) + "\n" for i in three_items),
+        "".join(json.dumps(record_for((i.result.source, _sha(i.result.source)), i.result)) + "\n" for i in three_items),
         encoding="utf-8",
     )
     pairs, skipped = read_result_file(results)
-    assert skipped == 0 and len(pairs) == 3
+    assert skipped == [] and len(pairs) == 3
     items = gather_items(pairs, None)
     assert items[0].images and items[0].images[0].size == three_items[0].images[0].size  # type: ignore[index]
     assert items[2].images is None and "is missing" in items[2].notes[0]
@@ -56,14 +60,34 @@ def test_gather_items_reads_the_image_from_the_source_path(three_items: list[Rep
     assert page["width"] >= 560 and page["height"] >= 220  # the lowest field box (total) ends at y=220
 
 
-def test_write_report_replaces_a_planted_symlink(three_items: list[ReportItem], tmp_path: Path) -> None:
+def _sha(source: str) -> str:
+    return file_sha256(Path(source)) if Path(source).is_file() else "0" * 64
+
+
+def test_a_file_changed_since_the_result_is_neither_shown_nor_read_again(
+    three_items: list[ReportItem], tmp_path: Path
+) -> None:
+    """The image at a result's path is another document now: the old result is not shown over it."""
+    result = three_items[0].result
+    copy = tmp_path / "receipt.jpg"
+    copy.write_bytes(Path(result.source).read_bytes())
+    old_sha = file_sha256(copy)
+    copy.write_bytes(Path(three_items[1].result.source).read_bytes())  # another receipt under the same name
+    moved = Extraction.from_dict({**result.to_dict(), "source": str(copy)})
+    (item,) = gather_items([(old_sha, moved)], None)
+    assert item.images is None and "changed since this result was made" in item.notes[0]
+    (same,) = gather_items([(file_sha256(copy), moved)], None)
+    assert same.images and not same.notes
+
+
+def test_write_report_refuses_a_planted_symlink(three_items: list[ReportItem], tmp_path: Path) -> None:
     precious = tmp_path / "precious.txt"
     precious.write_text("keep me", encoding="utf-8")
     link = tmp_path / "report.html"
     link.symlink_to(precious)
-    write_report(link, three_items[:1])
-    assert precious.read_text(encoding="utf-8") == "keep me"
-    assert not link.is_symlink() and "chatocr" in link.read_text(encoding="utf-8")
+    with pytest.raises(OutputPathError, match="symbolic link"):
+        write_report(link, three_items[:1])
+    assert precious.read_text(encoding="utf-8") == "keep me" and link.is_symlink()
 
 
 def test_a_document_that_could_not_be_read_shows_its_error_without_a_page(tmp_path: Path) -> None:
