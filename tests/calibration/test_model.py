@@ -214,13 +214,20 @@ def test_the_store_warns_once_per_file_version(tmp_path: Path, caplog: pytest.Lo
     assert len([r for r in caplog.records if "receipt.calibration.json" in r.getMessage()]) == 2
 
 
-def test_saving_replaces_a_planted_symlink_instead_of_following_it(
+def test_saving_refuses_a_planted_symlink_and_never_follows_it(
     tmp_path: Path, fitted: tuple[Calibration, list[Sample]]
 ) -> None:
+    """Written through chatocr's one writer: a link at the name is refused before anything is
+    written (docs/reliability.md), its target untouched."""
+    from chatocr.errors import OutputPathError
+
     victim = tmp_path / "victim.txt"
     victim.write_text("user data", encoding="utf-8")
     path = tmp_path / "receipt.calibration.json"
     path.symlink_to(victim)
+    with pytest.raises(OutputPathError):
+        save_calibration(fitted[0], path)
+    assert victim.read_text(encoding="utf-8") == "user data" and path.is_symlink()
+    path.unlink()
     save_calibration(fitted[0], path)
-    assert victim.read_text(encoding="utf-8") == "user data"
-    assert not path.is_symlink() and read_calibration(path, "receipt").calibration is not None
+    assert read_calibration(path, "receipt").calibration is not None
