@@ -220,6 +220,8 @@ class BatchEngine:
                         running = self._admit(job, active)
                         if running is not None:
                             active.append(running)
+                    if admitting:
+                        self._drop_idle(active)
                     self.widest = max(self.widest, len(active))
                     if active:
                         self._step(active)
@@ -303,6 +305,15 @@ class BatchEngine:
                 state = "sequence"
         slot.cut(min(_shared(slot.tokens, prompt), len(prompt) - 1))
         return state
+
+    def _drop_idle(self, active: list[_Running]) -> None:
+        """Empty the sequences no document uses: their cells would widen every step's attention
+        (llama.cpp attends over the cells up to the highest one in use, masked), and what they held
+        was offered to the documents just admitted."""
+        busy = {running.slot.seq for running in active}
+        for slot in self.slots:
+            if slot.seq not in busy and slot.tokens:
+                slot.clear()
 
     # -- one step -------------------------------------------------------------------------------------
 

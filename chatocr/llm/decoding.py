@@ -172,6 +172,7 @@ class GreedySequence:
         emit: Callable[[str], None],
         stopped: Callable[[], bool] = lambda: False,
         stats: DecodeStats | None = None,
+        drafter: Callable[[Sequence[int], int], list[int]] = prompt_lookup,
     ) -> None:
         import llama_cpp
 
@@ -182,6 +183,8 @@ class GreedySequence:
         self.stats = stats if stats is not None else DecodeStats()
         self.max_tokens = max_tokens
         self._emit, self._stopped = emit, stopped
+        # Where drafts come from: the prompt (prompt_lookup), or a draft model (benchmarks/bench_draft.py)
+        self._drafter = drafter
         self.history = [int(t) for t in prompt]
         self.gate = GrammarGate(llama, grammar) if grammar is not None else None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -217,7 +220,7 @@ class GreedySequence:
         if n_past + 1 >= self.n_ctx:
             return self._over("length")
         room = min(n_draft, self.max_tokens - stats.generated, self.n_ctx - n_past - 2)
-        draft = prompt_lookup(self.history, room) if room > 0 else []
+        draft = self._drafter(self.history, room) if room > 0 else []
         stats.drafted += len(draft)
         self.fed = [token, *draft]
         return self.fed
