@@ -22,8 +22,8 @@ the drafted tokens are kept on receipts: 3 drafts per step generate 1.2x faster 
 beside a busy process (docs/benchmarks.md, bench_speed round 6), so the local backend drafts 3 by
 default.
 
-The loop keeps llama-cpp-python's bookkeeping (`input_ids`, `n_tokens`) exact, so the next call
-(or `Llama.generate`) still reuses the longest common prefix of the KV cache.
+`GreedySequence` decides per document; the batch engine (chatocr/llm/batch.py) evaluates the
+tokens of every document in flight in one llama.cpp batch per step.
 """
 
 from __future__ import annotations
@@ -31,15 +31,14 @@ from __future__ import annotations
 import codecs
 import ctypes
 import json
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-__all__ = ["DecodeStats", "GrammarGate", "grammar_for", "greedy_pieces", "prompt_lookup"]
+__all__ = ["DecodeStats", "GrammarGate", "GreedySequence", "grammar_for", "prompt_lookup"]
 
 _NEG_INF = float("-inf")
 _TOP_K = 64  # candidates checked when the most likely token is refused
@@ -154,114 +153,104 @@ class DecodeStats:
     generation_s: float = 0.0
 
 
-def greedy_pieces(
-    llama: Any,
-    prompt: Sequence[int],
-    *,
-    grammar: tuple[str, str] | None,
-    max_tokens: int,
-    n_draft: int = 0,
-    stopped: Callable[[], bool] = lambda: False,
-    stats: DecodeStats | None = None,
-) -> Iterator[str]:
-    """Decode greedily after `prompt`, yielding text pieces as they become complete UTF-8.
+class GreedySequence:
+    """One answer decoded greedily a step at a time, for the batch engine (chatocr/llm/batch.py).
 
-    Raises ValueError when the prompt does not fit the context (the caller maps it)."""
-    import llama_cpp
+    `start` takes the logits after the prompt; then each step `feed` says which tokens to
+    evaluate next (the chosen token, emitted now, and any drafts after it; [] when the answer is
+    over, `stats.finish` says why), and `verify` keeps the drafts the model agrees with and picks
+    the next token. This is the loop llama.cpp's `common_sampler` runs, one document at a time.
+    """
 
-    stats = stats if stats is not None else DecodeStats()
-    n_ctx = llama.n_ctx()
-    prompt = [int(t) for t in prompt]
-    if len(prompt) >= n_ctx:
-        raise ValueError(f"Requested tokens ({len(prompt)}) exceed context window of {n_ctx}")
-    ctx, vocab, n_vocab = llama._ctx.ctx, llama._model.vocab, llama.n_vocab()
+    def __init__(
+        self,
+        llama: Any,
+        prompt: Sequence[int],
+        *,
+        grammar: tuple[str, str] | None,
+        max_tokens: int,
+        emit: Callable[[str], None],
+        stopped: Callable[[], bool] = lambda: False,
+        stats: DecodeStats | None = None,
+        drafter: Callable[[Sequence[int], int], list[int]] = prompt_lookup,
+    ) -> None:
+        import llama_cpp
 
-    # Reuse the longest common prefix of what the KV cache holds; at least one prompt token is
-    # evaluated so that its logits are fresh.
-    held = np.asarray(llama.input_ids[: min(llama.n_tokens, len(prompt))])
-    differ = np.flatnonzero(held != np.asarray(prompt[: len(held)]))
-    reused = min(int(differ[0]) if len(differ) else len(held), len(prompt) - 1)
-    llama._ctx.kv_cache_seq_rm(-1, reused, -1)
-    llama.n_tokens = reused
-    stats.prompt_tokens = len(prompt) - reused
-    started = time.perf_counter()
-    llama.eval(prompt[reused:])
-    generating = time.perf_counter()
-    stats.prompt_s = generating - started
+        self._llama_cpp = llama_cpp
+        self._llama = llama
+        self._vocab = llama._model.vocab
+        self.n_ctx = int(llama._n_ctx)  # one document's context (the Llama's own, not a wider batch's)
+        self.stats = stats if stats is not None else DecodeStats()
+        self.max_tokens = max_tokens
+        self._emit, self._stopped = emit, stopped
+        # Where drafts come from: the prompt (prompt_lookup), or a draft model (benchmarks/bench_draft.py)
+        self._drafter = drafter
+        self.history = [int(t) for t in prompt]
+        self.gate = GrammarGate(llama, grammar) if grammar is not None else None
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.token = -1  # chosen, not yet fed
+        self.fed: list[int] = []
 
-    def logits_at(row: int) -> np.ndarray:
-        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, row), shape=(n_vocab,))
+    def _choose(self, logits: np.ndarray) -> int:
+        return self.gate.choose(logits) if self.gate else int(np.argmax(logits))
 
-    gate = GrammarGate(llama, grammar) if grammar is not None else None
-    choose: Callable[[np.ndarray], int] = gate.choose if gate else (lambda row: int(np.argmax(row)))
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    history = list(prompt)
-    batch = llama_cpp.llama_batch_init(n_draft + 1, 0, 1)
-    try:
-        token = choose(logits_at(-1))
-        while True:
-            if llama_cpp.llama_vocab_is_eog(vocab, token):
-                break
-            if stopped():
-                stats.finish = "cancelled"
-                break
-            if stats.generated >= max_tokens:
-                stats.finish = "length"
-                break
-            # `token` is chosen, not yet in the KV cache: emit it, then feed it with any drafts.
-            if gate:
-                gate.accept(token)
-            history.append(token)
-            stats.generated += 1
-            piece = decoder.decode(llama.detokenize([token]))
-            if piece:
-                yield piece
-            if llama.n_tokens + 1 >= n_ctx:
-                stats.finish = "length"
-                break
-            room = min(n_draft, max_tokens - stats.generated, n_ctx - llama.n_tokens - 2)
-            draft = prompt_lookup(history, room) if room > 0 else []
-            fed = [token, *draft]
-            n_past = llama.n_tokens
-            batch.n_tokens = len(fed)
-            for i, fed_token in enumerate(fed):
-                batch.token[i] = fed_token
-                batch.pos[i] = n_past + i
-                batch.n_seq_id[i] = 1
-                batch.seq_id[i][0] = 0
-                batch.logits[i] = bool(draft) or i == len(fed) - 1
-            if llama_cpp.llama_decode(ctx, batch) != 0:
-                raise RuntimeError("llama_decode failed while generating")
-            stats.drafted += len(draft)
-            # Keep drafted tokens while each is what the model would have chosen itself.
-            kept, following = 1, None
-            for i in range(len(fed)):
-                chosen = choose(logits_at(i if draft else -1))
-                if i < len(draft) and chosen == draft[i] and not llama_cpp.llama_vocab_is_eog(vocab, chosen):
-                    if gate:
-                        gate.accept(chosen)
-                    history.append(chosen)
-                    stats.generated += 1
-                    stats.accepted += 1
-                    kept += 1
-                    piece = decoder.decode(llama.detokenize([chosen]))
-                    if piece:
-                        yield piece
-                    continue
-                following = chosen
-                break
-            llama.input_ids[n_past : n_past + kept] = fed[:kept]
-            llama.n_tokens = n_past + kept
-            if kept < len(fed):  # drop the refused drafts from the KV cache
-                llama._ctx.kv_cache_seq_rm(-1, llama.n_tokens, -1)
-            assert following is not None  # the last row is never a draft: it always decides
-            token = following
-        tail = decoder.decode(b"", final=True)
+    def _keep(self, token: int) -> None:
+        """`token` is part of the answer: the grammar advances, its text goes out."""
+        if self.gate:
+            self.gate.accept(token)
+        self.history.append(token)
+        self.stats.generated += 1
+        piece = self._decoder.decode(self._llama.detokenize([token]))
+        if piece:
+            self._emit(piece)
+
+    def start(self, logits: np.ndarray) -> None:
+        self.token = self._choose(logits)
+
+    def feed(self, n_draft: int, n_past: int) -> list[int]:
+        """The tokens to evaluate at positions n_past...: the chosen token and its drafts."""
+        token, stats = self.token, self.stats
+        if self._llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            return self._over("stop")
+        if self._stopped():
+            return self._over("cancelled")
+        if stats.generated >= self.max_tokens:
+            return self._over("length")
+        self._keep(token)  # chosen, not yet in the KV cache: emitted, then fed with any drafts
+        if n_past + 1 >= self.n_ctx:
+            return self._over("length")
+        room = min(n_draft, self.max_tokens - stats.generated, self.n_ctx - n_past - 2)
+        draft = self._drafter(self.history, room) if room > 0 else []
+        stats.drafted += len(draft)
+        self.fed = [token, *draft]
+        return self.fed
+
+    def verify(self, logits_at: Callable[[int], np.ndarray]) -> int:
+        """After the fed tokens were evaluated (row i's logits by `logits_at(i)`; only the last
+        row has logits when nothing was drafted): keep drafted tokens while each is what the
+        model would have chosen itself. Returns how many fed tokens stay in the KV cache."""
+        draft, kept = self.fed[1:], 1
+        for i in range(len(self.fed)):
+            chosen = self._choose(logits_at(i))
+            if i < len(draft) and chosen == draft[i] and not self._llama_cpp.llama_vocab_is_eog(self._vocab, chosen):
+                self._keep(chosen)
+                self.stats.accepted += 1
+                kept += 1
+                continue
+            self.token = chosen  # the last row is never a draft: it always decides
+            break
+        return kept
+
+    def _over(self, finish: str) -> list[int]:
+        self.stats.finish = finish
+        return []
+
+    def close(self) -> None:
+        """Flush a character cut in two at the end and free the grammar."""
+        tail = self._decoder.decode(b"", final=True)
         if tail:
-            yield tail
-    finally:
-        stats.generation_s = time.perf_counter() - generating
-        llama_cpp.llama_batch_free(batch)
-        if gate:
-            stats.grammar_refusals = gate.refusals
-            gate.close()
+            self._emit(tail)
+        if self.gate:
+            self.stats.grammar_refusals = self.gate.refusals
+            self.gate.close()
+            self.gate = None

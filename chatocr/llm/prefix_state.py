@@ -5,7 +5,7 @@ first two are identical for every document of a scenario, and evaluating them is
 call's time (about 1,500 tokens at ~30-100 tokens/s on two cores). llama.cpp reuses its KV cache
 for the longest common prefix of the previous prompt, but only within one process and only for the
 most recent prompt: a new process, or a batch that alternates receipts and tickets, pays for the
-whole prefix again. This store keeps the KV state of sequence 0 after each prefix:
+whole prefix again. This store keeps the KV state of a sequence after each prefix:
 
 - in memory, the few most recent prefixes (LRU), so alternating scenarios swap states instead of
   re-evaluating;
@@ -36,12 +36,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from chatocr import progress
 from chatocr.fileio import atomic_writer
 
-__all__ = ["NOT_ON_DISK", "PrefixStateStore", "model_identity"]
+__all__ = ["NOT_ON_DISK", "KVSequence", "LlamaSequence", "PrefixStateStore", "model_identity"]
 
 log = logging.getLogger("chatocr.llm")
 
@@ -65,6 +65,63 @@ def model_identity(path: Path, known_sha256: str | None = None) -> str:
             handle.seek(-(1 << 20), os.SEEK_END)
             digest.update(handle.read(1 << 20))
     return digest.hexdigest()
+
+
+class KVSequence(Protocol):
+    """One llama.cpp sequence and the tokens its KV cells hold, as the store works on it: sequence 0
+    of a Llama (`LlamaSequence`) or any sequence of the batch engine (chatocr/llm/batch.py)."""
+
+    can_cut: bool  # False for recurrent models: their state cannot be cut back at a position
+
+    def held(self) -> Sequence[int]: ...
+
+    def cut(self, n: int) -> None: ...  # keep the first n tokens
+
+    def clear(self) -> None: ...
+
+    def evaluate(self, tokens: Sequence[int]) -> None: ...  # append
+
+    def load(self, payload: bytes, tokens: Sequence[int]) -> bool: ...  # False: refused, sequence cleared
+
+    def save(self) -> bytes: ...
+
+
+class LlamaSequence:
+    """Sequence 0 of a llama_cpp.Llama through its own bookkeeping (`input_ids`, `n_tokens`), which
+    calls that need the context alone (llama-cpp-python's sampler, warming) also use."""
+
+    def __init__(self, llama: Any) -> None:
+        self.llama = llama
+        self.can_cut = not (getattr(llama, "_is_recurrent", False) or getattr(llama, "_is_hybrid", False))
+
+    def held(self) -> Sequence[int]:
+        return tuple(int(t) for t in self.llama.input_ids[: self.llama.n_tokens])
+
+    def cut(self, n: int) -> None:
+        self.llama.n_tokens = n
+        self.llama._ctx.kv_cache_seq_rm(-1, n, -1)
+
+    def clear(self) -> None:
+        self.llama.reset()
+
+    def evaluate(self, tokens: Sequence[int]) -> None:
+        self.llama.eval(list(tokens))
+
+    def load(self, payload: bytes, tokens: Sequence[int]) -> bool:
+        if not load_seq_state(self.llama._ctx.ctx, 0, payload):
+            self.llama.reset()
+            return False
+        self.llama.input_ids[: len(tokens)] = tokens
+        self.llama.n_tokens = len(tokens)
+        return True
+
+    def save(self) -> bytes:
+        return seq_state(self.llama._ctx.ctx, 0)
+
+
+def _sequence(target: Any) -> KVSequence:
+    """A KVSequence as is; a Llama as its sequence 0."""
+    return target if hasattr(target, "held") else LlamaSequence(target)
 
 
 @dataclass
@@ -111,32 +168,34 @@ class PrefixStateStore:
 
     # -- the one operation ----------------------------------------------------------------------
 
-    def prepare(self, llama: Any, tokens: Sequence[int]) -> str:
-        """Leave `llama` holding exactly the KV state of `tokens` (its next generation then only
+    def prepare(self, target: Any, tokens: Sequence[int]) -> str:
+        """Leave `target` (a KVSequence, or a Llama's sequence 0) holding exactly the KV state of
+        `tokens` (its next generation then only
         evaluates what follows them). Returns where the state came from: "context" (already there),
         "memory", "disk", "extended" (another prefix's state, cut back to the start the two share,
         then the rest evaluated), "built", or "skipped" (prefix too short or too long). "built" and
         "extended" end with NOT_ON_DISK when the state is kept in memory only (the disk layer off,
         the state over its cap, or the directory not writable): a new process builds it again."""
+        sequence = _sequence(target)
         tokens = tuple(int(t) for t in tokens)
         n = len(tokens)
         if n < MIN_PREFIX_TOKENS or n >= self.n_ctx:
             return "skipped"
-        if llama.n_tokens >= n and tuple(int(t) for t in llama.input_ids[:n]) == tokens:
+        if tuple(int(t) for t in sequence.held()[:n]) == tokens:
             return "context"
         key = self.key(tokens)
         with self._lock:
             state = self._memory.get(key)
             if state is not None:
                 self._memory.move_to_end(key)
-        if state is not None and self._restore(llama, state):
+        if state is not None and self._restore(sequence, state):
             return "memory"
         state = self._read(key, tokens)
-        if state is not None and self._restore(llama, state):
+        if state is not None and self._restore(sequence, state):
             self._remember(key, state)
             progress.emit("prefix", f"restored the examples' state ({n} tokens) from disk")
             return "disk"
-        kept = self._start_from_longest(llama, tokens)
+        kept = self._start_from_longest(sequence, tokens)
         todo = n - kept
         progress.emit(
             "prefix",
@@ -146,25 +205,26 @@ class PrefixStateStore:
             tokens=todo,
         )
         if todo:
-            llama.eval(list(tokens[kept:]))
-        state = _State(tokens, _seq_state(llama))
+            sequence.evaluate(tokens[kept:])
+        state = _State(tokens, sequence.save())
         self._remember(key, state)
         on_disk = self._write(key, state)
         return ("extended" if kept else "built") + ("" if on_disk else NOT_ON_DISK)
 
-    def _start_from_longest(self, llama: Any, tokens: tuple[int, ...]) -> int:
-        """Leave `llama` holding the longest start of `tokens` that is already computed (in its
+    def _start_from_longest(self, target: Any, tokens: tuple[int, ...]) -> int:
+        """Leave `target` holding the longest start of `tokens` that is already computed (in its
         context, in memory or on disk) and return its length; 0 after a reset when none is worth it.
 
         Documents of one scenario get different example sets (the examples are ranked per
         document), and every set begins with the same system prompt, often with the same first
         example: the state of another set, cut back to what the two share, spares evaluating that
         part again. Only for models whose cache can be cut at a position (not recurrent ones)."""
-        if getattr(llama, "_is_recurrent", False) or getattr(llama, "_is_hybrid", False):
-            llama.reset()
+        sequence = _sequence(target)
+        if not sequence.can_cut:
+            sequence.clear()
             return 0
         # The context first: on a tie, nothing needs restoring.
-        best = _shared(tuple(int(t) for t in llama.input_ids[: llama.n_tokens]), tokens)
+        best = _shared(tuple(int(t) for t in sequence.held()), tokens)
         source: tuple[str, _State | None, tuple[int, ...]] | None = None
         with self._lock:
             kept = [(key, state, state.tokens) for key, state in self._memory.items()]
@@ -173,18 +233,17 @@ class PrefixStateStore:
             if shared > best:
                 best, source = shared, (key, kept_state, stored)
         if best < MIN_PREFIX_TOKENS:
-            llama.reset()
+            sequence.clear()
             return 0
         if source is not None:
             key, state, stored = source
             if state is None:  # on disk: read in full, checked like any exact hit
                 state = self._read(key, stored)
-            if state is None or not self._restore(llama, state):
-                llama.reset()
+            if state is None or not self._restore(sequence, state):
+                sequence.clear()
                 return 0
         # Cut the cache back to the shared start; the next eval writes from there.
-        llama.n_tokens = best
-        llama._ctx.kv_cache_seq_rm(-1, best, -1)
+        sequence.cut(best)
         return best
 
     def _disk_prefixes(self) -> list[tuple[str, tuple[int, ...]]]:
@@ -213,18 +272,8 @@ class PrefixStateStore:
                 self._memory.popitem(last=False)
 
     @staticmethod
-    def _restore(llama: Any, state: _State) -> bool:
-        import llama_cpp
-
-        buffer = (ctypes.c_uint8 * len(state.payload)).from_buffer_copy(state.payload)
-        read = llama_cpp.llama_state_seq_set_data(llama._ctx.ctx, buffer, len(state.payload), 0)
-        if read == 0:
-            llama.reset()
-            return False
-        n = len(state.tokens)
-        llama.input_ids[:n] = state.tokens
-        llama.n_tokens = n
-        return True
+    def _restore(sequence: KVSequence, state: _State) -> bool:
+        return sequence.load(state.payload, state.tokens)
 
     # -- disk -----------------------------------------------------------------------------------
 
@@ -348,12 +397,19 @@ def _shared(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def _seq_state(llama: Any) -> bytes:
-    """The KV state of sequence 0 (what the prefix left in the cache), as bytes."""
+def seq_state(ctx: Any, seq: int) -> bytes:
+    """The KV state of one sequence of a llama.cpp context (what a prefix left in it), as bytes."""
     import llama_cpp
 
-    ctx = llama._ctx.ctx
-    size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+    size = llama_cpp.llama_state_seq_get_size(ctx, seq)
     buffer = (ctypes.c_uint8 * size)()
-    written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
+    written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, seq)
     return bytes(buffer)[:written]
+
+
+def load_seq_state(ctx: Any, seq: int, payload: bytes) -> bool:
+    """Put a sequence's KV state (from `seq_state`) into sequence `seq`; False when refused."""
+    import llama_cpp
+
+    buffer = (ctypes.c_uint8 * len(payload)).from_buffer_copy(payload)
+    return bool(llama_cpp.llama_state_seq_set_data(ctx, buffer, len(payload), seq))

