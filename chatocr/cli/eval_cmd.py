@@ -90,7 +90,13 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--map", action="append", default=[], metavar="LABEL_KEY=FIELD", help="map a label key to a scenario field"
     )
-    p.add_argument("-j", "--concurrency", type=int, default=1, metavar="N", help="documents in flight (default 1)")
+    p.add_argument(
+        "-j",
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="documents in flight (default: the config's, 4: the local model decodes them together)",
+    )
     p.add_argument(
         "--cache-dir", type=Path, metavar="DIR", help="per-document result cache (default: ~/.cache/chatocr/eval)"
     )
@@ -174,7 +180,7 @@ def _command(args: argparse.Namespace) -> str:
         words += ["--strategy", name]
     for item in args.map:
         words += ["--map", item]
-    if args.concurrency != 1:
+    if args.concurrency is not None:
         words += ["--concurrency", str(args.concurrency)]
     if args.no_cache:
         words.append("--no-cache")
@@ -215,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
         cache_dir_path=args.cache_dir,
         use_cache=not args.no_cache and not scripted,
         progress=None if args.quiet else (lambda line: err.print(line, markup=False, highlight=False)),
-        concurrency=args.concurrency,
+        concurrency=chat.config.concurrency if args.concurrency is None else args.concurrency,
         ocr_name=ocr_name,
         cached_only=args.cached_only,
         schemas=schemas,

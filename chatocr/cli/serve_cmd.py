@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--job-folder", action="append", default=[], metavar="DIR", help="a server-side folder jobs may name (repeat)"
     )
-    p.add_argument("--job-concurrency", type=int, default=2, metavar="N", help="job documents extracted at once")
+    p.add_argument("--job-concurrency", type=int, default=4, metavar="N", help="job documents extracted at once (4)")
     add_backend_options(p)
     p.set_defaults(handler=run)
 

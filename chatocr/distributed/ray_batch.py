@@ -70,8 +70,9 @@ class ChatOCRSpec:
 
 
 class Extractor:
-    """The actor: one ChatOCR, loaded once, extracting one document per call. Never raises for a
-    document: a failure comes back as a record with `error` set."""
+    """The actor: one ChatOCR, loaded once, extracting documents; several in flight at once
+    (`aextract`, an async actor), so a local model decodes them together in one batch. Never
+    raises for a document: a failure comes back as a record with `error` set."""
 
     def __init__(self, spec: ChatOCRSpec) -> None:
         self.spec = spec
@@ -80,21 +81,34 @@ class Extractor:
         if hasattr(self.chatocr.model, "llama"):
             _ = self.chatocr.model.llama  # the local model loads lazily: load it now, once
 
-    def extract(self, path: str, data: bytes | None = None) -> dict[str, Any]:
-        from chatocr.runs.records import record_for
-
-        source: Any = data if data is not None else path
-        content = data if data is not None else Path(path).read_bytes()
-        key = (path, hashlib.sha256(content).hexdigest())
+    async def aextract(self, path: str, data: bytes | None = None) -> dict[str, Any]:
+        """One document, as the actor's remote call: others may be in flight on this actor."""
         try:
-            result = self.chatocr.extract(source, request=self.request, raise_errors=False)
+            result = await self.chatocr.aextract(
+                data if data is not None else path, request=self.request, raise_errors=False
+            )
         except Exception as exc:  # nothing of one document may take the actor down
             result = Extraction.failed(path, exc, hint=WORKER_HINT)
-        result.source = path  # the driver's name for it, not "<N bytes>"
-        return record_for(key, result)
+        return _record(path, data, result)
 
-    def ping(self) -> bool:
+    def extract(self, path: str, data: bytes | None = None) -> dict[str, Any]:
+        """One document, synchronously (Ray Data's map_batches calls the extractor in its worker)."""
+        try:
+            result = self.chatocr.extract(data if data is not None else path, request=self.request, raise_errors=False)
+        except Exception as exc:  # nothing of one document may take the actor down
+            result = Extraction.failed(path, exc, hint=WORKER_HINT)
+        return _record(path, data, result)
+
+    async def ping(self) -> bool:
         return True
+
+
+def _record(path: str, data: bytes | None, result: Extraction) -> dict[str, Any]:
+    from chatocr.runs.records import record_for
+
+    content = data if data is not None else Path(path).read_bytes()
+    result.source = path  # the driver's name for it, not "<N bytes>"
+    return record_for((path, hashlib.sha256(content).hexdigest()), result)
 
 
 def _check_reachable(address: str) -> None:
@@ -159,14 +173,13 @@ def extract_paths(
     on_ready: Callable[[], None] | None = None,
 ) -> Iterator[tuple[tuple[str, str], Extraction]]:
     """(path, sha256) and the Extraction of each document, as each finishes, each document once.
-    Ray must be initialised (init_ray). `actor_cpus`: CPUs Ray reserves per actor (default: Ray's,
-    none while running, so an I/O-bound backend can have more actors than cores). `on_ready` is
-    called once every actor has loaded its ChatOCR (benchmarks start their clock there)."""
+    Ray must be initialised (init_ray). Each actor has its request's `concurrency` documents in
+    flight (a local model decodes them together). `actor_cpus`: CPUs Ray reserves per actor
+    (default: Ray's, none while running, so an I/O-bound backend can have more actors than cores).
+    `on_ready` is called once every actor has loaded its ChatOCR (benchmarks start their clock)."""
     ray = _ray()
     if actors < 1:
         raise ConfigError("--actors must be at least 1.")
-    from ray.util import ActorPool
-
     options: dict[str, Any] = {"max_restarts": -1, "max_task_retries": -1}
     if actor_cpus is not None:
         options["num_cpus"] = actor_cpus
@@ -178,37 +191,45 @@ def extract_paths(
         ray.get([actor.ping.remote() for actor in pool_actors])  # every actor has loaded its ChatOCR
         if on_ready is not None:
             on_ready()
-        pool: Any = ActorPool(pool_actors)
-        todo = [str(p) for p in paths]
-        seen: set[str] = set()
-
-        def submit(actor: Any, path: str) -> Any:
-            return actor.extract.remote(path, Path(path).read_bytes())
-
-        for path in todo:
-            pool.submit(submit, path)
-        last_error: BaseException | None = None
-        while pool.has_next():
-            try:
-                record = pool.get_next_unordered()
-            except Exception as exc:  # an actor Ray could not bring back: its document still gets a line
-                # ActorPool does not say which document that was: the ones never answered are
-                # recorded as failed once the pool is empty.
-                last_error = exc
-                continue
-            key, result = _from_record(record)
-            if key[0] in seen:  # a retried call answered twice: the first answer stands
-                continue
-            seen.add(key[0])
-            yield key, result
-        for path in todo:
-            if path not in seen:
-                data = Path(path).read_bytes()
-                error = last_error or RuntimeError("no answer from the Ray workers")
-                yield (path, hashlib.sha256(data).hexdigest()), Extraction.failed(path, error, hint=WORKER_HINT)
+        per_actor = int(spec.options.get("concurrency") or 4)
+        yield from _dispatch(ray, pool_actors, [str(p) for p in paths], per_actor)
     finally:
         for actor in pool_actors:
             ray.kill(actor, no_restart=True)
+
+
+def _dispatch(
+    ray: Any, actors: list[Any], todo: list[str], per_actor: int
+) -> Iterator[tuple[tuple[str, str], Extraction]]:
+    """Keep `per_actor` documents in flight on each actor; each result as it comes, each document
+    once. A call Ray could not complete (an actor it could not bring back) is that document's
+    failure, recorded like any other."""
+    waiting = list(reversed(todo))
+    in_flight: dict[Any, tuple[Any, str]] = {}
+    load = {id(actor): 0 for actor in actors}
+
+    def fill(actor: Any) -> None:
+        while waiting and load[id(actor)] < per_actor:
+            path = waiting.pop()
+            in_flight[actor.aextract.remote(path, Path(path).read_bytes())] = (actor, path)
+            load[id(actor)] += 1
+
+    for actor in actors:
+        fill(actor)
+    seen: set[str] = set()
+    while in_flight:
+        (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+        actor, path = in_flight.pop(ref)
+        load[id(actor)] -= 1
+        try:
+            key, result = _from_record(ray.get(ref))
+        except Exception as exc:  # the actor could not be brought back: its document still gets a line
+            key = (path, hashlib.sha256(Path(path).read_bytes()).hexdigest())
+            result = Extraction.failed(path, exc, hint=WORKER_HINT)
+        if key[0] not in seen:  # a retried call answered twice: the first answer stands
+            seen.add(key[0])
+            yield key, result
+        fill(actor)
 
 
 class _DatasetExtractor:

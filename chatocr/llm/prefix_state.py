@@ -360,7 +360,12 @@ class PrefixStateStore:
             self._evict(len(state.payload))
             tokens = struct.pack(f"<{len(state.tokens)}i", *state.tokens)
             size = _HEADER.pack(len(header))
-            atomic_writer(path, lambda out: out.writelines((_MAGIC, size, header, tokens, state.payload)), mode=0o600)
+            atomic_writer(
+                path,
+                lambda out: out.writelines((_MAGIC, size, header, tokens, state.payload)),
+                mode=0o600,
+                replace_any=True,
+            )
         except OSError as exc:
             self._warn_once("write", f"prefix cache: cannot write to {path.parent} ({exc}); not kept on disk")
             return False

@@ -43,7 +43,8 @@ class ServeSettings(BaseModel):
     cors_origins: tuple[str, ...] = Field((), description="origins allowed by CORS; none: CORS off")
     data_dir: str | None = Field(None, description="jobs database and uploaded job files")
     job_folders: tuple[str, ...] = Field((), description="server-side folders a job may name")
-    job_concurrency: int = Field(2, ge=1, description="documents of jobs extracted at once, per process")
+    # 4: the local model decodes up to 4 documents in flight together (chatocr/llm/batch.py).
+    job_concurrency: int = Field(4, ge=1, description="documents of jobs extracted at once, per process")
     # The ChatOCR the service runs (the usual --llm/--ocr/--config).
     llm: str | None = None
     ocr: str | None = None
