@@ -139,7 +139,7 @@ def test_a_cache_hit_reports_its_own_time_not_the_original_ocrs(home: Path) -> N
     data["seconds"] = 98.76  # as if the original OCR had been slow
     entry.write_text(json.dumps(data), encoding="utf-8")
     hit = run("ocr", str(doc), "--ocr", "text")
-    summary = hit.stdout.strip().splitlines()[-1]
+    summary = hit.stderr.strip().splitlines()[-1]  # status on stderr: stdout is the document alone
     match = re.search(r"cached, (\d+\.\d\d)s \(the OCR itself took 98\.76s\)", summary)
     assert match, summary
     assert float(match.group(1)) < 98.76
