@@ -33,7 +33,7 @@ from typing import Any
 
 from chatocr.conversation.plan import Packing, Plan, PlanExample, PlanPolicy, TaskSpec
 from chatocr.conversation.report import DroppedExample, IncludedExample, MessageSize, PlanReport
-from chatocr.conversation.sizing import Sizer, Turn, turn_cost
+from chatocr.conversation.sizing import Sizer, Turn, document_lines, head_before, largest_fitting_suffix, turn_cost
 from chatocr.conversation.templates import PromptSet
 from chatocr.errors import DocumentTooLargeError, PlanningError
 from chatocr.messages import Limits, Message
@@ -326,7 +326,7 @@ class ConversationPlanner:
                 "The per-message limit is smaller than the task prompt itself.",
                 hint=f"Raise the per-message limit or ask for fewer keys (limits: {self._budget_text()}).",
             )
-        pieces = _pieces(document)
+        pieces = document_lines(document)
         parts_reversed: list[str] = []
         fits = final_fits
         while pieces:
@@ -338,7 +338,7 @@ class ConversationPlanner:
                     pieces.pop()
                     continue
                 if not chunk:  # one piece too long for a whole message: cut it to the largest fit
-                    head, tail = _largest_fitting_suffix(pieces[-1], fits)
+                    head, tail = largest_fitting_suffix(pieces[-1], fits)
                     pieces[-1] = head
                     chunk = [tail]
                 break
@@ -432,7 +432,7 @@ class ConversationPlanner:
         for turn in reversed(turns):  # outermost (least relevant) first
             body += [Message("user", turn.user, kind="examples"), Message("assistant", turn.assistant, kind="answers")]
         body += part_messages
-        body.append(Message("user", final_text, kind="task", stable_head=_head_before(final_text, part_text)))
+        body.append(Message("user", final_text, kind="task", stable_head=head_before(final_text, part_text)))
         if self.limits.roles.system != "none":
             return [Message("system", system, kind="system"), *body]
         merged = system + "\n\n" + body[0].content
@@ -473,31 +473,6 @@ class ConversationPlanner:
             example_turns=len(turns),
             document_parts=n_parts,
         )
-
-
-def _pieces(document: str) -> list[str]:
-    """The document as lines that keep their newline, so that joining pieces restores it."""
-    return document.splitlines(keepends=True) or [document]
-
-
-def _largest_fitting_suffix(text: str, fits: Any) -> tuple[str, str]:
-    """Split `text` into (head, tail) with the longest tail that fits, by binary search."""
-    low, high = 1, len(text)
-    while low < high:
-        mid = (low + high + 1) // 2
-        if fits(text[-mid:]):
-            low = mid
-        else:
-            high = mid - 1
-    return text[:-low], text[-low:]
-
-
-def _head_before(final_text: str, part_text: str) -> int:
-    """The task message's characters before the document's text, cut back to a line's end (a
-    tokenizer joins nothing across a line break there): the same for every document asked the
-    same keys. 0 when the text is not found in it."""
-    at = final_text.find(part_text) if part_text else -1
-    return final_text.rfind("\n", 0, at) + 1 if at > 0 else 0
 
 
 _PER_MESSAGE = "would exceed the per-message limit"
