@@ -10,14 +10,13 @@ An unknown option is a ConfigError naming the nearest valid one (`temprature` ->
 
 from __future__ import annotations
 
-import difflib
 import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from chatocr.errors import ConfigError
+from chatocr.errors import ConfigError, UnknownOptionError
 from chatocr.llm.base import ChatSettings, RetryPolicy
 from chatocr.messages import Limits
 from chatocr.tokens import TokenCounter
@@ -82,13 +81,12 @@ def local_options(options: LocalModelOptions | None, given: dict[str, Any]) -> L
     ConfigError that names the option and the nearest valid one."""
     fields = sorted(LocalModelOptions.model_fields)
     unknown = [name for name in given if name not in fields]
-    if unknown:
-        close = [match for name in unknown for match in difflib.get_close_matches(name, fields, n=1)]
-        guess = f"Did you mean {', '.join(repr(c) for c in close)}? " if close else ""
-        raise ConfigError(
-            f"Unknown option(s) {', '.join(repr(u) for u in unknown)} for the LocalChatModel backend.",
-            hint=f"{guess}Valid options: {', '.join(fields)}. Sampling settings (temperature, timeout) "
-            "are config keys, not llm_options.",
+    if unknown:  # said as a misspelled option is said anywhere else
+        raise UnknownOptionError.of(
+            unknown[0],
+            fields,
+            hint=f"The LocalChatModel backend's options: {', '.join(fields)}. Sampling settings "
+            "(temperature, timeout) are config keys, not llm_options.",
         )
     base = {name: getattr(options, name) for name in fields} if options is not None else {}
     try:

@@ -12,7 +12,6 @@ unknown name or on `available_backends()`.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import logging
@@ -21,7 +20,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
-from chatocr.errors import ConfigError
+from chatocr.errors import ConfigError, UnknownOptionError
 from chatocr.llm.base import ChatModel
 from chatocr.llm.presets import PRESETS
 
@@ -98,15 +97,13 @@ def _check_options(backend: type[ChatModel], options: dict[str, Any], hidden: se
         and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     )
     unknown = [name for name in options if name not in valid]
-    if not unknown:
-        return
-    close = [match for name in unknown for match in difflib.get_close_matches(name, valid, n=1)]
-    guess = f"Did you mean {', '.join(repr(c) for c in close)}? " if close else ""
-    raise ConfigError(
-        f"Unknown option(s) {', '.join(repr(u) for u in unknown)} for the {backend.__name__} backend.",
-        hint=f"{guess}Valid options: {', '.join(valid)}. Sampling settings (temperature, "
-        "max_output_tokens, timeout) are config keys, not llm_options.",
-    )
+    if unknown:  # said as a misspelled option is said anywhere else
+        raise UnknownOptionError.of(
+            unknown[0],
+            valid,
+            hint=f"The {backend.__name__} backend's options: {', '.join(valid)}. Sampling settings "
+            "(temperature, max_output_tokens, timeout) are config keys, not llm_options.",
+        )
 
 
 def _register_builtins() -> None:

@@ -165,7 +165,7 @@ def test_unknown_options_are_config_errors_naming_the_valid_ones() -> None:
         get_chat_model("scripted", temprature=0)
     assert "'temprature'" in str(info.value)
     assert "latency" in (info.value.hint or "") and "retry_policy" in (info.value.hint or "")
-    with pytest.raises(ConfigError, match="Did you mean 'base_url'"):
+    with pytest.raises(ConfigError, match="did you mean 'base_url'"):
         get_chat_model("ollama", base_ur="http://127.0.0.1:1/v1")
 
 
