@@ -38,6 +38,7 @@ from chatocr.viewer.sources import ocr_document
 __all__ = [
     "LOW_CONFIDENCE",
     "ReviewDocument",
+    "evidence_line",
     "field_needs_review",
     "read_results_file",
     "safe_image",
@@ -103,11 +104,11 @@ class ReviewDocument:
                     out[line.id] = {**line.to_dict(), "page": page.index}
         for item in self.result.fields.values():
             for evidence in item.evidence:
-                out.setdefault(evidence.line_id, _evidence_line(evidence))
+                out.setdefault(evidence.line_id, evidence_line(evidence))
         return out
 
 
-def _evidence_line(evidence: Evidence) -> dict[str, Any]:
+def evidence_line(evidence: Evidence) -> dict[str, Any]:
     box = [[round(float(x), 2), round(float(y), 2)] for x, y in evidence.box]
     return {
         "id": evidence.line_id,

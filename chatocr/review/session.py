@@ -21,6 +21,7 @@ from chatocr.review.documents import (
     PageImages,
     ReviewDocument,
     document_view,
+    evidence_line,
     field_needs_review,
     read_results_file,
     safe_image,
@@ -171,7 +172,7 @@ class ReviewSession:
         current = state.current(doc.key, item.name)
         shown = current.value if current is not None else item.value
         if kind == "accept":
-            chosen = list(current.event.lines) if current is not None else [_line(e) for e in item.evidence]
+            chosen = list(current.event.lines) if current is not None else [evidence_line(e) for e in item.evidence]
             return new_event(doc.key, item.name, "accept", old=shown, new=shown, lines=chosen, reviewer=self.reviewer)
         if kind != "fix":
             raise UsageError(f"Unknown review action {kind!r}.", hint="Use accept, fix or undo.")
@@ -230,14 +231,3 @@ class ReviewSession:
         """What the memory did with a document: on the terminal's log, and on its page."""
         self.memory_notes.append(f"{doc.name}: {message}")
         self._memory_said[doc.key] = message
-
-
-def _line(evidence: Any) -> dict[str, Any]:
-    box = [[round(float(x), 2), round(float(y), 2)] for x, y in evidence.box]
-    return {
-        "id": evidence.line_id,
-        "text": evidence.text,
-        "box": box,
-        "confidence": evidence.confidence,
-        "page": evidence.page,
-    }
