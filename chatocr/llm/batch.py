@@ -44,7 +44,7 @@ from chatocr import progress
 from chatocr.errors import ContextTooLongError, InvalidRequestError, LLMError
 from chatocr.llm.cpu import threads_for_call
 from chatocr.llm.decoding import DecodeStats, GreedySequence
-from chatocr.llm.prefix_state import MIN_PREFIX_TOKENS, PrefixStateStore, load_seq_state, seq_state
+from chatocr.llm.prefix_state import MIN_PREFIX_TOKENS, PrefixStateStore, load_seq_state, seq_state, shared_prefix
 
 __all__ = ["BatchEngine", "Job", "KVSlot"]
 
@@ -137,15 +137,6 @@ class _Running:
 
 
 _Row = tuple[int, int, int, bool]  # a batch row: token, position, sequence, wants logits
-
-
-def _shared(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 class BatchEngine:
@@ -257,7 +248,7 @@ class BatchEngine:
             return None
         busy = {running.slot.seq for running in active}
         free = [slot for slot in self.slots if slot.seq not in busy]
-        slot = max(free, key=lambda s: (_shared(s.tokens, job.prompt), -s.seq))
+        slot = max(free, key=lambda s: (shared_prefix(s.tokens, job.prompt), -s.seq))
         threads = threads_for_call(job.fixed_threads)
         self._llama_cpp.llama_set_n_threads(self.ctx, threads, threads)
         started = time.perf_counter()
@@ -287,9 +278,9 @@ class BatchEngine:
         (another sequence's cells, the kept prefix state, or its own), at least one prompt token
         short so that the last one is evaluated for fresh logits. Returns where the prefix came from."""
         prompt = job.prompt
-        best, source = _shared(slot.tokens, prompt), None
+        best, source = shared_prefix(slot.tokens, prompt), None
         for other in self.slots:
-            shared = _shared(other.tokens, prompt) if other is not slot else 0
+            shared = shared_prefix(other.tokens, prompt) if other is not slot else 0
             if shared > best:
                 best, source = shared, other
         copied = source is not None and best >= MIN_PREFIX_TOKENS
@@ -303,7 +294,7 @@ class BatchEngine:
             state = job.store.prepare(slot, job.prefix)
             if state == "context" and copied:
                 state = "sequence"
-        slot.cut(min(_shared(slot.tokens, prompt), len(prompt) - 1))
+        slot.cut(min(shared_prefix(slot.tokens, prompt), len(prompt) - 1))
         return state
 
     def _drop_idle(self, active: list[_Running]) -> None:

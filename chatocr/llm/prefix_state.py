@@ -41,7 +41,7 @@ from typing import Any, Protocol
 from chatocr import progress
 from chatocr.fileio import atomic_writer
 
-__all__ = ["NOT_ON_DISK", "KVSequence", "LlamaSequence", "PrefixStateStore", "model_identity"]
+__all__ = ["NOT_ON_DISK", "KVSequence", "LlamaSequence", "PrefixStateStore", "model_identity", "shared_prefix"]
 
 log = logging.getLogger("chatocr.llm")
 
@@ -224,12 +224,12 @@ class PrefixStateStore:
             sequence.clear()
             return 0
         # The context first: on a tie, nothing needs restoring.
-        best = _shared(tuple(int(t) for t in sequence.held()), tokens)
+        best = shared_prefix(tuple(int(t) for t in sequence.held()), tokens)
         source: tuple[str, _State | None, tuple[int, ...]] | None = None
         with self._lock:
             kept = [(key, state, state.tokens) for key, state in self._memory.items()]
         for key, kept_state, stored in kept + [(key, None, stored) for key, stored in self._disk_prefixes()]:
-            shared = _shared(stored, tokens)
+            shared = shared_prefix(stored, tokens)
             if shared > best:
                 best, source = shared, (key, kept_state, stored)
         if best < MIN_PREFIX_TOKENS:
@@ -392,7 +392,7 @@ class PrefixStateStore:
                 pass
 
 
-def _shared(a: Sequence[int], b: Sequence[int]) -> int:
+def shared_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """Length of the common start of two token sequences."""
     n = 0
     for x, y in zip(a, b, strict=False):
