@@ -19,7 +19,7 @@ misspelled option says which one was meant (`check_option_names`).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -30,7 +30,7 @@ from chatocr.config import check_concurrency, check_min_confidence
 from chatocr.conversation.planner import PlanPolicy
 from chatocr.errors import ConfigError, UnknownOptionError
 from chatocr.extraction.typed_request import MinConfidence, TypedRequest
-from chatocr.scenarios.keys import as_keys
+from chatocr.scenarios.keys import as_keys, split_keys
 from chatocr.scenarios.model import FieldSpec, Scenario
 from chatocr.typed.schema import TypedSchema, typed_schema
 
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTO",
+    "MAX_KEYS",
     "AskOptions",
     "ExtractOptions",
     "ExtractionRequest",
@@ -57,6 +58,10 @@ __all__ = [
 ]
 
 AUTO = "auto"  # the scenario "name" that means: route each document
+# More keys than this in one request is never one extraction (the planner's budget runs out long
+# before: 500 keys need ~16k tokens of task alone), and parsing millions of them (a 20 MB service
+# request) would cost seconds of CPU before any other check: refused first, by count.
+MAX_KEYS = 1000
 
 Keys = Iterable[str | FieldSpec] | str | type[BaseModel] | dict[str, Any] | None
 ScenarioSpec = str | Path | Scenario | None
@@ -160,6 +165,7 @@ def resolve_request(
     schema = options.get("schema")
     if schema is None and (isinstance(keys, dict) or (isinstance(keys, type) and issubclass(keys, BaseModel))):
         schema, keys = keys, None
+    _check_key_count(keys)
     parsed = as_keys(keys)  # type: ignore[arg-type]  # dicts and models were taken above
     min_confidence = options.get("min_confidence")
     min_confidence = config.min_confidence if min_confidence is None else min_confidence
@@ -190,11 +196,28 @@ def resolve_request(
 
 
 def named_scenario(pipeline: ExtractionPipeline, spec: ScenarioSpec) -> Scenario | None:
-    """The scenario the caller named, or a scenario YAML file (which joins the library); None for
-    "auto"/None (route each document). Unknown names raise a ScenarioError with suggestions."""
+    """The scenario the caller named, or a scenario YAML file (which joins the library, as a user
+    directory would); None for "auto"/None (route each document). Unknown names raise a
+    ScenarioError with suggestions.
+
+    A Scenario object is the caller's own: it is used for this request as it is and does not join
+    the shared library (ExampleBank ranks its examples on their own), so one caller's scenario is
+    never listed, routed to or used for another caller's requests (the service's inline YAML)."""
     if spec is None or (isinstance(spec, str) and spec.strip() in ("", AUTO)):
         return None
+    if isinstance(spec, Scenario):
+        return spec
     return pipeline.library.resolve(spec)
+
+
+def _check_key_count(keys: object) -> None:
+    """ConfigError for more than MAX_KEYS keys, counted before any is parsed."""
+    count = len(split_keys(keys)) if isinstance(keys, str) else len(keys) if isinstance(keys, Sized) else 0
+    if count > MAX_KEYS:
+        raise ConfigError(
+            f"{count} keys asked in one request; at most {MAX_KEYS}.",
+            hint="Ask for fewer keys at a time (several extractions of the same document).",
+        )
 
 
 def _page_numbers(pages: Iterable[int]) -> frozenset[int]:
