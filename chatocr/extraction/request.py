@@ -18,6 +18,7 @@ misspelled option says which one was meant (`check_option_names`).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterable, Mapping, Sized
 from dataclasses import dataclass, field
@@ -28,10 +29,11 @@ from pydantic import BaseModel
 
 from chatocr.config import check_concurrency, check_min_confidence
 from chatocr.conversation.planner import PlanPolicy
-from chatocr.errors import ConfigError, UnknownOptionError
+from chatocr.errors import ConfigError, SchemaError, UnknownOptionError
 from chatocr.extraction.typed_request import MinConfidence, TypedRequest
 from chatocr.scenarios.keys import as_keys, split_keys
 from chatocr.scenarios.model import FieldSpec, Scenario
+from chatocr.typed.references import check_schema_size, resolve_pointer
 from chatocr.typed.schema import TypedSchema, typed_schema
 
 if sys.version_info >= (3, 11):
@@ -58,10 +60,10 @@ __all__ = [
 ]
 
 AUTO = "auto"  # the scenario "name" that means: route each document
-# More keys than this in one request is never one extraction (the planner's budget runs out long
-# before: 500 keys need ~16k tokens of task alone), and parsing millions of them (a 20 MB service
-# request) would cost seconds of CPU before any other check: refused first, by count.
-MAX_KEYS = 1000
+# More keys than this in one request is never one extraction (500 keys are a task of ~16k tokens
+# before the document), and millions of them (a 20 MB service request) would cost seconds of CPU
+# before any other check: refused first, by count. A schema's properties count alike.
+MAX_KEYS = 500
 
 Keys = Iterable[str | FieldSpec] | str | type[BaseModel] | dict[str, Any] | None
 ScenarioSpec = str | Path | Scenario | None
@@ -173,6 +175,8 @@ def resolve_request(
     concurrency = options.get("concurrency")
     concurrency = config.concurrency if concurrency is None else concurrency
     check_concurrency(concurrency)
+    if isinstance(schema, dict):
+        _check_schema_properties(schema)
     typed = TypedRequest(
         typed_schema(schema) if schema is not None else None,
         dict(min_confidence) if isinstance(min_confidence, Mapping) else min_confidence,
@@ -218,6 +222,43 @@ def _check_key_count(keys: object) -> None:
             f"{count} keys asked in one request; at most {MAX_KEYS}.",
             hint="Ask for fewer keys at a time (several extractions of the same document).",
         )
+
+
+def _check_schema_properties(schema: dict[str, Any]) -> None:
+    """SchemaError for a JSON Schema asking more than MAX_KEYS properties (nested objects' and
+    line items' included), counted before it is mapped: mapping 9,000 of them costs seconds of
+    CPU in calls that hold Python's lock for a tenth of a second each (the service's event loop
+    waits on them), no extraction asks that many, and the pipeline's own work grows with them."""
+    check_schema_size(schema)  # the document's own limits first (values, depth), with their words
+    if _schema_property_count(schema, MAX_KEYS) > MAX_KEYS:
+        raise SchemaError(
+            f"The JSON Schema asks for more than {MAX_KEYS} properties (nested ones included).",
+            hint="Ask for fewer fields at a time: several extractions of the same document, each with part of them.",
+        )
+
+
+_NOT_SCHEMAS = frozenset({"enum", "const", "default", "examples", "example", "$defs", "definitions"})
+
+
+def _schema_property_count(schema: dict[str, Any], limit: int) -> int:
+    """The members of every `properties` object in `schema`, a definition reached by a local
+    `$ref` counted once (the reference checks of the mapping say what a bad one is), stopping
+    past `limit`. Definitions nobody refers to are not counted."""
+    count, stack, seen = 0, [schema], set()
+    while stack and count <= limit:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            properties = node.get("properties")
+            count += len(properties) if isinstance(properties, dict) else 0
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#") and ref not in seen:
+                seen.add(ref)
+                with contextlib.suppress(SchemaError):
+                    stack.append(resolve_pointer(schema, ref))
+            stack.extend(value for key, value in node.items() if key not in _NOT_SCHEMAS)
+    return count
 
 
 def _page_numbers(pages: Iterable[int]) -> frozenset[int]:

@@ -122,3 +122,45 @@ def test_a_key_with_a_control_character_is_refused(keys: Any) -> None:
     with pytest.raises(ConfigError, match="control character") as info:
         ocr.request(keys, None)
     assert "NAME[:TYPE]" in info.value.hint and model.calls == []
+
+
+def _objects(count: int, keys: int) -> dict[str, Any]:
+    item = {"type": "object", "properties": {f"i{n}": {"type": "string"} for n in range(keys)}}
+    return {"type": "object", "properties": {f"o{n}": item for n in range(count)}}
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "properties": {f"f{n}": {"type": "string"} for n in range(MAX_KEYS + 1)}},
+        _objects(100, 90),  # 9,000 line-item keys under 100 objects
+        {  # through a reference, used by a property
+            "type": "object",
+            "properties": {"items": {"type": "array", "items": {"$ref": "#/$defs/item"}}},
+            "$defs": {"item": {"type": "object", "properties": {f"i{n}": {"type": "string"} for n in range(MAX_KEYS)}}},
+        },
+    ],
+    ids=["flat", "nested", "referenced"],
+)
+def test_a_schema_asking_more_than_max_keys_properties_is_refused_before_it_is_mapped(schema: dict[str, Any]) -> None:
+    from chatocr.errors import SchemaError
+    from chatocr.typed import schema as typed_module
+
+    ocr, model = make()
+    mapped = len(typed_module._JSON_SCHEMAS)
+    with pytest.raises(SchemaError, match=f"more than {MAX_KEYS} properties") as info:
+        ocr.request(None, None, schema=schema)
+    assert "fewer fields" in info.value.hint and model.calls == []
+    assert len(typed_module._JSON_SCHEMAS) == mapped  # nothing was mapped
+
+
+def test_schemas_within_the_limit_are_mapped_as_before() -> None:
+    ocr, _ = make()
+    assert ocr.request(None, None, schema=_objects(5, 90)).typed.schema is not None  # 455 properties
+    cycle = {  # a definition that refers to itself: counted once, left to the mapping (accepted)
+        "type": "object",
+        "properties": {"company": {"type": "string"}},
+        "x-unused": {"not": {"$ref": "#/$defs/node"}},
+        "$defs": {"node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/node"}}}},
+    }
+    assert ocr.request(None, None, schema=cycle).typed.schema is not None
