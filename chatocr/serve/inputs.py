@@ -34,6 +34,7 @@ from chatocr.errors import ChatOCRError, DataFileError, UnknownOptionError
 from chatocr.extraction.request import ExtractionRequest
 from chatocr.fileio import parse_json
 from chatocr.ocr.images import ImageLimits
+from chatocr.ocr.layout import MAX_LINES_PER_PAGE
 from chatocr.ocr.registry import TEXT_SUFFIXES
 from chatocr.ocr.text import TextEngine
 from chatocr.ocr.types import OCRDocument
@@ -53,11 +54,13 @@ __all__ = [
     "Form",
     "Received",
     "bytes_document",
+    "check_fits",
     "document_name",
     "invalid_body",
     "json_body",
     "json_field",
     "keys_field",
+    "model_chars",
     "parse_chat",
     "parse_extract",
     "receive",
@@ -71,6 +74,8 @@ MAX_NAME_CHARS = 255
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NAME_HINT = "Send the file's own name: no folders, no control characters, at most 255 characters."
 _SHOWN = 60  # characters of a client's string quoted back in a message
+MAX_TEXT_NEWLINES = 4 * MAX_LINES_PER_PAGE
+MAX_CHARS_PER_TOKEN = 8  # see check_fits
 MAX_FORM_FIELDS = 16  # a route has at most 5 fields; a few more are refused by name (did you mean?)
 
 
@@ -265,7 +270,31 @@ def invalid_body(exc: ValidationError, body: type[BaseModel], hint: str) -> Serv
     return _bad(f"Invalid request: {_problems(exc)}", hint)
 
 
-def text_document(content: str | list[Any], name: str, limits: ImageLimits) -> Document:
+def _check_lines(lines: int, limit: int, name: str) -> None:
+    if lines > limit:
+        raise ServeError(
+            400,
+            "DocumentTooLargeError",
+            f"{name} has {lines:,} lines, over the limit of {limit:,}.",
+            "Split the document into smaller parts (e.g. one page or section per file).",
+        )
+
+
+def text_document(content: str | list[Any], name: str, limits: ImageLimits, most_chars: int | None = None) -> Document:
+    """OCR text (or a list of lines) as a document. Counted before it is parsed, by scans that
+    are cheap where parsing is not: the text engine splits all of a text into lines before it
+    counts them (for 16 MB, a call holding Python's lock for a tenth of a second while the event
+    loop waits), so a text of more than four times the page limit in lines, blank ones included
+    (OCR text has few), or of more characters than `most_chars` (its characters other than
+    whitespace: fewer than its lines hold) is refused first. A JSON text is counted once parsed."""
+    if isinstance(content, list):
+        _check_lines(len(content), MAX_LINES_PER_PAGE, name)
+        texts = (item.get("text", "") if isinstance(item, dict) else item for item in content)
+        _check_chars(sum(len(text) for text in texts if isinstance(text, str)), most_chars, name)
+    else:
+        _check_lines(content.count("\n"), MAX_TEXT_NEWLINES, name)
+        if not content.lstrip().startswith(("{", "[")):
+            _check_chars(len(content) - sum(content.count(space) for space in " \t\r\n\f\v"), most_chars, name)
     raw = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
     digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()
     try:
@@ -275,13 +304,13 @@ def text_document(content: str | list[Any], name: str, limits: ImageLimits) -> D
     return Document(document, name, digest)
 
 
-def bytes_document(data: bytes, name: str, limits: ImageLimits) -> Document:
+def bytes_document(data: bytes, name: str, limits: ImageLimits, most_chars: int | None = None) -> Document:
     if PurePath(name).suffix.lower() in TEXT_SUFFIXES:
         try:
             content = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise _bad(f"{name} is not UTF-8 text.", "Send OCR text as UTF-8, or an image as an image.") from None
-        return text_document(content, name, limits)
+        return text_document(content, name, limits, most_chars)
     return Document(data, name, hashlib.sha256(data).hexdigest())
 
 
@@ -308,14 +337,14 @@ def _flag(value: Any) -> bool:
     raise _bad(f"per_page must be true or false, got {_shown(str(value))}.", "Send per_page=true or per_page=false.")
 
 
-def _document_from(body: ExtractBody | ChatBody, limits: ImageLimits) -> Document:
+def _document_from(body: ExtractBody | ChatBody, limits: ImageLimits, most_chars: int | None) -> Document:
     if (body.text is None) == (body.image_base64 is None):
         raise _bad(
             "Give exactly one of `text` and `image_base64`.",
             "Send OCR text as `text`, an image or PDF as `image_base64`, or upload it as multipart `file`.",
         )
     if body.text is not None:
-        return text_document(body.text, document_name(body.filename, "text"), limits)
+        return text_document(body.text, document_name(body.filename, "text"), limits, most_chars)
     name = document_name(body.filename, "image")
     try:
         data = base64.b64decode(body.image_base64 or "", validate=True)
@@ -324,28 +353,67 @@ def _document_from(body: ExtractBody | ChatBody, limits: ImageLimits) -> Documen
     return bytes_document(data, name, limits)
 
 
-def _uploaded(received: Received, limits: ImageLimits) -> Document:
+def model_chars(ocr: ChatOCR) -> int | None:
+    """The most characters of OCR text the server's model can read in one request, or None.
+
+    The pipeline finds out that a document does not fit only after laying out, indexing and
+    ranking all of its text on the event loop: seconds for a few megabytes, while every other
+    request and /healthz wait. Counting characters first, in the parsing thread, refuses it
+    before. A character-counted model (ERNIE's limits) is bounded exactly; for a tokenizer, no
+    text averages more than MAX_CHARS_PER_TOKEN characters a token (English about 4, numbers 3,
+    Chinese 1), so nothing that could fit is refused."""
+    limits, counter = ocr.pipeline.limits, ocr.pipeline.counter
+    budget = limits.input_token_budget()
+    per_token = 1 if counter.name == "chars" else MAX_CHARS_PER_TOKEN
+    bounds = [b for b in (limits.max_input_chars, budget * per_token if budget else None) if b is not None]
+    return min(bounds) if bounds else None
+
+
+def _check_chars(chars: int, most: int | None, name: str) -> None:
+    if most is not None and chars > most:
+        raise ServeError(
+            422,
+            "DocumentTooLargeError",
+            f"{name} holds {chars:,} characters of text; this server's model reads at most about {most:,} "
+            "in one request.",
+            "Split the document (one page or section per request), or ask the operator for a model "
+            "with a larger context.",
+        )
+
+
+def check_fits(document: Document, most: int | None, *, per_page: bool = False) -> None:
+    """422 for parsed OCR text its model cannot read in one request (each page, with per_page)."""
+    if isinstance(document.source, OCRDocument):  # an image or a PDF: known after OCR, which limits bound
+        pages = [sum(len(line.text) for line in page.lines) for page in document.source.pages]
+        _check_chars(max(pages, default=0) if per_page else sum(pages), most, document.name)
+
+
+def _uploaded(received: Received, limits: ImageLimits, most_chars: int | None) -> Document:
     if not received.files:
         raise _bad("The multipart body has no field `file`.", "Upload the document as multipart field `file`.")
     name, data = received.files[0]
-    return bytes_document(data, name, limits)
+    return bytes_document(data, name, limits, most_chars)
 
 
 def parse_extract(received: Received, ocr: ChatOCR, limits: ImageLimits) -> ExtractInput:
     """POST /v1/extract's document and request (run in a worker thread: it parses and maps)."""
+    most = model_chars(ocr)
     if received.body is None:
         fields = received.fields
-        document = _uploaded(received, limits)
+        document = _uploaded(received, limits, most)
         scenario = served_scenario(ocr, fields.get("scenario"), fields.get("scenario_yaml"))
         schema = json_field("schema", fields["schema"], dict) if fields.get("schema") else None
-        options = {"schema": schema, "per_page": _flag(fields.get("per_page"))}
+        per_page = _flag(fields.get("per_page"))
+        check_fits(document, most, per_page=per_page)
+        options = {"schema": schema, "per_page": per_page}
         return ExtractInput(document, served_request(ocr, keys_field(fields.get("keys")), scenario, **options))
     try:
         body = ExtractBody.model_validate(json_body(received.body))
     except ValidationError as exc:
         hint = "Members: text or image_base64, filename, keys, scenario or scenario_yaml, schema, per_page (see /docs)."
         raise invalid_body(exc, ExtractBody, hint) from None
-    document = _document_from(body, limits)
+    document = _document_from(body, limits, most)
+    check_fits(document, most, per_page=body.per_page)
     scenario = served_scenario(ocr, body.scenario, body.scenario_yaml)
     options = {"schema": body.json_schema, "per_page": body.per_page}
     return ExtractInput(document, served_request(ocr, keys_field(body.keys), scenario, **options))
@@ -353,9 +421,10 @@ def parse_extract(received: Received, ocr: ChatOCR, limits: ImageLimits) -> Extr
 
 def parse_chat(received: Received, ocr: ChatOCR, limits: ImageLimits) -> ChatInput:
     """POST /v1/chat's document, question, history and scenario (in a worker thread)."""
+    most = model_chars(ocr)
     if received.body is None:
         fields = received.fields
-        document = _uploaded(received, limits)
+        document = _uploaded(received, limits, most)
         history = json_field("history", fields["history"], list) if fields.get("history") else []
         values = {"text": "-", "question": fields.get("question", ""), "history": history}  # `text`: the file
         try:
@@ -363,6 +432,7 @@ def parse_chat(received: Received, ocr: ChatOCR, limits: ImageLimits) -> ChatInp
         except ValidationError as exc:
             raise invalid_body(exc, ChatBody, "Fields: file, question, history, scenario or scenario_yaml.") from None
         scenario = served_scenario(ocr, fields.get("scenario"), fields.get("scenario_yaml"))
+        check_fits(document, most)
         return ChatInput(document, body.question, body.history, scenario)
     try:
         body = ChatBody.model_validate(json_body(received.body))
@@ -370,4 +440,6 @@ def parse_chat(received: Received, ocr: ChatOCR, limits: ImageLimits) -> ChatInp
         hint = "Members: text or image_base64, question, history [[q, a], ...], scenario or scenario_yaml."
         raise invalid_body(exc, ChatBody, hint) from None
     scenario = served_scenario(ocr, body.scenario, body.scenario_yaml)
-    return ChatInput(_document_from(body, limits), body.question, body.history, scenario)
+    document = _document_from(body, limits, most)
+    check_fits(document, most)
+    return ChatInput(document, body.question, body.history, scenario)

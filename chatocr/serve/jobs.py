@@ -40,14 +40,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatocr.api import ChatOCR
-from chatocr.errors import ChatOCRError, ConfigError, ImageTooLargeError, InputError
+from chatocr.errors import ChatOCRError, ConfigError, DocumentTooLargeError, ImageTooLargeError, InputError
 from chatocr.extraction.request import ExtractionRequest
 from chatocr.extraction.result import Extraction
 from chatocr.ocr.images import ImageLimits
 from chatocr.resources import cache_dir
 from chatocr.runs.records import record_for
 from chatocr.serve.errors import ServeError
-from chatocr.serve.inputs import Document, bytes_document
+from chatocr.serve.inputs import Document, bytes_document, check_fits, model_chars
 from chatocr.serve.scenarios import served_request, served_scenario
 
 if TYPE_CHECKING:
@@ -353,11 +353,12 @@ class JobRunner:
             await asyncio.to_thread(store.fail, job, _error_record(exc))
             return
         limit = asyncio.Semaphore(service.settings.job_concurrency)
+        most = model_chars(ocr)
 
         async def one(idx: int, name: str, location: str, uploaded: bool) -> None:
             async with limit:
                 try:
-                    document = await asyncio.to_thread(_stored_document, Path(location), name, service.limits)
+                    document = await asyncio.to_thread(_stored_document, Path(location), name, service.limits, most)
                 except (ServeError, OSError, ChatOCRError) as exc:
                     failed = Extraction.failed(name, _as_error(exc))
                     await asyncio.to_thread(store.record, job, idx, record_for((name, ""), failed))
@@ -414,14 +415,15 @@ def _as_error(exc: BaseException) -> BaseException:
     """A document's failure as chatocr records it: a refused upload (ServeError) or an unreadable
     stored file (OSError) said in chatocr's words."""
     if isinstance(exc, ServeError):  # refused as the same bytes sent to /v1/extract would be
-        kind = ImageTooLargeError if exc.status == 413 else InputError
+        kinds: dict[str, type[ChatOCRError]] = {"DocumentTooLargeError": DocumentTooLargeError}
+        kind = ImageTooLargeError if exc.status == 413 else kinds.get(exc.type, InputError)
         return kind(exc.message, hint=exc.hint)
     if isinstance(exc, OSError):
         return InputError(f"Cannot read the stored document: {exc.strerror or exc}.", hint="Check the file.")
     return exc
 
 
-def _stored_document(path: Path, name: str, limits: ImageLimits) -> Document:
+def _stored_document(path: Path, name: str, limits: ImageLimits, most_chars: int | None) -> Document:
     """A job's document from its file (an upload, or a file of an allowed folder), in a worker
     thread: read within the byte limit, OCR text parsed. A pipe or a device with a document's name
     is refused at once (opened O_NONBLOCK, checked with fstat), never waited on."""
@@ -436,7 +438,9 @@ def _stored_document(path: Path, name: str, limits: ImageLimits) -> Document:
         raise ServeError(
             413, "RequestTooLarge", f"{name} is over the limit of {limits.max_bytes} bytes.", "Downscale or split it."
         )
-    return bytes_document(data, name, limits)
+    document = bytes_document(data, name, limits, most_chars)
+    check_fits(document, most_chars)  # text the model cannot read: refused here, not on the event loop
+    return document
 
 
 def _remove(paths: list[str]) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from chatocr.extraction.request import MAX_KEYS
 from tests.reliability.harness import RECEIPT_ANSWER, RECEIPT_TEXT, Ctx, case
 
 SECRET = "PRIVATE-SCENARIO-TEXT-0451"
@@ -305,11 +306,11 @@ def keys_nul(ctx: Ctx) -> None:
         typed(srv.post("/v1/jobs", files=_upload(), data={"keys": "company,\x00"}), 400, "ConfigError")
 
 
-@case("serve", "10,000 keys: 400 by count before any parsing, hint: ask for fewer keys")
+@case("serve", f"10,000 keys: 400 by count (at most {MAX_KEYS}) before any parsing, hint: ask for fewer keys")
 def keys_ten_thousand(ctx: Ctx) -> None:
     with served() as srv:
         sent = srv.post("/v1/extract", json={"text": RECEIPT_TEXT, "keys": [f"k{n}" for n in range(10_000)]})
-        assert "fewer keys" in typed(sent, 400, "ConfigError", says="at most 1000")["hint"]
+        assert "fewer keys" in typed(sent, 400, "ConfigError", says=f"at most {MAX_KEYS}")["hint"]
 
 
 @case("serve", "500 keys that do not fit the model: 422, hint says ask for fewer keys (not 'split the document')")
@@ -318,6 +319,32 @@ def keys_five_hundred(ctx: Ctx) -> None:
         sent = srv.post("/v1/extract", json={"text": RECEIPT_TEXT, "keys": [f"key{n}" for n in range(500)]})
         error = typed(sent, 422)
         assert "fewer keys" in error["hint"] and "split the document" not in error["hint"]
+
+
+@case(
+    "serve", "15 MB of OCR text in 1.4 M lines: 400 DocumentTooLargeError by a count of its lines, before it is split"
+)
+def text_too_many_lines(ctx: Ctx) -> None:
+    with served() as srv:
+        body = json.dumps({"text": "TOTAL 9.00\n" * 1_400_000}).encode()
+        typed(_json(srv, "/v1/extract", body), 400, "DocumentTooLargeError", says="lines, over the limit")
+
+
+@case("serve", "OCR text longer than the model reads (text, lines, upload, chat, job): 422 before the pipeline")
+def text_longer_than_the_model_reads(ctx: Ctx) -> None:
+    line = "ITEM " + "ABCDEFGHIJ " * 27 + "9.00"
+    text = "\n".join([line] * 2000)  # 600 KB; the scripted model reads 7,680 characters
+    with served() as srv:
+        for route, body in (
+            ("/v1/extract", {"text": text}),
+            ("/v1/extract", {"text": [{"text": line}] * 2000, "per_page": True}),
+            ("/v1/chat", {"text": text, "question": "the total?"}),
+        ):
+            typed(srv.post(route, json=body, timeout=60), 422, "DocumentTooLargeError", says="reads at most")
+        typed(srv.post("/v1/extract", files=_upload("long.txt", text)), 422, "DocumentTooLargeError")
+        created = srv.post("/v1/jobs", files=_upload("long.txt", text)).json()["id"]
+        status = srv.job(created, lambda s: s["state"] in ("done", "failed"))
+        assert status["state"] == "failed" and status["error"]["type"] == "DocumentTooLargeError", status
 
 
 # ---- the framework's own answers --------------------------------------------------------------
@@ -490,11 +517,11 @@ def client_hangs_up(ctx: Ctx) -> None:
         assert len(lines) > before and " INFO " in lines[-1]
 
 
-@case("serve", "/healthz answers while a 9,000-property schema is mapped (off the event loop)")
+@case("serve", f"/healthz answers while the largest schema allowed ({MAX_KEYS} properties) is mapped and run")
 def healthz_during_worst_schema(ctx: Ctx) -> None:
     import threading
 
-    schema = {"type": "object", "properties": {f"f{n}": {"type": "string"} for n in range(9000)}}
+    schema = {"type": "object", "properties": {f"f{n}": {"type": "string"} for n in range(MAX_KEYS)}}
     with served() as srv:
         answers: list[Any] = []
         sender = threading.Thread(
@@ -507,6 +534,19 @@ def healthz_during_worst_schema(ctx: Ctx) -> None:
         sender.join()
         assert polls and set(polls) == {200}
         assert answers[0].status_code in (200, 422), answers[0].text[:300]
+
+
+@case("serve", "a schema of 9,000 properties (or 100 objects of 90): 400 SchemaError before it is mapped")
+def schema_too_many_properties(ctx: Ctx) -> None:
+    flat = {"type": "object", "properties": {f"f{n}": {"type": "string"} for n in range(9000)}}
+    item = {"type": "object", "properties": {f"i{n}": {"type": "string"} for n in range(90)}}
+    nested = {"type": "object", "properties": {f"o{n}": item for n in range(100)}}
+    with served() as srv:
+        for schema in (flat, nested):
+            error = typed(srv.post("/v1/extract", json={"text": "x", "schema": schema}), 400, "SchemaError")
+            assert f"more than {MAX_KEYS} properties" in error["message"] and "fewer fields" in error["hint"]
+        form = srv.post("/v1/extract", files=_upload(), data={"schema": json.dumps(flat)})
+        typed(form, 400, "SchemaError", says=f"more than {MAX_KEYS} properties")
 
 
 @case("serve", "/readyz, /docs, /openapi.json answer; the OpenAPI lists scenario_yaml beside scenario")

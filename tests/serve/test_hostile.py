@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from chatocr.extraction.request import MAX_KEYS
 from tests.serve.conftest import ANSWER, KEYS, RECEIPT_TEXT, TOKEN, Server, auth, base_env, httpx
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -173,15 +174,15 @@ def test_inline_yaml_is_bounded_and_parsed_as_scenario_files_are(hostile: Server
 
 def _worst_allowed_requests() -> list[tuple[str, dict[str, Any]]]:
     """Requests that cost the server the most CPU before they are refused or answered, each within
-    the service's limits (body 20 MB, schema 20,000 values, inline YAML 256 KB)."""
-    schema = {"type": "object", "properties": {f"f{n}": {"type": "string"} for n in range(9000)}}
+    the service's limits (body 20 MB, a schema of MAX_KEYS properties, inline YAML 256 KB)."""
+    schema = {"type": "object", "properties": {f"f{n}": {"type": "string"} for n in range(MAX_KEYS)}}
     nested = {
-        f"o{k}": {"type": "object", "properties": {f"i{n}": {"type": "string"} for n in range(90)}} for k in range(100)
+        f"o{k}": {"type": "object", "properties": {f"i{n}": {"type": "string"} for n in range(99)}} for k in range(5)
     }
     yaml_lines = OWN_YAML.format(name="big") + "".join(f"# {'x' * 60}\n" for _ in range(3800))
     return [
-        ("9,000 properties", {"json": {"text": RECEIPT_TEXT, "schema": schema}}),
-        ("100 objects of 90", {"json": {"text": RECEIPT_TEXT, "schema": {"type": "object", "properties": nested}}}),
+        (f"{MAX_KEYS} properties", {"json": {"text": RECEIPT_TEXT, "schema": schema}}),
+        ("5 objects of 99", {"json": {"text": RECEIPT_TEXT, "schema": {"type": "object", "properties": nested}}}),
         ("2 M keys, 19 MB", {"content": json.dumps({"text": "x", "keys": ["k"] * 2_000_000}).encode()}),
         ("19 MB of OCR text", {"content": json.dumps({"text": "TOTAL 9.00\n" * 1_700_000}).encode()}),
         ("nested 1,000,000 deep", {"content": b"[" * 1_000_000 + b"]" * 1_000_000}),
@@ -253,7 +254,7 @@ def test_keys_that_cannot_be_asked_are_refused_with_what_to_do(hostile: Server) 
     many = _typed(
         _post(hostile, "/v1/extract", json={"text": RECEIPT_TEXT, "keys": [f"k{n}" for n in range(10_000)]}), 400
     )
-    assert "at most 1000" in many["message"] and "fewer keys" in many["hint"]
+    assert f"at most {MAX_KEYS}" in many["message"] and "fewer keys" in many["hint"]
     five_hundred = _post(hostile, "/v1/extract", json={"text": RECEIPT_TEXT, "keys": [f"k{n}" for n in range(500)]})
     assert "fewer keys" in _typed(five_hundred, 422)["hint"]  # the planner's words, not "split the document"
     uploads = hostile.scans.parent / "data" / "uploads"  # type: ignore[attr-defined]
