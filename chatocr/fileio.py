@@ -238,10 +238,23 @@ def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
     return deepest
 
 
-def parse_json(text: str | bytes, where: str) -> Any:
-    """`text` as JSON, bounded (module docstring); DataFileError naming `where` (a file, file:line)."""
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise ValueError(f"the member {name!r} is given twice (which one was meant?)")
+            seen.add(name)
+    return value
+
+
+def parse_json(text: str | bytes, where: str, *, unique_members: bool = False) -> Any:
+    """`text` as JSON, bounded (module docstring); DataFileError naming `where` (a file, file:line).
+    unique_members: an object naming a member twice is an error (JSON would keep the last silently)."""
+    hook = _unique_members if unique_members else None
     try:
-        value = json.loads(text, parse_int=_PARSE_INT, parse_float=_PARSE_FLOAT)
+        value = json.loads(text, parse_int=_PARSE_INT, parse_float=_PARSE_FLOAT, object_pairs_hook=hook)
     except RecursionError:
         raise DataFileError(f"{where}: the JSON is nested too deeply (more than {MAX_JSON_DEPTH} levels).") from None
     except json.JSONDecodeError as error:

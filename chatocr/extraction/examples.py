@@ -77,6 +77,7 @@ class ExampleBank:
         `example_layout`; 0: text only)."""
         self.library = library
         self.layout_weight = layout_weight
+        self._own: dict[int, ExampleBank] = {}  # banks of scenarios outside the library, by id
         self._index_library()
 
     def _index_library(self) -> None:
@@ -94,7 +95,11 @@ class ExampleBank:
     ) -> list[PlanExample]:
         """Examples ranked by similarity to `text`, most similar first: the scenario's own when one
         was chosen, otherwise those of any scenario that answers at least one requested key.
-        focus: cut each example's text to the lines holding the requested answers (see focus_text)."""
+        focus: cut each example's text to the lines holding the requested answers (see focus_text).
+        A scenario that is not the library's own (one request's: ChatOCR.request keeps a Scenario
+        object out of the shared library) has its examples ranked in a small bank of its own."""
+        if scenario is not None and not self._holds(scenario):
+            return self._own_bank(scenario).select(text, fields, scenario, focus=focus)
         if self._version != self.library.version:
             self._index_library()
         # Each key with its item keys: a typed request's line items may ask for fewer of them.
@@ -107,6 +112,21 @@ class ExampleBank:
                 # Same text and answer objects as cached: the planner's render cache stays valid.
                 ranked.append(PlanExample(example.id, example.text, example.answer, round(score, 4)))
         return ranked
+
+    def _holds(self, scenario: Scenario) -> bool:
+        return scenario.name in self.library and self.library.get(scenario.name) is scenario
+
+    def _own_bank(self, scenario: Scenario) -> ExampleBank:
+        """A bank of `scenario`'s examples alone, kept for the last few such scenarios (a request
+        selects again when it re-plans or reads another page). Its library holds the scenario, so
+        the id it is kept under is not reused while it is kept."""
+        bank = self._own.get(id(scenario))
+        if bank is None:
+            bank = ExampleBank(ScenarioLibrary([scenario]), layout_weight=self.layout_weight)
+            if len(self._own) >= 8:
+                del self._own[next(iter(self._own))]
+            self._own[id(scenario)] = bank
+        return bank
 
     def _rank(self, text: str, candidates: list[int]) -> list[tuple[int, float]]:
         """(entry, score) best first: text similarity, blended with layout similarity when weighted."""

@@ -18,8 +18,9 @@ misspelled option says which one was meant (`check_option_names`).
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -28,10 +29,11 @@ from pydantic import BaseModel
 
 from chatocr.config import check_concurrency, check_min_confidence
 from chatocr.conversation.planner import PlanPolicy
-from chatocr.errors import ConfigError, UnknownOptionError
+from chatocr.errors import ConfigError, SchemaError, UnknownOptionError
 from chatocr.extraction.typed_request import MinConfidence, TypedRequest
-from chatocr.scenarios.keys import as_keys
+from chatocr.scenarios.keys import as_keys, split_keys
 from chatocr.scenarios.model import FieldSpec, Scenario
+from chatocr.typed.references import check_schema_size, resolve_pointer
 from chatocr.typed.schema import TypedSchema, typed_schema
 
 if sys.version_info >= (3, 11):
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTO",
+    "MAX_KEYS",
     "AskOptions",
     "ExtractOptions",
     "ExtractionRequest",
@@ -57,6 +60,10 @@ __all__ = [
 ]
 
 AUTO = "auto"  # the scenario "name" that means: route each document
+# More keys than this in one request is never one extraction (500 keys are a task of ~16k tokens
+# before the document), and millions of them (a 20 MB service request) would cost seconds of CPU
+# before any other check: refused first, by count. A schema's properties count alike.
+MAX_KEYS = 500
 
 Keys = Iterable[str | FieldSpec] | str | type[BaseModel] | dict[str, Any] | None
 ScenarioSpec = str | Path | Scenario | None
@@ -160,6 +167,7 @@ def resolve_request(
     schema = options.get("schema")
     if schema is None and (isinstance(keys, dict) or (isinstance(keys, type) and issubclass(keys, BaseModel))):
         schema, keys = keys, None
+    _check_key_count(keys)
     parsed = as_keys(keys)  # type: ignore[arg-type]  # dicts and models were taken above
     min_confidence = options.get("min_confidence")
     min_confidence = config.min_confidence if min_confidence is None else min_confidence
@@ -167,6 +175,8 @@ def resolve_request(
     concurrency = options.get("concurrency")
     concurrency = config.concurrency if concurrency is None else concurrency
     check_concurrency(concurrency)
+    if isinstance(schema, dict):
+        _check_schema_properties(schema)
     typed = TypedRequest(
         typed_schema(schema) if schema is not None else None,
         dict(min_confidence) if isinstance(min_confidence, Mapping) else min_confidence,
@@ -190,11 +200,65 @@ def resolve_request(
 
 
 def named_scenario(pipeline: ExtractionPipeline, spec: ScenarioSpec) -> Scenario | None:
-    """The scenario the caller named, or a scenario YAML file (which joins the library); None for
-    "auto"/None (route each document). Unknown names raise a ScenarioError with suggestions."""
+    """The scenario the caller named, or a scenario YAML file (which joins the library, as a user
+    directory would); None for "auto"/None (route each document). Unknown names raise a
+    ScenarioError with suggestions.
+
+    A Scenario object is the caller's own: it is used for this request as it is and does not join
+    the shared library (ExampleBank ranks its examples on their own), so one caller's scenario is
+    never listed, routed to or used for another caller's requests (the service's inline YAML)."""
     if spec is None or (isinstance(spec, str) and spec.strip() in ("", AUTO)):
         return None
+    if isinstance(spec, Scenario):
+        return spec
     return pipeline.library.resolve(spec)
+
+
+def _check_key_count(keys: object) -> None:
+    """ConfigError for more than MAX_KEYS keys, counted before any is parsed."""
+    count = len(split_keys(keys)) if isinstance(keys, str) else len(keys) if isinstance(keys, Sized) else 0
+    if count > MAX_KEYS:
+        raise ConfigError(
+            f"{count} keys asked in one request; at most {MAX_KEYS}.",
+            hint="Ask for fewer keys at a time (several extractions of the same document).",
+        )
+
+
+def _check_schema_properties(schema: dict[str, Any]) -> None:
+    """SchemaError for a JSON Schema asking more than MAX_KEYS properties (nested objects' and
+    line items' included), counted before it is mapped: mapping 9,000 of them costs seconds of
+    CPU in calls that hold Python's lock for a tenth of a second each (the service's event loop
+    waits on them), no extraction asks that many, and the pipeline's own work grows with them."""
+    check_schema_size(schema)  # the document's own limits first (values, depth), with their words
+    if _schema_property_count(schema, MAX_KEYS) > MAX_KEYS:
+        raise SchemaError(
+            f"The JSON Schema asks for more than {MAX_KEYS} properties (nested ones included).",
+            hint="Ask for fewer fields at a time: several extractions of the same document, each with part of them.",
+        )
+
+
+_NOT_SCHEMAS = frozenset({"enum", "const", "default", "examples", "example", "$defs", "definitions"})
+
+
+def _schema_property_count(schema: dict[str, Any], limit: int) -> int:
+    """The members of every `properties` object in `schema`, a definition reached by a local
+    `$ref` counted once (the reference checks of the mapping say what a bad one is), stopping
+    past `limit`. Definitions nobody refers to are not counted."""
+    count, stack, seen = 0, [schema], set()
+    while stack and count <= limit:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            properties = node.get("properties")
+            count += len(properties) if isinstance(properties, dict) else 0
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#") and ref not in seen:
+                seen.add(ref)
+                with contextlib.suppress(SchemaError):
+                    stack.append(resolve_pointer(schema, ref))
+            stack.extend(value for key, value in node.items() if key not in _NOT_SCHEMAS)
+    return count
 
 
 def _page_numbers(pages: Iterable[int]) -> frozenset[int]:

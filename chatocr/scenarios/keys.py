@@ -23,6 +23,10 @@ __all__ = ["KEY_SYNTAX", "KEY_TYPES", "as_keys", "parse_key", "parse_keys", "spl
 KEY_TYPES = ("text", "date", "amount", "number", "enum(A|B|...)", "list")
 KEY_SYNTAX = "NAME[:TYPE][=DESCRIPTION], comma-separated (';' when a description has a comma)"
 _ENUM = re.compile(r"^enum\((?P<choices>.*)\)$", re.S)
+# A key names the value the model answers and a column results are written under: a control
+# character in it (a NUL, a newline, an escape) is always a mistake, and one a file or a terminal
+# would show as something else.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _error(message: str) -> ConfigError:
@@ -41,6 +45,7 @@ def parse_key(item: str) -> FieldSpec:
     name, kind = name.strip(), kind.strip()
     if not name:
         raise _error(f"Key {item.strip()!r} has no name.")
+    _check_name(name)
     explicit: dict[str, object] = {"name": name}
     if has_description and description.strip():
         explicit["description"] = description.strip()
@@ -62,6 +67,12 @@ def parse_key(item: str) -> FieldSpec:
         else:
             raise _error(f"Unknown type {kind!r} for key {name!r}: the types are {', '.join(KEY_TYPES)}.")
     return FieldSpec(**explicit)
+
+
+def _check_name(name: str) -> str:
+    if _CONTROL.search(name):
+        raise _error(f"Key {name!r} holds a control character.")
+    return name
 
 
 def split_keys(text: str) -> list[str]:
@@ -90,4 +101,4 @@ def as_keys(keys: Sequence[str | FieldSpec] | str | None) -> list[str | FieldSpe
         return None
     if isinstance(keys, str):
         return list(parse_keys(keys))
-    return [parse_key(k) if isinstance(k, str) and (":" in k or "=" in k) else k for k in keys]
+    return [(parse_key(k) if ":" in k or "=" in k else _check_name(k)) if isinstance(k, str) else k for k in keys]

@@ -17,7 +17,10 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,13 +28,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from chatocr.api import ChatOCR
 from chatocr.errors import ChatOCRError
 from chatocr.ocr.images import ImageLimits
 from chatocr.serve.admission import Admission
 from chatocr.serve.errors import ServeError, error_body
-from chatocr.serve.jobs import JobRunner, JobStore, jobs_router
+from chatocr.serve.job_routes import jobs_router
+from chatocr.serve.jobs import JobRunner, JobStore
 from chatocr.serve.middleware import AccessLog, BodyLimit, BodyTooLarge, too_large_body
 from chatocr.serve.routes import extract_router, health_router, scenarios_router
 from chatocr.serve.settings import ServeSettings, TokenSet
@@ -66,6 +72,12 @@ class Service:
             max_pixels=settings.max_pixels, max_pages=settings.max_pages, max_bytes=settings.max_body_bytes
         )
         self.admission = Admission(settings.concurrency, settings.queue, settings.per_token)
+        # Parsing requests (JSON, OCR text, base64, inline YAML, schema mapping) is CPU work a
+        # hostile body can make long: it runs off the event loop, in a pool of its own so it never
+        # takes the threads OCR runs in. One thread: Python runs one of them at a time anyway, and
+        # every thread more that wants the interpreter lock delays the event loop's turn (measured:
+        # /healthz's worst wait beside four 15 MB bodies was 3-6x that of one thread).
+        self.parsing = ThreadPoolExecutor(1, thread_name_prefix="chatocr-parse")
         self.ocr: ChatOCR | None = None
         self.load_error: ChatOCRError | None = None
         self.loaded = asyncio.Event()
@@ -126,15 +138,42 @@ class Service:
         request.state.caller = caller
         return caller
 
+    def remaining(self, request: Request) -> float:
+        """Seconds left of the request's timeout, counted from its first step (reading its body)."""
+        state = request.scope.setdefault("state", {})
+        deadline = state.setdefault("deadline", time.monotonic() + self.settings.timeout)
+        return max(0.0, float(deadline) - time.monotonic())
+
+    async def within(self, request: Request, step: Awaitable[T]) -> T:
+        """`step` (reading the body, parsing it) within what is left of the request's timeout."""
+        try:
+            return await asyncio.wait_for(step, self.remaining(request))
+        except asyncio.TimeoutError:
+            raise self.timed_out() from None
+
+    async def offload(self, request: Request, work: Callable[[], T]) -> T:
+        """CPU work on a request (parsing, mapping its schema) in the parsing threads, so the event
+        loop keeps answering (/healthz) while it runs, within the request's timeout. A timed-out
+        parse finishes in its thread (Python cannot interrupt it); the limits on every input bound it."""
+        return await self.within(request, asyncio.get_running_loop().run_in_executor(self.parsing, work))
+
+    def timed_out(self) -> ServeError:
+        return ServeError(
+            504,
+            "RequestTimeout",
+            f"No answer within the request timeout of {self.settings.timeout:g} s.",
+            "Send a smaller document or fewer keys, retry later, or ask the operator to raise --timeout.",
+        )
+
     async def guarded(self, request: Request, caller: str, work: Callable[[], Awaitable[T]]) -> T:
-        """Run `work` in an admission slot, within the request timeout (waiting included); give the
-        slot back as soon as the client disconnects."""
+        """Run `work` in an admission slot, within the request timeout (waiting and reading the body
+        included); give the slot back as soon as the client disconnects."""
 
         async def admitted() -> T:
             async with self.admission.slot(caller):
                 return await work()
 
-        task = asyncio.ensure_future(asyncio.wait_for(admitted(), self.settings.timeout))
+        task = asyncio.ensure_future(asyncio.wait_for(admitted(), self.remaining(request)))
         gone = asyncio.ensure_future(_disconnected(request))
         try:
             await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -148,12 +187,7 @@ class Service:
         try:
             return task.result()
         except asyncio.TimeoutError:
-            raise ServeError(
-                504,
-                "RequestTimeout",
-                f"No answer within the request timeout of {self.settings.timeout:g} s.",
-                "Send a smaller document or fewer keys, retry later, or ask the operator to raise --timeout.",
-            ) from None
+            raise self.timed_out() from None
 
 
 class ClientGone(Exception):
@@ -203,6 +237,7 @@ def create_app(
             loading.cancel()
             await service.jobs.stop()
             service.store.close()
+            service.parsing.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="chatocr",
@@ -242,9 +277,21 @@ def _answer_errors(app: FastAPI) -> None:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return JSONResponse(error_body("RequestError", f"Invalid request: {problems}", "See /docs."), status_code=400)
 
+    @app.exception_handler(HTTPException)
+    async def _framework(request: Request, exc: HTTPException) -> JSONResponse:
+        """The framework's own answers (no such route, a method a route does not take) in our shape."""
+        kind, message, hint = _framework_error(request, exc)
+        return JSONResponse(error_body(kind, message, hint), status_code=exc.status_code, headers=exc.headers)
+
     @app.exception_handler(ClientGone)
     async def _gone(request: Request, exc: ClientGone) -> Response:
         return Response(status_code=499)  # nobody reads it; the access log records the disconnect
+
+    @app.exception_handler(ClientDisconnect)
+    async def _hung_up(request: Request, exc: ClientDisconnect) -> Response:
+        # A client that hangs up mid-upload is the network's news, not a bug: said once, at info.
+        log.info("client hung up before sending its whole request (%s %s)", request.method, request.url.path)
+        return Response(status_code=499)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
@@ -258,3 +305,22 @@ def _answer_errors(app: FastAPI) -> None:
             ),
             status_code=500,
         )
+
+
+def _framework_error(request: Request, exc: HTTPException) -> tuple[str, str, str]:
+    """(type, message, hint) for an answer the framework gives on its own."""
+    where = request.url.path if len(request.url.path) <= 200 else request.url.path[:200] + "..."
+    if exc.status_code == 404:
+        return "NotFound", f"No such route: {request.method} {where}.", "The routes are listed at /docs."
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        return (
+            "MethodNotAllowed",
+            f"{where} does not take {request.method}.",
+            f"Use {allowed}; see /docs." if allowed else "See /docs.",
+        )
+    try:
+        kind = HTTPStatus(exc.status_code).phrase.replace(" ", "").replace("-", "")
+    except ValueError:
+        kind = "RequestError"
+    return kind, str(exc.detail), "See /docs for what the service takes."

@@ -12,8 +12,14 @@ server answers for finished jobs and resumes unfinished ones from the first docu
 A job belongs to the token that created it; another token gets 404 for it.
 
 Which process runs a job: the one that claims it (UPDATE ... WHERE state = 'queued') and renews a
-lease while it works. A job whose lease ran out, or whose process is gone, is claimed again.
+lease while it works. A job whose lease ran out, or whose process is gone, is claimed again, up to
+MAX_ATTEMPTS runs in all: a job that brings its process down every time is not re-run forever.
 Uploaded files are kept under the data directory (mode 0700) until their job finishes.
+
+How a job ends: `done` when at least one document has its result (failed documents carry their
+own `error`); `failed`, with the job's `error`, when every document failed, when the job cannot be
+run at all (its scenario left the library since), when the runner fails on it, or when it was
+started MAX_ATTEMPTS times without finishing. Never `running` with nobody running it.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import socket
 import sqlite3
+import stat
 import tempfile
 import threading
 import time
@@ -31,29 +39,31 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from starlette.datastructures import UploadFile
-
-from chatocr.errors import ChatOCRError, ConfigError, ImageTooLargeError, InputError
+from chatocr.api import ChatOCR
+from chatocr.errors import ChatOCRError, ConfigError, DocumentTooLargeError, ImageTooLargeError, InputError
 from chatocr.extraction.request import ExtractionRequest
 from chatocr.extraction.result import Extraction
+from chatocr.ocr.images import ImageLimits
 from chatocr.resources import cache_dir
 from chatocr.runs.records import record_for
 from chatocr.serve.errors import ServeError
-from chatocr.serve.inputs import bytes_document, keys_field, served_request
+from chatocr.serve.inputs import Document, bytes_document, check_fits, model_chars
+from chatocr.serve.scenarios import served_request, served_scenario
 
 if TYPE_CHECKING:
     from chatocr.serve.app import Service
 
-__all__ = ["JobRunner", "JobStore", "jobs_router"]
+__all__ = ["MAX_ATTEMPTS", "JobRunner", "JobStore", "job_request"]
+
+log = logging.getLogger("chatocr.serve")
 
 LEASE_SECONDS = 60.0
-MAX_JOB_FILES = 1000
+MAX_ATTEMPTS = 3  # runs of one job (a restart after a crash is one more); then it is `failed`
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, state TEXT NOT NULL, created REAL NOT NULL,
-    finished REAL, options TEXT NOT NULL, worker TEXT, lease REAL
+    finished REAL, options TEXT NOT NULL, worker TEXT, lease REAL,
+    error TEXT, attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS documents (
     job TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, location TEXT NOT NULL,
@@ -62,6 +72,8 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 """
 _WORKER = f"{socket.gethostname()}:{os.getpid()}"
+# Columns a store made by an earlier chatocr lacks: added when it is opened.
+_ADDED_COLUMNS = (("error", "TEXT"), ("attempts", "INTEGER NOT NULL DEFAULT 0"))
 
 
 def _worker_alive(worker: str | None) -> bool:
@@ -104,6 +116,11 @@ class JobStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
+        with self._tx() as db:  # in one transaction: several workers may open the store at once
+            have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+            for name, kind in _ADDED_COLUMNS:
+                if name not in have:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     @classmethod
     def open(cls, directory: Path | None) -> JobStore:
@@ -151,20 +168,39 @@ class JobStore:
         return job
 
     def claim(self) -> str | None:
-        """Take the oldest queued job, or a running one whose process is gone or lease expired."""
+        """Take the oldest queued job, or a running one whose process is gone or lease expired;
+        one started MAX_ATTEMPTS times already is failed instead."""
         now = time.time()
         with self._tx() as db:
             rows = db.execute(
-                "SELECT id, state, worker, lease FROM jobs WHERE state IN ('queued', 'running') ORDER BY created"
+                "SELECT id, state, worker, lease, attempts FROM jobs WHERE state IN ('queued', 'running') "
+                "ORDER BY created"
             ).fetchall()
-            for job, state, worker, lease in rows:
+            abandoned: list[str] = []
+            claimed = None
+            for job, state, worker, lease, attempts in rows:
                 if state == "queued" or (lease or 0) < now or not _worker_alive(worker):
+                    if attempts >= MAX_ATTEMPTS:
+                        abandoned += self._failed(db, job, _abandoned(attempts))
+                        continue
                     db.execute(
-                        "UPDATE jobs SET state = 'running', worker = ?, lease = ? WHERE id = ?",
+                        "UPDATE jobs SET state = 'running', worker = ?, lease = ?, attempts = attempts + 1 "
+                        "WHERE id = ?",
                         (_WORKER, now + LEASE_SECONDS, job),
                     )
-                    return str(job)
-        return None
+                    claimed = str(job)
+                    break
+        _remove(abandoned)
+        return claimed
+
+    def release(self, job: str) -> None:
+        """Give a job back to the queue (this server is stopping): that run does not count."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET state = 'queued', worker = NULL, lease = NULL, attempts = MAX(0, attempts - 1) "
+                "WHERE id = ? AND worker = ? AND state = 'running'",
+                (job, _WORKER),
+            )
 
     def renew(self, job: str) -> None:
         with self._tx() as db:
@@ -190,16 +226,45 @@ class JobStore:
             db.execute("UPDATE jobs SET lease = ? WHERE id = ?", (time.time() + LEASE_SECONDS, job))
 
     def finish(self, job: str) -> None:
+        """The job is over: `done`, or `failed` with its error when every document failed."""
         with self._tx() as db:
-            db.execute(
-                "UPDATE jobs SET state = 'done', finished = ?, worker = NULL, lease = NULL WHERE id = ?",
-                (time.time(), job),
-            )
-            uploads = [
-                row[0] for row in db.execute("SELECT location FROM documents WHERE job = ? AND uploaded = 1", (job,))
-            ]
-        for location in uploads:
-            Path(location).unlink(missing_ok=True)
+            counts = dict(db.execute("SELECT state, COUNT(*) FROM documents WHERE job = ? GROUP BY state", (job,)))
+            first = db.execute(
+                "SELECT result FROM documents WHERE job = ? AND state = 'failed' ORDER BY idx LIMIT 1", (job,)
+            ).fetchone()
+            if counts.get("failed") and not counts.get("done"):
+                error = (json.loads(first[0]).get("error") if first and first[0] else None) or {}
+                summary = {
+                    "type": str(error.get("type", "JobFailed")),
+                    "message": f"All {counts['failed']} document(s) failed; the first: {error.get('message', '')}",
+                    "hint": str(error.get("hint", "See each document's error in `results`.")),
+                }
+                uploads = self._failed(db, job, summary)
+            else:
+                db.execute(
+                    "UPDATE jobs SET state = 'done', finished = ?, worker = NULL, lease = NULL WHERE id = ?",
+                    (time.time(), job),
+                )
+                uploads = self._uploads(db, job)
+        _remove(uploads)
+
+    def fail(self, job: str, error: dict[str, str]) -> None:
+        """The job cannot be run (or its runner failed): `failed` with `error`, its documents not run."""
+        with self._tx() as db:
+            uploads = self._failed(db, job, error)
+        _remove(uploads)
+
+    def _failed(self, db: sqlite3.Connection, job: str, error: dict[str, str]) -> list[str]:
+        db.execute(
+            "UPDATE jobs SET state = 'failed', error = ?, finished = ?, worker = NULL, lease = NULL WHERE id = ?",
+            (json.dumps(error, ensure_ascii=False), time.time(), job),
+        )
+        db.execute("UPDATE documents SET state = 'failed' WHERE job = ? AND state = 'pending'", (job,))
+        return self._uploads(db, job)
+
+    @staticmethod
+    def _uploads(db: sqlite3.Connection, job: str) -> list[str]:
+        return [row[0] for row in db.execute("SELECT location FROM documents WHERE job = ? AND uploaded = 1", (job,))]
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -211,7 +276,7 @@ class JobStore:
     def status(self, job: str, owner: str, offset: int = 0, limit: int = 100) -> dict[str, Any] | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT state, created, finished, options FROM jobs WHERE id = ? AND owner = ?", (job, owner)
+                "SELECT state, created, finished, options, error FROM jobs WHERE id = ? AND owner = ?", (job, owner)
             ).fetchone()
             if row is None:
                 return None
@@ -224,10 +289,11 @@ class JobStore:
                 "SELECT result FROM documents WHERE job = ? AND result IS NOT NULL ORDER BY idx LIMIT ? OFFSET ?",
                 (job, limit, offset),
             ).fetchall()
-        state, created, finished, options = row
+        state, created, finished, options, error = row
         return {
             "id": job,
             "state": state,
+            "error": json.loads(error) if error else None,
             "created": created,
             "finished": finished,
             "options": json.loads(options),
@@ -270,32 +336,29 @@ class JobRunner:
             try:
                 await self._run(job)
             except asyncio.CancelledError:
+                store.release(job)  # the server is stopping: the next one takes the job up again
                 raise
-            except Exception:  # the job stays 'running'; its lease runs out and it is claimed again
-                import logging
-
-                logging.getLogger("chatocr.serve").exception("job %s failed in the runner", job)
-                await asyncio.sleep(1)
+            except Exception:  # a bug: the job fails with an error naming it, and is not re-run
+                log.exception("job %s failed in the runner", job)
+                await asyncio.to_thread(store.fail, job, _internal_error(job))
 
     async def _run(self, job: str) -> None:
         store, service = self.service.store, self.service
         ocr = service.ocr
         assert ocr is not None
-        options = store.options(job)
+        options = await asyncio.to_thread(store.options, job)
+        try:  # checked when the job was accepted; a scenario that left the library since fails it
+            request = await asyncio.to_thread(job_request, ocr, options)
+        except (ServeError, ChatOCRError) as exc:
+            await asyncio.to_thread(store.fail, job, _error_record(exc))
+            return
         limit = asyncio.Semaphore(service.settings.job_concurrency)
-        try:  # checked when the job was accepted; a scenario removed since fails every document alike
-            request: ExtractionRequest | None = ocr.request(options.get("keys"), options.get("scenario"))
-            refused: BaseException | None = None
-        except ChatOCRError as exc:
-            request, refused = None, exc
+        most = model_chars(ocr)
 
         async def one(idx: int, name: str, location: str, uploaded: bool) -> None:
             async with limit:
                 try:
-                    if refused is not None:
-                        raise refused
-                    data = await asyncio.to_thread(_read_capped, Path(location), service.limits.max_bytes)
-                    document = bytes_document(data, name, service.limits)
+                    document = await asyncio.to_thread(_stored_document, Path(location), name, service.limits, most)
                 except (ServeError, OSError, ChatOCRError) as exc:
                     failed = Extraction.failed(name, _as_error(exc))
                     await asyncio.to_thread(store.record, job, idx, record_for((name, ""), failed))
@@ -317,126 +380,69 @@ class JobRunner:
         await asyncio.to_thread(store.finish, job)
 
 
+def job_request(ocr: ChatOCR, options: dict[str, Any]) -> ExtractionRequest:
+    """A job's request from its stored options, resolved as a request's are (a scenario by name or
+    inline YAML, never a path): when the job is accepted, and again when it runs."""
+    scenario = served_scenario(ocr, options.get("scenario"), options.get("scenario_yaml"))
+    return served_request(ocr, options.get("keys"), scenario)
+
+
+def _error_record(exc: ServeError | ChatOCRError) -> dict[str, str]:
+    return {
+        "type": exc.type if isinstance(exc, ServeError) else type(exc).__name__,
+        "message": exc.message,
+        "hint": exc.hint,
+    }
+
+
+def _internal_error(job: str) -> dict[str, str]:
+    return {
+        "type": "InternalError",
+        "message": f"The server failed while running job {job}.",
+        "hint": "This is a bug in chatocr: report it with the job id (the server's log has the details).",
+    }
+
+
+def _abandoned(attempts: int) -> dict[str, str]:
+    return {
+        "type": "JobAbandoned",
+        "message": f"The job was started {attempts} times and never finished (its server stopped each time).",
+        "hint": "Submit it again with fewer or smaller documents; if it stops again, tell the server's operator.",
+    }
+
+
 def _as_error(exc: BaseException) -> BaseException:
     """A document's failure as chatocr records it: a refused upload (ServeError) or an unreadable
     stored file (OSError) said in chatocr's words."""
     if isinstance(exc, ServeError):  # refused as the same bytes sent to /v1/extract would be
-        kind = ImageTooLargeError if exc.status == 413 else InputError
+        kinds: dict[str, type[ChatOCRError]] = {"DocumentTooLargeError": DocumentTooLargeError}
+        kind = ImageTooLargeError if exc.status == 413 else kinds.get(exc.type, InputError)
         return kind(exc.message, hint=exc.hint)
     if isinstance(exc, OSError):
         return InputError(f"Cannot read the stored document: {exc.strerror or exc}.", hint="Check the file.")
     return exc
 
 
-def _read_capped(path: Path, limit: int) -> bytes:
-    with path.open("rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise ServeError(
-            413,
-            "RequestTooLarge",
-            f"{path.name} is over the limit of {limit} bytes.",
-            "Downscale or split the document.",
-        )
-    return data
-
-
-def _inside(path: Path, roots: list[Path]) -> bool:
-    return any(path == root or root in path.parents for root in roots)
-
-
-def _folder_documents(service: Service, folder: str) -> list[tuple[str, str, bool]]:
-    from chatocr.runs.inputs import collect_inputs
-
-    roots = [Path(r).expanduser().resolve() for r in service.settings.job_folders]
-    if not roots:
-        raise ServeError(
-            403,
-            "FolderNotAllowed",
-            "This server does not take server-side folders.",
-            "Upload the files as multipart `file` fields, or ask the operator for --job-folder.",
-        )
-    target = Path(folder).expanduser().resolve()
-    if not _inside(target, roots) or not target.is_dir():
-        raise ServeError(
-            403,
-            "FolderNotAllowed",
-            f"{folder} is not a folder under the server's allowed roots.",
-            "Name a folder under one of the roots the operator allowed with --job-folder.",
-        )
-    assert service.ocr is not None
-    try:
-        files = collect_inputs([target], service.ocr.engine.name)
-    except ChatOCRError as exc:
-        raise ServeError(400, type(exc).__name__, exc.message, exc.hint) from None
-    # collect_inputs resolves links: a link pointing out of the allowed roots is left out.
-    return [(str(f), str(f), False) for f in files if _inside(f, roots)][:MAX_JOB_FILES]
-
-
-def jobs_router(service: Service) -> APIRouter:
-    router = APIRouter(tags=["jobs"])
-
-    @router.post("/v1/jobs", status_code=202)
-    async def create_job(request: Request) -> JSONResponse:
-        """Start a job over uploaded files (multipart `file`, repeated) or a server-side `folder`."""
-        owner = service.caller(request)
-        service.ready_ocr()
-        if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            form = await request.form(max_files=MAX_JOB_FILES, max_fields=16)
-            uploads = [v for k, v in form.multi_items() if k == "file" and isinstance(v, UploadFile)]
-            if not uploads:
-                raise ServeError(
-                    400,
-                    "RequestError",
-                    "The multipart body has no field `file`.",
-                    "Upload each document as a multipart field named `file`.",
-                )
-            fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-            documents = []
-            for upload in uploads:
-                data = await upload.read()
-                location = await asyncio.to_thread(service.store.save_upload, data)
-                documents.append((upload.filename or "upload", location, True))
-        else:
-            try:
-                fields = await request.json()
-            except ValueError:
-                raise ServeError(
-                    400,
-                    "RequestError",
-                    "The request body is not valid JSON.",
-                    'Send {"folder": ..., "keys": ...} or multipart `file` fields.',
-                ) from None
-            if not isinstance(fields, dict) or not isinstance(fields.get("folder"), str):
-                raise ServeError(
-                    400,
-                    "RequestError",
-                    "A JSON job needs `folder` (a server-side folder).",
-                    "Or upload the files as multipart `file` fields.",
-                )
-            documents = _folder_documents(service, fields["folder"])
-        scenario = fields.get("scenario") or None
-        if scenario is not None and not isinstance(scenario, str):
-            raise ServeError(400, "RequestError", "scenario must be a string.", "Send a scenario name.")
-        keys = keys_field(fields.get("keys"))
-        served_request(service.ready_ocr(), keys, scenario)  # a bad key or scenario: 400, and no job
-        options = {"keys": keys, "scenario": scenario}
-        job = await asyncio.to_thread(service.store.create, owner, options, documents)
-        service.jobs.wake.set()
-        return JSONResponse({"id": job, "state": "queued", "total": len(documents)}, status_code=202)
-
-    @router.get("/v1/jobs/{job}")
-    async def job_status(job: str, request: Request, offset: int = 0, limit: int = 100) -> dict[str, Any]:
-        """Progress and results so far, in document order."""
-        owner = service.caller(request)
-        status = await asyncio.to_thread(service.store.status, job, owner, max(0, offset), max(1, min(limit, 1000)))
-        if status is None:
-            raise ServeError(
-                404,
-                "JobNotFound",
-                f"No job {job} for this token.",
-                "Use the id POST /v1/jobs returned, with the same token.",
+def _stored_document(path: Path, name: str, limits: ImageLimits, most_chars: int | None) -> Document:
+    """A job's document from its file (an upload, or a file of an allowed folder), in a worker
+    thread: read within the byte limit, OCR text parsed. A pipe or a device with a document's name
+    is refused at once (opened O_NONBLOCK, checked with fstat), never waited on."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise InputError(
+                f"{name} is not a regular file (a pipe or a device?).", hint="Give image, PDF or text files."
             )
-        return status
+        data = handle.read(limits.max_bytes + 1)
+    if len(data) > limits.max_bytes:
+        raise ServeError(
+            413, "RequestTooLarge", f"{name} is over the limit of {limits.max_bytes} bytes.", "Downscale or split it."
+        )
+    document = bytes_document(data, name, limits, most_chars)
+    check_fits(document, most_chars)  # text the model cannot read: refused here, not on the event loop
+    return document
 
-    return router
+
+def _remove(paths: list[str]) -> None:
+    for location in paths:
+        Path(location).unlink(missing_ok=True)

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from chatocr.api import ChatOCR
 from chatocr.errors import ChatOCRError
 from chatocr.extraction.request import ExtractionRequest
 from chatocr.runs.records import record_for
 from chatocr.serve.errors import ServeError, from_chatocr_error, from_error_dict
-from chatocr.serve.inputs import Document, ExtractBody, read_chat, read_extract, served_request
+from chatocr.serve.inputs import CHAT_FORM, EXTRACT_FORM, Document, ExtractBody, parse_chat, parse_extract, receive
+from chatocr.serve.scenarios import MAX_SCENARIO_NAME
 
 if TYPE_CHECKING:
     from chatocr.serve.app import Service
 
-__all__ = ["extract_router", "health_router", "run_extract", "scenarios_router"]
+__all__ = ["extract_router", "health_router", "json_answer", "run_extract", "scenarios_router"]
 
 log = logging.getLogger("chatocr.serve")
 
@@ -46,28 +49,29 @@ def extract_router(service: Service) -> APIRouter:
     router = APIRouter()
 
     @router.post("/v1/extract", tags=["extract"], openapi_extra=_extract_openapi())
-    async def extract(request: Request) -> JSONResponse:
+    async def extract(request: Request) -> Response:
         """Key fields of one document: the Extraction JSON (values, fields with boxes, route, usage)."""
         caller = service.caller(request)
         ocr = service.ready_ocr()
-        sent = await read_extract(request)
-        resolved = served_request(ocr, sent.keys, sent.scenario, schema=sent.schema, per_page=sent.per_page)
-        body = await service.guarded(request, caller, lambda: run_extract(ocr, sent.document, resolved))
-        return JSONResponse(body)
+        received = await service.within(request, receive(request, EXTRACT_FORM))
+        sent = await service.offload(request, lambda: parse_extract(received, ocr, service.limits))
+        body = await service.guarded(request, caller, lambda: run_extract(ocr, sent.document, sent.request))
+        return await json_answer(body)
 
     @router.post("/v1/chat", tags=["chat"])
-    async def chat(request: Request) -> JSONResponse:
+    async def chat(request: Request) -> Response:
         """Answer a question about a document. Stateless: send `history` ([[question, answer], ...])
         as returned by the previous answer; the server keeps nothing between requests."""
         caller = service.caller(request)
         ocr = service.ready_ocr()
-        document, body = await read_chat(request)
+        received = await service.within(request, receive(request, CHAT_FORM))
+        sent = await service.offload(request, lambda: parse_chat(received, ocr, service.limits))
 
         async def work() -> dict[str, Any]:
             try:
-                session = await ocr.achat(document.source, body.scenario)
-                session.history = [(q, a) for q, a in body.history]
-                answer = await session.aask(body.question)
+                session = await ocr.achat(sent.document.source, sent.scenario)
+                session.history = list(sent.history)
+                answer = await session.aask(sent.question)
             except ChatOCRError as exc:
                 raise from_chatocr_error(exc) from None
             return {
@@ -77,7 +81,7 @@ def extract_router(service: Service) -> APIRouter:
                 "usage": session.usage,
             }
 
-        return JSONResponse(await service.guarded(request, caller, work))
+        return await json_answer(await service.guarded(request, caller, work))
 
     return router
 
@@ -100,6 +104,8 @@ def scenarios_router(service: Service) -> APIRouter:
     async def scenario(name: str, request: Request) -> dict[str, Any]:
         service.caller(request)
         ocr = service.ready_ocr()
+        if len(name) > MAX_SCENARIO_NAME:  # no such name; and the did-you-mean stays cheap
+            raise ServeError(404, "ScenarioError", "No scenario has a name that long.", "See GET /v1/scenarios.")
         if name not in ocr.library:
             try:
                 ocr.library.get(name)
@@ -109,6 +115,17 @@ def scenarios_router(service: Service) -> APIRouter:
         return found
 
     return router
+
+
+async def json_answer(body: Any) -> Response:
+    """`body` as a JSON response, rendered in a worker thread: a long document's transcript is
+    megabytes of JSON the event loop need not spend its time on."""
+    content = await asyncio.to_thread(_render, body)
+    return Response(content, media_type="application/json")
+
+
+def _render(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
 async def run_extract(ocr: ChatOCR, doc: Document, request: ExtractionRequest) -> dict[str, Any]:
@@ -140,7 +157,8 @@ def _extract_openapi() -> dict[str, Any]:
         "properties": {
             "file": {"type": "string", "format": "binary", "description": "an image, a PDF, or .txt/.json OCR text"},
             "keys": {"type": "string", "description": "comma-separated, or a JSON list"},
-            "scenario": {"type": "string"},
+            "scenario": {"type": "string", "description": 'a scenario name of this server, or "auto"'},
+            "scenario_yaml": {"type": "string", "description": "your own scenario as YAML text (this request only)"},
             "schema": {"type": "string", "description": "a JSON Schema, as JSON text"},
             "per_page": {"type": "boolean"},
         },

@@ -131,6 +131,16 @@ def test_hostile_json_is_a_typed_error_naming_where(text: str, said: str) -> Non
     assert "labels/a.json:3" in str(info.value)
 
 
+def test_a_member_given_twice_is_refused_when_asked_and_kept_last_otherwise() -> None:
+    """Request bodies (the service) ask for unique members: which of two `text`s was meant?"""
+    nested = '{"a": 1, "b": {"c": 2, "c": 3}}'
+    with pytest.raises(DataFileError, match="'c' is given twice") as info:
+        parse_json(nested, "request body", unique_members=True)
+    assert "request body" in str(info.value)
+    assert parse_json(nested, "file") == {"a": 1, "b": {"c": 3}}  # files: JSON's own rule, as before
+    assert parse_json('{"a": [{"b": 1}, {"b": 2}]}', "body", unique_members=True) == {"a": [{"b": 1}, {"b": 2}]}
+
+
 def test_json_lines_give_each_bad_line_its_error_and_the_others_their_value(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     path.write_text('{"a": 1}\n' + "[" * 5000 + "\n\n" + '{"b": ' + "7" * 5000 + "}\n" + '{"c": 3}\n')

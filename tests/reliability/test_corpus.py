@@ -18,6 +18,7 @@ from tests.reliability import (  # noqa: F401  (they register cases)
     cases_outputs,
     cases_replies,
     cases_schemas,
+    cases_serve,
 )
 from tests.reliability.harness import CASES, Case, Ctx
 
