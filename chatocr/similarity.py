@@ -144,6 +144,18 @@ class SimilarityIndex:
         self._last = (query, out)
         return list(out)
 
+    def similarity(self, query: str, texts: Sequence[str]) -> list[float]:
+        """The cosine of `query` with each of `texts`, weighted by this index's IDF (a gram it never
+        saw weighs as the rarest): texts of another corpus (the memory of reviewed documents)
+        scored on the same scale as the indexed ones. For an indexed text it equals `scores`."""
+        q = self._vector(self._tokenize(query))
+        out = []
+        for text in texts:
+            v = self._vector(self._tokenize(text))
+            dot = sum(weight * v.weights.get(gram, 0.0) for gram, weight in q.weights.items())
+            out.append(dot / (q.norm * v.norm))
+        return out
+
     def rank(self, query: str, candidates: Iterable[int] | None = None) -> list[tuple[int, float]]:
         """(index, score) best first; ties keep index order, so ranking is deterministic."""
         scores = self.scores(query)
