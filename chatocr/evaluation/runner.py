@@ -21,7 +21,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from chatocr.evaluation.strategies import Strategy
 from chatocr.extraction.examples import ExampleBank
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.pipeline import ExtractionPipeline
+from chatocr.extraction.remembered import ExampleMemory
 from chatocr.extraction.request import ExtractionRequest
 from chatocr.fileio import JSONFileCache
 from chatocr.llm.registry import get_chat_model
@@ -140,11 +141,15 @@ class Evaluator:
         cached_only: bool = False,
         schemas: Mapping[str, TypedSchema] | None = None,
         keys: Sequence[str] | None = None,
+        memory: ExampleMemory | None = None,
     ) -> None:
         """ocr_source: "image" runs the OCR engine on each image; "text" reads the set's ocr/ files.
         schemas: per set name, a typed request (`eval --schema`) used instead of the set's keys.
         keys: `eval --keys` items in the key syntax (name:type=description): a set's evaluated
-        field of that name is asked for with that type and description."""
+        field of that name is asked for with that type and description.
+        memory: a memory of reviewed documents to take examples from, searched leave-one-out (a
+        document never gets its own example, nor one of its very text); None: no memory, whatever
+        `chat` was configured with (a measurement must not depend on what this machine reviewed)."""
         self.chat = chat
         self.ocr_source = ocr_source
         self.cache = ResultCache(cache_dir_path or cache_dir("eval")) if use_cache else None
@@ -163,6 +168,13 @@ class Evaluator:
         self.schemas = dict(schemas or {})
         self.keys = {parse_key(item).name: item for item in keys or ()}
         self.outcomes: list[DocOutcome] = []  # of the last run, for checks beyond the report
+        self.memory = None if memory is None else replace(memory, leave_one_out=True)
+
+    def use_memory(self, memory: ExampleMemory | None) -> None:
+        """Take examples from `memory` from now on (leave-one-out; None: no memory), as the
+        learning curve does for each set (evaluation/learning.py)."""
+        self.memory = None if memory is None else replace(memory, leave_one_out=True)
+        self._pipelines.clear()
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -178,7 +190,7 @@ class Evaluator:
             config = base.config.model_copy(update={"focus": focus, **dict(strategy.overrides)})
             bank = FixedOrderBank(self.chat.library) if strategy.selection == "fixed" else None
             model = get_chat_model(strategy.llm) if strategy.llm else None  # e.g. a fine-tuned model
-            pipeline = base.derive(config=config, bank=bank, model=model)
+            pipeline = base.derive(config=config, bank=bank, model=model, memory=self.memory)
             self._pipelines[key] = pipeline
         return pipeline
 
@@ -193,6 +205,8 @@ class Evaluator:
         # Only what is given joins the key: the runs without --schema or --keys keep their cache.
         typed: list[Any] = [schema.json_schema] if schema is not None else []
         typed += [self._keys_for(dataset)] if self.keys else []
+        # What the memory holds joins the key only with a memory: runs without one keep their cache.
+        typed += [self.memory.fingerprint(dataset.scenario)] if self.memory is not None else []
         return _sha(
             [
                 CACHE_VERSION,
