@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 "memory": [e.id for e in [*remembered, *own]][: args.examples],
             }
             for rule, chosen in ranked.items():
-                shops = [shop_of.get(mem_ids.get(c, ""), None) for c in chosen]
+                shops = [shop_of.get(mem_ids.get(c, "")) for c in chosen]
                 if has_shop:
                     rules[rule][0] += shops[0] == shop if shops else 0
                     rules[rule][1] += shop in shops
