@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from chatocr import ChatOCR
+from chatocr.errors import MemoryStoreError
 from chatocr.extraction.examples import MEMORY_PREFIX, ExampleBank, resolve_fields
 from chatocr.extraction.remembered import ExampleMemory, ranked_together
 from chatocr.extraction.result import Extraction
@@ -284,3 +285,15 @@ def test_a_bad_store_through_chatocr_extract(shared_folder: Path, kind: str, mon
     assert result["values"]["total"] == answer["total"]
     (warning,) = _memory_warnings(result["warnings"])
     assert ("read-only" if kind == "read-only" else "not used") in warning
+
+
+def test_a_scenario_name_that_cannot_name_a_store_is_refused_not_followed(tmp_path: Path) -> None:
+    memory = ExampleMemory(tmp_path)
+    for name in ("../outside", "a/b", "/etc", "C:"):
+        with pytest.raises(MemoryStoreError, match="path characters"):
+            memory.store(name)
+    # A scenario may have a longer name than a store's folder: its documents go on without memory.
+    scenario = load_scenarios().get(SCENARIO).model_copy(update={"name": "x" * 80})
+    recall = memory.recall("TOTAL 9.00", resolve_fields(scenario, KEYS), scenario)
+    assert recall is not None and recall.examples == () and "not used" in (recall.problem or "")
+    assert list(tmp_path.iterdir()) == []
