@@ -29,7 +29,7 @@ from rich.table import Table
 
 from chatocr.errors import ConfigError, MemoryStoreError
 from chatocr.evaluation.datasets import Dataset, label_answer
-from chatocr.evaluation.runner import Evaluator
+from chatocr.evaluation.runner import Evaluator, same_documents
 from chatocr.evaluation.strategies import Strategy
 from chatocr.extraction.examples import MEMORY_PREFIX
 from chatocr.extraction.remembered import ExampleMemory
@@ -82,6 +82,7 @@ async def learning_curve(
     evaluator.use_memory(ExampleMemory(root, layout_weight=evaluator.chat.config.example_layout))
     memory = evaluator.memory
     assert memory is not None
+    memory.twins.update(same_documents([dataset]))  # a scored document's copy among the first N is left out
     points: list[dict[str, Any]] = []
     ocr_ceiling: dict[str, Any] = {}
     added: list[str] = []

@@ -40,8 +40,9 @@ from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.pipeline import ExtractionPipeline
 from chatocr.extraction.remembered import ExampleMemory
 from chatocr.extraction.request import ExtractionRequest
-from chatocr.fileio import JSONFileCache
+from chatocr.fileio import JSONFileCache, file_sha256
 from chatocr.llm.registry import get_chat_model
+from chatocr.memory import DocumentKey
 from chatocr.ocr.types import OCRDocument
 from chatocr.resources import builtin_prompts_dir, cache_dir
 from chatocr.scenarios.keys import parse_key
@@ -50,7 +51,7 @@ from chatocr.scenarios.model import FieldSpec, Scenario
 from chatocr.secrets import redact_data
 from chatocr.typed.schema import TypedSchema
 
-__all__ = ["DocOutcome", "Evaluator", "FixedOrderBank", "build_report", "position_pairs"]
+__all__ = ["DocOutcome", "Evaluator", "FixedOrderBank", "build_report", "position_pairs", "same_documents"]
 
 
 CACHE_VERSION = 1
@@ -241,6 +242,9 @@ class Evaluator:
         except ChatOCRError as exc:
             self.ocr_errors[key] = f"{type(exc).__name__}: {exc.message}"
             return None
+        # The OCR cache hands back the path the content was first read from (a copy of the set
+        # elsewhere): the document is this set's file, which a leave-one-out memory goes by.
+        document = replace(document, source=str(source))
         self.ocr_docs[key] = document
         return document
 
@@ -360,6 +364,8 @@ class Evaluator:
         self, datasets: Sequence[Dataset], strategies: Sequence[Strategy], *, command: str = ""
     ) -> dict[str, Any]:
         resolved = [s.resolved(self.chat.config) for s in strategies]
+        if self.memory is not None:  # the same document under another file is left out too
+            self.memory.twins.update(same_documents(datasets))
         started = time.perf_counter()
         machine = machine_info()
         outcomes: list[DocOutcome] = []
@@ -421,6 +427,27 @@ class Evaluator:
             "skipped_not_cached": self.skipped,
         }
         return report
+
+
+def same_documents(datasets: Sequence[Dataset]) -> dict[str, tuple[DocumentKey, ...]]:
+    """Per document (its file's resolved path), the other files of its set that are the same
+    document: identical labels, at least two of them filled (the shared train tickets hold two
+    tickets photographed twice, as a JPEG and a PNG). A leave-one-out memory leaves them out too:
+    a copy of the document would hand the model its own answer."""
+    twins: dict[str, tuple[DocumentKey, ...]] = {}
+    for dataset in datasets:
+        groups: dict[str, list[DocumentKey]] = {}
+        for doc in dataset.documents:
+            identity = doc.image or doc.ocr
+            values = {f: get_normalizer(dataset.normalizers.get(f, "text"))(doc.labels.get(f)) for f in dataset.fields}
+            if identity is None or sum(bool(v) for v in values.values()) < 2:
+                continue
+            key = DocumentKey(str(identity.resolve()), file_sha256(identity))
+            groups.setdefault(json.dumps(values, sort_keys=True), []).append(key)
+        for keys in groups.values():
+            for key in keys if len(keys) > 1 else ():
+                twins[key.path] = tuple(other for other in keys if other != key)
+    return twins
 
 
 def _doc_score(dataset: Dataset, doc: Document, outcome: DocOutcome) -> str:

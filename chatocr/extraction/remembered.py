@@ -89,6 +89,9 @@ class ExampleMemory:
     layout_weight: float = 0.0
     leave_one_out: bool = False
     candidates: int = CANDIDATES
+    # leave_one_out: per document (its path, resolved), other files that are the same document
+    # (an evaluation finds them by their identical labels), left out with it.
+    twins: dict[str, tuple[DocumentKey, ...]] = field(default_factory=dict)
     _stores: dict[str, MemoryStore] = field(default_factory=dict, init=False, repr=False)
     _keys: dict[str, DocumentKey] = field(default_factory=dict, init=False, repr=False)
 
@@ -126,8 +129,9 @@ class ExampleMemory:
         except MemoryStoreError as exc:
             return Recall(scenario.name, problem=f"memory {scenario.name} not used: {exc.message}")
         leave_out = self._key(source, text) if self.leave_one_out else None
+        also = self.twins.get(leave_out.path, ()) if leave_out is not None else ()
         matches, problem = store.find(
-            text, limit=self.candidates, layout_weight=self.layout_weight, leave_out=leave_out
+            text, limit=self.candidates, layout_weight=self.layout_weight, leave_out=leave_out, also=also
         )
         by_id = {f"{MEMORY_PREFIX}{m.example.scenario}/{m.example.id}": m.example.text for m in matches}
         examples = remembered_examples(matches, fields, scenario, focus=focus)
@@ -171,7 +175,8 @@ class ExampleMemory:
             covered = sorted(store.index().covered().items()) if store.exists else []
         except MemoryStoreError as exc:
             covered = [("unusable", exc.message)]
-        material = f"{covered}|{self.leave_one_out}|{self.candidates}|{self.layout_weight}"
+        twins = sorted((path, [k.path for k in keys]) for path, keys in self.twins.items())
+        material = f"{covered}|{self.leave_one_out}|{self.candidates}|{self.layout_weight}|{twins}"
         return text_digest(material)
 
 

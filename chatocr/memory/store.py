@@ -337,15 +337,17 @@ class MemoryStore:
         limit: int = 8,
         layout_weight: float = 0.0,
         leave_out: DocumentKey | None = None,
+        also: Sequence[DocumentKey] = (),
     ) -> tuple[list[MemoryMatch], str | None]:
         """`search`, and what kept this search from the memory (None when nothing did): every
         search says it, where `warnings` says each problem once (a result per document needs it
-        each time)."""
+        each time). also: with `leave_out`, more documents to leave out (the same document under
+        other file names: two photos of one ticket)."""
         if limit <= 0 or not self.exists:
             return [], None
         try:
             index = self.index()
-            excluded = self._excluded(index, text, leave_out) if leave_out is not None else []
+            excluded = self._excluded(index, text, leave_out, also) if leave_out is not None else []
             ranked = index.rank(text, layout_weight=layout_weight, limit=limit, exclude=excluded)
             found = self._rows([example_id for example_id, _ in ranked]) if ranked else {}
         except MemoryStoreError as exc:
@@ -364,22 +366,27 @@ class MemoryStore:
                 out.append(MemoryMatch(example, round(score, 4)))
         return out, None
 
-    def _excluded(self, index: ArrayIndex, text: str, leave_out: DocumentKey) -> list[int]:
+    def _excluded(
+        self, index: ArrayIndex, text: str, leave_out: DocumentKey, also: Sequence[DocumentKey] = ()
+    ) -> list[int]:
+        """The slots of the document's own example, of any example of its very text, and of the
+        examples of `also` (the same document under other files, as an evaluation knows them)."""
         if self._by_digest is None:
             self._by_digest = {}
             for number, digest in enumerate(index.digests):
                 self._by_digest.setdefault(digest, []).append(number)
         slots = list(self._by_digest.get(text_digest(redact(text)), []))
         with self._connection(write=False) as connection:
-            rows = connection.execute(
-                "SELECT id, source_path, source_sha256, source_page FROM examples "
-                "WHERE (source_sha256 = ? AND source_sha256 != '') OR source_path = ?",
-                (leave_out.sha256, redact(leave_out.path)),
-            ).fetchall()
-        for example_id, path, sha256, page in rows:
-            slot = index.slot(example_id)
-            if slot is not None and leave_out.same_document(DocumentKey(path, sha256, page)):
-                slots.append(slot)
+            for key in (leave_out, *also):
+                rows = connection.execute(
+                    "SELECT id, source_path, source_sha256, source_page FROM examples "
+                    "WHERE (source_sha256 = ? AND source_sha256 != '') OR source_path = ?",
+                    (key.sha256, redact(key.path)),
+                ).fetchall()
+                for example_id, path, sha256, page in rows:
+                    slot = index.slot(example_id)
+                    if slot is not None and key.same_document(DocumentKey(path, sha256, page)):
+                        slots.append(slot)
         return slots
 
     def _rows(self, ids: Sequence[str]) -> dict[str, MemoryExample]:

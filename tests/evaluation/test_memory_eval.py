@@ -119,3 +119,25 @@ def test_the_learning_curve_scores_the_same_documents_after_each_size(tmp_path: 
     assert code == 2 and "one chatocr strategy" in err
     code, _, err = _run("eval", data, *COMMON, "--learning-curve", "0,2", "--memory", tmp_path)
     assert code == 2 and "takes no --memory" in err
+
+
+def test_the_same_document_under_another_file_is_left_out_too(tmp_path: Path) -> None:
+    """Two photos of one ticket: other text (OCR read them apart), identical labels."""
+    data = _labelled_set(tmp_path, 5)
+    lines = json.loads((data / "ocr" / "r000.json").read_text(encoding="utf-8"))
+    lines.append({"text": "PAGE 1/1", "box": [0, 900, 200, 900, 200, 916, 0, 916]})
+    (data / "ocr" / "r000b.json").write_text(json.dumps(lines), encoding="utf-8")
+    (data / "labels" / "r000b.json").write_bytes((data / "labels" / "r000.json").read_bytes())
+    memory = tmp_path / "memory"
+    assert _run("memory", "import", data, "-s", "retail_receipt", "--memory", memory)[0] == 0
+    code, _, err = _run("eval", data, *COMMON, "--memory", memory, "--out", tmp_path / "r.json")
+    assert code == 0, err
+    rows = {row["document"]: row for row in json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["documents"]}
+    for doc, twin in (("r000", "r000b"), ("r000b", "r000")):
+        used = {e[len(PREFIX) :] for e in rows[doc]["examples"] if e.startswith(PREFIX)}
+        assert used and _own_id(data, twin) not in used and _own_id(data, doc) not in used
+    # Without the twin rule the copy would have been the best match: it is the most similar text.
+    from chatocr.memory import MemoryStore
+
+    text = "\n".join(line["text"] for line in lines[:-1])
+    assert MemoryStore("retail_receipt", memory).search(text, limit=2)[1].example.id == _own_id(data, "r000b")
