@@ -108,6 +108,7 @@ async def learning_curve(
                 "prompt_tokens_per_doc": entry["usage"].get("prompt_tokens_per_doc"),
                 "seconds_per_doc": entry["usage"].get("seconds_per_doc"),
                 "mismatches": entry.get("mismatches", {}),
+                "rows": report["documents"],  # each scored document: values, matches, examples
             }
         )
     return {
