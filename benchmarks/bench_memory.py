@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from synthetic_receipts import receipts  # noqa: E402
 
 from chatocr.extraction.examples import ExampleBank, remembered_examples, resolve_fields  # noqa: E402
+from chatocr.extraction.remembered import ExampleMemory, ranked_together  # noqa: E402
 from chatocr.memory import DocumentKey, MemoryExample, MemoryStore  # noqa: E402
 from chatocr.scenarios import load_scenarios  # noqa: E402
 
@@ -146,6 +147,21 @@ def main() -> None:
             f"p90 {median_ms(sorted(added)[int(0.9 * len(added)) :]):.1f} ms, "
             f"{statistics.median(added) / statistics.median(baseline):.1f}x the selection without memory"
         )
+    # What build_task adds per document with memory on (extraction/remembered.py): the store's
+    # generation checked, its 4 best found, projected, and rescored with the library's IDF to
+    # rank beside the scenario's examples.
+    memory = ExampleMemory(root, cap=args.documents)
+    memory.recall(queries[0], fields, scenario)  # its index loaded once per pipeline
+    in_task = []
+    for text in queries:
+        started = time.perf_counter()
+        own = bank.select(text, fields, scenario)
+        ranked_together(bank, text, own, memory.recall(text, fields, scenario), scenario)
+        in_task.append(time.perf_counter() - started)
+    print(
+        f"example selection with memory (ExampleBank.select + ExampleMemory.recall + ranked_together): median "
+        f"{median_ms(in_task):.1f} ms, +{median_ms(in_task) - median_ms(baseline):.1f} ms over the selection without"
+    )
     if args.compare:
         compare(store, queries)
     new = [text for text, _ in receipts(2, seed=SEED + 1)]
@@ -158,7 +174,8 @@ def main() -> None:
         took = (time.perf_counter() - started) * 1000
         print(f"adding one reviewed document to the store, {label}: {took:.0f} ms (evicted {len(outcome.evicted)})")
         writer.remove([example.id for example in outcome.added])  # the store stays as filled, for --store
-    ok = median_ms(loads) <= LOAD_TARGET_S * 1000 and median_ms(added) <= SEARCH_TARGET_MS
+    added_in_task = median_ms(in_task) - median_ms(baseline)
+    ok = median_ms(loads) <= LOAD_TARGET_S * 1000 and max(median_ms(added), added_in_task) <= SEARCH_TARGET_MS
     print(f"targets (load <= {LOAD_TARGET_S:.0f} s, search <= {SEARCH_TARGET_MS:.0f} ms): {'met' if ok else 'MISSED'}")
     if store.warnings:
         print("warnings:", *store.warnings, sep="\n  ")

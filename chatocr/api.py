@@ -40,6 +40,7 @@ from chatocr.config import ChatOCRConfig, load_config
 from chatocr.conversation.planner import ConversationPlanner
 from chatocr.errors import ConfigError, InputError, UnknownOptionError, as_chatocr_error
 from chatocr.extraction.pipeline import ExtractionPipeline, PreparedDocument, source_name
+from chatocr.extraction.remembered import ExampleMemory
 from chatocr.extraction.request import (
     AskOptions,
     ExtractionRequest,
@@ -128,7 +129,9 @@ class ChatOCR:
             engine = CachedEngine(engine, cache)
         self.engine = engine
         self.library = scenarios if scenarios is not None else load_scenarios(cfg.scenario_dirs)
-        self.pipeline = ExtractionPipeline(cfg, self.library, model=self.model, engine=engine)
+        # The memory of reviewed documents (config memory, memory_dir, memory_cap): opened once, here.
+        memory = ExampleMemory.of(cfg)
+        self.pipeline = ExtractionPipeline(cfg, self.library, model=self.model, engine=engine, memory=memory)
         self._loop: _LoopThread | None = None
         self._loop_lock = threading.Lock()
 

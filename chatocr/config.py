@@ -100,6 +100,14 @@ class ChatOCRConfig(BaseModel):
     # A grounded value below this confidence (OCR line confidence x match score) gets status
     # low_confidence and is left out of trusted_values() and typed data; per field as a table.
     min_confidence: float | dict[str, float] = Field(0.0)
+    # The memory of reviewed documents (chatocr.memory, docs/review.md): each document's examples come
+    # from its scenario's and from the documents reviewed for that scenario, ranked together.
+    # memory_dir None: the per-user data folder ($CHATOCR_DATA_DIR/memory, ~/.local/share/chatocr/memory).
+    # `chatocr eval` turns it off unless given --memory DIR: a measurement must not depend on this machine.
+    memory: bool = True
+    memory_dir: str | None = None
+    # Examples kept per scenario; adding beyond it removes the least recently used (memory.DEFAULT_CAP).
+    memory_cap: int = Field(10_000, ge=1)
 
     @field_validator("min_confidence")
     @classmethod
@@ -135,6 +143,8 @@ _ENV = {
     "CHATOCR_CONCURRENCY": "concurrency",
     "CHATOCR_OCR_CACHE": "ocr_cache",
     "CHATOCR_PER_PAGE": "per_page",
+    "CHATOCR_MEMORY": "memory",
+    "CHATOCR_MEMORY_DIR": "memory_dir",
 }
 
 

@@ -96,6 +96,10 @@ def layout_tokens(text: str) -> Counter[str]:
     return tokens
 
 
+# Vectors of texts from another corpus kept by `SimilarityIndex.similarity` (a memory's candidates).
+_FOREIGN_KEPT = 4096
+
+
 @dataclass(frozen=True)
 class _Vector:
     weights: dict[str, float]
@@ -122,6 +126,8 @@ class SimilarityIndex:
             for gram, weight in vector.weights.items():
                 self._postings.setdefault(gram, []).append((doc, weight / vector.norm))
         self._last: tuple[str, list[float]] | None = None
+        self._last_vector: tuple[str, _Vector] | None = None
+        self._foreign: dict[str, _Vector] = {}  # texts of another corpus, as `similarity` weighs them
 
     def __len__(self) -> int:
         return len(self._vectors)
@@ -135,7 +141,7 @@ class SimilarityIndex:
         last = self._last
         if last is not None and last[0] == query:  # routing and example ranking ask about the same text
             return list(last[1])
-        q = self._vector(self._tokenize(query))
+        q = self._query_vector(query)
         out = [0.0] * len(self._vectors)
         for gram, weight in q.weights.items():
             for doc, doc_weight in self._postings.get(gram, ()):
@@ -143,6 +149,32 @@ class SimilarityIndex:
         out = [value / q.norm for value in out]
         self._last = (query, out)
         return list(out)
+
+    def similarity(self, query: str, texts: Sequence[str]) -> list[float]:
+        """The cosine of `query` with each of `texts`, weighted by this index's IDF (a gram it never
+        saw weighs as the rarest): texts of another corpus (the memory of reviewed documents)
+        scored on the same scale as the indexed ones. For an indexed text it equals `scores`.
+        The texts' vectors are kept (the same reviewed documents come back for a shop's receipts)."""
+        q = self._query_vector(query)
+        out = []
+        for text in texts:
+            v = self._foreign.get(text)
+            if v is None:
+                if len(self._foreign) >= _FOREIGN_KEPT:
+                    self._foreign.clear()
+                v = self._foreign[text] = self._vector(self._tokenize(text))
+            small, large = (q, v) if len(q.weights) <= len(v.weights) else (v, q)
+            dot = sum(weight * large.weights.get(gram, 0.0) for gram, weight in small.weights.items())
+            out.append(dot / (q.norm * v.norm))
+        return out
+
+    def _query_vector(self, query: str) -> _Vector:
+        last = self._last_vector
+        if last is not None and last[0] == query:
+            return last[1]
+        vector = self._vector(self._tokenize(query))
+        self._last_vector = (query, vector)
+        return vector
 
     def rank(self, query: str, candidates: Iterable[int] | None = None) -> list[tuple[int, float]]:
         """(index, score) best first; ties keep index order, so ranking is deterministic."""

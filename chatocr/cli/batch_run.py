@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from chatocr import progress
 from chatocr.api import ChatOCR
+from chatocr.cli.common import memory_overrides
 from chatocr.cli.status import StatusLine
 from chatocr.extraction.request import ExtractionRequest
 from chatocr.extraction.result import Extraction
@@ -169,6 +170,7 @@ class BatchRun:
             config=str(args.config) if args.config else None,
             keys=tuple(split_keys(args.keys)) if args.keys else None,  # as typed: the actors parse them alike
             scenario=request.scenario.name if request.scenario is not None else None,
+            overrides=memory_overrides(args),  # --memory DIR / --no-memory, on every actor
             options=options,
         )
         started = init_ray(args.address)

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from chatocr.api import ChatOCR
 from chatocr.errors import ChatOCRError, ConfigError, SchemaError, UsageError
+from chatocr.extraction.examples import MEMORY_PREFIX
 from chatocr.extraction.request import ExtractionRequest
 from chatocr.extraction.result import Extraction
 from chatocr.llm.credentials import load_keys_file
@@ -22,9 +23,11 @@ __all__ = [
     "SCENARIO_HELP",
     "STATUS_STYLE",
     "add_backend_options",
+    "add_memory_options",
     "field_table",
     "keys_option",
     "make_chatocr",
+    "memory_overrides",
     "request_from",
     "summary_line",
 ]
@@ -61,6 +64,26 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
 
 
+def add_memory_options(parser: argparse.ArgumentParser, default: str = "the config's, else the per-user one") -> None:
+    """--memory DIR / --no-memory: the memory of reviewed documents examples also come from."""
+    parser.add_argument(
+        "--memory", type=Path, metavar="DIR", help=f"the memory of reviewed documents to use (default: {default})"
+    )
+    parser.add_argument("--no-memory", action="store_true", help="use no memory of reviewed documents")
+
+
+def memory_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config overrides of --memory DIR / --no-memory (none when neither was given)."""
+    folder, off = getattr(args, "memory", None), getattr(args, "no_memory", False)
+    if folder is not None and off:
+        raise UsageError("--memory and --no-memory contradict each other.", hint="Give one of them.")
+    if off:
+        return {"memory": False}
+    if folder is not None:
+        return {"memory": True, "memory_dir": str(folder)}
+    return {}
+
+
 def request_from(
     ocr: ChatOCR, keys: str | None, scenario: str | None, schema: str | None = None, **options: Any
 ) -> ExtractionRequest:
@@ -85,7 +108,7 @@ def make_chatocr(args: argparse.Namespace, **overrides: Any) -> ChatOCR:
         llm=getattr(args, "llm", None),
         ocr=getattr(args, "ocr", None),
         config=getattr(args, "config", None),
-        **overrides,
+        **{**memory_overrides(args), **overrides},
     )
 
 
@@ -121,5 +144,6 @@ def summary_line(result: Extraction) -> str:
         f"{result.timings.get('total_s', 0.0):.1f}s",
     ]
     if result.examples:
-        parts.append(f"{len(result.examples)} example(s)")
+        remembered = sum(e.startswith(MEMORY_PREFIX) for e in result.examples)
+        parts.append(f"{len(result.examples)} example(s)" + (f", {remembered} from memory" if remembered else ""))
     return " · ".join(parts)

@@ -15,6 +15,7 @@ import asyncio
 import json
 import shlex
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -23,13 +24,15 @@ from typing import Any
 from rich.console import Console
 
 from chatocr.api import ChatOCR
-from chatocr.cli.common import keys_option
-from chatocr.errors import ConfigError
+from chatocr.cli.common import add_memory_options, keys_option
+from chatocr.errors import ConfigError, UsageError
 from chatocr.evaluation.datasets import Dataset, load_dataset
+from chatocr.evaluation.learning import check_sizes, learning_curve, markdown_curve, parse_sizes, print_curve
 from chatocr.evaluation.report import markdown_report, print_report
 from chatocr.evaluation.runner import Evaluator
-from chatocr.evaluation.strategies import GROUPS, STRATEGIES, resolve_strategies
+from chatocr.evaluation.strategies import GROUPS, STRATEGIES, Strategy, resolve_strategies
 from chatocr.evaluation.typed import typed_agreement
+from chatocr.extraction.remembered import ExampleMemory
 from chatocr.fileio import atomic_write, check_output_path
 from chatocr.llm.base import ChatSettings
 from chatocr.messages import Message
@@ -107,6 +110,13 @@ def register(sub: Any) -> None:
         help="run nothing: report the documents whose every strategy outcome is already cached",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no per-document progress lines")
+    add_memory_options(p, default="none: an evaluation uses no memory unless given one")
+    p.add_argument(
+        "--learning-curve",
+        metavar="N,N,...",
+        help="accuracy on the documents after the largest N, once the first N of each set (file order) joined "
+        "a fresh memory (their labels as the answers), for each N; e.g. 0,1,2,5,10,20",
+    )
     p.set_defaults(handler=run)
 
 
@@ -172,7 +182,8 @@ def _command(args: argparse.Namespace) -> str:
         words += ["--schema", spec]
     if args.keys:
         words += ["--keys", args.keys]
-    for option in ("scenario", "llm", "tuned_llm", "ocr", "config", "limit", "out", "markdown", "cache_dir"):
+    options = ("scenario", "llm", "tuned_llm", "ocr", "config", "limit", "out", "markdown", "cache_dir", "memory")
+    for option in (*options, "learning_curve"):
         value = getattr(args, option, None)
         if value is not None:
             words += [f"--{option.replace('_', '-')}", str(value)]
@@ -189,6 +200,21 @@ def _command(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
+def _memory(args: argparse.Namespace, chat: ChatOCR) -> ExampleMemory | None:
+    """--memory DIR: that memory, searched leave-one-out; else none (whatever the config says)."""
+    if args.memory is not None and args.no_memory:
+        raise UsageError("--memory and --no-memory contradict each other.", hint="Give one of them.")
+    if args.memory is not None and args.learning_curve:
+        raise UsageError(
+            "--learning-curve fills memories of its own; it takes no --memory.", hint="Leave out --memory."
+        )
+    if args.memory is None:
+        return None
+    if not args.memory.is_dir():
+        raise UsageError(f"--memory {args.memory}: no such folder.", hint="chatocr memory import DATA_DIR fills one.")
+    return ExampleMemory(args.memory, layout_weight=chat.config.example_layout)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError("--limit must be at least 1.")
@@ -199,12 +225,14 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "tuned_llm", None):
         strategies = [replace(s, llm=args.tuned_llm) if s.name == "tuned" else s for s in strategies]
     scripted = (args.llm or "").split(":", 1)[0] == "scripted"
+    # No memory from the config: an evaluation's memory is --memory DIR's (or the curve's), or none.
     if scripted:
         from chatocr.llm.scripted import ScriptedChatModel
 
-        chat = ChatOCR(llm=ScriptedChatModel(_null_responder), ocr=args.ocr, config=args.config)
+        chat = ChatOCR(llm=ScriptedChatModel(_null_responder), ocr=args.ocr, config=args.config, memory=False)
     else:
-        chat = ChatOCR(llm=args.llm, ocr=args.ocr, config=args.config)
+        chat = ChatOCR(llm=args.llm, ocr=args.ocr, config=args.config, memory=False)
+    memory = _memory(args, chat)
     mapping = _mapping(args.map)
     scenario = chat.library.resolve(args.scenario).name if args.scenario else None  # a name or a YAML file
     datasets = [
@@ -226,6 +254,7 @@ def run(args: argparse.Namespace) -> int:
         cached_only=args.cached_only,
         schemas=schemas,
         keys=key_items,
+        memory=memory,
     )
     for dataset in datasets:
         err.print(
@@ -235,6 +264,8 @@ def run(args: argparse.Namespace) -> int:
             markup=False,
         )
     command = _command(args)
+    if args.learning_curve:
+        return _curves(args, evaluator, datasets, strategies, command, err)
     report = asyncio.run(evaluator.run(datasets, strategies, command=command))
     if evaluator.skipped:
         err.print(f"not yet cached, left out: {len(evaluator.skipped)} document(s)", markup=False)
@@ -254,4 +285,41 @@ def run(args: argparse.Namespace) -> int:
         err.print(f"report written to {args.out}", markup=False)
     if args.markdown:
         atomic_write(args.markdown, redact(markdown_report(report)))
+    return 0
+
+
+def _curves(
+    args: argparse.Namespace,
+    evaluator: Evaluator,
+    datasets: list[Dataset],
+    strategies: list[Strategy],
+    command: str,
+    err: Console,
+) -> int:
+    """--learning-curve: one curve per set (evaluation/learning.py), printed; --out / --markdown get them all."""
+    sizes = parse_sizes(args.learning_curve)
+    runs = [s for s in strategies if s.kind != "baseline"]
+    if len(runs) != 1 or len(strategies) != 1:
+        raise UsageError(
+            "--learning-curve measures one chatocr strategy.", hint="Give one --strategy (e.g. default), no baseline."
+        )
+    for dataset in datasets:
+        check_sizes(dataset, sizes)
+    strategy = runs[0]
+    curves = []
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    for dataset in datasets:
+        with tempfile.TemporaryDirectory(prefix="chatocr-curve-") as folder:
+            curve = asyncio.run(
+                learning_curve(
+                    evaluator, dataset, strategy, sizes, Path(folder), command=command, progress=evaluator.progress
+                )
+            )
+        curves.append(curve)
+        print_curve(curve, console)
+    if args.out:
+        atomic_write(args.out, redact(json.dumps({"learning_curves": curves, "command": command}, indent=2)))
+        err.print(f"learning curves written to {args.out}", markup=False)
+    if args.markdown:
+        atomic_write(args.markdown, redact("\n".join(markdown_curve(curve) for curve in curves)))
     return 0

@@ -22,6 +22,7 @@ from chatocr.cli.batch_run import BatchRun, BatchTodo, failure_line
 from chatocr.cli.common import (
     KEYS_HELP,
     add_backend_options,
+    add_memory_options,
     field_table,
     make_chatocr,
     request_from,
@@ -61,6 +62,7 @@ def register(sub: Any) -> None:
         help="grounded values below this confidence are low_confidence, not trusted (0..1)",
     )
     add_backend_options(p)
+    add_memory_options(p)
     p.add_argument(
         "-o",
         "--out",

@@ -6,8 +6,8 @@
     chatocr memory import DATA_DIR                  a labelled set (images/, labels/, ocr/) as examples
     chatocr memory export SCENARIO --out DIR        a store as a labelled set (labels/, ocr/, images/)
 
-`--memory DIR` names the memory's folder (default: the per-user one, $CHATOCR_DATA_DIR/memory or
-~/.local/share/chatocr/memory). Reviewed documents join it from `chatocr review`.
+`--memory DIR` names the memory's folder (default: the config's `memory_dir`, else the per-user
+one, $CHATOCR_DATA_DIR/memory or ~/.local/share/chatocr/memory). Reviewed documents join it from `chatocr review`.
 """
 
 from __future__ import annotations
@@ -67,12 +67,22 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=export_store)
 
 
+def _root(args: argparse.Namespace) -> Path:
+    """--memory DIR, else the config's memory_dir (files, $CHATOCR_MEMORY_DIR), else the per-user folder."""
+    if args.memory is not None:
+        return Path(args.memory)
+    from chatocr.config import load_config
+
+    configured = load_config(path=getattr(args, "config", None)).memory_dir
+    return Path(configured).expanduser() if configured else default_root()
+
+
 def _when(seconds: float) -> str:
     return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M") if seconds else "-"
 
 
 def list_memory(args: argparse.Namespace) -> int:
-    root = args.memory or default_root()
+    root = _root(args)
     console = Console()
     if args.scenario is None:
         names = store_names(root)
@@ -114,7 +124,7 @@ def list_memory(args: argparse.Namespace) -> int:
 
 
 def show_example(args: argparse.Namespace) -> int:
-    example = MemoryStore(args.scenario, args.memory).get(args.id)
+    example = MemoryStore(args.scenario, _root(args)).get(args.id)
     if args.json:
         print(json.dumps(example.to_dict(), ensure_ascii=False, indent=2))
         return 0
@@ -139,7 +149,7 @@ def show_example(args: argparse.Namespace) -> int:
 
 
 def remove_examples(args: argparse.Namespace) -> int:
-    removed = MemoryStore(args.scenario, args.memory).remove(args.ids)
+    removed = MemoryStore(args.scenario, _root(args)).remove(args.ids)
     print(f"removed {len(removed)} example(s) from the memory of {args.scenario}")
     return 0
 
@@ -155,8 +165,7 @@ def _field_map(items: list[str]) -> dict[str, str]:
 
 
 def import_set(args: argparse.Namespace) -> int:
-    from chatocr.evaluation.datasets import load_dataset
-    from chatocr.export.sources import label_answer
+    from chatocr.evaluation.datasets import label_answer, load_dataset
     from chatocr.fileio import file_sha256
     from chatocr.ocr.text import TextEngine
     from chatocr.scenarios import load_scenarios
@@ -187,7 +196,7 @@ def import_set(args: argparse.Namespace) -> int:
             )
         except (InputError, MemoryStoreError) as exc:
             skipped.append((doc.id, exc.message))
-    store = MemoryStore(dataset.scenario, args.memory, cap=args.cap)
+    store = MemoryStore(dataset.scenario, _root(args), cap=args.cap)
     outcome = store.add(examples)
     store.save_index()
     for doc_id, why in skipped:
@@ -204,7 +213,7 @@ def import_set(args: argparse.Namespace) -> int:
 def export_store(args: argparse.Namespace) -> int:
     from chatocr.fileio import atomic_write
 
-    examples = MemoryStore(args.scenario, args.memory).examples()
+    examples = MemoryStore(args.scenario, _root(args)).examples()
     if not examples:
         raise MemoryStoreError(f"The memory of {args.scenario} holds no examples to export.")
     for folder in (args.out, args.out / "labels", args.out / "ocr", args.out / "images"):

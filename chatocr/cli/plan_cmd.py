@@ -19,10 +19,11 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from chatocr.cli.common import KEYS_HELP, keys_option
+from chatocr.cli.common import KEYS_HELP, add_memory_options, keys_option, memory_overrides
 from chatocr.config import ChatOCRConfig, load_config
 from chatocr.conversation.planner import Plan
 from chatocr.extraction.pipeline import ExtractionPipeline, ExtractionTask, Planning, PreparedDocument
+from chatocr.extraction.remembered import ExampleMemory
 from chatocr.extraction.result import Route
 from chatocr.llm.registry import get_chat_model
 from chatocr.messages import Limits, RoleRules
@@ -100,6 +101,7 @@ def register(sub: Any) -> None:
         help="send every scenario rule and whole example texts (default: only what concerns the keys asked)",
     )
     parser.add_argument("-c", "--config", type=Path, metavar="FILE", help="a chatocr TOML config file")
+    add_memory_options(parser)
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.set_defaults(handler=run)
 
@@ -122,13 +124,15 @@ def build_pipeline(args: argparse.Namespace, config: ChatOCRConfig) -> tuple[Ext
     """The pipeline `extract` would use, for a backend (--llm, built but never called) or for a
     limits preset; and a description of the target."""
     library = load_scenarios(config.scenario_dirs)
+    memory = ExampleMemory.of(config)  # what extract's examples come from, the memory's too
     if args.llm:
         model = get_chat_model(args.llm, **(config.llm_options if args.llm == config.llm else {}))
-        return ExtractionPipeline(config, library, model=model), f"backend {model.provider}:{model.model}"
+        pipeline = ExtractionPipeline(config, library, model=model, memory=memory)
+        return pipeline, f"backend {model.provider}:{model.model}"
     preset = args.limits or "ernie-2000"
     limits, counter = PRESETS[preset]
     planning = Planning(limits, counter_for(counter))
-    return ExtractionPipeline(config, library, model=None, planning=planning), f"limits {preset!r}"
+    return ExtractionPipeline(config, library, model=None, planning=planning, memory=memory), f"limits {preset!r}"
 
 
 def plan_document(args: argparse.Namespace) -> tuple[PreparedDocument, Route, ExtractionTask, Plan, str]:
@@ -138,6 +142,7 @@ def plan_document(args: argparse.Namespace) -> tuple[PreparedDocument, Route, Ex
             "restate_every": args.restate_every,
             "max_examples": args.max_examples,
             "focus": args.focus,
+            **memory_overrides(args),
         },
         path=args.config,
     )
@@ -146,7 +151,7 @@ def plan_document(args: argparse.Namespace) -> tuple[PreparedDocument, Route, Ex
     request = pipeline.request(args.keys, args.scenario, schema=load_schema(args.schema), classify=False)
     prepared = PreparedDocument.of(read_document(args.document, args.ocr, config), str(args.document))
     route, scenario, _ = asyncio.run(pipeline.route(prepared, request))
-    task = pipeline.build_task(prepared.text, scenario, request, prepared.language)
+    task = pipeline.build_task(prepared.text, scenario, request, prepared.language, source=prepared.source)
     return prepared, route, task, pipeline.plan(prepared, task), target
 
 

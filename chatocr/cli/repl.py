@@ -37,8 +37,17 @@ from rich.table import Table
 
 from chatocr.api import ChatOCR, ChatSession
 from chatocr.cli.answer_view import AnswerStream, answer_text, unsupported_note
-from chatocr.cli.common import KEYS_HELP, add_backend_options, field_table, keys_option, make_chatocr, summary_line
+from chatocr.cli.common import (
+    KEYS_HELP,
+    add_backend_options,
+    add_memory_options,
+    field_table,
+    keys_option,
+    make_chatocr,
+    summary_line,
+)
 from chatocr.cli.interrupt import Cancelled, run_cancellable
+from chatocr.cli.repl_memory import Corrections, corrected_table, numbered_text
 from chatocr.cli.status import StatusLine
 from chatocr.cli.suggest import did_you_mean
 from chatocr.errors import ChatOCRError, ConfigError, InputError, UserError
@@ -58,6 +67,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "/scenario": ("[NAME|auto]", "show or set the scenario for /extract (auto: route each time)"),
     "/keys": ("[k1,k2:type=description|-]", "show or set the keys for /extract (-: the scenario's fields)"),
     "/extract": ("", "extract the keys: value, status, confidence per field"),
+    "/fix": ("FIELD VALUE|#N..|-", "correct a field of the last /extract: a value, OCR lines by number, - for none"),
+    "/remember": ("", "add this document, its answer with the fixes, to its scenario's memory"),
+    "/forget": ("", "take this document out of its scenario's memory"),
     "/why": ("[N]", "what answer N (default: the last) states and the lines it rests on"),
     "/history": ("", "the questions and answers so far"),
     "/usage": ("", "calls, tokens and time of this session"),
@@ -75,6 +87,7 @@ def register(sub: Any) -> None:
     p.add_argument("-s", "--scenario", help="scenario name or YAML file for /extract (default: auto)")
     p.add_argument("-k", "--keys", type=keys_option, help=KEYS_HELP)
     add_backend_options(p)
+    add_memory_options(p)
     p.set_defaults(handler=run)
 
 
@@ -97,12 +110,17 @@ class Repl:
         self.started = time.monotonic()
         self.loop = asyncio.new_event_loop()  # every OCR and model call runs here, cancellable
         self._index: tuple[ChatSession, TextIndex] | None = None
+        self.corrections = Corrections()  # /fix: the open document's fixes
+        self.current: Extraction | None = None  # the open document's last extraction
         self.handlers: dict[str, Callable[[str], None]] = {
             "/open": self.open,
             "/ocr": self.show_ocr,
             "/scenario": self.set_scenario,
             "/keys": self.set_keys,
             "/extract": self.extract,
+            "/fix": self.fix,
+            "/remember": self.remember,
+            "/forget": self.forget,
             "/why": self.why,
             "/history": self.show_history,
             "/usage": self.show_usage,
@@ -172,6 +190,8 @@ class Repl:
         session = self.call(self.ocr.achat(str(path), self.scenario), "reading the document")
         self.session, self.source = session, path
         self.checks = []  # /why numbers follow /history: this document's answers
+        self.corrections.clear()
+        self.current = None
         doc = session.document
         cached = ", cached" if doc.cached else ""
         self.console.print(
@@ -182,7 +202,8 @@ class Repl:
         )
 
     def show_ocr(self, arg: str) -> None:
-        self.console.print(self._need_session().text, markup=False, highlight=False)
+        session = self._need_session()  # numbered lines: /fix FIELD #N takes line N
+        self.console.print(numbered_text(session.document, session.prepared.layout), markup=False, highlight=False)
 
     def set_scenario(self, arg: str) -> None:
         if not arg:  # show, do not change
@@ -218,10 +239,41 @@ class Repl:
         session = self._need_session()
         result = self.call(session.aextract(self.keys, self.scenario), "extracting")
         self.extractions.append(result)
-        self.console.print(field_table(result))
+        self.current = result
+        fixes = self.corrections.fixes
+        self.console.print(corrected_table(result, fixes) if fixes else field_table(result))
         self.console.print(summary_line(result), style="dim", highlight=False, markup=False)
         for warning in result.warnings:
             self.console.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)
+
+    def fix(self, arg: str) -> None:
+        session = self._need_session()
+        name, chosen = self.corrections.fix(self.current, session.document, session.prepared.layout, arg)
+        shown = "(none)" if chosen.value is None else chosen.value
+        self.console.print(f"{name}: {shown} (corrected; /remember keeps it)", markup=False, highlight=False)
+
+    def remember(self, arg: str) -> None:
+        session = self._need_session()
+        assert self.source is not None
+        scenario, example, evicted = self.corrections.remember(
+            self.ocr.pipeline.memory, self.current, session.document, self.source
+        )
+        self.console.print(
+            f"remembered in the memory of {scenario} ({example.id[:12]}, {len(example.answer)} fields"
+            f"{', ' + str(len(self.corrections.fixes)) + ' corrected' if self.corrections.fixes else ''}); "
+            "similar documents get it as an example",
+            markup=False,
+            highlight=False,
+        )
+        if evicted:
+            self.console.print(evicted, style="yellow", markup=False, highlight=False)
+
+    def forget(self, arg: str) -> None:
+        self._need_session()
+        assert self.source is not None
+        named = self.current.scenario if self.current is not None else self.scenario
+        scenario = self.corrections.forget(self.ocr.pipeline.memory, named, self.source)
+        self.console.print(f"forgotten: this document is no longer in the memory of {scenario}", highlight=False)
 
     def ask(self, question: str) -> None:
         session = self._need_session()
@@ -339,6 +391,10 @@ class Repl:
             "history": [{"question": q, "answer": a} for q, a in (self.session.history if self.session else [])],
             "answer_checks": [c.to_dict() for c in self.checks],
             "extractions": [e.to_dict() for e in self.extractions],
+            "fixes": {
+                name: {"value": f.value, "lines": [dict(line) for line in f.lines]}
+                for name, f in self.corrections.fixes.items()
+            },
             "usage": self.usage(),
         }
         path = Path(arg).expanduser()
@@ -408,6 +464,8 @@ class ReplCompleter(Completer):
         elif command == "/keys":
             word = rest.rsplit(",", 1)[-1].lstrip()
             choices = self._field_names()
+        elif command == "/fix" and " " not in rest and self.repl.current is not None:
+            choices = list(self.repl.current.fields)
         yield from (Completion(c, -len(word)) for c in choices if c.startswith(word))
 
     def _field_names(self) -> list[str]:

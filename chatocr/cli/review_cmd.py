@@ -45,17 +45,20 @@ def register(sub: Any) -> None:
 
 
 def _session(args: argparse.Namespace) -> Any:
+    from chatocr.cli.common import memory_overrides
     from chatocr.cli.view_cmd import engine_lookup
+    from chatocr.config import load_config
     from chatocr.review import MemorySettings, ReviewSession
 
-    if args.memory is not None and args.no_memory:
-        raise UsageError("--memory and --no-memory contradict each other.", hint="Give one of them.")
+    # --memory DIR / --no-memory, else the config's memory and memory_dir (as extract reads them).
+    config = load_config(memory_overrides(args), path=args.config)
+    root = Path(config.memory_dir).expanduser() if config.memory_dir else None
     session = ReviewSession(
         args.results,
         reviewer=args.reviewer,
         engine_for=engine_lookup(args.config, args.ocr),
         run_ocr=not args.no_ocr,
-        memory=MemorySettings(enabled=not args.no_memory, root=args.memory),
+        memory=MemorySettings(enabled=config.memory, root=root),
         review_path=args.review_file,
     )
     for number, problem in session.problems:

@@ -7,9 +7,10 @@ Tokens come from $CHATOCR_SERVE_TOKENS or the keys file, never from an option or
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
-from chatocr.cli.common import add_backend_options
+from chatocr.cli.common import add_backend_options, add_memory_options, memory_overrides
 
 __all__ = ["register"]
 
@@ -33,7 +34,20 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--job-concurrency", type=int, default=4, metavar="N", help="job documents extracted at once (4)")
     add_backend_options(p)
+    add_memory_options(p)
+    p.add_argument(
+        "--review",
+        type=Path,
+        metavar="RESULTS",
+        help="also serve the review pages of this results file at /review/ (behind the tokens)",
+    )
     p.set_defaults(handler=run)
+
+
+def memory_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """--memory DIR / --no-memory as ServeSettings' memory and memory_dir."""
+    overrides = memory_overrides(args)
+    return {"memory": overrides.get("memory"), "memory_dir": overrides.get("memory_dir")}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
             llm=args.llm,
             ocr=args.ocr,
             config=str(args.config) if args.config else None,
+            review=str(args.review.resolve()) if args.review else None,
+            **memory_settings(args),
         )
     except ValidationError as exc:
         problems = "; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors())

@@ -31,9 +31,11 @@ from chatocr.ocr.registry import IMAGE_SUFFIXES
 from chatocr.scenarios.loader import ScenarioLibrary
 from chatocr.scenarios.model import FieldType, Scenario
 
-__all__ = ["PROFILES", "Dataset", "DatasetProfile", "Document", "load_dataset"]
+__all__ = ["PROFILES", "Dataset", "DatasetProfile", "Document", "label_answer", "load_dataset"]
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_MASKED_ID = re.compile(r"[0-9A-Za-z]*\*{2,}[0-9A-Za-z]*")
 
 
 @dataclass(frozen=True)
@@ -240,3 +242,22 @@ def load_dataset(
         unmapped,
         profile.note if profile is not None and profile.scenario == name else "",
     )
+
+
+def label_answer(value: Any, kind: str) -> Any:
+    """A labelled value as chatocr's prompts ask for it (what an example, a memory example or a
+    training answer holds): by the set's normaliser kind, an `amount` label "￥41.0元" becomes "41.0"
+    (the number as printed), a `masked_id_name` label "1101011990****1234张三" becomes "张三"."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return None
+    if kind == "amount":
+        numbers = _NUMBER.findall(text)
+        return numbers[0] if len(numbers) == 1 else text
+    if kind == "masked_id_name":
+        return _MASKED_ID.sub("", text).strip() or None
+    return text

@@ -21,7 +21,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,11 @@ from chatocr.evaluation.strategies import Strategy
 from chatocr.extraction.examples import ExampleBank
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.pipeline import ExtractionPipeline
+from chatocr.extraction.remembered import ExampleMemory
 from chatocr.extraction.request import ExtractionRequest
-from chatocr.fileio import JSONFileCache
+from chatocr.fileio import JSONFileCache, file_sha256
 from chatocr.llm.registry import get_chat_model
+from chatocr.memory import DocumentKey
 from chatocr.ocr.types import OCRDocument
 from chatocr.resources import builtin_prompts_dir, cache_dir
 from chatocr.scenarios.keys import parse_key
@@ -49,7 +51,7 @@ from chatocr.scenarios.model import FieldSpec, Scenario
 from chatocr.secrets import redact_data
 from chatocr.typed.schema import TypedSchema
 
-__all__ = ["DocOutcome", "Evaluator", "FixedOrderBank", "build_report", "position_pairs"]
+__all__ = ["DocOutcome", "Evaluator", "FixedOrderBank", "build_report", "position_pairs", "same_documents"]
 
 
 CACHE_VERSION = 1
@@ -140,11 +142,15 @@ class Evaluator:
         cached_only: bool = False,
         schemas: Mapping[str, TypedSchema] | None = None,
         keys: Sequence[str] | None = None,
+        memory: ExampleMemory | None = None,
     ) -> None:
         """ocr_source: "image" runs the OCR engine on each image; "text" reads the set's ocr/ files.
         schemas: per set name, a typed request (`eval --schema`) used instead of the set's keys.
         keys: `eval --keys` items in the key syntax (name:type=description): a set's evaluated
-        field of that name is asked for with that type and description."""
+        field of that name is asked for with that type and description.
+        memory: a memory of reviewed documents to take examples from, searched leave-one-out (a
+        document never gets its own example, nor one of its very text); None: no memory, whatever
+        `chat` was configured with (a measurement must not depend on what this machine reviewed)."""
         self.chat = chat
         self.ocr_source = ocr_source
         self.cache = ResultCache(cache_dir_path or cache_dir("eval")) if use_cache else None
@@ -163,6 +169,13 @@ class Evaluator:
         self.schemas = dict(schemas or {})
         self.keys = {parse_key(item).name: item for item in keys or ()}
         self.outcomes: list[DocOutcome] = []  # of the last run, for checks beyond the report
+        self.memory = None if memory is None else replace(memory, leave_one_out=True)
+
+    def use_memory(self, memory: ExampleMemory | None) -> None:
+        """Take examples from `memory` from now on (leave-one-out; None: no memory), as the
+        learning curve does for each set (evaluation/learning.py)."""
+        self.memory = None if memory is None else replace(memory, leave_one_out=True)
+        self._pipelines.clear()
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -178,7 +191,7 @@ class Evaluator:
             config = base.config.model_copy(update={"focus": focus, **dict(strategy.overrides)})
             bank = FixedOrderBank(self.chat.library) if strategy.selection == "fixed" else None
             model = get_chat_model(strategy.llm) if strategy.llm else None  # e.g. a fine-tuned model
-            pipeline = base.derive(config=config, bank=bank, model=model)
+            pipeline = base.derive(config=config, bank=bank, model=model, memory=self.memory)
             self._pipelines[key] = pipeline
         return pipeline
 
@@ -193,6 +206,8 @@ class Evaluator:
         # Only what is given joins the key: the runs without --schema or --keys keep their cache.
         typed: list[Any] = [schema.json_schema] if schema is not None else []
         typed += [self._keys_for(dataset)] if self.keys else []
+        # What the memory holds joins the key only with a memory: runs without one keep their cache.
+        typed += [self.memory.fingerprint(dataset.scenario)] if self.memory is not None else []
         return _sha(
             [
                 CACHE_VERSION,
@@ -227,6 +242,9 @@ class Evaluator:
         except ChatOCRError as exc:
             self.ocr_errors[key] = f"{type(exc).__name__}: {exc.message}"
             return None
+        # The OCR cache hands back the path the content was first read from (a copy of the set
+        # elsewhere): the document is this set's file, which a leave-one-out memory goes by.
+        document = replace(document, source=str(source))
         self.ocr_docs[key] = document
         return document
 
@@ -346,6 +364,8 @@ class Evaluator:
         self, datasets: Sequence[Dataset], strategies: Sequence[Strategy], *, command: str = ""
     ) -> dict[str, Any]:
         resolved = [s.resolved(self.chat.config) for s in strategies]
+        if self.memory is not None:  # the same document under another file is left out too
+            self.memory.twins.update(same_documents(datasets))
         started = time.perf_counter()
         machine = machine_info()
         outcomes: list[DocOutcome] = []
@@ -407,6 +427,27 @@ class Evaluator:
             "skipped_not_cached": self.skipped,
         }
         return report
+
+
+def same_documents(datasets: Sequence[Dataset]) -> dict[str, tuple[DocumentKey, ...]]:
+    """Per document (its file's resolved path), the other files of its set that are the same
+    document: identical labels, at least two of them filled (the shared train tickets hold two
+    tickets photographed twice, as a JPEG and a PNG). A leave-one-out memory leaves them out too:
+    a copy of the document would hand the model its own answer."""
+    twins: dict[str, tuple[DocumentKey, ...]] = {}
+    for dataset in datasets:
+        groups: dict[str, list[DocumentKey]] = {}
+        for doc in dataset.documents:
+            identity = doc.image or doc.ocr
+            values = {f: get_normalizer(dataset.normalizers.get(f, "text"))(doc.labels.get(f)) for f in dataset.fields}
+            if identity is None or sum(bool(v) for v in values.values()) < 2:
+                continue
+            key = DocumentKey(str(identity.resolve()), file_sha256(identity))
+            groups.setdefault(json.dumps(values, sort_keys=True), []).append(key)
+        for keys in groups.values():
+            for key in keys if len(keys) > 1 else ():
+                twins[key.path] = tuple(other for other in keys if other != key)
+    return twins
 
 
 def _doc_score(dataset: Dataset, doc: Document, outcome: DocOutcome) -> str:

@@ -28,7 +28,9 @@ def vocab_counter(model: str | None = None) -> TokenCounter:
 def export_chat(llm: str | None = None, ocr: str | None = None, config: str | Path | None = None) -> ChatOCR:
     """A ChatOCR for `llm` ("provider[:model]", default: the configured one) whose local model, if
     that is the target, counts with its vocabulary only and is never loaded."""
-    cfg = load_config({"llm": llm, "ocr": ocr}, path=config)
+    # No memory of reviewed documents: a training set must not depend on what this machine reviewed
+    # (nor carry a document's own reviewed answer in its prompt).
+    cfg = load_config({"llm": llm, "ocr": ocr, "memory": False}, path=config)
     provider, _, name = cfg.llm.partition(":")
     # A backend that can count from its vocabulary alone (the in-process local model) is never
     # loaded whole for an export.

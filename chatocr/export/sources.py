@@ -20,7 +20,6 @@ with the reason, never guessed. One unreadable document never stops the others.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 from chatocr.api import ChatOCR
 from chatocr.errors import ChatOCRError, InputError
-from chatocr.evaluation.datasets import load_dataset
+from chatocr.evaluation.datasets import label_answer, load_dataset
 from chatocr.export.options import ReviewOptions
 from chatocr.extraction.result import Extraction, FieldResult
 from chatocr.fileio import file_sha256
@@ -37,9 +36,6 @@ from chatocr.ocr.types import OCRDocument
 from chatocr.runs.records import read_records
 
 __all__ = ["ReviewedDocument", "Skipped", "label_answer", "read_sources"]
-
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-_MASKED_ID = re.compile(r"[0-9A-Za-z]*\*{2,}[0-9A-Za-z]*")
 
 
 @dataclass
@@ -60,23 +56,6 @@ class ReviewedDocument:
 class Skipped:
     document: str
     reason: str
-
-
-def label_answer(value: Any, kind: str) -> Any:
-    """A labelled value as chatocr's prompts ask for it (see the module docstring)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if not text:
-        return None
-    if kind == "amount":
-        numbers = _NUMBER.findall(text)
-        return numbers[0] if len(numbers) == 1 else text
-    if kind == "masked_id_name":
-        return _MASKED_ID.sub("", text).strip() or None
-    return text
 
 
 def _read(chat: ChatOCR, source: Path) -> OCRDocument:

@@ -137,6 +137,19 @@ class ExampleBank:
         blended = [(i, (1 - w) * by_text[i] + w * by_layout[i]) for i in candidates]
         return sorted(blended, key=lambda pair: (-pair[1], pair[0]))
 
+    def rescore(self, text: str, texts: Sequence[str]) -> list[float]:
+        """`texts` from elsewhere (the memory of reviewed documents) scored against `text` on this
+        bank's scale: the library's IDF, the same text/layout blend as `select` (see
+        extraction/remembered.py for why scores of another corpus are not taken as they are)."""
+        if self._version != self.library.version:
+            self._index_library()
+        by_text = self.index.similarity(text, texts)
+        if self.layout_index is None:
+            return by_text
+        w = self.layout_weight
+        by_layout = self.layout_index.similarity(text, texts)
+        return [(1 - w) * a + w * b for a, b in zip(by_text, by_layout, strict=True)]
+
     def _project(self, entry_index: int, keys: Shape, focus: bool) -> PlanExample | None:
         cache_key = (entry_index, keys, focus)
         if cache_key in self._projected:

@@ -30,11 +30,12 @@ from chatocr.config import ChatOCRConfig
 from chatocr.conversation.planner import ConversationPlanner, Plan, PlanPolicy, TaskSpec
 from chatocr.conversation.templates import load_prompts
 from chatocr.errors import ChatOCRError, ConfigError, ScenarioError, as_chatocr_error, error_record
-from chatocr.extraction.examples import ExampleBank, resolve_fields
+from chatocr.extraction.examples import MEMORY_PREFIX, ExampleBank, resolve_fields
 from chatocr.extraction.extractor import ExtractionBudget
 from chatocr.extraction.levers import Levers
 from chatocr.extraction.loop import CheckedLoop
 from chatocr.extraction.prepared import ExtractionTask, PreparedDocument, source_name
+from chatocr.extraction.remembered import ExampleMemory, ranked_together
 from chatocr.extraction.request import ExtractionRequest, Keys, ScenarioSpec, resolve_request
 from chatocr.extraction.result import CallRecord, Extraction, Route
 from chatocr.extraction.routing import Router, language_of
@@ -97,7 +98,10 @@ class ExtractionPipeline:
         engine: OCREngine | None = None,
         bank: ExampleBank | None = None,
         planning: Planning | None = None,
+        memory: ExampleMemory | None = None,
     ) -> None:
+        """memory: the memory of reviewed documents examples also come from (ExampleMemory.of(config),
+        as ChatOCR assembles it); None: the scenarios' examples only."""
         if model is None and planning is None:
             raise ConfigError("A pipeline without a chat model needs the limits and token counter to plan with.")
         self.config = config
@@ -105,6 +109,7 @@ class ExtractionPipeline:
         self.model = model
         self.engine = engine
         self.bank = bank if bank is not None else ExampleBank(library, layout_weight=config.example_layout)
+        self.memory = memory
         self.router = Router(library)
         self.fallback: Scenario | None = self.router.fallback_scenario()  # the fields when none matched
         self.limits: Limits = planning.limits if planning is not None else model.limits  # type: ignore[union-attr]
@@ -123,14 +128,25 @@ class ExtractionPipeline:
         config: ChatOCRConfig | None = None,
         bank: ExampleBank | None = None,
         model: ChatModel | None = None,
+        memory: ExampleMemory | bool | None = True,
     ) -> ExtractionPipeline:
         """A pipeline with the same engine and scenarios and other settings, example bank or backend
-        (another backend brings its own limits and counter, e.g. a fine-tuned model in eval)."""
+        (another backend brings its own limits and counter, e.g. a fine-tuned model in eval).
+        memory: True keeps this pipeline's (its stores stay open); an ExampleMemory or None replaces it."""
+        kept = self.memory if memory is True else memory or None
         if model is not None:
-            return ExtractionPipeline(config or self.config, self.library, model=model, engine=self.engine, bank=bank)
+            return ExtractionPipeline(
+                config or self.config, self.library, model=model, engine=self.engine, bank=bank, memory=kept
+            )
         planning = Planning(self.limits, self.counter) if self.model is None else None
         return ExtractionPipeline(
-            config or self.config, self.library, model=self.model, engine=self.engine, bank=bank, planning=planning
+            config or self.config,
+            self.library,
+            model=self.model,
+            engine=self.engine,
+            bank=bank,
+            planning=planning,
+            memory=kept,
         )
 
     # -- the parts, configured ----------------------------------------------------------------
@@ -225,12 +241,20 @@ class ExtractionPipeline:
         )
 
     def build_task(
-        self, text: str, scenario: Scenario | None, request: ExtractionRequest, language: str | None = None
+        self,
+        text: str,
+        scenario: Scenario | None,
+        request: ExtractionRequest,
+        language: str | None = None,
+        *,
+        source: str | None = None,
     ) -> ExtractionTask:
         """What to ask of one document: the fields (the request's schema's; else its keys, by the
         scenario's names and aliases; else the scenario's own, else the fallback scenario's), the
         language and title, the instructions focused on those fields, and the examples ranked for
-        this text. language: the document's, when the caller has it (PreparedDocument.language)."""
+        this text: the scenario's and the memory's together (extraction/remembered.py). language:
+        the document's, when the caller has it (PreparedDocument.language); source: its path (a
+        leave-one-out memory leaves its own example out)."""
         typed = request.typed
         warnings: list[str] = []
         fields = typed.schema.fields if typed.schema is not None else resolve_fields(scenario, request.keys)
@@ -252,7 +276,13 @@ class ExtractionPipeline:
             instructions = f"{instructions}\n{typed.question}".strip()
         spec = TaskSpec(title, tuple(fields), instructions)
         examples = self.bank.select(text, spec.fields, scenario, focus=focus)
-        return ExtractionTask(spec, examples, language, scenario, tuple(warnings), typed, request.policy)
+        recall = None
+        if self.memory is not None:
+            recall = self.memory.recall(text, spec.fields, scenario, focus=focus, source=source)
+            examples, recall = ranked_together(self.bank, text, examples, recall, scenario)
+            if recall is not None and recall.problem:
+                warnings.append(recall.problem)
+        return ExtractionTask(spec, examples, language, scenario, tuple(warnings), typed, request.policy, recall)
 
     def plan(self, prepared: PreparedDocument, task: ExtractionTask) -> Plan:
         """The first conversation `run` sends for this task (what `chatocr plan` shows)."""
@@ -320,7 +350,11 @@ class ExtractionPipeline:
                 result.calls.extend(calls)
                 result.scenario = chosen.name if chosen else None
                 progress.emit("route", f"scenario {result.scenario or '(none: fallback)'} ({result.route.mode})")
-                await self.run(prepared, self.build_task(prepared.text, chosen, request, prepared.language), result)
+                task = self.build_task(prepared.text, chosen, request, prepared.language, source=prepared.source)
+                try:
+                    await self.run(prepared, task, result)
+                finally:
+                    self._note_memory(task, result)
             except Exception as exc:  # one document's failure is recorded, never lost
                 error = as_chatocr_error(exc)
                 result.error = error_record(exc)
@@ -335,6 +369,17 @@ class ExtractionPipeline:
                 }
                 progress.emit("done", "failed" if error else "done", seconds=total)
         return result, error
+
+    def _note_memory(self, task: ExtractionTask, result: Extraction) -> None:
+        """What the memory did, on the result; the use of the examples the plan took, recorded."""
+        if self.memory is None or task.memory is None:
+            return
+        used = [example_id for example_id in result.examples if example_id.startswith(MEMORY_PREFIX)]
+        result.memory = task.memory.summary(used)
+        problem = self.memory.touch(task.memory, used)
+        if problem is not None:  # a read-only store: used, not recorded
+            result.warnings.append(problem)
+            result.memory["warning"] = problem
 
 
 def _ocr_summary(document: OCRDocument) -> dict[str, Any]:

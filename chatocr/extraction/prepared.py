@@ -11,6 +11,7 @@ from chatocr.conversation.planner import PlanExample, PlanPolicy, TaskSpec
 from chatocr.errors import InputError
 from chatocr.extraction.grounding import TextIndex
 from chatocr.extraction.noise import PageWords, page_words
+from chatocr.extraction.remembered import Recall
 from chatocr.extraction.routing import language_of
 from chatocr.extraction.typed_request import TypedRequest
 from chatocr.ocr.layout import LayoutText
@@ -80,3 +81,4 @@ class ExtractionTask:
     warnings: tuple[str, ...] = ()
     typed: TypedRequest = field(default_factory=TypedRequest)  # a schema, min_confidence (docs/typed.md)
     policy: PlanPolicy = field(default_factory=PlanPolicy)  # how the conversation is laid out
+    memory: Recall | None = None  # what the memory of reviewed documents offered (None: not asked)

@@ -173,6 +173,10 @@ class Extraction:
     data: Any = None
     errors: list[dict[str, str]] = field(default_factory=list)
     schema: dict[str, Any] | None = None
+    # What the memory of reviewed documents did (extraction/remembered.py, Recall.summary): its
+    # scenario, the matches found, those offered with their scores, those the plan used (also in
+    # `examples`, as "memory:<scenario>/<id>"), and why it was not used. None: memory off.
+    memory: dict[str, Any] | None = None
 
     @classmethod
     def failed(cls, source: str, error: BaseException, *, hint: str | None = None) -> Extraction:

@@ -13,6 +13,9 @@ The index covers documents by (id, digest of their text). Loading it checks that
 examples: an example added since (by another process) is indexed on the spot, one removed or
 changed no longer counts, so a stale or foreign index can cost time but never give a wrong
 example; a writer saves the index again once more than `TAIL_LIMIT` documents were not in it.
+Every add and remove counts the store's generation up (a row of `meta`), so a long-running reader
+(`chatocr serve`, the REPL) sees what another process (`chatocr review`) added at its next search,
+at the cost of one small query, and brings the index it holds up to date in memory.
 
 Searching never raises: a store that is damaged, read-only when it must be written, from another
 chatocr version, or sits behind a symbolic link, adds one warning (`warnings`, and the
@@ -126,6 +129,7 @@ class MemoryStore:
         self.clock = clock
         self.warnings: list[str] = []
         self._index: ArrayIndex | None = None
+        self._generation = ""  # of the examples `_index` covers
         self._by_digest: dict[str, list[int]] | None = None
 
     def __repr__(self) -> str:
@@ -141,7 +145,12 @@ class MemoryStore:
 
     @property
     def exists(self) -> bool:
-        return self.db_path.is_file()
+        """Whether the store has an examples file. One that cannot even be looked at (a folder
+        another user keeps to themselves) counts as there: opening it says what is wrong."""
+        try:
+            return self.db_path.is_file()
+        except OSError:
+            return True
 
     def _warn(self, message: str) -> None:
         """Said once per store, however often the problem is met."""
@@ -160,28 +169,47 @@ class MemoryStore:
                     hint="Give the real folder with --memory DIR, or remove the link.",
                 )
 
+    @property
+    def writable(self) -> bool:
+        """Whether adding, removing and recording use can write the store (its folder's permissions)."""
+        return self._writable()
+
     def _writable(self) -> bool:
         if self.read_only:
             return False
-        target = self.folder if self.folder.exists() else self.root
-        while not target.exists() and target != target.parent:
-            target = target.parent
-        return os.access(target, os.W_OK) and (not self.db_path.exists() or os.access(self.db_path, os.W_OK))
+        try:
+            target = self.folder if self.folder.exists() else self.root
+            while not target.exists() and target != target.parent:
+                target = target.parent
+            # The effective user's permissions (a process running as another user: sudo -u, seteuid).
+            effective = os.access in os.supports_effective_ids
+            return os.access(target, os.W_OK, effective_ids=effective) and (
+                not self.db_path.exists() or os.access(self.db_path, os.W_OK, effective_ids=effective)
+            )
+        except OSError:  # a folder this user may not even look into
+            return False
 
     @contextlib.contextmanager
     def _connection(self, *, write: bool) -> Iterator[sqlite3.Connection]:
         """A connection to the examples file, its format checked; MemoryStoreError when the store
-        cannot be used so (missing and not to be created, read-only, damaged, another version)."""
-        self._refuse_links()
-        if write and not self._writable():
+        cannot be used so (missing and not to be created, read-only, unreadable, damaged, another
+        version)."""
+        try:
+            self._refuse_links()
+            if write and not self._writable():
+                raise MemoryStoreError(
+                    f"The memory store {self.folder} is read-only.",
+                    hint="Give a folder you may write with --memory DIR (or fix its permissions).",
+                )
+            if write:
+                self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            elif not self.exists:
+                raise MemoryStoreError(f"There is no memory store for {self.scenario} in {self.root}.")
+        except OSError as exc:  # a folder this user may not enter or create
             raise MemoryStoreError(
-                f"The memory store {self.folder} is read-only.",
-                hint="Give a folder you may write with --memory DIR (or fix its permissions).",
-            )
-        if write:
-            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        elif not self.exists:
-            raise MemoryStoreError(f"There is no memory store for {self.scenario} in {self.root}.")
+                f"The memory store {self.folder} cannot be used: {exc.strerror or exc}.",
+                hint="Fix its permissions, or give another folder with --memory DIR.",
+            ) from None
         uri = f"{self.db_path.absolute().as_uri()}?mode={'rwc' if write else 'ro'}"
         try:
             connection = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None)
@@ -300,43 +328,65 @@ class MemoryStore:
         similarity by `layout_weight`, as ExampleBank ranks). `leave_out`: the document being
         read, for leave-one-out evaluation: its own example and any example whose text is exactly
         `text` are never returned. Never raises: an unusable store warns once and finds nothing."""
+        return self.find(text, limit=limit, layout_weight=layout_weight, leave_out=leave_out)[0]
+
+    def find(
+        self,
+        text: str,
+        *,
+        limit: int = 8,
+        layout_weight: float = 0.0,
+        leave_out: DocumentKey | None = None,
+        also: Sequence[DocumentKey] = (),
+    ) -> tuple[list[MemoryMatch], str | None]:
+        """`search`, and what kept this search from the memory (None when nothing did): every
+        search says it, where `warnings` says each problem once (a result per document needs it
+        each time). also: with `leave_out`, more documents to leave out (the same document under
+        other file names: two photos of one ticket)."""
         if limit <= 0 or not self.exists:
-            return []
+            return [], None
         try:
             index = self.index()
-            excluded = self._excluded(index, text, leave_out) if leave_out is not None else []
+            excluded = self._excluded(index, text, leave_out, also) if leave_out is not None else []
             ranked = index.rank(text, layout_weight=layout_weight, limit=limit, exclude=excluded)
             found = self._rows([example_id for example_id, _ in ranked]) if ranked else {}
         except MemoryStoreError as exc:
-            self._warn(f"memory {self.scenario} not used: {exc.message}")
-            return []
+            problem = f"memory {self.scenario} not used: {exc.message}"
+            self._warn(problem)
+            return [], problem
         except Exception as exc:  # memory only helps: whatever goes wrong, extraction goes on without it
-            self._warn(f"memory {self.scenario} not used: {type(exc).__name__}: {exc}")
-            return []
+            problem = f"memory {self.scenario} not used: {type(exc).__name__}: {exc}"
+            self._warn(problem)
+            return [], problem
         out = []
         for example_id, score in ranked:
             example = found.get(example_id)
             # Removed or changed since the index was read (another process): never a wrong example.
             if example is not None and example.digest == index.digest(example_id):
                 out.append(MemoryMatch(example, round(score, 4)))
-        return out
+        return out, None
 
-    def _excluded(self, index: ArrayIndex, text: str, leave_out: DocumentKey) -> list[int]:
+    def _excluded(
+        self, index: ArrayIndex, text: str, leave_out: DocumentKey, also: Sequence[DocumentKey] = ()
+    ) -> list[int]:
+        """The slots of the document's own example, of any example of its very text, and of the
+        examples of `also` (the same document under other files, as an evaluation knows them)."""
         if self._by_digest is None:
             self._by_digest = {}
             for number, digest in enumerate(index.digests):
                 self._by_digest.setdefault(digest, []).append(number)
         slots = list(self._by_digest.get(text_digest(redact(text)), []))
         with self._connection(write=False) as connection:
-            rows = connection.execute(
-                "SELECT id, source_path, source_sha256, source_page FROM examples "
-                "WHERE (source_sha256 = ? AND source_sha256 != '') OR source_path = ?",
-                (leave_out.sha256, redact(leave_out.path)),
-            ).fetchall()
-        for example_id, path, sha256, page in rows:
-            slot = index.slot(example_id)
-            if slot is not None and leave_out.same_document(DocumentKey(path, sha256, page)):
-                slots.append(slot)
+            for key in (leave_out, *also):
+                rows = connection.execute(
+                    "SELECT id, source_path, source_sha256, source_page FROM examples "
+                    "WHERE (source_sha256 = ? AND source_sha256 != '') OR source_path = ?",
+                    (key.sha256, redact(key.path)),
+                ).fetchall()
+                for example_id, path, sha256, page in rows:
+                    slot = index.slot(example_id)
+                    if slot is not None and key.same_document(DocumentKey(path, sha256, page)):
+                        slots.append(slot)
         return slots
 
     def _rows(self, ids: Sequence[str]) -> dict[str, MemoryExample]:
@@ -345,27 +395,36 @@ class MemoryStore:
             rows = connection.execute(f"SELECT {_COLUMNS} FROM examples WHERE id IN ({marks})", list(ids))
             return {example.id: example for row in rows if (example := self._example(row)) is not None}
 
-    def touch(self, ids: Sequence[str]) -> None:
+    def touch(self, ids: Sequence[str]) -> str | None:
         """Mark examples as just used (what least-recently-used eviction goes by); a read-only
-        store is left as it is."""
-        if not ids or not self.exists or not self._writable():
-            return
+        store is left as it is. Returns why the use was not recorded (None when it was, or when
+        the store is read-only by choice)."""
+        if not ids or not self.exists or self.read_only:
+            return None
+        if not self._writable():
+            return f"memory {self.scenario} is read-only ({self.folder}): its examples' use is not recorded"
         try:
             with self._connection(write=True) as connection:
                 marks = ",".join("?" * len(ids))
                 connection.execute(f"UPDATE examples SET last_used = ? WHERE id IN ({marks})", [self.clock(), *ids])
         except MemoryStoreError as exc:
-            self._warn(f"memory {self.scenario}: last use not recorded: {exc.message}")
+            problem = f"memory {self.scenario}: last use not recorded: {exc.message}"
+            self._warn(problem)
+            return problem
+        return None
 
     # -- the index -------------------------------------------------------------------------------
 
     def index(self) -> ArrayIndex:
-        """The similarity index of the examples as they are now (see the module docstring)."""
-        if self._index is not None:
-            return self._index
+        """The similarity index of the examples as they are now (see the module docstring). Kept
+        between calls while the store's generation (counted up by every add and remove, in any
+        process) is the same; after a change it is brought up to date in memory."""
         with self._connection(write=False) as connection:
+            generation = _generation(connection)
+            if self._index is not None and generation == self._generation:
+                return self._index
             current = dict(connection.execute("SELECT id, digest FROM examples").fetchall())
-            index, damaged = self._index_file()
+            index, damaged = (self._index, False) if self._index is not None else self._index_file()
             covered = index.covered()
             stale = [example_id for example_id, digest in covered.items() if current.get(example_id) != digest]
             missing = [example_id for example_id, digest in current.items() if covered.get(example_id) != digest]
@@ -377,7 +436,7 @@ class MemoryStore:
         if damaged or len(missing) + len(stale) > TAIL_LIMIT:
             self._save_index(index)
         index.prepare()
-        self._index, self._by_digest = index, None
+        self._index, self._by_digest, self._generation = index, None, generation
         return index
 
     def _index_file(self) -> tuple[ArrayIndex, bool]:
@@ -445,6 +504,7 @@ class MemoryStore:
                     [_row(example) for example in unique],
                 )
                 evicted = self._evict(connection, protect=set(ids))
+                _next_generation(connection)
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
@@ -456,7 +516,7 @@ class MemoryStore:
                 "least recently used"
             )
             logger.info("%s", message)
-        self._index = None
+        # The index held here is brought up to date by the next search (the generation changed).
         if len(unique) > TAIL_LIMIT:  # a few are indexed by the next reader; many are saved now
             self.save_index()
         return AddOutcome(unique, replaced, evicted, message)
@@ -486,9 +546,24 @@ class MemoryStore:
         """Delete examples by id (or unique prefix); returns the full ids removed."""
         full = [self.get(example_id).id for example_id in ids]
         with self._connection(write=True) as connection:
+            connection.execute("BEGIN IMMEDIATE")
             connection.executemany("DELETE FROM examples WHERE id = ?", [(example_id,) for example_id in full])
-        self._index = None
+            _next_generation(connection)
+            connection.execute("COMMIT")
         return full
+
+
+def _generation(connection: sqlite3.Connection) -> str:
+    """The store's generation: counted up by every add and remove (a store written before it was
+    counted is at "0" until its next change)."""
+    row = connection.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+    return str(row[0]) if row is not None else "0"
+
+
+def _next_generation(connection: sqlite3.Connection) -> None:
+    """Count the generation up, inside the writer's transaction: readers then know their index is stale."""
+    connection.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+    connection.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
 
 
 def _row(example: MemoryExample) -> tuple[Any, ...]:

@@ -39,6 +39,8 @@ from chatocr.serve.errors import ServeError, error_body
 from chatocr.serve.job_routes import jobs_router
 from chatocr.serve.jobs import JobRunner, JobStore
 from chatocr.serve.middleware import AccessLog, BodyLimit, BodyTooLarge, too_large_body
+from chatocr.serve.review_pages import PREFIX as REVIEW_PREFIX
+from chatocr.serve.review_pages import memory_overrides, review_pages
 from chatocr.serve.routes import extract_router, health_router, scenarios_router
 from chatocr.serve.settings import ServeSettings, TokenSet
 
@@ -54,7 +56,7 @@ def build_chatocr(settings: ServeSettings) -> ChatOCR:
     from chatocr.llm.credentials import load_keys_file
 
     load_keys_file()  # the model's API keys, like every other command
-    ocr = ChatOCR(llm=settings.llm, ocr=settings.ocr, config=settings.config)
+    ocr = ChatOCR(llm=settings.llm, ocr=settings.ocr, config=settings.config, **memory_overrides(settings))
     load = getattr(ocr.model, "llama", None)  # an in-process model loads lazily: load it before ready
     if callable(load):
         load()
@@ -249,6 +251,8 @@ def create_app(
     _answer_errors(app)
     for router in (health_router(service), extract_router(service), scenarios_router(service), jobs_router(service)):
         app.include_router(router)
+    if settings.review is not None:  # serve --review RESULTS: the review pages, behind the tokens
+        app.include_router(review_pages(service, settings), prefix=REVIEW_PREFIX)
     if settings.cors_origins:  # off unless configured
         app.add_middleware(
             CORSMiddleware,

@@ -49,6 +49,11 @@ class ServeSettings(BaseModel):
     llm: str | None = None
     ocr: str | None = None
     config: str | None = None
+    # The memory of reviewed documents it extracts with (None: the config's) and the review pages
+    # of a results file at /review/ (serve/review_pages.py).
+    memory: bool | None = Field(None, description="False: no memory of reviewed documents (--no-memory)")
+    memory_dir: str | None = Field(None, description="the memory's folder (--memory DIR)")
+    review: str | None = Field(None, description="a results file whose review pages are served at /review/")
 
 
 def is_loopback_host(host: str) -> bool:
@@ -71,6 +76,15 @@ class TokenSet:
 
     def __len__(self) -> int:
         return len(self._tokens)
+
+    def signing_key(self, caller: str, *, purpose: str) -> bytes | None:
+        """A key for signing what the server hands the holder of the token whose id is `caller`
+        (a sign-in cookie): derived from that token, so every worker process derives the same and
+        removing the token voids what was signed. None when no token has that id."""
+        for token in self._tokens:
+            if hmac.compare_digest(token_id(token.decode()), caller):
+                return hashlib.sha256(b"chatocr\0" + purpose.encode() + b"\0" + token).digest()
+        return None
 
     def match(self, presented: str) -> str | None:
         """The caller's id (a digest, never the token) when `presented` is one of ours."""
