@@ -43,6 +43,7 @@ __all__ = [
     "Sample",
     "field_features",
     "fit_calibration",
+    "held_out_confidences",
     "summary",
 ]
 
@@ -78,6 +79,20 @@ FEATURES: dict[str, Callable[[FieldSignals], float]] = {
 BASE_FEATURES = tuple(name for name in FEATURES if name != "value_logprob")
 # The signal each optional feature needs; a model using it applies only to fields that have it.
 REQUIRES = {"value_logprob": "value_probability"}
+# The signal (calibration.signals.SIGNAL_NAMES) each feature reads; has_value and grounded read the
+# status, which every field has.
+FEATURE_SIGNALS = {
+    "ocr_confidence": "ocr_confidence",
+    "match_score": "match",
+    "fuzzy": "match",
+    "label": "label",
+    "conflict": "label",
+    "checks_passed": "checks",
+    "checks_failed": "checks",
+    "second_agreed": "second_look",
+    "second_disagreed": "second_look",
+    "value_logprob": "value_probability",
+}
 
 
 @dataclass(frozen=True)
@@ -130,6 +145,11 @@ class LogisticModel:
 
     def applies(self, signals: FieldSignals) -> bool:
         return all(name in signals.available for name in self.requires)
+
+    def signals_used(self, signals: FieldSignals) -> list[str]:
+        """The signals of `signals` this model's features read (for the result's "signals used")."""
+        read = {FEATURE_SIGNALS[name] for name in self.features if name in FEATURE_SIGNALS}
+        return [name for name in signals.available if name in read]
 
     def predict(self, signals: FieldSignals, field_name: str) -> float:
         x = (np.array(field_features(signals, field_name, self.features)) - np.array(self.mean)) / np.array(self.scale)
@@ -372,19 +392,34 @@ def fit_calibration(
         )
     models = _fit_models(samples, l2)
     count = min(folds, len(documents))
-    held = cross_validate(
-        samples,
-        lambda s: s.document,
-        lambda training: Calibration(scenario, _fit_models(training, l2), {}),
-        lambda calibration, s: calibration.confidence(s.signals, s.field),
-        k=count,
-        seed=seed,
-    )
+    held = held_out_confidences(samples, scenario, folds=count, seed=seed, l2=l2)
     correct = [s.correct for s in samples]
     held_out = HeldOut(count, len(samples), expected_calibration_error(held, correct), _thin(_curve(held, correct)))
     fitted = {"documents": len(documents), "fields": len(samples), "right": right}
     created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     return Calibration(scenario, models, fitted, held_out, created)
+
+
+def held_out_confidences(
+    samples: Sequence[Sample], scenario: str, *, folds: int = 5, seed: int = 0, l2: float = 1.0
+) -> list[float | None]:
+    """Each sample's calibrated confidence from a calibration fitted without its document (k-fold
+    by document), in the samples' order: what `fit_calibration` scores itself by, and what the
+    evaluation reports (chatocr eval --calibrate). A fold whose training documents are all right
+    (or all wrong) cannot be fitted: its fields get None (counted as never accepted)."""
+
+    def fit(training: Sequence[Sample]) -> Calibration | None:
+        outcomes = {s.correct for s in training}
+        return Calibration(scenario, _fit_models(training, l2), {}) if len(outcomes) == 2 else None
+
+    return cross_validate(
+        samples,
+        lambda s: s.document,
+        fit,
+        lambda calibration, s: None if calibration is None else calibration.confidence(s.signals, s.field),
+        k=min(folds, len({s.document for s in samples})),
+        seed=seed,
+    )
 
 
 def _curve(held: Sequence[float | None], correct: Sequence[bool]) -> tuple[tuple[float, float, float, float], ...]:

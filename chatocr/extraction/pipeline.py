@@ -38,6 +38,7 @@ from chatocr.extraction.prepared import ExtractionTask, PreparedDocument, source
 from chatocr.extraction.request import ExtractionRequest, Keys, ScenarioSpec, resolve_request
 from chatocr.extraction.result import CallRecord, Extraction, Route
 from chatocr.extraction.routing import Router, language_of
+from chatocr.extraction.trust import AcceptOptions, TrustAssessor
 from chatocr.llm.base import ChatModel, ChatSettings
 from chatocr.messages import Limits
 from chatocr.ocr.base import OCREngine
@@ -107,6 +108,7 @@ class ExtractionPipeline:
         self.bank = bank if bank is not None else ExampleBank(library, layout_weight=config.example_layout)
         self.router = Router(library)
         self.fallback: Scenario | None = self.router.fallback_scenario()  # the fields when none matched
+        self.trust = TrustAssessor(library)  # checks, signals, calibrations, the review decision
         self.limits: Limits = planning.limits if planning is not None else model.limits  # type: ignore[union-attr]
         self.counter: TokenCounter = planning.counter if planning is not None else model.counter  # type: ignore[union-attr]
         self.policy = plan_policy(config, model)
@@ -258,13 +260,20 @@ class ExtractionPipeline:
         """The first conversation `run` sends for this task (what `chatocr plan` shows)."""
         return self.planner(task.language).plan(task.spec, task.examples, prepared.text, policy=task.policy)
 
-    async def run(self, prepared: PreparedDocument, task: ExtractionTask, result: Extraction) -> None:
-        """The checked loop (extraction/loop.py) for this document; fills `result` as it goes."""
+    async def run(
+        self, prepared: PreparedDocument, task: ExtractionTask, result: Extraction, *, accept: AcceptOptions | None = None
+    ) -> None:
+        """The checked loop (extraction/loop.py) for this document; fills `result` as it goes. Then
+        which values to trust (extraction/trust.py): checks, signals, the calibrated confidence and
+        the accept/review decision under `accept` (default: the config's)."""
         if self.model is None:
             raise ConfigError("This pipeline only plans: it has no chat model to run with.")
         planner = self.planner(task.language)
         loop = CheckedLoop(self.model, planner, self.budget, self.levers, self.base_settings, prepared, task, result)
         await loop.run()
+        self.trust.assess(
+            result, task.scenario, loop.page, loop.probabilities, accept=accept or AcceptOptions.of(self.config)
+        )
 
     async def answer(
         self,
@@ -320,7 +329,8 @@ class ExtractionPipeline:
                 result.calls.extend(calls)
                 result.scenario = chosen.name if chosen else None
                 progress.emit("route", f"scenario {result.scenario or '(none: fallback)'} ({result.route.mode})")
-                await self.run(prepared, self.build_task(prepared.text, chosen, request, prepared.language), result)
+                task = self.build_task(prepared.text, chosen, request, prepared.language)
+                await self.run(prepared, task, result, accept=request.accept)
             except Exception as exc:  # one document's failure is recorded, never lost
                 error = as_chatocr_error(exc)
                 result.error = error_record(exc)
