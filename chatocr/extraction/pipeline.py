@@ -261,7 +261,12 @@ class ExtractionPipeline:
         return self.planner(task.language).plan(task.spec, task.examples, prepared.text, policy=task.policy)
 
     async def run(
-        self, prepared: PreparedDocument, task: ExtractionTask, result: Extraction, *, accept: AcceptOptions | None = None
+        self,
+        prepared: PreparedDocument,
+        task: ExtractionTask,
+        result: Extraction,
+        *,
+        accept: AcceptOptions | None = None,
     ) -> None:
         """The checked loop (extraction/loop.py) for this document; fills `result` as it goes. Then
         which values to trust (extraction/trust.py): checks, signals, the calibrated confidence and

@@ -93,7 +93,8 @@ class AcceptOptions:
             )
         chosen = calibration.accept_threshold(precision)
         if chosen is None:
-            return Acceptance(None, where, note=f"no threshold held out {precision:.0%} precision: every field to review")
+            note = f"no threshold held out {precision:.0%} precision: every field to review"
+            return Acceptance(None, where, note=note)
         return Acceptance(chosen, f"{where}, held out")
 
 
