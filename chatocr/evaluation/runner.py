@@ -29,6 +29,7 @@ from chatocr.api import ChatOCR
 from chatocr.conversation.planner import PlanExample
 from chatocr.errors import ChatOCRError
 from chatocr.evaluation.baseline import run_baseline
+from chatocr.evaluation.calibrating import trust_record
 from chatocr.evaluation.datasets import Dataset, Document
 from chatocr.evaluation.machine import machine_info
 from chatocr.evaluation.metrics import get_normalizer
@@ -52,7 +53,7 @@ from chatocr.typed.schema import TypedSchema
 __all__ = ["DocOutcome", "Evaluator", "FixedOrderBank", "build_report", "position_pairs"]
 
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: outcomes keep each field's signals of correctness (evaluation/calibrating.py)
 Progress = Callable[[str], None]
 
 
@@ -297,6 +298,7 @@ class Evaluator:
             steps=result.steps,
             error=None if result.error is None else f"{result.error['type']}: {result.error['message']}",
             data=result.to_dict()["data"] if dataset.name in self.schemas else None,
+            **trust_record(result),
         )
 
     async def _run_baseline(
