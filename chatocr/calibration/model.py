@@ -48,7 +48,9 @@ __all__ = [
 ]
 
 FORMAT = "chatocr.calibration"
-VERSION = 1  # bumped whenever FEATURES or the file's layout change: an old file then warns, never misleads
+# bumped whenever FEATURES or the file's layout change: an old file then warns, never misleads.
+# 2: value_logit beside value_logprob.
+VERSION = 2
 FIELD_PREFIX = "field="
 MIN_FIELD_SAMPLES = 5  # a field seen fewer times in the training set gets no offset of its own
 PROBABILITY_SHARE = 0.9  # fit a model with the value's probability when this share of fields has one
@@ -59,6 +61,18 @@ def _logprob(signals: FieldSignals) -> float:
     """log(p) of the value, floored at e^-10 and scaled to [-1, 0]."""
     probability = signals.value_probability or 0.0
     return max(math.log(probability), -10.0) / 10.0 if probability > 0 else -1.0
+
+
+def _logit(signals: FieldSignals) -> float:
+    """The value's log-odds, clipped to +-12 (p within 6e-6 of 0 or 1) and scaled to [-1.2, 1.2].
+
+    What tells a 99 %-right value from a 99.99 %-right one is the chance of being wrong, 1 - p:
+    log p hardly moves between them (-0.01 and -0.0001) while the log-odds do (4.6 and 9.2). A
+    logistic model on the log-odds with weight 1 returns a calibrated p unchanged; on log p alone
+    it could not reach above ~0.97 on a world whose values were right 99.99 % of the time
+    (tests/pipeline/test_trust.py's)."""
+    probability = min(max(signals.value_probability or 0.0, 6e-6), 1 - 6e-6)
+    return math.log(probability / (1 - probability)) / 10.0
 
 
 VALUED = ("grounded", "low_confidence", "ungrounded")
@@ -75,10 +89,12 @@ FEATURES: dict[str, Callable[[FieldSignals], float]] = {
     "second_agreed": lambda s: float(s.second_look is True),
     "second_disagreed": lambda s: float(s.second_look is False),
     "value_logprob": _logprob,
+    "value_logit": _logit,
 }
-BASE_FEATURES = tuple(name for name in FEATURES if name != "value_logprob")
+VALUE_FEATURES = ("value_logprob", "value_logit")
+BASE_FEATURES = tuple(name for name in FEATURES if name not in VALUE_FEATURES)
 # The signal each optional feature needs; a model using it applies only to fields that have it.
-REQUIRES = {"value_logprob": "value_probability"}
+REQUIRES = {"value_logprob": "value_probability", "value_logit": "value_probability"}
 # The signal (calibration.signals.SIGNAL_NAMES) each feature reads; has_value and grounded read the
 # status, which every field has.
 FEATURE_SIGNALS = {
@@ -92,6 +108,7 @@ FEATURE_SIGNALS = {
     "second_agreed": "second_look",
     "second_disagreed": "second_look",
     "value_logprob": "value_probability",
+    "value_logit": "value_probability",
 }
 
 
@@ -366,7 +383,7 @@ def _fit_models(samples: Sequence[Sample], l2: float) -> tuple[LogisticModel, ..
     models = []
     with_probability = [s for s in samples if s.signals.value_probability is not None]
     if samples and len(with_probability) >= PROBABILITY_SHARE * len(samples) and len(with_probability) >= 2:
-        models.append(LogisticModel.fit(with_probability, "with_probability", (*BASE_FEATURES, "value_logprob"), l2))
+        models.append(LogisticModel.fit(with_probability, "with_probability", (*BASE_FEATURES, *VALUE_FEATURES), l2))
     models.append(LogisticModel.fit(samples, "base", BASE_FEATURES, l2))
     return tuple(models)
 

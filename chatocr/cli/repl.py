@@ -37,7 +37,15 @@ from rich.table import Table
 
 from chatocr.api import ChatOCR, ChatSession
 from chatocr.cli.answer_view import AnswerStream, answer_text, unsupported_note
-from chatocr.cli.common import KEYS_HELP, add_backend_options, field_table, keys_option, make_chatocr, summary_line
+from chatocr.cli.common import (
+    KEYS_HELP,
+    add_backend_options,
+    field_table,
+    keys_option,
+    make_chatocr,
+    review_line,
+    summary_line,
+)
 from chatocr.cli.interrupt import Cancelled, run_cancellable
 from chatocr.cli.status import StatusLine
 from chatocr.cli.suggest import did_you_mean
@@ -218,7 +226,10 @@ class Repl:
         session = self._need_session()
         result = self.call(session.aextract(self.keys, self.scenario), "extracting")
         self.extractions.append(result)
-        self.console.print(field_table(result))
+        self.console.print(field_table(result))  # the fields to review first
+        review = review_line(result)
+        if review:
+            self.console.print(review, style="bold", highlight=False, markup=False)
         self.console.print(summary_line(result), style="dim", highlight=False, markup=False)
         for warning in result.warnings:
             self.console.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)

@@ -209,6 +209,7 @@ class Evaluator:
                 self._prompts,
                 [cfg.max_steps, cfg.max_tokens, cfg.temperature, cfg.max_output_tokens],
                 [cfg.snap, cfg.field_reask, cfg.extractive, cfg.example_layout, cfg.positions],
+                [cfg.second_look, cfg.second_look_below],
                 [s.name for s in self.chat.library] if strategy.route == "classifier" else None,
                 *typed,
             ]

@@ -21,23 +21,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from chatocr import progress
+from chatocr.calibration import ValueProbability
 from chatocr.config import ChatOCRConfig
 from chatocr.conversation.planner import ConversationPlanner, Plan, PlanPolicy, TaskSpec
 from chatocr.conversation.templates import load_prompts
 from chatocr.errors import ChatOCRError, ConfigError, ScenarioError, as_chatocr_error, error_record
 from chatocr.extraction.examples import ExampleBank, resolve_fields
-from chatocr.extraction.extractor import ExtractionBudget
+from chatocr.extraction.extractor import ExtractionBudget, tokens_used
 from chatocr.extraction.levers import Levers
 from chatocr.extraction.loop import CheckedLoop
 from chatocr.extraction.prepared import ExtractionTask, PreparedDocument, source_name
 from chatocr.extraction.request import ExtractionRequest, Keys, ScenarioSpec, resolve_request
 from chatocr.extraction.result import CallRecord, Extraction, Route
 from chatocr.extraction.routing import Router, language_of
+from chatocr.extraction.second_look import SecondLook, look_questions, uncertain_fields
 from chatocr.extraction.trust import AcceptOptions, TrustAssessor
 from chatocr.llm.base import ChatModel, ChatSettings
 from chatocr.messages import Limits
@@ -276,9 +278,27 @@ class ExtractionPipeline:
         planner = self.planner(task.language)
         loop = CheckedLoop(self.model, planner, self.budget, self.levers, self.base_settings, prepared, task, result)
         await loop.run()
+        looks = await self._second_look(prepared, task, result, loop.probabilities) if self.config.second_look else None
         self.trust.assess(
-            result, task.scenario, loop.page, loop.probabilities, accept=accept or AcceptOptions.of(self.config)
+            result, task.scenario, loop.page, loop.probabilities, looks, accept=accept or AcceptOptions.of(self.config)
         )
+
+    async def _second_look(
+        self,
+        prepared: PreparedDocument,
+        task: ExtractionTask,
+        result: Extraction,
+        probabilities: Mapping[str, ValueProbability],
+    ) -> dict[str, bool] | None:
+        """A second look at the uncertain fields (extraction/second_look.py), within the budget."""
+        assert self.model is not None
+        uncertain = uncertain_fields(task.spec.fields, result.fields, probabilities, self.config.second_look_below)
+        questions = look_questions(uncertain, result.fields, prepared.index)
+        if not questions or tokens_used(result.calls, self.model) >= self.budget.max_tokens:
+            return None
+        look = SecondLook(self.model, self.planner(task.language).prompts, self.base_settings, task.spec.title)
+        progress.emit("ask", f"a second look at {len(questions)} field(s)")
+        return await look.run(questions, result.fields, result.calls)
 
     async def answer(
         self,

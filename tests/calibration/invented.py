@@ -10,7 +10,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-ANSWER = {"company": "ACME TRADING SDN BHD", "date": "01/02/2019", "address": "12 JALAN MAJU, 50000 KL", "total": "9.00"}
+ANSWER = {
+    "company": "ACME TRADING SDN BHD",
+    "date": "01/02/2019",
+    "address": "12 JALAN MAJU, 50000 KL",
+    "total": "9.00",
+}
 
 
 def _receipt(company: str, date: str, total: str, cash: str) -> list[str]:
