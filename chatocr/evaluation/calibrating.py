@@ -18,7 +18,7 @@ equals the label under the evaluation's normalisation, the `exact` metric), per 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ TARGET = 0.99
 def trust_record(result: Extraction) -> dict[str, Any]:
     """What an evaluation outcome keeps of a result's trust (DocOutcome's members of that name)."""
     fields = result.fields
+    looks = [c for c in result.calls if c.purpose == "second_look"]
+    looked = [name for name, f in fields.items() if f.signals is not None and f.signals.second_look is not None]
     return {
         "signals": {name: f.signals.to_dict() for name, f in fields.items() if f.signals is not None},
         "confidences": {
@@ -66,6 +68,15 @@ def trust_record(result: Extraction) -> dict[str, Any]:
         "rechecks": [
             {"check": r.check, "step": r.step, "message": r.message, "values": dict(r.values)} for r in result.rechecks
         ],
+        "second_look": {
+            "calls": len(looks),
+            "prompt_tokens": sum(c.prompt_tokens or 0 for c in looks),
+            "completion_tokens": sum(c.completion_tokens or 0 for c in looks),
+            "seconds": round(sum(c.latency_s for c in looks), 3),
+            "fields": looked,
+        }
+        if looks
+        else {},
     }
 
 
@@ -123,6 +134,10 @@ def field_outcomes(
     return out
 
 
+def _without_second_look(fields: Sequence[FieldOutcome]) -> list[FieldOutcome]:
+    return [replace(f, signals=replace(f.signals, second_look=None)) for f in fields]
+
+
 @dataclass
 class TrustEvaluation:
     """What `evaluate_trust` found: per scenario the calibration fitted on all its documents (None
@@ -134,6 +149,7 @@ class TrustEvaluation:
     unfitted: dict[str, str]  # scenario -> why no calibration
     checks: dict[str, dict[str, Any]]
     rechecks: dict[str, Any]
+    second_look: dict[str, Any] | None = None  # when the run took second looks: what they cost and bought
 
 
 def evaluate_trust(
@@ -147,6 +163,27 @@ def evaluate_trust(
 ) -> TrustEvaluation:
     """Fit each scenario's calibration and score it by cross-validation over documents."""
     fields = field_outcomes(datasets, outcomes, strategy, library)
+    held, calibrations, unfitted = _fit_all(fields, folds, seed)
+    mine = [o for o in outcomes if o.strategy == strategy and o.error is None]
+    looks = None
+    if any(f.signals.second_look is not None for f in fields):
+        without, _, _ = _fit_all(_without_second_look(fields), folds, seed)
+        looks = _second_look_effect(fields, held, without, mine)
+    return TrustEvaluation(
+        fields,
+        held,
+        calibrations,
+        unfitted,
+        _check_precision(datasets, mine),
+        _recheck_effects(datasets, mine),
+        looks,
+    )
+
+
+def _fit_all(
+    fields: Sequence[FieldOutcome], folds: int, seed: int
+) -> tuple[list[float | None], dict[str, Calibration], dict[str, str]]:
+    """Per scenario: the calibration on all its fields, and each field's held-out confidence."""
     held: dict[int, float | None] = {}
     calibrations: dict[str, Calibration] = {}
     unfitted: dict[str, str] = {}
@@ -161,15 +198,46 @@ def evaluate_trust(
             continue
         for i, confidence in zip(members, held_out_confidences(samples, scenario, folds=folds, seed=seed), strict=True):
             held[i] = confidence
-    mine = [o for o in outcomes if o.strategy == strategy and o.error is None]
-    return TrustEvaluation(
-        fields,
-        [held.get(i) for i in range(len(fields))],
-        calibrations,
-        unfitted,
-        _check_precision(datasets, mine),
-        _recheck_effects(datasets, mine),
+    return [held.get(i) for i in range(len(fields))], calibrations, unfitted
+
+
+def _second_look_effect(
+    fields: Sequence[FieldOutcome],
+    held: Sequence[float | None],
+    without: Sequence[float | None],
+    outcomes: Sequence[DocOutcome],
+) -> dict[str, Any]:
+    """How often the second look ran, what it cost, how often it agreed (and how right the agreed
+    and the disagreed values were), and the coverage at 99 % with and without it (held out)."""
+    looked = [f for f in fields if f.signals.second_look is not None]
+    agreed = [f for f in looked if f.signals.second_look]
+    disagreed = [f for f in looked if not f.signals.second_look]
+    costs = [o.second_look for o in outcomes if o.second_look]
+    correct = [f.correct for f in fields]
+    with_look = calibration_report(
+        [Scored(f.document, f.field, c, f.correct) for f, c in zip(fields, held, strict=True)], per_field=False
     )
+    without_look = calibration_report(
+        [Scored(f.document, f.field, c, f.correct) for f, c in zip(fields, without, strict=True)], per_field=False
+    )
+    n = max(1, len(outcomes))
+    return {
+        "documents": len(outcomes),
+        "documents_looked": len(costs),
+        "fields_looked": len(looked),
+        "fields": len(fields),
+        "agreed": len(agreed),
+        "agreed_right": sum(f.correct for f in agreed),
+        "disagreed": len(disagreed),
+        "disagreed_right": sum(f.correct for f in disagreed),
+        "tokens_per_document": round(sum(c["prompt_tokens"] + c["completion_tokens"] for c in costs) / n, 1),
+        "seconds_per_document": round(sum(c["seconds"] for c in costs) / n, 3),
+        "coverage_at_99_with": round(with_look.coverage.coverage, 4),
+        "coverage_at_99_without": round(without_look.coverage.coverage, 4),
+        "ece_with": round(with_look.ece, 4),
+        "ece_without": round(without_look.ece, 4),
+        "right": sum(correct),
+    }
 
 
 def _labels(datasets: Sequence[Dataset]) -> dict[tuple[str, str], tuple[Dataset, dict[str, Any]]]:
@@ -283,6 +351,7 @@ def report_dict(evaluation: TrustEvaluation, *, png: Path | None = None) -> dict
         "unfitted": dict(evaluation.unfitted),
         "checks": evaluation.checks,
         "rechecks": evaluation.rechecks,
+        "second_look": evaluation.second_look,
         "reliability_png": str(png) if png is not None and fields else None,
     }
 

@@ -38,6 +38,8 @@ class DocOutcome:
     decisions: dict[str, str] = field(default_factory=dict)
     checks: list[dict[str, Any]] = field(default_factory=list)
     rechecks: list[dict[str, Any]] = field(default_factory=list)
+    # The second look's cost (config second_look): calls, prompt and completion tokens, seconds, fields asked.
+    second_look: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DocOutcome:

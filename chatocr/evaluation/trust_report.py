@@ -95,6 +95,14 @@ def trust_tables(section: dict[str, Any]) -> list[tuple[str, list[str], list[lis
             [[str(asked[k]) for k in ("documents", "won", "lost", "right_kept", "wrong_kept")]],
         )
     )
+    look = section.get("second_look")
+    if look:
+        keys = ("documents_looked", "fields_looked", "agreed", "agreed_right", "disagreed", "disagreed_right",
+                "tokens_per_document", "seconds_per_document", "coverage_at_99_without", "coverage_at_99_with",
+                "ece_without", "ece_with")  # fmt: skip
+        tables.append(
+            ("The second look (held out, with and without its signal)", list(keys), [[str(look[k]) for k in keys]])
+        )
     return tables
 
 

@@ -80,14 +80,25 @@ def look_questions(fields: Sequence[FieldSpec], results: Mapping[str, FieldResul
         result = results[field.name]
         candidates = list(dict.fromkeys(candidates_for(field, str(result.value), index)))
         if not any(agrees(field, c.text, result) for c in candidates):
-            context = result.evidence[0].text if result.evidence else str(result.value)
-            candidates.append(Candidate(str(result.value), context))
-        if len(candidates) < 2:  # nothing to choose between: no look
+            candidates.append(Candidate(str(result.value), _row_of_value(index, result)))
+        if all(agrees(field, c.text, result) for c in candidates):  # no rival to choose: no look
             continue
         text = index.text
         candidates.sort(key=lambda c: (text.find(c.text) if c.text in text else len(text), c.text))
         out.append(Question(field, tuple(candidates)))
     return out
+
+
+def _row_of_value(index: TextIndex, result: FieldResult) -> str:
+    """The layout row holding the value's first line (what the model saw around it)."""
+    line = result.evidence[0].line_id if result.evidence else None
+    span = next((sp for sp in index.layout.spans if sp.line_id == line), None)
+    if span is None:
+        return str(result.value)
+    text = index.text
+    start = text.rfind("\n", 0, span.start) + 1
+    end = text.find("\n", span.end)
+    return text[start : end if end >= 0 else len(text)].strip()
 
 
 class SecondLook:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -241,3 +242,49 @@ def test_results_old_and_new_load_back(scenario_dir: Path) -> None:
     before = Extraction.from_dict(old)  # a record written before trust existed
     assert before.fields["total"].decision is None and before.review_summary() is None and not before.needs_review
     assert before.fields["total"].signals is None and before.checks == []
+
+
+def _second_looker(first: ChatReply, choose: str | None) -> ScriptedChatModel:
+    """The extraction's answer, then, asked a second look, the number of the candidate `choose`
+    (None: 0, none of them)."""
+
+    def answer(messages: Any, settings: Any) -> Any:
+        last = messages[-1]
+        if last.kind != "second_look":
+            return first
+        numbers = dict(re.findall(r"^(\d+)\. (.+?)(?:    \[|$)", last.content, flags=re.M))
+        picked = next((n for n, text in numbers.items() if text.strip() == choose), "0")
+        return json.dumps({"total": int(picked)})
+
+    return ScriptedChatModel(answer)
+
+
+@pytest.mark.parametrize(("choose", "agreed"), [("10.00", True), ("9.00", False), (None, False)])
+def test_a_second_look_at_a_value_the_model_was_unsure_of(scenario_dir: Path, choose: str | None, agreed: bool) -> None:
+    cash = {**RIGHT, "total": "10.00"}  # the CASH line, written unsure; the re-ask answers the same
+    model = _second_looker(reply(cash, {"total": 0.4, "date": 0.95}), choose)
+    chat = _chat(model, scenario_dir, second_look=True, second_look_below=0.9)
+    result = chat.extract(str(RECEIPT), keys=KEYS, scenario="retail_receipt")
+    assert [c.purpose for c in result.calls] == ["extract", "repair", "second_look"]
+    question = result.calls[-1].messages[-1]["content"]
+    # The value and its rivals from the rows naming the field, numbered, in reading order.
+    assert re.findall(r"^\d+\. (\S+)", question, flags=re.M) == ["9.00", "9.00", "10.00"]
+    assert "[on the row: CASH" in question
+    assert "date" not in question.split("\n", 1)[1]  # 0.95 is not below 0.9: only the total is looked at
+    assert len(question) < 1200  # no document, no examples: a short question
+    assert result.fields["total"].signals.second_look is agreed  # type: ignore[union-attr]
+    assert result.fields["date"].signals.second_look is None  # type: ignore[union-attr]
+    assert result.values["total"] == "10.00"  # a signal only: the value stays the loop's
+    assert "second_look" in result.fields["total"].signals.available  # type: ignore[union-attr]
+
+
+def test_no_second_look_when_sure_or_off_or_out_of_budget_or_without_rivals(scenario_dir: Path) -> None:
+    sure = _chat(_second_looker(reply(RIGHT), "9.00"), scenario_dir, second_look=True)
+    assert [c.purpose for c in sure.extract(str(RECEIPT), keys=KEYS, scenario="retail_receipt").calls] == ["extract"]
+    alone = _chat(_second_looker(reply(RIGHT, {"total": 0.4}), "9.00"), scenario_dir, second_look=True)
+    # every text a total row holds is 9.00, the value itself: nothing to choose between
+    assert [c.purpose for c in alone.extract(str(RECEIPT), keys=KEYS, scenario="retail_receipt").calls] == ["extract"]
+    off = _chat(_second_looker(reply(RIGHT, {"total": 0.4}), "9.00"), scenario_dir)
+    assert [c.purpose for c in off.extract(str(RECEIPT), keys=KEYS, scenario="retail_receipt").calls] == ["extract"]
+    spent = _chat(_second_looker(reply(RIGHT, {"total": 0.4}), "9.00"), scenario_dir, second_look=True, max_tokens=100)
+    assert [c.purpose for c in spent.extract(str(RECEIPT), keys=KEYS, scenario="retail_receipt").calls] == ["extract"]
