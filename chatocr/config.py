@@ -23,7 +23,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["ChatOCRConfig", "check_concurrency", "check_min_confidence", "load_config"]
+__all__ = ["ChatOCRConfig", "check_accept", "check_concurrency", "check_min_confidence", "load_config"]
 
 USER_CONFIG = Path("~/.config/chatocr/config.toml")
 PROJECT_CONFIG = Path("chatocr.toml")
@@ -49,6 +49,21 @@ def check_min_confidence(value: float | Mapping[str, float]) -> float | Mapping[
                 hint='e.g. 0.8, or one per field: {"total": 0.95}.',
             )
     return value
+
+
+def check_accept(threshold: float | None, precision: float | None) -> None:
+    """The review queue's rule: a threshold in [0, 1] or a precision in (0, 1] (docs/trust.md)."""
+    for name, value, low_open in (("accept_threshold", threshold, False), ("accept_precision", precision, True)):
+        if value is None:
+            continue
+        number = not isinstance(value, bool) and isinstance(value, (int, float))
+        if not number or not (0.0 < value <= 1.0 if low_open else 0.0 <= value <= 1.0):
+            raise ConfigError(
+                f"{name} must be {'in (0, 1]' if low_open else 'between 0 and 1'}, got {value!r}.",
+                hint="e.g. 0.99 (a share: 99 % of the accepted values right)"
+                if low_open
+                else "e.g. 0.95 (a calibrated confidence)",
+            )
 
 
 class ChatOCRConfig(BaseModel):
@@ -108,11 +123,41 @@ class ChatOCRConfig(BaseModel):
     memory_dir: str | None = None
     # Examples kept per scenario; adding beyond it removes the least recently used (memory.DEFAULT_CAP).
     memory_cap: int = Field(10_000, ge=1)
+    # The review queue (docs/trust.md): a field is `accepted` when its calibrated confidence is at the
+    # threshold the scenario's calibration held out at this precision, else `review`. A scenario's
+    # own accept_precision/accept_threshold (YAML), then a call's, win over these.
+    accept_precision: float | None = 0.99
+    accept_threshold: float | None = None
+    # A second, cheap look (one short call) at grounded fields the model wrote with a probability below
+    # second_look_below: the field alone as a choice among numbered texts of the page (docs/trust.md
+    # measures it; off: it did not pay).
+    second_look: bool = False
+    second_look_below: float = Field(0.9, gt=0.0, le=1.0)
 
     @field_validator("min_confidence")
     @classmethod
     def _in_unit_range(cls, value: float | dict[str, float]) -> float | dict[str, float]:
         check_min_confidence(value)
+        return value
+
+    @field_validator("accept_precision", "accept_threshold", mode="before")
+    @classmethod
+    def _accept_off(cls, value: Any) -> Any:
+        """ "none" / "off" mean no such rule (from the environment or a TOML file)."""
+        if isinstance(value, str) and value.strip().lower() in ("none", "off", ""):
+            return None
+        return value
+
+    @field_validator("accept_precision")
+    @classmethod
+    def _precision(cls, value: float | None) -> float | None:
+        check_accept(None, value)
+        return value
+
+    @field_validator("accept_threshold")
+    @classmethod
+    def _threshold(cls, value: float | None) -> float | None:
+        check_accept(value, None)
         return value
 
     @field_validator("concurrency")
@@ -145,6 +190,8 @@ _ENV = {
     "CHATOCR_PER_PAGE": "per_page",
     "CHATOCR_MEMORY": "memory",
     "CHATOCR_MEMORY_DIR": "memory_dir",
+    "CHATOCR_ACCEPT_PRECISION": "accept_precision",
+    "CHATOCR_ACCEPT_THRESHOLD": "accept_threshold",
 }
 
 

@@ -34,7 +34,16 @@ from chatocr.calibration.metrics import (
     precision_curve,
     reliability_table,
 )
-from chatocr.calibration.model import FEATURES, VERSION, Calibration, HeldOut, LogisticModel, Sample, fit_calibration
+from chatocr.calibration.model import (
+    FEATURES,
+    VERSION,
+    Calibration,
+    HeldOut,
+    LogisticModel,
+    Sample,
+    fit_calibration,
+    held_out_confidences,
+)
 from chatocr.calibration.probability import ValueProbability, value_probabilities, value_spans
 from chatocr.calibration.review import AcceptRule, ReviewQueue, accept_rule, decide, review_queue
 from chatocr.calibration.signals import SIGNAL_NAMES, FieldSignals, LabelEvidence, label_evidence, label_words
@@ -68,6 +77,7 @@ __all__ = [
     "draw_reliability",
     "expected_calibration_error",
     "fit_calibration",
+    "held_out_confidences",
     "label_evidence",
     "label_words",
     "parse_calibration",

@@ -43,11 +43,14 @@ __all__ = [
     "Sample",
     "field_features",
     "fit_calibration",
+    "held_out_confidences",
     "summary",
 ]
 
 FORMAT = "chatocr.calibration"
-VERSION = 1  # bumped whenever FEATURES or the file's layout change: an old file then warns, never misleads
+# bumped whenever FEATURES or the file's layout change: an old file then warns, never misleads.
+# 2: value_logit beside value_logprob.
+VERSION = 2
 FIELD_PREFIX = "field="
 MIN_FIELD_SAMPLES = 5  # a field seen fewer times in the training set gets no offset of its own
 PROBABILITY_SHARE = 0.9  # fit a model with the value's probability when this share of fields has one
@@ -58,6 +61,18 @@ def _logprob(signals: FieldSignals) -> float:
     """log(p) of the value, floored at e^-10 and scaled to [-1, 0]."""
     probability = signals.value_probability or 0.0
     return max(math.log(probability), -10.0) / 10.0 if probability > 0 else -1.0
+
+
+def _logit(signals: FieldSignals) -> float:
+    """The value's log-odds, clipped to +-12 (p within 6e-6 of 0 or 1) and scaled to [-1.2, 1.2].
+
+    What tells a 99 %-right value from a 99.99 %-right one is the chance of being wrong, 1 - p:
+    log p hardly moves between them (-0.01 and -0.0001) while the log-odds do (4.6 and 9.2). A
+    logistic model on the log-odds with weight 1 returns a calibrated p unchanged; on log p alone
+    it could not reach above ~0.97 on a world whose values were right 99.99 % of the time
+    (tests/pipeline/test_trust.py's)."""
+    probability = min(max(signals.value_probability or 0.0, 6e-6), 1 - 6e-6)
+    return math.log(probability / (1 - probability)) / 10.0
 
 
 VALUED = ("grounded", "low_confidence", "ungrounded")
@@ -74,10 +89,27 @@ FEATURES: dict[str, Callable[[FieldSignals], float]] = {
     "second_agreed": lambda s: float(s.second_look is True),
     "second_disagreed": lambda s: float(s.second_look is False),
     "value_logprob": _logprob,
+    "value_logit": _logit,
 }
-BASE_FEATURES = tuple(name for name in FEATURES if name != "value_logprob")
+VALUE_FEATURES = ("value_logprob", "value_logit")
+BASE_FEATURES = tuple(name for name in FEATURES if name not in VALUE_FEATURES)
 # The signal each optional feature needs; a model using it applies only to fields that have it.
-REQUIRES = {"value_logprob": "value_probability"}
+REQUIRES = {"value_logprob": "value_probability", "value_logit": "value_probability"}
+# The signal (calibration.signals.SIGNAL_NAMES) each feature reads; has_value and grounded read the
+# status, which every field has.
+FEATURE_SIGNALS = {
+    "ocr_confidence": "ocr_confidence",
+    "match_score": "match",
+    "fuzzy": "match",
+    "label": "label",
+    "conflict": "label",
+    "checks_passed": "checks",
+    "checks_failed": "checks",
+    "second_agreed": "second_look",
+    "second_disagreed": "second_look",
+    "value_logprob": "value_probability",
+    "value_logit": "value_probability",
+}
 
 
 @dataclass(frozen=True)
@@ -130,6 +162,11 @@ class LogisticModel:
 
     def applies(self, signals: FieldSignals) -> bool:
         return all(name in signals.available for name in self.requires)
+
+    def signals_used(self, signals: FieldSignals) -> list[str]:
+        """The signals of `signals` this model's features read (for the result's "signals used")."""
+        read = {FEATURE_SIGNALS[name] for name in self.features if name in FEATURE_SIGNALS}
+        return [name for name in signals.available if name in read]
 
     def predict(self, signals: FieldSignals, field_name: str) -> float:
         x = (np.array(field_features(signals, field_name, self.features)) - np.array(self.mean)) / np.array(self.scale)
@@ -346,7 +383,7 @@ def _fit_models(samples: Sequence[Sample], l2: float) -> tuple[LogisticModel, ..
     models = []
     with_probability = [s for s in samples if s.signals.value_probability is not None]
     if samples and len(with_probability) >= PROBABILITY_SHARE * len(samples) and len(with_probability) >= 2:
-        models.append(LogisticModel.fit(with_probability, "with_probability", (*BASE_FEATURES, "value_logprob"), l2))
+        models.append(LogisticModel.fit(with_probability, "with_probability", (*BASE_FEATURES, *VALUE_FEATURES), l2))
     models.append(LogisticModel.fit(samples, "base", BASE_FEATURES, l2))
     return tuple(models)
 
@@ -372,19 +409,34 @@ def fit_calibration(
         )
     models = _fit_models(samples, l2)
     count = min(folds, len(documents))
-    held = cross_validate(
-        samples,
-        lambda s: s.document,
-        lambda training: Calibration(scenario, _fit_models(training, l2), {}),
-        lambda calibration, s: calibration.confidence(s.signals, s.field),
-        k=count,
-        seed=seed,
-    )
+    held = held_out_confidences(samples, scenario, folds=count, seed=seed, l2=l2)
     correct = [s.correct for s in samples]
     held_out = HeldOut(count, len(samples), expected_calibration_error(held, correct), _thin(_curve(held, correct)))
     fitted = {"documents": len(documents), "fields": len(samples), "right": right}
     created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     return Calibration(scenario, models, fitted, held_out, created)
+
+
+def held_out_confidences(
+    samples: Sequence[Sample], scenario: str, *, folds: int = 5, seed: int = 0, l2: float = 1.0
+) -> list[float | None]:
+    """Each sample's calibrated confidence from a calibration fitted without its document (k-fold
+    by document), in the samples' order: what `fit_calibration` scores itself by, and what the
+    evaluation reports (chatocr eval --calibrate). A fold whose training documents are all right
+    (or all wrong) cannot be fitted: its fields get None (counted as never accepted)."""
+
+    def fit(training: Sequence[Sample]) -> Calibration | None:
+        outcomes = {s.correct for s in training}
+        return Calibration(scenario, _fit_models(training, l2), {}) if len(outcomes) == 2 else None
+
+    return cross_validate(
+        samples,
+        lambda s: s.document,
+        fit,
+        lambda calibration, s: None if calibration is None else calibration.confidence(s.signals, s.field),
+        k=min(folds, len({s.document for s in samples})),
+        seed=seed,
+    )
 
 
 def _curve(held: Sequence[float | None], correct: Sequence[bool]) -> tuple[tuple[float, float, float, float], ...]:

@@ -37,6 +37,9 @@ TOTAL_WORDS = (
     "amount payable", "total amount", "total sales", "合计", "总计", "应付", "应收", "实付", "应付金额", "实付金额",
     "总额", "总金额", "价税合计", "消费金额",
 )  # fmt: skip
+# Tender rows that come before the final total rather than after it: a rounding line sits between
+# TOTAL INCL. GST 8.11 and TOTAL ROUNDED 8.10, above the CASH and CHANGE that follow the total.
+ADJUSTMENT_WORDS = ("rounding", "rounding adj", "round off", "抹零", "零头")
 # Words that make a "total" row something else: TOTAL QTY 3, TOTAL GST 0.51, TOTAL SAVINGS 2.00 ...
 # unless the tax is included in it: TOTAL INCL. GST 15.90, 含税合计.
 INCLUDING = ("incl", "incl.", "including", "inclusive", "inc", "含税")
@@ -159,8 +162,13 @@ def _final_total(
     kinds: dict[int, str],
 ) -> str | None:
     """The row a person would call the total: the last total row with one amount before the first
-    tender row, else the last such row anywhere; as `LABEL amount`."""
-    first_tender = min((index for index, kind in kinds.items() if kind == "tender"), default=len(rows))
+    tender row that is money handed over (a rounding line comes before the rounded total), else
+    the last such row anywhere; as `LABEL amount`."""
+    labels = {index: label for index, label, _ in rows}
+    first_tender = min(
+        (index for index, kind in kinds.items() if kind == "tender" and not _has(labels[index], ADJUSTMENT_WORDS)),
+        default=len(rows),
+    )
     single = [(index, label, amounts[0]) for index, label, amounts in totals if len(amounts) == 1]
     before = [entry for entry in single if entry[0] < first_tender] or single
     if not before:

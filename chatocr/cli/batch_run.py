@@ -164,6 +164,7 @@ class BatchRun:
         options: dict[str, Any] = {"classify": request.classify, "concurrency": request.concurrency}
         if request.typed.min_confidence is not None:
             options["min_confidence"] = request.typed.min_confidence
+        options.update(accept_precision=request.accept.precision, accept_threshold=request.accept.threshold)
         spec = ChatOCRSpec(
             llm=args.llm,
             ocr=args.ocr,

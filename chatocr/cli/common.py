@@ -29,6 +29,8 @@ __all__ = [
     "make_chatocr",
     "memory_overrides",
     "request_from",
+    "review_line",
+    "review_order",
     "summary_line",
 ]
 
@@ -122,13 +124,46 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+DECISION_STYLE = {"accepted": "green", "review": "bold yellow"}
+
+
+def review_order(result: Extraction) -> list[str]:
+    """The fields as a person should read them: those to review first (lowest confidence first),
+    then the rest in the order asked."""
+    review = result.to_review
+    return [*review, *(name for name in result.fields if name not in review)]
+
+
 def field_table(result: Extraction) -> Table:
-    table = Table("field", "value", "status", "confidence", title=Path(result.source).name, title_justify="left")
-    for name, field in result.fields.items():
+    """The fields, those to review first, with value, status, confidence and decision."""
+    decided = any(f.decision is not None for f in result.fields.values())
+    columns = ["field", "value", "status", "confidence", *(["decision"] if decided else [])]
+    table = Table(*columns, title=Path(result.source).name, title_justify="left")
+    for name in review_order(result):
+        field = result.fields[name]
         style = STATUS_STYLE.get(field.status, "")
         confidence = "" if field.confidence is None else f"{field.confidence:.2f}"
-        table.add_row(name, Text(_shown(field.value)), Text(field.status, style=style), confidence)
+        row: list[str | Text] = [name, Text(_shown(field.value)), Text(field.status, style=style), confidence]
+        if decided:
+            row.append(Text(field.decision or "", style=DECISION_STYLE.get(field.decision or "", "")))
+        table.add_row(*row)
     return table
+
+
+def review_line(result: Extraction) -> str | None:
+    """ "3 of 4 fields accepted, 1 to review", with what the confidence is and the rule's threshold
+    (or why nothing can be accepted); None when no decision was made."""
+    summary = result.review_summary()
+    if summary is None:
+        return None
+    rule = result.acceptance
+    calibrated = any(f.calibrated for f in result.fields.values())
+    what = "calibrated confidence" if calibrated else "uncalibrated confidence (OCR x match)"
+    if rule is not None and rule.threshold is not None:
+        summary += f" (accepted at {what} >= {rule.threshold:.3f}: {rule.source})"
+    if rule is not None and rule.note:
+        summary += f"; {rule.note}"
+    return summary
 
 
 def summary_line(result: Extraction) -> str:

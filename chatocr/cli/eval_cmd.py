@@ -24,6 +24,7 @@ from typing import Any
 from rich.console import Console
 
 from chatocr.api import ChatOCR
+from chatocr.cli.calibrate_cmd import add_calibrate_options, calibrate_from_run
 from chatocr.cli.common import add_memory_options, keys_option
 from chatocr.errors import ConfigError, UsageError
 from chatocr.evaluation.datasets import Dataset, load_dataset
@@ -31,6 +32,7 @@ from chatocr.evaluation.learning import check_sizes, learning_curve, markdown_cu
 from chatocr.evaluation.report import markdown_report, print_report
 from chatocr.evaluation.runner import Evaluator
 from chatocr.evaluation.strategies import GROUPS, STRATEGIES, Strategy, resolve_strategies
+from chatocr.evaluation.trust_report import print_trust, trust_markdown
 from chatocr.evaluation.typed import typed_agreement
 from chatocr.extraction.remembered import ExampleMemory
 from chatocr.fileio import atomic_write, check_output_path
@@ -117,6 +119,7 @@ def register(sub: Any) -> None:
         help="accuracy on the documents after the largest N, once the first N of each set (file order) joined "
         "a fresh memory (their labels as the answers), for each N; e.g. 0,1,2,5,10,20",
     )
+    add_calibrate_options(p)  # --calibrate: docs/trust.md
     p.set_defaults(handler=run)
 
 
@@ -195,6 +198,8 @@ def _command(args: argparse.Namespace) -> str:
         words += ["--concurrency", str(args.concurrency)]
     if args.no_cache:
         words.append("--no-cache")
+    if getattr(args, "calibrate", False):
+        words.append("--calibrate")
     if args.cached_only:
         words.append("--cached-only")
     return " ".join(shlex.quote(w) for w in words)
@@ -218,7 +223,7 @@ def _memory(args: argparse.Namespace, chat: ChatOCR) -> ExampleMemory | None:
 def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError("--limit must be at least 1.")
-    for path in (args.out, args.markdown):  # refused now, not after the evaluation
+    for path in (args.out, args.markdown, getattr(args, "reliability", None)):  # refused now, not after the run
         if path is not None:
             check_output_path(path)
     strategies = resolve_strategies(args.strategy)
@@ -273,7 +278,12 @@ def run(args: argparse.Namespace) -> int:
         typed_runs = {s.name for s in strategies if s.kind != "baseline"}  # the baseline is never typed
         outcomes = [o for o in evaluator.outcomes if o.strategy in typed_runs]
         report["typed"] = typed_agreement(datasets, outcomes, schemas)
-    print_report(report, Console(width=None if sys.stdout.isatty() else 200))
+    if getattr(args, "calibrate", False):
+        report["trust"] = calibrate_from_run(args, evaluator, datasets, strategies, err)
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    print_report(report, console)
+    if "trust" in report:
+        print_trust(report["trust"], console)
     for name, by_strategy in report.get("typed", {}).items():
         for strategy, typed in by_strategy.items():
             print(
@@ -284,7 +294,8 @@ def run(args: argparse.Namespace) -> int:
         atomic_write(args.out, redact(json.dumps(report, ensure_ascii=False, indent=2, default=str)))
         err.print(f"report written to {args.out}", markup=False)
     if args.markdown:
-        atomic_write(args.markdown, redact(markdown_report(report)))
+        trust = trust_markdown(report["trust"]) if "trust" in report else ""
+        atomic_write(args.markdown, redact(markdown_report(report) + trust))
     return 0
 
 

@@ -26,6 +26,7 @@ from chatocr.cli.common import (
     field_table,
     make_chatocr,
     request_from,
+    review_line,
     summary_line,
 )
 from chatocr.cli.status import StatusLine, where_time_went
@@ -60,6 +61,19 @@ def register(sub: Any) -> None:
         type=float,
         metavar="X",
         help="grounded values below this confidence are low_confidence, not trusted (0..1)",
+    )
+    p.add_argument(
+        "--accept-precision",
+        type=float,
+        metavar="P",
+        help="the review queue: accept a field unseen when its calibrated confidence is at the threshold the "
+        "scenario's calibration held out at this precision (default: the scenario's, else the config's, 0.99)",
+    )
+    p.add_argument(
+        "--accept-threshold",
+        type=float,
+        metavar="X",
+        help="instead, accept a field at confidence >= X (0..1); the others go to review",
     )
     add_backend_options(p)
     add_memory_options(p)
@@ -129,6 +143,8 @@ def _run(args: argparse.Namespace, status: StatusLine) -> int:
         min_confidence=args.min_confidence,
         concurrency=args.concurrency,
         per_page=args.per_page,
+        accept_precision=getattr(args, "accept_precision", None),
+        accept_threshold=getattr(args, "accept_threshold", None),
     )
     if request.per_page and args.executor == "ray":
         raise UsageError("--per-page does not run on Ray yet.", hint="Leave out --per-page, or --executor ray.")
@@ -227,12 +243,16 @@ def grounded_summary(result: Extraction) -> dict[str, Any]:
         "route": route.mode if route else None,
         "values": result.values,
         **({"data": result.to_dict()["data"], "errors": result.errors} if result.schema else {}),
+        "needs_review": result.needs_review,
+        "to_review": result.to_review,
         "fields": {
             name: {
                 "value": f.value,
                 "normalized": f.normalized,
                 "status": f.status,
                 "confidence": f.confidence,
+                "calibrated": f.calibrated,
+                "decision": f.decision,
                 # x1,y1 .. x4,y4 clockwise from top-left, in page pixels
                 "boxes": [
                     {"line": e.line_id, "page": e.page, "box": [round(c) for p in e.box for c in p]} for e in f.evidence
@@ -270,14 +290,28 @@ def _finish(batch: BatchRun, total: int, skipped: int) -> int:
         drawn = sum(drawing_path(args.draw, Path(r.source), r.page).is_file() for r in results if r.ok)
         err.print(f"{drawn} picture(s) in {args.draw.resolve()}", highlight=False, markup=False, soft_wrap=True)
     if (total > 1 or args.out is not None) and not batch.quiet:
+        review = review_totals(results)
         err.print(
             f"{len(results) - len(failed)} done, {len(failed)} failed"
             + (f", {skipped} skipped (already done)" if skipped else "")
+            + (f"; {review}" if review else "")
             + (f"; results in {args.out}" if args.out else ""),
             soft_wrap=True,
             highlight=False,
         )
     return 1 if failed else 0
+
+
+def review_totals(results: list[Extraction]) -> str | None:
+    """ "37 of 40 fields accepted, 3 to review (in 2 documents)" over the documents of a run."""
+    decided = [f for r in results if r.ok for f in r.fields.values() if f.decision is not None]
+    if not decided:
+        return None
+    accepted = sum(f.decision == "accepted" for f in decided)
+    documents = sum(r.needs_review for r in results if r.ok)
+    fields = "field" if len(decided) == 1 else "fields"
+    where = f" (in {documents} document{'s' if documents != 1 else ''})" if documents else ""
+    return f"{accepted} of {len(decided)} {fields} accepted, {len(decided) - accepted} to review{where}"
 
 
 def _write_json(batch: BatchRun, total: int) -> None:
@@ -304,18 +338,29 @@ def _print_tables(results: list[Extraction], total: int) -> None:
                 console.print(f"page {result.page}", style="bold", highlight=False)
             if result.ok:
                 console.print(field_table(result))
+                review = review_line(result)
+                if review:
+                    console.print(review, style="bold", highlight=False, markup=False)
                 console.print(summary_line(result), style="dim", highlight=False)
                 for warning in result.warnings:
                     console.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)
         return
-    table = Table("document", "scenario", "grounded", "other", "result")
-    for result in sorted(results, key=lambda r: (r.source, r.page or 0)):
+    table = Table("document", "scenario", "grounded", "other", "accepted", "to review", "result")
+    # Documents with fields to review first, the most to review first.
+    for result in sorted(results, key=lambda r: (-len(r.to_review), r.source, r.page or 0)):
         counts = result.status_counts()
         grounded = counts.pop("grounded", 0)
         other = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         name = Path(result.source).name + ("" if result.page is None else f" p{result.page}")
+        waiting = len(result.to_review)
         table.add_row(
-            name, result.scenario or "", str(grounded), other, "[green]ok[/green]" if result.ok else "[red]failed[/red]"
+            name,
+            result.scenario or "",
+            str(grounded),
+            other,
+            str(len(result.accepted)),
+            f"[yellow]{waiting}[/yellow]" if waiting else "0",
+            "[green]ok[/green]" if result.ok else "[red]failed[/red]",
         )
     console.print(table)
 

@@ -57,6 +57,7 @@ _COMMANDS = {
     "scenarios": "scenarios_cmd",
     "extract": "extract_cmd",
     "eval": "eval_cmd",
+    "calibrate": "calibrate_cmd",
     "ocr": "ocr_cmd",
     "doctor": "doctor_cmd",
     "repl": "repl",

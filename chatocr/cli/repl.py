@@ -44,6 +44,7 @@ from chatocr.cli.common import (
     field_table,
     keys_option,
     make_chatocr,
+    review_line,
     summary_line,
 )
 from chatocr.cli.interrupt import Cancelled, run_cancellable
@@ -241,7 +242,10 @@ class Repl:
         self.extractions.append(result)
         self.current = result
         fixes = self.corrections.fixes
-        self.console.print(corrected_table(result, fixes) if fixes else field_table(result))
+        self.console.print(corrected_table(result, fixes) if fixes else field_table(result))  # review first
+        review = review_line(result)
+        if review:
+            self.console.print(review, style="bold", highlight=False, markup=False)
         self.console.print(summary_line(result), style="dim", highlight=False, markup=False)
         for warning in result.warnings:
             self.console.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)

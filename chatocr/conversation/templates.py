@@ -39,6 +39,7 @@ TEMPLATE_NAMES = (
     "classifier",
     "repair",
     "choose",
+    "second_look",
     "chat_system",
     "chat_document",
     "chat_ready",

@@ -29,6 +29,17 @@ class DocOutcome:
     # The model's own answers where the returned value is the page's text instead (snapping).
     answers: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] | None = None  # eval --schema: the typed instance as JSON; None if it did not validate
+    # Trust (evaluation/calibrating.py, trust_record): per field its signals of correctness (FieldSignals
+    # as a dict), today's confidence (grounding), the run's calibrated confidence and decision; the
+    # document checks on the final values; the failed checks the loop asked about again.
+    signals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    confidences: dict[str, float | None] = field(default_factory=dict)
+    calibrated: dict[str, float] = field(default_factory=dict)
+    decisions: dict[str, str] = field(default_factory=dict)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    rechecks: list[dict[str, Any]] = field(default_factory=list)
+    # The second look's cost (config second_look): calls, prompt and completion tokens, seconds, fields asked.
+    second_look: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DocOutcome:

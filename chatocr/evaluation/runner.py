@@ -29,6 +29,7 @@ from chatocr.api import ChatOCR
 from chatocr.conversation.planner import PlanExample
 from chatocr.errors import ChatOCRError
 from chatocr.evaluation.baseline import run_baseline
+from chatocr.evaluation.calibrating import trust_record
 from chatocr.evaluation.datasets import Dataset, Document
 from chatocr.evaluation.machine import machine_info
 from chatocr.evaluation.metrics import get_normalizer
@@ -54,7 +55,7 @@ from chatocr.typed.schema import TypedSchema
 __all__ = ["DocOutcome", "Evaluator", "FixedOrderBank", "build_report", "position_pairs", "same_documents"]
 
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: outcomes keep each field's signals of correctness (evaluation/calibrating.py)
 Progress = Callable[[str], None]
 
 
@@ -223,6 +224,7 @@ class Evaluator:
                 self._prompts,
                 [cfg.max_steps, cfg.max_tokens, cfg.temperature, cfg.max_output_tokens],
                 [cfg.snap, cfg.field_reask, cfg.extractive, cfg.example_layout, cfg.positions],
+                [cfg.second_look, cfg.second_look_below],
                 [s.name for s in self.chat.library] if strategy.route == "classifier" else None,
                 *typed,
             ]
@@ -315,6 +317,7 @@ class Evaluator:
             steps=result.steps,
             error=None if result.error is None else f"{result.error['type']}: {result.error['message']}",
             data=result.to_dict()["data"] if dataset.name in self.schemas else None,
+            **trust_record(result),
         )
 
     async def _run_baseline(

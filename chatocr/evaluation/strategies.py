@@ -30,6 +30,8 @@ Accuracy levers (issue 17), each one config setting turned the other way from th
     layout-examples                   examples ranked by text and layout similarity (weight 0.5)
     positions                         start/destination, buyer/seller put back by the boxes
     accuracy                          every lever above on
+    second-look                       a second, cheap look at uncertain fields (docs/trust.md; a
+                                      signal of correctness, the values unchanged)
 
 Ad-hoc strategies: "packing=pairs,examples=1,restate=1,selection=fixed,route=classifier,focus=off"
 (any subset of the keys; the rest are the defaults; `llm=provider:model` runs it on another backend).
@@ -159,6 +161,11 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("extractive", overrides=(("extractive", True),), description="text fields from the page's strings"),
         Strategy("layout-examples", overrides=(("example_layout", 0.5),), description="text + layout ranking"),
         Strategy("positions", overrides=(("positions", True),), description="position pairs decided by the boxes"),
+        Strategy(
+            "second-look",
+            overrides=(("second_look", True),),
+            description="a second, cheap look at the fields the model was unsure of (a trust signal)",
+        ),
         Strategy(
             "accuracy",
             overrides=(("example_layout", 0.5), ("field_reask", True), ("positions", True), ("snap", True)),

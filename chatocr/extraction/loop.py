@@ -9,7 +9,11 @@ by the pipeline, and the accuracy levers come as one small value (`Levers`), not
 
 - each answer is parsed (extraction/parsing.py), checked and grounded field by field
   (extractor.evaluate; a typed request's review marks low confidence and checks the model), and
-  merged with the best answers so far;
+  merged with the best answers so far; each value's probability (the backend's token
+  log-probabilities, where it gives them) is kept from the step whose answer was kept;
+- the scenario's document checks run on the best answers: a failed check's message is a re-ask
+  problem, once per check ("total 10.00 is the CASH line; the final amount is TOTAL 9.00"), and
+  an answer never replaces one that passed a check with one that fails it;
 - problems left (unreadable JSON, missing or extra keys, invalid or ungrounded values) are asked
   again in the conversation, within the planner's budget; with the `field_reask` lever (or a
   ruled-out answer) the bad required fields are asked alone, as numbered choices from the page;
@@ -23,16 +27,20 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from chatocr import progress
+from chatocr.calibration import ValueProbability, value_probabilities
+from chatocr.checks import CheckResult, PageRows
 from chatocr.conversation.planner import ConversationPlanner, Plan
 from chatocr.errors import ChatOCRError, ContextTooLongError, DocumentTooLargeError
+from chatocr.extraction.checking import page_rows, run_checks
 from chatocr.extraction.extractor import ExtractionBudget, evaluate, merge_best, tokens_used
 from chatocr.extraction.levers import Levers, answer_schema, choice_questions, finish_fields, open_problems
 from chatocr.extraction.parsing import parse_reply
 from chatocr.extraction.prepared import ExtractionTask, PreparedDocument
 from chatocr.extraction.reask import Question, answers_from, choice_schema, render_question
-from chatocr.extraction.result import CallRecord, Extraction, FieldResult
+from chatocr.extraction.result import CallRecord, Extraction, FieldResult, Recheck
 from chatocr.llm.base import ChatModel, ChatSettings
 from chatocr.messages import Limits, Message
 
@@ -67,12 +75,25 @@ class CheckedLoop:
     # A field-aware re-ask in flight: its questions, and every field asked so far.
     choosing: list[Question] = field(default_factory=list)
     asked: set[str] = field(default_factory=set)
+    # Trust: each field's value probability from the step whose answer is kept; the checks on the
+    # best answers after the last step; the checks whose failure was already asked about.
+    probabilities: dict[str, ValueProbability] = field(default_factory=dict)
+    checks: list[CheckResult] = field(default_factory=list)
+    checks_asked: set[str] = field(default_factory=set)
+    failing: list[Recheck] = field(default_factory=list)  # this step's failed checks, recorded if re-asked
 
     def __post_init__(self) -> None:
         self.plan = self.planner.plan(self.task.spec, self.task.examples, self.prepared.text, policy=self.task.policy)
         self.messages = list(self.plan.messages)
         schema = answer_schema(self.levers, self.task.spec.fields, self.prepared.layout)
-        self.answer_settings = replace(self.settings, json_mode=schema)
+        # Token probabilities where the backend gives them (the value's probability is a signal of
+        # correctness); a backend without them answers as before.
+        self.answer_settings = replace(self.settings, json_mode=schema, logprobs=self.model.supports_logprobs)
+
+    @cached_property
+    def page(self) -> PageRows:
+        """The page as rows of lines, for the document checks and label evidence."""
+        return page_rows(self.prepared.layout)
 
     async def run(self) -> None:
         """Until no problem remains or the budget is spent; fills the result (also on failure).
@@ -97,6 +118,7 @@ class CheckedLoop:
     async def _step(self) -> bool:
         """One call and its check; True when the loop is done (answered, or the budget spent)."""
         model, budget = self.model, self.budget
+        self.failing = []
         if self.calls and tokens_used(self.calls, model) >= budget.max_tokens:
             self.warnings.append(f"stopped after {self.steps} step(s): the token budget ({budget.max_tokens}) is spent")
             return True
@@ -122,7 +144,7 @@ class CheckedLoop:
             raise
         record.finish(reply)
         self.steps += 1
-        problems = self._check_choice(reply.text) if self.choosing else self._check(reply.text)
+        problems = self._check_choice(reply.text) if self.choosing else self._check(reply.text, reply.token_logprobs)
         if reply.truncated:
             problems.append("the answer was cut off: answer with the JSON object only, no other text")
         if not problems:
@@ -130,6 +152,7 @@ class CheckedLoop:
         if self.steps >= budget.max_steps:
             self.warnings.append(f"unresolved after {self.steps} step(s): " + "; ".join(problems))
             return True
+        self.result.rechecks.extend(self.failing)
         self._reask(reply.text, problems)
         return False
 
@@ -137,17 +160,66 @@ class CheckedLoop:
         self.result.plan = self.plan.report
         self.result.examples = [e.id for e in self.plan.report.included]
 
-    def _check(self, answer: str) -> list[str]:
+    def _check(self, answer: str, token_logprobs: Sequence[tuple[str, float]] | None = None) -> list[str]:
         parsed = parse_reply(answer)
         if parsed.data is None:
             return [f"{parsed.error}; answer with one JSON object only"]
         prepared = self.prepared
         results, problems = evaluate(self.task.spec.fields, parsed.data, prepared.document, prepared.index)
-        self.best = merge_best(self.best, results)
+        answered = value_probabilities(answer, token_logprobs) if token_logprobs else {}
+        by_key = {key.strip().casefold(): value for key, value in answered.items()}
+        self._merge(results, {name: by_key.get(name.casefold()) for name in results})
         review = self.task.typed.review()  # low confidence marked; a typed model's validation problems
         if review is not None:
             problems.extend(review(self.best))
-        return problems
+        return problems + self._check_problems()
+
+    def _merge(self, results: dict[str, FieldResult], probabilities: dict[str, ValueProbability | None]) -> None:
+        """The new answers merged with the best so far (extractor.merge_best), each kept value's
+        probability with it; then a value that fails a document check its predecessor passed goes
+        back to the predecessor (a re-ask after a false alarm must not trade a right value for a
+        wrong one)."""
+        before = dict(self.best)
+        merged = merge_best(self.best, results)
+        scenario = self.task.scenario
+        if scenario is not None and scenario.checks and before:
+            old = {c.name: c.passed for c in run_checks(scenario, before, self.page)}
+            for check in run_checks(scenario, merged, self.page):
+                if check.passed is False and old.get(check.name) is True:
+                    for name in merged:
+                        spec = scenario.field(name)
+                        if spec is not None and spec.name in check.fields and name in before:
+                            merged[name] = before[name]
+        self.best = merged
+        for name, result in results.items():
+            if merged.get(name) is result:
+                probability = probabilities.get(name)
+                if probability is None:
+                    self.probabilities.pop(name, None)
+                else:
+                    self.probabilities[name] = probability
+
+    def _check_problems(self) -> list[str]:
+        """The scenario's checks on the best answers; each failure not yet asked about is a re-ask
+        problem (asked once: the model may well be right and the check's alarm false)."""
+        scenario = self.task.scenario
+        if scenario is None or not scenario.checks:
+            return []
+        self.checks = run_checks(scenario, self.best, self.page)
+        failed = [c for c in self.checks if c.passed is False and c.name not in self.checks_asked]
+        self.checks_asked |= {c.name for c in failed}
+        self.failing = [Recheck(c.name, self.steps, c.message, self._values_of(c)) for c in failed]
+        return [f"check {c.name} failed: {c.message}" for c in failed]
+
+    def _values_of(self, check: CheckResult) -> dict[str, object]:
+        """The best answers' values of the fields a check names, by the result's keys."""
+        scenario = self.task.scenario
+        out: dict[str, object] = {}
+        for name, result in self.best.items():
+            spec = scenario.field(name) if scenario is not None else None
+            if spec is not None and spec.name in check.fields:
+                out[name] = result.value
+        return out
 
     def _check_choice(self, answer: str) -> list[str]:
         """A field-aware re-ask's reply: the chosen candidates (the page's text) checked and
@@ -157,7 +229,9 @@ class CheckedLoop:
         asked = tuple(q.field for q in questions)
         prepared = self.prepared
         results, _ = evaluate(asked, chosen, prepared.document, prepared.index)
-        self.best = merge_best(self.best, {n: r for n, r in results.items() if r.value is not None})
+        # A chosen line has no probability of the model's writing it: the value's probability goes.
+        chosen_results = {n: r for n, r in results.items() if r.value is not None}
+        self._merge(chosen_results, dict.fromkeys(chosen_results))
         return open_problems(self.task.spec.fields, self.best)
 
     def _shrink(self, *, within: Limits | None = None, extra: Sequence[Message] = ()) -> Plan:

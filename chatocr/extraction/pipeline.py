@@ -21,17 +21,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from chatocr import progress
+from chatocr.calibration import ValueProbability
 from chatocr.config import ChatOCRConfig
 from chatocr.conversation.planner import ConversationPlanner, Plan, PlanPolicy, TaskSpec
 from chatocr.conversation.templates import load_prompts
 from chatocr.errors import ChatOCRError, ConfigError, ScenarioError, as_chatocr_error, error_record
 from chatocr.extraction.examples import MEMORY_PREFIX, ExampleBank, resolve_fields
-from chatocr.extraction.extractor import ExtractionBudget
+from chatocr.extraction.extractor import ExtractionBudget, tokens_used
 from chatocr.extraction.levers import Levers
 from chatocr.extraction.loop import CheckedLoop
 from chatocr.extraction.prepared import ExtractionTask, PreparedDocument, source_name
@@ -39,6 +40,8 @@ from chatocr.extraction.remembered import ExampleMemory, ranked_together
 from chatocr.extraction.request import ExtractionRequest, Keys, ScenarioSpec, resolve_request
 from chatocr.extraction.result import CallRecord, Extraction, Route
 from chatocr.extraction.routing import Router, language_of
+from chatocr.extraction.second_look import SecondLook, look_questions, uncertain_fields
+from chatocr.extraction.trust import AcceptOptions, TrustAssessor
 from chatocr.llm.base import ChatModel, ChatSettings
 from chatocr.messages import Limits
 from chatocr.ocr.base import OCREngine
@@ -112,6 +115,7 @@ class ExtractionPipeline:
         self.memory = memory
         self.router = Router(library)
         self.fallback: Scenario | None = self.router.fallback_scenario()  # the fields when none matched
+        self.trust = TrustAssessor(library)  # checks, signals, calibrations, the review decision
         self.limits: Limits = planning.limits if planning is not None else model.limits  # type: ignore[union-attr]
         self.counter: TokenCounter = planning.counter if planning is not None else model.counter  # type: ignore[union-attr]
         self.policy = plan_policy(config, model)
@@ -288,13 +292,43 @@ class ExtractionPipeline:
         """The first conversation `run` sends for this task (what `chatocr plan` shows)."""
         return self.planner(task.language).plan(task.spec, task.examples, prepared.text, policy=task.policy)
 
-    async def run(self, prepared: PreparedDocument, task: ExtractionTask, result: Extraction) -> None:
-        """The checked loop (extraction/loop.py) for this document; fills `result` as it goes."""
+    async def run(
+        self,
+        prepared: PreparedDocument,
+        task: ExtractionTask,
+        result: Extraction,
+        *,
+        accept: AcceptOptions | None = None,
+    ) -> None:
+        """The checked loop (extraction/loop.py) for this document; fills `result` as it goes. Then
+        which values to trust (extraction/trust.py): checks, signals, the calibrated confidence and
+        the accept/review decision under `accept` (default: the config's)."""
         if self.model is None:
             raise ConfigError("This pipeline only plans: it has no chat model to run with.")
         planner = self.planner(task.language)
         loop = CheckedLoop(self.model, planner, self.budget, self.levers, self.base_settings, prepared, task, result)
         await loop.run()
+        looks = await self._second_look(prepared, task, result, loop.probabilities) if self.config.second_look else None
+        self.trust.assess(
+            result, task.scenario, loop.page, loop.probabilities, looks, accept=accept or AcceptOptions.of(self.config)
+        )
+
+    async def _second_look(
+        self,
+        prepared: PreparedDocument,
+        task: ExtractionTask,
+        result: Extraction,
+        probabilities: Mapping[str, ValueProbability],
+    ) -> dict[str, bool] | None:
+        """A second look at the uncertain fields (extraction/second_look.py), within the budget."""
+        assert self.model is not None
+        uncertain = uncertain_fields(task.spec.fields, result.fields, probabilities, self.config.second_look_below)
+        questions = look_questions(uncertain, result.fields, prepared.index)
+        if not questions or tokens_used(result.calls, self.model) >= self.budget.max_tokens:
+            return None
+        look = SecondLook(self.model, self.planner(task.language).prompts, self.base_settings, task.spec.title)
+        progress.emit("ask", f"a second look at {len(questions)} field(s)")
+        return await look.run(questions, result.fields, result.calls)
 
     async def answer(
         self,
@@ -352,7 +386,7 @@ class ExtractionPipeline:
                 progress.emit("route", f"scenario {result.scenario or '(none: fallback)'} ({result.route.mode})")
                 task = self.build_task(prepared.text, chosen, request, prepared.language, source=prepared.source)
                 try:
-                    await self.run(prepared, task, result)
+                    await self.run(prepared, task, result, accept=request.accept)
                 finally:
                     self._note_memory(task, result)
             except Exception as exc:  # one document's failure is recorded, never lost

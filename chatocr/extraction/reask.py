@@ -41,6 +41,7 @@ __all__ = [
     "Candidate",
     "Question",
     "answers_from",
+    "candidates_for",
     "choice_schema",
     "questions_for",
     "render_question",
@@ -153,6 +154,13 @@ def _text_candidates(index: TextIndex, field: FieldSpec, answer: str | None) -> 
     return list(dict.fromkeys(out))[:MAX_CANDIDATES]
 
 
+def candidates_for(field: FieldSpec, answer: str | None, index: TextIndex) -> list[Candidate]:
+    """The page's texts that could be `field`'s value (see the module's docstring), for `answer`."""
+    if field.type in (FieldType.date, FieldType.amount, FieldType.number):
+        return _typed_candidates(index, field, answer)
+    return _text_candidates(index, field, answer)
+
+
 def questions_for(fields: Sequence[FieldSpec], results: Mapping[str, FieldResult], index: TextIndex) -> list[Question]:
     """One question per required field whose best answer so far is missing, ungrounded or invalid
     (not lists or enums: a list has no single line, an enum's grammar already constrains it)."""
@@ -164,10 +172,7 @@ def questions_for(fields: Sequence[FieldSpec], results: Mapping[str, FieldResult
         if result is not None and result.status not in _REASKED:
             continue
         answer = str(result.value) if result is not None and result.value is not None else None
-        if field.type in (FieldType.date, FieldType.amount, FieldType.number):
-            candidates = _typed_candidates(index, field, answer)
-        else:
-            candidates = _text_candidates(index, field, answer)
+        candidates = candidates_for(field, answer, index)
         if candidates:
             out.append(Question(field, tuple(dict.fromkeys(candidates))))
     return out

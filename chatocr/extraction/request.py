@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from chatocr.config import check_concurrency, check_min_confidence
 from chatocr.conversation.planner import PlanPolicy
 from chatocr.errors import ConfigError, SchemaError, UnknownOptionError
+from chatocr.extraction.trust import AcceptOptions
 from chatocr.extraction.typed_request import MinConfidence, TypedRequest
 from chatocr.scenarios.keys import as_keys, split_keys
 from chatocr.scenarios.model import FieldSpec, Scenario
@@ -91,10 +92,16 @@ class ExtractOptions(AskOptions, total=False):
 
     schema: a pydantic model or JSON Schema: `result.data` is then an instance of it.
     question: a chat question the typed answer is for (what ChatSession.ask passes).
+    accept_precision: the review queue's rule: a field is accepted unseen when its calibrated
+        confidence is at the threshold the scenario's calibration held out at this precision (0.99).
+    accept_threshold: instead, accept at confidence >= this number.
+    Both default to the scenario's own (its YAML), then the config's (docs/trust.md).
     """
 
     schema: SchemaSpec
     question: str
+    accept_precision: float | None
+    accept_threshold: float | None
 
 
 class ManyOptions(ExtractOptions, total=False):
@@ -138,6 +145,7 @@ class ExtractionRequest:
     per_page: bool = False
     pages: frozenset[int] | None = None
     concurrency: int = 4
+    accept: AcceptOptions = field(default_factory=AcceptOptions)  # the review queue's rule
 
     @property
     def field_names(self) -> list[str] | None:
@@ -187,6 +195,7 @@ def resolve_request(
     pages = options.get("pages")
     classify = options.get("classify")
     policy = options.get("policy")
+    accept = AcceptOptions.of(config, options.get("accept_threshold"), options.get("accept_precision"))
     return ExtractionRequest(
         keys=None if parsed is None else tuple(parsed),
         scenario=named_scenario(pipeline, scenario),
@@ -196,6 +205,7 @@ def resolve_request(
         per_page=config.per_page if per_page is None else bool(per_page),
         pages=None if pages is None else _page_numbers(pages),
         concurrency=concurrency,
+        accept=accept,
     )
 
 

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
+from chatocr.calibration import FieldSignals
+from chatocr.checks import CheckResult
 from chatocr.conversation.report import PlanReport
 from chatocr.errors import DataFileError, error_record
 from chatocr.llm.base import ChatModel, ChatReply
@@ -28,11 +30,14 @@ from chatocr.secrets import redact_data
 __all__ = [
     "MAX_RECORD_COORDINATE",
     "MAX_RECORD_PAGES",
+    "Acceptance",
     "CallRecord",
+    "Decision",
     "Evidence",
     "Extraction",
     "FieldResult",
     "FieldStatus",
+    "Recheck",
     "Route",
     "usage_of",
 ]
@@ -45,6 +50,8 @@ MAX_RECORD_PAGES = 1_000
 
 # low_confidence: found in the document, but below the caller's min_confidence (not trusted).
 FieldStatus = Literal["grounded", "low_confidence", "ungrounded", "missing", "invalid"]
+# The review queue's verdict on a field (docs/trust.md): a person may take it unseen, or should look.
+Decision = Literal["accepted", "review"]
 
 
 @dataclass
@@ -66,7 +73,9 @@ class FieldResult:
     status: FieldStatus = "missing"
     match: str | None = None  # exact | normalized | numeric | date | fuzzy
     match_score: float | None = None
-    confidence: float | None = None  # lowest OCR confidence of its lines x match score
+    # The calibrated probability that the value is right when `calibrated` (the scenario's
+    # calibration applied to `signals`); otherwise the grounding confidence below.
+    confidence: float | None = None
     evidence: list[Evidence] = field(default_factory=list)
     problem: str | None = None
     required: bool = False
@@ -77,17 +86,55 @@ class FieldResult:
     # A list-of-objects or object field's leaves, by JSON path ("items[2].amount"), each grounded
     # on its own (see extraction/items.py).
     parts: dict[str, FieldResult] = field(default_factory=dict)
+    # Trust (extraction/trust.py, docs/trust.md). grounding_confidence: the lowest OCR confidence of
+    # its lines x how well the value matched the page ("this text is on the page"), what
+    # `confidence` was before calibration. signals: what says the value is right; signals_used:
+    # those the calibrated confidence was computed from ([] when not calibrated). decision: accepted
+    # or review under the result's `acceptance` rule (None: no rule applied, e.g. a failed document).
+    grounding_confidence: float | None = None
+    calibrated: bool = False
+    signals: FieldSignals | None = None
+    signals_used: list[str] = field(default_factory=list)
+    decision: Decision | None = None
 
     @property
     def trusted(self) -> bool:
         return self.status == "grounded"
+
+    @property
+    def review(self) -> bool:
+        """A person should look at this value (the accept rule did not accept it)."""
+        return self.decision == "review"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FieldResult:
         data = dict(data)
         data["evidence"] = [Evidence(**e) for e in data.get("evidence", [])]
         data["parts"] = {path: cls.from_dict(part) for path, part in data.get("parts", {}).items()}
+        if isinstance(data.get("signals"), dict):
+            data["signals"] = FieldSignals.from_dict(data["signals"])
         return cls(**data)
+
+
+@dataclass
+class Acceptance:
+    """The accept/review rule a result's fields were decided by."""
+
+    threshold: float | None  # accepted at confidence >= threshold; None: no field can be accepted
+    source: str  # "given", "precision 0.99 (held out)", ...
+    calibration: str | None = None  # the calibration file applied; None: the confidence is uncalibrated
+    note: str = ""  # why nothing can be accepted, or what the threshold was applied to
+
+
+@dataclass
+class Recheck:
+    """A document check that failed on the answers at a step and was asked about again (the loop's
+    re-ask): which check, after which step, its message, and the values it named then."""
+
+    check: str
+    step: int
+    message: str
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -177,6 +224,11 @@ class Extraction:
     # scenario, the matches found, those offered with their scores, those the plan used (also in
     # `examples`, as "memory:<scenario>/<id>"), and why it was not used. None: memory off.
     memory: dict[str, Any] | None = None
+    # Trust (docs/trust.md): the scenario's document checks on the values, and the rule that
+    # accepted each field or sent it to review (None: no decision was made).
+    checks: list[CheckResult] = field(default_factory=list)
+    acceptance: Acceptance | None = None
+    rechecks: list[Recheck] = field(default_factory=list)  # failed checks the loop asked about again
 
     @classmethod
     def failed(cls, source: str, error: BaseException, *, hint: str | None = None) -> Extraction:
@@ -208,6 +260,30 @@ class Extraction:
             else:
                 out[name] = f
         return out
+
+    @property
+    def needs_review(self) -> bool:
+        """Some field should be looked at by a person before its value is used."""
+        return any(f.decision == "review" for f in self.fields.values())
+
+    @property
+    def to_review(self) -> list[str]:
+        """The fields to look at, in the order to look at them: lowest confidence first."""
+        review = [name for name, f in self.fields.items() if f.decision == "review"]
+        return sorted(review, key=lambda name: _confidence_order(self.fields[name]))
+
+    @property
+    def accepted(self) -> list[str]:
+        return [name for name, f in self.fields.items() if f.decision == "accepted"]
+
+    def review_summary(self) -> str | None:
+        """ "3 of 4 fields accepted, 1 to review"; None when no decision was made."""
+        decided = [f for f in self.fields.values() if f.decision is not None]
+        if not decided:
+            return None
+        accepted = sum(f.decision == "accepted" for f in decided)
+        fields = "field" if len(decided) == 1 else "fields"
+        return f"{accepted} of {len(decided)} {fields} accepted, {len(decided) - accepted} to review"
 
     def status_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -247,6 +323,11 @@ class Extraction:
     @classmethod
     def from_json(cls, text: str) -> Extraction:
         return cls.from_dict(json.loads(text))
+
+
+def _confidence_order(result: FieldResult) -> tuple[bool, float]:
+    """No confidence first, then the lowest."""
+    return (result.confidence is not None, result.confidence or 0.0)
 
 
 _ADAPTER: TypeAdapter[Extraction] | None = None

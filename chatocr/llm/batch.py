@@ -71,6 +71,8 @@ class Job:
     perf: dict[str, Any] = field(default_factory=dict)
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    # Each answer token's (text, log-probability) when asked (ChatSettings.logprobs), else None.
+    token_logprobs: list[tuple[str, float]] | None = None
 
     def fail(self, error: BaseException) -> None:
         self.error = error
@@ -262,6 +264,7 @@ class BatchEngine:
                 emit=lambda piece: job.context.run(job.emit, piece),  # progress listeners are per call
                 stopped=job.stop.is_set,
                 stats=job.stats,
+                logprobs=job.token_logprobs,
             )
         except ValueError as exc:  # the answer's grammar refused by llama.cpp
             slot.clear()

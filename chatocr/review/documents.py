@@ -261,7 +261,11 @@ class PageImages:
 
 
 def field_needs_review(item: FieldResult) -> bool:
-    """Not grounded, or grounded below LOW_CONFIDENCE."""
+    """The extraction's decision when it made one (`review`: the calibrated confidence is below the
+    accept threshold, docs/trust.md); for a result without decisions, not grounded or grounded
+    below LOW_CONFIDENCE."""
+    if item.decision is not None:
+        return item.decision == "review"
     if item.status != "grounded":
         return True
     return item.confidence is not None and item.confidence < LOW_CONFIDENCE
@@ -329,6 +333,8 @@ def field_view(doc: ReviewDocument, item: FieldResult, colour: str, state: Revie
         "problem": item.problem,
         "required": item.required,
         "needs_review": field_needs_review(item),
+        "decision": item.decision,
+        "calibrated": item.calibrated,
         "checks": _field_checks(doc, item.name),
         "color": colour,
         "boxes": evidence,

@@ -357,6 +357,21 @@ class Scenario(_Strict):
         description="Document checks on the extracted values (check digits, sums, amounts in words, dates, the final "
         "amount): a failed check lowers the confidence of the fields it names.",
     )
+    accept_precision: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="The review queue's default for this scenario: accept a field unseen when its calibrated "
+        "confidence is at the threshold held out at this precision (e.g. 0.99); the config's accept_precision "
+        "when unset. A call's own accept_precision or accept_threshold wins.",
+    )
+    accept_threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="The review queue's default for this scenario as a fixed confidence threshold (instead of "
+        "accept_precision).",
+    )
 
     @field_validator("fields")
     @classmethod
@@ -373,6 +388,12 @@ class Scenario(_Strict):
             if field.before is not None and (field.before == field.name or field.before not in names):
                 raise ValueError(f"field {field.name!r}: `before` must name another field, got {field.before!r}")
         return fields
+
+    @model_validator(mode="after")
+    def _one_accept_default(self) -> Scenario:
+        if self.accept_precision is not None and self.accept_threshold is not None:
+            raise ValueError("give accept_precision or accept_threshold, not both")
+        return self
 
     @model_validator(mode="after")
     def _checks_are_valid(self) -> Scenario:
@@ -458,6 +479,9 @@ class Scenario(_Strict):
         data["checks"] = [{k: v for k, v in check.items() if v is not None} for check in data["checks"]]
         if not data["checks"]:
             del data["checks"]
+        for key in ("accept_precision", "accept_threshold"):
+            if data[key] is None:
+                del data[key]
         header = "# yaml-language-server: $schema=../schema/scenario.schema.json\n"
         return header + yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100)
 

@@ -82,7 +82,10 @@ def _data_uri(image: Image.Image, max_side: int, quality: int) -> str:
 
 
 def _field_view(item: FieldResult, colour: str, low_confidence: float) -> dict[str, Any]:
-    low = item.status == "grounded" and item.confidence is not None and item.confidence < low_confidence
+    # "low" is about the grounding confidence (OCR x match), what `confidence` was before calibration.
+    grounding = item.grounding_confidence if item.signals is not None else item.confidence
+    low = item.status == "grounded" and grounding is not None and grounding < low_confidence
+    signals = item.signals
     return {
         "name": item.name,
         "value": _shown(item.value),
@@ -91,6 +94,13 @@ def _field_view(item: FieldResult, colour: str, low_confidence: float) -> dict[s
         "match": item.match,
         "match_score": item.match_score,
         "confidence": item.confidence,
+        "calibrated": item.calibrated,
+        "grounding_confidence": grounding,
+        "decision": item.decision,
+        "signals_used": list(item.signals_used),
+        "checks_failed": list(signals.checks_failed) if signals is not None else [],
+        "value_probability": signals.value_probability if signals is not None else None,
+        "label": signals.label if signals is not None else None,
         "low": low,
         "problem": item.problem,
         "required": item.required,
@@ -158,8 +168,14 @@ def document_view(
 ) -> dict[str, Any]:
     """One document as the JSON the page script draws."""
     result = item.result
-    fields = [_field_view(f, PALETTE[i % len(PALETTE)], low_confidence) for i, f in enumerate(result.fields.values())]
+    views = {
+        name: _field_view(f, PALETTE[i % len(PALETTE)], low_confidence)
+        for i, (name, f) in enumerate(result.fields.items())
+    }
+    review = result.to_review  # the fields to review first, lowest confidence first; colours stay each field's
+    fields = [views[name] for name in [*review, *(n for n in views if n not in review)]]
     route = result.route
+    rule = result.acceptance
     return {
         "name": Path(result.source).name or result.source,
         "source": result.source,
@@ -177,6 +193,17 @@ def document_view(
         "ocr": {k: result.ocr.get(k) for k in ("engine", "model", "cached", "lines", "has_boxes")},
         "examples": list(result.examples),
         "fields": fields,
+        "review": None
+        if rule is None
+        else {
+            "summary": result.review_summary(),
+            "to_review": review,
+            "threshold": rule.threshold,
+            "source": rule.source,
+            "note": rule.note,
+            "calibration": rule.calibration,
+        },
+        "checks": [check.to_dict() for check in result.checks],
         "pages": [_page_view(item, index, fields, max_side, quality) for index in _page_indexes(item)],
     }
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from chatocr.calibration import (
+    VERSION,
     Calibration,
     CalibrationStore,
     FieldSignals,
@@ -122,7 +123,7 @@ def test_a_file_round_trips(tmp_path: Path, fitted: tuple[Calibration, list[Samp
     assert path.name == "receipt.calibration.json"
     save_calibration(calibration, path)
     data = json.loads(path.read_text(encoding="utf-8"))
-    assert (data["format"], data["version"], data["scenario"]) == ("chatocr.calibration", 1, "receipt")
+    assert (data["format"], data["version"], data["scenario"]) == ("chatocr.calibration", VERSION, "receipt")
     assert data["fitted_on"] == {"documents": 800, "fields": 2400, "right": sum(s.correct for s in samples)}
     assert set(data["held_out"]["accept"]) == {"0.9", "0.95", "0.98", "0.99"}
     loaded = read_calibration(path, "receipt")
@@ -137,7 +138,7 @@ def test_a_file_round_trips(tmp_path: Path, fitted: tuple[Calibration, list[Samp
 def _corrupt(data: dict[str, object], change: str) -> str:
     model = data["models"][0]  # type: ignore[index]
     if change == "version":
-        data["version"] = 2
+        data["version"] = VERSION + 1
     elif change == "scenario":
         data["scenario"] = "vat_invoice"
     elif change == "weights":
@@ -160,7 +161,7 @@ def _corrupt(data: dict[str, object], change: str) -> str:
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        ("version", "format version 2; this chatocr reads version 1"),
+        ("version", f"format version {VERSION + 1}; this chatocr reads version {VERSION}"),
         ("scenario", "fitted for scenario 'vat_invoice', not 'receipt'"),
         ("weights", "weights is not"),
         ("feature", "unknown feature 'shoe_size'"),

@@ -55,6 +55,17 @@ def test_the_cash_line_fails_and_names_the_final_amount() -> None:
     assert _check("-0.01", "r4c1")[0] is False
 
 
+def test_the_final_amount_named_is_the_rounded_total_after_a_rounding_line() -> None:
+    page = _page(
+        "TOTAL INCL. GST  RM 8.11", "ROUNDING ADJUSTMENT  -RM 0.01", "TOTAL ROUNDED  RM 8.10", "CASH  RM 50.00"
+    )
+    assert _check("50.00", "r3c1", page) == (
+        False,
+        "total 50.00 is the CASH RM line; the final amount is TOTAL ROUNDED RM 8.10",
+    )
+    assert _check("8.10", "r2c1", page)[0] is True
+
+
 def test_the_subtotal_fails_when_a_total_row_says_otherwise() -> None:
     passed, message = _check("50.10", "r2c1")
     assert passed is False and message.startswith("total 50.10 is the Sub Total line")

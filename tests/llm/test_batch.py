@@ -203,3 +203,24 @@ def test_a_sampled_call_gets_the_context_alone_between_batches(qwen: local.Local
     assert [json.loads(r.text)["store"] for r in replies] == ["GOLDEN BAKERY", "KEDAI MAJU", "ACE HARDWARE"]  # type: ignore[attr-defined]
     assert replies[2].raw["chatocr"]["decoding"] == "sampled"  # type: ignore[attr-defined]
     assert json.loads(qwen.chat_sync(receipt(*RECEIPTS[0]), SETTINGS).text)["total"] == "5.50"
+
+
+@pytest.mark.slow
+def test_documents_in_flight_each_get_their_own_token_probabilities(qwen: local.LocalChatModel) -> None:
+    """ChatSettings.logprobs beside other documents: each answer's tokens and probabilities are its
+    own, as when decoded alone (within llama.cpp's rounding of batched sums)."""
+    asked = ChatSettings(json_mode=SCHEMA, max_output_tokens=60, temperature=0, logprobs=True)
+    alone = [qwen.chat_sync(receipt(*r), asked) for r in RECEIPTS]
+
+    async def together() -> list[object]:
+        plain = qwen.chat(receipt(*RECEIPTS[0]), SETTINGS)  # one beside them asks for none
+        return list(await asyncio.gather(plain, *(qwen.chat(receipt(*r), asked) for r in RECEIPTS)))
+
+    plain, *replies = asyncio.run(together())
+    assert plain.token_logprobs is None  # type: ignore[attr-defined]
+    for reply, single in zip(replies, alone, strict=True):
+        assert reply.raw["chatocr"]["batch"] >= 2 and reply.text == single.text  # type: ignore[attr-defined]
+        tokens, reference = reply.token_logprobs, single.token_logprobs  # type: ignore[attr-defined]
+        assert tokens and reference and [t for t, _ in tokens] == [t for t, _ in reference]
+        assert "".join(t for t, _ in tokens) == reply.text  # type: ignore[attr-defined]
+        assert max(abs(a - b) for (_, a), (_, b) in zip(tokens, reference, strict=True)) < 0.02

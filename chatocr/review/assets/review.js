@@ -268,14 +268,16 @@ function renderRow(field) {
     });
     cell.append(editor);
   }
-  const status = field.needs_review && field.status === "grounded" ? "low" : field.status;
+  // "to review": the extraction's decision (a calibrated confidence below the accept threshold);
+  // "low": a result without decisions, grounded below the report's low-confidence mark.
+  const status = field.needs_review && field.status === "grounded" ? (field.decision === "review" ? "review" : "low") : field.status;
   const review = field.review
     ? el("span", { class: "badge review-" + field.review.state, text: field.review.state + (field.review.reviewer ? " · " + field.review.reviewer : "") })
     : null;
   row.append(
     el("td", {}, swatch, el("span", { text: field.name + (field.required ? " *" : "") })),
     cell,
-    el("td", {}, el("span", { class: "badge status-" + status, text: status === "low" ? "low confidence" : field.status })),
+    el("td", {}, el("span", { class: "badge status-" + status, text: status === "low" ? "low confidence" : status === "review" ? "to review" : field.status })),
     el("td", { text: field.confidence === null ? "" : field.confidence.toFixed(2) }),
     el("td", {}, review),
   );

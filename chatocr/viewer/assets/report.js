@@ -41,8 +41,12 @@
   const STATUS_TEXT = { grounded: "✓ grounded", ungrounded: "? not in document", missing: "– missing", invalid: "✗ invalid" };
 
   function counts(doc) {
-    const out = { grounded: 0, ungrounded: 0, missing: 0, invalid: 0, low: 0 };
-    for (const f of doc.fields) { out[f.status] = (out[f.status] || 0) + 1; if (f.low) out.low += 1; }
+    const out = { grounded: 0, ungrounded: 0, missing: 0, invalid: 0, low: 0, accepted: 0, review: 0, decided: 0 };
+    for (const f of doc.fields) {
+      out[f.status] = (out[f.status] || 0) + 1;
+      if (f.low) out.low += 1;
+      if (f.decision) { out.decided += 1; out[f.decision] += 1; }
+    }
     return out;
   }
 
@@ -55,16 +59,23 @@
   function renderSummary() {
     const box = document.getElementById("summary");
     const failed = docs.filter((d) => !d.ok).length;
-    let fields = 0, grounded = 0, doubtful = 0, tokens = 0;
+    let fields = 0, grounded = 0, doubtful = 0, tokens = 0, decided = 0, accepted = 0;
     for (const d of docs) {
       const c = counts(d);
       fields += d.fields.length; grounded += c.grounded; doubtful += c.ungrounded + c.invalid + c.low;
+      decided += c.decided; accepted += c.accepted;
       tokens += (d.usage && d.usage.total_tokens) || 0;
     }
     box.append(el("span", { class: "pill", text: docs.length + " document" + (docs.length === 1 ? "" : "s") }));
     if (failed) box.append(el("span", { class: "pill bad", text: failed + " failed" }));
-    box.append(el("span", { class: "pill ok", text: grounded + "/" + fields + " fields grounded" }));
-    if (doubtful) box.append(el("span", { class: "pill warn", text: doubtful + " to check" }));
+    if (decided) {
+      // The review queue: "37 of 40 fields accepted, 3 to review"
+      box.append(el("span", { class: "pill ok", id: "review-summary",
+        text: accepted + " of " + decided + " fields accepted, " + (decided - accepted) + " to review" }));
+    } else {
+      box.append(el("span", { class: "pill ok", text: grounded + "/" + fields + " fields grounded" }));
+      if (doubtful) box.append(el("span", { class: "pill warn", text: doubtful + " to check" }));
+    }
     box.append(el("span", { class: "pill", text: tokens + " tokens" }));
   }
 
@@ -76,6 +87,8 @@
       if (!doc.ok) meta.append(el("span", { class: "bad", text: "failed" }));
       else {
         meta.append(el("span", { text: "✓ " + c.grounded + "/" + doc.fields.length }));
+        if (c.review) meta.append(el("span", { class: "warn", text: c.review + " to review" }));
+        else if (c.decided) meta.append(el("span", { text: "all accepted" }));
         if (c.ungrounded + c.invalid) meta.append(el("span", { class: "warn", text: "? " + (c.ungrounded + c.invalid) }));
         if (c.low) meta.append(el("span", { class: "warn", text: "low " + c.low }));
       }
@@ -155,14 +168,18 @@
     if (field.problem) value.append(el("span", { class: "problem", text: field.problem }));
     const status = el("td", {}, el("span", { class: "status " + field.status, text: STATUS_TEXT[field.status] || field.status }));
     if (field.low) status.append(el("span", { class: "low", title: "confidence below " + DATA.low_confidence, text: "low confidence" }));
+    const decision = field.decision
+      ? el("td", { class: "decision " + field.decision, text: field.decision === "review" ? "⚑ review" : "accepted" }) : null;
     return el("tr", {
-      class: "field-row " + field.status + (field.low ? " low-confidence" : ""), "data-field": field.name,
+      class: "field-row " + field.status + (field.low ? " low-confidence" : "") + (field.decision ? " " + field.decision : ""),
+      "data-field": field.name, "data-decision": field.decision || "",
       onmouseenter: () => highlight(field.name), onmouseleave: () => highlight(pinned),
       onclick: () => { pin(field.name, false); selectField(doc, field); },
     },
     el("td", { class: "name" }, el("span", { class: "swatch", style: "background:" + field.color }), field.name),
     value, status,
-    el("td", { class: "conf", text: fmt(field.confidence, 2) }),
+    el("td", { class: "conf", text: fmt(field.confidence, 2), title: field.calibrated ? "calibrated: the probability that the value is right" : "uncalibrated: OCR confidence x match" }),
+    decision,
     el("td", { class: "match", text: field.match ? field.match + (field.match_score !== null && field.match_score < 1 ? " " + fmt(field.match_score, 2) : "") : "" }));
   }
 
@@ -202,12 +219,31 @@
     for (const page of doc.pages) pages.append(renderPage(doc, page));
     const side = el("div", { class: "side" });
     if (doc.fields.length) {
+      const decided = doc.fields.some((f) => f.decision);
       const table = el("table", { class: "fields" }, el("thead", {}, el("tr", {},
-        el("th", { text: "field" }), el("th", { text: "value" }), el("th", { text: "status" }), el("th", { text: "conf." }), el("th", { text: "match" }))));
+        el("th", { text: "field" }), el("th", { text: "value" }), el("th", { text: "status" }), el("th", { text: "conf." }),
+        decided ? el("th", { text: "decision" }) : null, el("th", { text: "match" }))));
       const body = el("tbody");
-      for (const field of doc.fields) body.append(fieldRow(doc, field));
+      for (const field of doc.fields) body.append(fieldRow(doc, field));  // the fields to review come first
       table.append(body);
-      side.append(el("div", { class: "card" }, el("h3", { text: "fields" }), table));
+      const card = el("div", { class: "card" }, el("h3", { text: "fields" }));
+      if (doc.review && doc.review.summary) {
+        const rule = doc.review.threshold === null ? doc.review.note
+          : "accepted at " + (doc.fields.some((f) => f.calibrated) ? "calibrated" : "uncalibrated") + " confidence ≥ "
+            + fmt(doc.review.threshold, 3) + " (" + doc.review.source + ")" + (doc.review.note ? "; " + doc.review.note : "");
+        card.append(el("div", { class: "review-line" }, el("b", { text: doc.review.summary }), rule ? el("span", { class: "hint", text: rule }) : null));
+      }
+      card.append(table);
+      side.append(card);
+    }
+    if (doc.checks && doc.checks.length) {
+      const list = el("ul", { class: "checks" });
+      for (const check of doc.checks) {
+        const mark = check.passed === null ? "– skipped" : check.passed ? "✓ passed" : "✗ failed";
+        list.append(el("li", { class: "check " + (check.passed === null ? "skipped" : check.passed ? "passed" : "failed") },
+          el("b", { text: check.name + " " }), el("span", { text: mark + ": " + check.message })));
+      }
+      side.append(el("div", { class: "card" }, el("h3", { text: "checks" }), list));
     }
     side.append(el("div", { class: "card", id: "selection" }, el("h3", { text: "selection" }),
       el("div", { class: "empty", text: "Hover or click a field or a box." })));
@@ -252,7 +288,12 @@
     selection(
       el("div", { class: "line-text-big" }, el("span", { class: "swatch", style: "display:inline-block;width:11px;height:11px;border-radius:3px;margin-right:7px;background:" + field.color }), field.name),
       kv([["value", field.value === null ? "—" : field.value], ["normalized", field.normalized], ["status", STATUS_TEXT[field.status]],
-        ["confidence", fmt(field.confidence, 3) + (field.low ? " (low)" : "")], ["match", field.match], ["problem", field.problem],
+        ["confidence", fmt(field.confidence, 3) + (field.calibrated ? " (calibrated)" : "") + (field.low ? " (low)" : "")],
+        ["decision", field.decision], ["grounding confidence", field.calibrated ? fmt(field.grounding_confidence, 3) : null],
+        ["signals used", field.signals_used.length ? field.signals_used.join(", ") : null],
+        ["model's probability", field.value_probability === null ? null : fmt(field.value_probability, 3)],
+        ["label", field.label], ["checks failed", field.checks_failed.length ? field.checks_failed.join(", ") : null],
+        ["match", field.match], ["problem", field.problem],
         ["found on", field.boxes.map((b) => b.text).join(" | ") || null]]));
   }
 
