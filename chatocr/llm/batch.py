@@ -138,6 +138,9 @@ class _Running:
 
 _Row = tuple[int, int, int, bool]  # a batch row: token, position, sequence, wants logits
 
+# Seconds over which `BatchEngine.activity` averages the tokens generated per second.
+RATE_WINDOW = 3.0
+
 
 def _shared(a: Sequence[int], b: Sequence[int]) -> int:
     n = 0
@@ -167,6 +170,8 @@ class BatchEngine:
         self._worker: threading.Thread | None = None
         self._exclusive = 0  # callers waiting for (or holding) the context alone
         self.widest = 0  # most documents seen in flight at once (for benchmarks)
+        self.in_flight = 0  # documents reading their prompt or generating, as of the last step
+        self._made: deque[tuple[float, int]] = deque()  # (when, tokens generated) per step, recent
 
     @property
     def ctx(self) -> Any:
@@ -202,6 +207,24 @@ class BatchEngine:
                 self._exclusive -= 1
                 self._start_worker()
 
+    def activity(self) -> dict[str, Any]:
+        """What a progress display shows: the documents in flight and the tokens generated per
+        second by all of them together over the last RATE_WINDOW seconds (the answers' tokens; a
+        drafted token counts once it is kept). Read on the engine's thread, where pieces are emitted."""
+        made = self._made
+        if len(made) < 2:
+            return {"in_flight": self.in_flight, "tokens_per_s": 0.0}
+        span = made[-1][0] - made[0][0]
+        tokens = sum(n for _, n in list(made)[1:])
+        return {"in_flight": self.in_flight, "tokens_per_s": round(tokens / span, 1) if span > 0 else 0.0}
+
+    def _count_made(self, tokens: int) -> None:
+        now = time.perf_counter()
+        made = self._made
+        made.append((now, tokens))
+        while len(made) > 2 and now - made[1][0] > RATE_WINDOW:
+            made.popleft()
+
     # -- the engine's thread ----------------------------------------------------------------------
 
     def _drive(self) -> None:
@@ -215,6 +238,8 @@ class BatchEngine:
                             admitting.append(self._pending.popleft())
                         if not active and not admitting:
                             self._worker = None
+                            self.in_flight = 0
+                            self._made.clear()
                             return
                     for job in admitting:
                         running = self._admit(job, active)
@@ -223,6 +248,7 @@ class BatchEngine:
                     if admitting:
                         self._drop_idle(active)
                     self.widest = max(self.widest, len(active))
+                    self.in_flight = len(active)
                     if active:
                         self._step(active)
             except Exception as error:  # a failure of the engine itself: every job hears of it
@@ -395,6 +421,7 @@ class BatchEngine:
                 running.decoder.start(logits_at(len(rows) - 1))
             return
         kept = running.decoder.verify(logits_at)  # one row without drafts: row 0 has the logits
+        self._count_made(kept)
         slot.set(slot.tokens + rows[:kept])
         if kept < len(rows):  # drop the refused drafts from the KV cache
             self.memory_rm(slot.seq, len(slot.tokens))

@@ -334,6 +334,10 @@ class LocalChatModel(ChatModel):
         """One streamed generation (in its own thread), stopping early when generation.stop is set."""
         loaded = self.llama()
         pieces: list[str] = []
+        batched = self._greedy(request) and formatters(loaded)
+        # The engine's documents in flight and tokens/s ride on each piece's event (the progress bar
+        # shows them); a sampled call has the context alone and reports none.
+        activity: Callable[[], dict[str, Any]] = loaded.engine.activity if batched else dict
 
         def emit(piece: str) -> None:  # in the calling context: progress listeners hear it
             if generation.stop.is_set():
@@ -344,9 +348,9 @@ class LocalChatModel(ChatModel):
             deliver(piece)
             if progress.active():
                 count = generation.pieces
-                progress.emit("generate", f"generating: {count} tokens", tokens=count)
+                progress.emit("generate", f"generating: {count} tokens", tokens=count, **activity())
 
-        if self._greedy(request) and formatters(loaded):
+        if batched:
             perf = self._batched(loaded, request, prefix, emit, generation)
         else:
             perf = self._sampled(loaded, request, prefix, emit, generation)
