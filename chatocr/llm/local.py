@@ -209,7 +209,7 @@ class LocalChatModel(ChatModel):
 
     def _key(self) -> tuple[object, ...]:
         o = self.options
-        return (str(self.model_path), o.n_ctx, self.n_threads, o.n_batch, o.flash_attn, o.batch_width)
+        return (str(self.model_path), o.n_ctx, self.n_threads, o.n_batch, o.flash_attn, o.batch_width, o.use_mmap)
 
     def llama(self) -> Loaded:
         """The process-wide loaded model for these parameters (loaded on first use)."""
@@ -223,6 +223,7 @@ class LocalChatModel(ChatModel):
             n_threads_batch=self.n_threads,
             n_batch=o.n_batch,
             flash_attn=o.flash_attn,
+            use_mmap=o.use_mmap,
             verbose=False,
         )
         if loaded.engine is None:
