@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from chatocr import progress
+from chatocr import cores, progress
 from chatocr.errors import ContextTooLongError, InvalidRequestError, LLMError
-from chatocr.llm.cpu import threads_for_call
+from chatocr.llm.cpu import threads_for_call, usable_cpus
 from chatocr.llm.decoding import DecodeStats, GreedySequence
 from chatocr.llm.prefix_state import MIN_PREFIX_TOKENS, PrefixStateStore, load_seq_state, seq_state
 
@@ -171,6 +171,13 @@ class BatchEngine:
         self._exclusive = 0  # callers waiting for (or holding) the context alone
         self.widest = 0  # most documents seen in flight at once (for benchmarks)
         self.in_flight = 0  # documents reading their prompt or generating, as of the last step
+        # The cores the documents in flight may use (the idle ones at the last admission, this
+        # process's own OCR not counted as a competitor), the threads set now, and whether a
+        # caller fixed the number (`threads`): see `_pace`.
+        self._room = usable_cpus()
+        self._threads = 0
+        self._fixed = False
+        self.waited = 0.0  # seconds the documents in flight waited for this process's OCR
         self._made: deque[tuple[float, int]] = deque()  # (when, tokens generated) per step, recent
 
     @property
@@ -202,6 +209,7 @@ class BatchEngine:
                     slot.clear()
                 yield
                 self.slots[0].tokens = [int(t) for t in self.llama.input_ids[: self.llama.n_tokens]]
+                self._threads = 0  # the call set its own
         finally:
             with self._cv:
                 self._exclusive -= 1
@@ -285,7 +293,11 @@ class BatchEngine:
         free = [slot for slot in self.slots if slot.seq not in busy]
         slot = max(free, key=lambda s: (_shared(s.tokens, job.prompt), -s.seq))
         threads = threads_for_call(job.fixed_threads)
-        self._llama_cpp.llama_set_n_threads(self.ctx, threads, threads)
+        self._fixed = bool(job.fixed_threads)
+        # Threads busy with this process's own OCR were counted among the competitors just now;
+        # they are not: `_pace` gives the model the cores they leave, step by step.
+        self._room = threads if self._fixed else min(usable_cpus(), threads + cores.taken())
+        self._set_threads(threads)
         started = time.perf_counter()
         try:
             source = job.context.run(self._prepare, slot, job)
@@ -343,9 +355,29 @@ class BatchEngine:
 
     # -- one step -------------------------------------------------------------------------------------
 
+    def _set_threads(self, threads: int) -> None:
+        if threads != self._threads:
+            self._llama_cpp.llama_set_n_threads(self.ctx, threads, threads)
+            self._threads = threads
+
+    def _pace(self) -> None:
+        """Before a step: decode on the cores this process's own OCR leaves (chatocr/cores.py),
+        or wait while it holds all of them. llama.cpp's threads wait for each other after every
+        layer, so one of them sharing a core with the OCR would stall every step."""
+        if self._fixed:
+            return
+        busy = cores.taken()
+        if busy >= self._room:
+            started = time.perf_counter()
+            while busy >= self._room:
+                busy = cores.wait_until_below(self._room, timeout=1.0)
+            self.waited += time.perf_counter() - started
+        self._set_threads(max(1, self._room - busy))
+
     def _step(self, active: list[_Running]) -> None:
         """One llama.cpp batch: every generating document's next token (and drafts), then prompt
         chunks of documents still reading theirs; then each document takes its rows' logits."""
+        self._pace()
         for running in [r for r in active if r.job.stop.is_set() and r.todo is not None]:
             running.job.stats.finish = "cancelled"  # stopped while reading its prompt
             self._retire(active, running)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from chatocr import progress
+from chatocr import cores, progress
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError
 from chatocr.llm import ChatSettings, get_chat_model, local
 from chatocr.llm.batch import Job
@@ -118,6 +118,9 @@ def test_documents_in_flight_together_answer_as_each_alone(qwen: local.LocalChat
         assert generated[-1].tokens == len(generated)
         assert any(e.stage == "prompt" for e in heard)
         assert r[0] in reply.text  # type: ignore[attr-defined]
+        # What the progress bar shows: the engine's documents in flight and tokens/s on each piece.
+        assert max(e.data["in_flight"] for e in generated) >= 2
+        assert generated[-1].data["tokens_per_s"] > 0
     seqs = {reply.raw["chatocr"]["seq"] for reply, _ in together}  # type: ignore[attr-defined]
     assert len(seqs) == len(RECEIPTS)  # one llama.cpp sequence each
 
@@ -203,3 +206,24 @@ def test_a_sampled_call_gets_the_context_alone_between_batches(qwen: local.Local
     assert [json.loads(r.text)["store"] for r in replies] == ["GOLDEN BAKERY", "KEDAI MAJU", "ACE HARDWARE"]  # type: ignore[attr-defined]
     assert replies[2].raw["chatocr"]["decoding"] == "sampled"  # type: ignore[attr-defined]
     assert json.loads(qwen.chat_sync(receipt(*RECEIPTS[0]), SETTINGS).text)["total"] == "5.50"
+
+
+@pytest.mark.slow
+def test_documents_wait_while_this_processs_ocr_holds_every_core(qwen: local.LocalChatModel) -> None:
+    """The engine decodes on the cores this process's OCR leaves (chatocr/cores.py): with all of
+    them announced busy it waits, and goes on once they are given back."""
+    if qwen.fixed_threads:
+        pytest.skip("a fixed thread count is used as given")
+    engine = qwen.llama().engine
+    waited = engine.waited
+
+    async def run() -> object:
+        with cores.taking(cores.usable_cpus()):
+            chat = asyncio.ensure_future(qwen.chat(receipt(*RECEIPTS[0]), SETTINGS))
+            await asyncio.sleep(1.0)
+            assert not chat.done()
+        return await chat
+
+    reply = asyncio.run(run())
+    assert json.loads(reply.text)["store"] == "GOLDEN BAKERY"  # type: ignore[attr-defined]
+    assert engine.waited > waited
