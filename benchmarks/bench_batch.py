@@ -7,6 +7,9 @@ Configurations (each `chatocr extract` / each latency child is a process of its 
   run with PYTHONPATH=DIR): what `chatocr extract DIR` did until now.
 - `after`: today's defaults (up to `batch_width` documents decoded together in one context).
 - `after-wN`: the defaults with `batch_width = N`.
+- `+ocr1` after any of them (`after+ocr1`): RapidOCR on one onnxruntime thread (`ocr_options.threads`).
+- `+serial` (`after+serial`): not overlapping: the folder's OCR first, in a process of its own
+  (timed), then `chatocr extract` on the cached OCR; its wall time is the sum of the two.
 
 Measured, as ratios within this run, configurations interleaved round by round:
 1. throughput: `chatocr extract FOLDER --keys company,date,address,total` on the first --docs
@@ -43,7 +46,19 @@ SROIE = REPO.parent / "shared" / "data" / "sroie_train"
 KEYS = ["company", "date", "address", "total"]
 
 
+def base_of(config: str) -> str:
+    return config.split("+", 1)[0]
+
+
+def ocr_options_of(config: str) -> dict[str, object]:
+    return {"threads": 1} if "+ocr1" in config else {}
+
+
 def options_of(config: str) -> dict[str, object]:
+    for modifier in config.split("+")[1:]:
+        if modifier not in ("ocr1", "serial"):
+            raise SystemExit(f"unknown modifier {modifier!r} in {config!r}: ocr1, serial")
+    config = base_of(config)
     if config == "before":
         return {"batch_width": 1}
     if config == "after":
@@ -55,14 +70,25 @@ def options_of(config: str) -> dict[str, object]:
 
 def environment(config: str, env: dict[str, str], baseline: str | None) -> dict[str, str]:
     """The child's environment: the baseline tree first on the path for `before` when given."""
-    paths = [baseline] if baseline and config == "before" else [str(REPO)]
+    paths = [baseline] if baseline and base_of(config) == "before" else [str(REPO)]
     return {**env, "PYTHONPATH": os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
 
 
-def write_config(path: Path, ocr_cache: Path, options: dict[str, object]) -> Path:
+def write_config(path: Path, ocr_cache: Path, options: dict[str, object], ocr: dict[str, object]) -> Path:
     lines = [f'ocr_cache_dir = "{ocr_cache}"', "[llm_options]", *(f"{k} = {json.dumps(v)}" for k, v in options.items())]
+    lines += ["[ocr_options]", *(f"{k} = {json.dumps(v)}" for k, v in ocr.items())]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+OCR_ALL = (
+    "import sys, time\n"
+    "from chatocr import ChatOCR\n"
+    "ocr = ChatOCR(config=sys.argv[1])\n"
+    "started = time.perf_counter()\n"
+    "for path in sys.argv[2:]:\n    ocr.engine.read(path)\n"
+    "print('OCR_S', time.perf_counter() - started)\n"
+)
 
 
 PEAK = (
@@ -76,13 +102,19 @@ PEAK = (
 def throughput(config: str, folder: Path, work: Path, env: dict[str, str], baseline: str | None) -> dict[str, Any]:
     """One `chatocr extract FOLDER` process with a fresh OCR cache: wall seconds, docs/hour, answers."""
     run = Path(tempfile.mkdtemp(dir=work, prefix=f"{config}-"))
-    options = {} if baseline and config == "before" else options_of(config)
-    cfg = write_config(run / "chatocr.toml", run / "ocr-cache", options)
+    options = {} if baseline and base_of(config) == "before" else options_of(config)
+    cfg = write_config(run / "chatocr.toml", run / "ocr-cache", options, ocr_options_of(config))
     out = run / "results.jsonl"
     command = [sys.executable, "-c", PEAK, "extract", str(folder), "-k", ",".join(KEYS), "-s", "retail_receipt"]
     command += ["-o", str(out), "-q", "-c", str(cfg)]
     load = os.getloadavg()
+    ocr_seconds = 0.0
     started = time.perf_counter()
+    if "+serial" in config:  # the folder's OCR first, alone; then the model on the cached OCR
+        images = [str(p) for p in sorted(folder.iterdir())]
+        first = [sys.executable, "-c", OCR_ALL, str(cfg), *images]
+        read = subprocess.run(first, env=environment(config, env, baseline), capture_output=True, text=True, check=True)
+        ocr_seconds = float(read.stdout.split("OCR_S")[-1])
     done = subprocess.run(command, env=environment(config, env, baseline), capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode not in (0, 1):
@@ -99,6 +131,7 @@ def throughput(config: str, folder: Path, work: Path, env: dict[str, str], basel
         "docs": count,
         "docs_per_hour": count / seconds * 3600,
         "peak_rss_mb": peak[0] if peak else float("nan"),
+        "ocr_first_s": ocr_seconds,
         "values": values,
         "load_before": load,
         "load_after": os.getloadavg(),
@@ -122,7 +155,7 @@ def latency_child(config: str, images: list[Path]) -> None:
 
 
 def latency(config: str, images: list[Path], env: dict[str, str], baseline: str | None) -> dict[str, Any]:
-    child = "before-src" if baseline and config == "before" else config
+    child = "before-src" if baseline and base_of(config) == "before" else config
     command = [sys.executable, __file__, "--latency-child", child, *map(str, images)]
     load = os.getloadavg()
     done = subprocess.run(
@@ -192,8 +225,10 @@ def main(argv: list[str] | None = None) -> int:
             for config in configs if round_ % 2 == 0 else configs[::-1]:
                 result = throughput(config, folder, work, env, baseline)
                 runs[config].append(result)
+                serial = f" (OCR first {result['ocr_first_s']:.1f} s)" if result["ocr_first_s"] else ""
                 print(
-                    f"throughput {config}: {result['seconds']:.1f} s, {result['docs_per_hour']:.0f} docs/h, peak RSS "
+                    f"throughput {config}: {result['seconds']:.1f} s{serial}, {result['docs_per_hour']:.0f} docs/h, "
+                    f"peak RSS "
                     f"{result['peak_rss_mb']:.0f} MB, load {result['load_before'][0]:.2f} -> "
                     f"{result['load_after'][0]:.2f}",
                     flush=True,

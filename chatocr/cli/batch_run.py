@@ -96,9 +96,17 @@ class BatchRun:
         if show_bar and self.status is not None:
             self.status.stop()  # the bar owns the terminal now; the latest event shows in it
         with Progress(*_BAR, console=self.err, disable=not show_bar, transient=False) as bar:
-            task = bar.add_task("extract", total=total, counts="", stage="")
+            task = bar.add_task("extract", total=total, counts="", stage="", model="")
             if show_bar and self.status is not None:
-                self.status.sink = lambda event: bar.update(task, stage=_stage_text(event))
+
+                def show(event: progress.Event) -> None:
+                    model = _model_text(event)  # kept as it was by events that do not carry it
+                    if model is None:
+                        bar.update(task, stage=_stage_text(event))
+                    else:
+                        bar.update(task, stage=_stage_text(event), model=model)
+
+                self.status.sink = show
             batches = itertools.chain(([r] for r in todo.unreadable), self._batches(todo))
             for result, last_of_file in _flatten(batches):
                 self._record(result, bar.console if show_bar else None)
@@ -200,8 +208,18 @@ _BAR = (
     TimeElapsedColumn(),
     TextColumn("ETA"),
     TimeRemainingColumn(),
+    TextColumn("{task.fields[model]}"),
     TextColumn("[dim]{task.fields[stage]}"),
 )
+
+
+def _model_text(event: progress.Event) -> str | None:
+    """The model's documents in flight and tokens per second, from the events that carry them (a
+    local model's generated pieces: chatocr/llm/batch.py's `activity`); None for the others."""
+    data = event.data
+    if "in_flight" not in data or "tokens_per_s" not in data:
+        return None
+    return f"{data['in_flight']} in flight · {float(data['tokens_per_s']):.1f} tok/s"
 
 
 def _for_pages(request: ExtractionRequest, pages: set[int] | None, concurrency: int) -> ExtractionRequest:

@@ -172,8 +172,7 @@ def _run(args: argparse.Namespace, status: StatusLine) -> int:
     code = _finish(batch, len(paths), skipped=len(paths) - len(todo.pending))
     if args.timings:
         for result in results:
-            model = ocr.model if len(results) == 1 else None
-            batch.err.print(where_time_went(result, model, status.timeline), **_PLAIN)
+            batch.err.print(where_time_went(result, status.timeline), **_PLAIN)
     if args.html is not None:
         _write_html(batch)
     return code

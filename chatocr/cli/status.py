@@ -102,9 +102,11 @@ def _own_copy(stream: TextIO) -> TextIO | None:
         return None
 
 
-def where_time_went(result: Any, model: Any, timeline: list[Event]) -> str:
+def where_time_went(result: Any, timeline: list[Event]) -> str:
     """One line for a person: how one document's seconds split between OCR, loading the model,
-    the examples' prefix, the prompt and the generation (the last model call's own timings)."""
+    the examples' prefix, the prompt and the generation. The model's split is the document's own
+    calls' (`CallRecord.perf`: the figures the backend gave each reply), summed over its calls
+    (a re-ask is a second call), so it stays this document's while others are in flight."""
     parts: list[str] = []
     total = float((result.timings or {}).get("total_s") or 0.0)
     ocr = (result.timings or {}).get("ocr_s") or 0.0
@@ -112,12 +114,19 @@ def where_time_went(result: Any, model: Any, timeline: list[Event]) -> str:
     load = sum(e.seconds or 0.0 for e in timeline if e.stage == "load" and e.seconds is not None)
     if load:
         parts.append(f"model load {load:.1f} s" + (" (beside the OCR)" if _loaded_beside_ocr(timeline) else ""))
-    # The backend's own split is its last call's: exact for one document, not for a batch.
-    perf = (getattr(model, "last_perf", None) or {}) if model is not None else {}
-    if perf:
-        parts.append(f"examples' prefix {perf.get('prefix_s', 0):.1f} s ({perf.get('prefix_state')})")
-        parts.append(f"prompt {perf.get('prompt_eval_s', 0):.1f} s ({perf.get('prompt_eval_tokens')} tokens)")
-        parts.append(f"generation {perf.get('generation_s', 0):.1f} s ({perf.get('generated_tokens')} tokens)")
+    perfs = [call.perf for call in getattr(result, "calls", None) or () if getattr(call, "perf", None)]
+    if perfs:
+        first = perfs[0]
+        calls = f", {len(perfs)} calls" if len(perfs) > 1 else ""
+
+        def summed(key: str) -> float:
+            return sum(float(perf.get(key) or 0) for perf in perfs)
+
+        parts.append(f"examples' prefix {summed('prefix_s'):.1f} s ({first.get('prefix_state')})")
+        parts.append(f"prompt {summed('prompt_eval_s'):.1f} s ({summed('prompt_eval_tokens'):.0f} tokens{calls})")
+        generated = f"generation {summed('generation_s'):.1f} s ({summed('generated_tokens'):.0f} tokens"
+        widest = max(int(perf.get("batch") or 1) for perf in perfs)
+        parts.append(generated + (f", beside up to {widest - 1} other documents)" if widest > 1 else ")"))
     else:
         parts.append(f"model calls {(result.timings or {}).get('llm_s', 0):.1f} s")
     return f"where the time went: {' · '.join(parts)} · total {total:.1f} s"

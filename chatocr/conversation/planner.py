@@ -35,6 +35,7 @@ from chatocr.conversation.plan import Packing, Plan, PlanExample, PlanPolicy, Ta
 from chatocr.conversation.report import DroppedExample, IncludedExample, MessageSize, PlanReport
 from chatocr.conversation.sizing import Sizer, Turn, document_lines, head_before, largest_fitting_suffix, turn_cost
 from chatocr.conversation.templates import PromptSet
+from chatocr.conversation.text import columns
 from chatocr.errors import DocumentTooLargeError, PlanningError
 from chatocr.messages import Limits, Message
 from chatocr.tokens import CachedCounter, TokenCounter
@@ -134,12 +135,12 @@ class ConversationPlanner:
             return hit[2]
         answer = json.dumps(dict(example.answer), ensure_ascii=False)
         if kind == "user":
-            text = self.prompts.render("example", number=number, text=example.text)
+            text = self.prompts.render("example", number=number, text=columns(example.text))
         elif kind == "answer":
             text = self.prompts.render("answer", number=number, answer=answer, labelled=True)
         else:  # inline: the example and its answer in the same (single) message
             text = (
-                self.prompts.render("example", number=number, text=example.text)
+                self.prompts.render("example", number=number, text=columns(example.text))
                 + "\n"
                 + self.prompts.render("answer", number=number, answer=answer, labelled=True)
             )
@@ -232,7 +233,7 @@ class ConversationPlanner:
         if not task.fields:
             raise PlanningError("No keys to extract.", hint="Ask for at least one key or choose a scenario.")
         sizer = self._sizer
-        document = document.strip("\n")
+        document = columns(document.strip("\n"))
         system = self._system_text(task)
         if not sizer.fits_message(system):
             raise PlanningError(

@@ -169,6 +169,10 @@ class CallRecord:
     finish_reason: str | None = None
     error: str | None = None
     attempt_latencies: list[float] = field(default_factory=list)  # each attempt's own seconds
+    # The backend's own figures for this call (the local model's `raw["chatocr"]`: where the prefix
+    # came from, prompt and generation seconds and tokens, its sequence and batch), or None. Kept
+    # per call: with several documents in flight, a model's last call may be another document's.
+    perf: dict[str, Any] | None = None
 
     @classmethod
     def start(cls, purpose: str, model: ChatModel, messages: Sequence[Message]) -> CallRecord:
@@ -182,6 +186,8 @@ class CallRecord:
         self.attempts = reply.attempts
         self.attempt_latencies = [round(seconds, 4) for seconds in reply.attempt_latencies]
         self.finish_reason = reply.finish_reason
+        own = reply.raw.get("chatocr") if isinstance(reply.raw, dict) else None
+        self.perf = dict(own) if isinstance(own, dict) else None
         return self
 
 

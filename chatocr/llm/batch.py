@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from chatocr import progress
+from chatocr import cores, progress
 from chatocr.errors import ContextTooLongError, InvalidRequestError, LLMError
-from chatocr.llm.cpu import threads_for_call
+from chatocr.llm.cpu import threads_for_call, usable_cpus
 from chatocr.llm.decoding import DecodeStats, GreedySequence
 from chatocr.llm.prefix_state import MIN_PREFIX_TOKENS, PrefixStateStore, load_seq_state, seq_state, shared_prefix
 
@@ -140,6 +140,9 @@ class _Running:
 
 _Row = tuple[int, int, int, bool]  # a batch row: token, position, sequence, wants logits
 
+# Seconds over which `BatchEngine.activity` averages the tokens generated per second.
+RATE_WINDOW = 3.0
+
 
 class BatchEngine:
     """Drives one loaded model's context for every document in flight (see the module's doc)."""
@@ -160,6 +163,15 @@ class BatchEngine:
         self._worker: threading.Thread | None = None
         self._exclusive = 0  # callers waiting for (or holding) the context alone
         self.widest = 0  # most documents seen in flight at once (for benchmarks)
+        self.in_flight = 0  # documents reading their prompt or generating, as of the last step
+        # The cores the documents in flight may use (the idle ones at the last admission, this
+        # process's own OCR not counted as a competitor), the threads set now, and whether a
+        # caller fixed the number (`threads`): see `_pace`.
+        self._room = usable_cpus()
+        self._threads = 0
+        self._fixed = False
+        self.waited = 0.0  # seconds the documents in flight waited for this process's OCR
+        self._made: deque[tuple[float, int]] = deque()  # (when, tokens generated) per step, recent
 
     @property
     def ctx(self) -> Any:
@@ -190,10 +202,29 @@ class BatchEngine:
                     slot.clear()
                 yield
                 self.slots[0].tokens = [int(t) for t in self.llama.input_ids[: self.llama.n_tokens]]
+                self._threads = 0  # the call set its own
         finally:
             with self._cv:
                 self._exclusive -= 1
                 self._start_worker()
+
+    def activity(self) -> dict[str, Any]:
+        """What a progress display shows: the documents in flight and the tokens generated per
+        second by all of them together over the last RATE_WINDOW seconds (the answers' tokens; a
+        drafted token counts once it is kept). Read on the engine's thread, where pieces are emitted."""
+        made = self._made
+        if len(made) < 2:
+            return {"in_flight": self.in_flight, "tokens_per_s": 0.0}
+        span = made[-1][0] - made[0][0]
+        tokens = sum(n for _, n in list(made)[1:])
+        return {"in_flight": self.in_flight, "tokens_per_s": round(tokens / span, 1) if span > 0 else 0.0}
+
+    def _count_made(self, tokens: int) -> None:
+        now = time.perf_counter()
+        made = self._made
+        made.append((now, tokens))
+        while len(made) > 2 and now - made[1][0] > RATE_WINDOW:
+            made.popleft()
 
     # -- the engine's thread ----------------------------------------------------------------------
 
@@ -208,6 +239,8 @@ class BatchEngine:
                             admitting.append(self._pending.popleft())
                         if not active and not admitting:
                             self._worker = None
+                            self.in_flight = 0
+                            self._made.clear()
                             return
                     for job in admitting:
                         running = self._admit(job, active)
@@ -216,6 +249,7 @@ class BatchEngine:
                     if admitting:
                         self._drop_idle(active)
                     self.widest = max(self.widest, len(active))
+                    self.in_flight = len(active)
                     if active:
                         self._step(active)
             except Exception as error:  # a failure of the engine itself: every job hears of it
@@ -252,7 +286,11 @@ class BatchEngine:
         free = [slot for slot in self.slots if slot.seq not in busy]
         slot = max(free, key=lambda s: (shared_prefix(s.tokens, job.prompt), -s.seq))
         threads = threads_for_call(job.fixed_threads)
-        self._llama_cpp.llama_set_n_threads(self.ctx, threads, threads)
+        self._fixed = bool(job.fixed_threads)
+        # Threads busy with this process's own OCR were counted among the competitors just now;
+        # they are not: `_pace` gives the model the cores they leave, step by step.
+        self._room = threads if self._fixed else min(usable_cpus(), threads + cores.taken())
+        self._set_threads(threads)
         started = time.perf_counter()
         try:
             source = job.context.run(self._prepare, slot, job)
@@ -311,9 +349,29 @@ class BatchEngine:
 
     # -- one step -------------------------------------------------------------------------------------
 
+    def _set_threads(self, threads: int) -> None:
+        if threads != self._threads:
+            self._llama_cpp.llama_set_n_threads(self.ctx, threads, threads)
+            self._threads = threads
+
+    def _pace(self) -> None:
+        """Before a step: decode on the cores this process's own OCR leaves (chatocr/cores.py),
+        or wait while it holds all of them. llama.cpp's threads wait for each other after every
+        layer, so one of them sharing a core with the OCR would stall every step."""
+        if self._fixed:
+            return
+        busy = cores.taken()
+        if busy >= self._room:
+            started = time.perf_counter()
+            while busy >= self._room:
+                busy = cores.wait_until_below(self._room, timeout=1.0)
+            self.waited += time.perf_counter() - started
+        self._set_threads(max(1, self._room - busy))
+
     def _step(self, active: list[_Running]) -> None:
         """One llama.cpp batch: every generating document's next token (and drafts), then prompt
         chunks of documents still reading theirs; then each document takes its rows' logits."""
+        self._pace()
         for running in [r for r in active if r.job.stop.is_set() and r.todo is not None]:
             running.job.stats.finish = "cancelled"  # stopped while reading its prompt
             self._retire(active, running)
@@ -389,6 +447,7 @@ class BatchEngine:
                 running.decoder.start(logits_at(len(rows) - 1))
             return
         kept = running.decoder.verify(logits_at)  # one row without drafts: row 0 has the logits
+        self._count_made(kept)
         slot.set(slot.tokens + rows[:kept])
         if kept < len(rows):  # drop the refused drafts from the KV cache
             self.memory_rm(slot.seq, len(slot.tokens))

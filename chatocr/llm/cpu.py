@@ -22,15 +22,9 @@ from __future__ import annotations
 import os
 import time
 
+from chatocr.cores import usable_cpus
+
 __all__ = ["runnable_threads", "threads_for_call", "usable_cpus"]
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def runnable_threads(samples: int = 5, interval: float = 0.015) -> int | None:

@@ -212,7 +212,7 @@ class LocalChatModel(ChatModel):
 
     def _key(self) -> tuple[object, ...]:
         o = self.options
-        return (str(self.model_path), o.n_ctx, self.n_threads, o.n_batch, o.flash_attn, o.batch_width)
+        return (str(self.model_path), o.n_ctx, self.n_threads, o.n_batch, o.flash_attn, o.batch_width, o.use_mmap)
 
     def llama(self) -> Loaded:
         """The process-wide loaded model for these parameters (loaded on first use)."""
@@ -226,6 +226,7 @@ class LocalChatModel(ChatModel):
             n_threads_batch=self.n_threads,
             n_batch=o.n_batch,
             flash_attn=o.flash_attn,
+            use_mmap=o.use_mmap,
             verbose=False,
         )
         if loaded.engine is None:
@@ -345,6 +346,10 @@ class LocalChatModel(ChatModel):
         sampler, used for other sampling settings, gives none)."""
         loaded = self.llama()
         pieces: list[str] = []
+        batched = self._greedy(request) and formatters(loaded)
+        # The engine's documents in flight and tokens/s ride on each piece's event (the progress bar
+        # shows them); a sampled call has the context alone and reports none.
+        activity: Callable[[], dict[str, Any]] = loaded.engine.activity if batched else dict
 
         def emit(piece: str) -> None:  # in the calling context: progress listeners hear it
             if generation.stop.is_set():
@@ -355,9 +360,9 @@ class LocalChatModel(ChatModel):
             deliver(piece)
             if progress.active():
                 count = generation.pieces
-                progress.emit("generate", f"generating: {count} tokens", tokens=count)
+                progress.emit("generate", f"generating: {count} tokens", tokens=count, **activity())
 
-        if self._greedy(request) and formatters(loaded):
+        if batched:
             perf = self._batched(loaded, request, prefix, emit, generation, logprobs=logprobs)
         else:
             perf = self._sampled(loaded, request, prefix, emit, generation)

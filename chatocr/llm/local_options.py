@@ -53,6 +53,11 @@ class LocalModelOptions(BaseModel):
     # Prompt tokens of a newly arrived document evaluated per step while others are generating,
     # so their tokens ride along (64-token batches evaluate as fast as 512-token ones here).
     prefill_chunk: int = Field(64, ge=8, description="prompt tokens per step while other documents generate")
+    # Read the weights into memory instead of mapping the file: llama.cpp repacks most of them for
+    # its AVX2/AVX-512 kernels into a copy of its own, and a mapped file stays resident beside that
+    # copy after the repacking read it (RSS 2.23 GB mapped against 1.64 GB read, loaded with the
+    # 4-document context; the load as fast; docs/benchmarks.md, "Memory").
+    use_mmap: bool = Field(False, description="map the model file (else read it: less memory with repacked weights)")
     limits: Limits | None = Field(None, description="the planner's limits (default: from n_ctx)")
     counter: Any = Field(None, description="a TokenCounter (default: the model's own tokenizer)")
     retry_policy: RetryPolicy | None = None

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image
 
+from chatocr import cores
 from chatocr.ocr.images import ImageLimits, Source, load_input
 from chatocr.ocr.layout import group_rows
 from chatocr.ocr.types import Box, OCRDocument, OCRLine, Page
@@ -105,6 +106,11 @@ class ImageEngine(ABC):
         """The engine's own settings that change its output; part of `config_key`."""
         return {}
 
+    def cores(self) -> int:
+        """The cores a recognition keeps busy (its threads), announced while it runs so that the
+        local model decodes on the others (chatocr/cores.py). Default: every usable one."""
+        return cores.usable_cpus()
+
     def config_key(self) -> str:
         settings = {"model": self.model, **self.settings(), "pdf_dpi": self.limits.pdf_dpi}
         return f"{self.name}:" + json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
@@ -116,7 +122,7 @@ class ImageEngine(ABC):
         loaded = load_input(source, self.limits)
         pages = []
         for index, image in enumerate(loaded.pages):
-            with self._lock:
+            with self._lock, cores.taking(self.cores()):
                 raw = self._recognize(image)
                 release_freed_memory()
             pages.append(build_page(index, image.width, image.height, raw))

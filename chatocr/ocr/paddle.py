@@ -111,6 +111,9 @@ class PaddleEngine(ImageEngine):
         self._ocr = _construct(kwargs, self._local)
         self._version = importlib.metadata.version("paddleocr")
 
+    def cores(self) -> int:
+        return min(self.cpu_threads, super().cores())
+
     def _model_kwargs(
         self,
         det_dir: str | os.PathLike[str] | None,

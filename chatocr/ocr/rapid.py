@@ -88,6 +88,10 @@ class RapidEngine(ImageEngine):
         cfg = self._ocr.cfg.Global
         self._steps = (bool(cfg.use_det), bool(cfg.use_cls), bool(cfg.use_rec))
 
+    def cores(self) -> int:
+        threads = int(self.params.get("EngineConfig.onnxruntime.intra_op_num_threads", -1))
+        return threads if threads > 0 else super().cores()  # -1: onnxruntime's choice, every core
+
     def settings(self) -> dict[str, Any]:
         # `turn`: pages photographed sideways or upside down are read the right way up (`_turn`).
         return {"rapidocr": self._version, "params": self.params, "turn": 1}

@@ -100,9 +100,48 @@ def test_where_the_time_went_says_when_the_model_loaded_beside_the_ocr() -> None
     def line(*stages: tuple[str, float | None]) -> str:
         timeline = [Event(stage, stage, seconds=seconds, at=float(at)) for at, (stage, seconds) in enumerate(stages)]
         result = SimpleNamespace(timings={"ocr_s": 1.9, "total_s": 12.0}, ocr={"cached": False})
-        return where_time_went(result, None, timeline)
+        return where_time_went(result, timeline)
 
     beside = line(("read", None), ("load", None), ("load", 1.1), ("ocr", 1.9), ("prompt", None))
     assert "OCR 1.9 s · model load 1.1 s (beside the OCR)" in beside
     after = line(("read", None), ("ocr", 1.9), ("load", None), ("load", 1.1), ("prompt", None))
     assert "model load 1.1 s ·" in after and "beside" not in after
+
+
+def test_where_the_time_went_is_the_documents_own_calls() -> None:
+    """Each document's split comes from its own calls' figures (CallRecord.perf, what the backend
+    gave each reply), summed over a re-ask, kept through the result's JSON form: not from the
+    model's last call, which with several documents in flight may be another document's."""
+    from chatocr import ChatOCR
+    from chatocr.extraction.result import Extraction
+    from chatocr.llm import ChatReply, RetryPolicy, ScriptedChatModel
+
+    first = {"prefix_state": "sequence", "prefix_s": 0.01, "prompt_eval_tokens": 300, "prompt_eval_s": 4.0}
+    first |= {"generated_tokens": 40, "generation_s": 3.0, "batch": 3}
+    again = {"prefix_state": "context", "prefix_s": 0.0, "prompt_eval_tokens": 50, "prompt_eval_s": 0.5}
+    again |= {"generated_tokens": 20, "generation_s": 1.5, "batch": 1}
+    unknown_total = '{"company": "ACME TRADING SDN BHD", "date": "01/02/2024", "total": "7.77"}'
+    good = '{"company": "ACME TRADING SDN BHD", "date": "01/02/2024", "total": "9.90"}'
+    model = ScriptedChatModel(
+        [ChatReply(unknown_total, raw={"chatocr": first}), ChatReply(good, raw={"chatocr": again})],
+        retry_policy=RetryPolicy(max_attempts=1),
+    )
+    ocr = ChatOCR(llm=model, ocr="text", ocr_cache=False)
+    text = b"ACME TRADING SDN BHD\nDATE: 01/02/2024\nTOTAL        RM 9.90\n"
+    result = ocr.extract(text, keys=["company", "date", "total"], scenario="retail_receipt")
+    assert result.values["total"] == "9.90" and [c.perf for c in result.calls] == [first, again]
+    line = where_time_went(Extraction.from_json(result.to_json()), [])
+    assert "examples' prefix 0.0 s (sequence)" in line
+    assert "prompt 4.5 s (350 tokens, 2 calls)" in line
+    assert "generation 4.5 s (60 tokens, beside up to 2 other documents)" in line
+    scripted = ScriptedChatModel(['{"total": "9.90"}'], retry_policy=RetryPolicy(max_attempts=1))  # no figures
+    plain = ChatOCR(llm=scripted, ocr="text", ocr_cache=False).extract(text, keys=["total"], scenario="retail_receipt")
+    assert plain.calls[0].perf is None and "model calls" in where_time_went(plain, [])
+
+
+def test_the_progress_bar_shows_the_models_documents_in_flight_and_tokens_per_second() -> None:
+    from chatocr.cli.batch_run import _model_text
+
+    piece = Event("generate", "generating: 12 tokens", "a.jpg", tokens=12, data={"in_flight": 3, "tokens_per_s": 31.25})
+    assert _model_text(piece) == "3 in flight · 31.2 tok/s"
+    assert _model_text(Event("ocr", "OCR: 30 lines", "a.jpg")) is None  # other events leave the column as it was

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chatocr.conversation import ConversationPlanner, Plan, PlanExample, PlanPolicy, TaskSpec, load_prompts
+from chatocr.conversation.text import columns
 from chatocr.errors import DocumentTooLargeError, PlanningError
 from chatocr.messages import Limits, RoleRules
 from chatocr.scenarios import FieldSpec
@@ -350,7 +351,7 @@ def test_plans_always_respect_limits_roles_and_task(
     positions = []
     for ex_id in included:
         ex = by_id[ex_id]
-        holders = [i for i, m in enumerate(plan.messages) if ex.text in m.content and m.role == "user"]
+        holders = [i for i, m in enumerate(plan.messages) if columns(ex.text) in m.content and m.role == "user"]
         assert holders, f"{ex_id} missing"
         positions.append((holders[-1], int(ex_id[1:])))
     if policy.order == "relevance":  # most relevant (lowest rank) last, nearest the document
@@ -373,3 +374,17 @@ def test_stable_order_keeps_the_same_prefix_for_documents_with_the_same_examples
     assert first.messages[:-1] == second.messages[:-1]
     assert {e.id for e in first.report.included} == {e.id for e in second.report.included}
     assert first.report.order == "stable"
+
+
+def test_the_documents_and_the_examples_columns_are_written_as_tabs() -> None:
+    """Gaps of two or more spaces between cells are sent as one tab (a run of spaces is a token
+    of its own in Qwen's vocabulary; a tab mostly joins the next word's), in the document and in
+    the examples alike; single spaces inside a cell stay."""
+    assert columns("TOTAL AMOUNT      9.00\nCASH  10.00 \n  x") == "TOTAL AMOUNT\t9.00\nCASH\t10.00 \n  x"
+    planner = ConversationPlanner(load_prompts("en"), CharCounter(), Limits(max_input_chars=20000))
+    task = TaskSpec("receipt", (FieldSpec(name="total"),), "")
+    example = PlanExample("e1", "SUBTOTAL    8.00\nTOTAL    9.00", {"total": "9.00"})
+    plan = planner.plan(task, [example], "Doc No : 7    Date : 01-02-2019\nTOTAL AMOUNT      3.50")
+    sent = "\n".join(m.content for m in plan.messages)
+    assert "Doc No : 7\tDate : 01-02-2019\nTOTAL AMOUNT\t3.50" in sent and "SUBTOTAL\t8.00\nTOTAL\t9.00" in sent
+    assert "  " not in plan.messages[-1].content.split("```")[1]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from chatocr import progress
+from chatocr import cores, progress
 from chatocr.errors import ConfigError, ContextTooLongError, InvalidRequestError, UnknownOptionError
 from chatocr.llm import ChatSettings, get_chat_model, local
 from chatocr.llm.batch import Job
@@ -118,6 +118,9 @@ def test_documents_in_flight_together_answer_as_each_alone(qwen: local.LocalChat
         assert generated[-1].tokens == len(generated)
         assert any(e.stage == "prompt" for e in heard)
         assert r[0] in reply.text  # type: ignore[attr-defined]
+        # What the progress bar shows: the engine's documents in flight and tokens/s on each piece.
+        assert max(e.data["in_flight"] for e in generated) >= 2
+        assert generated[-1].data["tokens_per_s"] > 0
     seqs = {reply.raw["chatocr"]["seq"] for reply, _ in together}  # type: ignore[attr-defined]
     assert len(seqs) == len(RECEIPTS)  # one llama.cpp sequence each
 
@@ -224,3 +227,24 @@ def test_documents_in_flight_each_get_their_own_token_probabilities(qwen: local.
         assert tokens and reference and [t for t, _ in tokens] == [t for t, _ in reference]
         assert "".join(t for t, _ in tokens) == reply.text  # type: ignore[attr-defined]
         assert max(abs(a - b) for (_, a), (_, b) in zip(tokens, reference, strict=True)) < 0.02
+
+
+@pytest.mark.slow
+def test_documents_wait_while_this_processs_ocr_holds_every_core(qwen: local.LocalChatModel) -> None:
+    """The engine decodes on the cores this process's OCR leaves (chatocr/cores.py): with all of
+    them announced busy it waits, and goes on once they are given back."""
+    if qwen.fixed_threads:
+        pytest.skip("a fixed thread count is used as given")
+    engine = qwen.llama().engine
+    waited = engine.waited
+
+    async def run() -> object:
+        with cores.taking(cores.usable_cpus()):
+            chat = asyncio.ensure_future(qwen.chat(receipt(*RECEIPTS[0]), SETTINGS))
+            await asyncio.sleep(1.0)
+            assert not chat.done()
+        return await chat
+
+    reply = asyncio.run(run())
+    assert json.loads(reply.text)["store"] == "GOLDEN BAKERY"  # type: ignore[attr-defined]
+    assert engine.waited > waited

@@ -150,7 +150,7 @@ def test_replan_drops_every_example_when_less_than_what_was_refused_cannot_hold_
     )
     # A long document: the task alone is more than 70% of the refused conversation, whatever the
     # size of the built-in examples.
-    long_receipt = RECEIPT + "\n" + "\n".join(f"ITEM {i:03d} NOTHING TO SEE    1.00" for i in range(60))
+    long_receipt = RECEIPT + "\n" + "\n".join(f"ITEM {i:03d} NOTHING TO SEE AT ALL 1.00" for i in range(60))
     result = ChatOCR(llm=model, ocr="text", ocr_cache=False).extract(
         long_receipt.encode(), keys=KEYS, scenario="retail_receipt"
     )
