@@ -4,6 +4,7 @@ and showing an Extraction as a table."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "request_from",
     "review_line",
     "review_order",
+    "shown_value",
     "summary_line",
 ]
 
@@ -114,7 +116,8 @@ def make_chatocr(args: argparse.Namespace, **overrides: Any) -> ChatOCR:
     )
 
 
-def _shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
+    """A field's value as a table cell: lists and objects as JSON, None as nothing."""
     if value is None:
         return ""
     if isinstance(value, (list, dict)):
@@ -134,16 +137,23 @@ def review_order(result: Extraction) -> list[str]:
     return [*review, *(name for name in result.fields if name not in review)]
 
 
-def field_table(result: Extraction) -> Table:
-    """The fields, those to review first, with value, status, confidence and decision."""
+def field_table(result: Extraction, corrected: Mapping[str, Any] | None = None) -> Table:
+    """The fields, those to review first, with value, status, confidence and decision. corrected:
+    values a person fixed (the REPL's /fix), shown instead of the model's and marked `corrected`."""
+    corrected = corrected or {}
     decided = any(f.decision is not None for f in result.fields.values())
     columns = ["field", "value", "status", "confidence", *(["decision"] if decided else [])]
     table = Table(*columns, title=Path(result.source).name, title_justify="left")
     for name in review_order(result):
         field = result.fields[name]
+        if name in corrected:
+            row: list[str | Text] = [name, Text(shown_value(corrected[name])), Text("corrected", style="cyan"), ""]
+            row += [""] if decided else []
+            table.add_row(*row)
+            continue
         style = STATUS_STYLE.get(field.status, "")
         confidence = "" if field.confidence is None else f"{field.confidence:.2f}"
-        row: list[str | Text] = [name, Text(_shown(field.value)), Text(field.status, style=style), confidence]
+        row = [name, Text(shown_value(field.value)), Text(field.status, style=style), confidence]
         if decided:
             row.append(Text(field.decision or "", style=DECISION_STYLE.get(field.decision or "", "")))
         table.add_row(*row)

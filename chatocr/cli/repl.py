@@ -48,7 +48,7 @@ from chatocr.cli.common import (
     summary_line,
 )
 from chatocr.cli.interrupt import Cancelled, run_cancellable
-from chatocr.cli.repl_memory import Corrections, corrected_table, numbered_text
+from chatocr.cli.repl_memory import Corrections, numbered_text
 from chatocr.cli.status import StatusLine
 from chatocr.cli.suggest import did_you_mean
 from chatocr.errors import ChatOCRError, ConfigError, InputError, UserError
@@ -242,7 +242,7 @@ class Repl:
         self.extractions.append(result)
         self.current = result
         fixes = self.corrections.fixes
-        self.console.print(corrected_table(result, fixes) if fixes else field_table(result))  # review first
+        self.console.print(field_table(result, {name: fix.value for name, fix in fixes.items()}))  # review first
         review = review_line(result)
         if review:
             self.console.print(review, style="bold", highlight=False, markup=False)

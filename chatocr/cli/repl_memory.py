@@ -22,10 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-from rich.text import Text
-
-from chatocr.cli.common import STATUS_STYLE
 from chatocr.cli.suggest import did_you_mean
 from chatocr.errors import ConfigError, InputError, MemoryStoreError
 from chatocr.extraction.remembered import ExampleMemory
@@ -35,7 +31,7 @@ from chatocr.memory import DocumentKey, MemoryExample, example_id, lines_of
 from chatocr.ocr.layout import LayoutText
 from chatocr.ocr.types import OCRDocument
 
-__all__ = ["Corrections", "Fix", "corrected_table", "numbered_text"]
+__all__ = ["Corrections", "Fix", "numbered_text"]
 
 _LINE_REF = re.compile(r"^#(\d+)(?:-#?(\d+))?$")
 NONE = "-"  # `/fix FIELD -`: the document has no such field
@@ -187,26 +183,3 @@ def _key(source: Path) -> DocumentKey:
     """The open document as the memory knows documents: its path and content hash."""
     path = source.expanduser().resolve()
     return DocumentKey(str(path), file_sha256(path))
-
-
-def corrected_table(result: Extraction, fixes: Mapping[str, Fix]) -> Table:
-    """The /extract table, each fixed field's value replaced and marked `corrected`."""
-    table = Table("field", "value", "status", "confidence", title=Path(result.source).name, title_justify="left")
-    for name, item in result.fields.items():
-        if name in fixes:
-            value, status, style, confidence = fixes[name].value, "corrected", "cyan", ""
-        else:
-            value, status, style = item.value, item.status, STATUS_STYLE.get(item.status, "")
-            confidence = "" if item.confidence is None else f"{item.confidence:.2f}"
-        table.add_row(name, Text(_shown(value)), Text(status, style=style), confidence)
-    return table
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (list, dict)):
-        import json
-
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
