@@ -299,6 +299,13 @@ class Calibration:
     fitted_on: dict[str, int]
     held_out: HeldOut | None = None
     created: str = ""
+    # The chat model whose answers it was fitted on (`provider:model`, ChatModel.label): token
+    # probabilities and error rates are a model's own, so another model's fields are not scored by
+    # it. "" (files that do not say): any model.
+    model: str = ""
+
+    def fits_model(self, label: str) -> bool:
+        return not self.model or not label or self.model == label
 
     def model_for(self, signals: FieldSignals) -> LogisticModel | None:
         return next((model for model in self.models if model.applies(signals)), None)
@@ -319,6 +326,7 @@ class Calibration:
             "scenario": self.scenario,
             "method": "logistic",
             "created": self.created,
+            "model": self.model,
             "fitted_on": dict(self.fitted_on),
             "models": [model.to_dict() for model in self.models],
             "held_out": None
@@ -348,12 +356,16 @@ class Calibration:
         fitted = data.get("fitted_on", {})
         if not isinstance(fitted, dict):
             raise ValueError("fitted_on is not a set of counts")
+        model = data.get("model", "")
+        if not isinstance(model, str):
+            raise ValueError("model is not the name of a chat model")
         return cls(
             scenario,
             tuple(LogisticModel.from_dict(model) for model in models),
             dict(fitted),
             _held_out(data.get("held_out")),
             str(data.get("created", "")),
+            model,
         )
 
 

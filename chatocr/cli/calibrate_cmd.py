@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import shlex
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -115,12 +116,15 @@ def calibrate_from_run(
         targets = dict.fromkeys(evaluation.calibrations, out)
     else:
         targets = scenario_files(evaluation.calibrations, library, getattr(args, "calibration_dir", None))
-    for name, calibration in evaluation.calibrations.items():
+    label = evaluator.model_label(chosen)  # a calibration is the model's own: others do not use it
+    for name, fitted in evaluation.calibrations.items():
+        calibration = replace(fitted, model=label)
         save_calibration(calibration, targets[name])
         held = calibration.held_out
         coverage = "-" if held is None else f"{held.coverage(0.99):.1%}"
         err.print(
-            f"calibration for {name}: {targets[name]} (fitted on {calibration.fitted_on.get('documents')} documents, "
+            f"calibration for {name}: {targets[name]} (fitted with {label} on "
+            f"{calibration.fitted_on.get('documents')} documents, "
             f"{calibration.fitted_on.get('fields')} fields; held out: ECE {held.ece if held else float('nan'):.3f}, "
             f"coverage at 99 % precision {coverage})",
             **_PLAIN,

@@ -178,6 +178,11 @@ class Evaluator:
         self.memory = None if memory is None else replace(memory, leave_one_out=True)
         self._pipelines.clear()
 
+    def model_label(self, strategy: Strategy) -> str:
+        """`provider:model` of the chat model `strategy` runs with (a calibration records it)."""
+        model = self._pipeline_for(strategy).model
+        return model.label if model is not None else ""
+
     # -- plumbing --------------------------------------------------------------------------------
 
     def _pipeline_for(self, strategy: Strategy) -> ExtractionPipeline:

@@ -115,7 +115,8 @@ class ExtractionPipeline:
         self.memory = memory
         self.router = Router(library)
         self.fallback: Scenario | None = self.router.fallback_scenario()  # the fields when none matched
-        self.trust = TrustAssessor(library)  # checks, signals, calibrations, the review decision
+        # checks, signals, the calibrations fitted with this model, the review decision
+        self.trust = TrustAssessor(library, model.label if model is not None else "")
         self.limits: Limits = planning.limits if planning is not None else model.limits  # type: ignore[union-attr]
         self.counter: TokenCounter = planning.counter if planning is not None else model.counter  # type: ignore[union-attr]
         self.policy = plan_policy(config, model)

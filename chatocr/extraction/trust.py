@@ -101,8 +101,11 @@ class AcceptOptions:
 class TrustAssessor:
     """Calibrations by scenario (read once per file version) and the assessment of a result."""
 
-    def __init__(self, library: ScenarioLibrary) -> None:
+    def __init__(self, library: ScenarioLibrary, model: str = "") -> None:
+        """model: `provider:model` of the chat model whose answers are assessed (ChatModel.label);
+        a calibration fitted with another model is not used for them."""
         self.library = library
+        self.model = model
         self.store = CalibrationStore()
 
     def calibration(self, scenario: Scenario | None) -> LoadedCalibration:
@@ -112,7 +115,16 @@ class TrustAssessor:
             return LoadedCalibration(None)
         if self.library.get(scenario.name) is not scenario:  # a scenario object of the caller's own
             return LoadedCalibration(None)
-        return self.store.get(calibration_path(source), scenario.name)
+        path = calibration_path(source)
+        loaded = self.store.get(path, scenario.name)
+        fitted = loaded.calibration
+        if fitted is not None and not fitted.fits_model(self.model):
+            return LoadedCalibration(
+                None,
+                f"calibration {path}: fitted with {fitted.model}, not {self.model}; the uncalibrated confidence is "
+                f"used (fit it with this model: chatocr calibrate DATA_DIR --scenario {scenario.name} --llm ...)",
+            )
+        return loaded
 
     def assess(
         self,

@@ -357,6 +357,11 @@ class ChatModel(abc.ABC):
             hint="Use `await model.chat(...)` in async code.",
         )
 
+    @property
+    def label(self) -> str:
+        """`provider:model`: which model answered (a calibration records the one it was fitted with)."""
+        return f"{self.provider}:{self.model}"
+
     def __repr__(self) -> str:
         # Never include credentials: subclasses add only what `_repr_fields` returns.
         extra = "".join(f" {key}={value!r}" for key, value in self._repr_fields().items())

@@ -12,6 +12,7 @@ import math
 import random
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +223,25 @@ def test_a_bad_calibration_file_is_one_warning_and_the_uncalibrated_confidence(
         assert result.accepted == [] and "no calibration" in result.acceptance.note  # type: ignore[union-attr]
     logged = [r for r in caplog.records if str(target) in r.getMessage()]
     assert len(logged) == 1  # logged once for the file, however many documents
+
+
+def test_a_calibration_fitted_with_another_model_is_not_used(scenario_dir: Path) -> None:
+    """A calibration is the model's own (its token probabilities, its error rates): another model's
+    fields keep their uncalibrated confidence, with one warning naming both models."""
+    target = calibration_path(scenario_dir / "retail_receipt.yaml")
+    fitted = fit_calibration(_world(), "retail_receipt")
+    model = ScriptedChatModel(lambda messages, settings: reply(RIGHT))  # type: ignore[arg-type,return-value]
+    for label, used in [("openai:gpt-4o-mini", False), (model.label, True), ("", True)]:
+        save_calibration(replace(fitted, model=label), target)
+        result = _chat(model, scenario_dir).extract(str(RECEIPT), keys=KEYS, scenario="retail_receipt")
+        assert all(f.calibrated == used for f in result.fields.values()), label
+        warnings = [w for w in result.warnings if w.startswith(f"calibration {target}")]
+        if used:
+            assert warnings == [] and result.acceptance.calibration == str(target)  # type: ignore[union-attr]
+        else:
+            assert len(warnings) == 1 and f"fitted with openai:gpt-4o-mini, not {model.label}" in warnings[0]
+            assert result.accepted == [] and "no calibration" in result.acceptance.note  # type: ignore[union-attr]
+    assert json.loads(target.read_text(encoding="utf-8"))["model"] == ""  # written, and read back
 
 
 def test_results_old_and_new_load_back(scenario_dir: Path) -> None:
