@@ -12,19 +12,19 @@ is not shown (moved, a link elsewhere, changed since, unreadable).
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from chatocr.checks import CheckResult
 from chatocr.errors import InputError
 from chatocr.extraction.result import Evidence, Extraction, FieldResult
 from chatocr.fileio import file_sha256
@@ -74,19 +74,9 @@ class ReviewDocument:
         return f"{name} (page {self.key[2]})" if self.key[2] is not None else name
 
     @property
-    def checks(self) -> list[dict[str, Any]]:
-        """Document checks a result may carry (`checks`: totals that add up, check digits...):
-        from the record, or from the result once Extraction has them (dicts or dataclasses)."""
-        found = self.extras.get("checks", getattr(self.result, "checks", None))
-        if not isinstance(found, list):
-            return []
-        out = []
-        for check in found:
-            if dataclasses.is_dataclass(check) and not isinstance(check, type):
-                check = dataclasses.asdict(check)
-            if isinstance(check, dict):
-                out.append(check)
-        return out
+    def checks(self) -> list[CheckResult]:
+        """The scenario's document checks the result carries (docs/trust.md: sums, check digits...)."""
+        return list(self.result.checks)
 
     def ocr(self, engine_for: EngineFor | None, run_ocr: bool) -> tuple[OCRDocument | None, list[str]]:
         """The document's OCR lines (see the module docstring), found once."""
@@ -282,22 +272,13 @@ def _points(box: Any) -> list[float]:
 
 
 def _field_checks(doc: ReviewDocument, name: str) -> list[dict[str, Any]]:
-    """The document checks naming this field (`field` or `fields`) that did not pass."""
-    failed = []
-    for check in doc.checks:
-        listed = check.get("fields")
-        named: list[Any] = listed if isinstance(listed, list) else [check.get("field")]
-        passed = check.get("ok", check.get("passed", check.get("status") in ("ok", "passed", "pass")))
-        if name in named and passed is not True:
-            failed.append(_check_view(check))
-    return failed
+    """The document checks naming this field that failed (a skipped check says nothing)."""
+    return [_check_view(check) for check in doc.checks if name in check.fields and check.passed is False]
 
 
-def _check_view(check: Mapping[str, Any]) -> dict[str, Any]:
-    label = check.get("name") or check.get("check") or check.get("kind") or "check"
-    detail = check.get("message") or check.get("detail") or check.get("reason") or ""
-    state = check.get("status") or ("passed" if check.get("ok", check.get("passed")) is True else "failed")
-    return {"name": str(label), "message": str(detail), "status": str(state)}
+def _check_view(check: CheckResult) -> dict[str, Any]:
+    state = "skipped" if check.passed is None else "passed" if check.passed else "failed"
+    return {"name": check.name, "message": check.message, "status": state}
 
 
 def field_view(doc: ReviewDocument, item: FieldResult, colour: str, state: ReviewState) -> dict[str, Any]:

