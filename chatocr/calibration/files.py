@@ -59,10 +59,13 @@ def parse_calibration(text: str, scenario: str) -> Calibration:
 
 @dataclass(frozen=True)
 class LoadedCalibration:
-    """A calibration, or None with the warning that says why not (None, None: no file)."""
+    """A calibration, or None with the warning that says why not (None, None: no file). unused:
+    why a readable calibration is not used here (fitted with another chat model): not a fault of
+    the file, so not a warning; the accept rule's note says it."""
 
     calibration: Calibration | None
     warning: str | None = None
+    unused: str | None = None
 
 
 def read_calibration(path: str | Path, scenario: str) -> LoadedCalibration:

@@ -72,8 +72,11 @@ class AcceptOptions:
     def of(cls, config: ChatOCRConfig, threshold: float | None = None, precision: float | None = None) -> AcceptOptions:
         return cls(threshold, precision, config.accept_threshold, config.accept_precision)
 
-    def rule_for(self, scenario: Scenario | None, calibration: Calibration | None) -> Acceptance | None:
-        """The rule for one document's fields (see the module's docstring); None: no decision."""
+    def rule_for(
+        self, scenario: Scenario | None, calibration: Calibration | None, unused: str | None = None
+    ) -> Acceptance | None:
+        """The rule for one document's fields (see the module's docstring); None: no decision.
+        unused: why the scenario's calibration is not used (LoadedCalibration.unused)."""
         threshold, precision, source = self.threshold, self.precision, "given"
         if threshold is None and precision is None and scenario is not None:
             threshold, precision = scenario.accept_threshold, scenario.accept_precision
@@ -88,9 +91,8 @@ class AcceptOptions:
         where = f"precision {precision:g} ({source})"
         if calibration is None:
             what = f"scenario {scenario.name!r}" if scenario is not None else "a document no scenario matched"
-            return Acceptance(
-                None, where, note=f"no calibration for {what}: no field can be accepted at {precision:.0%} precision"
-            )
+            why = unused or f"no calibration for {what}"
+            return Acceptance(None, where, note=f"{why}: no field can be accepted at {precision:.0%} precision")
         chosen = calibration.accept_threshold(precision)
         if chosen is None:
             note = f"no threshold held out {precision:.0%} precision: every field to review"
@@ -121,8 +123,9 @@ class TrustAssessor:
         if fitted is not None and not fitted.fits_model(self.model):
             return LoadedCalibration(
                 None,
-                f"calibration {path}: fitted with {fitted.model}, not {self.model}; the uncalibrated confidence is "
-                f"used (fit it with this model: chatocr calibrate DATA_DIR --scenario {scenario.name} --llm ...)",
+                unused=f"the calibration of scenario {scenario.name!r} was fitted with {fitted.model}, not "
+                f"{self.model} (fit one with this model: chatocr calibrate DATA_DIR --scenario {scenario.name} "
+                "--llm ...)",
             )
         return loaded
 
@@ -146,7 +149,7 @@ class TrustAssessor:
         if loaded.warning and loaded.warning not in result.warnings:
             result.warnings.append(loaded.warning)
         calibration = loaded.calibration
-        rule = (accept or AcceptOptions()).rule_for(scenario, calibration)
+        rule = (accept or AcceptOptions()).rule_for(scenario, calibration, loaded.unused)
         if rule is not None and calibration is not None:
             source = self.library.sources.get(scenario.name) if scenario is not None else None
             rule.calibration = str(calibration_path(source)) if source is not None else None

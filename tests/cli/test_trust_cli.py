@@ -41,7 +41,10 @@ def calibrated(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     done = _run("calibrate", str(home / "set"), "--scenario", "retail_receipt", *BACKEND, "-q", cwd=home)
     assert done.returncode == 0, done.stderr
     target = folder / "retail_receipt.calibration.json"
-    assert f"calibration for retail_receipt: {target} (fitted with scripted:scripted on 20 documents, 80 fields" in done.stderr
+    assert (
+        f"calibration for retail_receipt: {target} (fitted with scripted:scripted on 20 documents, 80 fields"
+        in done.stderr
+    )
     assert "coverage at 99 %" in done.stdout and "final_amount" in done.stdout  # the held-out tables
     loaded = read_calibration(target, "retail_receipt")
     assert loaded.calibration is not None and loaded.warning is None
