@@ -54,7 +54,7 @@ from chatocr.cli.suggest import did_you_mean
 from chatocr.errors import ChatOCRError, ConfigError, InputError, UserError
 from chatocr.extraction.answers import AnswerCheck, check_answer
 from chatocr.extraction.grounding import TextIndex
-from chatocr.extraction.result import CallRecord, Extraction
+from chatocr.extraction.result import CallRecord, Extraction, usage_of
 from chatocr.fileio import atomic_write
 from chatocr.llm.registry import available_backends
 from chatocr.scenarios.keys import parse_keys, split_keys
@@ -343,15 +343,11 @@ class Repl:
     def usage(self) -> dict[str, Any]:
         calls = [*self.past_calls, *(self.session.calls if self.session else [])]
         calls += [c for e in self.extractions for c in e.calls]
-        prompt = sum(c.prompt_tokens or 0 for c in calls)
-        completion = sum(c.completion_tokens or 0 for c in calls)
         return {
-            "calls": len(calls),
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
+            **usage_of(calls),
             "llm_seconds": round(sum(c.latency_s for c in calls), 2),
             "session_seconds": round(time.monotonic() - self.started, 1),
-            "model": f"{self.ocr.model.provider}:{self.ocr.model.model}",
+            "model": self.ocr.model.label,
         }
 
     def show_usage(self, arg: str) -> None:
