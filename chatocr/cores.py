@@ -10,8 +10,8 @@ waits while none are (`wait_until_below`): the process never runs more CPU-bound
 
 Which of the two that gives, overlapping or taking turns, is the OCR's thread count: with one
 onnxruntime thread the OCR and the model each have a core meanwhile; with as many threads as cores
-the model waits while the OCR runs (docs/benchmarks.md, "OCR beside the model", says which measured
-better on 2 cores, and why the default is what it is).
+(the default: onnxruntime's choice) the model waits while the OCR runs. docs/benchmarks.md, "OCR
+beside the model", measures a folder with the OCR beside the model against the OCR first, alone.
 """
 
 from __future__ import annotations
