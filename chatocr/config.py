@@ -129,8 +129,8 @@ class ChatOCRConfig(BaseModel):
     accept_precision: float | None = 0.99
     accept_threshold: float | None = None
     # A second, cheap look (one short call) at grounded fields the model wrote with a probability below
-    # second_look_below: the field alone as a choice among numbered texts of the page (docs/trust.md
-    # measures it; off: it did not pay).
+    # second_look_below: the field alone as a choice among numbered texts of the page (docs/trust.md:
+    # off until `eval --strategy second-look --calibrate` shows it pays).
     second_look: bool = False
     second_look_below: float = Field(0.9, gt=0.0, le=1.0)
 

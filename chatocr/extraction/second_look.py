@@ -9,8 +9,9 @@ tokens. The answer is a signal only (`FieldSignals.second_look`: the choice agre
 or not); the value stays the loop's. One call per document, for at most `MAX_FIELDS` fields, and
 only while the document's token budget allows it.
 
-Whether it pays is measured (docs/trust.md, "A second look"): how often it runs, its tokens and
-seconds, and the coverage at 99 % precision with and without it, by the same cross-validation.
+Whether it pays is what `chatocr eval --strategy second-look --calibrate` reports (docs/trust.md,
+"A second look"): how often it runs, its tokens and seconds, and the coverage at 99 % precision
+with and without its signal, by the same cross-validation. Off by default until that says it pays.
 """
 
 from __future__ import annotations
