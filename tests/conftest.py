@@ -68,12 +68,15 @@ def forbid_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test session gets its own chatocr cache and data directories, except for the assembled local model,
-    which is expensive to rebuild and is found through CHATOCR_MODEL_DIR when the caller set it."""
+    """Each test session gets its own chatocr cache directory, and each test its own data directory,
+    except for the assembled local model, which is expensive to rebuild and is found through
+    CHATOCR_MODEL_DIR when the caller set it."""
     cache = tmp_path_factory.getbasetemp() / "chatocr-cache"
     monkeypatch.setenv("CHATOCR_CACHE_DIR", str(cache))
-    # The memory of reviewed documents (chatocr.memory) too: no test reads or grows the user's.
-    monkeypatch.setenv("CHATOCR_DATA_DIR", str(tmp_path_factory.getbasetemp() / "chatocr-data"))
+    # The memory of reviewed documents (chatocr.memory) too, per test: no test reads or grows the
+    # user's, and no test's /remember or review becomes another test's example (the memory is on by
+    # default, so a document remembered by one test changed what the next one's model was shown).
+    monkeypatch.setenv("CHATOCR_DATA_DIR", str(tmp_path_factory.mktemp("chatocr-data")))
     # scripts/setup.sh assembles the local model there once; tests reuse it.
     models = os.environ.get("CHATOCR_MODEL_DIR") or str(Path.home() / ".cache" / "chatocr" / "models")
     monkeypatch.setenv("CHATOCR_MODEL_DIR", models)
