@@ -356,8 +356,8 @@ class Calibration:
         fitted = data.get("fitted_on", {})
         if not isinstance(fitted, dict):
             raise ValueError("fitted_on is not a set of counts")
-        model = data.get("model", "")
-        if not isinstance(model, str):
+        fitted_with = data.get("model", "")
+        if not isinstance(fitted_with, str):
             raise ValueError("model is not the name of a chat model")
         return cls(
             scenario,
@@ -365,7 +365,7 @@ class Calibration:
             dict(fitted),
             _held_out(data.get("held_out")),
             str(data.get("created", "")),
-            model,
+            fitted_with,
         )
 
 
