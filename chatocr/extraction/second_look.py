@@ -11,7 +11,7 @@ only while the document's token budget allows it.
 
 Whether it pays is what `chatocr eval --strategy second-look --calibrate` reports (docs/trust.md,
 "A second look"): how often it runs, its tokens and seconds, and the coverage at 99 % precision
-with and without its signal, by the same cross-validation. Off by default until that says it pays.
+with and without its signal, by the same cross-validation. Off by default: measured, it did not pay.
 """
 
 from __future__ import annotations
