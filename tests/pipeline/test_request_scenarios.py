@@ -18,25 +18,10 @@ from chatocr.extraction.request import MAX_KEYS
 from chatocr.llm import RetryPolicy, ScriptedChatModel
 from chatocr.scenarios.loader import load_scenario_text
 from chatocr.scenarios.model import FieldSpec
+from tests.parcel_scenario import parcel_yaml
 
 RECEIPT = "ACME TRADING SDN BHD\nDATE: 01/02/2024\nTOTAL RM 9.90\n"
 GOOD = '{"company": "ACME TRADING SDN BHD", "total": "9.90"}'
-OWN_YAML = """
-name: {name}
-title: Parcel label
-language: en
-description: a parcel label
-fields:
-  - name: company
-    description: the sender
-  - name: total
-    type: amount
-examples:
-  - text: |-
-      ZEBRA EXAMPLE SENDER LTD
-      POSTAGE TOTAL 4.20
-    answer: {{company: ZEBRA EXAMPLE SENDER LTD, total: "4.20"}}
-"""
 
 
 def make() -> tuple[ChatOCR, ScriptedChatModel]:
@@ -52,7 +37,7 @@ def _sent(model: ScriptedChatModel) -> str:
 def test_a_scenario_object_is_used_with_its_own_examples_and_never_joins_the_library(name: str) -> None:
     ocr, model = make()
     before = (ocr.library.names(), ocr.library.version)
-    own = load_scenario_text(OWN_YAML.format(name=name), "inline")
+    own = load_scenario_text(parcel_yaml(name), "inline")
     result = ocr.extract(RECEIPT.encode(), scenario=own)
     assert result.ok and result.scenario == name
     assert result.examples == [own.example_id(0)]  # its own example, even under a library scenario's name
@@ -71,7 +56,7 @@ def test_a_yaml_path_still_joins_the_library(tmp_path: Path) -> None:
     """The command line's `--scenario my.yaml` and the Python API's path: as before."""
     ocr, _ = make()
     path = tmp_path / "parcel.yaml"
-    path.write_text(OWN_YAML.format(name="parcel_label"), encoding="utf-8")
+    path.write_text(parcel_yaml("parcel_label"), encoding="utf-8")
     request = ocr.request(None, str(path))
     assert request.scenario is not None and "parcel_label" in ocr.library
     assert ocr.request(None, "parcel_label").scenario is request.scenario
@@ -80,7 +65,7 @@ def test_a_yaml_path_still_joins_the_library(tmp_path: Path) -> None:
 def test_the_bank_ranks_a_scenario_outside_its_library_in_a_bank_of_its_own() -> None:
     ocr, _ = make()
     bank = ocr.pipeline.bank
-    own = load_scenario_text(OWN_YAML.format(name="parcel_label"), "inline")
+    own = load_scenario_text(parcel_yaml("parcel_label"), "inline")
     fields = [FieldSpec(name="company"), FieldSpec(name="total")]
     ranked = bank.select("SENDER LTD\nTOTAL 3.00", fields, own)
     assert [e.id for e in ranked] == [own.example_id(0)]
@@ -95,7 +80,7 @@ def test_the_bank_ranks_a_scenario_outside_its_library_in_a_bank_of_its_own() ->
 def test_a_fresh_bank_over_an_empty_library_still_ranks_a_given_scenario() -> None:
     from chatocr.scenarios.loader import ScenarioLibrary
 
-    own = load_scenario_text(OWN_YAML.format(name="parcel_label"), "inline")
+    own = load_scenario_text(parcel_yaml("parcel_label"), "inline")
     ranked = ExampleBank(ScenarioLibrary()).select("SENDER", [FieldSpec(name="company")], own)
     assert [e.id for e in ranked] == [own.example_id(0)]
 

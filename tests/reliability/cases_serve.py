@@ -25,23 +25,10 @@ from typing import Any
 import pytest
 
 from chatocr.extraction.request import MAX_KEYS
+from tests.parcel_scenario import parcel_yaml
 from tests.reliability.harness import RECEIPT_ANSWER, RECEIPT_TEXT, Ctx, case
 
 SECRET = "PRIVATE-SCENARIO-TEXT-0451"
-SCENARIO_YAML = """name: {name}
-title: Parcel label
-language: en
-description: a parcel label
-fields:
-  - name: company
-  - name: total
-    type: amount
-examples:
-  - text: |-
-      {company}
-      POSTAGE TOTAL 4.20
-    answer: {{company: {company}, total: "4.20"}}
-"""
 _SERVER: list[Any] = []
 
 
@@ -98,7 +85,7 @@ def _server() -> Served:
         env = base_env(folder)
         private = Path(env["HOME"]) / "scenarios" / "private.yaml"
         private.parent.mkdir(parents=True)
-        private.write_text(SCENARIO_YAML.format(name="private", company=SECRET), encoding="utf-8")
+        private.write_text(parcel_yaml("private", SECRET), encoding="utf-8")
         (folder / "scans").mkdir()
         args = ["--llm", "scripted", "--ocr", "text", "--data-dir", str(folder / "data")]
         server = Server([*args, "--job-folder", str(folder / "scans")], env, folder / "server.log")
@@ -202,7 +189,7 @@ def scenario_path_never_listed(ctx: Ctx) -> None:
 @case("serve", "scenario_yaml: its own examples for its request; never listed, never usable by name afterwards")
 def inline_scenario_alone(ctx: Ctx) -> None:
     with served() as srv:
-        own = SCENARIO_YAML.format(name="corpus_parcel", company="ZEBRA SENDER LTD")
+        own = parcel_yaml("corpus_parcel", "ZEBRA SENDER LTD")
         answer = srv.post("/v1/extract", json={"text": RECEIPT_TEXT, "scenario_yaml": own})
         assert answer.status_code == 200, answer.text
         record = answer.json()
@@ -217,7 +204,7 @@ def inline_scenario_alone(ctx: Ctx) -> None:
 @case("serve", "scenario_yaml over 256 KB: 413 naming the limit, before it is parsed")
 def inline_scenario_too_big(ctx: Ctx) -> None:
     with served() as srv:
-        big = SCENARIO_YAML.format(name="x", company="X") + "# pad\n" * 50_000
+        big = parcel_yaml("x", "X") + "# pad\n" * 50_000
         typed(srv.post("/v1/chat", json={"text": "x", "question": "q", "scenario_yaml": big}), 413, says="262,144")
 
 
@@ -233,7 +220,7 @@ def inline_scenario_alias_bomb(ctx: Ctx) -> None:
 @case("serve", "scenario and scenario_yaml both: 400 (which was meant?)")
 def inline_and_name(ctx: Ctx) -> None:
     with served() as srv:
-        both = {"scenario": "generic", "scenario_yaml": SCENARIO_YAML.format(name="x", company="X")}
+        both = {"scenario": "generic", "scenario_yaml": parcel_yaml("x", "X")}
         typed(srv.post("/v1/jobs", files=_upload(), data=both), 400, "RequestError", says="not both")
 
 

@@ -19,26 +19,12 @@ from typing import Any
 import pytest
 
 from chatocr.extraction.request import MAX_KEYS
+from tests.parcel_scenario import parcel_yaml
 from tests.serve.conftest import ANSWER, KEYS, RECEIPT_TEXT, TOKEN, Server, auth, base_env, httpx
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 PRIVATE = "PRIVATE-EXAMPLE-4711"  # the text of a scenario file on the server's disk
-OWN_YAML = """name: {name}
-title: Parcel label
-language: en
-description: a parcel label
-fields:
-  - name: company
-    description: the sender
-  - name: total
-    type: amount
-examples:
-  - text: |-
-      ZEBRA EXAMPLE SENDER LTD
-      POSTAGE TOTAL 4.20
-    answer: {{company: ZEBRA EXAMPLE SENDER LTD, total: "4.20"}}
-"""
 
 
 def _no_bug_in(log: str) -> None:
@@ -64,7 +50,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = base_env(folder)
     private = Path(env["HOME"]) / "secret" / "private.yaml"
     private.parent.mkdir(parents=True)
-    private.write_text(OWN_YAML.format(name="private").replace("ZEBRA EXAMPLE SENDER LTD", PRIVATE), encoding="utf-8")
+    private.write_text(parcel_yaml("private", PRIVATE), encoding="utf-8")
     (folder / "scans" / "batch").mkdir(parents=True)
     args = ["--llm", "scripted", "--ocr", "text", "--data-dir", str(folder / "data")]
     server = Server([*args, "--job-folder", str(folder / "scans")], env, folder / "server.log")
@@ -122,11 +108,11 @@ def _calls_text(record: dict[str, Any]) -> str:
 def _example_id(name: str) -> str:
     from chatocr.scenarios.loader import load_scenario_text
 
-    return load_scenario_text(OWN_YAML.format(name=name)).example_id(0)
+    return load_scenario_text(parcel_yaml(name)).example_id(0)
 
 
 def test_an_inline_scenario_is_used_for_its_request_alone(hostile: Server) -> None:
-    own = OWN_YAML.format(name="parcel_label")
+    own = parcel_yaml("parcel_label")
     answers = _each_route(hostile, {"scenario_yaml": own})
     for route, response in answers.items():
         assert response.status_code in (200, 202), (route, response.text[:300])
@@ -144,7 +130,7 @@ def test_an_inline_scenario_is_used_for_its_request_alone(hostile: Server) -> No
     assert "parcel_label" not in listed  # never joins the server's library
     _typed(_post(hostile, "/v1/extract", json={"text": RECEIPT_TEXT, "scenario": "parcel_label"}), 400, "ScenarioError")
     # Under the name of a library scenario: its own examples; the library's stays the library's.
-    named = OWN_YAML.format(name="retail_receipt")
+    named = parcel_yaml("retail_receipt")
     inline = _post(hostile, "/v1/extract", json={"text": RECEIPT_TEXT, "scenario_yaml": named}).json()
     assert inline["examples"] == [_example_id("retail_receipt")] and "ZEBRA" in _calls_text(inline)
     library = _post(hostile, "/v1/extract", json={"text": RECEIPT_TEXT, "scenario": "retail_receipt"}).json()
@@ -163,11 +149,11 @@ def test_inline_yaml_is_bounded_and_parsed_as_scenario_files_are(hostile: Server
         for n in range(12)
     )
     assert "expands to more than" in _typed(sent(scenario_yaml=bomb), 400, "ScenarioError")["message"]
-    twice = OWN_YAML.format(name="x").replace("title: Parcel label", "title: A\ntitle: B")
+    twice = parcel_yaml("x").replace("title: Parcel label", "title: A\ntitle: B")
     assert "duplicate key 'title'" in _typed(sent(scenario_yaml=twice), 400, "ScenarioError")["message"]
-    typo = OWN_YAML.format(name="x").replace("description: the sender", "descripton: the sender")
+    typo = parcel_yaml("x").replace("description: the sender", "descripton: the sender")
     assert "scenario_yaml:" in _typed(sent(scenario_yaml=typo), 400, "ScenarioError")["message"]
-    both = _typed(sent(scenario="generic", scenario_yaml=OWN_YAML.format(name="x")), 400, "RequestError")
+    both = _typed(sent(scenario="generic", scenario_yaml=parcel_yaml("x")), 400, "RequestError")
     assert "not both" in both["message"]
     _no_bug_in(hostile.log())
 
@@ -179,7 +165,7 @@ def _worst_allowed_requests() -> list[tuple[str, dict[str, Any]]]:
     nested = {
         f"o{k}": {"type": "object", "properties": {f"i{n}": {"type": "string"} for n in range(99)}} for k in range(5)
     }
-    yaml_lines = OWN_YAML.format(name="big") + "".join(f"# {'x' * 60}\n" for _ in range(3800))
+    yaml_lines = parcel_yaml("big") + "".join(f"# {'x' * 60}\n" for _ in range(3800))
     return [
         (f"{MAX_KEYS} properties", {"json": {"text": RECEIPT_TEXT, "schema": schema}}),
         ("5 objects of 99", {"json": {"text": RECEIPT_TEXT, "schema": {"type": "object", "properties": nested}}}),
