@@ -263,6 +263,18 @@ def poll_healthz(port: int, interval: float, stop: Any, results: Any) -> None:
     results.put(samples)
 
 
+def children_rss_mb(pid: int) -> float:
+    """RSS of `pid`'s child processes (the service's JSON decoding process), by /proc."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        total += sum(rss_mb(int(child)) for child in children)
+    return total
+
+
 # ---- one phase -------------------------------------------------------------------------------------
 
 
@@ -273,6 +285,7 @@ class Phase:
     good_latencies: list[float] = field(default_factory=list)
     healthz: list[tuple[float, int]] = field(default_factory=list)
     rss: list[float] = field(default_factory=list)
+    child_rss: list[float] = field(default_factory=list)  # the server's JSON decoding process
     wall: float = 0.0
 
     def count(self, kind: str, outcome: str) -> None:
@@ -320,6 +333,7 @@ def run_phase(name: str, server: Server, plan: list[Sent], concurrency: int) -> 
     def sample_rss() -> None:
         while not sampling.is_set():
             phase.rss.append(rss_mb(server.process.pid))
+            phase.child_rss.append(children_rss_mb(server.process.pid))
             time.sleep(0.25)
 
     sampler = threading.Thread(target=sample_rss)
@@ -385,6 +399,7 @@ def report(phase: Phase) -> dict[str, Any]:
         "RSS before MB": phase.rss[0],
         "RSS peak MB": max(phase.rss),
         "RSS after MB": phase.rss[-1],
+        "decoding process RSS peak MB": max(phase.child_rss),
     }
     print(f"\n{phase.name}: {numbers['requests']} requests in {phase.wall:.1f} s")
     for kind, outcomes in sorted(phase.outcomes.items()):

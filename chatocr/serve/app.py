@@ -18,8 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,14 +34,17 @@ from chatocr.api import ChatOCR
 from chatocr.errors import ChatOCRError
 from chatocr.ocr.images import ImageLimits
 from chatocr.serve.admission import Admission
+from chatocr.serve.decoding import BodyDecoder
 from chatocr.serve.errors import ServeError, error_body
+from chatocr.serve.inputs import Form, Received, receive
 from chatocr.serve.job_routes import jobs_router
 from chatocr.serve.jobs import JobRunner, JobStore
 from chatocr.serve.middleware import AccessLog, BodyLimit, BodyTooLarge, too_large_body
 from chatocr.serve.review_pages import PREFIX as REVIEW_PREFIX
 from chatocr.serve.review_pages import memory_overrides, review_pages
-from chatocr.serve.routes import extract_router, health_router, scenarios_router
+from chatocr.serve.routes import extract_router, health_router, render_json, scenarios_router
 from chatocr.serve.settings import ServeSettings, TokenSet
+from chatocr.serve.worker import WorkLoop
 
 __all__ = ["Service", "create_app"]
 
@@ -74,12 +76,10 @@ class Service:
             max_pixels=settings.max_pixels, max_pages=settings.max_pages, max_bytes=settings.max_body_bytes
         )
         self.admission = Admission(settings.concurrency, settings.queue, settings.per_token)
-        # Parsing requests (JSON, OCR text, base64, inline YAML, schema mapping) is CPU work a
-        # hostile body can make long: it runs off the event loop, in a pool of its own so it never
-        # takes the threads OCR runs in. One thread: Python runs one of them at a time anyway, and
-        # every thread more that wants the interpreter lock delays the event loop's turn (measured:
-        # /healthz's worst wait beside four 15 MB bodies was 3-6x that of one thread).
-        self.parsing = ThreadPoolExecutor(1, thread_name_prefix="chatocr-parse")
+        # Everything a request costs in Python (parsing it, extracting, rendering the answer, the
+        # job runner) runs on the work loop's one thread, never on uvicorn's loop (serve/worker.py).
+        self.worker = WorkLoop()
+        self.decoder = BodyDecoder()
         self.ocr: ChatOCR | None = None
         self.load_error: ChatOCRError | None = None
         self.loaded = asyncio.Event()
@@ -99,6 +99,7 @@ class Service:
             log.exception("chatocr could not load its model or OCR engine")
             return
         _apply_limits(ocr, self.limits)
+        self.decoder.start()
         self.ocr = ocr
         self.loaded.set()
         self.jobs.start()
@@ -153,11 +154,23 @@ class Service:
         except asyncio.TimeoutError:
             raise self.timed_out() from None
 
+    async def receive(self, request: Request, form: Form) -> Received:
+        """The body (read on the event loop: I/O only), a large JSON body decoded in the decoding
+        process (serve/decoding.py), within the request's timeout."""
+        received = await self.within(request, receive(request, form))
+        await self.within(request, self.worker.run(self.decoder.decode(received)))
+        return received
+
     async def offload(self, request: Request, work: Callable[[], T]) -> T:
-        """CPU work on a request (parsing, mapping its schema) in the parsing threads, so the event
-        loop keeps answering (/healthz) while it runs, within the request's timeout. A timed-out
-        parse finishes in its thread (Python cannot interrupt it); the limits on every input bound it."""
-        return await self.within(request, asyncio.get_running_loop().run_in_executor(self.parsing, work))
+        """CPU work on a request (parsing, mapping its schema) on the work loop, so the event loop
+        keeps answering (/healthz) while it runs, within the request's timeout. A timed-out parse
+        finishes (Python cannot interrupt it); the limits on every input bound it."""
+        return await self.within(request, self.worker.call(work))
+
+    async def answer(self, body: Any) -> Response:
+        """`body` as a JSON response, rendered on the work loop: a long document's transcript is
+        megabytes of JSON the event loop need not spend its time on."""
+        return Response(await self.worker.call(lambda: render_json(body)), media_type="application/json")
 
     def timed_out(self) -> ServeError:
         return ServeError(
@@ -167,13 +180,13 @@ class Service:
             "Send a smaller document or fewer keys, retry later, or ask the operator to raise --timeout.",
         )
 
-    async def guarded(self, request: Request, caller: str, work: Callable[[], Awaitable[T]]) -> T:
-        """Run `work` in an admission slot, within the request timeout (waiting and reading the body
-        included); give the slot back as soon as the client disconnects."""
+    async def guarded(self, request: Request, caller: str, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run `work` on the work loop in an admission slot, within the request timeout (waiting and
+        reading the body included); give the slot back as soon as the client disconnects."""
 
         async def admitted() -> T:
             async with self.admission.slot(caller):
-                return await work()
+                return await self.worker.run(work())
 
         task = asyncio.ensure_future(asyncio.wait_for(admitted(), self.remaining(request)))
         gone = asyncio.ensure_future(_disconnected(request))
@@ -238,8 +251,9 @@ def create_app(
         finally:
             loading.cancel()
             await service.jobs.stop()
+            await service.worker.aclose()
+            service.decoder.close()
             service.store.close()
-            service.parsing.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="chatocr",

@@ -43,9 +43,11 @@ from chatocr.serve.errors import ServeError, from_chatocr_error
 from chatocr.serve.scenarios import served_request, served_scenario
 
 __all__ = [
+    "BODY",
     "CHAT_FORM",
     "EXTRACT_FORM",
     "MAX_FORM_FIELDS",
+    "UNDECODED",
     "ChatBody",
     "ChatInput",
     "Document",
@@ -61,6 +63,7 @@ __all__ = [
     "json_field",
     "keys_field",
     "model_chars",
+    "not_json",
     "parse_chat",
     "parse_extract",
     "receive",
@@ -155,11 +158,16 @@ CHAT_FORM = Form(
 )
 
 
+UNDECODED: Any = object()  # Received.decoded before (or without) decoding
+
+
 @dataclass
 class Received:
-    """A request's body as read from the client, nothing parsed yet: JSON bytes, or a form."""
+    """A request's body as read from the client: JSON bytes (a large one decoded already, see
+    serve/decoding.py), or a form."""
 
     body: bytes | None = None
+    decoded: Any = UNDECODED
     fields: dict[str, str] = field(default_factory=dict)
     files: list[tuple[str, bytes]] = field(default_factory=list)  # (checked name, content)
 
@@ -229,10 +237,22 @@ def document_name(name: str | None, default: str) -> str:
     return name
 
 
-def json_body(data: bytes) -> Any:
+BODY = "The request body"
+
+
+def json_body(received: Received) -> Any:
     """A request body as JSON, read by chatocr's bounded reader (depth, number length, duplicate
-    members): a 400 naming the problem, never a RecursionError or a silently dropped member."""
-    return json_field("The request body", data, object)
+    members): a 400 naming the problem, never a RecursionError or a silently dropped member. A
+    large body arrives decoded already (serve/decoding.py)."""
+    if received.decoded is not UNDECODED:
+        return received.decoded
+    assert received.body is not None
+    return json_field(BODY, received.body, object)
+
+
+def not_json(name: str, problem: str) -> ServeError:
+    """The 400 for JSON that chatocr's bounded reader refused (`problem` is its DataFileError's words)."""
+    return _bad(problem, f"Send {name[0].lower() + name[1:]} as JSON, as the API documents (see /docs).")
 
 
 def json_field(name: str, value: str | bytes, kind: type) -> Any:
@@ -240,9 +260,7 @@ def json_field(name: str, value: str | bytes, kind: type) -> Any:
     try:
         parsed = parse_json(value, name, unique_members=True)
     except DataFileError as exc:
-        raise _bad(
-            exc.message, f"Send {name[0].lower() + name[1:]} as JSON, as the API documents (see /docs)."
-        ) from None
+        raise not_json(name, exc.message) from None
     if not isinstance(parsed, kind):
         raise _bad(f"{name} must be a JSON {kind.__name__}.", f"Send {name} as JSON text.")
     return parsed
@@ -408,7 +426,7 @@ def parse_extract(received: Received, ocr: ChatOCR, limits: ImageLimits) -> Extr
         options = {"schema": schema, "per_page": per_page}
         return ExtractInput(document, served_request(ocr, keys_field(fields.get("keys")), scenario, **options))
     try:
-        body = ExtractBody.model_validate(json_body(received.body))
+        body = ExtractBody.model_validate(json_body(received))
     except ValidationError as exc:
         hint = "Members: text or image_base64, filename, keys, scenario or scenario_yaml, schema, per_page (see /docs)."
         raise invalid_body(exc, ExtractBody, hint) from None
@@ -435,7 +453,7 @@ def parse_chat(received: Received, ocr: ChatOCR, limits: ImageLimits) -> ChatInp
         check_fits(document, most)
         return ChatInput(document, body.question, body.history, scenario)
     try:
-        body = ChatBody.model_validate(json_body(received.body))
+        body = ChatBody.model_validate(json_body(received))
     except ValidationError as exc:
         hint = "Members: text or image_base64, question, history [[q, a], ...], scenario or scenario_yaml."
         raise invalid_body(exc, ChatBody, hint) from None

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from chatocr.api import ChatOCR
 from chatocr.errors import ChatOCRError
 from chatocr.serve.errors import ServeError
-from chatocr.serve.inputs import Form, Received, invalid_body, json_body, keys_field, receive
+from chatocr.serve.inputs import Form, Received, invalid_body, json_body, keys_field
 from chatocr.serve.jobs import JobStore, job_request
 from chatocr.serve.settings import ServeSettings
 
@@ -138,7 +138,7 @@ def parse_job(received: Received, service: Service, ocr: ChatOCR) -> NewJob:
         folder = None
     else:
         try:
-            body = JobBody.model_validate(json_body(received.body))
+            body = JobBody.model_validate(json_body(received))
         except ValidationError as exc:
             raise invalid_body(exc, JobBody, _MEMBERS) from None
         fields, folder = body.model_dump(exclude={"folder"}), body.folder
@@ -171,21 +171,22 @@ def jobs_router(service: Service) -> APIRouter:
         """Start a job over uploaded files (multipart `file`, repeated) or a server-side `folder`."""
         owner = service.caller(request)
         ocr = service.ready_ocr()
-        received = await service.within(request, receive(request, JOB_FORM))
+        received = await service.receive(request, JOB_FORM)
         job = await service.offload(request, lambda: parse_job(received, service, ocr))
         created = await asyncio.to_thread(service.store.create, owner, job.options, job.documents)
-        service.jobs.wake.set()
+        service.jobs.notify()
         return JSONResponse({"id": created, "state": "queued", "total": len(job.documents)}, status_code=202)
 
     @router.get("/v1/jobs/{job}")
-    async def job_status(job: str, request: Request) -> dict[str, Any]:
+    async def job_status(job: str, request: Request) -> Response:
         """Progress and results so far, in document order (`limit` at most 1000 a page)."""
         owner = service.caller(request)
         offset = _page_number(request, "offset", 0, 0, MAX_JOB_FILES)
         limit = _page_number(request, "limit", 100, 1, MAX_PAGE)
         status = None
         if _JOB_ID.fullmatch(job):  # anything else is no job's id: not looked up
-            status = await asyncio.to_thread(service.store.status, job, owner, offset, limit)
+            # up to 1,000 results read back and rendered: on the work loop, like every answer
+            status = await service.offload(request, lambda: service.store.status(job, owner, offset, limit))
         if status is None:
             raise ServeError(
                 404,
@@ -193,6 +194,6 @@ def jobs_router(service: Service) -> APIRouter:
                 f"No job {_shown(job, 40)} for this token.",
                 "Use the id POST /v1/jobs returned, with the same token.",
             )
-        return status
+        return await service.answer(status)
 
     return router

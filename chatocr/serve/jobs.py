@@ -25,6 +25,7 @@ started MAX_ATTEMPTS times without finishing. Never `running` with nobody runnin
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -36,6 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -307,22 +309,27 @@ class JobStore:
 
 
 class JobRunner:
-    """Claims jobs from the store and extracts their documents, `job_concurrency` at a time."""
+    """Claims jobs from the store and extracts their documents, `job_concurrency` at a time, on the
+    service's work loop (serve/worker.py)."""
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        self.wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.wake = asyncio.Event()  # lives on the work loop: set it through `notify`
+        self._running: Future[None] | None = None
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._loop())
+        if self._running is None:
+            self._running = self.service.worker.submit(self._loop())
+
+    def notify(self) -> None:
+        """A job was stored: look for it now, not at the next lease tick."""
+        self.service.worker.notify(self.wake.set)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._running is not None:
+            self._running.cancel()
+            with contextlib.suppress(asyncio.CancelledError, concurrent.futures.CancelledError):
+                await asyncio.wrap_future(self._running)
 
     async def _loop(self) -> None:
         store = self.service.store

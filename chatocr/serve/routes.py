@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -15,13 +14,13 @@ from chatocr.errors import ChatOCRError
 from chatocr.extraction.request import ExtractionRequest
 from chatocr.runs.records import record_for
 from chatocr.serve.errors import ServeError, from_chatocr_error, from_error_dict
-from chatocr.serve.inputs import CHAT_FORM, EXTRACT_FORM, Document, ExtractBody, parse_chat, parse_extract, receive
+from chatocr.serve.inputs import CHAT_FORM, EXTRACT_FORM, Document, ExtractBody, parse_chat, parse_extract
 from chatocr.serve.scenarios import MAX_SCENARIO_NAME
 
 if TYPE_CHECKING:
     from chatocr.serve.app import Service
 
-__all__ = ["extract_router", "health_router", "json_answer", "run_extract", "scenarios_router"]
+__all__ = ["extract_router", "health_router", "render_json", "run_extract", "scenarios_router"]
 
 log = logging.getLogger("chatocr.serve")
 
@@ -53,10 +52,10 @@ def extract_router(service: Service) -> APIRouter:
         """Key fields of one document: the Extraction JSON (values, fields with boxes, route, usage)."""
         caller = service.caller(request)
         ocr = service.ready_ocr()
-        received = await service.within(request, receive(request, EXTRACT_FORM))
+        received = await service.receive(request, EXTRACT_FORM)
         sent = await service.offload(request, lambda: parse_extract(received, ocr, service.limits))
         body = await service.guarded(request, caller, lambda: run_extract(ocr, sent.document, sent.request))
-        return await json_answer(body)
+        return await service.answer(body)
 
     @router.post("/v1/chat", tags=["chat"])
     async def chat(request: Request) -> Response:
@@ -64,7 +63,7 @@ def extract_router(service: Service) -> APIRouter:
         as returned by the previous answer; the server keeps nothing between requests."""
         caller = service.caller(request)
         ocr = service.ready_ocr()
-        received = await service.within(request, receive(request, CHAT_FORM))
+        received = await service.receive(request, CHAT_FORM)
         sent = await service.offload(request, lambda: parse_chat(received, ocr, service.limits))
 
         async def work() -> dict[str, Any]:
@@ -81,7 +80,7 @@ def extract_router(service: Service) -> APIRouter:
                 "usage": session.usage,
             }
 
-        return await json_answer(await service.guarded(request, caller, work))
+        return await service.answer(await service.guarded(request, caller, work))
 
     return router
 
@@ -117,14 +116,8 @@ def scenarios_router(service: Service) -> APIRouter:
     return router
 
 
-async def json_answer(body: Any) -> Response:
-    """`body` as a JSON response, rendered in a worker thread: a long document's transcript is
-    megabytes of JSON the event loop need not spend its time on."""
-    content = await asyncio.to_thread(_render, body)
-    return Response(content, media_type="application/json")
-
-
-def _render(body: Any) -> bytes:
+def render_json(body: Any) -> bytes:
+    """An answer's bytes: compact JSON, UTF-8 (not ASCII escapes), no NaN."""
     return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 

@@ -223,6 +223,24 @@ def _hostile_bodies(route: str) -> list[tuple[str, bytes, str]]:
     ]
 
 
+def test_large_bodies_are_decoded_apart_and_answered_as_small_ones_are(hostile: Server) -> None:
+    """A body of 1 MB or more is decoded in the service's decoding process (serve/decoding.py):
+    the same answer for a good one, the same typed 400 for a bad one, on every route."""
+    headers = {**auth(), "content-type": "application/json"}
+    padding = b" " * 1_200_000  # whitespace between JSON's tokens: the same value, a large body
+    good = json.dumps({"text": RECEIPT_TEXT, "keys": KEYS}).encode()[:-1] + padding + b"}"
+    response = httpx.post(f"{hostile.url}/v1/extract", content=good, headers=headers, timeout=60)
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["values"] == ANSWER
+    for route, base in BASE.items():
+        first = next(iter(base))
+        twice = b'{"' + first.encode() + b'": "' + b"a" * 1_200_000 + b'", ' + json.dumps(base).encode()[1:]
+        for body, said in [(twice, "given twice"), (b"[" * 600_000 + b"]" * 600_000, "nested too deeply")]:
+            response = httpx.post(f"{hostile.url}{route}", content=body, headers=headers, timeout=60)
+            assert said in _typed(response, 400)["message"], (route, said)
+    _no_bug_in(hostile.log())
+
+
 @pytest.mark.parametrize("route", list(BASE))
 def test_hostile_bodies_are_typed_400s_on_every_route(hostile: Server, route: str) -> None:
     headers = {**auth(), "content-type": "application/json"}

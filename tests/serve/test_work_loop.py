@@ -1,0 +1,140 @@
+"""The service's work loop (serve/worker.py) and its decoding process (serve/decoding.py), in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+
+import pytest
+
+from chatocr.serve.decoding import BodyDecoder, decode_body
+from chatocr.serve.errors import ServeError
+from chatocr.serve.inputs import UNDECODED, Received, json_body
+from chatocr.serve.worker import WORK_NICE, WorkLoop
+
+
+def test_work_runs_on_the_work_loops_thread_and_its_result_comes_back() -> None:
+    async def main() -> None:
+        work = WorkLoop()
+        try:
+            here = threading.get_ident()
+
+            async def where() -> int:
+                await asyncio.sleep(0)
+                return threading.get_ident()
+
+            assert await work.run(where()) != here
+            assert await work.call(threading.get_ident) != here
+            with pytest.raises(ZeroDivisionError):  # an error arrives as itself
+                await work.call(lambda: 1 / 0)
+        finally:
+            await work.aclose()
+        assert work.loop.is_closed()
+
+    asyncio.run(main())
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="no thread priorities here")
+def test_the_work_loop_runs_at_a_lower_priority_than_its_caller() -> None:
+    async def main() -> tuple[int, int]:
+        work = WorkLoop()
+        try:
+            mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            theirs = await work.call(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return mine, theirs
+        finally:
+            await work.aclose()
+
+    mine, theirs = asyncio.run(main())
+    assert theirs == min(19, mine + WORK_NICE)
+
+
+def test_cancelling_the_caller_cancels_the_work_and_notify_reaches_the_loop() -> None:
+    async def main() -> None:
+        work = WorkLoop()
+        started, cancelled = threading.Event(), threading.Event()
+        try:
+
+            async def forever() -> None:
+                started.set()
+                try:
+                    await asyncio.sleep(3600)
+                except asyncio.CancelledError:
+                    cancelled.set()
+                    raise
+
+            waiting = asyncio.ensure_future(work.run(forever()))
+            await asyncio.to_thread(started.wait, 10)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            assert await asyncio.to_thread(cancelled.wait, 10)
+
+            seen = threading.Event()
+            work.notify(seen.set)
+            assert await asyncio.to_thread(seen.wait, 10)
+        finally:
+            await work.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_large_body_is_decoded_in_the_child_process_with_the_same_bounds() -> None:
+    decoder = BodyDecoder(threshold=1000)
+    text = "TOTAL 9.00\n" * 200
+
+    async def decoded(body: bytes) -> Received:
+        received = Received(body=body)
+        await decoder.decode(received)
+        return received
+
+    try:
+        good = asyncio.run(decoded(json.dumps({"text": text}).encode()))
+        assert good.decoded == {"text": text}
+        assert json_body(good) == {"text": text}
+        small = asyncio.run(decoded(b'{"text": "x"}'))  # under the threshold: decoded later, in the work loop
+        assert small.decoded is UNDECODED and json_body(small) == {"text": "x"}
+        said = {
+            b'{"text": "' + b"a" * 2000 + b'", "text": "b"}': "given twice",
+            b"[" * 2000 + b"]" * 2000: "nested too deeply",
+            b'{"keys": ' + b"9" * 5000 + b"}": "5000 characters",
+            b'{"text": "\xff' + b"a" * 2000 + b'"}': "not readable JSON",
+        }
+        for body, words in said.items():
+            with pytest.raises(ServeError) as caught:
+                asyncio.run(decoded(body))
+            assert caught.value.status == 400 and words in caught.value.message, (words, caught.value.message)
+    finally:
+        decoder.close()
+
+
+def test_a_dead_decoding_process_is_replaced_and_the_body_still_decoded(caplog: pytest.LogCaptureFixture) -> None:
+    decoder = BodyDecoder(threshold=10)
+    body = json.dumps({"text": "x" * 100}).encode()
+
+    async def decode() -> object:
+        received = Received(body=body)
+        await decoder.decode(received)
+        return received.decoded
+
+    try:
+        assert asyncio.run(decode()) == {"text": "x" * 100}
+        pool = decoder._pool
+        assert pool is not None
+        for process in list(pool._processes.values()):  # the child is killed, as the OOM killer would
+            process.kill()
+            process.join(10)
+        assert asyncio.run(decode()) == {"text": "x" * 100}  # decoded here this once
+        assert "decoding process stopped" in caplog.text
+        assert asyncio.run(decode()) == {"text": "x" * 100}  # and by a new child after that
+        assert decoder._pool is not None and decoder._pool is not pool
+    finally:
+        decoder.close()
+
+
+def test_the_child_returns_plain_values() -> None:
+    assert decode_body(b'{"a": 1}') == (True, {"a": 1})
+    ok, problem = decode_body(b"{")
+    assert not ok and isinstance(problem, str) and "not valid JSON" in problem
