@@ -376,7 +376,7 @@ def model_chars(ocr: ChatOCR) -> int | None:
 
     The pipeline finds out that a document does not fit only after laying out, indexing and
     ranking all of its text on the event loop: seconds for a few megabytes, while every other
-    request and /healthz wait. Counting characters first, in the parsing thread, refuses it
+    request waits. Counting characters first, while the body is parsed, refuses it
     before. A character-counted model (ERNIE's limits) is bounded exactly; for a tokenizer, no
     text averages more than MAX_CHARS_PER_TOKEN characters a token (English about 4, numbers 3,
     Chinese 1), so nothing that could fit is refused."""
