@@ -251,6 +251,17 @@ def test_never_patterns_rule_out_answers_and_are_checked(tmp_path: Path) -> None
     assert any("matches the field's own `never` pattern" in p for p in problems_of(contradicted, tmp_path))
 
 
+def test_a_train_number_is_a_class_letter_and_digits() -> None:
+    """train_ticket's train_num takes China Railway's train numbers only: a station's pinyin, a
+    station or a seat is re-asked (its `never` pattern), a number with or without its letter is not."""
+    train_num = load_scenarios(include_env=False).get("train_ticket").field("train_num")
+    assert train_num is not None
+    for wrong in ("Rikaze", "Shanghaihongqiao", "上海虹桥站", "05车12F号", "G7316开", ""):
+        assert train_num.ruled_out(wrong), wrong
+    for right in ("G7316", "K1158", "Z8802", "D3101", "1461", "T 110", "y501"):
+        assert train_num.ruled_out(right) is None, right
+
+
 HOSTILE_LINES = r"""
 import re, sys
 from chatocr.scenarios import load_scenarios
