@@ -78,7 +78,8 @@ class Service:
         self.admission = Admission(settings.concurrency, settings.queue, settings.per_token)
         # Everything a request costs in Python (parsing it, extracting, rendering the answer, the
         # job runner) runs on the work loop's one thread, never on uvicorn's loop (serve/worker.py).
-        self.worker = WorkLoop()
+        # A document in flight may wait on two blocking calls at once (its OCR, the model loading).
+        self.worker = WorkLoop(call_threads=2 * (settings.concurrency + settings.job_concurrency) + 2)
         self.decoder = BodyDecoder()
         self.ocr: ChatOCR | None = None
         self.load_error: ChatOCRError | None = None

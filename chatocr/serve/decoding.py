@@ -9,7 +9,10 @@ value back (unpickling it costs the server ~3 ms for 15 MB). Smaller bodies are 
 loop, where they take under a millisecond or two.
 
 The process is started when the service starts (its imports take ~0.7 s) and is started again if it
-ever dies; while it is unavailable a body is decoded in this process as before, never refused.
+ever dies; while it is unavailable a body is decoded in this process as before, never refused. It
+ends with the server: a server killed outright (SIGKILL, the OOM killer) leaves no child behind,
+because the child watches its parent (nothing else would tell it: it holds its own end of the pipe
+it waits on).
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -40,6 +46,17 @@ def decode_body(data: bytes) -> tuple[bool, Any]:
         return False, exc.message
 
 
+def _end_with(parent: int) -> None:
+    """In the child: exit as soon as `parent` is no longer this process's parent (it died)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="chatocr-parent-watch", daemon=True).start()
+
+
 class BodyDecoder:
     """The child process that decodes large JSON bodies (module docstring)."""
 
@@ -54,7 +71,9 @@ class BodyDecoder:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn, not fork: the server has threads, and a forked copy of a held lock never opens
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=_end_with, initargs=(os.getpid(),)
+            )
         return self._pool
 
     async def decode(self, received: Received) -> None:

@@ -14,11 +14,12 @@ Why one thread: Python runs one of them at a time anyway, and every thread more 
 lock delays the server loop's turn. The pipeline's own threads (OCR, a local model's call) are
 started from this loop's executor and mostly run outside the lock (onnxruntime, llama.cpp, HTTP).
 
-Why a lower CPU priority (Linux: nice +WORK_NICE for this thread and the threads it starts): on a
-machine with fewer cores than runnable threads the kernel decides who runs next, and the server's
-loop, which is idle most of the time, should win when it wakes. Measured under the hostile load
-test: /healthz's worst wait 82-108 ms without, 77-81 ms with +10. The engines' own compute threads
-(onnxruntime's, llama.cpp's) are made when they load, outside this thread, and keep their priority.
+Why a lower CPU priority for this one thread (Linux: nice +WORK_NICE): on a machine with fewer
+cores than runnable threads the kernel decides who runs next, and the server's loop, which is idle
+most of the time, should win when it wakes (docs/benchmarks-serve.md). The threads this loop hands
+blocking calls to (OCR, a model's call, and the threads those start: llama.cpp's) would inherit it,
+and on a shared machine the service's extractions would then yield to everyone else's work: they
+are started beforehand, from the caller's thread, and keep the caller's priority.
 """
 
 from __future__ import annotations
@@ -35,10 +36,22 @@ __all__ = ["WorkLoop"]
 
 T = TypeVar("T")
 WORK_NICE = 10
+CALL_THREADS = 6  # asyncio's own default on 2 cores; the service sizes it from its slots
+
+
+def _started_pool(workers: int, name: str) -> ThreadPoolExecutor:
+    """A thread pool whose threads all start now, from the calling thread (whose priority they
+    keep), not later from whichever thread first hands them work."""
+    pool = ThreadPoolExecutor(workers, thread_name_prefix=name)
+    started = threading.Barrier(workers + 1)
+    for _ in range(workers):  # each waits at the barrier, so each submit finds no idle thread: a new one
+        pool.submit(started.wait)
+    started.wait()
+    return pool
 
 
 def _lower_priority() -> None:
-    """This thread (and the threads it starts) at nice +WORK_NICE, where the platform has it."""
+    """This thread at nice +WORK_NICE, where the platform has it (threads it starts inherit it)."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: run as is
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORK_NICE)
 
@@ -46,14 +59,14 @@ def _lower_priority() -> None:
 class WorkLoop:
     """An event loop in a daemon thread of its own; `run`/`call` await work on it from another loop."""
 
-    def __init__(self, name: str = "chatocr-work") -> None:
+    def __init__(self, name: str = "chatocr-work", call_threads: int = CALL_THREADS) -> None:
         self.loop = asyncio.new_event_loop()
+        self.loop.set_default_executor(_started_pool(call_threads, f"{name}-call"))
         self._thread = threading.Thread(target=self._forever, name=name, daemon=True)
         self._thread.start()
 
     def _forever(self) -> None:
         _lower_priority()
-        self.loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix=f"{self._thread.name}-thread"))
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 

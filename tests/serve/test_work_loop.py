@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
@@ -138,3 +142,41 @@ def test_the_child_returns_plain_values() -> None:
     assert decode_body(b'{"a": 1}') == (True, {"a": 1})
     ok, problem = decode_body(b"{")
     assert not ok and isinstance(problem, str) and "not valid JSON" in problem
+
+
+PARENT = """
+import asyncio, os, sys, time
+from chatocr.serve.decoding import BodyDecoder
+from chatocr.serve.inputs import Received
+decoder = BodyDecoder(threshold=1)
+asyncio.run(decoder.decode(Received(body=b"{}")))
+children = [int(p) for t in os.listdir("/proc/self/task") for p in open(f"/proc/self/task/{t}/children").read().split()]
+print(children[0], flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_a_killed_server_leaves_no_decoding_process_behind() -> None:
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        os.kill(child, 0)  # alive while its parent is
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _running(child):
+            time.sleep(0.1)
+        assert not _running(child), "the decoding process outlived its server"
+    finally:
+        parent.kill()
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (not gone, and not a zombie nobody has reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
