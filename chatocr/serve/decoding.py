@@ -76,11 +76,15 @@ class BodyDecoder:
             )
         return self._pool
 
+    def wants(self, received: Received) -> bool:
+        """Whether `received` is a JSON body large enough to be decoded in the child."""
+        return received.body is not None and len(received.body) >= self.threshold
+
     async def decode(self, received: Received) -> None:
         """Set `received.decoded` for a JSON body of `threshold` bytes or more (a 400 when it is
         not JSON chatocr reads); smaller bodies and forms are left to the parsing step."""
         data = received.body
-        if data is None or len(data) < self.threshold:
+        if data is None or not self.wants(received):
             return
         try:
             ok, value = await asyncio.wrap_future(self._executor().submit(decode_body, data))
