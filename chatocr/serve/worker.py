@@ -11,8 +11,8 @@ every switch interval (serve/server.py) instead of waiting for whole callbacks t
 (docs/benchmarks-serve.md measures both).
 
 Why one thread: Python runs one of them at a time anyway, and every thread more that wants the
-lock delays the server loop's turn. The pipeline's own threads (OCR, a local model's call) are
-started from this loop's executor and mostly run outside the lock (onnxruntime, llama.cpp, HTTP).
+lock delays the server loop's turn. The pipeline's blocking calls (OCR, a local model's call) run
+in this loop's call threads and mostly outside the lock (onnxruntime, llama.cpp, HTTP).
 
 Why a lower CPU priority for this one thread (Linux: nice +WORK_NICE): on a machine with fewer
 cores than runnable threads the kernel decides who runs next, and the server's loop, which is idle
