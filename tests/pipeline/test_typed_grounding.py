@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from chatocr.api import ChatOCR
@@ -137,6 +137,7 @@ def test_a_free_text_answer_stating_a_near_miss_is_unsupported() -> None:
 
 # -- properties ----------------------------------------------------------------------------------
 
+_ITEMS = ("TEA", "CAKE", "JAM", "PEAR", "MEAT", "RICE")
 _amounts = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("99999.99"), places=2)
 
 
@@ -157,8 +158,11 @@ def _printed(amount: Decimal, style: int) -> str:
     value=_amounts,
     style=st.integers(0, 2),
 )
+@example(page=[(Decimal("0.01"), 0)] * 4, value=Decimal("3.00"), style=0)
 def test_a_number_grounds_only_on_its_own_value(page: list[tuple[Decimal, int]], value: Decimal, style: int) -> None:
-    lines = [f"ITEM {n} {_printed(amount, shown)}" for n, (amount, shown) in enumerate(page)]
+    # Items named by words, not numbered: "ITEM 3" would put the number 3 on the page, and 3.00
+    # grounds on it as it should (found by hypothesis: a page of 0.01s and "ITEM 3").
+    lines = [f"{_ITEMS[n]} {_printed(amount, shown)}" for n, (amount, shown) in enumerate(page)]
     index = TextIndex(layout_of(*lines))
     answer = _printed(value, style)
     match = index.find(answer, "amount", ["total"])
