@@ -3,78 +3,93 @@
 Python's JSON decoder reads a whole string in one call that holds the interpreter lock: a 15 MB
 body of OCR text with 1.4 million escaped line breaks is ~50-65 ms of it, a 15 MB base64 image
 ~20 ms. No thread helps (the server's loop needs that lock to answer anyone, /healthz included),
-so bodies from LARGE_BODY_BYTES up go to one spawned process that decodes them with the same
-bounded reader (chatocr.fileio.parse_json: depth, number length, duplicate members) and sends the
-value back (unpickling it costs the server ~3 ms for 15 MB). Smaller bodies are decoded on the work
-loop, where they take under a millisecond or two.
+so bodies from LARGE_BODY_BYTES up go to one child process that decodes them with the same bounded
+reader (chatocr.fileio.parse_json: depth, number length, duplicate members) and sends the value
+back (unpickling it costs the server ~3 ms for 15 MB). Smaller bodies are decoded on the work
+loop, where they take a few milliseconds at most.
 
-The process is started when the service starts (its imports take ~0.7 s) and is started again if it
-ever dies; while it is unavailable a body is decoded in this process as before, never refused. It
-ends with the server: a server killed outright (SIGKILL, the OOM killer) leaves no child behind,
-because the child watches its parent (nothing else would tell it: it holds its own end of the pipe
-it waits on).
+The child is a plain `python -c` with a pipe each way (not multiprocessing: that child would share
+the terminal's process group, so a Ctrl-C during its start-up killed it with a traceback, and it
+would outlive a server killed outright). It runs in a session of its own, so the terminal's
+signals are the server's to handle; it ends when its stdin does, which is when the server closes
+it or dies. It is started with the service (its imports take ~0.7 s) and again if it ever dies;
+while it is unavailable a body is decoded in the server as before, never refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import os
+import pickle
+import subprocess
+import sys
 import threading
-import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import IO, Any
 
 from chatocr.errors import DataFileError
 from chatocr.fileio import parse_json
 from chatocr.serve.inputs import BODY, Received, not_json
 
-__all__ = ["LARGE_BODY_BYTES", "BodyDecoder"]
+__all__ = ["LARGE_BODY_BYTES", "BodyDecoder", "decode_body", "serve_decoding"]
 
 log = logging.getLogger("chatocr.serve")
 LARGE_BODY_BYTES = 1 << 20
+_LENGTH = 8  # bytes of a frame's length, big-endian, before its payload
+_CHILD = "from chatocr.serve.decoding import serve_decoding; serve_decoding()"
 
 
 def decode_body(data: bytes) -> tuple[bool, Any]:
-    """(True, value) or (False, what the bounded reader refused): run in the child process, so it
-    returns plain values (an exception with its own constructor does not always unpickle)."""
+    """(True, value) or (False, what the bounded reader refused), as plain values to pickle."""
     try:
         return True, parse_json(data, BODY, unique_members=True)
     except DataFileError as exc:
         return False, exc.message
 
 
-def _end_with(parent: int) -> None:
-    """In the child: exit as soon as `parent` is no longer this process's parent (it died)."""
+def _write_frame(stream: IO[bytes], payload: bytes) -> None:
+    stream.write(len(payload).to_bytes(_LENGTH, "big"))
+    stream.write(payload)
+    stream.flush()
 
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(0)
 
-    threading.Thread(target=watch, name="chatocr-parent-watch", daemon=True).start()
+def _read_frame(stream: IO[bytes]) -> bytes | None:
+    """The next frame's payload, or None at the end of the stream."""
+    head = stream.read(_LENGTH)
+    if len(head) < _LENGTH:
+        return None
+    size = int.from_bytes(head, "big")
+    payload = stream.read(size)
+    return payload if len(payload) == size else None
+
+
+def serve_decoding() -> None:
+    """The child's loop: a body in, decode_body's answer out, until stdin ends."""
+    while (body := _read_frame(sys.stdin.buffer)) is not None:
+        _write_frame(sys.stdout.buffer, pickle.dumps(decode_body(body), protocol=pickle.HIGHEST_PROTOCOL))
 
 
 class BodyDecoder:
-    """The child process that decodes large JSON bodies (module docstring)."""
+    """The child process that decodes large JSON bodies (module docstring), one body at a time."""
 
     def __init__(self, threshold: int = LARGE_BODY_BYTES) -> None:
         self.threshold = threshold
-        self._pool: ProcessPoolExecutor | None = None
+        self._child: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
 
     def start(self) -> None:
-        """Start the process now and have it import its modules, so the first large body does not wait."""
-        self._executor().submit(decode_body, b"{}")
+        """Start the child now, so that the first large body does not wait for its imports."""
+        with self._lock:
+            self._running()
 
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # spawn, not fork: the server has threads, and a forked copy of a held lock never opens
-            self._pool = ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"), initializer=_end_with, initargs=(os.getpid(),)
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self._child is None or self._child.poll() is not None:
+            self._child = subprocess.Popen(
+                [sys.executable, "-c", _CHILD],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                start_new_session=True,  # the terminal's Ctrl-C is for the server, which stops it
             )
-        return self._pool
+        return self._child
 
     def wants(self, received: Received) -> bool:
         """Whether `received` is a JSON body large enough to be decoded in the child."""
@@ -86,17 +101,39 @@ class BodyDecoder:
         data = received.body
         if data is None or not self.wants(received):
             return
-        try:
-            ok, value = await asyncio.wrap_future(self._executor().submit(decode_body, data))
-        except BrokenProcessPool:  # the child died (killed, out of memory): a new one next time
-            log.warning("the JSON decoding process stopped; starting another")
-            self.close()
-            ok, value = decode_body(data)
+        ok, value = await asyncio.to_thread(self._ask, data)  # a thread waits on the pipes
         if not ok:
             raise not_json(BODY, value)
         received.decoded = value
 
+    def _ask(self, data: bytes) -> tuple[bool, Any]:
+        with self._lock:
+            child = self._running()
+            assert child.stdin is not None and child.stdout is not None
+            try:
+                _write_frame(child.stdin, data)
+                answer = _read_frame(child.stdout)
+                if answer is not None:
+                    return pickle.loads(answer)  # type: ignore[no-any-return]  # our own child's
+            except OSError:
+                pass
+            log.warning("the JSON decoding process stopped; starting another")
+            self._stop(child)
+        return decode_body(data)  # here, this once
+
+    def _stop(self, child: subprocess.Popen[bytes]) -> None:
+        for stream in (child.stdin, child.stdout):
+            if stream is not None:
+                stream.close()
+        try:
+            child.wait(timeout=5)  # its stdin ended: it returns
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        if self._child is child:
+            self._child = None
+
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        with self._lock:
+            if self._child is not None:
+                self._stop(self._child)

@@ -25,7 +25,6 @@ started MAX_ATTEMPTS times without finishing. Never `running` with nobody runnin
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import json
 import logging
@@ -328,7 +327,7 @@ class JobRunner:
     async def stop(self) -> None:
         if self._running is not None:
             self._running.cancel()
-            with contextlib.suppress(asyncio.CancelledError, concurrent.futures.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError):  # wrap_future says a cancel in asyncio's words
                 await asyncio.wrap_future(self._running)
 
     async def _loop(self) -> None:

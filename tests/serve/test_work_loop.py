@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from chatocr.serve.decoding import BodyDecoder, decode_body
 from chatocr.serve.errors import ServeError
 from chatocr.serve.inputs import UNDECODED, Received, json_body
 from chatocr.serve.worker import WORK_NICE, WorkLoop
+from tests.serve.conftest import CHATOCR, base_env, free_port, httpx
 
 
 def test_work_runs_on_the_work_loops_thread_and_its_result_comes_back() -> None:
@@ -125,20 +127,31 @@ def test_a_dead_decoding_process_is_replaced_and_the_body_still_decoded(caplog: 
 
     try:
         assert asyncio.run(decode()) == {"text": "x" * 100}
-        pool = decoder._pool
-        assert pool is not None
-        for process in list(pool._processes.values()):  # the child is killed, as the OOM killer would
-            process.kill()
-            process.join(10)
-        assert asyncio.run(decode()) == {"text": "x" * 100}  # decoded here this once
+        child = decoder._child
+        assert child is not None
+        child.kill()  # as the OOM killer would, between two bodies: a new child is started
+        child.wait(10)
+        assert asyncio.run(decode()) == {"text": "x" * 100}
+        assert decoder._child is not None and decoder._child is not child
+        assert not caplog.text
+        # One that dies in the middle of a body (here: reads its length, then exits): that body is
+        # decoded in the server, said once, and the next goes to a new child.
+        decoder._child.kill()
+        decoder._child.wait(10)
+        dying = "import sys; sys.stdin.buffer.read(8)"
+        decoder._child = subprocess.Popen([sys.executable, "-c", dying], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert asyncio.run(decode()) == {"text": "x" * 100}
         assert "decoding process stopped" in caplog.text
-        assert asyncio.run(decode()) == {"text": "x" * 100}  # and by a new child after that
-        assert decoder._pool is not None and decoder._pool is not pool
+        assert decoder._child is None
+        assert asyncio.run(decode()) == {"text": "x" * 100}
+        assert decoder._child is not None
     finally:
         decoder.close()
+    assert child.poll() is not None and decoder._child is None
 
 
 def test_the_child_returns_plain_values() -> None:
+    """Plain values, pickled by the child: an exception with a constructor of its own may not unpickle."""
     assert decode_body(b'{"a": 1}') == (True, {"a": 1})
     ok, problem = decode_body(b"{")
     assert not ok and isinstance(problem, str) and "not valid JSON" in problem
@@ -180,3 +193,42 @@ def _running(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_ctrl_c_in_a_terminal_stops_the_service_and_its_child_quietly(tmp_path: Path) -> None:
+    """Ctrl-C reaches the terminal's whole process group, the decoding process too: the service
+    shuts down with no traceback from anyone, and leaves no process of its group behind."""
+    port = free_port()
+    log = tmp_path / "server.log"
+    args = ["serve", "--port", str(port), "--llm", "scripted", "--ocr", "text", "--data-dir", str(tmp_path / "d")]
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(CHATOCR), *args], env=base_env(tmp_path), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            children = _children(server.pid)
+            assert children, "the decoding process was not started with the service"
+            os.killpg(server.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+            assert server.wait(30) == 0
+        finally:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_running(child) for child in children):
+        time.sleep(0.1)
+    assert not any(_running(child) for child in children)
+    text = log.read_text(encoding="utf-8", errors="replace")
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-2000:]
+
+
+def _children(pid: int) -> list[int]:
+    return [
+        int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()
+    ]
