@@ -40,7 +40,7 @@ def free_port() -> int:
 class Server:
     """One `chatocr serve` process. `log()` is everything it wrote to stderr and stdout."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, *, own_session: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -51,6 +51,7 @@ class Server:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=env.get("PWD"),
+            start_new_session=own_session,  # a process group of its own, as a terminal's job is
         )
 
     def wait_ready(self, deadline_s: float = 120.0) -> None:

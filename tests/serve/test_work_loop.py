@@ -18,7 +18,7 @@ from chatocr.serve.decoding import BodyDecoder, decode_body
 from chatocr.serve.errors import ServeError
 from chatocr.serve.inputs import UNDECODED, Received, json_body
 from chatocr.serve.worker import WORK_NICE, WorkLoop
-from tests.serve.conftest import CHATOCR, base_env, free_port, httpx
+from tests.serve.conftest import Server, base_env
 
 
 def test_work_runs_on_the_work_loops_thread_and_its_result_comes_back() -> None:
@@ -196,36 +196,26 @@ def _running(pid: int) -> bool:
 
 
 def test_ctrl_c_in_a_terminal_stops_the_service_and_its_child_quietly(tmp_path: Path) -> None:
-    """Ctrl-C reaches the terminal's whole process group, the decoding process too: the service
-    shuts down with no traceback from anyone, and leaves no process of its group behind."""
-    port = free_port()
-    log = tmp_path / "server.log"
-    args = ["serve", "--port", str(port), "--llm", "scripted", "--ocr", "text", "--data-dir", str(tmp_path / "d")]
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [str(CHATOCR), *args], env=base_env(tmp_path), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            children = _children(server.pid)
-            assert children, "the decoding process was not started with the service"
-            os.killpg(server.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
-            assert server.wait(30) == 0
-        finally:
-            if server.poll() is None:
-                os.killpg(server.pid, signal.SIGKILL)
+    """Ctrl-C reaches the terminal's whole process group, the decoding process's start-up too: the
+    service shuts down with no traceback from anyone, and leaves no process behind."""
+    args = ["--llm", "scripted", "--ocr", "text", "--data-dir", str(tmp_path / "d")]
+    server = Server(args, base_env(tmp_path), tmp_path / "server.log", own_session=True)
+    try:
+        server.wait_ready()
+        children = _children(server.process.pid)
+        assert children, "the decoding process was not started with the service"
+        os.killpg(server.process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        assert server.process.wait(30) == 0
+    finally:
+        if server.process.poll() is None:
+            os.killpg(server.process.pid, signal.SIGKILL)
+        server.stop()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and any(_running(child) for child in children):
         time.sleep(0.1)
     assert not any(_running(child) for child in children)
-    text = log.read_text(encoding="utf-8", errors="replace")
-    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-2000:]
+    log = server.log()
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log[-2000:]
 
 
 def _children(pid: int) -> list[int]:
