@@ -159,8 +159,8 @@ class Service:
         """The body (read on the event loop: I/O only), a large JSON body decoded in the decoding
         process (serve/decoding.py), within the request's timeout."""
         received = await self.within(request, receive(request, form))
-        if self.decoder.wants(received):  # the child decodes it; the decoder's thread waits on the pipes
-            await self.within(request, self.decoder.decode(received))
+        if self.decoder.wants(received):  # the child decodes it; its own thread waits on the pipes
+            await self.within(request, self.worker.run(self.decoder.decode(received)))
         return received
 
     async def offload(self, request: Request, work: Callable[[], T]) -> T:
