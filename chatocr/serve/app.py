@@ -159,7 +159,9 @@ class Service:
         """The body (read on the event loop: I/O only), a large JSON body decoded in the decoding
         process (serve/decoding.py), within the request's timeout."""
         received = await self.within(request, receive(request, form))
-        if self.decoder.wants(received):  # the child decodes it; its own thread waits on the pipes
+        if self.decoder.wants(received):  # the child decodes it; the decoder's thread waits on the pipes
+            # Awaited from the work loop, not this one: measured, alternating the two (three pairs of
+            # the hostile load test), /healthz p99 62-66 ms this way, 65-69 ms awaited here.
             await self.within(request, self.worker.run(self.decoder.decode(received)))
         return received
 

@@ -1,12 +1,13 @@
 """Large JSON request bodies decoded in a child process, where they cannot stall the service.
 
 Python's JSON decoder reads a whole string in one call that holds the interpreter lock: a 15 MB
-body of OCR text with 1.4 million escaped line breaks is ~50-65 ms of it, a 15 MB base64 image
-~20 ms. No thread helps (the server's loop needs that lock to answer anyone, /healthz included),
-so bodies from LARGE_BODY_BYTES up go to one child process that decodes them with the same bounded
-reader (chatocr.fileio.parse_json: depth, number length, duplicate members) and sends the value
-back (unpickling it costs the server ~3 ms for 15 MB). Smaller bodies are decoded on the work
-loop, where they take a few milliseconds at most.
+body of OCR text with 1.4 million escaped line breaks is ~35-45 ms of it, a 15 MB base64 image ~11
+ms (benchmarks/bench_json_decode.py, best of 5; more under load). No thread helps (the server's
+loop needs that lock to answer anyone, /healthz included), so bodies from LARGE_BODY_BYTES up go to
+one child process that decodes them with the same bounded reader (chatocr.fileio.parse_json: depth,
+number length, duplicate members) and sends the value back (unpickling it costs the server ~2 ms
+for 15 MB). Smaller bodies are decoded on the work loop, where they take a few milliseconds at
+most.
 
 The child is a plain `python -c` with a pipe each way (not multiprocessing: that child would share
 the terminal's process group, so a Ctrl-C during its start-up killed it with a traceback, and it
@@ -102,10 +103,9 @@ class BodyDecoder:
     async def decode(self, received: Received) -> None:
         """Set `received.decoded` for a JSON body of `threshold` bytes or more (a 400 when it is
         not JSON chatocr reads); smaller bodies and forms are left to the parsing step."""
-        data = received.body
-        if data is None or not self.wants(received):
+        if received.body is None or not self.wants(received):
             return
-        ok, value = await asyncio.get_running_loop().run_in_executor(self._talker, self._ask, data)
+        ok, value = await asyncio.get_running_loop().run_in_executor(self._talker, self._ask, received.body)
         if not ok:
             raise not_json(BODY, value)
         received.decoded = value

@@ -5,7 +5,7 @@ rendering the answer), so that uvicorn's event loop only moves bytes and answers
 Why a thread and not the server's own loop: the pipeline is async (it awaits OCR threads and model
 calls), but between those awaits it computes (the prompt, grounding, signals, checks, the result's
 JSON) on whatever loop runs it. On uvicorn's loop that work delayed every other answer: under a
-load of 32 clients on 2 cores /healthz waited up to 170 ms behind four extractions' bookkeeping.
+load of 32 clients on 2 cores /healthz waited up to 178 ms behind four extractions' bookkeeping.
 On a loop of its own it shares the interpreter lock with the server's loop, which takes its turn
 every switch interval (serve/server.py) instead of waiting for whole callbacks to finish
 (docs/benchmarks-serve.md measures both).
